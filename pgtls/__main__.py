@@ -1,0 +1,5 @@
+"""`python -m pgtls` is the `pgtls` command."""
+
+from pgtls.cli import main
+
+raise SystemExit(main())

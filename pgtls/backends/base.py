@@ -1,0 +1,89 @@
+"""The interface between the front door (server/) and what stands behind it.
+
+After authentication the server hands every frontend message of a session to a
+:class:`Session`.  A session is a blocking object: the server calls it from a
+worker thread, never from the event loop, and never from two threads at once
+(except :meth:`Session.cancel`, which may be called from any thread).
+
+Output goes through ``send``: a thread-safe callable that queues protocol bytes
+for the client (it may block for flow control).  A session should pass large
+chunks (tens of kB) rather than one call per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+Send = Callable[[bytes], None]
+
+
+@dataclass(frozen=True)
+class TlsInfo:
+    """What a session may learn about the connection's TLS (pg_stat_ssl, sslinfo)."""
+
+    version: str  # "TLSv1.3"
+    cipher: str  # OpenSSL name, e.g. "TLS_AES_256_GCM_SHA384"
+    bits: int
+    client_cert_present: bool = False
+    client_dn: str | None = None  # slash format, e.g. "/CN=alice"
+    client_serial: int | None = None
+    issuer_dn: str | None = None
+    client_cert_der: bytes | None = None
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    pid: int  # the session's backend pid as reported in BackendKeyData
+    user: str
+    database: str
+    client_addr: str | None  # None for Unix-domain sockets
+    client_port: int | None
+    application_name: str = ""
+    options: dict[str, str] = field(default_factory=dict)  # other startup parameters (DateStyle, ...)
+    tls: TlsInfo | None = None
+    is_superuser: bool = True
+
+
+class ActivityRow(Protocol):
+    """One row of pg_stat_activity / pg_stat_ssl as the registry knows it."""
+
+    info: SessionInfo
+    state: str
+    query: str
+
+
+class Registry(Protocol):
+    """What a backend may ask the server about all sessions (for pg_stat_ssl, pg_stat_activity)."""
+
+    def sessions(self) -> list[ActivityRow]: ...
+
+
+class Session(Protocol):
+    def startup_parameters(self) -> list[tuple[str, str]]:
+        """ParameterStatus pairs sent after AuthenticationOk (server_version, ...)."""
+        ...
+
+    def handle(self, kind: bytes, body: bytes, send: Send) -> str | None:
+        """Process one frontend message; return the transaction status I/T/E after a
+        ReadyForQuery was sent, or None when no ReadyForQuery was due (e.g. Parse/Bind before Sync).
+
+        The session writes ReadyForQuery itself through ``send``; the return value only
+        keeps the server's activity view (state idle / active / idle in transaction) right.
+        """
+        ...
+
+    def cancel(self) -> None:
+        """Interrupt the running statement (CancelRequest); called from another thread."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    def open_session(self, info: SessionInfo, registry: Registry) -> Session:
+        """Open a session; raises pgtls.errors.PgError (FATAL, e.g. 3D000) if it cannot. Blocking."""
+        ...
+
+    def close(self) -> None: ...

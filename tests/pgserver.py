@@ -1,0 +1,168 @@
+"""A real PostgreSQL 15 server for differential tests, started and stopped by the test.
+
+PostgreSQL refuses to run as root, so when the suite runs as root the cluster
+is owned by and run as the ``postgres`` system user (Debian's package creates
+it).  Everything lives in a fresh directory under /tmp that the server user can
+read; the server listens on 127.0.0.1 and a private Unix socket directory only.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+PG_BIN = Path(os.environ.get("PGTLS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def have_postgres() -> bool:
+    return (PG_BIN / "postgres").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run_as() -> tuple[int, int] | None:
+    if os.geteuid() != 0:
+        return None
+    pw = pwd.getpwnam("postgres")
+    return pw.pw_uid, pw.pw_gid
+
+
+def shared_tmpdir(prefix: str = "pgtls-") -> Path:
+    """A temp directory the postgres user can enter (pytest's tmp_path is root-only)."""
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    d.chmod(0o755)
+    return d
+
+
+def give_to_server_user(path: Path) -> None:
+    ids = _run_as()
+    if ids is None:
+        return
+    for root, dirs, files in os.walk(path):
+        os.chown(root, *ids)
+        for f in files:
+            os.chown(os.path.join(root, f), *ids)
+        for d in dirs:
+            os.chown(os.path.join(root, d), *ids)
+
+
+def _demote() -> None:  # preexec_fn
+    ids = _run_as()
+    if ids is not None:
+        os.setgid(ids[1])
+        os.setuid(ids[0])
+
+
+class RealPostgres:
+    """``with RealPostgres() as pg:`` -> a running cluster; ``pg.port``, ``pg.datadir``, ``pg.log()``."""
+
+    def __init__(self, base: Path | None = None, superuser: str = "postgres") -> None:
+        self.base = base or shared_tmpdir("pgtls-pg-")
+        self.datadir = self.base / "data"
+        self.sockdir = self.base / "sock"
+        self.logfile = self.base / "server.log"
+        self.superuser = superuser
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    # --- lifecycle ---
+    def init(self) -> RealPostgres:
+        self.sockdir.mkdir(exist_ok=True)
+        give_to_server_user(self.base)
+        subprocess.run(
+            [str(PG_BIN / "initdb"), "-D", str(self.datadir), "-U", self.superuser, "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"],
+            check=True, capture_output=True, preexec_fn=_demote,
+        )
+        with open(self.datadir / "postgresql.conf", "a") as f:
+            f.write(
+                f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
+                f"unix_socket_directories = '{self.sockdir}'\nfsync = off\n"
+                "log_connections = on\nlog_line_prefix = '%m [%p] '\n"
+            )
+        return self
+
+    def write(self, name: str, text: str) -> None:
+        p = self.datadir / name
+        p.write_text(text)
+        give_to_server_user(p)
+
+    def copy_in(self, src: str | Path, name: str | None = None, mode: int = 0o600) -> None:
+        dst = self.datadir / (name or Path(src).name)
+        if Path(src).is_dir():
+            if dst.exists():
+                shutil.rmtree(dst)
+            shutil.copytree(src, dst)
+        else:
+            shutil.copy(src, dst)
+            dst.chmod(mode)
+        give_to_server_user(dst)
+
+    def start(self, check: bool = True) -> bool:
+        give_to_server_user(self.datadir)
+        self._log_offset = self.logfile.stat().st_size if self.logfile.exists() else 0
+        logf = open(self.logfile, "ab")
+        self.proc = subprocess.Popen(
+            [str(PG_BIN / "postgres"), "-D", str(self.datadir)],
+            stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, preexec_fn=_demote,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                if check:
+                    raise RuntimeError(f"postgres failed to start:\n{self.log()}")
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return True
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("postgres did not start in time")
+
+    def reload(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(1)
+        time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(2)  # SIGINT: fast shutdown (SIGTERM would wait for clients)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self, check: bool = True) -> bool:
+        self.stop()
+        return self.start(check=check)
+
+    def log(self) -> str:
+        try:
+            return self.logfile.read_bytes()[self._log_offset :].decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> RealPostgres:
+        if not self.datadir.exists():
+            self.init()
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
