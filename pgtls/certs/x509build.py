@@ -208,10 +208,20 @@ def make_leaf(
     return Issued(_sign(b, issuer, hash_alg or hashes.SHA256()), key)
 
 
-def make_selfsigned(subject: x509.Name, *, san: Sequence[str] = (), key_kind: str = "ec", days: int = 365) -> Issued:
+def make_selfsigned(
+    subject: x509.Name,
+    *,
+    san: Sequence[str] = (),
+    key_kind: str = "ec",
+    days: int = 365,
+    key: PrivateKey | None = None,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    serial: int | None = None,
+) -> Issued:
     """The seed's first recipe: a self-signed server certificate (it is its own CA)."""
-    key = generate_key(key_kind)
-    b = _builder(subject, subject, key.public_key(), days, None, None, None)
+    key = key or generate_key(key_kind)
+    b = _builder(subject, subject, key.public_key(), days, not_before, not_after, serial)
     b = b.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
     b = b.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     names = parse_san(san)

@@ -196,3 +196,52 @@ def parse_sasl_initial(body: bytes) -> tuple[str, bytes | None]:
 
 def join_messages(parts: Iterable[bytes]) -> bytes:
     return b"".join(parts)
+
+
+# --- extended query and COPY backend messages (added for the embedded backend) ----------------
+
+
+def parse_complete() -> bytes:
+    return msg(b"1")
+
+
+def bind_complete() -> bytes:
+    return msg(b"2")
+
+
+def close_complete() -> bytes:
+    return msg(b"3")
+
+
+def no_data() -> bytes:
+    return msg(b"n")
+
+
+def portal_suspended() -> bytes:
+    return msg(b"s")
+
+
+def parameter_description(oids: Sequence[int]) -> bytes:
+    return msg(b"t", _I16.pack(len(oids)) + b"".join(struct.pack("!I", o) for o in oids))
+
+
+def _copy_response(kind: bytes, overall_format: int, column_formats: Sequence[int]) -> bytes:
+    body = struct.pack("!bh", overall_format, len(column_formats))
+    body += b"".join(_I16.pack(f) for f in column_formats)
+    return msg(kind, body)
+
+
+def copy_in_response(overall_format: int, column_formats: Sequence[int]) -> bytes:
+    return _copy_response(b"G", overall_format, column_formats)
+
+
+def copy_out_response(overall_format: int, column_formats: Sequence[int]) -> bytes:
+    return _copy_response(b"H", overall_format, column_formats)
+
+
+def copy_data(data: bytes) -> bytes:
+    return msg(b"d", data)
+
+
+def copy_done() -> bytes:
+    return msg(b"c")

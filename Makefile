@@ -1,0 +1,35 @@
+# pgtls — quick start: `make demo` runs the server, `make test` runs the whole suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv system-deps lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Debian packages the tests need (PostgreSQL 15 server and client for the differential tests).
+system-deps:
+	bash scripts/install-system-deps.sh
+
+demo: venv
+	$(PY) -m pgtls.demo $(if $(PORT),--port $(PORT),)
+
+test: venv system-deps
+	$(VENV)/bin/ruff check pgtls tests bench
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check pgtls tests bench
+
+bench: venv
+	bash scripts/install-system-deps.sh --bench
+	$(PY) bench/connect_rate.py
+
+clean:
+	rm -rf $(VENV) demo-data .pytest_cache

@@ -1,0 +1,147 @@
+"""``pgtls role add|alter|drop|list -D DIR``: manage the role store from the shell.
+
+Passwords are read from the terminal (twice, without echo) or, with
+``--password-stdin``, from the first line of standard input — never from the command
+line, where other users could read them in the process list.  Only the resulting
+secret (SCRAM verifier or md5 hash) is written.  ``-D`` defaults to ``$PGDATA``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from pgtls.auth.passwords import PASSWORD_METHODS, SCRAM_DEFAULT_ITERATIONS
+from pgtls.auth.roles import RoleError, RoleStore
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        return line[:-1] if line.endswith("\n") else line
+    if not args.password:
+        return None
+    first = getpass.getpass("Enter password for new role: ")
+    second = getpass.getpass("Enter it again: ")
+    if first != second:
+        raise RoleError("Passwords didn't match.")
+    return first
+
+
+def _store(args: argparse.Namespace) -> RoleStore:
+    data = args.datadir or os.environ.get("PGDATA")
+    if not data:
+        raise RoleError("no data directory specified (use -D or set PGDATA)")
+    return RoleStore(Path(data), password_encryption=args.password_encryption, scram_iterations=args.scram_iterations)
+
+
+def _flags(args: argparse.Namespace) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for name in ("superuser", "login", "createdb", "createrole", "inherit"):
+        v = getattr(args, name, None)
+        if v is not None:
+            out[name] = v
+    if getattr(args, "valid_until", None) is not None:
+        out["valid_until"] = args.valid_until or None
+    return out
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    store = _store(args)
+    pw = _read_password(args)
+    flags = _flags(args)
+    store.create(args.name, password=pw, member_of=args.member_of or (), **flags)  # type: ignore[arg-type]
+    print(f"CREATE ROLE {args.name}")
+    return 0
+
+
+def _cmd_alter(args: argparse.Namespace) -> int:
+    store = _store(args)
+    changes = _flags(args)
+    if args.password or args.password_stdin:
+        changes["password"] = _read_password(args)
+    if args.no_password:
+        changes["password"] = None
+    if changes:
+        store.alter(args.name, **changes)
+    for g in args.grant or ():
+        store.grant(args.name, g)
+    for g in args.revoke or ():
+        store.revoke(args.name, g)
+    print(f"ALTER ROLE {args.name}")
+    return 0
+
+
+def _cmd_drop(args: argparse.Namespace) -> int:
+    store = _store(args)
+    store.drop(args.name)
+    print(f"DROP ROLE {args.name}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    for r in _store(args).list():
+        attrs = [a for a, on in (("Superuser", r.superuser), ("Create role", r.createrole),
+                                 ("Create DB", r.createdb), ("Cannot login", not r.login),
+                                 ("No inheritance", not r.inherit)) if on]
+        kind = "none" if r.password is None else ("md5" if r.password.startswith("md5") else "scram-sha-256")
+        until = f" valid until {r.valid_until}" if r.valid_until else ""
+        groups = f" member of {{{','.join(r.member_of)}}}" if r.member_of else ""
+        print(f"{r.name}\toid={r.oid}\tpassword={kind}{until}\t{', '.join(attrs)}{groups}")
+    return 0
+
+
+def _wrap(fn: object) -> object:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(fn(args))  # type: ignore[operator]
+        except RoleError as e:
+            print(f"pgtls role: error: {e}", file=sys.stderr)
+            return 1
+    return run
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-D", "--pgdata", dest="datadir", help="data directory (default: $PGDATA)")
+    p.add_argument("--password-encryption", choices=PASSWORD_METHODS, default="scram-sha-256")
+    p.add_argument("--scram-iterations", type=int, default=SCRAM_DEFAULT_ITERATIONS)
+
+
+def _attrs(p: argparse.ArgumentParser) -> None:
+    for name in ("superuser", "login", "createdb", "createrole", "inherit"):
+        p.add_argument(f"--{name}", dest=name, action="store_true", default=None)
+        p.add_argument(f"--no-{name}", dest=name, action="store_false")
+    p.add_argument("--valid-until", help="password expiry (ISO 8601); empty for never")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+
+def add_role_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``role add|alter|drop|list``; each sets ``func(args) -> int``."""
+    role = subparsers.add_parser("role", help="manage roles (pg_authid)")
+    sub = role.add_subparsers(dest="role_command", required=True)
+    add = sub.add_parser("add", help="create a role")
+    add.add_argument("name")
+    _common(add)
+    _attrs(add)
+    add.add_argument("-P", "--password", action="store_true", help="prompt for a password")
+    add.add_argument("--member-of", action="append", metavar="ROLE")
+    add.set_defaults(func=_wrap(_cmd_add))
+    alter = sub.add_parser("alter", help="change a role")
+    alter.add_argument("name")
+    _common(alter)
+    _attrs(alter)
+    alter.add_argument("-P", "--password", action="store_true", help="prompt for a new password")
+    alter.add_argument("--no-password", action="store_true", help="remove the password")
+    alter.add_argument("--grant", action="append", metavar="ROLE", help="make NAME a member of ROLE")
+    alter.add_argument("--revoke", action="append", metavar="ROLE")
+    alter.set_defaults(func=_wrap(_cmd_alter))
+    drop = sub.add_parser("drop", help="drop a role")
+    drop.add_argument("name")
+    _common(drop)
+    drop.set_defaults(func=_wrap(_cmd_drop))
+    lst = sub.add_parser("list", help="list roles")
+    _common(lst)
+    lst.set_defaults(func=_wrap(_cmd_list))

@@ -1,0 +1,387 @@
+"""Values DuckDB returns (Python objects) encoded in PostgreSQL's text and binary formats.
+
+Text output follows PostgreSQL's output functions with DateStyle ISO,
+IntervalStyle postgres, extra_float_digits 1 (shortest exact floats, ryu
+thresholds of d2s.c / f2s.c), bytea_output hex.  Binary output follows each
+type's ``*send`` function (timestamps as microseconds since 2000-01-01, numeric
+as base-10000 digits, arrays with the array_send header).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import struct
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from pgtls.backends.embedded import types as T
+
+PG_EPOCH = dt.datetime(2000, 1, 1)
+PG_EPOCH_TZ = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+PG_EPOCH_DATE = dt.date(2000, 1, 1)
+
+# --- floats -----------------------------------------------------------------------------------
+
+
+def _shortest_digits(v: float, single: bool) -> tuple[str, int]:
+    """(significant digits, decimal exponent of the first digit) of the shortest round-trip form."""
+    if single:
+        target = struct.unpack("!f", struct.pack("!f", v))[0]
+        for n in range(1, 10):
+            s = f"{v:.{n - 1}e}"
+            if struct.unpack("!f", struct.pack("!f", float(s)))[0] == target:
+                break
+    else:
+        s = repr(v)
+    d = Decimal(s)
+    sign, digits, exp = d.as_tuple()
+    ds = "".join(map(str, digits)).rstrip("0") or "0"
+    return ds, len(digits) + int(exp) - 1
+
+
+def format_float(v: float, single: bool = False) -> str:
+    if v != v:
+        return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "Infinity" if v > 0 else "-Infinity"
+    if v == 0:
+        return "-0" if str(v).startswith("-") else "0"
+    sign = "-" if v < 0 else ""
+    digits, e = _shortest_digits(abs(v), single)
+    if -4 <= e < (6 if single else 15):
+        if e >= 0:
+            ip = digits[: e + 1].ljust(e + 1, "0")
+            fp = digits[e + 1 :]
+            return sign + ip + ("." + fp if fp else "")
+        return sign + "0." + "0" * (-e - 1) + digits
+    mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{sign}{mant}e{'-' if e < 0 else '+'}{abs(e):02d}"
+
+
+# --- date/time --------------------------------------------------------------------------------
+
+
+def _frac(us: int) -> str:
+    return ("." + f"{us:06d}".rstrip("0")) if us else ""
+
+
+def format_offset(off: dt.timedelta | None) -> str:
+    secs = int(off.total_seconds()) if off is not None else 0
+    sign = "-" if secs < 0 else "+"
+    secs = abs(secs)
+    h, rem = divmod(secs, 3600)
+    m, s = divmod(rem, 60)
+    out = f"{sign}{h:02d}"
+    if m or s:
+        out += f":{m:02d}"
+    if s:
+        out += f":{s:02d}"
+    return out
+
+
+def format_date(d: dt.date) -> str:
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+
+
+def format_time(t: dt.time) -> str:
+    return f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}{_frac(t.microsecond)}"
+
+
+def format_timestamp(v: dt.datetime) -> str:
+    return f"{format_date(v)} {format_time(v.time())}"
+
+
+def format_timestamptz(v: dt.datetime, tz: dt.tzinfo) -> str:
+    if v.tzinfo is None:
+        v = v.replace(tzinfo=dt.UTC)
+    try:
+        local = v.astimezone(tz)
+    except (OverflowError, ValueError):
+        local = v
+    return format_timestamp(local) + format_offset(local.utcoffset())
+
+
+def format_timetz(t: dt.time) -> str:
+    return format_time(t) + format_offset(t.utcoffset())
+
+
+# --- interval ---------------------------------------------------------------------------------
+
+_IV_PART = re.compile(r"(-?\d+) (year|month|day)s?")
+_IV_TIME = re.compile(r"(-?)(\d+):(\d\d):(\d\d)(?:\.(\d+))?")
+
+
+def interval_parts(v: object) -> tuple[int, int, int]:
+    """(months, days, microseconds) of a DuckDB interval given as its VARCHAR text or a timedelta."""
+    if isinstance(v, dt.timedelta):
+        return 0, v.days, v.seconds * 1_000_000 + v.microseconds
+    s = str(v)
+    months = days = 0
+    for num, unit in _IV_PART.findall(s):
+        n = int(num)
+        if unit == "year":
+            months += 12 * n
+        elif unit == "month":
+            months += n
+        else:
+            days += n
+    micros = 0
+    m = _IV_TIME.search(s)
+    if m:
+        frac = (m.group(5) or "").ljust(6, "0")[:6]
+        micros = ((int(m.group(2)) * 60 + int(m.group(3))) * 60 + int(m.group(4))) * 1_000_000 + int(frac)
+        if m.group(1):
+            micros = -micros
+    return months, days, micros
+
+
+def format_interval(v: object) -> str:
+    """IntervalStyle postgres, as EncodeInterval() in PostgreSQL's datetime.c."""
+    months, days, micros = interval_parts(v)
+    year = int(months / 12)
+    mon = months - year * 12
+    parts: list[str] = []
+    is_before = False
+    is_zero = True
+    for value, unit in ((year, "year"), (mon, "mon"), (days, "day")):
+        if value == 0:
+            continue
+        plus = "+" if is_before and value > 0 else ""
+        parts.append(f"{plus}{value} {unit}{'s' if value != 1 else ''}")
+        is_before = value < 0
+        is_zero = False
+    if micros != 0 or is_zero:
+        minus = micros < 0
+        a = abs(micros)
+        h, rem = divmod(a, 3_600_000_000)
+        mi, rem = divmod(rem, 60_000_000)
+        sec, us = divmod(rem, 1_000_000)
+        sign = "-" if minus else ("+" if is_before else "")
+        parts.append(f"{sign}{h:02d}:{mi:02d}:{sec:02d}{_frac(us)}")
+    return " ".join(parts)
+
+
+# --- arrays -----------------------------------------------------------------------------------
+
+_ARRAY_SPECIAL = re.compile(r'[{},"\\\s]')
+
+
+def _quote_array_elem(s: str) -> str:
+    if s == "" or _ARRAY_SPECIAL.search(s) or s.upper() == "NULL":
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return s
+
+
+def format_array(v: list[Any], elem: Callable[[Any], str]) -> str:
+    out: list[str] = []
+    for x in v:
+        if x is None:
+            out.append("NULL")
+        elif isinstance(x, list | tuple):
+            out.append(format_array(list(x), elem))
+        else:
+            out.append(_quote_array_elem(elem(x)))
+    return "{" + ",".join(out) + "}"
+
+
+# --- text encoders by type --------------------------------------------------------------------
+
+
+def _json_text(v: object) -> str:
+    if isinstance(v, str):
+        return v
+    return json.dumps(v, default=str, separators=(", ", ": "))
+
+
+def _numeric_text(v: object) -> str:
+    if isinstance(v, Decimal):
+        if v.is_nan():
+            return "NaN"
+        if v.is_infinite():
+            return "Infinity" if v > 0 else "-Infinity"
+        return format(v, "f")
+    if isinstance(v, float):
+        return format_float(v)
+    return str(v)
+
+
+def text_encoder(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], str]:
+    """A function value -> PostgreSQL text output for type ``t``."""
+    oid = t.oid
+    if t.elem:
+        inner = text_encoder(T.BY_OID[t.elem], tz)
+        return lambda v: format_array(list(v), inner) if isinstance(v, list | tuple) else str(v)
+    if oid == T.BOOL.oid:
+        return lambda v: "t" if v else "f"
+    if oid in (T.FLOAT8.oid, T.FLOAT4.oid):
+        single = oid == T.FLOAT4.oid
+        return lambda v: format_float(float(v), single)
+    if oid == T.NUMERIC.oid:
+        return _numeric_text
+    if oid == T.BYTEA.oid:
+        return lambda v: "\\x" + bytes(v).hex()
+    if oid == T.DATE.oid:
+        return lambda v: format_date(v) if isinstance(v, dt.date) else str(v)
+    if oid == T.TIME.oid:
+        return lambda v: format_time(v) if isinstance(v, dt.time) else str(v)
+    if oid == T.TIMETZ.oid:
+        return lambda v: format_timetz(v) if isinstance(v, dt.time) else str(v)
+    if oid == T.TIMESTAMP.oid:
+        return lambda v: format_timestamp(v) if isinstance(v, dt.datetime) else str(v)
+    if oid == T.TIMESTAMPTZ.oid:
+        return lambda v: format_timestamptz(v, tz) if isinstance(v, dt.datetime) else str(v)
+    if oid == T.INTERVAL.oid:
+        return format_interval
+    if oid in (T.JSON.oid, T.JSONB.oid):
+        return _json_text
+    return str
+
+
+# --- binary encoders --------------------------------------------------------------------------
+
+_NBASE = 10000
+
+
+def numeric_send(v: object) -> bytes:
+    d = v if isinstance(v, Decimal) else Decimal(str(v))
+    if d.is_nan():
+        return struct.pack("!hhHH", 0, 0, 0xC000, 0)
+    if d.is_infinite():
+        return struct.pack("!hhHH", 0, 0, 0xD000 if d > 0 else 0xF000, 0)
+    sign, digits, exp = d.as_tuple()
+    exp = int(exp)
+    dscale = max(-exp, 0)
+    ds = "".join(map(str, digits)) or "0"
+    if exp > 0:
+        ds += "0" * exp
+        exp = 0
+    int_part = ds[: len(ds) + exp] if len(ds) + exp > 0 else ""
+    frac_part = ds[len(ds) + exp :] if exp < 0 else ""
+    if len(ds) + exp < 0:
+        frac_part = "0" * (-(len(ds) + exp)) + ds
+    int_part = int_part.lstrip("0")
+    pad_int = (-len(int_part)) % 4
+    int_part = "0" * pad_int + int_part
+    frac_part = frac_part + "0" * ((-len(frac_part)) % 4)
+    groups = [int(int_part[i : i + 4]) for i in range(0, len(int_part), 4)]
+    weight = len(groups) - 1
+    groups += [int(frac_part[i : i + 4]) for i in range(0, len(frac_part), 4)]
+    while groups and groups[0] == 0:
+        groups.pop(0)
+        weight -= 1
+    while groups and groups[-1] == 0:
+        groups.pop()
+    if not groups:
+        weight = 0
+    return struct.pack(f"!hhHH{len(groups)}H", len(groups), weight, 0x4000 if sign else 0, dscale, *groups)
+
+
+def _ts_micros(v: dt.datetime) -> int:
+    if v.tzinfo is not None:
+        delta = v - PG_EPOCH_TZ
+    else:
+        delta = v - PG_EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _time_micros(t: dt.time) -> int:
+    return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond
+
+
+def _interval_send(v: object) -> bytes:
+    months, days, micros = interval_parts(v)
+    return struct.pack("!qii", micros, days, months)
+
+
+def _timetz_send(t: dt.time) -> bytes:
+    off = t.utcoffset()
+    return struct.pack("!qi", _time_micros(t), -int(off.total_seconds()) if off else 0)
+
+
+def _uuid_send(v: object) -> bytes:
+    return v.bytes if isinstance(v, uuid.UUID) else uuid.UUID(str(v)).bytes
+
+
+def _array_dims(v: list[Any]) -> list[int]:
+    dims = [len(v)]
+    if v and isinstance(v[0], list | tuple):
+        dims += _array_dims(list(v[0]))
+    return dims
+
+
+def _flatten(v: list[Any], depth: int) -> list[Any]:
+    if depth <= 1:
+        return list(v)
+    out: list[Any] = []
+    for x in v:
+        out.extend(_flatten(list(x or []), depth - 1))
+    return out
+
+
+def binary_encoder(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], bytes]:
+    oid = t.oid
+    if t.elem:
+        elem_t = T.BY_OID[t.elem]
+        inner = binary_encoder(elem_t, tz)
+
+        def array_send(v: Any) -> bytes:
+            v = list(v)
+            dims = _array_dims(v) if v else []
+            flat = _flatten(v, len(dims)) if dims else []
+            has_null = any(x is None for x in flat)
+            out = [struct.pack("!iii", len(dims), 1 if has_null else 0, elem_t.oid)]
+            out += [struct.pack("!ii", d, 1) for d in dims]
+            for x in flat:
+                if x is None:
+                    out.append(b"\xff\xff\xff\xff")
+                else:
+                    b = inner(x)
+                    out.append(struct.pack("!i", len(b)) + b)
+            return b"".join(out)
+
+        return array_send
+    simple: dict[int, Callable[[Any], bytes]] = {
+        T.BOOL.oid: lambda v: b"\x01" if v else b"\x00",
+        T.INT2.oid: lambda v: struct.pack("!h", v),
+        T.INT4.oid: lambda v: struct.pack("!i", v),
+        T.INT8.oid: lambda v: struct.pack("!q", v),
+        T.OID.oid: lambda v: struct.pack("!I", v),
+        T.FLOAT4.oid: lambda v: struct.pack("!f", v),
+        T.FLOAT8.oid: lambda v: struct.pack("!d", v),
+        T.NUMERIC.oid: numeric_send,
+        T.BYTEA.oid: bytes,
+        T.DATE.oid: lambda v: struct.pack("!i", (v - PG_EPOCH_DATE).days),
+        T.TIME.oid: lambda v: struct.pack("!q", _time_micros(v)),
+        T.TIMETZ.oid: _timetz_send,
+        T.TIMESTAMP.oid: lambda v: struct.pack("!q", _ts_micros(v)),
+        T.TIMESTAMPTZ.oid: lambda v: struct.pack("!q", _ts_micros(v if v.tzinfo else v.replace(tzinfo=dt.UTC))),
+        T.INTERVAL.oid: _interval_send,
+        T.UUID.oid: _uuid_send,
+        T.JSONB.oid: lambda v: b"\x01" + _json_text(v).encode(),
+    }
+    if oid in simple:
+        return simple[oid]
+    text = text_encoder(t, tz)
+    return lambda v: text(v).encode()
+
+
+def row_encoder(
+    columns: list[T.Column], formats: list[int], tz: dt.tzinfo
+) -> Callable[[tuple[Any, ...]], list[bytes | None]]:
+    """One function that turns a fetched row into DataRow values in the requested formats."""
+    encs: list[Callable[[Any], bytes]] = []
+    for col, fmt in zip(columns, formats, strict=True):
+        if fmt == 1:
+            encs.append(binary_encoder(col.type, tz))
+        else:
+            te = text_encoder(col.type, tz)
+            encs.append(lambda v, te=te: te(v).encode())
+
+    def encode(row: tuple[Any, ...]) -> list[bytes | None]:
+        return [None if v is None else enc(v) for enc, v in zip(encs, row, strict=True)]
+
+    return encode

@@ -1,0 +1,183 @@
+"""Running one SQL statement on DuckDB and describing its result the PostgreSQL way.
+
+A :class:`Result` carries the RowDescription columns (None for statements that
+return no rows), a ``fetch(n)`` for the rows and the command tag, computed as
+PostgreSQL would (``INSERT 0 n``, ``SELECT n``, ``CREATE TABLE``, ...).
+Query-like statements run through a DuckDB relation so that the result types are
+known before execution and INTERVAL columns can be fetched as text (Python's
+timedelta would lose months).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from pgtls.backends.embedded import types as T
+from pgtls.backends.embedded.sqltext import Token, has_word, quote_ident, tokens, unquote_ident
+
+Row = tuple[Any, ...]
+
+# Statements whose result is a row set in PostgreSQL (DuckDB adds SHOW/DESCRIBE/SUMMARIZE/FROM/PIVOT).
+QUERY_WORDS = {"SELECT", "VALUES", "TABLE", "WITH", "SHOW", "DESCRIBE", "SUMMARIZE", "FROM", "PIVOT",
+               "UNPIVOT", "EXPLAIN", "CALL", "PRAGMA", "("}  # fmt: skip
+DML_WORDS = {"INSERT", "UPDATE", "DELETE", "MERGE"}
+_CREATE_SKIP = {"OR", "REPLACE", "TEMP", "TEMPORARY", "UNIQUE", "UNLOGGED", "GLOBAL", "LOCAL", "PERSISTENT",
+                "SECRET"}  # fmt: skip
+_OBJECT_RENAME = {"MACRO": "FUNCTION"}
+
+
+@dataclass
+class Result:
+    columns: list[T.Column] | None
+    fetch: Callable[[int], list[Row]]
+    tag_for: Callable[[int], str]
+    count: int | None = None  # affected rows of DML without RETURNING
+    done: bool = False
+    sent: int = 0  # rows already sent (a portal resumed after PortalSuspended)
+    buffered: list[Row] = field(default_factory=list)
+
+    def tag(self, rows: int) -> str:
+        return self.tag_for(self.count if self.count is not None else rows)
+
+
+def _none(_n: int) -> list[Row]:
+    return []
+
+
+def command_tag(words: list[str], duck_type: str) -> Callable[[int], str]:
+    """The CommandComplete tag for a statement starting with ``words``."""
+    first = words[0] if words else ""
+    if first == "WITH" or first == "(":
+        first = {"INSERT": "INSERT", "UPDATE": "UPDATE", "DELETE": "DELETE"}.get(duck_type, "SELECT")
+    if first == "INSERT":
+        return lambda n: f"INSERT 0 {n}"
+    if first in ("UPDATE", "DELETE", "MERGE", "FETCH", "MOVE", "COPY"):
+        return lambda n: f"{first} {n}"
+    if first in QUERY_WORDS and first not in ("EXPLAIN", "CALL", "PRAGMA"):
+        return lambda n: f"SELECT {n}"
+    if first in ("CREATE", "DROP", "ALTER", "COMMENT"):
+        rest = [w for w in words[1:] if w not in _CREATE_SKIP] if first == "CREATE" else words[1:]
+        obj = rest[0] if rest else ""
+        if obj == "MATERIALIZED" and len(rest) > 1:
+            obj = "MATERIALIZED VIEW"
+        obj = _OBJECT_RENAME.get(obj, obj)
+        if first == "COMMENT":
+            return lambda n: "COMMENT"
+        if first == "CREATE" and obj == "TABLE" and "AS" in words:
+            return lambda n: f"SELECT {n}"
+        tag = f"{first} {obj}".strip()
+        return lambda n: tag
+    if first == "TRUNCATE":
+        return lambda n: "TRUNCATE TABLE"
+    tag = first
+    return lambda n: tag
+
+
+# --- column names -----------------------------------------------------------------------------
+
+_FUNC = re.compile(r"(?:[A-Za-z_][A-Za-z_0-9]*\.)?\"?([A-Za-z_][A-Za-z_0-9]*)\"?\((.*)\)", re.S)
+_CAST = re.compile(r"CAST\((.*) AS ([A-Za-z_ ]+[A-Za-z_0-9(),\[\] ]*)\)", re.S)
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9$]*")
+_FUNC_NAMES = {"count_star": "count", "list_value": "array", "main.list_value": "array"}
+
+
+def pg_column_name(name: str, toks: list[Token]) -> str:
+    """PostgreSQL's column name for DuckDB's: function name for calls, ?column? for expressions."""
+    if name in ("true", "false"):
+        return "bool"
+    if name == "NULL" or name.startswith("'"):
+        return "?column?"
+    for t in toks:
+        if t.kind == "ident" and unquote_ident(t.text) == name:
+            return name
+        if t.kind == "word" and t.text == name:
+            return name
+    if _IDENT.fullmatch(name):
+        return name
+    m = _CAST.fullmatch(name)
+    if m:
+        inner = m.group(1).strip()
+        if _IDENT.fullmatch(inner):
+            return inner
+        t, _ = T.pg_type_of(m.group(2).strip().upper())
+        return t.name if not inner.startswith(("(", "CAST")) else pg_column_name(inner, toks)
+    m = _FUNC.fullmatch(name)
+    if m:
+        fn = m.group(1)
+        return _FUNC_NAMES.get(fn, fn.lower())
+    return "?column?"
+
+
+def _contains_interval(duck: str) -> bool:
+    return "INTERVAL" in duck
+
+
+def statement_type(sql: str) -> str:
+    """DuckDB's StatementType name (SELECT, INSERT, ...); raises DuckDB's parser errors."""
+    stmts = duckdb.extract_statements(sql)
+    if not stmts:
+        return "EMPTY"
+    return stmts[0].type.name
+
+
+def run(cur: duckdb.DuckDBPyConnection, sql: str, words: list[str]) -> Result:
+    """Execute ``sql`` (one statement, already rewritten) on ``cur``."""
+    duck_type = statement_type(sql)
+    tag = command_tag(words, duck_type)
+    toks = tokens(sql)
+    if duck_type == "SELECT":
+        try:
+            rel = cur.sql(sql)
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error:
+            cur.execute(sql)  # binding fails again, this time with DuckDB's LINE/caret position
+            raise
+        if rel is None:
+            return Result(None, _none, tag)
+        names = list(rel.columns)
+        ducks = [str(t) for t in rel.types]
+        run_sql = sql
+        if any(_contains_interval(d) for d in ducks):
+            exprs = [
+                f"CAST(#{i + 1} AS VARCHAR{'[]' * d.count('[]')}) AS {quote_ident(n)}" if _contains_interval(d)
+                else f"#{i + 1} AS {quote_ident(n)}"
+                for i, (n, d) in enumerate(zip(names, ducks, strict=True))
+            ]  # fmt: skip
+            run_sql = f"SELECT {', '.join(exprs)} FROM ({sql}) AS pgtls_q"
+        cols = [T.column(pg_column_name(n, toks), d) for n, d in zip(names, ducks, strict=True)]
+        cur.execute(run_sql)
+        return Result(cols, cur.fetchmany, tag)
+    cur.execute(sql)
+    desc = cur.description
+    first = words[0] if words else ""
+    returning = has_word(sql, "RETURNING")
+    if first in DML_WORDS or (first == "WITH" and duck_type in DML_WORDS):
+        if returning and desc:
+            cols = [T.column(pg_column_name(d[0], toks), str(d[1])) for d in desc]
+            return Result(cols, cur.fetchmany, tag)
+        row = cur.fetchone() if desc else None
+        return Result(None, _none, tag, count=int(row[0]) if row and row[0] is not None else 0)
+    if first == "CREATE" and tag(0).startswith("SELECT"):
+        row = cur.fetchone() if desc else None
+        return Result(None, _none, tag, count=int(row[0]) if row and row[0] is not None else 0)
+    if desc and first in QUERY_WORDS:
+        cols = [T.column(pg_column_name(d[0], toks), str(d[1])) for d in desc]
+        return Result(cols, cur.fetchmany, tag)
+    return Result(None, _none, tag)
+
+
+def describe_only(cur: duckdb.DuckDBPyConnection, sql: str) -> list[T.Column] | None:
+    """Result columns of a query-like statement without running it (None when it returns no rows)."""
+    if statement_type(sql) != "SELECT":
+        return None
+    rel = cur.sql(sql)
+    if rel is None:
+        return None
+    toks = tokens(sql)
+    return [T.column(pg_column_name(n, toks), str(d)) for n, d in zip(rel.columns, rel.types, strict=True)]

@@ -1,0 +1,212 @@
+"""Session configuration parameters (GUCs): SET / SHOW / RESET and ParameterStatus.
+
+Values come, in order of precedence, from the session's own SETs, the startup
+packet's options, the server settings object (``.show(name)``, ``.names()``)
+and the PostgreSQL defaults below.  Names are case-insensitive; SHOW reports a
+parameter under its canonical spelling as PostgreSQL does.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Iterable
+from typing import Protocol
+
+from pgtls.backends.base import SessionInfo
+from pgtls.errors import PgError
+
+SERVER_VERSION = "17.0"
+
+
+class SettingsLike(Protocol):
+    def show(self, name: str) -> str: ...
+
+    def names(self) -> Iterable[str]: ...
+
+
+# Parameters PostgreSQL 17 reports with ParameterStatus (GUC_REPORT), in its order.
+REPORTED: tuple[str, ...] = (
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "default_transaction_read_only",
+    "in_hot_standby",
+    "integer_datetimes",
+    "IntervalStyle",
+    "is_superuser",
+    "scram_iterations",
+    "server_encoding",
+    "server_version",
+    "session_authorization",
+    "standard_conforming_strings",
+    "TimeZone",
+)
+
+DEFAULTS: dict[str, str] = {
+    "application_name": "",
+    "bytea_output": "hex",
+    "client_encoding": "UTF8",
+    "client_min_messages": "notice",
+    "DateStyle": "ISO, MDY",
+    "default_transaction_isolation": "read committed",
+    "default_transaction_read_only": "off",
+    "extra_float_digits": "1",
+    "idle_in_transaction_session_timeout": "0",
+    "in_hot_standby": "off",
+    "integer_datetimes": "on",
+    "IntervalStyle": "postgres",
+    "is_superuser": "on",
+    "lc_collate": "C",
+    "lc_ctype": "C",
+    "lc_messages": "C",
+    "lc_monetary": "C",
+    "lc_numeric": "C",
+    "lc_time": "C",
+    "lock_timeout": "0",
+    "max_identifier_length": "63",
+    "scram_iterations": "4096",
+    "search_path": '"$user", public',
+    "server_encoding": "UTF8",
+    "server_version": SERVER_VERSION,
+    "server_version_num": "170000",
+    "session_authorization": "",
+    "standard_conforming_strings": "on",
+    "statement_timeout": "0",
+    "TimeZone": "UTC",
+    "transaction_isolation": "serializable",
+    "transaction_read_only": "off",
+}
+
+_ENCODINGS = {"utf8", "utf-8", "unicode"}
+
+
+def _canonical(names: Iterable[str]) -> dict[str, str]:
+    return {n.lower(): n for n in names}
+
+
+class Gucs:
+    """The parameter values one session sees."""
+
+    def __init__(self, settings: object | None, info: SessionInfo) -> None:
+        self._settings = settings
+        names = list(DEFAULTS)
+        if settings is not None and hasattr(settings, "names"):
+            try:
+                names += [str(n) for n in settings.names()]
+            except Exception:  # a settings object still being written elsewhere: defaults only
+                pass
+        self._canon = _canonical(names)
+        for n in DEFAULTS:  # our spelling (DateStyle, TimeZone) wins for the shared names
+            self._canon[n.lower()] = n
+        self._base: dict[str, str] = {}
+        for key, value in DEFAULTS.items():
+            self._base[key.lower()] = self._from_settings(key, value)
+        self._base["session_authorization"] = info.user
+        self._base["is_superuser"] = "on" if info.is_superuser else "off"
+        self._base["application_name"] = info.application_name
+        for key, value in info.options.items():
+            if key.lower() in self._canon or "." in key:
+                self._base[key.lower()] = self.normalize(key, value)
+        self._session: dict[str, str] = {}
+
+    def _from_settings(self, name: str, default: str) -> str:
+        s = self._settings
+        if s is None or not hasattr(s, "show"):
+            return default
+        try:
+            return str(s.show(name))
+        except Exception:
+            return default
+
+    def canonical(self, name: str) -> str | None:
+        low = name.lower()
+        if low in self._canon:
+            return self._canon[low]
+        if "." in low and (low in self._session or low in self._base):
+            return low
+        return None
+
+    def get(self, name: str) -> str:
+        low = name.lower()
+        if low in self._session:
+            return self._session[low]
+        if low in self._base:
+            return self._base[low]
+        canon = self.canonical(name)
+        if canon is None:
+            raise PgError("42704", f'unrecognized configuration parameter "{name}"')
+        return self._from_settings(canon, "")
+
+    def known(self, name: str) -> bool:
+        return self.canonical(name) is not None or "." in name
+
+    def normalize(self, name: str, value: str) -> str:
+        """Validate a new value the way PostgreSQL's check hooks do for the parameters that matter."""
+        low = name.lower()
+        if low == "client_encoding":
+            if value.lower().replace("_", "") not in _ENCODINGS:
+                raise PgError("22023", f'invalid value for parameter "client_encoding": "{value}"')
+            return "UTF8"
+        if low == "timezone":
+            return check_timezone(value)
+        if low == "datestyle":
+            parts = {p.strip().upper() for p in value.split(",")}
+            if parts - {"ISO", "MDY", "DMY", "YMD", "EURO", "US", "NONEURO", "EUROPEAN"}:
+                raise PgError("22023", f'invalid value for parameter "DateStyle": "{value}"')
+            order = "DMY" if parts & {"DMY", "EURO", "EUROPEAN"} else "YMD" if "YMD" in parts else "MDY"
+            return f"ISO, {order}"
+        if low == "intervalstyle" and value.lower() != "postgres":
+            raise PgError("0A000", f'IntervalStyle "{value}" is not supported', hint='Only "postgres" is.')
+        if low in ("server_version", "server_encoding", "integer_datetimes", "server_version_num", "is_superuser",
+                   "max_identifier_length", "lc_collate", "lc_ctype", "in_hot_standby"):
+            raise PgError("55P02", f'parameter "{self._canon.get(low, name)}" cannot be changed')
+        if low == "standard_conforming_strings" and value.lower() not in ("on", "true", "1", "yes"):
+            raise PgError("0A000", "standard_conforming_strings cannot be turned off")
+        return value
+
+    def set(self, name: str, value: str) -> str:
+        """Set for the session; returns the canonical name."""
+        canon = self.canonical(name) or (name.lower() if "." in name else None)
+        if canon is None:
+            raise PgError("42704", f'unrecognized configuration parameter "{name}"')
+        self._session[canon.lower()] = self.normalize(canon, value)
+        if canon.lower() == "session_authorization":
+            self._session["is_superuser"] = self.get("is_superuser")
+        return canon
+
+    def reset(self, name: str) -> str:
+        canon = self.canonical(name)
+        if canon is None:
+            raise PgError("42704", f'unrecognized configuration parameter "{name}"')
+        self._session.pop(canon.lower(), None)
+        return canon
+
+    def reset_all(self) -> list[str]:
+        changed = [self._canon.get(k, k) for k in self._session]
+        self._session.clear()
+        return changed
+
+    def all(self) -> list[tuple[str, str]]:
+        names = sorted(set(self._canon.values()) | set(self._session), key=str.lower)
+        return [(n, self.get(n)) for n in names]
+
+    def reported(self) -> list[tuple[str, str]]:
+        return [(n, self.get(n)) for n in REPORTED]
+
+
+def check_timezone(value: str) -> str:
+    v = value.strip()
+    if v.upper() in ("UTC", "GMT", "Z", "ZULU", "UCT"):
+        return "UTC" if v.upper() != "GMT" else "GMT"
+    try:
+        zoneinfo.ZoneInfo(v)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise PgError("22023", f'invalid value for parameter "TimeZone": "{value}"') from None
+    return v
+
+
+def tzinfo(name: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo("UTC" if name.upper() in ("UTC", "GMT", "Z", "ZULU", "UCT") else name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")

@@ -1,0 +1,349 @@
+"""Bind parameters: type inference for Parse, decoding for Bind, and rendering as DuckDB literals.
+
+DuckDB's Python API cannot report parameter types of a prepared statement, so
+types are inferred the way a reader of the SQL would: an explicit cast
+(``$1::int``), a comparison or assignment against a column (``a = $1``) or a
+position in ``INSERT INTO t (cols) VALUES (...)``; anything else is text, as
+PostgreSQL reports for ``SELECT $1``.  Bound values are substituted into the
+statement as typed literals (``CAST('...' AS INTEGER)``); an untyped text
+parameter becomes a plain string literal, which DuckDB, like PostgreSQL, coerces
+to whatever the context needs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import struct
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from pgtls.backends.embedded import codecs as C
+from pgtls.backends.embedded import types as T
+from pgtls.backends.embedded.sqltext import Token, quote_literal, tokens, unquote_ident
+from pgtls.errors import PgError
+
+TYPE_NAMES = T.TYPE_NAMES
+
+_COMPARE = {"=", "<", ">", "<=", ">=", "<>", "!="}
+
+
+def _cast_type(toks: list[Token], i: int) -> T.PgType | None:
+    """Type of ``$n::type`` / ``$n::type[]`` at token i (the parameter)."""
+    if i + 3 < len(toks) and toks[i + 1].text == ":" and toks[i + 2].text == ":":
+        name = toks[i + 3].text.lower().strip('"')
+        t = TYPE_NAMES.get(name)
+        if t is not None and i + 5 < len(toks) and toks[i + 4].text == "[" and toks[i + 5].text == "]":
+            return T.array_of(t)
+        return t
+    if i >= 2 and toks[i - 1].text == "(" and toks[i - 2].text.upper() == "CAST":
+        if i + 2 < len(toks) and toks[i + 1].text.upper() == "AS":
+            return TYPE_NAMES.get(toks[i + 2].text.lower())
+    return None
+
+
+def _tables(toks: list[Token]) -> list[str]:
+    out = []
+    for i, t in enumerate(toks[:-1]):
+        if t.kind == "word" and t.text.upper() in ("FROM", "JOIN", "INTO", "UPDATE"):
+            j = i + 1
+            while j + 2 < len(toks) and toks[j + 1].text == ".":
+                j += 2
+            if toks[j].kind in ("word", "ident"):
+                out.append(unquote_ident(toks[j].text))
+    return out
+
+
+def _columns(cur: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, dict[str, str]]:
+    if not tables:
+        return {}
+    marks = ", ".join("?" for _ in tables)
+    rows = cur.execute(
+        "SELECT lower(table_name), lower(column_name), data_type FROM duckdb_columns() "
+        f"WHERE lower(table_name) IN ({marks}) ORDER BY column_index",
+        [t.lower() for t in tables],
+    ).fetchall()
+    out: dict[str, dict[str, str]] = {}
+    for table, col, dtype in rows:
+        out.setdefault(table, {})[col] = dtype
+    return out
+
+
+def infer_types(cur: duckdb.DuckDBPyConnection, sql: str, declared: list[int]) -> list[int]:
+    """OIDs for all parameters of ``sql``: the declared ones, the rest inferred (text if unknown)."""
+    toks = tokens(sql)
+    count = max([int(t.text[1:]) for t in toks if t.kind == "param"] + [len(declared)])
+    result = [declared[k] if k < len(declared) else 0 for k in range(count)]
+    if all(result):
+        return result
+    try:
+        cols = _columns(cur, _tables(toks))
+    except duckdb.Error:
+        cols = {}
+    by_name: dict[str, str] = {}
+    for table_cols in cols.values():
+        for c, d in table_cols.items():
+            by_name.setdefault(c, d)
+
+    def col_type(tok: Token) -> T.PgType | None:
+        if tok.kind not in ("word", "ident"):
+            return None
+        d = by_name.get(unquote_ident(tok.text))
+        return T.pg_type_of(d)[0] if d else None
+
+    insert_cols = _insert_columns(toks, cols)
+    for i, t in enumerate(toks):
+        if t.kind != "param":
+            continue
+        k = int(t.text[1:]) - 1
+        if result[k]:
+            continue
+        found = _cast_type(toks, i)
+        if found is None and i >= 2 and toks[i - 1].text in _COMPARE:
+            found = col_type(toks[i - 2])
+        if found is None and i >= 3 and toks[i - 1].text + toks[i - 2].text[::-1] in ("=<", "=>", ">!", "=!"):
+            found = col_type(toks[i - 3])
+        if found is None and i + 2 < len(toks) and toks[i + 1].text in _COMPARE:
+            found = col_type(toks[i + 2])
+        if found is None and k in insert_cols:
+            found = T.pg_type_of(insert_cols[k])[0]
+        if found is not None:
+            result[k] = found.oid
+    return [r or T.TEXT.oid for r in result]
+
+
+def _insert_columns(toks: list[Token], cols: dict[str, dict[str, str]]) -> dict[int, str]:
+    """Parameter index -> DuckDB column type for ``INSERT INTO t [(c, ...)] VALUES ($1, ...)``."""
+    w = [t.text.upper() for t in toks]
+    if "INSERT" not in w[:1] or "VALUES" not in w:
+        return {}
+    table = _tables(toks)[0].lower() if _tables(toks) else ""
+    tcols = cols.get(table, {})
+    i = w.index("INTO") + 2 if "INTO" in w else 0
+    while i < len(toks) and toks[i].text == ".":
+        i += 2
+    names: list[str] = list(tcols)
+    if i < len(toks) and toks[i].text == "(":
+        names = []
+        j = i + 1
+        while j < len(toks) and toks[j].text != ")":
+            if toks[j].kind in ("word", "ident"):
+                names.append(unquote_ident(toks[j].text).lower())
+            j += 1
+    out: dict[int, str] = {}
+    v = w.index("VALUES") + 1
+    pos = 0
+    depth = 0
+    for t in toks[v:]:
+        if t.text == "(":
+            depth += 1
+            if depth == 1:
+                pos = 0
+        elif t.text == ")":
+            depth -= 1
+        elif t.text == "," and depth == 1:
+            pos += 1
+        elif t.kind == "param" and depth == 1 and pos < len(names) and names[pos] in tcols:
+            out.setdefault(int(t.text[1:]) - 1, tcols[names[pos]])
+    return out
+
+
+# --- decoding binary parameters ---------------------------------------------------------------
+
+
+def _numeric_recv(b: bytes) -> Decimal:
+    ndigits, weight, sign, dscale = struct.unpack_from("!hhHH", b)
+    if sign == 0xC000:
+        return Decimal("NaN")
+    if sign in (0xD000, 0xF000):
+        return Decimal("Infinity") if sign == 0xD000 else Decimal("-Infinity")
+    digits = struct.unpack_from(f"!{ndigits}H", b, 8)
+    v = Decimal(0)
+    for i, d in enumerate(digits):
+        v += Decimal(d).scaleb(4 * (weight - i))
+    v = v.quantize(Decimal(1).scaleb(-dscale)) if dscale or ndigits else v
+    return -v if sign == 0x4000 else v
+
+
+def _array_recv(b: bytes) -> list[Any]:
+    ndim, _flags, elem_oid = struct.unpack_from("!iiI", b)
+    pos = 12
+    dims = []
+    for _ in range(ndim):
+        n, _lb = struct.unpack_from("!ii", b, pos)
+        dims.append(n)
+        pos += 8
+    elem_t = T.BY_OID.get(elem_oid, T.TEXT)
+    flat: list[Any] = []
+    total = 1
+    for d in dims:
+        total *= d
+    for _ in range(total if dims else 0):
+        (n,) = struct.unpack_from("!i", b, pos)
+        pos += 4
+        if n < 0:
+            flat.append(None)
+        else:
+            flat.append(decode_binary(elem_t.oid, b[pos : pos + n]))
+            pos += n
+
+    def nest(items: list[Any], ds: list[int]) -> list[Any]:
+        if len(ds) <= 1:
+            return items
+        step = len(items) // ds[0]
+        return [nest(items[i * step : (i + 1) * step], ds[1:]) for i in range(ds[0])]
+
+    return nest(flat, dims)
+
+
+def decode_binary(oid: int, b: bytes) -> Any:
+    t = T.BY_OID.get(oid)
+    if t is not None and t.elem:
+        return _array_recv(b)
+    if oid == T.BOOL.oid:
+        return b != b"\x00"
+    if oid in (T.INT2.oid, T.INT4.oid, T.INT8.oid, T.OID.oid):
+        if len(b) not in (2, 4, 8):
+            raise PgError("22P03", f"incorrect binary data format in bind parameter ({len(b)} bytes)")
+        return int.from_bytes(b, "big", signed=oid != T.OID.oid)
+    if oid == T.FLOAT4.oid:
+        return struct.unpack("!f", b)[0]
+    if oid == T.FLOAT8.oid:
+        return struct.unpack("!d", b)[0]
+    if oid == T.NUMERIC.oid:
+        return _numeric_recv(b)
+    if oid == T.BYTEA.oid:
+        return bytes(b)
+    if oid == T.DATE.oid:
+        return C.PG_EPOCH_DATE + dt.timedelta(days=struct.unpack("!i", b)[0])
+    if oid == T.TIME.oid:
+        return (dt.datetime(2000, 1, 1) + dt.timedelta(microseconds=struct.unpack("!q", b)[0])).time()
+    if oid == T.TIMETZ.oid:
+        us, zone = struct.unpack("!qi", b)
+        t0 = (dt.datetime(2000, 1, 1) + dt.timedelta(microseconds=us)).time()
+        return t0.replace(tzinfo=dt.timezone(dt.timedelta(seconds=-zone)))
+    if oid == T.TIMESTAMP.oid:
+        return C.PG_EPOCH + dt.timedelta(microseconds=struct.unpack("!q", b)[0])
+    if oid == T.TIMESTAMPTZ.oid:
+        return C.PG_EPOCH_TZ + dt.timedelta(microseconds=struct.unpack("!q", b)[0])
+    if oid == T.INTERVAL.oid:
+        us, days, months = struct.unpack("!qii", b)
+        return ("interval", months, days, us)
+    if oid == T.UUID.oid:
+        return uuid.UUID(bytes=bytes(b))
+    if oid == T.JSONB.oid:
+        return b[1:].decode()
+    return b.decode()
+
+
+# --- PostgreSQL array text -> nested lists ---------------------------------------------------
+
+
+def parse_array_text(s: str) -> list[Any]:
+    """``{1,2,"a b",NULL,{3}}`` -> nested lists of strings / None."""
+    pos = 0
+    if s.startswith("["):  # optional dimension decoration: [1:3]={...}
+        pos = s.index("=") + 1
+
+    def parse(i: int) -> tuple[list[Any], int]:
+        if s[i] != "{":
+            raise PgError("22P02", f'malformed array literal: "{s}"')
+        i += 1
+        out: list[Any] = []
+        while i < len(s):
+            c = s[i]
+            if c == "}":
+                return out, i + 1
+            if c in ", \t\n":
+                i += 1
+            elif c == "{":
+                sub, i = parse(i)
+                out.append(sub)
+            elif c == '"':
+                buf = []
+                i += 1
+                while i < len(s) and s[i] != '"':
+                    if s[i] == "\\":
+                        i += 1
+                    buf.append(s[i])
+                    i += 1
+                out.append("".join(buf))
+                i += 1
+            else:
+                j = i
+                while j < len(s) and s[j] not in ",}":
+                    j += 1
+                word = s[i:j].strip()
+                out.append(None if word.upper() == "NULL" else word)
+                i = j
+        raise PgError("22P02", f'malformed array literal: "{s}"')
+
+    return parse(pos)[0]
+
+
+# --- rendering as DuckDB literals -------------------------------------------------------------
+
+
+def _cast(text: str, duck: str) -> str:
+    return f"CAST({quote_literal(text)} AS {duck})"
+
+
+def literal(value: Any, t: T.PgType | None) -> str:
+    """A DuckDB SQL expression for a decoded parameter value of PostgreSQL type ``t``."""
+    if value is None:
+        return f"CAST(NULL AS {t.duck})" if t is not None and t is not T.UNKNOWN else "NULL"
+    if t is not None and t.elem:
+        elem = T.BY_OID[t.elem]
+        items = value if isinstance(value, list) else parse_array_text(str(value))
+        dims = 1
+        probe = items
+        while probe and isinstance(probe[0], list):
+            dims += 1
+            probe = probe[0]
+        base = elem.duck
+        return f"CAST({_list_literal(items, elem)} AS {base}{'[]' * dims})"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return _cast(str(value), t.duck) if t is not None and t.duck != "VARCHAR" else str(value)
+    if isinstance(value, float):
+        return _cast(C.format_float(value), t.duck if t is not None else "DOUBLE")
+    if isinstance(value, Decimal):
+        text = C._numeric_text(value)
+        return _cast(text, "DOUBLE") if not value.is_finite() else text
+    if isinstance(value, bytes):
+        return f"from_hex({quote_literal(value.hex())})"
+    if isinstance(value, tuple) and value and value[0] == "interval":
+        _, months, days, us = value
+        return f"(to_months({months}) + to_days({days}) + to_microseconds({us}))"
+    if isinstance(value, dt.datetime):
+        text = C.format_timestamptz(value, dt.UTC) if value.tzinfo else C.format_timestamp(value)
+        return _cast(text, "TIMESTAMPTZ" if value.tzinfo else "TIMESTAMP")
+    if isinstance(value, dt.date):
+        return _cast(C.format_date(value), "DATE")
+    if isinstance(value, dt.time):
+        return _cast(C.format_timetz(value), "TIMETZ") if value.tzinfo else _cast(C.format_time(value), "TIME")
+    if isinstance(value, uuid.UUID):
+        return _cast(str(value), "UUID")
+    text = str(value)
+    if t is None or t in (T.UNKNOWN, T.TEXT, T.VARCHAR, T.NAME, T.BPCHAR, T.NUMERIC):
+        return quote_literal(text)
+    if t is T.BYTEA:
+        if text.startswith("\\x"):
+            return f"from_hex({quote_literal(text[2:])})"
+        return _cast(text, "BLOB")
+    return _cast(text, t.duck)
+
+
+def _list_literal(items: list[Any], elem: T.PgType) -> str:
+    parts = []
+    for x in items:
+        if isinstance(x, list):
+            parts.append(_list_literal(x, elem))
+        elif x is None:
+            parts.append("NULL")
+        else:
+            parts.append(literal(x, elem))
+    return "[" + ", ".join(parts) + "]"

@@ -1,0 +1,107 @@
+"""Token-level rewriting of PostgreSQL query text into DuckDB's dialect.
+
+Only what DuckDB cannot take as it is: ``pg_catalog.``-qualified names of the
+per-session shims (catalog.py) lose their qualifier so the session's temp object
+is found; PostgreSQL-only casts (``::regclass``, ``::oid``, ``::name``) and the
+``OPERATOR(pg_catalog.~)`` spelling psql uses become DuckDB equivalents;
+``COLLATE pg_catalog.default`` is dropped.  Literals, quoted identifiers and
+comments are never touched.
+"""
+
+from __future__ import annotations
+
+from pgtls.backends.embedded.sqltext import Token, tokens
+
+# Names the session shadows with temp objects (catalog.setup_sql).
+SHADOWED = {
+    "version", "pg_backend_pid", "current_user", "session_user", "current_database", "current_catalog",
+    "current_setting", "inet_client_addr", "inet_client_port", "ssl_is_used", "ssl_version", "ssl_cipher",
+    "ssl_client_cert_present", "ssl_client_serial", "ssl_client_dn", "ssl_issuer_dn", "ssl_client_dn_field",
+    "ssl_issuer_field", "pg_get_userbyid", "pg_stat_ssl", "pg_stat_activity", "array_to_string",
+    "pg_table_is_visible", "pg_get_expr", "format_type", "pg_encoding_to_char", "pg_get_indexdef",
+    "pg_get_constraintdef", "obj_description", "col_description", "shobj_description",
+}  # fmt: skip
+
+# Casts to PostgreSQL-only types: the DuckDB type that behaves the same for our purposes.
+CAST_TYPES = {
+    "regclass": "VARCHAR", "regtype": "VARCHAR", "regproc": "VARCHAR", "regprocedure": "VARCHAR",
+    "regnamespace": "VARCHAR", "regrole": "VARCHAR", "oid": "BIGINT", "name": "VARCHAR", "xid": "BIGINT",
+    "int2vector": "VARCHAR", "oidvector": "VARCHAR", "text": "VARCHAR", "bpchar": "VARCHAR", "char": "VARCHAR",
+    "regconfig": "VARCHAR", "aclitem": "VARCHAR", "pg_node_tree": "VARCHAR", "jsonb": "JSON",
+}  # fmt: skip
+
+# OPERATOR(pg_catalog.x) forms -> DuckDB operator or function (regex match operators).
+OPERATORS = {"~": "~", "!~": "!~", "~*": "~*", "!~*": "!~*", "=": "=", "<>": "<>", "<": "<", ">": ">",
+             "~~": "~~", "!~~": "!~~"}  # fmt: skip
+
+
+def _is(t: Token, text: str) -> bool:
+    return t.kind in ("word", "op") and t.text.lower() == text
+
+
+def rewrite(sql: str) -> str:
+    toks = tokens(sql)
+    low = sql.lower()
+    if "pg_catalog" not in low and "::" not in sql and "operator" not in low and "collate" not in low:
+        return sql
+    edits: list[tuple[int, int, str]] = []  # (start, end, replacement)
+    i = 0
+    n = len(toks)
+    while i < n:
+        t = toks[i]
+        if (
+            t.kind == "word"
+            and t.text.lower() == "pg_catalog"
+            and i + 2 < n
+            and toks[i + 1].text == "."
+            and toks[i + 2].kind == "word"
+            and toks[i + 2].text.lower() in SHADOWED
+        ):
+            edits.append((t.start, toks[i + 1].end, ""))
+            i += 2
+            continue
+        if t.kind == "word" and t.text.upper() == "OPERATOR" and i + 1 < n and toks[i + 1].text == "(":
+            j = i + 2
+            op = ""
+            while j < n and toks[j].text != ")":
+                if toks[j].kind == "op" and toks[j].text != ".":
+                    op += toks[j].text
+                j += 1
+            if j < n and op in OPERATORS:
+                edits.append((t.start, toks[j].end, OPERATORS[op]))
+                i = j + 1
+                continue
+        if t.kind == "word" and t.text.upper() == "COLLATE" and i + 1 < n:
+            j = i + 1
+            end = toks[j].end
+            if j + 2 < n and toks[j + 1].text == ".":
+                end = toks[j + 2].end
+                j += 2
+            edits.append((t.start, end, ""))
+            i = j + 1
+            continue
+        if t.text == ":" and i + 2 < n and toks[i + 1].text == ":" and toks[i + 1].start == t.end:
+            j = i + 2
+            tt = toks[j]
+            start_type = tt.start
+            if tt.kind == "word" and tt.text.lower() == "pg_catalog" and j + 2 < n and toks[j + 1].text == ".":
+                j += 2
+                tt = toks[j]
+            name = tt.text.lower().strip('"')
+            if name in CAST_TYPES:
+                edits.append((start_type, tt.end, CAST_TYPES[name]))
+            elif start_type != tt.start:
+                edits.append((start_type, tt.start, ""))
+            i = j + 1
+            continue
+        i += 1
+    if not edits:
+        return sql
+    out: list[str] = []
+    pos = 0
+    for start, end, rep in edits:
+        out.append(sql[pos:start])
+        out.append(rep)
+        pos = end
+    out.append(sql[pos:])
+    return "".join(out)

@@ -1,0 +1,417 @@
+"""One client session of the embedded backend: the simple query protocol and session state.
+
+The server calls :meth:`EmbeddedSession.handle` for each frontend message from a
+worker thread.  Output is collected in an :class:`Output` buffer and passed to
+``send`` in large chunks.  Transaction state (I/T/E) is tracked here, as
+PostgreSQL's xact.c does, because DuckDB has no "aborted, awaiting ROLLBACK"
+state of its own that a client could see: after an error in a transaction block
+every statement but COMMIT/ROLLBACK fails with 25P02.  The extended query
+protocol lives in extended.py and COPY in copy.py; both use :meth:`execute`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from pgtls.backends.base import Registry, Send, SessionInfo
+from pgtls.backends.embedded import catalog, commands, sqlerrors
+from pgtls.backends.embedded import types as T
+from pgtls.backends.embedded.codecs import row_encoder
+from pgtls.backends.embedded.execute import Result, _none, run
+from pgtls.backends.embedded.gucs import REPORTED, Gucs, tzinfo
+from pgtls.backends.embedded.rewrite import rewrite
+from pgtls.backends.embedded.sqltext import quote_literal, split_with_offsets, words
+from pgtls.errors import PgError
+from pgtls.protocol import messages as m
+
+if TYPE_CHECKING:
+    from pgtls.backends.embedded.backend import EmbeddedBackend
+
+FLUSH_BYTES = 64 * 1024  # hand output to the server in chunks of about this size
+FETCH_ROWS = 1000
+
+
+class Output:
+    """Buffers backend messages and passes them to ``send`` in big chunks."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def add(self, data: bytes) -> None:
+        self._parts.append(data)
+        self._size += len(data)
+        if self._size >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._parts:
+            data = b"".join(self._parts)
+            self._parts.clear()
+            self._size = 0
+            self._send(data)
+
+
+def _text_result(columns: list[str], rows: list[tuple[str | None, ...]], tag: str = "") -> Result:
+    cols = [T.Column(c, T.TEXT, -1, "VARCHAR") for c in columns]
+    pending = list(rows)
+
+    def fetch(n: int) -> list[tuple[str | None, ...]]:
+        out = pending[:n]
+        del pending[:n]
+        return out
+
+    return Result(cols, fetch, (lambda n: tag) if tag else (lambda n: f"SELECT {n}"))
+
+
+def _tag(text: str) -> Result:
+    return Result(None, _none, lambda n: text)
+
+
+class EmbeddedSession:
+    def __init__(
+        self, backend: EmbeddedBackend, info: SessionInfo, registry: Registry, cur: duckdb.DuckDBPyConnection
+    ) -> None:
+        from pgtls.backends.embedded.copy import CopyState
+        from pgtls.backends.embedded.extended import Extended
+
+        self.backend = backend
+        self.info = info
+        self.registry = registry
+        self.cur = cur
+        self.gucs = Gucs(backend.settings, info)
+        self.tx = "I"  # PostgreSQL's transaction status: I idle, T in block, E failed block
+        self.implicit = False  # inside an implicit transaction (multi-statement Q / extended batch)
+        self.tz = tzinfo(self.gucs.get("TimeZone"))
+        self._running = threading.Event()
+        self._closed = False
+        self.out: Output | None = None
+        self.pending_status: list[tuple[str, str]] = []
+        self.extended = Extended(self)
+        self.copy = CopyState(self)
+        for sql in catalog.setup_sql(info, self.gucs.get("server_version"), self.gucs.all()):
+            cur.execute(sql)
+        self._apply_duck("TimeZone", self.gucs.get("TimeZone"))
+
+    # --- Session interface --------------------------------------------------------------------
+    def startup_parameters(self) -> list[tuple[str, str]]:
+        return self.gucs.reported()
+
+    def handle(self, kind: bytes, body: bytes, send: Send) -> str | None:
+        out = Output(send)
+        self.out = out
+        try:
+            if kind == b"Q":
+                return self.simple_query(m.Reader(body).cstring(), out)
+            if kind in (b"d", b"c", b"f"):
+                return self.copy.message(kind, body, out)
+            if kind in b"PBDESHC":
+                return self.extended.message(kind, body, out)
+            if kind in (b"F",):
+                out.add(m.error_response(PgError("0A000", "function call protocol is not supported")))
+                return self.ready(out)
+            raise m.ProtocolError(f"invalid frontend message type {kind[0]}")
+        finally:
+            self.out = None
+            out.flush()
+
+    def cancel(self) -> None:
+        if self._running.is_set():
+            try:
+                self.cur.interrupt()
+            except duckdb.Error:
+                pass
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.tx != "I" or self.implicit:
+                self.cur.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        try:
+            self.cur.close()
+        except duckdb.Error:
+            pass
+        self.backend.files.release(self.info.database)
+
+    # --- simple query -------------------------------------------------------------------------
+    def simple_query(self, sql: str, out: Output) -> str:
+        stmts = split_with_offsets(sql)
+        if not stmts:
+            out.add(m.empty_query_response())
+            return self.ready(out)
+        multi = len(stmts) > 1 and self.tx == "I"
+        if multi and not any((words(s, 1) or [""])[0] in commands.TX_WORDS | commands.NO_TX_BLOCK for _, s in stmts):
+            self.begin_implicit()
+        try:
+            for offset, stmt in stmts:
+                res = self.execute(stmt, offset)
+                self.send_result(res, out, describe=True)
+            self.end_implicit(commit=True)
+        except PgError as e:
+            self.fail(e, out)
+        return self.ready(out)
+
+    def ready(self, out: Output) -> str:
+        """ParameterStatus for changed reported parameters, then ReadyForQuery."""
+        for name, value in self.pending_status:
+            out.add(m.parameter_status(name, value))
+        self.pending_status.clear()
+        out.add(m.ready_for_query(self.tx))
+        return self.tx
+
+    def notice(self, err: PgError) -> None:
+        if self.out is not None:
+            self.out.add(m.notice_response(err))
+
+    def begin_implicit(self) -> None:
+        self.cur.execute("BEGIN")
+        self.implicit = True
+
+    def end_implicit(self, commit: bool) -> None:
+        if not self.implicit:
+            return
+        self.implicit = False
+        try:
+            self.cur.execute("COMMIT" if commit else "ROLLBACK")
+        except duckdb.Error as e:
+            if commit:
+                self._rollback_quietly()
+                raise sqlerrors.translate(e) from None
+
+    def _rollback_quietly(self) -> None:
+        try:
+            self.cur.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+
+    def fail(self, err: PgError, out: Output) -> None:
+        """Report an error and move the transaction state as PostgreSQL does."""
+        out.add(m.error_response(err))
+        if self.implicit:
+            self.implicit = False
+            self._rollback_quietly()
+        if self.tx == "T":
+            self.tx = "E"
+
+    def send_result(
+        self, res: Result, out: Output, describe: bool, formats: list[int] | None = None, limit: int = 0
+    ) -> bool:
+        """Write rows (and RowDescription if ``describe``) and CommandComplete; False if suspended."""
+        if res.columns is None:
+            out.add(m.command_complete(res.tag(0)))
+            return True
+        fmts = formats if formats is not None else [0] * len(res.columns)
+        if describe:
+            out.add(m.row_description([c.field(f) for c, f in zip(res.columns, fmts, strict=True)]))
+        encode = row_encoder(res.columns, fmts, self.tz)
+        sent = res.sent
+        n = 0
+        try:
+            self._running.set()
+            while not limit or n < limit:
+                if res.buffered:
+                    rows, res.buffered = res.buffered, []
+                else:
+                    rows = res.fetch(FETCH_ROWS)
+                if not rows:
+                    res.done = True
+                    break
+                if limit and n + len(rows) > limit:
+                    res.buffered = rows[limit - n :]
+                    rows = rows[: limit - n]
+                for row in rows:
+                    out.add(m.data_row(encode(row)))
+                n += len(rows)
+        except duckdb.Error as e:
+            raise sqlerrors.translate(e) from None
+        finally:
+            self._running.clear()
+        res.sent = sent + n
+        if res.done:
+            out.add(m.command_complete(res.tag(sent + n)))
+            return True
+        out.add(m.portal_suspended())
+        return False
+
+    # --- one statement ------------------------------------------------------------------------
+    def execute(self, sql: str, offset: int = 0) -> Result:
+        """Run one statement; raises PgError.  Handles the statements DuckDB must not see."""
+        w = words(sql, 4)
+        first = w[0] if w else ""
+        if self.tx == "E" and first not in ("COMMIT", "END", "ROLLBACK", "ABORT"):
+            raise sqlerrors.aborted_transaction()
+        if first in commands.TX_WORDS:
+            return self.transaction_command(first, w)
+        if first == "SET":
+            return self.set_command(sql)
+        if first == "RESET":
+            return self.reset_command(sql)
+        if first == "SHOW":
+            name = commands.parse_show(sql)
+            if name.upper() not in ("TABLES", "DATABASES") and not name.upper().startswith("ALL TABLES"):
+                return self.show_command(name)
+        if first == "COPY":
+            return self.copy.start(sql)
+        if first in ("CREATE", "DROP") and len(w) > 1 and w[1] == "DATABASE":
+            return self.database_command(first, sql)
+        if first == "DISCARD":
+            return self.discard(w)
+        if first in ("LISTEN", "UNLISTEN", "NOTIFY"):
+            return _tag(first)
+        if first == "DEALLOCATE" and len(w) > 1 and w[-1] == "ALL":
+            return _tag("DEALLOCATE ALL")
+        try:
+            sql2 = rewrite(sql)
+            catalog.refresh_activity(self.cur, self.registry, sql2)
+            self._running.set()
+            try:
+                return run(self.cur, sql2, w)
+            finally:
+                self._running.clear()
+        except duckdb.Error as e:
+            raise sqlerrors.translate(e, sql, offset) from None
+
+    def transaction_command(self, first: str, w: list[str]) -> Result:
+        notice = self.notice
+        if first in ("BEGIN", "START"):
+            if self.tx != "I":
+                notice(PgError("25001", "there is already a transaction in progress", severity="WARNING"))
+                return _tag("BEGIN")
+            if self.implicit:
+                self.implicit = False  # an explicit BEGIN takes over the implicit transaction
+            else:
+                self._duck("BEGIN")
+            self.tx = "T"
+            return _tag("BEGIN")
+        if first in ("COMMIT", "END") and (len(w) < 2 or w[1] != "PREPARED"):
+            if self.tx == "I":
+                notice(PgError("25P01", "there is no transaction in progress", severity="WARNING"))
+                return _tag("COMMIT")
+            failed = self.tx == "E"
+            self.tx = "I"
+            if failed:
+                self._rollback_quietly()
+                return _tag("ROLLBACK")
+            try:
+                self.cur.execute("COMMIT")
+            except duckdb.Error as e:
+                self._rollback_quietly()
+                raise sqlerrors.translate(e) from None
+            return _tag("COMMIT")
+        if first in ("ROLLBACK", "ABORT"):
+            if len(w) > 1 and w[1] == "TO":
+                raise PgError("0A000", "ROLLBACK TO SAVEPOINT is not supported by the embedded DuckDB backend",
+                              hint="Roll back the whole transaction instead.")
+            if self.tx == "I":
+                notice(PgError("25P01", "there is no transaction in progress", severity="WARNING"))
+                return _tag("ROLLBACK")
+            self.tx = "I"
+            self._rollback_quietly()
+            return _tag("ROLLBACK")
+        if first == "SAVEPOINT":
+            if self.tx == "I":
+                raise PgError("25P01", "SAVEPOINT can only be used in transaction blocks")
+            return _tag("SAVEPOINT")
+        if first == "RELEASE":
+            if self.tx == "I":
+                raise PgError("25P01", "RELEASE SAVEPOINT can only be used in transaction blocks")
+            return _tag("RELEASE")
+        raise PgError("0A000", f"{first} is not supported")
+
+    def _duck(self, sql: str) -> None:
+        try:
+            self.cur.execute(sql)
+        except duckdb.Error as e:
+            raise sqlerrors.translate(e, sql) from None
+
+    # --- configuration ------------------------------------------------------------------------
+    def _apply_duck(self, canon: str, value: str) -> None:
+        """Mirror parameters DuckDB also interprets into the session's DuckDB connection."""
+        low = canon.lower()
+        try:
+            if low == "timezone":
+                self.cur.execute(f"SET SESSION TimeZone = {quote_literal(value)}")
+                self.tz = tzinfo(value)
+            elif low == "search_path":
+                path = commands.duck_search_path(value)
+                self.cur.execute(f"SET SESSION search_path = {quote_literal(path)}")
+                self.cur.execute(f"SET SESSION schema = {quote_literal(path.split(',')[0])}")
+        except duckdb.Error:
+            pass  # PostgreSQL accepts search_path entries that do not exist
+        self.cur.execute(catalog.settings_insert([(canon, value)]))
+
+    def _changed(self, canon: str) -> None:
+        value = self.gucs.get(canon)
+        self._apply_duck(canon, value)
+        if canon in REPORTED:
+            self.pending_status.append((canon, value))
+
+    def set_command(self, sql: str) -> Result:
+        cmd = commands.parse_set(sql)
+        if cmd.name is None:
+            return _tag("SET")
+        if not self.gucs.known(cmd.name):
+            try:  # DuckDB's own settings (threads, memory_limit, ...)
+                self.cur.execute(f"SET {cmd.name} = {cmd.raw_value}")
+                return _tag("SET")
+            except duckdb.Error:
+                raise PgError("42704", f'unrecognized configuration parameter "{cmd.name}"') from None
+        if cmd.value is None:
+            canon = self.gucs.reset(cmd.name)
+        else:
+            canon = self.gucs.set(cmd.name, cmd.value)
+        self._changed(canon)
+        return _tag("SET")
+
+    def reset_command(self, sql: str) -> Result:
+        name = commands.parse_reset(sql)
+        if name.lower() == "all":
+            for canon in self.gucs.reset_all():
+                self._changed(canon)
+        else:
+            self._changed(self.gucs.reset(name))
+        return _tag("RESET")
+
+    def show_command(self, name: str) -> Result:
+        if name.lower() == "all":
+            rows = [(n, v, None) for n, v in self.gucs.all()]
+            return _text_result(["name", "setting", "description"], rows, "SHOW")
+        canon = self.gucs.canonical(name) or name
+        return _text_result([canon], [(self.gucs.get(name),)], "SHOW")
+
+    def discard(self, w: list[str]) -> Result:
+        if len(w) > 1 and w[1] == "ALL":
+            if self.tx != "I":
+                raise PgError("25001", "DISCARD ALL cannot run inside a transaction block")
+            for canon in self.gucs.reset_all():
+                self._changed(canon)
+            self.extended.discard_all()
+            return _tag("DISCARD ALL")
+        return _tag("DISCARD " + (w[1] if len(w) > 1 else ""))
+
+    def database_command(self, first: str, sql: str) -> Result:
+        if self.tx != "I" or self.implicit:
+            raise PgError("25001", f"{first} DATABASE cannot run inside a transaction block")
+        name, if_exists = commands.parse_database_name(sql, 2)
+        if first == "CREATE":
+            self.backend.files.create(name)
+            return _tag("CREATE DATABASE")
+        if name == self.info.database:
+            raise PgError("55006", "cannot drop the currently open database")
+        try:
+            self.backend.files.drop(name)
+        except PgError as e:
+            if e.sqlstate == "3D000" and if_exists:
+                self.notice(PgError("00000", f'database "{name}" does not exist, skipping',
+                                             severity="NOTICE"))  # fmt: skip
+            else:
+                raise
+        return _tag("DROP DATABASE")

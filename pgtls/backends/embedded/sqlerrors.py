@@ -1,0 +1,169 @@
+"""DuckDB exceptions translated to PostgreSQL errors (SQLSTATE, message, detail, position).
+
+``RULES`` is the one table to review: the first rule whose exception class and
+message pattern match wins; its message/detail templates use the pattern's named
+groups and aim at PostgreSQL's own wording (errcodes.txt for the codes).
+Unmatched errors fall back to a per-class SQLSTATE and keep DuckDB's message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import duckdb
+
+from pgtls.errors import PgError
+
+
+@dataclass(frozen=True)
+class Rule:
+    exc: str  # DuckDB exception class name ("" = any)
+    pattern: re.Pattern[str]
+    sqlstate: str
+    message: str  # format string over the pattern's groups; "" keeps DuckDB's text
+    detail: str = ""
+    hint: str = ""
+
+
+def _r(exc: str, pattern: str, sqlstate: str, message: str = "", detail: str = "", hint: str = "") -> Rule:
+    return Rule(exc, re.compile(pattern, re.S), sqlstate, message, detail, hint)
+
+
+RULES: tuple[Rule, ...] = (
+    _r("ParserException", r'syntax error at or near "(?P<tok>.*?)"', "42601", 'syntax error at or near "{tok}"'),
+    _r("ParserException", r"syntax error at end of input", "42601", "syntax error at end of input"),
+    _r("CatalogException", r"Table with name (?P<n>\S+) does not exist", "42P01", 'relation "{n}" does not exist'),
+    _r("CatalogException", r"Table or view with name (?P<n>\S+) does not exist", "42P01",
+       'relation "{n}" does not exist'),
+    _r("CatalogException", r"View with name (?P<n>\S+) does not exist", "42P01", 'relation "{n}" does not exist'),
+    _r("CatalogException", r"(?:Table|View|Index|Sequence) with name \"?(?P<n>[^\"!\s]+)\"? already exists", "42P07",
+       'relation "{n}" already exists'),
+    _r("CatalogException", r"Schema with name \"?(?P<n>[^\"!\s]+)\"? does not exist", "3F000",
+       'schema "{n}" does not exist'),
+    _r("CatalogException", r"Schema with name \"?(?P<n>[^\"!\s]+)\"? already exists", "42P06",
+       'schema "{n}" already exists'),
+    _r("CatalogException", r"Type with name (?P<n>\S+) does not exist", "42704", 'type "{n}" does not exist'),
+    _r("CatalogException", r"(?:Scalar |Aggregate |Table )?Function with name (?P<n>\S+) does not exist", "42883",
+       "function {n} does not exist",
+       hint="No function matches the given name and argument types. You might need to add explicit type casts."),
+    _r("CatalogException", r"Index with name (?P<n>\S+) does not exist", "42704", 'index "{n}" does not exist'),
+    _r("CatalogException", r"does not exist", "42704"),
+    _r("CatalogException", r"already exists", "42710"),
+    _r("BinderException", r'Referenced column "(?P<c>[^"]+)" not found', "42703", 'column "{c}" does not exist'),
+    _r("BinderException", r'Referenced table "(?P<c>[^"]+)" not found', "42P01",
+       'missing FROM-clause entry for table "{c}"'),
+    _r("BinderException", r'Table "(?P<t>[^"]+)" does not have a column named "(?P<c>[^"]+)"', "42703",
+       'column "{c}" of relation "{t}" does not exist'),
+    _r("BinderException", r"No function matches|Could not choose a best candidate", "42883"),
+    _r("BinderException", r"must appear in the GROUP BY clause", "42803"),
+    _r("BinderException", r"Cannot compare values|Cannot mix values|cannot be cast", "42804"),
+    _r("BinderException", r"Ambiguous reference", "42702"),
+    _r("ConstraintException", r'Duplicate key "(?P<k>.*?)" violates (?:primary key|unique) constraint', "23505",
+       "duplicate key value violates unique constraint", "Key ({k}) already exists."),
+    _r("ConstraintException", r"NOT NULL constraint failed: (?P<t>[^.\s]+)\.(?P<c>\S+)", "23502",
+       'null value in column "{c}" of relation "{t}" violates not-null constraint'),
+    _r("ConstraintException", r"CHECK constraint failed(?:: (?P<t>\S+))?", "23514",
+       "new row violates check constraint"),
+    _r("ConstraintException", r"foreign key", "23503"),
+    _r("ConstraintException", r"", "23000"),
+    _r("", r"Division by zero|division by zero", "22012", "division by zero"),
+    _r("ConversionException", r"Could not convert string '(?P<v>.*?)' to (?P<t>\w+)", "22P02",
+       'invalid input syntax for type {t}: "{v}"'),
+    _r("ConversionException", r"out of range|Overflow", "22003"),
+    _r("ConversionException", r"", "22P02"),
+    _r("OutOfRangeException", r"", "22003"),
+    _r("TransactionException", r"Conflict", "40001", "could not serialize access due to concurrent update"),
+    _r("TransactionException", r"Current transaction is aborted", "25P02",
+       "current transaction is aborted, commands ignored until end of transaction block"),
+    _r("TransactionException", r"no transaction is active", "25P01", "there is no transaction in progress"),
+    _r("TransactionException", r"", "25000"),
+    _r("InterruptException", r"", "57014", "canceling statement due to user request"),
+    _r("PermissionException", r"read-only", "25006"),
+    _r("PermissionException", r"", "42501"),
+    _r("NotImplementedException", r"", "0A000"),
+    _r("OutOfMemoryException", r"", "53200"),
+    _r("IOException", r"", "58030"),
+    _r("InvalidInputException", r"Values were not provided", "08P01"),
+)
+
+# Fallback per DuckDB class (the exception hierarchy of duckdb's Python module).
+CLASS_STATES: dict[str, str] = {
+    "ParserException": "42601",
+    "BinderException": "42000",
+    "CatalogException": "42000",
+    "ConstraintException": "23000",
+    "ConversionException": "22000",
+    "InvalidInputException": "22023",
+    "InvalidTypeException": "42804",
+    "TypeMismatchException": "42804",
+    "SequenceException": "2200H",
+    "SyntaxException": "42601",
+    "SerializationException": "XX000",
+    "InternalException": "XX000",
+    "FatalException": "XX000",
+    "DependencyException": "2BP01",
+    "HTTPException": "58000",
+}
+
+_PREFIX = re.compile(r"^[A-Za-z ]*?(?:Error|Exception): ")
+_LINE = re.compile(r"\n\nLINE (?P<line>\d+): (?P<text>.*?)\n(?P<pad> *)\^", re.S)
+
+
+def _position(msg: str, sql: str) -> int | None:
+    """1-based character position from DuckDB's ``LINE n: ...`` caret display."""
+    m = _LINE.search(msg)
+    if not m:
+        return None
+    text = m.group("text")
+    col = len(m.group("pad")) - len(f"LINE {m.group('line')}: ")
+    if text.startswith("..."):
+        return None
+    lines = sql.split("\n")
+    line = int(m.group("line"))
+    if line < 1 or line > len(lines):
+        return None
+    return sum(len(x) + 1 for x in lines[: line - 1]) + col + 1
+
+
+def translate(exc: BaseException, sql: str = "", offset: int = 0) -> PgError:
+    """A PgError for a DuckDB exception raised running ``sql`` (which starts at ``offset`` in the query)."""
+    if isinstance(exc, PgError):
+        return exc
+    raw = str(exc)
+    cls = type(exc).__name__
+    position = _position(raw, sql)
+    body = _LINE.split(raw)[0] if _LINE.search(raw) else raw
+    body = _PREFIX.sub("", body.strip(), count=1)
+    first, _, rest = body.partition("\n")
+    for rule in RULES:
+        if rule.exc and rule.exc != cls:
+            continue
+        m = rule.pattern.search(body)
+        if not m:
+            continue
+        groups = {k: (v or "") for k, v in m.groupdict().items()}
+        message = rule.message.format(**groups) if rule.message else first.rstrip("!")
+        detail = rule.detail.format(**groups).replace(": ", ")=(", 1) if rule.detail else None
+        return PgError(
+            rule.sqlstate,
+            message,
+            detail=detail,
+            hint=rule.hint or (rest.strip() or None),
+            position=position + offset if position is not None else None,
+        )
+    state = CLASS_STATES.get(cls, "XX000" if not isinstance(exc, duckdb.Error) else "42000")
+    return PgError(
+        state,
+        first.rstrip("!"),
+        detail=rest.strip() or None,
+        position=position + offset if position is not None else None,
+    )
+
+
+def canceled() -> PgError:
+    return PgError("57014", "canceling statement due to user request")
+
+
+def aborted_transaction() -> PgError:
+    return PgError("25P02", "current transaction is aborted, commands ignored until end of transaction block")

@@ -1,0 +1,208 @@
+"""A small lexer for PostgreSQL query text: statement splitting, keywords, parameters.
+
+PostgreSQL parses a whole simple-query string before running any of it; we only
+need to find statement boundaries (``;`` outside quotes, comments and dollar
+quoting), the leading keywords of each statement (to recognise SET, SHOW, BEGIN,
+COPY, ... and to build command tags) and the ``$n`` parameter markers of the
+extended protocol.  Lexical rules follow scan.l of PostgreSQL with
+standard_conforming_strings on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
+_PARAM = re.compile(r"\$([0-9]+)")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9$]*")
+
+
+@dataclass
+class Token:
+    kind: str  # "word", "ident" (double-quoted), "string", "param", "op", "number"
+    text: str
+    start: int
+    end: int
+
+
+def _skip_quoted(sql: str, i: int, quote: str) -> int:
+    """Return the index after the closing quote of a literal starting at i (doubling escapes)."""
+    n = len(sql)
+    j = i + 1
+    while j < n:
+        if sql[j] == quote:
+            if j + 1 < n and sql[j + 1] == quote:
+                j += 2
+                continue
+            return j + 1
+        j += 1
+    return n
+
+
+def _skip_escape_string(sql: str, i: int) -> int:
+    """E'...' strings: backslash escapes as well as doubled quotes."""
+    n = len(sql)
+    j = i + 1
+    while j < n:
+        c = sql[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "'":
+            if j + 1 < n and sql[j + 1] == "'":
+                j += 2
+                continue
+            return j + 1
+        j += 1
+    return n
+
+
+def tokens(sql: str) -> list[Token]:
+    """Tokens of ``sql`` (whitespace and comments dropped); unterminated literals run to the end."""
+    out: list[Token] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c.isspace():
+            i += 1
+        elif c == "-" and sql.startswith("--", i):
+            j = sql.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif c == "/" and sql.startswith("/*", i):
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if sql.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif sql.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            i = j
+        elif c == "'":
+            j = _skip_quoted(sql, i, "'")
+            out.append(Token("string", sql[i:j], i, j))
+            i = j
+        elif c in "eE" and i + 1 < n and sql[i + 1] == "'":
+            j = _skip_escape_string(sql, i + 1)
+            out.append(Token("string", sql[i:j], i, j))
+            i = j
+        elif c == '"':
+            j = _skip_quoted(sql, i, '"')
+            out.append(Token("ident", sql[i:j], i, j))
+            i = j
+        elif c == "$":
+            m = _PARAM.match(sql, i)
+            if m:
+                out.append(Token("param", m.group(0), i, m.end()))
+                i = m.end()
+                continue
+            m = _DOLLAR_TAG.match(sql, i)
+            if m and not (out and out[-1].end == i and out[-1].kind == "word"):
+                close = sql.find(m.group(0), m.end())
+                j = n if close < 0 else close + len(m.group(0))
+                out.append(Token("string", sql[i:j], i, j))
+                i = j
+                continue
+            out.append(Token("op", c, i, i + 1))
+            i += 1
+        elif c.isalpha() or c == "_" or ord(c) > 127:
+            m = _WORD.match(sql, i)
+            j = m.end() if m else i + 1
+            while j < n and ord(sql[j]) > 127:
+                j += 1
+            out.append(Token("word", sql[i:j], i, j))
+            i = j
+        elif c.isdigit():
+            j = i
+            while j < n and (sql[j].isalnum() or sql[j] == "."):
+                j += 1
+            out.append(Token("number", sql[i:j], i, j))
+            i = j
+        else:
+            out.append(Token("op", c, i, i + 1))
+            i += 1
+    return out
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split on top-level semicolons; empty statements are dropped (as PostgreSQL does)."""
+    parts: list[str] = []
+    start = 0
+    for t in tokens(sql):
+        if t.kind == "op" and t.text == ";":
+            parts.append(sql[start : t.start])
+            start = t.end
+    parts.append(sql[start:])
+    return [p for p in parts if tokens(p)]
+
+
+def words(sql: str, limit: int = 8) -> list[str]:
+    """The first ``limit`` tokens, keywords upper-cased (quoted identifiers keep their text)."""
+    out: list[str] = []
+    for t in tokens(sql)[:limit]:
+        out.append(t.text.upper() if t.kind == "word" else t.text)
+    return out
+
+
+def has_word(sql: str, word: str) -> bool:
+    word = word.upper()
+    return any(t.kind == "word" and t.text.upper() == word for t in tokens(sql))
+
+
+def max_param(sql: str) -> int:
+    return max((int(t.text[1:]) for t in tokens(sql) if t.kind == "param"), default=0)
+
+
+def substitute_params(sql: str, render: Callable[[int], str]) -> str:
+    """Replace every ``$n`` marker outside literals with ``render(n)``."""
+    out: list[str] = []
+    pos = 0
+    for t in tokens(sql):
+        if t.kind == "param":
+            out.append(sql[pos : t.start])
+            out.append(render(int(t.text[1:])))
+            pos = t.end
+    out.append(sql[pos:])
+    return "".join(out)
+
+
+def quote_literal(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def quote_ident(s: str) -> str:
+    return '"' + s.replace('"', '""') + '"'
+
+
+def unquote_ident(text: str) -> str:
+    """An identifier as PostgreSQL folds it: quoted keeps case, bare is lower-cased."""
+    if text.startswith('"'):
+        return text[1:-1].replace('""', '"')
+    return text.lower()
+
+
+def string_value(text: str) -> str:
+    """The value of a string token ('...', E'...', $$...$$)."""
+    if text.startswith("'"):
+        return text[1:-1].replace("''", "'")
+    if text[:1] in "eE":
+        body = text[2:-1].replace("''", "'")
+        return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    m = _DOLLAR_TAG.match(text)
+    if m:
+        return text[m.end() : len(text) - len(m.group(0))]
+    return text
+
+
+def split_with_offsets(sql: str) -> list[tuple[int, str]]:
+    """Like :func:`split_statements` but with each statement's offset in ``sql``."""
+    out: list[tuple[int, str]] = []
+    start = 0
+    for t in tokens(sql):
+        if t.kind == "op" and t.text == ";":
+            out.append((start, sql[start : t.start]))
+            start = t.end
+    out.append((start, sql[start:]))
+    return [(o, p) for o, p in out if tokens(p)]

@@ -1,0 +1,196 @@
+"""`pgtls init | serve | reload | stop | cert … | check | role …` — the command line.
+
+The data directory is ``-D DIR`` or ``$PGDATA``, as with PostgreSQL's tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from pgtls import __version__
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    d = args.datadir or os.environ.get("PGDATA")
+    if not d:
+        print("pgtls: no data directory specified (use -D or set PGDATA)", file=sys.stderr)
+        raise SystemExit(1)
+    return Path(d)
+
+
+def _add_datadir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-D", "--pgdata", dest="datadir", metavar="DIR", help="data directory (default: $PGDATA)")
+
+
+# --- init -------------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from pgtls.server.initdb import InitError, init_data_dir
+
+    data_dir = _data_dir(args)
+    user = args.username or getpass.getuser()
+    try:
+        notes = init_data_dir(
+            data_dir, superuser=user, tls=args.tls, auth=args.auth, hostnames=args.hostname or [], port=args.port
+        )
+    except InitError as e:
+        print(f"pgtls init: error: {e}", file=sys.stderr)
+        return 1
+    for line in notes:
+        print(line)
+    return 0
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in pairs:
+        name, sep, value = item.partition("=")
+        if not sep:
+            print(f'pgtls: -c {item} requires a value', file=sys.stderr)
+            raise SystemExit(1)
+        out[name.strip().replace("-", "_")] = value
+    return out
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pgtls.server import log
+    from pgtls.server.server import Server, StartupError
+
+    data_dir = _data_dir(args)
+    overrides = _overrides(args.set or [])
+    if args.port is not None:
+        overrides["port"] = str(args.port)
+    if not (data_dir / "postgresql.conf").exists():
+        log.fatal(f'could not access the server configuration file "{data_dir / "postgresql.conf"}": No such file or directory')
+        return 1
+    try:
+        server = Server(data_dir, overrides, interactive=sys.stdin.isatty())
+    except StartupError as e:
+        log.emit("FATAL", e.message, detail=e.detail, hint=e.hint)
+        return 1
+
+    async def main() -> int:
+        return await server.serve_forever()
+
+    try:
+        return asyncio.run(main())
+    except StartupError as e:
+        log.emit("FATAL", e.message, detail=e.detail, hint=e.hint)
+        return 1
+
+
+# --- reload / stop ----------------------------------------------------------------------------
+
+
+def _signal(args: argparse.Namespace, sig: int) -> int | None:
+    from pgtls.server.pidfile import process_alive, read_pid
+
+    data_dir = _data_dir(args)
+    pid = read_pid(data_dir)
+    if pid is None or not process_alive(pid):
+        print(f'pgtls: PID file "{data_dir / "postmaster.pid"}" does not exist', file=sys.stderr)
+        print("Is server running?", file=sys.stderr)
+        return None
+    os.kill(pid, sig)
+    return pid
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    pid = _signal(args, signal.SIGHUP)
+    if pid is None:
+        return 1
+    print("server signaled")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from pgtls.server.pidfile import process_alive
+
+    sig = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}[args.mode]
+    pid = _signal(args, sig)
+    if pid is None:
+        return 1
+    print("waiting for server to shut down...", end="", flush=True)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if not process_alive(pid) or not (_data_dir(args) / "postmaster.pid").exists():
+            print(" done\nserver stopped")
+            return 0
+        time.sleep(0.1)
+    print(" failed\npgtls: server does not shut down", file=sys.stderr)
+    return 1
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pgtls", description="PostgreSQL-protocol server with PostgreSQL's TLS")
+    parser.add_argument("--version", action="version", version=f"pgtls {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="create a data directory (like initdb)")
+    _add_datadir(p)
+    p.add_argument("-U", "--username", help="name of the initial superuser (default: the OS user)")
+    p.add_argument("--tls", action="store_true", help="also create a CA, a server and a client certificate; ssl=on")
+    p.add_argument("--auth", default=None, help="authentication method for local and loopback lines")
+    p.add_argument("--hostname", action="append", help="extra host name for the server certificate (with --tls)")
+    p.add_argument("-p", "--port", type=int, default=None, help="port to write into postgresql.conf")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("serve", help="run the server in the foreground")
+    _add_datadir(p)
+    p.add_argument("-c", dest="set", action="append", metavar="NAME=VALUE", help="set a configuration parameter")
+    p.add_argument("-p", "--port", type=int, default=None)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("reload", help="make a running server re-read its configuration (SIGHUP)")
+    _add_datadir(p)
+    p.set_defaults(func=cmd_reload)
+
+    p = sub.add_parser("stop", help="stop a running server")
+    _add_datadir(p)
+    p.add_argument("-m", "--mode", choices=("smart", "fast", "immediate"), default="fast")
+    p.add_argument("-t", "--timeout", type=float, default=60)
+    p.set_defaults(func=cmd_stop)
+
+    try:
+        from pgtls.certs.cli import add_cert_parser, add_check_parser
+
+        add_cert_parser(sub)
+        add_check_parser(sub)
+    except ImportError:
+        pass
+    try:
+        from pgtls.auth.role_cli import add_role_parser
+
+        add_role_parser(sub)
+    except ImportError:
+        pass
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

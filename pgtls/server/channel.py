@@ -1,0 +1,284 @@
+"""Byte transport of one client connection: a raw asyncio protocol plus an optional TLS layer.
+
+The TLS layer is an ``ssl.SSLObject`` over two ``MemoryBIO``\\ s, so pgtls owns
+every byte it received: nothing is buffered out of sight between an SSLRequest
+answer and the handshake (CVE-2021-23214), and bytes already read (a pipelined
+or direct-TLS ClientHello) are handed to the TLS engine explicitly.  asyncio's
+``start_tls`` is avoided on purpose (it drops already-buffered bytes on 3.11).
+
+Handshake steps run in a worker thread: they do the public-key operations, and
+the event loop must stay free for other connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+# Pause reading when this much unconsumed input is queued (flow control against a flooding client).
+READ_HIGH_WATER = 1 << 20
+# A worker thread that produces output blocks when this much is queued for the client.
+SEND_HIGH_WATER = 4 << 20
+
+
+class RawConn(asyncio.Protocol):
+    """The socket side: collects received bytes and wakes one waiter."""
+
+    def __init__(self, on_connect: Callable[[RawConn], None]) -> None:
+        self._on_connect = on_connect
+        self.transport: asyncio.Transport | None = None
+        self.inbox = bytearray()
+        self.eof = False
+        self.lost = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._reading_paused = False
+        self.peer: tuple[str, int] | None = None
+        self.is_unix = False
+
+    # --- asyncio.Protocol ---
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            peer = transport.get_extra_info("peername")
+            self.peer = (str(peer[0]), int(peer[1])) if peer else None
+        else:
+            self.is_unix = True
+        self._on_connect(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.inbox += data
+        if len(self.inbox) > READ_HIGH_WATER and not self._reading_paused and self.transport:
+            self.transport.pause_reading()
+            self._reading_paused = True
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return True  # keep the socket open for a last FATAL message
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.eof = True
+        self._wake()
+        self._wake_drain()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_drain()
+
+    # --- helpers ---
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _wake_drain(self) -> None:
+        for w in self._drain_waiters:
+            if not w.done():
+                w.set_result(None)
+        self._drain_waiters.clear()
+
+    async def recv(self) -> bytes:
+        """All bytes received so far (waiting if none); b'' at EOF."""
+        while not self.inbox:
+            if self.eof:
+                return b""
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = bytes(self.inbox)
+        self.inbox.clear()
+        if self._reading_paused and self.transport and not self.lost:
+            self.transport.resume_reading()
+            self._reading_paused = False
+        return data
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.lost and data:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        while self._write_paused and not self.lost:
+            fut = asyncio.get_running_loop().create_future()
+            self._drain_waiters.append(fut)
+            await fut
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class TlsFailed(Exception):
+    """The TLS handshake failed (reason is OpenSSL's text)."""
+
+
+class Channel:
+    """Plaintext view of a connection: TLS (if started) is applied transparently."""
+
+    def __init__(self, raw: RawConn, executor: Executor | None) -> None:
+        self.raw = raw
+        self.executor = executor
+        self.sslobj: ssl.SSLObject | None = None
+        self._in: ssl.MemoryBIO | None = None
+        self._out: ssl.MemoryBIO | None = None
+        self.direct_tls = False
+        self.handshake_obj: ssl.SSLObject | None = None  # kept for verify-failure details
+        self._closing = False
+        # thread -> loop output queue accounting
+        self._cond = threading.Condition()
+        self._inflight = 0
+
+    @property
+    def tls(self) -> bool:
+        return self.sslobj is not None
+
+    async def start_tls(self, context: ssl.SSLContext, initial: bytes) -> None:
+        """Run the server handshake; ``initial`` are bytes already received (fed first)."""
+        self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        sslobj = context.wrap_bio(self._in, self._out, server_side=True)
+        self.handshake_obj = sslobj
+        if initial:
+            self._in.write(initial)
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if self.executor is not None:
+                    await loop.run_in_executor(self.executor, sslobj.do_handshake)
+                else:
+                    sslobj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush_tls()
+                data = await self.raw.recv()
+                if not data:
+                    raise TlsFailed("EOF detected") from None
+                self._in.write(data)
+            except ssl.SSLError as e:
+                self._flush_tls()  # send the alert
+                raise TlsFailed(_ssl_reason(e)) from None
+            except OSError as e:
+                raise TlsFailed(str(e)) from None
+        self._flush_tls()
+        self.sslobj = sslobj
+
+    def _flush_tls(self) -> None:
+        assert self._out is not None
+        data = self._out.read()
+        if data:
+            self.raw.write(data)
+
+    async def recv(self) -> bytes:
+        """Next plaintext bytes (b'' at EOF)."""
+        if self.sslobj is None:
+            return await self.raw.recv()
+        assert self._in is not None
+        while True:
+            try:
+                data = self.sslobj.read(1 << 16)
+                if data:
+                    return data
+                return b""  # clean TLS close_notify
+            except ssl.SSLWantReadError:
+                raw = await self.raw.recv()
+                if not raw:
+                    return b""
+                self._in.write(raw)
+            except ssl.SSLZeroReturnError:
+                return b""
+            except ssl.SSLError:
+                return b""
+            finally:
+                self._flush_tls()
+
+    def send(self, data: bytes) -> None:
+        """Queue plaintext for the client (event-loop thread only)."""
+        if not data:
+            return
+        if self.sslobj is None:
+            self.raw.write(data)
+            return
+        try:
+            self.sslobj.write(data)
+        except ssl.SSLError:
+            return
+        self._flush_tls()
+
+    async def drain(self) -> None:
+        await self.raw.drain()
+
+    def threadsafe_sender(self, loop: asyncio.AbstractEventLoop) -> Callable[[bytes], None]:
+        """A ``send`` for worker threads: ordered, with back-pressure at SEND_HIGH_WATER."""
+
+        def _write(data: bytes) -> None:
+            self.send(data)
+            if self.raw._write_paused and not self.raw.lost:
+                loop.create_task(self._release_after_drain(len(data)))
+            else:
+                self._release(len(data))
+
+        def send(data: bytes) -> None:
+            if not data:
+                return
+            with self._cond:
+                while self._inflight > SEND_HIGH_WATER and not self.raw.lost:
+                    self._cond.wait(1.0)
+                if self.raw.lost:
+                    return
+                self._inflight += len(data)
+            loop.call_soon_threadsafe(_write, data)
+
+        return send
+
+    async def _release_after_drain(self, n: int) -> None:
+        await self.raw.drain()
+        self._release(n)
+
+    def _release(self, n: int) -> None:
+        with self._cond:
+            self._inflight -= n
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if self.sslobj is not None:
+            try:
+                self.sslobj.unwrap()
+            except (ssl.SSLError, ValueError, OSError):
+                pass
+            self._flush_tls()
+        self.raw.close()
+        with self._cond:
+            self._cond.notify_all()
+
+
+def _ssl_reason(e: ssl.SSLError) -> str:
+    reason = getattr(e, "reason", None)
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return "certificate verify failed"
+    if reason:
+        return str(reason).lower().replace("_", " ")
+    return str(e)

@@ -1,0 +1,336 @@
+"""One client connection, from the first byte to the end of its session.
+
+The steps are those of PostgreSQL's backend start: negotiation (SSLRequest,
+GSSENCRequest, CancelRequest, direct TLS) driven by the sans-IO
+:class:`~pgtls.protocol.startup.StartupMachine`, the startup packet, the
+connection limit, authentication (see :mod:`pgtls.server.authflow`), then the
+session loop that hands every message to the backend in a worker thread.
+
+``authentication_timeout`` covers negotiation, the TLS handshake and
+authentication together; on expiry the connection is dropped without a word,
+as PostgreSQL does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import TYPE_CHECKING
+
+from pgtls import tls as tlsmod
+from pgtls.backends.base import SessionInfo, TlsInfo
+from pgtls.errors import ADMIN_SHUTDOWN, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
+from pgtls.protocol import messages as m
+from pgtls.protocol.startup import (
+    CancelRequest,
+    Closed,
+    DirectTLS,
+    GSSENCRequest,
+    LogOnly,
+    NeedData,
+    SSLRequest,
+    Startup,
+    StartupMachine,
+)
+from pgtls.server import log
+from pgtls.server.channel import Channel, RawConn, TlsFailed
+from pgtls.server.registry import Entry
+
+if TYPE_CHECKING:
+    from pgtls.server.server import Server, Snapshot
+
+# Frontend message types a session may send (PostgreSQL's PostgresMain switch).
+SESSION_MESSAGE_TYPES = frozenset(b"QPBEDCHSFdcfX")
+MAX_SESSION_MESSAGE = 1 << 30  # PQ_LARGE_MESSAGE_LIMIT
+UNENCRYPTED_AFTER_REQUEST_DETAIL = (
+    "This could be either a client-software bug or evidence of an attempted man-in-the-middle attack."
+)
+
+
+class Connection:
+    def __init__(self, server: Server, raw: RawConn) -> None:
+        self.server = server
+        self.raw = raw
+        self.snap: Snapshot = server.snapshot
+        self.channel = Channel(raw, server.tls_executor)
+        self.entry: Entry | None = None
+        self.tls_facts: object | None = None
+        self.host = "[local]" if raw.is_unix or raw.peer is None else raw.peer[0]
+        self.port = None if raw.peer is None else raw.peer[1]
+        self.startup: Startup | None = None
+        self.inbuf = bytearray()  # plaintext received after the startup packet, not yet consumed
+
+    @property
+    def settings(self):  # noqa: ANN201 - Settings
+        return self.snap.settings
+
+    def trace(self, message: str) -> None:
+        if self.settings["trace_connection_negotiation"]:
+            log.log(message)
+
+    # --- top level ---
+    async def run(self) -> None:
+        try:
+            if self.server.log_aspect(self.snap, "receipt"):
+                if self.raw.is_unix:
+                    log.log("connection received: host=[local]")
+                else:
+                    log.log(f"connection received: host={self.host} port={self.port}")
+            timeout = float(self.settings["authentication_timeout"])
+            try:
+                async with asyncio.timeout(timeout):
+                    startup = await self.negotiate()
+                    if startup is None:
+                        return
+                    await self.begin_session(startup)
+            except TimeoutError:
+                return  # PostgreSQL exits silently on authentication timeout
+            await self.session_loop()
+        except PgError as e:
+            self.send_error(e)
+        except LogOnly as e:
+            log.log(e.message)
+        except Closed as e:
+            if e.log:
+                log.log(e.log)
+        except TlsFailed:
+            pass
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            await self.finish()
+
+    def send_error(self, e: PgError) -> None:
+        log.emit(e.severity, e.message, detail=e.detail, hint=e.hint)
+        self.channel.send(m.error_response(e))
+
+    async def finish(self) -> None:
+        entry = self.entry
+        if entry is not None:
+            self.server.registry.remove(entry.info.pid)
+            if entry.session is not None:
+                session = entry.session
+                try:
+                    await asyncio.get_running_loop().run_in_executor(self.server.db_executor, session.close)
+                except Exception as e:  # noqa: BLE001 - a failing close must not take the server down
+                    log.log(f"error closing session: {e}")
+            if self.server.log_aspect(self.snap, "disconnections"):
+                log.log(f"disconnection: session time: ? user={entry.info.user} database={entry.info.database} host={self.host}")
+        self.server.connection_done(self)
+        self.channel.close()
+
+    # --- negotiation ---
+    async def negotiate(self) -> Startup | None:
+        sm = StartupMachine()
+        ch = self.channel
+        tls = self.snap.tls
+        while True:
+            ev = sm.next_event()
+            if isinstance(ev, NeedData):
+                sm.receive_data(await ch.recv())
+                continue
+            if isinstance(ev, DirectTLS):
+                if tls is None or self.raw.is_unix:
+                    self.trace("direct SSL connection rejected")
+                    return None
+                await self.handshake(tls, sm.take_buffer())
+                if self.channel.sslobj is None or self.channel.sslobj.selected_alpn_protocol() != "postgresql":
+                    self.trace("direct SSL connection rejected")
+                    raise LogOnly("received direct SSL connection request without ALPN protocol negotiation extension")
+                self.trace("direct SSL connection accepted")
+                ch.direct_tls = True
+                sm.tls_started(direct=True)
+                continue
+            if isinstance(ev, SSLRequest):
+                ok = tls is not None and not self.raw.is_unix and not ch.tls
+                self.trace("SSLRequest accepted" if ok else "SSLRequest rejected")
+                ch.send(b"S" if ok else b"N")
+                sm.answered_ssl()
+                if ok:
+                    assert tls is not None
+                    # PostgreSQL 17+: bytes the client pipelined after SSLRequest are the start of the TLS stream.
+                    await self.handshake(tls, sm.take_buffer())
+                    sm.tls_started(direct=False)
+                elif sm.buffered:
+                    raise PgError(
+                        PROTOCOL_VIOLATION, "received unencrypted data after SSL request",
+                        severity="FATAL", detail=UNENCRYPTED_AFTER_REQUEST_DETAIL,
+                    )
+                continue
+            if isinstance(ev, GSSENCRequest):
+                self.trace("GSSENCRequest rejected")
+                ch.send(b"N")
+                sm.answered_gss()
+                if sm.buffered:
+                    raise PgError(
+                        PROTOCOL_VIOLATION, "received unencrypted data after GSSAPI encryption request",
+                        severity="FATAL", detail=UNENCRYPTED_AFTER_REQUEST_DETAIL,
+                    )
+                continue
+            if isinstance(ev, CancelRequest):
+                await self.server.cancel(ev.pid, ev.key)
+                return None
+            assert isinstance(ev, Startup)
+            self.inbuf += sm.take_buffer()
+            return ev
+
+    async def handshake(self, tls: object, initial: bytes) -> None:
+        try:
+            await self.channel.start_tls(tls.context, initial)  # type: ignore[attr-defined]
+        except TlsFailed as e:
+            detail = None
+            sslobj = self.channel.handshake_obj
+            if sslobj is not None:
+                detail = tlsmod.verify_failure(sslobj)
+            log.log(f"could not accept SSL connection: {e}", detail=detail)
+            raise
+        assert self.channel.sslobj is not None
+        try:
+            self.tls_facts = tlsmod.connection_facts(self.channel.sslobj)
+        except tlsmod.PeerCertError as e:
+            raise LogOnly(str(e)) from None
+
+    # --- startup, limits, authentication ---
+
+    async def begin_session(self, startup: Startup) -> None:
+        self.startup = startup
+        ch = self.channel
+        if startup.needs_negotiation:
+            ch.send(m.negotiate_protocol_version(0, startup.unrecognized))
+        if self.server.shutting_down:
+            raise PgError(ADMIN_SHUTDOWN, "the database system is shutting down", severity="FATAL")
+        max_conn = int(self.settings["max_connections"])
+        if self.server.registry.count() >= max_conn:
+            raise PgError(TOO_MANY_CONNECTIONS, "sorry, too many clients already", severity="FATAL")
+
+        from pgtls.server.authflow import authenticate
+
+        ident = await authenticate(self, startup)
+        info = SessionInfo(
+            pid=self.server.registry.new_pid(),
+            user=startup.user,
+            database=startup.database,
+            client_addr=None if self.raw.is_unix else self.host,
+            client_port=self.port,
+            application_name=startup.params.get("application_name", ""),
+            options={k: v for k, v in startup.params.items() if k not in ("user", "database")},
+            tls=self.tls_info(),
+            is_superuser=ident.is_superuser,
+        )
+        entry = Entry(info=info, cancel_key=self.server.registry.new_cancel_key())
+        self.server.registry.add(entry)
+        self.entry = entry
+        loop = asyncio.get_running_loop()
+        entry.session = await loop.run_in_executor(
+            self.server.db_executor, self.server.backend.open_session, info, self.server.registry
+        )
+        out = [m.auth_ok()] if not ident.sent_ok else []
+        for name, value in entry.session.startup_parameters():
+            out.append(m.parameter_status(name, value))
+        out.append(m.backend_key_data(info.pid, entry.cancel_key))
+        out.append(m.ready_for_query("I"))
+        ch.send(b"".join(out))
+        if self.server.log_aspect(self.snap, "authorization"):
+            line = f"connection authorized: user={info.user} database={info.database}"
+            if "application_name" in startup.params:
+                line += f" application_name={info.application_name}"
+            if info.tls is not None:
+                line += f" SSL enabled (protocol={info.tls.version}, cipher={info.tls.cipher}, bits={info.tls.bits})"
+            log.log(line)
+
+    def tls_info(self) -> TlsInfo | None:
+        f = self.tls_facts
+        if f is None:
+            return None
+        return TlsInfo(
+            version=f.version,  # type: ignore[attr-defined]
+            cipher=f.cipher,  # type: ignore[attr-defined]
+            bits=f.bits,  # type: ignore[attr-defined]
+            client_cert_present=f.peer_cert_der is not None,  # type: ignore[attr-defined]
+            client_dn=f.client_dn,  # type: ignore[attr-defined]
+            client_serial=f.client_serial,  # type: ignore[attr-defined]
+            issuer_dn=f.issuer_dn,  # type: ignore[attr-defined]
+            client_cert_der=f.peer_cert_der,  # type: ignore[attr-defined]
+        )
+
+    # --- reading messages ---
+    async def read_message(self, buf: bytearray, max_len: int) -> tuple[bytes, bytes] | None:
+        """One complete message from ``buf`` (refilled from the channel); None at EOF."""
+        while True:
+            msg = take_message(buf, max_len)
+            if msg is not None:
+                return msg
+            data = await self.channel.recv()
+            if not data:
+                return None
+            buf += data
+
+    # --- the session ---
+    async def session_loop(self) -> None:
+        entry = self.entry
+        assert entry is not None and entry.session is not None
+        session = entry.session
+        loop = asyncio.get_running_loop()
+        send = self.channel.threadsafe_sender(loop)
+        buf = self.inbuf
+        while True:
+            first = await self.read_message(buf, MAX_SESSION_MESSAGE)
+            if first is None:
+                return
+            batch = [first]
+            while (more := take_message(buf, MAX_SESSION_MESSAGE)) is not None:
+                batch.append(more)
+            terminate = False
+            for i, (kind, _body) in enumerate(batch):
+                if kind == b"X":
+                    batch = batch[:i]
+                    terminate = True
+                    break
+                if kind[0] not in SESSION_MESSAGE_TYPES:
+                    # Run what came before, then refuse like PostgreSQL.
+                    await self.run_batch(session, batch[:i], send)
+                    raise PgError(PROTOCOL_VIOLATION, f"invalid frontend message type {kind[0]}", severity="FATAL")
+            if batch:
+                await self.run_batch(session, batch, send)
+            if terminate or self.server.shutting_down_fast:
+                return
+
+    async def run_batch(self, session: object, batch: list[tuple[bytes, bytes]], send: object) -> None:
+        if not batch:
+            return
+        entry = self.entry
+        assert entry is not None
+        for kind, body in batch:
+            if kind == b"Q":
+                entry.query = body.rstrip(b"\0").decode("utf-8", "replace")
+        entry.state = "active"
+
+        def work() -> str | None:
+            status = None
+            for kind, body in batch:
+                st = session.handle(kind, body, send)  # type: ignore[attr-defined]
+                if st is not None:
+                    status = st
+            return status
+
+        status = await asyncio.get_running_loop().run_in_executor(self.server.db_executor, work)
+        await self.channel.drain()
+        if status is not None:
+            entry.state = {"I": "idle", "T": "idle in transaction", "E": "idle in transaction (aborted)"}.get(
+                status, "idle"
+            )
+
+
+def take_message(buf: bytearray, max_len: int) -> tuple[bytes, bytes] | None:
+    """Split one message (type byte, Int32 length, body) off the front of ``buf``."""
+    if len(buf) < 5:
+        return None
+    (length,) = struct.unpack_from("!i", buf, 1)
+    if length < 4 or length > max_len:
+        raise PgError(PROTOCOL_VIOLATION, "invalid message length", severity="FATAL")
+    if len(buf) < 1 + length:
+        return None
+    kind = bytes(buf[0:1])
+    body = bytes(buf[5 : 1 + length])
+    del buf[: 1 + length]
+    return kind, body

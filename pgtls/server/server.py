@@ -1,0 +1,328 @@
+"""The server process: configuration snapshots, listeners, signals, pid file, shutdown.
+
+Configuration is a value (:class:`Snapshot`): start-up builds one and refuses
+to start on any error; SIGHUP builds a new one part by part and keeps the old
+part wherever the new one fails (Table 19.2 of the manual).  Each connection
+keeps the snapshot it started with, so a reload never disturbs open sessions.
+
+Signal handlers only record what was asked; the loop acts on it (the uvicorn
+pattern).  SIGHUP reloads; SIGTERM is a smart shutdown (wait for sessions),
+SIGINT a fast one (end sessions with FATAL 57P01), SIGQUIT immediate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pgtls.backends.base import Backend
+from pgtls.config.conffile import ConfigError
+from pgtls.config.settings import Settings, load_settings, reload_settings
+from pgtls.server import log
+from pgtls.server.channel import RawConn
+from pgtls.server.pidfile import PidFile
+from pgtls.server.registry import SessionRegistry
+from pgtls.tls import TlsConfig, TlsConfigError, build_tls_config
+
+# Handshakes get their own small pool so that long-running queries never delay a new client's handshake.
+TLS_WORKERS = 4
+
+
+class StartupError(Exception):
+    """The server cannot start; the message is already PostgreSQL-shaped."""
+
+    def __init__(self, message: str, detail: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.detail, self.hint = message, detail, hint
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    settings: Settings
+    tls: TlsConfig | None
+    hba: Any = None
+    ident: Any = None
+
+
+class Server:
+    def __init__(
+        self,
+        data_dir: Path,
+        overrides: dict[str, str] | None = None,
+        *,
+        interactive: bool = False,
+        backend: Backend | None = None,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.overrides = dict(overrides or {})
+        self.interactive = interactive
+        self.registry = SessionRegistry()
+        self.connections: set[Any] = set()
+        self.shutting_down = False
+        self.shutting_down_fast = False
+        self._servers: list[asyncio.base_events.Server] = []
+        self._socket_paths: list[Path] = []
+        self._done: asyncio.Event | None = None
+        self._stop_mode = "smart"
+        self.snapshot = self._load_initial()
+        s = self.snapshot.settings
+        self.db_executor = ThreadPoolExecutor(max_workers=int(s["max_connections"]) + 8, thread_name_prefix="pgtls-db")
+        self.tls_executor = ThreadPoolExecutor(max_workers=TLS_WORKERS, thread_name_prefix="pgtls-tls")
+        if backend is None:
+            from pgtls.backends.embedded.backend import EmbeddedBackend
+
+            backend = EmbeddedBackend(self.data_dir, self)
+        self.backend = backend
+        self.pidfile: PidFile | None = None
+
+    # --- settings facade used by backends (SHOW) ---
+    def show(self, name: str) -> str:
+        return self.snapshot.settings.show(name)
+
+    def names(self) -> list[str]:
+        return self.snapshot.settings.names()
+
+    def __getitem__(self, name: str) -> object:
+        return self.snapshot.settings[name]
+
+    # --- configuration ---
+    def _load_initial(self) -> Snapshot:
+        try:
+            settings = load_settings(self.data_dir, self.overrides)
+        except ConfigError as e:
+            raise StartupError(str(e)) from None
+        tls = None
+        if settings["ssl"]:
+            try:
+                tls = build_tls_config(_ssl_view(settings), self.data_dir, is_start=True, interactive=self.interactive)
+            except TlsConfigError as e:
+                raise StartupError(e.message, e.detail, e.hint) from None
+        hba, ident = self._load_auth_files(settings, at_start=True)
+        return Snapshot(settings=settings, tls=tls, hba=hba, ident=ident)
+
+    def _load_auth_files(self, settings: Settings, *, at_start: bool, old: Snapshot | None = None) -> tuple[Any, Any]:
+        try:
+            from pgtls.config import hba as hbamod
+            from pgtls.config import ident as identmod
+        except ImportError:
+            return None, None
+        hba_path = _path(settings, "hba_file", self.data_dir / "pg_hba.conf")
+        ident_path = _path(settings, "ident_file", self.data_dir / "pg_ident.conf")
+        hba = old.hba if old else None
+        ident = old.ident if old else None
+        try:
+            hba = hbamod.load_hba(hba_path, ssl_enabled=bool(settings["ssl"]))
+            for w in getattr(hba, "warnings", []):
+                log.log(str(w))
+        except hbamod.HbaError as e:
+            if at_start:
+                raise StartupError(f"could not load {hba_path}", detail=str(e)) from None
+            log.log(str(e))
+            log.log("pg_hba.conf was not reloaded")
+        try:
+            ident = identmod.load_ident(ident_path)
+        except identmod.IdentError as e:
+            if at_start:
+                raise StartupError(f"could not load {ident_path}", detail=str(e)) from None
+            log.log(str(e))
+            log.log("pg_ident.conf was not reloaded")
+        return hba, ident
+
+    def reload(self) -> None:
+        log.log("received SIGHUP, reloading configuration files")
+        old = self.snapshot
+        settings, lines = reload_settings(old.settings, self.data_dir, self.overrides)
+        for line in lines:
+            log.log(line)
+        tls = old.tls
+        if settings["ssl"]:
+            try:
+                tls = build_tls_config(_ssl_view(settings), self.data_dir, is_start=False, interactive=False)
+            except TlsConfigError as e:
+                log.log(e.message, detail=e.detail, hint=e.hint)
+                log.log("SSL configuration was not reloaded")
+        else:
+            tls = None
+        hba, ident = self._load_auth_files(settings, at_start=False, old=old)
+        self.snapshot = replace(old, settings=settings, tls=tls, hba=hba, ident=ident)
+
+    def log_aspect(self, snap: Snapshot, aspect: str) -> bool:
+        """Whether log_connections / log_disconnections covers ``aspect``."""
+        s = snap.settings
+        if aspect == "disconnections":
+            return bool(s["log_disconnections"])
+        value = s["log_connections"]
+        if isinstance(value, bool):
+            return value
+        try:
+            from pgtls.config.guc import log_connections_aspects
+
+            return aspect in log_connections_aspects(str(value))
+        except ImportError:
+            return str(value).lower() in ("on", "true", "yes", "1", "all")
+
+    # --- connections ---
+    def _on_connect(self, raw: RawConn) -> None:
+        from pgtls.server.connection import Connection
+
+        conn = Connection(self, raw)
+        self.connections.add(conn)
+        asyncio.get_running_loop().create_task(conn.run())
+
+    def connection_done(self, conn: Any) -> None:
+        self.connections.discard(conn)
+        if self.shutting_down and not self.connections and self._done is not None:
+            self._done.set()
+
+    async def cancel(self, pid: int, key: int) -> None:
+        entry = self.registry.find_for_cancel(pid, key)
+        if entry is None or entry.session is None:
+            log.log(f"PID {pid} in cancel request did not match any process")
+            return
+        await asyncio.get_running_loop().run_in_executor(None, entry.session.cancel)
+
+    # --- listening ---
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        s = self.snapshot.settings
+        port = int(s["port"])
+        self._done = asyncio.Event()
+        addresses = [a.strip() for a in str(s["listen_addresses"]).split(",") if a.strip()]
+        bound = 0
+        for addr in addresses:
+            hosts: list[str | None]
+            if addr == "*":
+                hosts = [None]
+            else:
+                hosts = [addr]
+            for host in hosts:
+                try:
+                    srv = await loop.create_server(
+                        lambda: RawConn(self._on_connect), host=host, port=port, reuse_address=True, backlog=1024
+                    )
+                except OSError as e:
+                    log.log(f'could not bind address "{addr}": {e.strerror or e}',
+                            hint="Is another postmaster already running on port "
+                            f"{port}? If not, wait a few seconds and retry.")
+                    continue
+                for sock in srv.sockets:
+                    fam = "IPv6" if sock.family == socket.AF_INET6 else "IPv4"
+                    log.log(f'listening on {fam} address "{sock.getsockname()[0]}", port {sock.getsockname()[1]}')
+                self._servers.append(srv)
+                bound += 1
+        if addresses and not bound:
+            raise StartupError("could not create any TCP/IP sockets")
+        sockdirs = [d.strip() for d in str(s["unix_socket_directories"]).split(",") if d.strip()]
+        for d in sockdirs:
+            path = Path(d) / f".s.PGSQL.{port}"
+            try:
+                if path.exists():
+                    path.unlink()
+                srv = await loop.create_unix_server(lambda: RawConn(self._on_connect), path=str(path), backlog=1024)
+                os.chmod(path, int(s["unix_socket_permissions"]))
+            except OSError as e:
+                log.log(f'could not create Unix socket for address "{path}": {e.strerror or e}')
+                continue
+            self._servers.append(srv)
+            self._socket_paths.append(path)
+            log.log(f'listening on Unix socket "{path}"')
+        if not self._servers:
+            raise StartupError("no socket created for listening")
+
+    async def serve_forever(self) -> int:
+        self.pidfile = PidFile(self.data_dir)
+        try:
+            self.pidfile.acquire()
+        except RuntimeError as e:
+            raise StartupError(str(e.args[0]), hint=e.args[1] if len(e.args) > 1 else None) from None
+        try:
+            await self.start()
+            s = self.snapshot.settings
+            self.pidfile.write(
+                port=int(s["port"]),
+                socket_dir=str(s["unix_socket_directories"]).split(",")[0].strip(),
+                listen=str(s["listen_addresses"]),
+                status="ready",
+            )
+            loop = asyncio.get_running_loop()
+            stop = asyncio.Event()
+
+            def on_signal(sig: int) -> None:
+                if sig == signal.SIGHUP:
+                    loop.call_soon(self._safe_reload)
+                    return
+                self._stop_mode = {signal.SIGTERM: "smart", signal.SIGINT: "fast", signal.SIGQUIT: "immediate"}[sig]
+                stop.set()
+
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+                loop.add_signal_handler(sig, on_signal, sig)
+            log.log("database system is ready to accept connections")
+            await stop.wait()
+            await self.shutdown(self._stop_mode)
+            return 0
+        finally:
+            for p in self._socket_paths:
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+            self.pidfile.release()
+
+    def _safe_reload(self) -> None:
+        try:
+            self.reload()
+        except Exception as e:  # noqa: BLE001 - a reload must never take the server down
+            log.log(f"configuration reload failed: {e}")
+
+    async def shutdown(self, mode: str) -> None:
+        log.log({"smart": "received smart shutdown request", "fast": "received fast shutdown request",
+                 "immediate": "received immediate shutdown request"}[mode])
+        self.shutting_down = True
+        for srv in self._servers:
+            srv.close()
+        if mode in ("fast", "immediate"):
+            self.shutting_down_fast = True
+            from pgtls.errors import ADMIN_SHUTDOWN, PgError
+            from pgtls.protocol import messages as m
+
+            for conn in list(self.connections):
+                if mode == "fast" and conn.entry is not None:
+                    conn.channel.send(m.error_response(PgError(
+                        ADMIN_SHUTDOWN, "terminating connection due to administrator command", severity="FATAL")))
+                    if conn.entry.session is not None:
+                        try:
+                            conn.entry.session.cancel()
+                        except Exception:  # noqa: BLE001
+                            pass
+                conn.channel.close()
+        if self.connections and self._done is not None:
+            try:
+                await asyncio.wait_for(self._done.wait(), timeout=None if mode == "smart" else 10)
+            except TimeoutError:
+                log.log(f"{len(self.connections)} connections did not end in time")
+        self.backend.close()
+        self.db_executor.shutdown(wait=False, cancel_futures=True)
+        self.tls_executor.shutdown(wait=False, cancel_futures=True)
+        log.log("database system is shut down")
+
+
+def _path(settings: Settings, name: str, default: Path) -> Path:
+    try:
+        v = settings[name]
+    except Exception:  # noqa: BLE001
+        return default
+    if not v:
+        return default
+    p = Path(str(v))
+    return p if p.is_absolute() else settings.data_dir / p
+
+
+def _ssl_view(settings: Settings) -> dict[str, object]:
+    """The ssl_* settings as a plain mapping for the tls layer."""
+    return {n: settings[n] for n in settings.names() if n.startswith("ssl")}

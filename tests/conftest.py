@@ -1,0 +1,88 @@
+"""Suite-wide fixtures: the certificate set, real pgtls servers and real PostgreSQL servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests import certset
+from tests.pgserver import RealPostgres, have_postgres, shared_tmpdir
+from tests.pgtlsserver import PgtlsServer
+
+
+@pytest.fixture(scope="session")
+def certs() -> Iterator[certset.CertSet]:
+    d = shared_tmpdir("pgtls-certs-")
+    cs = certset.build(d)
+    for p in d.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    yield cs
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def client_home() -> Iterator[Path]:
+    """An empty HOME for libpq so no ~/.postgresql files leak into a test."""
+    d = shared_tmpdir("pgtls-home-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def pgtls_factory() -> Iterator[type]:
+    made: list[PgtlsServer] = []
+
+    def make(**kw: object) -> PgtlsServer:
+        s = PgtlsServer(**kw)  # type: ignore[arg-type]
+        made.append(s)
+        return s
+
+    yield make  # type: ignore[misc]
+    for s in made:
+        s.cleanup()
+
+
+@pytest.fixture
+def realpg_factory() -> Iterator[type]:
+    if not have_postgres():
+        pytest.skip("PostgreSQL 15 server binaries are not installed")
+    made: list[RealPostgres] = []
+
+    def make(**kw: object) -> RealPostgres:
+        s = RealPostgres(**kw)  # type: ignore[arg-type]
+        made.append(s)
+        return s
+
+    yield make  # type: ignore[misc]
+    for s in made:
+        s.cleanup()
+
+
+@dataclass
+class PsqlResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def run_psql(conninfo: str, sql: str = "select 1", *, home: Path | None = None, env: dict[str, str] | None = None,
+             timeout: float = 30) -> PsqlResult:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    if home is not None:
+        e["HOME"] = str(home)
+    e.update(env or {})
+    p = subprocess.run(
+        ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql],
+        capture_output=True, text=True, env=e, timeout=timeout,
+    )
+    return PsqlResult(p.returncode, p.stdout.strip(), p.stderr.strip())

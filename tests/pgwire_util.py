@@ -1,0 +1,189 @@
+"""Frontend-message builders and a backend-message parser for tests (protocol v3).
+
+``fe.query("SELECT 1")`` returns ``(kind, body)`` ready for ``Session.handle``;
+:func:`parse_messages` splits a byte stream into :class:`BackendMessage` objects
+with the interesting fields decoded (rows, tags, error fields, ...).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _cstr(s: str) -> bytes:
+    return s.encode() + b"\0"
+
+
+class fe:  # noqa: N801 - a namespace of builders
+    @staticmethod
+    def query(sql: str) -> tuple[bytes, bytes]:
+        return b"Q", _cstr(sql)
+
+    @staticmethod
+    def parse(sql: str, name: str = "", oids: Sequence[int] = ()) -> tuple[bytes, bytes]:
+        return b"P", _cstr(name) + _cstr(sql) + struct.pack("!h", len(oids)) + b"".join(
+            struct.pack("!I", o) for o in oids
+        )
+
+    @staticmethod
+    def bind(
+        params: Sequence[bytes | str | None] = (),
+        portal: str = "",
+        stmt: str = "",
+        param_formats: Sequence[int] = (),
+        result_formats: Sequence[int] = (),
+    ) -> tuple[bytes, bytes]:
+        body = _cstr(portal) + _cstr(stmt)
+        body += struct.pack("!h", len(param_formats)) + b"".join(struct.pack("!h", f) for f in param_formats)
+        body += struct.pack("!h", len(params))
+        for p in params:
+            if p is None:
+                body += struct.pack("!i", -1)
+            else:
+                b = p.encode() if isinstance(p, str) else p
+                body += struct.pack("!i", len(b)) + b
+        body += struct.pack("!h", len(result_formats)) + b"".join(struct.pack("!h", f) for f in result_formats)
+        return b"B", body
+
+    @staticmethod
+    def describe(which: str = "P", name: str = "") -> tuple[bytes, bytes]:
+        return b"D", which.encode() + _cstr(name)
+
+    @staticmethod
+    def execute(portal: str = "", max_rows: int = 0) -> tuple[bytes, bytes]:
+        return b"E", _cstr(portal) + struct.pack("!i", max_rows)
+
+    @staticmethod
+    def sync() -> tuple[bytes, bytes]:
+        return b"S", b""
+
+    @staticmethod
+    def flush() -> tuple[bytes, bytes]:
+        return b"H", b""
+
+    @staticmethod
+    def close(which: str = "S", name: str = "") -> tuple[bytes, bytes]:
+        return b"C", which.encode() + _cstr(name)
+
+    @staticmethod
+    def copy_data(data: bytes | str) -> tuple[bytes, bytes]:
+        return b"d", data.encode() if isinstance(data, str) else data
+
+    @staticmethod
+    def copy_done() -> tuple[bytes, bytes]:
+        return b"c", b""
+
+    @staticmethod
+    def copy_fail(message: str) -> tuple[bytes, bytes]:
+        return b"f", _cstr(message)
+
+
+@dataclass
+class BackendMessage:
+    kind: str
+    body: bytes
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.fields[key]
+
+
+def _cstrings(body: bytes) -> list[str]:
+    return [s.decode() for s in body.split(b"\0")[:-1]]
+
+
+def decode(kind: str, body: bytes) -> BackendMessage:
+    msg = BackendMessage(kind, body)
+    f = msg.fields
+    if kind == "T":
+        (n,) = struct.unpack_from("!h", body)
+        pos = 2
+        cols = []
+        for _ in range(n):
+            end = body.index(b"\0", pos)
+            name = body[pos:end].decode()
+            table, attnum, oid, typlen, typmod, fmt = struct.unpack_from("!ihIhih", body, end + 1)
+            cols.append({"name": name, "oid": oid, "typlen": typlen, "typmod": typmod, "format": fmt})
+            pos = end + 1 + 18
+        f["columns"] = cols
+    elif kind == "D":
+        (n,) = struct.unpack_from("!h", body)
+        pos = 2
+        vals: list[bytes | None] = []
+        for _ in range(n):
+            (ln,) = struct.unpack_from("!i", body, pos)
+            pos += 4
+            if ln < 0:
+                vals.append(None)
+            else:
+                vals.append(body[pos : pos + ln])
+                pos += ln
+        f["values"] = vals
+    elif kind == "C":
+        f["tag"] = body[:-1].decode()
+    elif kind in ("E", "N"):
+        pos = 0
+        while body[pos] != 0:
+            code = chr(body[pos])
+            end = body.index(b"\0", pos + 1)
+            f[code] = body[pos + 1 : end].decode()
+            pos = end + 1
+    elif kind == "Z":
+        f["status"] = body.decode()
+    elif kind == "S":
+        name, value = _cstrings(body)
+        f["name"], f["value"] = name, value
+    elif kind == "t":
+        (n,) = struct.unpack_from("!h", body)
+        f["oids"] = list(struct.unpack_from(f"!{n}I", body, 2))
+    elif kind in ("G", "H"):
+        fmt, n = struct.unpack_from("!bh", body)
+        f["format"] = fmt
+        f["column_formats"] = list(struct.unpack_from(f"!{n}h", body, 3))
+    elif kind == "d":
+        f["data"] = body
+    return msg
+
+
+def parse_messages(data: bytes) -> list[BackendMessage]:
+    out = []
+    pos = 0
+    while pos < len(data):
+        kind = chr(data[pos])
+        (ln,) = struct.unpack_from("!i", data, pos + 1)
+        out.append(decode(kind, data[pos + 5 : pos + 1 + ln]))
+        pos += 1 + ln
+    if pos != len(data):
+        raise ValueError("trailing bytes")
+    return out
+
+
+class Collector:
+    """A ``send`` callable that keeps everything the session wrote."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def __call__(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def take(self) -> list[BackendMessage]:
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        return parse_messages(data)
+
+
+def rows(msgs: list[BackendMessage]) -> list[list[str | None]]:
+    """Text-format DataRow values of ``msgs`` as strings."""
+    return [[None if v is None else v.decode() for v in m["values"]] for m in msgs if m.kind == "D"]
+
+
+def tags(msgs: list[BackendMessage]) -> list[str]:
+    return [m["tag"] for m in msgs if m.kind == "C"]
+
+
+def errors(msgs: list[BackendMessage]) -> list[dict[str, str]]:
+    return [m.fields for m in msgs if m.kind == "E"]
