@@ -187,3 +187,56 @@ def tags(msgs: list[BackendMessage]) -> list[str]:
 
 def errors(msgs: list[BackendMessage]) -> list[dict[str, str]]:
     return [m.fields for m in msgs if m.kind == "E"]
+
+
+# --- driving a backend Session directly (no server) -------------------------------------------
+
+
+@dataclass
+class ActivityRowStub:
+    info: Any
+    state: str = "active"
+    query: str = ""
+
+
+class SimpleRegistry:
+    """The server's session registry reduced to what a backend may ask (sessions())."""
+
+    def __init__(self) -> None:
+        self.rows: list[ActivityRowStub] = []
+
+    def sessions(self) -> list[ActivityRowStub]:
+        return list(self.rows)
+
+
+class SessionDriver:
+    """Feeds frontend messages to a Session and returns the parsed backend messages."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.out = Collector()
+        self.status: str | None = None
+
+    def send(self, *messages: tuple[bytes, bytes]) -> list[BackendMessage]:
+        for kind, body in messages:
+            self.status = self.session.handle(kind, body, self.out)
+        return self.out.take()
+
+    def query(self, sql: str) -> list[BackendMessage]:
+        return self.send(fe.query(sql))
+
+    def rows(self, sql: str) -> list[list[str | None]]:
+        msgs = self.query(sql)
+        errs = errors(msgs)
+        if errs:
+            raise AssertionError(f"{sql!r} failed: {errs}")
+        return rows(msgs)
+
+    def value(self, sql: str) -> str | None:
+        return self.rows(sql)[0][0]
+
+    def error(self, sql: str) -> dict[str, str]:
+        errs = errors(self.query(sql))
+        if not errs:
+            raise AssertionError(f"{sql!r} did not fail")
+        return errs[0]

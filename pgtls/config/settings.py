@@ -358,6 +358,7 @@ class _Builder:
         gucdef = lookup(name) or self.custom.get(name.lower())
         if gucdef is None and is_custom_name(name):
             gucdef = self.custom[name.lower()] = placeholder(name)
+            self.values[gucdef.key] = gucdef.default
         return gucdef
 
     def freeze(self) -> Settings:

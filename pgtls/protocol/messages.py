@@ -70,7 +70,7 @@ def ready_for_query(status: str = "I") -> bytes:
 
 
 def negotiate_protocol_version(minor: int, unrecognized: Sequence[str]) -> bytes:
-    return msg(b"v", _I32.pack(minor) + _I32.pack(len(unrecognized)) + b"".join(cstr(o) for o in unrecognized))
+    return msg(b"v", _I32.pack((3 << 16) | minor) + _I32.pack(len(unrecognized)) + b"".join(cstr(o) for o in unrecognized))
 
 
 def command_complete(tag: str) -> bytes:

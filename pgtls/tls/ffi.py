@@ -398,3 +398,29 @@ def stack_items(sk: int | None) -> list[int]:
         return []
     c = libs().crypto
     return [c.OPENSSL_sk_value(sk, i) for i in range(c.OPENSSL_sk_num(sk))]
+
+
+# --- setters CPython 3.11 lacks (usable on client contexts too) -----------------------------------
+
+
+def _ascii(value: str, what: str) -> bytes:
+    raw = value.encode("ascii")
+    if b"\0" in raw:
+        raise ValueError(f"{what} must not contain NUL")
+    return raw
+
+
+def set_tls13_ciphersuites(context: ssl.SSLContext, suites: str) -> None:
+    """``SSL_CTX_set_ciphersuites``; ValueError (with OpenSSL's reason) when nothing valid remains."""
+    lib = libs()
+    clear_errors()
+    if lib.ssl.SSL_CTX_set_ciphersuites(ctx_ptr(context), _ascii(suites, "ciphersuites")) != 1:
+        raise ValueError(f"could not set TLS 1.3 ciphersuites: {errmessage(first_error())}")
+
+
+def set_groups(context: ssl.SSLContext, groups: str) -> None:
+    """``SSL_CTX_set1_groups_list``; ValueError (with OpenSSL's reason) for an unusable list."""
+    lib = libs()
+    clear_errors()
+    if lib.ssl.SSL_CTX_ctrl(ctx_ptr(context), SSL_CTRL_SET_GROUPS_LIST, 0, _ascii(groups, "groups")) != 1:
+        raise ValueError(f"could not set groups: {errmessage_ext(first_error(), 'No valid groups found')}")

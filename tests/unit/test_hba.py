@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from pgtls.config.hba import ConnFacts, HbaError, hba_file_rules, load_hba, match, match_detail, parse_hba_text
+from pgtls.config.hba import (
+    ConnFacts,
+    HbaError,
+    hba_file_rules,
+    load_hba,
+    match,
+    match_detail,
+    parse_hba_text,
+)
 from pgtls.config.hba_net import ResolveError
 from pgtls.config.tokenize import MAX_TOKEN_LENGTH, next_token, tokenize_text
 

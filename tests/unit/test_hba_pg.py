@@ -7,6 +7,7 @@ pgtls share is compared (no regexes in pg_hba, no include directives: PG16+).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -26,8 +27,20 @@ def pg() -> Iterator[RealPostgres]:
         yield server
 
 
+def _connect(pg: RealPostgres, **kw: object) -> psycopg.Connection:  # type: ignore[type-arg]
+    # RealPostgres.start() returns once the port accepts; recovery may still be running.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return psycopg.connect(host=str(pg.sockdir), port=pg.port, user="postgres", dbname="postgres", **kw)
+        except psycopg.OperationalError as e:
+            if "starting up" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def _query(pg: RealPostgres, sql: str) -> list[tuple[object, ...]]:
-    with psycopg.connect(host=str(pg.sockdir), port=pg.port, user="postgres", dbname="postgres") as conn:
+    with _connect(pg) as conn:
         return [tuple(r) for r in conn.execute(sql).fetchall()]
 
 
@@ -125,8 +138,7 @@ def test_pg_ident_file_mappings_match_postgres(pg: RealPostgres) -> None:
 def test_scram_verifier_from_postgres_verifies(pg: RealPostgres) -> None:
     from pgtls.auth.passwords import parse_scram_secret, verify_plain_password
 
-    with psycopg.connect(host=str(pg.sockdir), port=pg.port, user="postgres", dbname="postgres",
-                         autocommit=True) as conn:
+    with _connect(pg, autocommit=True) as conn:
         conn.execute("SET password_encryption = 'scram-sha-256'")
         conn.execute("DROP ROLE IF EXISTS x")
         conn.execute("CREATE ROLE x PASSWORD 'pass'")

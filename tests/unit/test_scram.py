@@ -245,7 +245,7 @@ def test_secrets_and_passwords() -> None:
     # SASLprep: non-ASCII space maps to space; prohibited characters fall back to raw bytes
     assert saslprep("a\u00a0b") == "a b" and saslprep("a\u0007b") is None
     assert verify_plain_password("u", "a b", scram_build_secret("a\u00a0b"))[0]
-    assert verify_plain_password("u", "\x07x".encode(), scram_build_secret("\x07x"))[0]
+    assert verify_plain_password("u", b"\x07x", scram_build_secret("\x07x"))[0]
 
 
 @settings(max_examples=300, deadline=None)

@@ -120,3 +120,11 @@ def test_sslobject_pointer_layout_is_verified(env: Env) -> None:
     ptr = ffi.ssl_ptr(res.server)
     assert ffi.libs().ssl.SSL_get_SSL_CTX(ptr) == ffi.ctx_ptr(cfg.context)
     assert ffi.ssl_ptr(res.client) != ptr
+
+
+def test_ffi_setters_refuse_bad_values(env: Env) -> None:
+    ctx = client_context(env)
+    with pytest.raises(ValueError, match="ciphersuites"):
+        ffi.set_tls13_ciphersuites(ctx, "NOPE")
+    with pytest.raises(ValueError, match="groups"):
+        ffi.set_groups(ctx, "bad:value")

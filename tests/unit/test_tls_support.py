@@ -65,11 +65,10 @@ def client_context(
         ctx.maximum_version = max_version
     if ciphers is not None:
         ctx.set_ciphers(ciphers)
-    lib = ffi.libs().ssl
     if tls13_ciphers is not None:
-        assert lib.SSL_CTX_set_ciphersuites(ffi.ctx_ptr(ctx), tls13_ciphers.encode()) == 1
+        ffi.set_tls13_ciphersuites(ctx, tls13_ciphers)
     if groups is not None:
-        assert lib.SSL_CTX_ctrl(ffi.ctx_ptr(ctx), ffi.SSL_CTRL_SET_GROUPS_LIST, 0, groups.encode()) == 1
+        ffi.set_groups(ctx, groups)
     return ctx
 
 

@@ -21,10 +21,10 @@ NAMEDATALEN = 64  # pg_stat_ssl truncates client_dn/issuer_dn to NAMEDATALEN - 1
 
 # Long attribute names accepted by ssl_client_dn_field() (OpenSSL's OBJ_txt2nid).
 DN_FIELD_ALIASES = {
-    "commonname": "CN", "countryname": "C", "localityname": "L", "stateorprovincename": "ST",
-    "organizationname": "O", "organizationalunitname": "OU", "emailaddress": "emailAddress",
-    "serialnumber": "serialNumber", "surname": "SN", "givenname": "GN", "title": "title",
-    "domaincomponent": "DC", "userid": "UID",
+    "commonName": "CN", "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST",
+    "organizationName": "O", "organizationalUnitName": "OU", "emailAddress": "emailAddress",
+    "serialNumber": "serialNumber", "surname": "SN", "givenName": "GN", "title": "title",
+    "domainComponent": "DC", "userId": "UID",
 }  # fmt: skip
 
 STAT_SSL_COLUMNS = (
@@ -113,7 +113,7 @@ def setup_sql(info: SessionInfo, server_version: str, settings: list[tuple[str, 
             for key, value in parse_dn(dn):
                 rows.append(f"({q(which)}, {q(key)}, {q(value)})")
                 for long, short in DN_FIELD_ALIASES.items():
-                    if short == key:
+                    if short == key and long != key:
                         rows.append(f"({q(which)}, {q(long)}, {q(value)})")
     if rows:
         sql.append("INSERT INTO temp.main.pgtls_dn VALUES " + ", ".join(rows))

@@ -81,17 +81,17 @@ def command_tag(words: list[str], duck_type: str) -> Callable[[int], str]:
 # --- column names -----------------------------------------------------------------------------
 
 _FUNC = re.compile(r"(?:[A-Za-z_][A-Za-z_0-9]*\.)?\"?([A-Za-z_][A-Za-z_0-9]*)\"?\((.*)\)", re.S)
-_CAST = re.compile(r"CAST\((.*) AS ([A-Za-z_ ]+[A-Za-z_0-9(),\[\] ]*)\)", re.S)
+_CAST = re.compile(r"CAST\((.*) AS (\"?[A-Za-z_ ]+\"?[A-Za-z_0-9(), \[\]]*)\)", re.S)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9$]*")
-_FUNC_NAMES = {"count_star": "count", "list_value": "array", "main.list_value": "array"}
+_FUNC_NAMES = {"count_star": "count", "list_value": "array", "from_hex": "bytea"}
 
 
 def pg_column_name(name: str, toks: list[Token]) -> str:
     """PostgreSQL's column name for DuckDB's: function name for calls, ?column? for expressions."""
-    if name in ("true", "false"):
-        return "bool"
-    if name == "NULL" or name.startswith("'"):
+    if name in ("true", "false", "NULL") or name.startswith("'"):
         return "?column?"
+    if name.startswith("(ARRAY[") or name.startswith("ARRAY["):
+        return "array"
     for t in toks:
         if t.kind == "ident" and unquote_ident(t.text) == name:
             return name
@@ -104,7 +104,8 @@ def pg_column_name(name: str, toks: list[Token]) -> str:
         inner = m.group(1).strip()
         if _IDENT.fullmatch(inner):
             return inner
-        t, _ = T.pg_type_of(m.group(2).strip().upper())
+        tname = m.group(2).strip().strip('"').split("(")[0].strip()
+        t = T.TYPE_NAMES.get(tname.lower()) or T.pg_type_of(tname.upper())[0]
         return t.name if not inner.startswith(("(", "CAST")) else pg_column_name(inner, toks)
     m = _FUNC.fullmatch(name)
     if m:

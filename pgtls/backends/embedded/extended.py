@@ -255,6 +255,7 @@ class Extended:
             "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "CREATE", "DROP", "SET", "SHOW", "VACUUM",
         ):  # fmt: skip
             self.s.begin_implicit()
+        self.s.copy.extended = True
         portal.result = self.s.execute(portal.sql)
 
     def execute(self, r: m.Reader, out: Output) -> None:

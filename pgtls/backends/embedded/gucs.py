@@ -96,6 +96,10 @@ class Gucs:
             except Exception:  # a settings object still being written elsewhere: defaults only
                 pass
         self._canon = _canonical(names)
+        from pgtls.config.guc import ALIASES
+
+        for alias in ALIASES:  # old names PostgreSQL still accepts (ssl_ecdh_curve -> ssl_groups)
+            self._canon.setdefault(alias.lower(), alias)
         for n in DEFAULTS:  # our spelling (DateStyle, TimeZone) wins for the shared names
             self._canon[n.lower()] = n
         self._base: dict[str, str] = {}
@@ -144,7 +148,8 @@ class Gucs:
         """Validate a new value the way PostgreSQL's check hooks do for the parameters that matter."""
         low = name.lower()
         if low == "client_encoding":
-            if value.lower().replace("_", "") not in _ENCODINGS:
+            # PostgreSQL's clean_encoding_name(): only letters and digits count ('utf-8', "'UTF8'", utf_8).
+            if "".join(ch for ch in value.lower() if ch.isalnum()) not in {e.replace("_", "") for e in _ENCODINGS}:
                 raise PgError("22023", f'invalid value for parameter "client_encoding": "{value}"')
             return "UTF8"
         if low == "timezone":

@@ -26,7 +26,7 @@ SHADOWED = {
 CAST_TYPES = {
     "regclass": "VARCHAR", "regtype": "VARCHAR", "regproc": "VARCHAR", "regprocedure": "VARCHAR",
     "regnamespace": "VARCHAR", "regrole": "VARCHAR", "oid": "BIGINT", "name": "VARCHAR", "xid": "BIGINT",
-    "int2vector": "VARCHAR", "oidvector": "VARCHAR", "text": "VARCHAR", "bpchar": "VARCHAR", "char": "VARCHAR",
+    "int2vector": "VARCHAR", "oidvector": "VARCHAR", "bpchar": "VARCHAR", "char": "VARCHAR",
     "regconfig": "VARCHAR", "aclitem": "VARCHAR", "pg_node_tree": "VARCHAR", "jsonb": "JSON",
 }  # fmt: skip
 
@@ -42,7 +42,7 @@ def _is(t: Token, text: str) -> bool:
 def rewrite(sql: str) -> str:
     toks = tokens(sql)
     low = sql.lower()
-    if "pg_catalog" not in low and "::" not in sql and "operator" not in low and "collate" not in low:
+    if not any(k in low for k in ("pg_catalog", "::", "operator", "collate", "bytea")):
         return sql
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement)
     i = 0
@@ -71,6 +71,11 @@ def rewrite(sql: str) -> str:
                 edits.append((t.start, toks[j].end, OPERATORS[op]))
                 i = j + 1
                 continue
+        if (t.kind == "word" and t.text.lower() == "bytea" and i + 1 < n and toks[i + 1].kind == "string"
+                and toks[i + 1].text.startswith("'\\x")):
+            edits.append((t.start, toks[i + 1].end, f"from_hex('{toks[i + 1].text[3:-1]}')"))
+            i += 2
+            continue
         if t.kind == "word" and t.text.upper() == "COLLATE" and i + 1 < n:
             j = i + 1
             end = toks[j].end
@@ -88,7 +93,10 @@ def rewrite(sql: str) -> str:
                 j += 2
                 tt = toks[j]
             name = tt.text.lower().strip('"')
-            if name in CAST_TYPES:
+            prev = toks[i - 1] if i > 0 else None
+            if name == "bytea" and prev is not None and prev.kind == "string" and prev.text.startswith("'\\x"):
+                edits.append((prev.start, tt.end, f"from_hex('{prev.text[3:-1]}')"))
+            elif name in CAST_TYPES:
                 edits.append((start_type, tt.end, CAST_TYPES[name]))
             elif start_type != tt.start:
                 edits.append((start_type, tt.start, ""))

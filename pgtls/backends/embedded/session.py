@@ -150,12 +150,22 @@ class EmbeddedSession:
         multi = len(stmts) > 1 and self.tx == "I"
         if multi and not any((words(s, 1) or [""])[0] in commands.TX_WORDS | commands.NO_TX_BLOCK for _, s in stmts):
             self.begin_implicit()
+        self.copy.extended = False
+        return self.continue_query(stmts, out)
+
+    def continue_query(self, stmts: list[tuple[int, str]], out: Output) -> str | None:
+        """Run statements of a simple query; None while a COPY FROM STDIN waits for its data."""
         try:
-            for offset, stmt in stmts:
+            for k, (offset, stmt) in enumerate(stmts):
                 res = self.execute(stmt, offset)
                 self.send_result(res, out, describe=True)
+                if self.copy.active:
+                    self.copy.pending_sql = stmts[k + 1 :]
+                    return None
             self.end_implicit(commit=True)
         except PgError as e:
+            if e.severity == "FATAL":
+                raise
             self.fail(e, out)
         return self.ready(out)
 
@@ -205,6 +215,8 @@ class EmbeddedSession:
         self, res: Result, out: Output, describe: bool, formats: list[int] | None = None, limit: int = 0
     ) -> bool:
         """Write rows (and RowDescription if ``describe``) and CommandComplete; False if suspended."""
+        if self.copy.active:
+            return True  # COPY FROM STDIN: CommandComplete follows CopyDone
         if res.columns is None:
             out.add(m.command_complete(res.tag(0)))
             return True

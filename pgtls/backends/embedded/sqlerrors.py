@@ -87,6 +87,13 @@ RULES: tuple[Rule, ...] = (
     _r("InvalidInputException", r"Values were not provided", "08P01"),
 )
 
+# DuckDB's internal type names in messages -> PostgreSQL's.
+DUCK_TYPE_NAMES = {
+    "INT16": "smallint", "INT32": "integer", "INT64": "bigint", "INT8": "smallint", "DOUBLE": "double precision",
+    "FLOAT": "real", "BOOL": "boolean", "BOOLEAN": "boolean", "DATE": "date", "TIMESTAMP": "timestamp",
+    "UUID": "uuid", "INTERVAL": "interval", "TIME": "time", "BLOB": "bytea",
+}  # fmt: skip
+
 # Fallback per DuckDB class (the exception hierarchy of duckdb's Python module).
 CLASS_STATES: dict[str, str] = {
     "ParserException": "42601",
@@ -142,7 +149,7 @@ def translate(exc: BaseException, sql: str = "", offset: int = 0) -> PgError:
         m = rule.pattern.search(body)
         if not m:
             continue
-        groups = {k: (v or "") for k, v in m.groupdict().items()}
+        groups = {k: DUCK_TYPE_NAMES.get(v or "", v or "") for k, v in m.groupdict().items()}
         message = rule.message.format(**groups) if rule.message else first.rstrip("!")
         detail = rule.detail.format(**groups).replace(": ", ")=(", 1) if rule.detail else None
         return PgError(

@@ -137,6 +137,8 @@ def pg_type_of(duck: str) -> tuple[PgType, int]:
         return t, -1
     m = _DECIMAL.fullmatch(duck)
     if m:
+        if (m.group(1), m.group(2)) == ("18", "3"):  # DuckDB's DECIMAL for a bare NUMERIC: no typmod
+            return NUMERIC, -1
         return NUMERIC, ((int(m.group(1)) << 16) | int(m.group(2))) + 4
     if duck.startswith(("STRUCT", "MAP", "UNION")):
         return JSON, -1
