@@ -40,7 +40,7 @@ class Raw:
                 if not chunk:
                     break
                 out += chunk
-        except (TimeoutError, socket.timeout, ssl.SSLError, ConnectionResetError):
+        except (TimeoutError, ssl.SSLError, ConnectionResetError):
             pass
         return out
 
@@ -50,7 +50,7 @@ class Raw:
             return self.s.recv(1) == b""
         except (ConnectionResetError, ssl.SSLError):
             return True
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return False
 
     def start_tls(self, *, alpn: list[str] | None = None, cafile: str | None = None,

@@ -59,6 +59,13 @@ class LogOnly(Exception):
         self.sqlstate = sqlstate
 
 
+class LegacyProtocolError(PgError):
+    """Refusal of a protocol 1.x/2.x client: PostgreSQL still answers in the version-2 error format."""
+
+    def v2_bytes(self) -> bytes:
+        return b"E" + f"{self.severity}:  {self.message}\n".encode() + b"\0"
+
+
 class Closed(Exception):
     """The client went away; close silently (or with the given log line)."""
 
@@ -224,7 +231,7 @@ class StartupMachine:
         self.phase = Phase.DONE
         major, minor = (code >> 16) & 0xFFFF, code & 0xFFFF
         if major != PROTOCOL_MAJOR:
-            raise PgError(
+            raise (LegacyProtocolError if major < PROTOCOL_MAJOR else PgError)(
                 FEATURE_NOT_SUPPORTED,
                 f"unsupported frontend protocol {major}.{minor}: server supports "
                 f"{PROTOCOL_MAJOR}.0 to {PROTOCOL_MAJOR}.{PROTOCOL_LATEST_MINOR}",

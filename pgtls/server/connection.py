@@ -26,6 +26,7 @@ from pgtls.protocol.startup import (
     Closed,
     DirectTLS,
     GSSENCRequest,
+    LegacyProtocolError,
     LogOnly,
     NeedData,
     SSLRequest,
@@ -102,7 +103,7 @@ class Connection:
 
     def send_error(self, e: PgError) -> None:
         log.emit(e.severity, e.message, detail=e.detail, hint=e.hint)
-        self.channel.send(m.error_response(e))
+        self.channel.send(e.v2_bytes() if isinstance(e, LegacyProtocolError) else m.error_response(e))
 
     async def finish(self) -> None:
         entry = self.entry

@@ -67,10 +67,9 @@ def test_binary_output_matches_postgres(db):
     values = [m for m in msgs if m.kind == "D"][0]["values"]
     assert values == [
         b"\x00\x01", b"\x00\x00\x00\x02", struct.pack("!q", 3), struct.pack("!f", 1.5), struct.pack("!d", 0.1),
-        bytes.fromhex("0002000000000002000100001388"), struct.pack("!i", 8767),
-        struct.pack("!q", 757566245123000), struct.pack("!qii", 14706789000, 3, 14),
-        bytes.fromhex("00000001000000010000001700000003000000010000000400000001000000040000000200000000ffffffff")
-        [:12] + struct.pack("!ii", 3, 1) + struct.pack("!ii", 4, 1) + struct.pack("!ii", 4, 2) + b"\xff\xff\xff\xff",
+        bytes.fromhex("000200000000000200011388"), struct.pack("!i", 8767),
+        struct.pack("!q", (dt.datetime(2024, 1, 2, 3, 4, 5, 123000) - dt.datetime(2000, 1, 1)) // dt.timedelta(microseconds=1)), struct.pack("!qii", 14706789000, 3, 14),
+        struct.pack("!iiiii", 1, 1, 23, 3, 1) + struct.pack("!ii", 4, 1) + struct.pack("!ii", 4, 2) + b"\xff" * 4,
     ]
 
 

@@ -1,0 +1,142 @@
+"""pg_catalog shims for tools (psql's backslash commands, tab completion, drivers' introspection).
+
+DuckDB ships a partial pg_catalog.  Per session we add, as TEMP objects that
+shadow the built-in ones (rewrite.py strips ``pg_catalog.`` from these names):
+
+* views over DuckDB's own catalogs with the columns PostgreSQL 17 has and
+  DuckDB lacks (pg_class, pg_database, pg_roles, ...), filled with the values a
+  plain PostgreSQL object would show;
+* empty tables for catalogs that have no DuckDB counterpart (policies,
+  publications, inheritance, triggers, ...), so psql's ``\\d`` queries bind;
+* macros for the catalog functions psql calls (format_type, pg_get_indexdef,
+  pg_encoding_to_char, quote_ident, ...).
+"""
+
+from __future__ import annotations
+
+from pgtls.backends.embedded.sqltext import quote_literal as q
+
+# Empty catalogs: name -> column definitions (only the columns tools select or join on).
+EMPTY_CATALOGS: dict[str, str] = {
+    "pg_policy": "oid BIGINT, polname VARCHAR, polrelid BIGINT, polcmd VARCHAR, polpermissive BOOLEAN, "
+    "polroles BIGINT[], polqual VARCHAR, polwithcheck VARCHAR",
+    "pg_statistic_ext": "oid BIGINT, stxrelid BIGINT, stxname VARCHAR, stxnamespace BIGINT, stxowner BIGINT, "
+    "stxstattarget INTEGER, stxkeys INTEGER[], stxkind VARCHAR[]",
+    "pg_publication": "oid BIGINT, pubname VARCHAR, pubowner BIGINT, puballtables BOOLEAN, pubinsert BOOLEAN, "
+    "pubupdate BOOLEAN, pubdelete BOOLEAN, pubtruncate BOOLEAN, pubviaroot BOOLEAN",
+    "pg_publication_namespace": "oid BIGINT, pnpubid BIGINT, pnnspid BIGINT",
+    "pg_publication_rel": "oid BIGINT, prpubid BIGINT, prrelid BIGINT, prqual VARCHAR, prattrs SMALLINT[]",
+    "pg_inherits": "inhrelid BIGINT, inhparent BIGINT, inhseqno INTEGER, inhdetachpending BOOLEAN",
+    "pg_trigger": "oid BIGINT, tgrelid BIGINT, tgparentid BIGINT, tgname VARCHAR, tgfoid BIGINT, tgtype SMALLINT, "
+    "tgenabled VARCHAR, tgisinternal BOOLEAN, tgconstraint BIGINT",
+    "pg_rewrite": "oid BIGINT, rulename VARCHAR, ev_class BIGINT, ev_type VARCHAR, ev_enabled VARCHAR, "
+    "is_instead BOOLEAN",
+    "pg_foreign_table": "ftrelid BIGINT, ftserver BIGINT, ftoptions VARCHAR[]",
+    "pg_auth_members": "oid BIGINT, roleid BIGINT, member BIGINT, grantor BIGINT, admin_option BOOLEAN",
+    "pg_event_trigger": "oid BIGINT, evtname VARCHAR, evtevent VARCHAR, evtowner BIGINT, evtfoid BIGINT, "
+    "evtenabled VARCHAR, evttags VARCHAR[]",
+    "pg_extension": "oid BIGINT, extname VARCHAR, extowner BIGINT, extnamespace BIGINT, extrelocatable BOOLEAN, "
+    "extversion VARCHAR",
+    "pg_partitioned_table": "partrelid BIGINT, partstrat VARCHAR, partnatts SMALLINT",
+    "pg_largeobject_metadata": "oid BIGINT, lomowner BIGINT",
+    "pg_opclass": "oid BIGINT, opcname VARCHAR, opcnamespace BIGINT, opcdefault BOOLEAN",
+    "pg_statio_user_tables": "relid BIGINT, schemaname VARCHAR, relname VARCHAR",
+    "pg_language": "oid BIGINT, lanname VARCHAR",
+    "pg_cast": "oid BIGINT, castsource BIGINT, casttarget BIGINT, castfunc BIGINT, castcontext VARCHAR, "
+    "castmethod VARCHAR",
+    "pg_conversion": "oid BIGINT, conname VARCHAR, connamespace BIGINT",
+    "pg_operator": "oid BIGINT, oprname VARCHAR, oprnamespace BIGINT, oprleft BIGINT, oprright BIGINT, "
+    "oprresult BIGINT, oprcode VARCHAR",
+    "pg_aggregate": "aggfnoid BIGINT, aggkind VARCHAR",
+    "pg_ts_config": "oid BIGINT, cfgname VARCHAR, cfgnamespace BIGINT",
+    "pg_user_mappings": "umid BIGINT, srvname VARCHAR, usename VARCHAR",
+    "pg_foreign_server": "oid BIGINT, srvname VARCHAR, srvowner BIGINT",
+    "pg_foreign_data_wrapper": "oid BIGINT, fdwname VARCHAR, fdwowner BIGINT",
+    "pg_default_acl": "oid BIGINT, defaclrole BIGINT, defaclnamespace BIGINT, defaclobjtype VARCHAR, "
+    "defaclacl VARCHAR[]",
+    "pg_init_privs": "objoid BIGINT, classoid BIGINT, objsubid INTEGER, privtype VARCHAR, initprivs VARCHAR[]",
+    "pg_seclabel": "objoid BIGINT, classoid BIGINT, objsubid INTEGER, provider VARCHAR, label VARCHAR",
+}
+
+# Columns PostgreSQL's pg_class has and DuckDB's lacks, with the value an ordinary relation shows.
+PG_CLASS_EXTRA = {
+    "relforcerowsecurity": "false", "relisshared": "false", "relhassubclass": "false",
+}  # fmt: skip
+
+SHIM_NAMES = set(EMPTY_CATALOGS) | {"pg_class", "pg_database", "pg_roles", "pg_user", "pg_authid", "pg_shadow",
+                                    "pg_encoding_to_char", "pg_get_expr", "pg_get_indexdef", "quote_ident",
+                                    "pg_get_function_result", "pg_get_function_arguments",
+                                    "pg_get_statisticsobjdef_columns", "pg_relation_is_publishable",
+                                    "pg_get_userbyid", "array_upper", "pg_function_is_visible", "pg_get_triggerdef", "pg_get_ruledef", "pg_tablespace_location",
+                                    "pg_relation_size", "pg_total_relation_size", "pg_database_size",
+                                    "has_database_privilege", "pg_is_in_recovery", "pg_get_partkeydef", "pg_collation_is_visible",
+                                    "pg_get_serial_sequence"}  # fmt: skip
+
+
+def shim_sql(user: str, databases: list[str], superuser: bool) -> list[str]:
+    """CREATE TEMP ... statements for the catalog shims of one session."""
+    sql: list[str] = []
+    for name, cols in EMPTY_CATALOGS.items():
+        sql.append(f"CREATE OR REPLACE TEMP TABLE {name} ({cols})")
+    extra = ", ".join(f"{v} AS {k}" for k, v in PG_CLASS_EXTRA.items())
+    sql.append(
+        "CREATE OR REPLACE TEMP VIEW pg_class AS SELECT * EXCLUDE (relisshared, relhassubclass), "
+        f"{extra} FROM pg_catalog.pg_class"
+    )
+    sql.append(database_view(databases))
+    su = "true" if superuser else "false"
+    role_cols = (
+        "oid, rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, "
+        "rolconnlimit, rolpassword, rolvaliduntil, rolbypassrls, rolconfig"
+    )
+    role_row = f"(10, {q(user)}, {su}, true, {su}, {su}, true, {su}, -1, '********', NULL::TIMESTAMPTZ, {su}, " \
+               "NULL::VARCHAR[])"  # fmt: skip
+    sql.append(f"CREATE OR REPLACE TEMP VIEW pg_roles AS SELECT * FROM (VALUES {role_row}) AS r({role_cols})")
+    sql.append(
+        "CREATE OR REPLACE TEMP VIEW pg_user AS SELECT rolname AS usename, oid AS usesysid, rolcreatedb AS "
+        "usecreatedb, rolsuper AS usesuper, rolreplication AS userepl, rolbypassrls AS usebypassrls, "
+        "'********' AS passwd, rolvaliduntil AS valuntil, rolconfig AS useconfig FROM pg_roles"
+    )
+    sql.append("CREATE OR REPLACE TEMP VIEW pg_authid AS SELECT * FROM pg_roles")
+    macros = [
+        "pg_encoding_to_char(e) AS 'UTF8'",
+        "pg_get_expr(e, r) AS CAST(e AS VARCHAR), (e, r, p) AS CAST(e AS VARCHAR)",
+        "pg_get_indexdef(i) AS (SELECT sql FROM duckdb_indexes() WHERE index_oid = i), "
+        "(i, c, p) AS (SELECT sql FROM duckdb_indexes() WHERE index_oid = i)",
+        "quote_ident(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_$]*') THEN s "
+        "ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
+        "pg_get_function_result(o) AS (SELECT max(return_type) FROM duckdb_functions() WHERE function_oid = o)",
+        "pg_get_function_arguments(o) AS (SELECT array_to_string(max(parameters), ', ') FROM duckdb_functions() "
+        "WHERE function_oid = o)",
+        "pg_get_statisticsobjdef_columns(o) AS CAST(NULL AS VARCHAR)",
+        "pg_relation_is_publishable(o) AS false",
+        f"pg_get_userbyid(i) AS {q(user)}",
+        "array_upper(a, d) AS len(a)",
+        "pg_function_is_visible(o) AS true",
+        "pg_get_triggerdef(o) AS CAST(NULL AS VARCHAR), (o, p) AS CAST(NULL AS VARCHAR)",
+        "pg_get_ruledef(o) AS CAST(NULL AS VARCHAR), (o, p) AS CAST(NULL AS VARCHAR)",
+        "pg_get_partkeydef(o) AS CAST(NULL AS VARCHAR)",
+        "pg_tablespace_location(o) AS ''",
+        "pg_relation_size(o) AS CAST(0 AS BIGINT), (o, f) AS CAST(0 AS BIGINT)",
+        "pg_total_relation_size(o) AS CAST(0 AS BIGINT)",
+        "pg_database_size(d) AS CAST(0 AS BIGINT)",
+        "has_database_privilege(d, p) AS true, (u, d, p) AS true",
+        "pg_is_in_recovery() AS false",
+        "pg_get_serial_sequence(t, c) AS CAST(NULL AS VARCHAR)",
+        "pg_collation_is_visible(o) AS true",
+    ]
+    sql += [f"CREATE OR REPLACE TEMP MACRO {m}" for m in macros]
+    return sql
+
+
+def database_view(databases: list[str]) -> str:
+    """pg_database as a temp view over the data directory's database files."""
+    dbs = ", ".join(
+        f"({16384 + i}, {q(name)}, 10, 6, 'c', false, true, -1, 'C', 'C', NULL::VARCHAR, NULL::VARCHAR[])"
+        for i, name in enumerate(databases)
+    ) or "(0, '', 10, 6, 'c', false, true, -1, 'C', 'C', NULL::VARCHAR, NULL::VARCHAR[])"
+    return (
+        "CREATE OR REPLACE TEMP VIEW pg_database AS SELECT * FROM (VALUES "
+        f"{dbs}) AS d(oid, datname, datdba, encoding, datlocprovider, datistemplate, datallowconn, datconnlimit, "
+        "datcollate, datctype, daticulocale, datacl) WHERE datname <> ''"
+    )
