@@ -1,27 +1,168 @@
 """Authentication of one connection: pg_hba.conf line selection and the method exchange.
 
-The decisions themselves live in :mod:`pgtls.auth` and :mod:`pgtls.config.hba`
-(pure code); this module only moves their messages over the channel and runs
-the expensive steps (PBKDF2) in a worker thread.
+The decisions live in :mod:`pgtls.auth.decide` and :mod:`pgtls.config.hba`
+(pure code, PostgreSQL's ``ClientAuthentication``); this module only moves
+their messages over the channel.  Steps that may run PBKDF2 (a cleartext
+password checked against a SCRAM verifier) and host-name lookups run in a
+worker thread, never on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import secrets
+import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pgtls.protocol.startup import Startup
+from pgtls.auth.decide import AuthFlow, AuthSettings, TlsFacts, check_login
+from pgtls.auth.exchange import Continue, Failure, Success
+from pgtls.config.hba import ConnFacts, match_detail
+from pgtls.errors import PROTOCOL_VIOLATION, PgError
+from pgtls.protocol import messages as m
+from pgtls.protocol.startup import Closed, Startup
+from pgtls.server import log
+from pgtls.tls import channel_binding_data
 
 if TYPE_CHECKING:
     from pgtls.server.connection import Connection
+
+CLUSTER_SECRET_FILE = Path("global") / "pgtls_mock_secret"
 
 
 @dataclass(frozen=True)
 class AuthOutcome:
     is_superuser: bool
     sent_ok: bool  # AuthenticationOk already sent
+    authn_id: str | None = None
+
+
+def cluster_secret(data_dir: Path) -> bytes:
+    """The per-cluster secret that salts mock SCRAM exchanges for unknown roles (made once, 0600)."""
+    path = data_dir / CLUSTER_SECRET_FILE
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secret)
+        finally:
+            os.close(fd)
+        return secret
+
+
+def needs_lookups(rules: object) -> bool:
+    return any(
+        line.hostname is not None or line.ip_cmp in ("samehost", "samenet")
+        for line in getattr(rules, "lines", ())
+    )
+
+
+def _log_lines(lines: tuple) -> None:  # type: ignore[type-arg]
+    for line in lines:
+        level = "LOG" if line.level == "COMMERROR" else line.level
+        log.emit(level, line.message, detail=line.detail)
 
 
 async def authenticate(conn: Connection, startup: Startup) -> AuthOutcome:
-    """Until pg_hba.conf support lands every connection is ``trust``."""
-    return AuthOutcome(is_superuser=True, sent_ok=False)
+    server = conn.server
+    snap = conn.snap
+    loop = asyncio.get_running_loop()
+    roles = server.roles
+    facts = ConnFacts(
+        local=conn.raw.is_unix,
+        addr=None if conn.raw.is_unix else conn.host,
+        ssl=conn.channel.tls,
+        gss=False,
+        user=startup.user,
+        database=startup.database,
+        replication=startup.params.get("replication", "").lower() in ("true", "on", "yes", "1"),
+    )
+    tf = conn.tls_facts
+    tls = TlsFacts(
+        active=conn.channel.tls,
+        ca_loaded=bool(snap.tls is not None and snap.tls.ca_loaded),
+        peer_cert=bool(tf is not None and tf.peer_cert_der is not None),
+        peer_cn=None if tf is None else tf.peer_cn,
+        peer_dn=None if tf is None else tf.peer_dn,
+        # The certificate hash is fixed by the snapshot this connection started with (a reload
+        # during the login cannot change it).
+        channel_binding=channel_binding_data(snap.tls) if conn.channel.tls and snap.tls is not None else None,
+    )
+    s = snap.settings
+    settings = AuthSettings(
+        password_encryption=str(s["password_encryption"]),
+        scram_iterations=int(s["scram_iterations"]),
+        cluster_secret=server.cluster_secret,
+        log_connections=server.log_aspect(snap, "authentication"),
+    )
+    if needs_lookups(snap.hba):
+        # Host names, samehost and samenet in pg_hba.conf mean DNS and interface lookups: never on the loop.
+        mr = await loop.run_in_executor(server.db_executor, match_detail, snap.hba, facts, roles)
+    else:
+        mr = match_detail(snap.hba, facts, roles)
+    flow = AuthFlow(mr.line, facts, tls, roles=roles, ident=snap.ident, settings=settings,
+                    hostname_detail=mr.hostname_detail)
+    out = flow.start()
+    while isinstance(out, Continue):
+        conn.channel.send(out.send)
+        kind, body, too_long = await _read_auth_message(conn, flow.max_message_length)
+        if too_long:
+            out = flow.too_long()
+        elif flow.blocking:
+            out = await loop.run_in_executor(server.db_executor, flow.step, body, kind)
+        else:
+            out = flow.step(body, kind)
+    if isinstance(out, Failure):
+        _log_lines(out.log)
+        if out.silent:
+            raise Closed()
+        conn.channel.send(out.send)
+        raise AlreadyLogged(out.error)
+    assert isinstance(out, Success)
+    _log_lines(out.log)
+    conn.channel.send(out.send)
+    role = roles.get(startup.user)
+    err = check_login(role, startup.user)
+    if err is not None:
+        raise err
+    return AuthOutcome(is_superuser=bool(role and role.superuser), sent_ok=True, authn_id=out.authn_id)
+
+
+class AlreadyLogged(PgError):
+    """A FATAL whose log lines were already written; only the ErrorResponse is still due."""
+
+    def __init__(self, err: PgError) -> None:
+        super().__init__(err.sqlstate, err.message, severity=err.severity, detail=err.detail, hint=err.hint)
+
+
+async def _read_auth_message(conn: Connection, max_len: int) -> tuple[bytes, bytes, bool]:
+    """One frontend message during authentication (PostgreSQL's pq_getmessage with a limit)."""
+    buf = conn.inbuf
+    while len(buf) < 5:
+        data = await conn.channel.recv()
+        if not data:
+            # EOF during authentication: the client went away (e.g. psql asking for a password).
+            raise Closed()
+        buf += data
+    kind = bytes(buf[0:1])
+    (length,) = struct.unpack_from("!i", buf, 1)
+    if length < 4:
+        raise PgError(PROTOCOL_VIOLATION, "invalid message length", severity="FATAL")
+    if length - 4 > max_len:
+        return kind, b"", True
+    while len(buf) < 1 + length:
+        data = await conn.channel.recv()
+        if not data:
+            raise Closed()
+        buf += data
+    body = bytes(buf[5 : 1 + length])
+    del buf[: 1 + length]
+    return kind, body, False
+
+
+__all__ = ["AlreadyLogged", "AuthOutcome", "authenticate", "cluster_secret", "m"]

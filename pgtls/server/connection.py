@@ -102,7 +102,10 @@ class Connection:
             await self.finish()
 
     def send_error(self, e: PgError) -> None:
-        log.emit(e.severity, e.message, detail=e.detail, hint=e.hint)
+        from pgtls.server.authflow import AlreadyLogged
+
+        if not isinstance(e, AlreadyLogged):
+            log.emit(e.severity, e.message, detail=e.detail, hint=e.hint)
         self.channel.send(e.v2_bytes() if isinstance(e, LegacyProtocolError) else m.error_response(e))
 
     async def finish(self) -> None:
@@ -225,7 +228,7 @@ class Connection:
         entry.session = await loop.run_in_executor(
             self.server.db_executor, self.server.backend.open_session, info, self.server.registry
         )
-        out = [m.auth_ok()] if not ident.sent_ok else []
+        out: list[bytes] = [] if ident.sent_ok else [m.auth_ok()]
         for name, value in entry.session.startup_parameters():
             out.append(m.parameter_status(name, value))
         out.append(m.backend_key_data(info.pid, entry.cancel_key))

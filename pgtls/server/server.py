@@ -74,6 +74,13 @@ class Server:
         s = self.snapshot.settings
         self.db_executor = ThreadPoolExecutor(max_workers=int(s["max_connections"]) + 8, thread_name_prefix="pgtls-db")
         self.tls_executor = ThreadPoolExecutor(max_workers=TLS_WORKERS, thread_name_prefix="pgtls-tls")
+        from pgtls.auth.roles import RoleStore
+        from pgtls.server.authflow import cluster_secret
+
+        self.roles = RoleStore(
+            self.data_dir, password_encryption=str(s["password_encryption"]), scram_iterations=int(s["scram_iterations"])
+        )
+        self.cluster_secret = cluster_secret(self.data_dir)
         if backend is None:
             from pgtls.backends.embedded.backend import EmbeddedBackend
 
@@ -107,11 +114,9 @@ class Server:
         return Snapshot(settings=settings, tls=tls, hba=hba, ident=ident)
 
     def _load_auth_files(self, settings: Settings, *, at_start: bool, old: Snapshot | None = None) -> tuple[Any, Any]:
-        try:
-            from pgtls.config import hba as hbamod
-            from pgtls.config import ident as identmod
-        except ImportError:
-            return None, None
+        from pgtls.config import hba as hbamod
+        from pgtls.config import ident as identmod
+
         hba_path = _path(settings, "hba_file", self.data_dir / "pg_hba.conf")
         ident_path = _path(settings, "ident_file", self.data_dir / "pg_ident.conf")
         hba = old.hba if old else None

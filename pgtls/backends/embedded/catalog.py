@@ -15,6 +15,7 @@ import duckdb
 
 from pgtls import __version__ as PGTLS_VERSION
 from pgtls.backends.base import Registry, SessionInfo
+from pgtls.backends.embedded import pgcatalog
 from pgtls.backends.embedded.sqltext import quote_literal as q
 
 NAMEDATALEN = 64  # pg_stat_ssl truncates client_dn/issuer_dn to NAMEDATALEN - 1 bytes
@@ -67,7 +68,9 @@ def parse_dn(dn: str | None) -> list[tuple[str, str]]:
     return out
 
 
-def setup_sql(info: SessionInfo, server_version: str, settings: list[tuple[str, str]]) -> list[str]:
+def setup_sql(
+    info: SessionInfo, server_version: str, settings: list[tuple[str, str]], databases: list[str]
+) -> list[str]:
     """Statements that give a fresh DuckDB cursor the session's PostgreSQL face."""
     tls = info.tls
     sql = [
@@ -105,7 +108,6 @@ def setup_sql(info: SessionInfo, server_version: str, settings: list[tuple[str, 
         "WHERE which = 'client' AND field = f)",
         "CREATE OR REPLACE TEMP MACRO ssl_issuer_field(f) AS (SELECT value FROM temp.main.pgtls_dn "
         "WHERE which = 'issuer' AND field = f)",
-        "CREATE OR REPLACE TEMP MACRO pg_get_userbyid(id) AS " + q(info.user),
     ]
     rows = []
     if tls is not None and tls.client_cert_present:
@@ -118,6 +120,7 @@ def setup_sql(info: SessionInfo, server_version: str, settings: list[tuple[str, 
     if rows:
         sql.append("INSERT INTO temp.main.pgtls_dn VALUES " + ", ".join(rows))
     sql.append(settings_insert(settings))
+    sql += pgcatalog.shim_sql(info.user, databases, info.is_superuser)
     return sql
 
 

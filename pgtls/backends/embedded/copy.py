@@ -21,7 +21,14 @@ import duckdb
 from pgtls.backends.embedded import sqlerrors
 from pgtls.backends.embedded.codecs import text_encoder
 from pgtls.backends.embedded.execute import Result, _none
-from pgtls.backends.embedded.sqltext import Token, quote_ident, quote_literal, string_value, tokens, unquote_ident
+from pgtls.backends.embedded.sqltext import (
+    Token,
+    quote_ident,
+    quote_literal,
+    string_value,
+    tokens,
+    unquote_ident,
+)
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 

@@ -67,7 +67,7 @@ SHIM_NAMES = set(EMPTY_CATALOGS) | {"pg_class", "pg_database", "pg_roles", "pg_u
                                     "pg_encoding_to_char", "pg_get_expr", "pg_get_indexdef", "quote_ident",
                                     "pg_get_function_result", "pg_get_function_arguments",
                                     "pg_get_statisticsobjdef_columns", "pg_relation_is_publishable",
-                                    "pg_get_userbyid", "array_upper", "pg_function_is_visible", "pg_get_triggerdef", "pg_get_ruledef", "pg_tablespace_location",
+                                    "pg_get_userbyid", "array_upper", "format_type", "pg_function_is_visible", "pg_get_triggerdef", "pg_get_ruledef", "pg_tablespace_location",
                                     "pg_relation_size", "pg_total_relation_size", "pg_database_size",
                                     "has_database_privilege", "pg_is_in_recovery", "pg_get_partkeydef", "pg_collation_is_visible",
                                     "pg_get_serial_sequence"}  # fmt: skip
@@ -124,6 +124,14 @@ def shim_sql(user: str, databases: list[str], superuser: bool) -> list[str]:
         "pg_is_in_recovery() AS false",
         "pg_get_serial_sequence(t, c) AS CAST(NULL AS VARCHAR)",
         "pg_collation_is_visible(o) AS true",
+        "format_type(o, m) AS CASE o WHEN 16 THEN 'boolean' WHEN 20 THEN 'bigint' WHEN 21 THEN 'smallint' "
+        "WHEN 23 THEN 'integer' WHEN 25 THEN 'text' WHEN 1043 THEN 'text' WHEN 700 THEN 'real' "
+        "WHEN 701 THEN 'double precision' WHEN 1082 THEN 'date' WHEN 1083 THEN 'time without time zone' "
+        "WHEN 1114 THEN 'timestamp without time zone' WHEN 1184 THEN 'timestamp with time zone' "
+        "WHEN 1186 THEN 'interval' WHEN 17 THEN 'bytea' WHEN 2950 THEN 'uuid' WHEN 114 THEN 'json' "
+        "WHEN 1266 THEN 'time with time zone' "
+        "WHEN 1700 THEN CASE WHEN m > 0 THEN 'numeric(' || (m // 1000) || ',' || (m % 1000) || ')' "
+        "ELSE 'numeric' END ELSE pg_catalog.format_type(o, m) END",
     ]
     sql += [f"CREATE OR REPLACE TEMP MACRO {m}" for m in macros]
     return sql

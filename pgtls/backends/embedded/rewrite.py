@@ -1,8 +1,8 @@
 """Token-level rewriting of PostgreSQL query text into DuckDB's dialect.
 
-Only what DuckDB cannot take as it is: ``pg_catalog.``-qualified names of the
-per-session shims (catalog.py) lose their qualifier so the session's temp object
-is found; PostgreSQL-only casts (``::regclass``, ``::oid``, ``::name``) and the
+Only what DuckDB cannot take as it is: ``pg_catalog.``-qualified names lose
+their qualifier, so that the session's temp shims (catalog.py, pgcatalog.py) are
+found first and DuckDB's own pg_catalog objects after them; PostgreSQL-only casts (``::regclass``, ``::oid``, ``::name``) and the
 ``OPERATOR(pg_catalog.~)`` spelling psql uses become DuckDB equivalents;
 ``COLLATE pg_catalog.default`` is dropped.  Literals, quoted identifiers and
 comments are never touched.
@@ -11,16 +11,6 @@ comments are never touched.
 from __future__ import annotations
 
 from pgtls.backends.embedded.sqltext import Token, tokens
-
-# Names the session shadows with temp objects (catalog.setup_sql).
-SHADOWED = {
-    "version", "pg_backend_pid", "current_user", "session_user", "current_database", "current_catalog",
-    "current_setting", "inet_client_addr", "inet_client_port", "ssl_is_used", "ssl_version", "ssl_cipher",
-    "ssl_client_cert_present", "ssl_client_serial", "ssl_client_dn", "ssl_issuer_dn", "ssl_client_dn_field",
-    "ssl_issuer_field", "pg_get_userbyid", "pg_stat_ssl", "pg_stat_activity", "array_to_string",
-    "pg_table_is_visible", "pg_get_expr", "format_type", "pg_encoding_to_char", "pg_get_indexdef",
-    "pg_get_constraintdef", "obj_description", "col_description", "shobj_description",
-}  # fmt: skip
 
 # Casts to PostgreSQL-only types: the DuckDB type that behaves the same for our purposes.
 CAST_TYPES = {
@@ -54,8 +44,7 @@ def rewrite(sql: str) -> str:
             and t.text.lower() == "pg_catalog"
             and i + 2 < n
             and toks[i + 1].text == "."
-            and toks[i + 2].kind == "word"
-            and toks[i + 2].text.lower() in SHADOWED
+            and toks[i + 2].kind in ("word", "ident")
         ):
             edits.append((t.start, toks[i + 1].end, ""))
             i += 2

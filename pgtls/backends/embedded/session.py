@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from pgtls.backends.base import Registry, Send, SessionInfo
-from pgtls.backends.embedded import catalog, commands, sqlerrors
+from pgtls.backends.embedded import catalog, commands, pgcatalog, sqlerrors
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.codecs import row_encoder
+from pgtls.backends.embedded.databases import list_databases
 from pgtls.backends.embedded.execute import Result, _none, run
 from pgtls.backends.embedded.gucs import REPORTED, Gucs, tzinfo
 from pgtls.backends.embedded.rewrite import rewrite
@@ -93,7 +94,8 @@ class EmbeddedSession:
         self.pending_status: list[tuple[str, str]] = []
         self.extended = Extended(self)
         self.copy = CopyState(self)
-        for sql in catalog.setup_sql(info, self.gucs.get("server_version"), self.gucs.all()):
+        dbs = list_databases(backend.data_dir)
+        for sql in catalog.setup_sql(info, self.gucs.get("server_version"), self.gucs.all(), dbs):
             cur.execute(sql)
         self._apply_duck("TimeZone", self.gucs.get("TimeZone"))
 
@@ -283,6 +285,8 @@ class EmbeddedSession:
         try:
             sql2 = rewrite(sql)
             catalog.refresh_activity(self.cur, self.registry, sql2)
+            if "pg_database" in sql2:
+                self.cur.execute(pgcatalog.database_view(list_databases(self.backend.data_dir)))
             self._running.set()
             try:
                 return run(self.cur, sql2, w)
