@@ -131,7 +131,11 @@ class RawConn(asyncio.Protocol):
 
 
 class TlsFailed(Exception):
-    """The TLS handshake failed (reason is OpenSSL's text)."""
+    """The TLS handshake failed; ``exc`` is the underlying error (None: EOF)."""
+
+    def __init__(self, reason: str, exc: BaseException | None = None) -> None:
+        super().__init__(reason)
+        self.exc = exc
 
 
 class Channel:
@@ -177,9 +181,9 @@ class Channel:
                 self._in.write(data)
             except ssl.SSLError as e:
                 self._flush_tls()  # send the alert
-                raise TlsFailed(_ssl_reason(e)) from None
+                raise TlsFailed(_ssl_reason(e), e) from None
             except OSError as e:
-                raise TlsFailed(str(e)) from None
+                raise TlsFailed(str(e), e) from None
         self._flush_tls()
         self.sslobj = sslobj
 

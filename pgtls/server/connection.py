@@ -178,15 +178,14 @@ class Connection:
             self.inbuf += sm.take_buffer()
             return ev
 
-    async def handshake(self, tls: object, initial: bytes) -> None:
+    async def handshake(self, tls: tlsmod.TlsConfig, initial: bytes) -> None:
         try:
-            await self.channel.start_tls(tls.context, initial)  # type: ignore[attr-defined]
+            await self.channel.start_tls(tls.context, initial)
         except TlsFailed as e:
-            detail = None
-            sslobj = self.channel.handshake_obj
-            if sslobj is not None:
-                detail = tlsmod.verify_failure(sslobj)
-            log.log(f"could not accept SSL connection: {e}", detail=detail)
+            err = tlsmod.accept_error(
+                e.exc if e.exc is not None else EOFError(), self.channel.handshake_obj, tls.protocol_range
+            )
+            log.log(err.message, detail=err.detail, hint=err.hint)
             raise
         assert self.channel.sslobj is not None
         try:

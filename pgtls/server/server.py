@@ -109,6 +109,8 @@ class Server:
             try:
                 tls = build_tls_config(_ssl_view(settings), self.data_dir, is_start=True, interactive=self.interactive)
             except TlsConfigError as e:
+                for earlier in e.logged_before:
+                    log.log(earlier.message, detail=earlier.detail, hint=earlier.hint)
                 raise StartupError(e.message, e.detail, e.hint) from None
         hba, ident = self._load_auth_files(settings, at_start=True)
         return Snapshot(settings=settings, tls=tls, hba=hba, ident=ident)
@@ -149,7 +151,11 @@ class Server:
         if settings["ssl"]:
             try:
                 tls = build_tls_config(_ssl_view(settings), self.data_dir, is_start=False, interactive=False)
+                for notice in tls.notices:
+                    log.log(notice.message, detail=notice.detail, hint=notice.hint)
             except TlsConfigError as e:
+                for earlier in e.logged_before:
+                    log.log(earlier.message, detail=earlier.detail, hint=earlier.hint)
                 log.log(e.message, detail=e.detail, hint=e.hint)
                 log.log("SSL configuration was not reloaded")
         else:

@@ -14,7 +14,14 @@ shadow the built-in ones (rewrite.py strips ``pg_catalog.`` from these names):
 
 from __future__ import annotations
 
+from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.sqltext import quote_literal as q
+
+PG_CATALOG_NAMESPACE = 11
+_CATEGORY = {"bool": "B", "int2": "N", "int4": "N", "int8": "N", "float4": "N", "float8": "N", "numeric": "N",
+             "oid": "N", "text": "S", "varchar": "S", "bpchar": "S", "name": "S", "char": "Z", "bytea": "U",
+             "date": "D", "time": "D", "timetz": "D", "timestamp": "D", "timestamptz": "D", "interval": "T",
+             "uuid": "U", "json": "U", "jsonb": "U", "unknown": "X"}  # fmt: skip
 
 # Empty catalogs: name -> column definitions (only the columns tools select or join on).
 EMPTY_CATALOGS: dict[str, str] = {
@@ -63,11 +70,11 @@ PG_CLASS_EXTRA = {
     "relforcerowsecurity": "false", "relisshared": "false", "relhassubclass": "false",
 }  # fmt: skip
 
-SHIM_NAMES = set(EMPTY_CATALOGS) | {"pg_class", "pg_database", "pg_roles", "pg_user", "pg_authid", "pg_shadow",
+SHIM_NAMES = set(EMPTY_CATALOGS) | {"pg_type", "pg_namespace", "pg_range", "pg_class", "pg_database", "pg_roles", "pg_user", "pg_authid", "pg_shadow",
                                     "pg_encoding_to_char", "pg_get_expr", "pg_get_indexdef", "quote_ident",
                                     "pg_get_function_result", "pg_get_function_arguments",
                                     "pg_get_statisticsobjdef_columns", "pg_relation_is_publishable",
-                                    "pg_get_userbyid", "array_upper", "format_type", "pg_function_is_visible", "pg_get_triggerdef", "pg_get_ruledef", "pg_tablespace_location",
+                                    "pg_get_userbyid", "array_upper", "set_config", "format_type", "pg_function_is_visible", "pg_get_triggerdef", "pg_get_ruledef", "pg_tablespace_location",
                                     "pg_relation_size", "pg_total_relation_size", "pg_database_size",
                                     "has_database_privilege", "pg_is_in_recovery", "pg_get_partkeydef", "pg_collation_is_visible",
                                     "pg_get_serial_sequence"}  # fmt: skip
@@ -78,6 +85,7 @@ def shim_sql(user: str, databases: list[str], superuser: bool) -> list[str]:
     sql: list[str] = []
     for name, cols in EMPTY_CATALOGS.items():
         sql.append(f"CREATE OR REPLACE TEMP TABLE {name} ({cols})")
+    sql += type_sql()
     extra = ", ".join(f"{v} AS {k}" for k, v in PG_CLASS_EXTRA.items())
     sql.append(
         "CREATE OR REPLACE TEMP VIEW pg_class AS SELECT * EXCLUDE (relisshared, relhassubclass), "
@@ -124,6 +132,7 @@ def shim_sql(user: str, databases: list[str], superuser: bool) -> list[str]:
         "pg_is_in_recovery() AS false",
         "pg_get_serial_sequence(t, c) AS CAST(NULL AS VARCHAR)",
         "pg_collation_is_visible(o) AS true",
+        "set_config(n, v, l) AS v",
         "format_type(o, m) AS CASE o WHEN 16 THEN 'boolean' WHEN 20 THEN 'bigint' WHEN 21 THEN 'smallint' "
         "WHEN 23 THEN 'integer' WHEN 25 THEN 'text' WHEN 1043 THEN 'text' WHEN 700 THEN 'real' "
         "WHEN 701 THEN 'double precision' WHEN 1082 THEN 'date' WHEN 1083 THEN 'time without time zone' "
@@ -148,3 +157,28 @@ def database_view(databases: list[str]) -> str:
         f"{dbs}) AS d(oid, datname, datdba, encoding, datlocprovider, datistemplate, datallowconn, datconnlimit, "
         "datcollate, datctype, daticulocale, datacl) WHERE datname <> ''"
     )
+
+
+def type_sql() -> list[str]:
+    """pg_type with PostgreSQL's rows for the types pgtls sends (drivers look up array element types here)."""
+    rows = []
+    for t in T.BY_OID.values():
+        elem = t.elem
+        cat = "A" if elem else _CATEGORY.get(t.name, "U")
+        rows.append(
+            f"({t.oid}, {q(t.name)}, {PG_CATALOG_NAMESPACE}, 10, {t.typlen}, {str(t.typlen > 0).lower()}, 'b', "
+            f"{q(cat)}, {elem}, {t.array_oid}, ',', 0, 0, -1, 0, false, true, 0)"
+        )
+    return [
+        "CREATE OR REPLACE TEMP TABLE pgtls_types (oid BIGINT, typname VARCHAR, typnamespace BIGINT, "
+        "typowner BIGINT, typlen SMALLINT, typbyval BOOLEAN, typtype VARCHAR, typcategory VARCHAR, "
+        "typelem BIGINT, typarray BIGINT, typdelim VARCHAR, typrelid BIGINT, typbasetype BIGINT, "
+        "typtypmod INTEGER, typndims INTEGER, typnotnull BOOLEAN, typisdefined BOOLEAN, typcollation BIGINT)",
+        "INSERT INTO pgtls_types VALUES " + ", ".join(rows),
+        "CREATE OR REPLACE TEMP VIEW pg_type AS SELECT * FROM pgtls_types UNION ALL BY NAME "
+        "SELECT * FROM pg_catalog.pg_type WHERE oid NOT IN (SELECT oid FROM pgtls_types)",
+        "CREATE OR REPLACE TEMP VIEW pg_namespace AS SELECT * FROM pg_catalog.pg_namespace UNION ALL "
+        f"SELECT {PG_CATALOG_NAMESPACE}, 'pg_catalog', 10, NULL",
+        "CREATE OR REPLACE TEMP TABLE pg_range (rngtypid BIGINT, rngsubtype BIGINT, rngmultitypid BIGINT, "
+        "rngcollation BIGINT, rngsubopc BIGINT, rngcanonical VARCHAR, rngsubdiff VARCHAR)",
+    ]

@@ -95,8 +95,7 @@ class EmbeddedSession:
         self.extended = Extended(self)
         self.copy = CopyState(self)
         dbs = list_databases(backend.data_dir)
-        for sql in catalog.setup_sql(info, self.gucs.get("server_version"), self.gucs.all(), dbs):
-            cur.execute(sql)
+        cur.execute(";\n".join(catalog.setup_sql(info, self.gucs.get("server_version"), self.gucs.all(), dbs)))
         self._apply_duck("TimeZone", self.gucs.get("TimeZone"))
 
     # --- Session interface --------------------------------------------------------------------

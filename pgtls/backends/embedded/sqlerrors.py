@@ -133,6 +133,14 @@ def _position(msg: str, sql: str) -> int | None:
     return sum(len(x) + 1 for x in lines[: line - 1]) + col + 1
 
 
+def _hint(rest: str) -> str | None:
+    """DuckDB's extra lines, unless they are its spelling suggestions (PostgreSQL gives none there)."""
+    rest = rest.strip()
+    if not rest or rest.startswith(("Did you mean", "Candidate bindings")):
+        return None
+    return rest
+
+
 def translate(exc: BaseException, sql: str = "", offset: int = 0) -> PgError:
     """A PgError for a DuckDB exception raised running ``sql`` (which starts at ``offset`` in the query)."""
     if isinstance(exc, PgError):
@@ -156,7 +164,7 @@ def translate(exc: BaseException, sql: str = "", offset: int = 0) -> PgError:
             rule.sqlstate,
             message,
             detail=detail,
-            hint=rule.hint or (rest.strip() or None),
+            hint=rule.hint or _hint(rest),
             position=position + offset if position is not None else None,
         )
     state = CLASS_STATES.get(cls, "XX000" if not isinstance(exc, duckdb.Error) else "42000")
