@@ -6,8 +6,10 @@ need=()
 command -v psql >/dev/null || need+=(postgresql-client-15)
 command -v openssl >/dev/null || need+=(openssl)
 if [ "${1:-}" = "--bench" ]; then
-  command -v pgbouncer >/dev/null || need+=(pgbouncer)
-  command -v pgbench >/dev/null || need+=(postgresql-contrib)
+  # bench/connect_rate.py: PgBouncer (in /usr/sbin, often not on a non-root PATH) and pgbench
+  # (Debian 12 ships it with postgresql-15; postgresql-contrib only if it is still missing).
+  { [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null; } || need+=(pgbouncer)
+  { [ -x /usr/lib/postgresql/15/bin/pgbench ] || command -v pgbench >/dev/null; } || need+=(postgresql-contrib)
 fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -45,6 +45,7 @@ def pgtls_factory() -> Iterator[type]:
 
     yield make  # type: ignore[misc]
     for s in made:
+        print(f"--- pgtls server log ({s.datadir}) ---\n{s.full_log()[-6000:]}")  # shown only on failure
         s.cleanup()
 
 

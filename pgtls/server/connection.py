@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from pgtls import tls as tlsmod
 from pgtls.backends.base import SessionInfo, TlsInfo
-from pgtls.errors import ADMIN_SHUTDOWN, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
+from pgtls.errors import ADMIN_SHUTDOWN, INTERNAL_ERROR, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
 from pgtls.protocol import messages as m
 from pgtls.protocol.startup import (
     CancelRequest,
@@ -98,6 +98,9 @@ class Connection:
             pass
         except (ConnectionError, OSError):
             pass
+        except Exception as e:  # noqa: BLE001 - one connection's bug must never take the server down
+            log.log(f"unexpected error on connection from host={self.host}: {type(e).__name__}: {e}")
+            self.channel.send(m.error_response(PgError(INTERNAL_ERROR, "internal error", severity="FATAL")))
         finally:
             await self.finish()
 

@@ -74,7 +74,7 @@ SHIM_NAMES = set(EMPTY_CATALOGS) | {"pg_type", "pg_namespace", "pg_range", "pg_c
                                     "pg_encoding_to_char", "pg_get_expr", "pg_get_indexdef", "quote_ident",
                                     "pg_get_function_result", "pg_get_function_arguments",
                                     "pg_get_statisticsobjdef_columns", "pg_relation_is_publishable",
-                                    "pg_get_userbyid", "array_upper", "set_config", "format_type", "pg_function_is_visible", "pg_get_triggerdef", "pg_get_ruledef", "pg_tablespace_location",
+                                    "pg_get_userbyid", "array_upper", "set_config", "pg_table_is_visible", "format_type", "pg_function_is_visible", "pg_get_triggerdef", "pg_get_ruledef", "pg_tablespace_location",
                                     "pg_relation_size", "pg_total_relation_size", "pg_database_size",
                                     "has_database_privilege", "pg_is_in_recovery", "pg_get_partkeydef", "pg_collation_is_visible",
                                     "pg_get_serial_sequence"}  # fmt: skip
@@ -133,6 +133,11 @@ def shim_sql(user: str, databases: list[str], superuser: bool) -> list[str]:
         "pg_get_serial_sequence(t, c) AS CAST(NULL AS VARCHAR)",
         "pg_collation_is_visible(o) AS true",
         "set_config(n, v, l) AS v",
+        # DuckDB's oids are not unique across its system and user catalogs: decide by the object lists
+        "pg_table_is_visible(o) AS o IN (SELECT table_oid FROM duckdb_tables() WHERE NOT internal AND NOT temporary "
+        "UNION ALL SELECT view_oid FROM duckdb_views() WHERE NOT internal AND NOT temporary "
+        "UNION ALL SELECT index_oid FROM duckdb_indexes() "
+        "UNION ALL SELECT sequence_oid FROM duckdb_sequences() WHERE NOT temporary)",
         "format_type(o, m) AS CASE o WHEN 16 THEN 'boolean' WHEN 20 THEN 'bigint' WHEN 21 THEN 'smallint' "
         "WHEN 23 THEN 'integer' WHEN 25 THEN 'text' WHEN 1043 THEN 'text' WHEN 700 THEN 'real' "
         "WHEN 701 THEN 'double precision' WHEN 1082 THEN 'date' WHEN 1083 THEN 'time without time zone' "
@@ -170,9 +175,9 @@ def type_sql() -> list[str]:
             f"{q(cat)}, {elem}, {t.array_oid}, ',', 0, 0, -1, 0, false, true, 0)"
         )
     return [
-        "CREATE OR REPLACE TEMP TABLE pgtls_types (oid BIGINT, typname VARCHAR, typnamespace BIGINT, "
-        "typowner BIGINT, typlen SMALLINT, typbyval BOOLEAN, typtype VARCHAR, typcategory VARCHAR, "
-        "typelem BIGINT, typarray BIGINT, typdelim VARCHAR, typrelid BIGINT, typbasetype BIGINT, "
+        "CREATE OR REPLACE TEMP TABLE pgtls_types (oid UINTEGER, typname VARCHAR, typnamespace UINTEGER, "
+        "typowner UINTEGER, typlen SMALLINT, typbyval BOOLEAN, typtype VARCHAR, typcategory VARCHAR, "
+        "typelem UINTEGER, typarray UINTEGER, typdelim VARCHAR, typrelid UINTEGER, typbasetype UINTEGER, "
         "typtypmod INTEGER, typndims INTEGER, typnotnull BOOLEAN, typisdefined BOOLEAN, typcollation BIGINT)",
         "INSERT INTO pgtls_types VALUES " + ", ".join(rows),
         "CREATE OR REPLACE TEMP VIEW pg_type AS SELECT * FROM pgtls_types UNION ALL BY NAME "

@@ -29,7 +29,17 @@ def _is(t: Token, text: str) -> bool:
     return t.kind in ("word", "op") and t.text.lower() == text
 
 
+# Introspection queries of client libraries whose result types must be exactly PostgreSQL's
+# (asyncpg has built-in codecs only for oid[] and text[] among arrays; anything else recurses).
+KNOWN_QUERY_PATCHES: tuple[tuple[str, str, str], ...] = (
+    ("typeinfo_tree", "array_agg(ia.atttypid ORDER BY", "array_agg(CAST(ia.atttypid AS UINTEGER) ORDER BY"),
+)
+
+
 def rewrite(sql: str) -> str:
+    for marker, old, new in KNOWN_QUERY_PATCHES:
+        if marker in sql:
+            sql = sql.replace(old, new)
     toks = tokens(sql)
     low = sql.lower()
     if not any(k in low for k in ("pg_catalog", "::", "operator", "collate", "bytea")):

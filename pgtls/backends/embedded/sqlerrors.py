@@ -59,6 +59,7 @@ RULES: tuple[Rule, ...] = (
     _r("BinderException", r"must appear in the GROUP BY clause", "42803"),
     _r("BinderException", r"Cannot compare values|Cannot mix values|cannot be cast", "42804"),
     _r("BinderException", r"Ambiguous reference", "42702"),
+    _r("BinderException", r"ORDER term out of range", "42P10"),
     _r("ConstraintException", r'Duplicate key "(?P<k>.*?)" violates (?:primary key|unique) constraint', "23505",
        "duplicate key value violates unique constraint", "Key ({k}) already exists."),
     _r("ConstraintException", r"NOT NULL constraint failed: (?P<t>[^.\s]+)\.(?P<c>\S+)", "23502",

@@ -95,7 +95,7 @@ _SIMPLE: dict[str, PgType] = {
     "INTEGER": INT4,
     "USMALLINT": INT4,
     "BIGINT": INT8,
-    "UINTEGER": INT8,
+    "UINTEGER": OID,  # the same range as PostgreSQL's oid; catalog shims use it for oid columns
     "UBIGINT": NUMERIC,
     "HUGEINT": NUMERIC,
     "UHUGEINT": NUMERIC,
