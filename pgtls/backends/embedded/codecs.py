@@ -244,40 +244,36 @@ def text_encoder(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], str]:
 # --- binary encoders --------------------------------------------------------------------------
 
 _NBASE = 10000
+_NUMERIC_HEAD = struct.Struct("!hhHH")
 
 
 def numeric_send(v: object) -> bytes:
+    """numeric_send(): sign, dscale and base-10000 digits with the weight of the first one."""
     d = v if isinstance(v, Decimal) else Decimal(str(v))
-    if d.is_nan():
-        return struct.pack("!hhHH", 0, 0, 0xC000, 0)
-    if d.is_infinite():
-        return struct.pack("!hhHH", 0, 0, 0xD000 if d > 0 else 0xF000, 0)
+    if not d.is_finite():
+        if d.is_nan():
+            return _NUMERIC_HEAD.pack(0, 0, 0xC000, 0)
+        return _NUMERIC_HEAD.pack(0, 0, 0xD000 if d > 0 else 0xF000, 0)
     sign, digits, exp = d.as_tuple()
     exp = int(exp)
-    dscale = max(-exp, 0)
-    ds = "".join(map(str, digits)) or "0"
-    if exp > 0:
-        ds += "0" * exp
-        exp = 0
-    int_part = ds[: len(ds) + exp] if len(ds) + exp > 0 else ""
-    frac_part = ds[len(ds) + exp :] if exp < 0 else ""
-    if len(ds) + exp < 0:
-        frac_part = "0" * (-(len(ds) + exp)) + ds
-    int_part = int_part.lstrip("0")
-    pad_int = (-len(int_part)) % 4
-    int_part = "0" * pad_int + int_part
-    frac_part = frac_part + "0" * ((-len(frac_part)) % 4)
-    groups = [int(int_part[i : i + 4]) for i in range(0, len(int_part), 4)]
-    weight = len(groups) - 1
-    groups += [int(frac_part[i : i + 4]) for i in range(0, len(frac_part), 4)]
-    while groups and groups[0] == 0:
-        groups.pop(0)
-        weight -= 1
-    while groups and groups[-1] == 0:
-        groups.pop()
+    dscale = -exp if exp < 0 else 0
+    coef = int("".join(map(str, digits))) if digits else 0
+    # n = |value| * 10^(4k) with 4k >= dscale, so that base-10000 groups line up with the decimal point
+    frac_groups = (dscale + 3) // 4
+    n = coef * 10 ** (exp + 4 * frac_groups)
+    groups: list[int] = []
+    while n:
+        n, g = divmod(n, _NBASE)
+        groups.append(g)
     if not groups:
-        weight = 0
-    return struct.pack(f"!hhHH{len(groups)}H", len(groups), weight, 0x4000 if sign else 0, dscale, *groups)
+        return _NUMERIC_HEAD.pack(0, 0, 0, dscale)
+    groups.reverse()
+    weight = len(groups) - 1 - frac_groups
+    while groups[-1] == 0:
+        groups.pop()
+    return _NUMERIC_HEAD.pack(len(groups), weight, 0x4000 if sign else 0, dscale) + struct.pack(
+        f"!{len(groups)}H", *groups
+    )
 
 
 def _ts_micros(v: dt.datetime) -> int:
@@ -369,19 +365,40 @@ def binary_encoder(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], bytes]:
     return lambda v: text(v).encode()
 
 
-def row_encoder(
-    columns: list[T.Column], formats: list[int], tz: dt.tzinfo
-) -> Callable[[tuple[Any, ...]], list[bytes | None]]:
-    """One function that turns a fetched row into DataRow values in the requested formats."""
-    encs: list[Callable[[Any], bytes]] = []
-    for col, fmt in zip(columns, formats, strict=True):
-        if fmt == 1:
-            encs.append(binary_encoder(col.type, tz))
-        else:
-            te = text_encoder(col.type, tz)
-            encs.append(lambda v, te=te: te(v).encode())
+_LEN = struct.Struct("!i")
+_NULL = b"\xff\xff\xff\xff"
 
-    def encode(row: tuple[Any, ...]) -> list[bytes | None]:
-        return [None if v is None else enc(v) for enc, v in zip(encs, row, strict=True)]
+
+def _fast_text(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], bytes]:
+    if t.oid in (T.INT2.oid, T.INT4.oid, T.INT8.oid, T.OID.oid):
+        return lambda v: b"%d" % v
+    if t.oid in (T.TEXT.oid, T.VARCHAR.oid, T.NAME.oid, T.BPCHAR.oid):
+        return lambda v: v.encode() if isinstance(v, str) else str(v).encode()
+    if t.oid == T.BOOL.oid:
+        return lambda v: b"t" if v else b"f"
+    te = text_encoder(t, tz)
+    return lambda v: te(v).encode()
+
+
+def row_encoder(columns: list[T.Column], formats: list[int], tz: dt.tzinfo) -> Callable[[tuple[Any, ...]], bytes]:
+    """One function that turns a fetched row into a complete DataRow message in the requested formats."""
+    encs = [
+        binary_encoder(col.type, tz) if fmt == 1 else _fast_text(col.type, tz)
+        for col, fmt in zip(columns, formats, strict=True)
+    ]
+    head = struct.pack("!h", len(columns))
+    pack = _LEN.pack
+
+    def encode(row: tuple[Any, ...]) -> bytes:
+        parts = [head]
+        for enc, v in zip(encs, row):  # noqa: B905 - row width is the description's
+            if v is None:
+                parts.append(_NULL)
+            else:
+                b = enc(v)
+                parts.append(pack(len(b)))
+                parts.append(b)
+        body = b"".join(parts)
+        return b"D" + pack(len(body) + 4) + body
 
     return encode

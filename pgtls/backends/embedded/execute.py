@@ -126,50 +126,46 @@ def statement_type(sql: str) -> str:
     return stmts[0].type.name
 
 
-def run(cur: duckdb.DuckDBPyConnection, sql: str, words: list[str]) -> Result:
-    """Execute ``sql`` (one statement, already rewritten) on ``cur``."""
-    duck_type = statement_type(sql)
+def _columns(names: list[str], ducks: list[str], sql: str) -> list[T.Column]:
+    toks: list[Token] = [] if all(_IDENT.fullmatch(n) for n in names) else tokens(sql)
+    return [T.column(pg_column_name(n, toks), d) for n, d in zip(names, ducks, strict=True)]
+
+
+def run(cur: duckdb.DuckDBPyConnection, sql: str, words: list[str], duck_type: str | None = None) -> Result:
+    """Execute ``sql`` (one statement, already rewritten) on ``cur``; ``duck_type`` if already known."""
+    if duck_type is None:
+        duck_type = statement_type(sql)
     tag = command_tag(words, duck_type)
-    toks = tokens(sql)
     if duck_type == "SELECT":
-        try:
-            rel = cur.sql(sql)
-        except duckdb.InterruptException:
-            raise
-        except duckdb.Error:
-            cur.execute(sql)  # binding fails again, this time with DuckDB's LINE/caret position
-            raise
-        if rel is None:
+        cur.execute(sql)
+        desc = cur.description
+        if not desc:
             return Result(None, _none, tag)
-        names = list(rel.columns)
-        ducks = [str(t) for t in rel.types]
-        run_sql = sql
-        if any(_contains_interval(d) for d in ducks):
+        names = [d[0] for d in desc]
+        ducks = [str(d[1]) for d in desc]
+        if any(_contains_interval(d) for d in ducks) and "nextval" not in sql.lower():
+            # Run again with INTERVAL columns as text: Python's timedelta has no months.
             exprs = [
                 f"CAST(#{i + 1} AS VARCHAR{'[]' * d.count('[]')}) AS {quote_ident(n)}" if _contains_interval(d)
                 else f"#{i + 1} AS {quote_ident(n)}"
                 for i, (n, d) in enumerate(zip(names, ducks, strict=True))
             ]  # fmt: skip
-            run_sql = f"SELECT {', '.join(exprs)} FROM ({sql}) AS pgtls_q"
-        cols = [T.column(pg_column_name(n, toks), d) for n, d in zip(names, ducks, strict=True)]
-        cur.execute(run_sql)
-        return Result(cols, cur.fetchmany, tag)
+            cur.execute(f"SELECT {', '.join(exprs)} FROM ({sql}) AS pgtls_q")
+        return Result(_columns(names, ducks, sql), cur.fetchmany, tag)
     cur.execute(sql)
     desc = cur.description
     first = words[0] if words else ""
     returning = has_word(sql, "RETURNING")
     if first in DML_WORDS or (first == "WITH" and duck_type in DML_WORDS):
         if returning and desc:
-            cols = [T.column(pg_column_name(d[0], toks), str(d[1])) for d in desc]
-            return Result(cols, cur.fetchmany, tag)
+            return Result(_columns([d[0] for d in desc], [str(d[1]) for d in desc], sql), cur.fetchmany, tag)
         row = cur.fetchone() if desc else None
         return Result(None, _none, tag, count=int(row[0]) if row and row[0] is not None else 0)
     if first == "CREATE" and tag(0).startswith("SELECT"):
         row = cur.fetchone() if desc else None
         return Result(None, _none, tag, count=int(row[0]) if row and row[0] is not None else 0)
     if desc and first in QUERY_WORDS:
-        cols = [T.column(pg_column_name(d[0], toks), str(d[1])) for d in desc]
-        return Result(cols, cur.fetchmany, tag)
+        return Result(_columns([d[0] for d in desc], [str(d[1]) for d in desc], sql), cur.fetchmany, tag)
     return Result(None, _none, tag)
 
 
@@ -180,5 +176,4 @@ def describe_only(cur: duckdb.DuckDBPyConnection, sql: str) -> list[T.Column] | 
     rel = cur.sql(sql)
     if rel is None:
         return None
-    toks = tokens(sql)
-    return [T.column(pg_column_name(n, toks), str(d)) for n, d in zip(rel.columns, rel.types, strict=True)]
+    return _columns(list(rel.columns), [str(d) for d in rel.types], sql)

@@ -240,8 +240,7 @@ class EmbeddedSession:
                 if limit and n + len(rows) > limit:
                     res.buffered = rows[limit - n :]
                     rows = rows[: limit - n]
-                for row in rows:
-                    out.add(m.data_row(encode(row)))
+                out.add(b"".join([encode(row) for row in rows]))
                 n += len(rows)
         except duckdb.Error as e:
             raise sqlerrors.translate(e) from None
