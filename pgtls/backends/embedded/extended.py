@@ -17,7 +17,7 @@ import duckdb
 
 from pgtls.backends.embedded import params, sqlerrors
 from pgtls.backends.embedded import types as T
-from pgtls.backends.embedded.execute import Result, describe_only
+from pgtls.backends.embedded.execute import Result, describe_only, statement_type
 from pgtls.backends.embedded.rewrite import rewrite
 from pgtls.backends.embedded.sqltext import Token, split_statements, substitute_params, tokens, words
 from pgtls.errors import PgError
@@ -34,6 +34,7 @@ class Prepared:
     sql: str
     param_oids: list[int]
     words: list[str]
+    duck_type: str | None = None  # DuckDB's statement type, when DuckDB parsed it at Parse time
 
 
 @dataclass
@@ -144,15 +145,16 @@ class Extended:
         w = words(sql, 4)
         if self.s.tx == "E" and (w[:1] or [""])[0] not in ("COMMIT", "END", "ROLLBACK", "ABORT"):
             raise sqlerrors.aborted_transaction()
+        duck_type = None
         try:
             if w and w[0] in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES"):
-                duckdb.extract_statements(rewrite(sql))  # syntax errors belong to Parse
+                duck_type = statement_type(rewrite(sql))  # syntax errors belong to Parse
             oids = params.infer_types(self.s.cur, sql, oids)
         except duckdb.Error as e:
             raise sqlerrors.translate(e, sql) from None
         if len(oids) > MAX_PARAMS:
             raise PgError("54000", "too many parameters")
-        self.statements[name] = Prepared(sql, oids, w)
+        self.statements[name] = Prepared(sql, oids, w, duck_type)
         out.add(m.parse_complete())
 
     # --- Bind ---------------------------------------------------------------------------------
@@ -251,12 +253,14 @@ class Extended:
     def _start(self, portal: Portal) -> None:
         if portal.result is not None:
             return
-        if self.s.tx == "I" and not self.s.implicit and (portal.stmt.words or [""])[0] not in (
+        first = (portal.stmt.words or [""])[0]
+        # Statements up to Sync form one implicit transaction; a read-only SELECT needs none of its own.
+        if self.s.tx == "I" and not self.s.implicit and portal.stmt.duck_type != "SELECT" and first not in (
             "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "CREATE", "DROP", "SET", "SHOW", "VACUUM",
         ):  # fmt: skip
             self.s.begin_implicit()
         self.s.copy.extended = True
-        portal.result = self.s.execute(portal.sql)
+        portal.result = self.s.execute(portal.sql, duck_type=portal.stmt.duck_type)
 
     def execute(self, r: m.Reader, out: Output) -> None:
         name = r.cstring()

@@ -254,7 +254,7 @@ class EmbeddedSession:
         return False
 
     # --- one statement ------------------------------------------------------------------------
-    def execute(self, sql: str, offset: int = 0) -> Result:
+    def execute(self, sql: str, offset: int = 0, duck_type: str | None = None) -> Result:
         """Run one statement; raises PgError.  Handles the statements DuckDB must not see."""
         w = words(sql, 4)
         first = w[0] if w else ""
@@ -287,7 +287,7 @@ class EmbeddedSession:
                 self.cur.execute(pgcatalog.database_view(list_databases(self.backend.data_dir)))
             self._running.set()
             try:
-                return run(self.cur, sql2, w)
+                return run(self.cur, sql2, w, duck_type)
             finally:
                 self._running.clear()
         except duckdb.Error as e:
