@@ -108,3 +108,49 @@ def test_set_through_extended(db):
     msgs = db.send(fe.parse("SHOW TimeZone"), fe.bind(), fe.describe("P"), fe.execute(), fe.sync())
     assert rows(msgs) == [["Europe/Paris"]]
     assert [m.kind for m in msgs] == ["1", "2", "T", "D", "C", "Z"]
+
+
+def test_interleaved_suspended_portals(db):
+    msgs = db.send(fe.parse("SELECT * FROM range(3)", "a"), fe.parse("SELECT * FROM range(10, 13)", "b"),
+                   fe.bind(portal="pa", stmt="a"), fe.bind(portal="pb", stmt="b"),
+                   fe.execute("pa", 1), fe.execute("pb", 1), fe.execute("pa", 0), fe.execute("pb", 0), fe.sync())
+    assert rows(msgs) == [["0"], ["10"], ["1"], ["2"], ["11"], ["12"]]
+    assert tags(msgs) == ["SELECT 3", "SELECT 3"]
+
+
+def test_sql_cursors(db):
+    db.query("BEGIN")
+    assert tags(db.query("DECLARE c CURSOR FOR SELECT * FROM range(5)")) == ["DECLARE CURSOR"]
+    msgs = db.query("FETCH 2 FROM c")
+    assert rows(msgs) == [["0"], ["1"]] and tags(msgs) == ["FETCH 2"] and msgs[0].kind == "T"
+    assert db.value("SELECT 42") == "42"  # another statement in between
+    assert tags(db.query("MOVE 1 IN c")) == ["MOVE 1"]
+    msgs = db.query("FETCH ALL FROM c")
+    assert rows(msgs) == [["3"], ["4"]] and tags(msgs) == ["FETCH 2"]
+    assert tags(db.query("FETCH NEXT FROM c")) == ["FETCH 0"]
+    assert tags(db.query("CLOSE c")) == ["CLOSE CURSOR"]
+    assert errors(db.query("FETCH c"))[0]["C"] == "34000"
+    db.query("ROLLBACK")
+    assert errors(db.query("DECLARE d CURSOR FOR SELECT 1"))[0]["C"] == "25P01"
+    db.query("DECLARE h CURSOR WITH HOLD FOR SELECT * FROM range(3)")
+    assert rows(db.query("FETCH FORWARD 5 FROM h")) == [["0"], ["1"], ["2"]]
+
+
+def test_sql_cursor_extended_describe(db):
+    db.query("BEGIN")
+    db.send(fe.parse('DECLARE "cur" CURSOR FOR SELECT 1 AS x, 2 AS y'), fe.bind(), fe.execute(), fe.sync())
+    msgs = db.send(fe.describe("P", "cur"), fe.sync())
+    assert [c["name"] for c in msgs[0]["columns"]] == ["x", "y"]
+    msgs = db.send(fe.parse('FETCH FORWARD 10 FROM "cur"'), fe.bind(), fe.describe("P"), fe.execute(), fe.sync())
+    assert [m.kind for m in msgs] == ["1", "2", "T", "D", "C", "Z"]
+    assert tags(msgs) == ["FETCH 1"]
+
+
+def test_pipeline_is_one_implicit_transaction(db):
+    db.query("CREATE TABLE t (a int)")
+    msgs = db.send(fe.parse("INSERT INTO t VALUES (1)"), fe.bind(), fe.execute(),
+                   fe.parse("SELECT 1/0"), fe.bind(), fe.execute(), fe.sync())
+    assert tags(msgs) == ["INSERT 0 1"] and errors(msgs)[0]["C"] == "22012"
+    assert db.value("SELECT count(*) FROM t") == "0"
+    msgs = db.send(fe.parse("INSERT INTO t VALUES (2)"), fe.bind(), fe.execute(), fe.sync())
+    assert db.value("SELECT count(*) FROM t") == "1"

@@ -158,3 +158,30 @@ def test_embedded_backend_close_releases_files(tmp_path: Path):
     create_database(tmp_path, "postgres")
     be = EmbeddedBackend(tmp_path, FakeSettings())
     be.close()
+
+
+def test_statement_timeout(db):
+    db.query("SET statement_timeout = '300ms'")
+    started = time.monotonic()
+    err = db.error(LONG_QUERY)
+    assert (err["C"], err["M"]) == ("57014", "canceling statement due to statement timeout")
+    assert time.monotonic() - started < 5
+    db.query("RESET statement_timeout")
+    assert db.value("SELECT 1") == "1"
+
+
+def test_set_is_transactional(db):
+    db.query("BEGIN")
+    db.query("SET TimeZone = 'Asia/Tokyo'")
+    assert db.value("SHOW TimeZone") == "Asia/Tokyo"
+    msgs = db.query("ROLLBACK")
+    assert [(m.kind, m.fields.get("value")) for m in msgs if m.kind == "S"] == [("S", "UTC")]
+    assert db.value("SHOW TimeZone") == "UTC"
+    assert db.value("SELECT current_setting('TimeZone')") == "UTC"
+    db.query("BEGIN; SET LOCAL application_name = 'tmp'; SET extra_float_digits = 3")
+    assert db.value("SHOW application_name") == "tmp"
+    db.query("COMMIT")
+    assert db.value("SHOW application_name") == ""
+    assert db.value("SHOW extra_float_digits") == "3"
+    msgs = db.query("SET LOCAL application_name = 'x'")
+    assert msgs[0].kind == "N" and msgs[0]["C"] == "25P01"

@@ -3,8 +3,8 @@
 Formats follow PostgreSQL's copyfromparse.c / copyto.c: text is tab-separated
 with backslash escapes and ``\\N`` for NULL; CSV uses quote doubling, an empty
 unquoted field for NULL and an optional header line.  Incoming rows are
-inserted in batches of literal multi-row INSERTs (each field a string literal
-that DuckDB casts to the column type, bytea via from_hex); when no transaction
+inserted in batches, each sent as one string list per column and unnested by
+DuckDB, which casts the strings to the column types (bytea via from_hex); when no transaction
 block is open the whole COPY runs in one transaction, so a failing row or a
 CopyFail leaves the table as it was.
 """
@@ -24,7 +24,6 @@ from pgtls.backends.embedded.execute import Result, _none
 from pgtls.backends.embedded.sqltext import (
     Token,
     quote_ident,
-    quote_literal,
     string_value,
     tokens,
     unquote_ident,
@@ -35,7 +34,7 @@ from pgtls.protocol import messages as m
 if TYPE_CHECKING:
     from pgtls.backends.embedded.session import EmbeddedSession, Output
 
-INSERT_BATCH_ROWS = 500
+INSERT_BATCH_ROWS = 50000
 PARSE_CHUNK_BYTES = 1 << 20  # parse and insert buffered COPY data once this much has arrived
 
 
@@ -172,6 +171,9 @@ _ESCAPE = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f
 
 
 def parse_text_line(line: str, opts: CopyOptions) -> list[str | None]:
+    if "\\" not in line:  # the common case: no escapes, so NULL is only \\N-free custom markers
+        null = opts.null
+        return [None if f == null else f for f in line.split(opts.delimiter)]
     fields: list[str | None] = []
     buf: list[str] = []
     raw: list[str] = []
@@ -253,7 +255,7 @@ class CopyState:
         self.count = 0
         self.error: PgError | None = None
         self.own_tx = False
-        self.insert_prefix = ""
+        self.insert_sql = ""
         self.blob_cols: list[bool] = []
         self.header_pending = False
         self.pending_sql: list[tuple[int, str]] = []
@@ -312,7 +314,17 @@ class CopyState:
                 raise PgError("42703", f'column "{c}" of relation "{cmd.table}" does not exist')
         self.cmd = cmd
         self.blob_cols = [types[c.lower()] == "BLOB" for c in names]
-        self.insert_prefix = f"INSERT INTO {cmd.table} ({', '.join(quote_ident(c) for c in names)}) VALUES "
+        # Each batch travels as one list per column (strings; DuckDB casts them to the column types).
+        exprs = [
+            f"CASE WHEN starts_with(c{k}, '\\x') THEN from_hex(substr(c{k}, 3)) ELSE CAST(c{k} AS BLOB) END"
+            if blob else f"c{k}"
+            for k, blob in enumerate(self.blob_cols)
+        ]  # fmt: skip
+        unnests = ", ".join(f"unnest(${k + 1}) AS c{k}" for k in range(len(names)))
+        self.insert_sql = (
+            f"INSERT INTO {cmd.table} ({', '.join(quote_ident(c) for c in names)}) "
+            f"SELECT {', '.join(exprs)} FROM (SELECT {unnests})"
+        )
         self.active = True
         self.buffer = b""
         self.count = 0
@@ -427,26 +439,17 @@ class CopyState:
         try:
             rows = self._split(final)
             ncols = len(self.blob_cols)
+            for row in rows:
+                if len(row) != ncols:
+                    raise PgError("22P04", "missing data for column" if len(row) < ncols
+                                  else "extra data after last expected column")  # fmt: skip
             for start in range(0, len(rows), INSERT_BATCH_ROWS):
-                parts = []
-                for row in rows[start : start + INSERT_BATCH_ROWS]:
-                    if len(row) != ncols:
-                        raise PgError("22P04", "missing data for column" if len(row) < ncols
-                                      else "extra data after last expected column")  # fmt: skip
-                    parts.append("(" + ", ".join(self._literal(v, blob) for v, blob in
-                                                 zip(row, self.blob_cols, strict=True)) + ")")  # fmt: skip
+                batch = rows[start : start + INSERT_BATCH_ROWS]
+                columns = [[row[k] for row in batch] for k in range(ncols)]
                 try:
-                    self.s.cur.execute(self.insert_prefix + ", ".join(parts))
+                    self.s.cur.execute(self.insert_sql, columns)
                 except duckdb.Error as e:
                     raise sqlerrors.translate(e) from None
-                self.count += len(parts)
+                self.count += len(batch)
         except PgError as e:
             self.error = e
-
-    @staticmethod
-    def _literal(v: str | None, blob: bool) -> str:
-        if v is None:
-            return "NULL"
-        if blob and v.startswith("\\x"):
-            return f"from_hex({quote_literal(v[2:])})"
-        return quote_literal(v)

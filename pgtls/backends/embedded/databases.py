@@ -21,9 +21,14 @@ MAX_NAME_LENGTH = 63
 _VALID_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 SUFFIX = ".duckdb"
 
-# DuckDB settings that give PostgreSQL-like behaviour and durability for every database file.
+# DuckDB settings for every database file.  Like PostgreSQL, a client must not reach the server's
+# file system or network through SQL (read_csv('/etc/...'), ATTACH, COPY TO a file, INSTALL ...):
+# DuckDB's external access is switched off (it cannot be switched back on while the file is open).
 DB_CONFIG: dict[str, str | bool | int | float] = {
     "checkpoint_threshold": "16MB",
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
 }
 
 

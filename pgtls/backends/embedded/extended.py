@@ -17,6 +17,7 @@ import duckdb
 
 from pgtls.backends.embedded import params, sqlerrors
 from pgtls.backends.embedded import types as T
+from pgtls.backends.embedded.cursors import fetch_target
 from pgtls.backends.embedded.execute import Result, describe_only, statement_type
 from pgtls.backends.embedded.rewrite import rewrite
 from pgtls.backends.embedded.sqltext import Token, split_statements, substitute_params, tokens, words
@@ -146,6 +147,8 @@ class Extended:
         if self.s.tx == "E" and (w[:1] or [""])[0] not in ("COMMIT", "END", "ROLLBACK", "ABORT"):
             raise sqlerrors.aborted_transaction()
         duck_type = None
+        self.s.detach_stream()
+        self.s.cursors.detach()
         try:
             if w and w[0] in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES"):
                 duck_type = statement_type(rewrite(sql))  # syntax errors belong to Parse
@@ -204,6 +207,11 @@ class Extended:
     def _columns(self, sql: str, first: str) -> list[T.Column] | None:
         if first in ("SHOW",):
             return None  # answered by the session; described when executed
+        if first == "FETCH":
+            c = self.s.cursors.get(fetch_target(sql) or "")
+            return c.result.columns if c else None
+        self.s.detach_stream()
+        self.s.cursors.detach()
         try:
             probe = sql
             if first in ("INSERT", "UPDATE", "DELETE"):
@@ -234,7 +242,11 @@ class Extended:
             raise m.ProtocolError("invalid DESCRIBE message subtype")
         portal = self.portals.get(name)
         if portal is None:
-            raise PgError("34000", f'portal "{name}" does not exist')
+            cursor = self.s.cursors.get(name)  # a DECLAREd cursor is a portal too
+            if cursor is None or not cursor.result.columns:
+                raise PgError("34000", f'portal "{name}" does not exist')
+            out.add(m.row_description([c.field(0) for c in cursor.result.columns]))
+            return
         first = (portal.stmt.words or [""])[0]
         if first == "SHOW" or first == "EXPLAIN" or first in ("PRAGMA", "CALL", "DESCRIBE", "SUMMARIZE"):
             self._start(portal)  # these can only be described by running them

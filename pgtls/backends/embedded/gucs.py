@@ -112,6 +112,8 @@ class Gucs:
             if key.lower() in self._canon or "." in key:
                 self._base[key.lower()] = self.normalize(key, value)
         self._session: dict[str, str] = {}
+        self._tx_snapshot: dict[str, str] | None = None  # values at BEGIN, restored by ROLLBACK
+        self._local_prior: dict[str, str | None] = {}  # SET LOCAL: the value to restore at end of block
 
     def _from_settings(self, name: str, default: str) -> str:
         s = self._settings
@@ -169,12 +171,41 @@ class Gucs:
             raise PgError("0A000", "standard_conforming_strings cannot be turned off")
         return value
 
-    def set(self, name: str, value: str) -> str:
-        """Set for the session; returns the canonical name."""
+    def begin(self) -> None:
+        self._tx_snapshot = dict(self._session)
+        self._local_prior = {}
+
+    def end(self, commit: bool) -> list[str]:
+        """End of a transaction block: undo its SETs on rollback and its SET LOCALs always."""
+        if self._tx_snapshot is None:
+            return []
+        if commit:
+            target = dict(self._session)
+            for key, prior in self._local_prior.items():
+                if prior is None:
+                    target.pop(key, None)
+                else:
+                    target[key] = prior
+        else:
+            target = self._tx_snapshot
+        changed = {k for k in set(target) | set(self._session) if target.get(k) != self._session.get(k)}
+        self._session = target
+        self._tx_snapshot = None
+        self._local_prior = {}
+        return [self._canon.get(k, k) for k in sorted(changed)]
+
+    def set(self, name: str, value: str, local: bool = False) -> str:
+        """Set for the session (or, with ``local``, until the end of the transaction block)."""
         canon = self.canonical(name) or (name.lower() if "." in name else None)
         if canon is None:
             raise PgError("42704", f'unrecognized configuration parameter "{name}"')
-        self._session[canon.lower()] = self.normalize(canon, value)
+        key = canon.lower()
+        normalized = self.normalize(canon, value)
+        if local and self._tx_snapshot is not None and key not in self._local_prior:
+            self._local_prior[key] = self._session.get(key)
+        elif not local:
+            self._local_prior.pop(key, None)
+        self._session[key] = normalized
         if canon.lower() == "session_authorization":
             self._session["is_superuser"] = self.get("is_superuser")
         return canon

@@ -69,6 +69,21 @@ def _text_result(columns: list[str], rows: list[tuple[str | None, ...]], tag: st
     return Result(cols, fetch, (lambda n: tag) if tag else (lambda n: f"SELECT {n}"))
 
 
+_UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60000, "h": 3600000, "d": 86400000}
+
+
+def parse_duration_ms(value: str) -> float:
+    """A time GUC in milliseconds (bare numbers are milliseconds, as for statement_timeout)."""
+    v = value.strip().lower()
+    for unit in sorted(_UNITS_MS, key=len, reverse=True):
+        if v.endswith(unit) and v[: -len(unit)].strip().replace(".", "", 1).isdigit():
+            return float(v[: -len(unit)]) * _UNITS_MS[unit]
+    try:
+        return float(v)
+    except ValueError:
+        return 0.0
+
+
 def _tag(text: str) -> Result:
     return Result(None, _none, lambda n: text)
 
@@ -78,6 +93,7 @@ class EmbeddedSession:
         self, backend: EmbeddedBackend, info: SessionInfo, registry: Registry, cur: duckdb.DuckDBPyConnection
     ) -> None:
         from pgtls.backends.embedded.copy import CopyState
+        from pgtls.backends.embedded.cursors import SqlCursors
         from pgtls.backends.embedded.extended import Extended
 
         self.backend = backend
@@ -90,7 +106,10 @@ class EmbeddedSession:
         self.tz = tzinfo(self.gucs.get("TimeZone"))
         self._running = threading.Event()
         self._closed = False
+        self._timed_out = False
         self.out: Output | None = None
+        self.streaming: Result | None = None  # a suspended portal's result still pending on the connection
+        self.cursors = SqlCursors(self)
         self.pending_status: list[tuple[str, str]] = []
         self.extended = Extended(self)
         self.copy = CopyState(self)
@@ -105,6 +124,7 @@ class EmbeddedSession:
     def handle(self, kind: bytes, body: bytes, send: Send) -> str | None:
         out = Output(send)
         self.out = out
+        timer = self._arm_statement_timeout() if kind in (b"Q", b"E") else None
         try:
             if kind == b"Q":
                 return self.simple_query(m.Reader(body).cstring(), out)
@@ -117,8 +137,26 @@ class EmbeddedSession:
                 return self.ready(out)
             raise m.ProtocolError(f"invalid frontend message type {kind[0]}")
         finally:
+            if timer is not None:
+                timer.cancel()
+            self._timed_out = False
             self.out = None
             out.flush()
+
+    def _arm_statement_timeout(self) -> threading.Timer | None:
+        ms = parse_duration_ms(self.gucs.get("statement_timeout"))
+        if ms <= 0:
+            return None
+
+        def fire() -> None:
+            if self._running.is_set():
+                self._timed_out = True
+                self.cancel()
+
+        timer = threading.Timer(ms / 1000, fire)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def cancel(self) -> None:
         if self._running.is_set():
@@ -205,6 +243,8 @@ class EmbeddedSession:
 
     def fail(self, err: PgError, out: Output) -> None:
         """Report an error and move the transaction state as PostgreSQL does."""
+        if err.sqlstate == "57014" and self._timed_out:
+            err = PgError("57014", "canceling statement due to statement timeout")
         out.add(m.error_response(err))
         if self.implicit:
             self.implicit = False
@@ -224,8 +264,19 @@ class EmbeddedSession:
         fmts = formats if formats is not None else [0] * len(res.columns)
         if describe:
             out.add(m.row_description([c.field(f) for c, f in zip(res.columns, fmts, strict=True)]))
+        self.stream(res, out, fmts, limit)
+        if res.done:
+            self.streaming = None
+            out.add(m.command_complete(res.tag(res.sent)))
+            return True
+        self.streaming = res
+        out.add(m.portal_suspended())
+        return False
+
+    def stream(self, res: Result, out: Output, fmts: list[int], limit: int = 0) -> int:
+        """Send up to ``limit`` (0: all) DataRows of ``res``; returns how many were sent."""
+        assert res.columns is not None
         encode = row_encoder(res.columns, fmts, self.tz)
-        sent = res.sent
         n = 0
         try:
             self._running.set()
@@ -246,12 +297,20 @@ class EmbeddedSession:
             raise sqlerrors.translate(e) from None
         finally:
             self._running.clear()
-        res.sent = sent + n
-        if res.done:
-            out.add(m.command_complete(res.tag(sent + n)))
-            return True
-        out.add(m.portal_suspended())
-        return False
+        res.sent += n
+        return n
+
+    def detach_stream(self) -> None:
+        """Before the connection runs anything else, keep the rest of a half-read result in memory
+        (DuckDB has one pending result per connection; a suspended portal must survive other statements)."""
+        res, self.streaming = self.streaming, None
+        if res is None or res.done:
+            return
+        try:
+            res.buffered = res.buffered + [tuple(r) for r in res.fetch(1 << 62)]
+        except duckdb.Error as e:
+            raise sqlerrors.translate(e) from None
+        res.fetch = _none
 
     # --- one statement ------------------------------------------------------------------------
     def execute(self, sql: str, offset: int = 0, duck_type: str | None = None) -> Result:
@@ -260,6 +319,10 @@ class EmbeddedSession:
         first = w[0] if w else ""
         if self.tx == "E" and first not in ("COMMIT", "END", "ROLLBACK", "ABORT"):
             raise sqlerrors.aborted_transaction()
+        if first in ("DECLARE", "FETCH", "MOVE") or (first == "CLOSE" and len(w) > 1):
+            return self.cursors.command(first, sql)
+        self.detach_stream()
+        self.cursors.detach()
         if first in commands.TX_WORDS:
             return self.transaction_command(first, w)
         if first == "SET":
@@ -304,6 +367,7 @@ class EmbeddedSession:
             else:
                 self._duck("BEGIN")
             self.tx = "T"
+            self.gucs.begin()
             return _tag("BEGIN")
         if first in ("COMMIT", "END") and (len(w) < 2 or w[1] != "PREPARED"):
             if self.tx == "I":
@@ -311,6 +375,8 @@ class EmbeddedSession:
                 return _tag("COMMIT")
             failed = self.tx == "E"
             self.tx = "I"
+            self.cursors.end_transaction(commit=not failed)
+            self._end_gucs(commit=not failed)
             if failed:
                 self._rollback_quietly()
                 return _tag("ROLLBACK")
@@ -328,6 +394,8 @@ class EmbeddedSession:
                 notice(PgError("25P01", "there is no transaction in progress", severity="WARNING"))
                 return _tag("ROLLBACK")
             self.tx = "I"
+            self.cursors.end_transaction(commit=False)
+            self._end_gucs(commit=False)
             self._rollback_quietly()
             return _tag("ROLLBACK")
         if first == "SAVEPOINT":
@@ -339,6 +407,10 @@ class EmbeddedSession:
                 raise PgError("25P01", "RELEASE SAVEPOINT can only be used in transaction blocks")
             return _tag("RELEASE")
         raise PgError("0A000", f"{first} is not supported")
+
+    def _end_gucs(self, commit: bool) -> None:
+        for canon in self.gucs.end(commit):
+            self._changed(canon)
 
     def _duck(self, sql: str) -> None:
         try:
@@ -373,15 +445,20 @@ class EmbeddedSession:
         if cmd.name is None:
             return _tag("SET")
         if not self.gucs.known(cmd.name):
-            try:  # DuckDB's own settings (threads, memory_limit, ...)
+            if not self.info.is_superuser:
+                raise PgError("42704", f'unrecognized configuration parameter "{cmd.name}"')
+            try:  # DuckDB's own settings (threads, memory_limit, ...), for superusers: they are process-wide
                 self.cur.execute(f"SET {cmd.name} = {cmd.raw_value}")
                 return _tag("SET")
             except duckdb.Error:
                 raise PgError("42704", f'unrecognized configuration parameter "{cmd.name}"') from None
+        if cmd.local and self.tx == "I":
+            self.notice(PgError("25P01", "SET LOCAL can only be used in transaction blocks", severity="WARNING"))
+            return _tag("SET")
         if cmd.value is None:
             canon = self.gucs.reset(cmd.name)
         else:
-            canon = self.gucs.set(cmd.name, cmd.value)
+            canon = self.gucs.set(cmd.name, cmd.value, local=cmd.local)
         self._changed(canon)
         return _tag("SET")
 

@@ -62,6 +62,8 @@ RULES: tuple[Rule, ...] = (
     _r("BinderException", r"ORDER term out of range", "42P10"),
     _r("ConstraintException", r'Duplicate key "(?P<k>.*?)" violates (?:primary key|unique) constraint', "23505",
        "duplicate key value violates unique constraint", "Key ({k}) already exists."),
+    _r("ConstraintException", r"PRIMARY KEY or UNIQUE constraint violation", "23505",
+       "duplicate key value violates unique constraint"),
     _r("ConstraintException", r"NOT NULL constraint failed: (?P<t>[^.\s]+)\.(?P<c>\S+)", "23502",
        'null value in column "{c}" of relation "{t}" violates not-null constraint'),
     _r("ConstraintException", r"CHECK constraint failed(?:: (?P<t>\S+))?", "23514",
@@ -142,6 +144,21 @@ def _hint(rest: str) -> str | None:
     return rest
 
 
+_TARGET = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE)\s+(?:\"?[\w$]+\"?\.)?\"?([\w$]+)\"?", re.I)
+
+
+def _constraint_name(body: str, sql: str) -> str:
+    """PostgreSQL's default constraint name (t_pkey, t_col_key) for a DuckDB duplicate-key error."""
+    m = _TARGET.match(sql)
+    if not m:
+        return ""
+    table = m.group(1)
+    if "primary key" in body:
+        return f' "{table}_pkey"'
+    k = re.search(r'Duplicate key "([\w$]+): ', body)
+    return f' "{table}_{k.group(1)}_key"' if k else ""
+
+
 def translate(exc: BaseException, sql: str = "", offset: int = 0) -> PgError:
     """A PgError for a DuckDB exception raised running ``sql`` (which starts at ``offset`` in the query)."""
     if isinstance(exc, PgError):
@@ -161,6 +178,8 @@ def translate(exc: BaseException, sql: str = "", offset: int = 0) -> PgError:
         groups = {k: DUCK_TYPE_NAMES.get(v or "", v or "") for k, v in m.groupdict().items()}
         message = rule.message.format(**groups) if rule.message else first.rstrip("!")
         detail = rule.detail.format(**groups).replace(": ", ")=(", 1) if rule.detail else None
+        if rule.sqlstate == "23505":
+            message += _constraint_name(body, sql)
         return PgError(
             rule.sqlstate,
             message,
