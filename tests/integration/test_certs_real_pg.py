@@ -1,4 +1,5 @@
-"""Files made by `pgtls cert` work with the real tools: openssl, PostgreSQL 15 and psql.
+"""Files made by `pgtls cert` work with the real tools: openssl, PostgreSQL 15 and psql,
+and the same files in the same scenarios with pgtls's own server.
 
 One PKI per module, made through the CLI: root -> intermediate -> server (chain
 bundled), client certificates for alice (valid) and bob (revoked), a CRL file and
@@ -89,22 +90,32 @@ def _psql(pg: RealPostgres, pki: Path, user: str, *, cert: str | None = None, sq
     return subprocess.run([PSQL, " ".join(conn), "-XAtc", sql], capture_output=True, text=True, timeout=30, env=env)
 
 
-@pytest.fixture(scope="module")
-def pg(pki: Path) -> Iterator[RealPostgres]:
-    if not have_postgres():
+@pytest.fixture(scope="module", params=["postgres", "pgtls"])
+def pg(request: pytest.FixtureRequest, pki: Path) -> Iterator[RealPostgres]:
+    if request.param == "postgres" and not have_postgres():
         pytest.skip("PostgreSQL 15 is not installed")
-    server = RealPostgres().init()
+    from tests.pgtlsserver import PgtlsServer
+
+    server = RealPostgres().init() if request.param == "postgres" else PgtlsServer().init()
     for name in ("server.crt", "server.key", "root.crt", "root+intermediate.crl"):
         server.copy_in(pki / name)
     server.copy_in(pki / "crldir")
     with open(server.datadir / "postgresql.conf", "a") as f:
         f.write("ssl = on\nssl_ca_file = 'root.crt'\nssl_crl_file = 'root+intermediate.crl'\n")
     server.write("pg_hba.conf", "local all all trust\nhostssl all postgres 127.0.0.1/32 trust\nhostssl all all 127.0.0.1/32 cert\n")
-    server.start()
+    if isinstance(server, RealPostgres):
+        server.start()
     try:
-        r = _psql(server, pki, "postgres", sql="create role alice login; create role bob login")
-        assert r.returncode == 0, r.stderr + server.log()
-        yield server
+        if isinstance(server, RealPostgres):
+            r = _psql(server, pki, "postgres", sql="create role alice login; create role bob login")
+            assert r.returncode == 0, r.stderr + server.log()
+        else:
+            from pgtls.auth.roles import RoleStore
+
+            for user in ("alice", "bob"):
+                RoleStore(server.datadir).create(user, login=True)
+            server.start()
+        yield server  # type: ignore[misc]
     finally:
         server.cleanup()
 
