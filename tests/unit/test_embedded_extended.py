@@ -154,3 +154,11 @@ def test_pipeline_is_one_implicit_transaction(db):
     assert db.value("SELECT count(*) FROM t") == "0"
     msgs = db.send(fe.parse("INSERT INTO t VALUES (2)"), fe.bind(), fe.execute(), fe.sync())
     assert db.value("SELECT count(*) FROM t") == "1"
+
+
+def test_describe_show_statement(db):
+    msgs = db.send(fe.parse("SHOW TimeZone", "sh"), fe.describe("S", "sh"), fe.bind(stmt="sh"), fe.execute(),
+                   fe.sync())
+    assert [m.kind for m in msgs] == ["1", "t", "T", "2", "D", "C", "Z"]
+    assert msgs[2]["columns"][0]["name"] == "TimeZone"
+    assert rows(msgs) == [["UTC"]]

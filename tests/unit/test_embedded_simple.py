@@ -193,3 +193,14 @@ def test_create_database(tmp_path: Path, backend, registry, db):
     d2.session.close()
     assert tags(db.query("DROP DATABASE other")) == ["DROP DATABASE"]
     assert "other" not in list_databases(tmp_path)
+
+
+def test_serial_identity_and_jsonb(db):
+    assert tags(db.query("CREATE TABLE s (id serial PRIMARY KEY, big bigserial, x jsonb)")) == ["CREATE TABLE"]
+    assert tags(db.query("CREATE TABLE i (id int GENERATED ALWAYS AS IDENTITY (START WITH 1), y text)")) == [
+        "CREATE TABLE"]
+    msgs = db.query("""INSERT INTO s (x) VALUES ('{"a": 1}'), ('[]') RETURNING id, big, x""")
+    assert rows(msgs) == [["1", "1", '{"a": 1}'], ["2", "2", "[]"]]
+    assert [c["oid"] for c in msgs[0]["columns"]] == [23, 20, 114]
+    assert db.rows("INSERT INTO i (y) VALUES ('a') RETURNING id") == [["1"]]
+    assert db.value("SELECT nextval('s_id_seq')") == "3"

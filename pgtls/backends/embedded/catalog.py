@@ -11,6 +11,8 @@ that names them.
 
 from __future__ import annotations
 
+import platform
+
 import duckdb
 
 from pgtls import __version__ as PGTLS_VERSION
@@ -41,7 +43,7 @@ STAT_ACTIVITY_COLUMNS = (
 
 def version_string(server_version: str) -> str:
     return (
-        f"PostgreSQL {server_version} (pgtls {PGTLS_VERSION}) on x86_64-pc-linux-gnu, "
+        f"PostgreSQL {server_version} (pgtls {PGTLS_VERSION}) on {platform.machine() or 'x86_64'}-pc-linux-gnu, "
         f"compiled by DuckDB {duckdb.__version__}, 64-bit"
     )
 
@@ -77,7 +79,7 @@ def setup_sql(
         "SET SESSION integer_division = true",
         "SET SESSION search_path = 'public,main'",
         "SET SESSION schema = 'public'",
-        "CREATE OR REPLACE TEMP TABLE pgtls_settings (name VARCHAR PRIMARY KEY, value VARCHAR)",
+        "CREATE OR REPLACE TEMP TABLE pgtls_settings (name VARCHAR PRIMARY KEY, value VARCHAR, display VARCHAR)",
         "CREATE OR REPLACE TEMP TABLE pgtls_dn (which VARCHAR, field VARCHAR, value VARCHAR)",
         f"CREATE OR REPLACE TEMP TABLE pg_stat_ssl ({STAT_SSL_COLUMNS})",
         f"CREATE OR REPLACE TEMP TABLE pg_stat_activity ({STAT_ACTIVITY_COLUMNS})",
@@ -125,7 +127,7 @@ def setup_sql(
 
 
 def settings_insert(settings: list[tuple[str, str]]) -> str:
-    values = ", ".join(f"({q(n.lower())}, {q(v)})" for n, v in settings)
+    values = ", ".join(f"({q(n.lower())}, {q(v)}, {q(n)})" for n, v in settings)
     return f"INSERT OR REPLACE INTO temp.main.pgtls_settings VALUES {values}"
 
 

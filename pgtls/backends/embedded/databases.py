@@ -54,7 +54,10 @@ def list_databases(data_dir: Path) -> list[str]:
 
 
 def _init_file(con: duckdb.DuckDBPyConnection) -> None:
+    """PostgreSQL's defaults in a database file: a ``public`` schema and a ``jsonb`` type (JSON)."""
     con.execute("CREATE SCHEMA IF NOT EXISTS public")
+    if not con.execute("SELECT 1 FROM duckdb_types() WHERE type_name = 'jsonb' AND NOT internal").fetchall():
+        con.execute("CREATE TYPE main.jsonb AS JSON")
 
 
 def create_database(data_dir: Path, name: str) -> None:

@@ -72,6 +72,8 @@ def command_tag(words: list[str], duck_type: str) -> Callable[[int], str]:
             return lambda n: f"SELECT {n}"
         tag = f"{first} {obj}".strip()
         return lambda n: tag
+    if first == "EXECUTE":  # SQL-level prepared statement: report rows like the statement it runs
+        return lambda n: f"SELECT {n}"
     if first == "TRUNCATE":
         return lambda n: "TRUNCATE TABLE"
     tag = first
@@ -155,6 +157,8 @@ def run(cur: duckdb.DuckDBPyConnection, sql: str, words: list[str], duck_type: s
     cur.execute(sql)
     desc = cur.description
     first = words[0] if words else ""
+    if first == "EXPLAIN" and desc:
+        return explain_result(cur.fetchall())
     returning = has_word(sql, "RETURNING")
     if first in DML_WORDS or (first == "WITH" and duck_type in DML_WORDS):
         if returning and desc:
@@ -164,9 +168,24 @@ def run(cur: duckdb.DuckDBPyConnection, sql: str, words: list[str], duck_type: s
     if first == "CREATE" and tag(0).startswith("SELECT"):
         row = cur.fetchone() if desc else None
         return Result(None, _none, tag, count=int(row[0]) if row and row[0] is not None else 0)
-    if desc and first in QUERY_WORDS:
+    if desc and (first in QUERY_WORDS or (first == "EXECUTE" and [d[0] for d in desc] != ["Count"])):
         return Result(_columns([d[0] for d in desc], [str(d[1]) for d in desc], sql), cur.fetchmany, tag)
     return Result(None, _none, tag)
+
+
+EXPLAIN_COLUMNS = [T.Column("QUERY PLAN", T.TEXT, -1, "VARCHAR")]
+
+
+def explain_result(rows: list[Row]) -> Result:
+    """DuckDB's (explain_key, explain_value) rows as PostgreSQL's one-column "QUERY PLAN" text lines."""
+    lines = [(line,) for row in rows for line in str(row[-1]).rstrip("\n").split("\n")]
+
+    def fetch(n: int) -> list[Row]:
+        out = lines[:n]
+        del lines[:n]
+        return out
+
+    return Result(list(EXPLAIN_COLUMNS), fetch, lambda n: "EXPLAIN")
 
 
 def describe_only(cur: duckdb.DuckDBPyConnection, sql: str) -> list[T.Column] | None:

@@ -10,6 +10,7 @@ literals (params.py), so a portal is simply the statement text with values.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,8 +18,9 @@ import duckdb
 
 from pgtls.backends.embedded import params, sqlerrors
 from pgtls.backends.embedded import types as T
+from pgtls.backends.embedded.commands import parse_show
 from pgtls.backends.embedded.cursors import fetch_target
-from pgtls.backends.embedded.execute import Result, describe_only, statement_type
+from pgtls.backends.embedded.execute import EXPLAIN_COLUMNS, Result, describe_only, statement_type
 from pgtls.backends.embedded.rewrite import rewrite
 from pgtls.backends.embedded.sqltext import Token, split_statements, substitute_params, tokens, words
 from pgtls.errors import PgError
@@ -117,6 +119,9 @@ class Extended:
                 raise
             self.s.fail(e, out)
             self.skipping = True
+        except Exception as e:  # see EmbeddedSession.continue_query
+            self.s.fail(sqlerrors.internal_error(e), out)
+            self.skipping = True
         return None
 
     def sync(self, out: Output) -> str:
@@ -125,8 +130,9 @@ class Extended:
             self.s.end_implicit(commit=True)
         except PgError as e:
             self.s.fail(e, out)
-        if self.s.tx == "I":
+        if self.s.tx == "I":  # portals live until the end of their transaction
             self.portals.clear()
+            self.s.streaming = None
         return self.s.ready(out)
 
     # --- Parse --------------------------------------------------------------------------------
@@ -196,7 +202,7 @@ class Extended:
                 continue
             try:
                 v = params.decode_binary(oid, value) if fmt == 1 else value.decode()
-            except (UnicodeDecodeError, ValueError, IndexError) as e:
+            except (UnicodeDecodeError, ValueError, IndexError, struct.error) as e:
                 raise PgError("22P03", f"incorrect binary data format in bind parameter: {e}") from None
             rendered.append(params.literal(v, t))
         sql = substitute_params(stmt.sql, lambda k: rendered[k - 1] if 0 < k <= len(rendered) else "NULL")
@@ -205,8 +211,15 @@ class Extended:
 
     # --- Describe -----------------------------------------------------------------------------
     def _columns(self, sql: str, first: str) -> list[T.Column] | None:
-        if first in ("SHOW",):
-            return None  # answered by the session; described when executed
+        if first == "EXPLAIN":
+            return list(EXPLAIN_COLUMNS)
+        if first == "SHOW":  # answered by the session: one text column (three for SHOW ALL)
+            name = parse_show(sql)
+            if name.lower() == "all":
+                return [T.Column(n, T.TEXT, -1, "VARCHAR") for n in ("name", "setting", "description")]
+            if not self.s.gucs.known(name):
+                return None
+            return [T.Column(self.s.gucs.canonical(name) or name, T.TEXT, -1, "VARCHAR")]
         if first == "FETCH":
             c = self.s.cursors.get(fetch_target(sql) or "")
             return c.result.columns if c else None
@@ -248,7 +261,7 @@ class Extended:
             out.add(m.row_description([c.field(0) for c in cursor.result.columns]))
             return
         first = (portal.stmt.words or [""])[0]
-        if first == "SHOW" or first == "EXPLAIN" or first in ("PRAGMA", "CALL", "DESCRIBE", "SUMMARIZE"):
+        if first in ("PRAGMA", "CALL", "DESCRIBE", "SUMMARIZE"):
             self._start(portal)  # these can only be described by running them
             cols = portal.result.columns if portal.result else None
         else:
@@ -303,7 +316,9 @@ class Extended:
         if which == b"S":
             self.statements.pop(name, None)
         elif which == b"P":
-            self.portals.pop(name, None)
+            portal = self.portals.pop(name, None)
+            if portal is not None and portal.result is not None and portal.result is self.s.streaming:
+                self.s.streaming = None  # DuckDB drops the pending result with the next statement
         else:
             raise m.ProtocolError("invalid CLOSE message subtype")
         out.add(m.close_complete())

@@ -63,19 +63,27 @@ EMPTY_CATALOGS: dict[str, str] = {
     "defaclacl VARCHAR[]",
     "pg_init_privs": "objoid BIGINT, classoid BIGINT, objsubid INTEGER, privtype VARCHAR, initprivs VARCHAR[]",
     "pg_seclabel": "objoid BIGINT, classoid BIGINT, objsubid INTEGER, provider VARCHAR, label VARCHAR",
+    "pg_cursors": "name VARCHAR, statement VARCHAR, is_holdable BOOLEAN, is_binary BOOLEAN, "
+    "is_scrollable BOOLEAN, creation_time TIMESTAMPTZ",
+    "pg_available_extensions": "name VARCHAR, default_version VARCHAR, installed_version VARCHAR, "
+    "comment VARCHAR",
+    "pg_available_extension_versions": "name VARCHAR, version VARCHAR, installed BOOLEAN, superuser BOOLEAN",
+    "pg_rules": "schemaname VARCHAR, tablename VARCHAR, rulename VARCHAR, definition VARCHAR",
+    "pg_subscription": "oid BIGINT, subdbid BIGINT, subname VARCHAR, subowner BIGINT, subenabled BOOLEAN",
 }
 
 # Columns PostgreSQL's pg_class has and DuckDB's lacks, with the value an ordinary relation shows.
 PG_CLASS_EXTRA = {
-    "relforcerowsecurity": "false", "relisshared": "false", "relhassubclass": "false",
+    "relforcerowsecurity": "false", "relisshared": "false", "relhassubclass": "false", "tableoid": "1259",
+    "reloptions": "CAST(NULL AS VARCHAR[])", "relacl": "CAST(NULL AS VARCHAR[])",
 }  # fmt: skip
 
-SHIM_NAMES = set(EMPTY_CATALOGS) | {"pg_type", "pg_namespace", "pg_range", "pg_class", "pg_database", "pg_roles", "pg_user", "pg_authid", "pg_shadow",
+SHIM_NAMES = set(EMPTY_CATALOGS) | {"pg_type", "pg_namespace", "pg_range", "pg_class", "pg_database", "pg_roles", "pg_tablespace", "pg_user", "pg_authid", "pg_shadow",
                                     "pg_encoding_to_char", "pg_get_expr", "pg_get_indexdef", "quote_ident",
                                     "pg_get_function_result", "pg_get_function_arguments",
                                     "pg_get_statisticsobjdef_columns", "pg_relation_is_publishable",
-                                    "pg_get_userbyid", "array_upper", "set_config", "pg_table_is_visible", "format_type", "pg_function_is_visible", "pg_get_triggerdef", "pg_get_ruledef", "pg_tablespace_location",
-                                    "pg_relation_size", "pg_total_relation_size", "pg_database_size",
+                                    "pg_get_userbyid", "array_upper", "set_config", "quote_literal", "pg_listening_channels", "pg_get_viewdef", "pg_settings", "pg_table_is_visible", "format_type", "pg_function_is_visible", "pg_get_triggerdef", "pg_get_ruledef", "pg_tablespace_location",
+                                    "pg_relation_size", "pg_total_relation_size", "pg_table_size", "pg_indexes_size", "pg_database_size",
                                     "has_database_privilege", "pg_is_in_recovery", "pg_get_partkeydef", "pg_collation_is_visible",
                                     "pg_get_serial_sequence"}  # fmt: skip
 
@@ -88,7 +96,7 @@ def shim_sql(user: str, databases: list[str], superuser: bool) -> list[str]:
     sql += type_sql()
     extra = ", ".join(f"{v} AS {k}" for k, v in PG_CLASS_EXTRA.items())
     sql.append(
-        "CREATE OR REPLACE TEMP VIEW pg_class AS SELECT * EXCLUDE (relisshared, relhassubclass), "
+        "CREATE OR REPLACE TEMP VIEW pg_class AS SELECT * EXCLUDE (relisshared, relhassubclass, reloptions, relacl), "
         f"{extra} FROM pg_catalog.pg_class"
     )
     sql.append(database_view(databases))
@@ -106,6 +114,12 @@ def shim_sql(user: str, databases: list[str], superuser: bool) -> list[str]:
         "'********' AS passwd, rolvaliduntil AS valuntil, rolconfig AS useconfig FROM pg_roles"
     )
     sql.append("CREATE OR REPLACE TEMP VIEW pg_authid AS SELECT * FROM pg_roles")
+    sql.append(
+        "CREATE OR REPLACE TEMP VIEW pg_tablespace AS SELECT * FROM (VALUES "
+        "(1663, 'pg_default', 10, CAST(NULL AS VARCHAR[]), CAST(NULL AS VARCHAR[])), "
+        "(1664, 'pg_global', 10, CAST(NULL AS VARCHAR[]), CAST(NULL AS VARCHAR[]))) "
+        "AS t(oid, spcname, spcowner, spcacl, spcoptions)"
+    )
     macros = [
         "pg_encoding_to_char(e) AS 'UTF8'",
         "pg_get_expr(e, r) AS CAST(e AS VARCHAR), (e, r, p) AS CAST(e AS VARCHAR)",
@@ -127,12 +141,18 @@ def shim_sql(user: str, databases: list[str], superuser: bool) -> list[str]:
         "pg_tablespace_location(o) AS ''",
         "pg_relation_size(o) AS CAST(0 AS BIGINT), (o, f) AS CAST(0 AS BIGINT)",
         "pg_total_relation_size(o) AS CAST(0 AS BIGINT)",
+        "pg_table_size(o) AS CAST(0 AS BIGINT)",
+        "pg_indexes_size(o) AS CAST(0 AS BIGINT)",
         "pg_database_size(d) AS CAST(0 AS BIGINT)",
         "has_database_privilege(d, p) AS true, (u, d, p) AS true",
         "pg_is_in_recovery() AS false",
         "pg_get_serial_sequence(t, c) AS CAST(NULL AS VARCHAR)",
         "pg_collation_is_visible(o) AS true",
         "set_config(n, v, l) AS v",
+        "quote_literal(s) AS chr(39) || replace(CAST(s AS VARCHAR), chr(39), chr(39) || chr(39)) || chr(39)",
+        "pg_get_viewdef(o) AS (SELECT sql FROM duckdb_views() WHERE view_oid = o), "
+        "(o, p) AS (SELECT sql FROM duckdb_views() WHERE view_oid = o)",
+        "pg_listening_channels() AS TABLE SELECT CAST(NULL AS VARCHAR) AS channel WHERE false",
         # DuckDB's oids are not unique across its system and user catalogs: decide by the object lists
         "pg_table_is_visible(o) AS o IN (SELECT table_oid FROM duckdb_tables() WHERE NOT internal AND NOT temporary "
         "UNION ALL SELECT view_oid FROM duckdb_views() WHERE NOT internal AND NOT temporary "
@@ -148,19 +168,28 @@ def shim_sql(user: str, databases: list[str], superuser: bool) -> list[str]:
         "ELSE 'numeric' END ELSE pg_catalog.format_type(o, m) END",
     ]
     sql += [f"CREATE OR REPLACE TEMP MACRO {m}" for m in macros]
+    sql.append(
+        "CREATE OR REPLACE TEMP VIEW pg_settings AS SELECT display AS name, value AS setting, "
+        "CAST(NULL AS VARCHAR) AS unit, 'Ungrouped' AS category, '' AS short_desc, "
+        "CAST(NULL AS VARCHAR) AS extra_desc, 'user' AS context, 'string' AS vartype, 'default' AS source, "
+        "CAST(NULL AS VARCHAR) AS min_val, CAST(NULL AS VARCHAR) AS max_val, "
+        "CAST(NULL AS VARCHAR[]) AS enumvals, value AS boot_val, value AS reset_val, "
+        "CAST(NULL AS VARCHAR) AS sourcefile, CAST(NULL AS INTEGER) AS sourceline, false AS pending_restart "
+        "FROM temp.main.pgtls_settings"
+    )
     return sql
 
 
 def database_view(databases: list[str]) -> str:
     """pg_database as a temp view over the data directory's database files."""
     dbs = ", ".join(
-        f"({16384 + i}, {q(name)}, 10, 6, 'c', false, true, -1, 'C', 'C', NULL::VARCHAR, NULL::VARCHAR[])"
+        f"({16384 + i}, {q(name)}, 10, 6, 'c', false, true, -1, 'C', 'C', NULL::VARCHAR, NULL::VARCHAR[], 1663)"
         for i, name in enumerate(databases)
-    ) or "(0, '', 10, 6, 'c', false, true, -1, 'C', 'C', NULL::VARCHAR, NULL::VARCHAR[])"
+    ) or "(0, '', 10, 6, 'c', false, true, -1, 'C', 'C', NULL::VARCHAR, NULL::VARCHAR[], 1663)"
     return (
         "CREATE OR REPLACE TEMP VIEW pg_database AS SELECT * FROM (VALUES "
         f"{dbs}) AS d(oid, datname, datdba, encoding, datlocprovider, datistemplate, datallowconn, datconnlimit, "
-        "datcollate, datctype, daticulocale, datacl) WHERE datname <> ''"
+        "datcollate, datctype, daticulocale, datacl, dattablespace) WHERE datname <> ''"
     )
 
 

@@ -21,6 +21,7 @@ from pgtls.backends.embedded import catalog, commands, pgcatalog, sqlerrors
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.codecs import row_encoder
 from pgtls.backends.embedded.databases import list_databases
+from pgtls.backends.embedded.ddl import rewrite_create_table
 from pgtls.backends.embedded.execute import Result, _none, run
 from pgtls.backends.embedded.gucs import REPORTED, Gucs, tzinfo
 from pgtls.backends.embedded.rewrite import rewrite
@@ -127,6 +128,8 @@ class EmbeddedSession:
         timer = self._arm_statement_timeout() if kind in (b"Q", b"E") else None
         try:
             if kind == b"Q":
+                if self.extended.skipping:
+                    return None  # after an extended-protocol error everything up to Sync is ignored
                 return self.simple_query(m.Reader(body).cstring(), out)
             if kind in (b"d", b"c", b"f"):
                 return self.copy.message(kind, body, out)
@@ -206,6 +209,8 @@ class EmbeddedSession:
             if e.severity == "FATAL":
                 raise
             self.fail(e, out)
+        except Exception as e:  # a DuckDB error we did not expect, or a bug: never drop the connection
+            self.fail(sqlerrors.internal_error(e), out)
         return self.ready(out)
 
     def ready(self, out: Output) -> str:
@@ -348,6 +353,12 @@ class EmbeddedSession:
             catalog.refresh_activity(self.cur, self.registry, sql2)
             if "pg_database" in sql2:
                 self.cur.execute(pgcatalog.database_view(list_databases(self.backend.data_dir)))
+            if first == "CREATE" and ("serial" in sql2.lower() or "identity" in sql2.lower()):
+                stmts = rewrite_create_table(sql2)
+                if stmts:
+                    for pre in stmts[:-1]:
+                        self.cur.execute(pre)
+                    sql2, duck_type = stmts[-1], None
             self._running.set()
             try:
                 return run(self.cur, sql2, w, duck_type)

@@ -202,3 +202,10 @@ def canceled() -> PgError:
 
 def aborted_transaction() -> PgError:
     return PgError("25P02", "current transaction is aborted, commands ignored until end of transaction block")
+
+
+def internal_error(e: Exception) -> PgError:
+    """An ErrorResponse for an exception nobody expected (the session survives it)."""
+    if isinstance(e, duckdb.Error):
+        return translate(e)
+    return PgError("XX000", f"internal error: {type(e).__name__}: {e}")
