@@ -413,3 +413,46 @@ def test_psql_openssl_cli_sees_chain(pgtls_factory, certs):
     out = p.stdout.decode()
     assert out.count("BEGIN CERTIFICATE") == 2
     assert "Verify return code: 0 (ok)" in out
+
+
+def test_passphrase_prompt_on_terminal(pgtls_factory, certs):
+    """With a terminal on stdin and no ssl_passphrase_command, the server asks for the passphrase."""
+    import pty
+    import time
+
+    s = tls_server(pgtls_factory, certs, key="server-password.key", start=False)
+    master, slave = pty.openpty()
+    try:
+        s.start(check=False, stdin=slave, timeout=0.5)
+    except RuntimeError:
+        pass  # still waiting for the passphrase
+    deadline = time.monotonic() + 15
+    seen = b""
+    while b"Enter PEM pass phrase:" not in seen and time.monotonic() < deadline:
+        import select
+
+        r, _, _ = select.select([master], [], [], 0.2)
+        if r:
+            seen += os.read(master, 1024)
+    assert b"Enter PEM pass phrase:" in seen or "Enter PEM pass phrase:" in s.log()
+    os.write(master, b"secret1\n")
+    deadline = time.monotonic() + 15
+    while "ready to accept connections" not in s.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "ready to accept connections" in s.log()
+    assert "secret1" not in s.log()
+    with psycopg.connect(s.dsn(sslmode="require")) as c:
+        assert c.execute("select 1").fetchone() == (1,)
+    os.close(master)
+    os.close(slave)
+
+
+def test_listen_on_ipv4_and_ipv6(pgtls_factory, certs, client_home):
+    s = tls_server(pgtls_factory, certs, start=False, listen_addresses="127.0.0.1,::1")
+    s.write("pg_hba.conf", HBA)
+    s.start()
+    assert 'listening on IPv6 address "::1"' in s.log()
+    assert 'listening on IPv4 address "127.0.0.1"' in s.log()
+    r = run_psql(f"host=::1 port={s.port} user=postgres dbname=postgres sslmode=require", r"\conninfo",
+                 home=client_home)
+    assert r.ok and "SSL connection" in r.stdout, r.stderr
