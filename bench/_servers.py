@@ -200,7 +200,7 @@ class BenchPgtls(PgtlsServer):
               timeout: float = 60) -> bool:
         if self.profile_out is None:
             return super().start(check=check, args=args, stdin=stdin, timeout=timeout)
-        self._offset = self.logfile.stat().st_size if self.logfile.exists() else 0
+        self._log_offset = self.logfile.stat().st_size if self.logfile.exists() else 0
         logf = open(self.logfile, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--profile-out", str(self.profile_out), "--",

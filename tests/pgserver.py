@@ -63,7 +63,70 @@ def _demote() -> None:  # preexec_fn
         os.setuid(ids[0])
 
 
-class RealPostgres:
+class ServerDir:
+    """What a test server in a temp directory shares: files in, log out, stop, restart, clean up."""
+
+    base: Path
+    datadir: Path
+    logfile: Path
+    proc: subprocess.Popen[bytes] | None
+    _log_offset: int = 0
+
+    def _own(self, path: Path) -> None:
+        """Make ``path`` usable by the server's OS user (a no-op unless the server runs as another user)."""
+
+    def write(self, name: str, text: str) -> None:
+        p = self.datadir / name
+        p.write_text(text)
+        self._own(p)
+
+    def copy_in(self, src: str | Path, name: str | None = None, mode: int = 0o600) -> None:
+        dst = self.datadir / (name or Path(src).name)
+        if Path(src).is_dir():
+            if dst.exists():
+                shutil.rmtree(dst)
+            shutil.copytree(src, dst)
+        else:
+            shutil.copy(src, dst)
+            dst.chmod(mode)
+        self._own(dst)
+
+    def start(self, check: bool = True) -> bool:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(2)  # SIGINT: fast shutdown (SIGTERM would wait for clients)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self, check: bool = True) -> bool:
+        self.stop()
+        return self.start(check=check)
+
+    def log(self) -> str:
+        """The log since the last start."""
+        try:
+            return self.logfile.read_bytes()[self._log_offset :].decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def full_log(self) -> str:
+        try:
+            return self.logfile.read_bytes().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+class RealPostgres(ServerDir):
     """``with RealPostgres() as pg:`` -> a running cluster; ``pg.port``, ``pg.datadir``, ``pg.log()``."""
 
     def __init__(self, base: Path | None = None, superuser: str = "postgres") -> None:
@@ -92,21 +155,8 @@ class RealPostgres:
             )
         return self
 
-    def write(self, name: str, text: str) -> None:
-        p = self.datadir / name
-        p.write_text(text)
-        give_to_server_user(p)
-
-    def copy_in(self, src: str | Path, name: str | None = None, mode: int = 0o600) -> None:
-        dst = self.datadir / (name or Path(src).name)
-        if Path(src).is_dir():
-            if dst.exists():
-                shutil.rmtree(dst)
-            shutil.copytree(src, dst)
-        else:
-            shutil.copy(src, dst)
-            dst.chmod(mode)
-        give_to_server_user(dst)
+    def _own(self, path: Path) -> None:
+        give_to_server_user(path)
 
     def start(self, check: bool = True) -> bool:
         give_to_server_user(self.datadir)
@@ -133,30 +183,6 @@ class RealPostgres:
         assert self.proc is not None
         self.proc.send_signal(1)
         time.sleep(0.5)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(2)  # SIGINT: fast shutdown (SIGTERM would wait for clients)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def restart(self, check: bool = True) -> bool:
-        self.stop()
-        return self.start(check=check)
-
-    def log(self) -> str:
-        try:
-            return self.logfile.read_bytes()[self._log_offset :].decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self) -> RealPostgres:
         if not self.datadir.exists():

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.pgserver import free_port, shared_tmpdir
+from tests.pgserver import ServerDir, free_port, shared_tmpdir
 
 READY = "database system is ready to accept connections"
 
 
-class PgtlsServer:
+class PgtlsServer(ServerDir):
     def __init__(self, base: Path | None = None, *, superuser: str = "postgres") -> None:
         self.base = base or shared_tmpdir("pgtls-srv-")
         self.datadir = self.base / "data"
@@ -24,7 +23,7 @@ class PgtlsServer:
         self.superuser = superuser
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self._offset = 0
+        self._log_offset = 0
 
     def init(self, *, tls: bool = False) -> PgtlsServer:
         from pgtls.server.initdb import init_data_dir
@@ -41,22 +40,9 @@ class PgtlsServer:
             for k, v in settings.items():
                 f.write(f"{k} = '{v}'\n")
 
-    def write(self, name: str, text: str) -> None:
-        (self.datadir / name).write_text(text)
-
-    def copy_in(self, src: str | Path, name: str | None = None, mode: int = 0o600) -> None:
-        dst = self.datadir / (name or Path(src).name)
-        if Path(src).is_dir():
-            if dst.exists():
-                shutil.rmtree(dst)
-            shutil.copytree(src, dst)
-        else:
-            shutil.copy(src, dst)
-            dst.chmod(mode)
-
     def start(self, *, check: bool = True, args: list[str] | None = None, stdin: int | None = None,
               timeout: float = 30) -> bool:
-        self._offset = self.logfile.stat().st_size if self.logfile.exists() else 0
+        self._log_offset = self.logfile.stat().st_size if self.logfile.exists() else 0
         logf = open(self.logfile, "ab")
         env = dict(os.environ)
         self.proc = subprocess.Popen(
@@ -83,38 +69,9 @@ class PgtlsServer:
             time.sleep(0.02)
         time.sleep(0.3)  # let the reload finish (it runs on the loop right after the log line)
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def restart(self, check: bool = True) -> bool:
-        self.stop()
-        return self.start(check=check)
-
-    def log(self) -> str:
-        try:
-            return self.logfile.read_bytes()[self._offset :].decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def full_log(self) -> str:
-        try:
-            return self.logfile.read_bytes().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
     def dsn(self, **kw: object) -> str:
         params: dict[str, object] = {"host": "127.0.0.1", "port": self.port, "user": self.superuser,
                                      "dbname": "postgres"}
         params.update(kw)
         return " ".join(f"{k}={v}" for k, v in params.items() if v is not None)
 
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)

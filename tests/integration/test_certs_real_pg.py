@@ -10,7 +10,6 @@ through ssl_crl_dir.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -20,25 +19,16 @@ from pathlib import Path
 import pytest
 
 from pgtls.certs.checkdir import run_check
-from pgtls.certs.cli import add_cert_parser, add_check_parser
 from pgtls.certs.pemfiles import read_certs, read_crls
+from pgtls.cli import main as pgtls_main
 from tests.pgserver import RealPostgres, have_postgres, shared_tmpdir
 
 PSQL = "/usr/bin/psql"
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pgtls")
-    sub = p.add_subparsers(dest="command", required=True)
-    add_cert_parser(sub)
-    add_check_parser(sub)
-    return p
-
-
 def cli(*argv: object) -> None:
-    args = build_parser().parse_args([str(a) for a in argv])
-    assert args.func(args) == 0, argv
+    assert pgtls_main([str(a) for a in argv]) == 0, argv
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import shutil
@@ -16,24 +15,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pgtls.certs.checkdir import run_check
-from pgtls.certs.cli import add_cert_parser, add_check_parser
 from pgtls.certs.pemfiles import CertError, read_certs, read_crls, read_key
 from pgtls.certs.setup import init_tls
+from pgtls.cli import main as pgtls_main
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pgtls")
-    sub = p.add_subparsers(dest="command", required=True)
-    add_cert_parser(sub)
-    add_check_parser(sub)
-    return p
-
-
 def run_cli(*argv: object) -> int:
-    args = build_parser().parse_args([str(a) for a in argv])
-    return int(args.func(args))
+    return pgtls_main([str(a) for a in argv])
 
 
 def days(cert: x509.Certificate) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as dt
 import json
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 from pgtls.certs import x509build as xb
 from pgtls.certs.check import exit_status
 from pgtls.certs.checkdir import run_check
-from pgtls.certs.cli import add_cert_parser, add_check_parser
+from pgtls.cli import main as pgtls_main
 
 NOW = dt.datetime.now(dt.UTC)
 GOOD_CONF = "ssl = on\nssl_ca_file = 'root.crt'\nssl_crl_file = 'root.crl'\nlisten_addresses = 'localhost'\n"
@@ -28,17 +27,8 @@ GOOD_HBA = "local all all trust\nhostssl all all 127.0.0.1/32 cert\n"
 SANS = ("DNS:localhost", "IP:127.0.0.1")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pgtls")
-    sub = p.add_subparsers(dest="command", required=True)
-    add_cert_parser(sub)
-    add_check_parser(sub)
-    return p
-
-
 def run_cli(*argv: str) -> int:
-    args = build_parser().parse_args(list(argv))
-    return int(args.func(args))
+    return pgtls_main(list(argv))
 
 
 class Pki:

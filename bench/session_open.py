@@ -1,0 +1,84 @@
+"""Micro-benchmark: CPU per embedded session (open + startup_parameters + SELECT 1 + close), in process.
+
+    .venv/bin/python bench/session_open.py [-n 200] [--concurrent]
+
+``--concurrent`` keeps one other session open all the time (so the database file stays open
+even without the backend's keep-open policy); the default opens sessions one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from pgtls.backends.base import SessionInfo, TlsInfo
+from pgtls.backends.embedded import EmbeddedBackend, create_database
+from pgtls.protocol import messages as m
+
+
+class Settings:
+    values = {"server_version": "17.0", "TimeZone": "UTC", "ssl": "on", "port": "5432"}
+
+    def show(self, name: str) -> str:
+        for k, v in self.values.items():
+            if k.lower() == name.lower():
+                return v
+        raise KeyError(name)
+
+    def names(self) -> list[str]:
+        return list(self.values)
+
+
+class Registry:
+    def sessions(self) -> list:
+        return []
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=200)
+    ap.add_argument("--concurrent", action="store_true")
+    args = ap.parse_args()
+    settings: object = Settings()
+    try:  # the real server settings object (105 parameters), as pgtls serve has
+        from pgtls.config.settings import load_settings  # noqa: F401
+    except ImportError:
+        pass
+    tls = TlsInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", 256)
+    q = b"Q", b"SELECT 1\0"
+    with tempfile.TemporaryDirectory() as d:
+        create_database(Path(d), "postgres")
+        be = EmbeddedBackend(Path(d), settings)
+        reg = Registry()
+        keep = be.open_session(SessionInfo(1, "u", "postgres", "127.0.0.1", 1, tls=tls), reg) if args.concurrent else None
+        sink: list[bytes] = []
+        for warm in (True, False):
+            n = 20 if warm else args.n
+            t_open = t_query = t_close = 0.0
+            for i in range(n):
+                t0 = time.process_time()
+                s = be.open_session(SessionInfo(100 + i, "alice", "postgres", "127.0.0.1", 40000 + i, tls=tls), reg)
+                for k, v in s.startup_parameters():
+                    sink.append(m.parameter_status(k, v))
+                t1 = time.process_time()
+                s.handle(*q, sink.append)
+                t2 = time.process_time()
+                s.close()
+                t3 = time.process_time()
+                t_open += t1 - t0
+                t_query += t2 - t1
+                t_close += t3 - t2
+                sink.clear()
+            if not warm:
+                print(f"{n} sessions: open {t_open / n * 1000:.2f} ms, SELECT 1 {t_query / n * 1000:.2f} ms, "
+                      f"close {t_close / n * 1000:.2f} ms, total {(t_open + t_query + t_close) / n * 1000:.2f} "
+                      "ms CPU per session")
+        if keep is not None:
+            keep.close()
+        be.close()
+
+
+if __name__ == "__main__":
+    main()
