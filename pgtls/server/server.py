@@ -74,6 +74,7 @@ class Server:
         s = self.snapshot.settings
         self.db_executor = ThreadPoolExecutor(max_workers=int(s["max_connections"]) + 8, thread_name_prefix="pgtls-db")
         self.tls_executor = ThreadPoolExecutor(max_workers=TLS_WORKERS, thread_name_prefix="pgtls-tls")
+        self.reload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgtls-reload")
         from pgtls.auth.roles import RoleStore
         from pgtls.server.authflow import cluster_secret
 
@@ -266,7 +267,9 @@ class Server:
 
             def on_signal(sig: int) -> None:
                 if sig == signal.SIGHUP:
-                    loop.call_soon(self._safe_reload)
+                    # Reading files, loading keys and running ssl_passphrase_command never happen on the
+                    # loop; a one-thread pool also keeps reloads in order.
+                    loop.run_in_executor(self.reload_executor, self._safe_reload)
                     return
                 self._stop_mode = {signal.SIGTERM: "smart", signal.SIGINT: "fast", signal.SIGQUIT: "immediate"}[sig]
                 stop.set()
@@ -320,6 +323,7 @@ class Server:
         self.backend.close()
         self.db_executor.shutdown(wait=False, cancel_futures=True)
         self.tls_executor.shutdown(wait=False, cancel_futures=True)
+        self.reload_executor.shutdown(wait=False, cancel_futures=True)
         log.log("database system is shut down")
 
 
