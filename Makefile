@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv system-deps lint bench clean
+.PHONY: demo test venv system-deps node-deps lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,10 +17,14 @@ venv: $(VENV)/.installed
 system-deps:
 	bash scripts/install-system-deps.sh
 
+# npm pg (+ pg-copy-streams, pg-cursor) for the client scenario tests, into tests/clients/node_modules
+node-deps: system-deps
+	bash scripts/install-node-deps.sh
+
 demo: venv
 	$(PY) -m pgtls.demo $(if $(PORT),--port $(PORT),)
 
-test: venv system-deps
+test: venv system-deps node-deps
 	$(VENV)/bin/ruff check pgtls tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 

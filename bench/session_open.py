@@ -40,16 +40,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=200)
     ap.add_argument("--concurrent", action="store_true")
+    ap.add_argument("--fake-settings", action="store_true", help="a 4-parameter settings object")
     args = ap.parse_args()
-    settings: object = Settings()
-    try:  # the real server settings object (105 parameters), as pgtls serve has
-        from pgtls.config.settings import load_settings  # noqa: F401
-    except ImportError:
-        pass
     tls = TlsInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", 256)
     q = b"Q", b"SELECT 1\0"
     with tempfile.TemporaryDirectory() as d:
         create_database(Path(d), "postgres")
+        settings: object = Settings()
+        if not args.fake_settings:  # the server's real settings snapshot (100-odd parameters)
+            from pgtls.config.settings import load_settings
+
+            (Path(d) / "postgresql.conf").write_text("")
+            settings = load_settings(Path(d))
         be = EmbeddedBackend(Path(d), settings)
         reg = Registry()
         keep = be.open_session(SessionInfo(1, "u", "postgres", "127.0.0.1", 1, tls=tls), reg) if args.concurrent else None

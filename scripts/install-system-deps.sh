@@ -5,6 +5,10 @@ need=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v psql >/dev/null || need+=(postgresql-client-15)
 command -v openssl >/dev/null || need+=(openssl)
+# tests/integration/test_client_scenarios.py: pgJDBC (Debian's jar) run by a Java runtime, and node-postgres.
+[ -e /usr/share/java/postgresql.jar ] || need+=(libpostgresql-jdbc-java)
+command -v java >/dev/null || need+=(default-jre-headless)
+{ command -v node >/dev/null && command -v npm >/dev/null; } || need+=(nodejs npm)
 if [ "${1:-}" = "--bench" ]; then
   # bench/connect_rate.py: PgBouncer (in /usr/sbin, often not on a non-root PATH) and pgbench
   # (Debian 12 ships it with postgresql-15; postgresql-contrib only if it is still missing).

@@ -197,3 +197,43 @@ def test_statement_timeout_and_set(server, certs):
         assert c.info.parameter_status("TimeZone") == "America/New_York"
         assert c.execute("SELECT TIMESTAMPTZ '2024-01-02 03:04:05+00'::text").fetchone() == (
             "2024-01-01 22:04:05-05",)
+
+
+ROLE_PASSWORD = "Sw0rdf1sh-over-SQL"
+
+
+def test_psql_create_role_then_scram_login(pgtls_factory, certs, client_home):
+    hba = ("local all all trust\nhostssl all postgres 127.0.0.1/32 trust\n"
+           "hostssl all all 127.0.0.1/32 scram-sha-256\n")  # fmt: skip
+    server = tls_server(pgtls_factory, certs, start=False)
+    server.write("pg_hba.conf", hba)
+    server.start()
+    su = dsn(server, certs)
+    r = run_psql(su, f"CREATE ROLE app LOGIN PASSWORD '{ROLE_PASSWORD}'", home=client_home)
+    assert r.ok and r.stdout == "CREATE ROLE", r.stderr
+    r = run_psql(su, "SELECT rolname, rolcanlogin, rolsuper FROM pg_roles WHERE rolname = 'app'", home=client_home)
+    assert r.stdout == "app|t|f"
+    assert "app" in run_psql(su, "\\du", home=client_home).stdout
+    r = run_psql(su, "SELECT type, user_name, auth_method FROM pg_hba_file_rules ORDER BY rule_number",
+                 home=client_home)  # fmt: skip
+    assert r.stdout.splitlines() == ["local|{all}|trust", "hostssl|{postgres}|trust", "hostssl|{all}|scram-sha-256"]
+    # the new role logs in with SCRAM at once (the server reads the same role store)
+    app = dsn(server, certs, user="app")
+    r = run_psql(app, "SELECT current_user, session_user, ssl_is_used()", home=client_home,
+                 env={"PGPASSWORD": ROLE_PASSWORD})  # fmt: skip
+    assert r.ok and r.stdout == "app|app|t", r.stderr
+    r = run_psql(app, "SELECT 1", home=client_home, env={"PGPASSWORD": "wrong"})
+    assert not r.ok and 'password authentication failed for user "app"' in r.stderr
+    # a non-superuser changes their own password, and may not read pg_authid
+    r = run_psql(app, "ALTER ROLE app PASSWORD 'second-Passw0rd'", home=client_home,
+                 env={"PGPASSWORD": ROLE_PASSWORD})  # fmt: skip
+    assert r.ok, r.stderr
+    r = run_psql(app, "SELECT * FROM pg_authid", home=client_home, env={"PGPASSWORD": "second-Passw0rd"})
+    assert not r.ok and "permission denied for table pg_authid" in r.stderr
+    # a mistyped statement with a password: the error names no password
+    r = run_psql(su, f"CREATE ROLE x PASWORD '{ROLE_PASSWORD}'", home=client_home)
+    assert not r.ok and 'syntax error at or near "PASWORD"' in r.stderr
+    server.stop()
+    log = server.full_log()
+    assert ROLE_PASSWORD not in log and "second-Passw0rd" not in log
+    assert ROLE_PASSWORD not in (server.datadir / "global" / "pg_authid.json").read_text()

@@ -1,15 +1,20 @@
 """Databases of the embedded backend: one DuckDB file per database at ``DATA/base/<name>.duckdb``.
 
 DuckDB lets a process open a database file only once, so every session of a
-database shares one ``duckdb.DuckDBPyConnection`` (opened on first use, closed
-with the last session) and works on its own ``cursor()``, which in DuckDB is a
-separate connection with its own transaction and temporary objects.
+database shares one ``duckdb.DuckDBPyConnection`` and works on its own ``cursor()``,
+which in DuckDB is a separate connection with its own transaction, temporary objects
+and variables.  A file is opened on first use and stays open while idle (a client
+that connects, runs one query and disconnects must not pay for opening and
+checkpointing the file every time); it is closed ``idle_close`` seconds after its
+last session ended, by DROP DATABASE, or by :meth:`DatabaseFiles.close`.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -30,6 +35,7 @@ DB_CONFIG: dict[str, str | bool | int | float] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
 }
+IDLE_CLOSE_SECONDS = 60.0  # an open file with no session is closed (and checkpointed) after this long
 
 
 def base_dir(data_dir: Path) -> Path:
@@ -74,46 +80,104 @@ def create_database(data_dir: Path, name: str) -> None:
         con.close()
 
 
-class DatabaseFiles:
-    """Process-wide owner of the open DuckDB files, reference-counted by session."""
+class _Open:
+    __slots__ = ("con", "count", "idle_since")
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.count = 0
+        self.idle_since = 0.0
+
+
+def _close_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.close()
+    except duckdb.Error:
+        pass
+
+
+class DatabaseFiles:
+    """Process-wide owner of the open DuckDB files, reference-counted by session.
+
+    ``prepare(con)`` runs once on every newly opened file while DuckDB's external access
+    is still on (the backend attaches its catalog database there); afterwards external
+    access is switched off for good.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+        idle_close: float = IDLE_CLOSE_SECONDS,
+    ) -> None:
         self.data_dir = Path(data_dir)
+        self._prepare = prepare
+        self.idle_close = idle_close
         self._lock = threading.Lock()
-        self._open: dict[str, tuple[duckdb.DuckDBPyConnection, int]] = {}
+        self._open: dict[str, _Open] = {}
+        self._janitor: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def _connect(self, path: Path) -> duckdb.DuckDBPyConnection:
+        config = {k: v for k, v in DB_CONFIG.items() if k != "enable_external_access"}
+        con = duckdb.connect(str(path), config=config)
+        try:
+            _init_file(con)
+            if self._prepare is not None:
+                self._prepare(con)
+            con.execute("SET enable_external_access = false")
+        except BaseException:
+            _close_quietly(con)
+            raise
+        return con
 
     def acquire(self, name: str) -> duckdb.DuckDBPyConnection:
         """A new cursor on database ``name``; FATAL 3D000 if there is no such database."""
-        try:
-            path = db_path(self.data_dir, name)
-        except PgError:
-            path = None
         with self._lock:
             entry = self._open.get(name)
             if entry is None:
+                try:
+                    path: Path | None = db_path(self.data_dir, name)
+                except PgError:
+                    path = None
                 if path is None or not path.is_file():
                     raise PgError("3D000", f'database "{name}" does not exist', severity="FATAL")
-                con = duckdb.connect(str(path), config=dict(DB_CONFIG))
-                _init_file(con)
-                entry = (con, 0)
-            con, count = entry
-            self._open[name] = (con, count + 1)
-            return con.cursor()
+                entry = self._open[name] = _Open(self._connect(path))
+            entry.count += 1
+            return entry.con.cursor()
+
+    def connection(self, name: str) -> duckdb.DuckDBPyConnection | None:
+        """The shared connection of an open database (None if it is not open)."""
+        entry = self._open.get(name)
+        return entry.con if entry is not None else None
 
     def release(self, name: str) -> None:
         with self._lock:
             entry = self._open.get(name)
             if entry is None:
                 return
-            con, count = entry
-            if count <= 1:
+            entry.count -= 1
+            if entry.count > 0:
+                return
+            entry.count = 0
+            if self.idle_close <= 0:
                 del self._open[name]
-                try:
-                    con.close()
-                except duckdb.Error:
-                    pass
-            else:
-                self._open[name] = (con, count - 1)
+                _close_quietly(entry.con)
+                return
+            entry.idle_since = time.monotonic()
+            if self._janitor is None:
+                self._janitor = threading.Thread(target=self._close_idle, name="pgtls-db-idle", daemon=True)
+                self._janitor.start()
+
+    def _close_idle(self) -> None:
+        interval = max(0.05, min(self.idle_close / 4, 10.0))
+        while not self._stop.wait(interval):
+            now = time.monotonic()
+            with self._lock:
+                for name, entry in list(self._open.items()):
+                    if entry.count == 0 and now - entry.idle_since >= self.idle_close:
+                        del self._open[name]
+                        _close_quietly(entry.con)
 
     def create(self, name: str) -> None:
         with self._lock:
@@ -122,12 +186,16 @@ class DatabaseFiles:
     def drop(self, name: str, missing_ok: bool = False) -> None:
         with self._lock:
             path = db_path(self.data_dir, name)
-            if name in self._open:
+            entry = self._open.get(name)
+            if entry is not None and entry.count > 0:
                 raise PgError(
                     "55006",
                     f'database "{name}" is being accessed by other users',
                     detail="There are other sessions using the database.",
                 )
+            if entry is not None:
+                del self._open[name]
+                _close_quietly(entry.con)
             if not path.exists():
                 if missing_ok:
                     return
@@ -138,10 +206,8 @@ class DatabaseFiles:
                 wal.unlink()
 
     def close(self) -> None:
+        self._stop.set()
         with self._lock:
-            for con, _ in self._open.values():
-                try:
-                    con.close()
-                except duckdb.Error:
-                    pass
+            for entry in self._open.values():
+                _close_quietly(entry.con)
             self._open.clear()

@@ -84,45 +84,81 @@ def _canonical(names: Iterable[str]) -> dict[str, str]:
     return {n.lower(): n for n in names}
 
 
-class Gucs:
-    """The parameter values one session sees."""
+def settings_token(settings: object | None) -> object | None:
+    """An object that changes whenever the server's parameter values may have changed.
 
-    def __init__(self, settings: object | None, info: SessionInfo) -> None:
-        self._settings = settings
+    The server hands its own facade (``.show`` over ``.snapshot.settings``, an immutable
+    snapshot replaced on reload); for any other settings object, the object itself."""
+    snap = getattr(settings, "snapshot", None)
+    return getattr(snap, "settings", settings) if snap is not None else settings
+
+
+class GucDefaults:
+    """What every session of one settings snapshot starts from: canonical names and base values.
+
+    Computed once per snapshot (the server's 100-odd parameters), not per session."""
+
+    def __init__(self, settings: object | None) -> None:
+        self.settings = settings
+        self.token = settings_token(settings)
         names = list(DEFAULTS)
         if settings is not None and hasattr(settings, "names"):
             try:
                 names += [str(n) for n in settings.names()]
             except Exception:  # a settings object still being written elsewhere: defaults only
                 pass
-        self._canon = _canonical(names)
+        canon = _canonical(names)
         from pgtls.config.guc import ALIASES
 
         for alias in ALIASES:  # old names PostgreSQL still accepts (ssl_ecdh_curve -> ssl_groups)
-            self._canon.setdefault(alias.lower(), alias)
+            canon.setdefault(alias.lower(), alias)
         for n in DEFAULTS:  # our spelling (DateStyle, TimeZone) wins for the shared names
-            self._canon[n.lower()] = n
-        self._base: dict[str, str] = {}
-        for key, value in DEFAULTS.items():
-            self._base[key.lower()] = self._from_settings(key, value)
+            canon[n.lower()] = n
+        self.canon = canon
+        self.base: dict[str, str] = {key.lower(): _from_settings(settings, key, value) for key, value in DEFAULTS.items()}
+        self._all: list[tuple[str, str]] | None = None
+
+    def all(self) -> list[tuple[str, str]]:
+        """(canonical name, value) of every parameter, as a session with no SETs would show them."""
+        if self._all is None:
+            names = sorted(set(self.canon.values()), key=str.lower)
+            self._all = [(n, self.base[n.lower()] if n.lower() in self.base else _from_settings(self.settings, n, ""))
+                         for n in names]  # fmt: skip
+        return self._all
+
+
+def _from_settings(settings: object | None, name: str, default: str) -> str:
+    if settings is None or not hasattr(settings, "show"):
+        return default
+    try:
+        return str(settings.show(name))  # type: ignore[attr-defined]
+    except Exception:
+        return default
+
+
+class Gucs:
+    """The parameter values one session sees."""
+
+    def __init__(self, settings: object | None, info: SessionInfo, defaults: GucDefaults | None = None) -> None:
+        if defaults is None or defaults.settings is not settings:
+            defaults = GucDefaults(settings)
+        self._settings = settings
+        self._canon = defaults.canon  # shared, never changed
+        self._base: dict[str, str] = dict(defaults.base)
         self._base["session_authorization"] = info.user
         self._base["is_superuser"] = "on" if info.is_superuser else "off"
         self._base["application_name"] = info.application_name
+        self.option_keys: list[str] = []  # parameters the startup packet set
         for key, value in info.options.items():
             if key.lower() in self._canon or "." in key:
                 self._base[key.lower()] = self.normalize(key, value)
+                self.option_keys.append(key.lower())
         self._session: dict[str, str] = {}
         self._tx_snapshot: dict[str, str] | None = None  # values at BEGIN, restored by ROLLBACK
         self._local_prior: dict[str, str | None] = {}  # SET LOCAL: the value to restore at end of block
 
     def _from_settings(self, name: str, default: str) -> str:
-        s = self._settings
-        if s is None or not hasattr(s, "show"):
-            return default
-        try:
-            return str(s.show(name))
-        except Exception:
-            return default
+        return _from_settings(self._settings, name, default)
 
     def canonical(self, name: str) -> str | None:
         low = name.lower()

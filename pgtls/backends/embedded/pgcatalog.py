@@ -1,7 +1,8 @@
 """pg_catalog shims for tools (psql's backslash commands, tab completion, drivers' introspection).
 
-DuckDB ships a partial pg_catalog.  Per session we add, as TEMP objects that
-shadow the built-in ones (rewrite.py strips ``pg_catalog.`` from these names):
+DuckDB ships a partial pg_catalog.  The catalog database (catalog.py: built once,
+attached read-only to every database file, on each session's search path before
+DuckDB's own pg_catalog; rewrite.py strips ``pg_catalog.`` from these names) adds:
 
 * views over DuckDB's own catalogs with the columns PostgreSQL 17 has and
   DuckDB lacks (pg_class, pg_database, pg_roles, ...), filled with the values a
@@ -88,34 +89,76 @@ SHIM_NAMES = set(EMPTY_CATALOGS) | {"pg_type", "pg_namespace", "pg_range", "pg_c
                                     "pg_get_serial_sequence"}  # fmt: skip
 
 
-def shim_sql(user: str, databases: list[str], superuser: bool) -> list[str]:
-    """CREATE TEMP ... statements for the catalog shims of one session."""
+CAT = "pgtls_cat"  # the read-only catalog database attached to every database file (catalog.py)
+C = CAT + ".main"
+S = "getvariable('pgtls_session')"  # the session's facts (catalog.SESSION_TYPE)
+# The parameters a session changed (or that differ from the catalog's defaults), name -> value.
+GUCS = "coalesce(getvariable('pgtls_gucs'), CAST(MAP {} AS MAP(VARCHAR, VARCHAR)))"
+
+# Rows of the lazily filled catalogs, passed per session in DuckDB variables (refreshed before a statement
+# that names them, see catalog.refresh): pg_roles and friends come from the role store.
+ROLE_TYPE = (
+    "STRUCT(oid UINTEGER, rolname VARCHAR, rolsuper BOOLEAN, rolinherit BOOLEAN, rolcreaterole BOOLEAN, "
+    "rolcreatedb BOOLEAN, rolcanlogin BOOLEAN, rolreplication BOOLEAN, rolconnlimit INTEGER, "
+    "rolpassword VARCHAR, rolvaliduntil VARCHAR, rolbypassrls BOOLEAN)[]"
+)
+MEMBER_TYPE = "STRUCT(oid UINTEGER, roleid UINTEGER, member UINTEGER, grantor UINTEGER)[]"
+DATABASE_TYPE = "STRUCT(oid UINTEGER, datname VARCHAR)[]"
+
+
+def _rows(var: str, typ: str) -> str:
+    """A FROM item over the list-of-structs variable ``var`` (empty when the session has not set it)."""
+    return f"(SELECT unnest(coalesce(getvariable('{var}'), CAST([] AS {typ})), recursive := true))"
+
+
+def shim_sql() -> list[str]:
+    """CREATE statements for the catalog shims, in the catalog database (shared by all sessions)."""
     sql: list[str] = []
     for name, cols in EMPTY_CATALOGS.items():
-        sql.append(f"CREATE OR REPLACE TEMP TABLE {name} ({cols})")
+        if name != "pg_auth_members":
+            sql.append(f"CREATE TABLE {C}.{name} ({cols})")
     sql += type_sql()
     extra = ", ".join(f"{v} AS {k}" for k, v in PG_CLASS_EXTRA.items())
     sql.append(
-        "CREATE OR REPLACE TEMP VIEW pg_class AS SELECT * EXCLUDE (relisshared, relhassubclass, reloptions, relacl), "
-        f"{extra} FROM pg_catalog.pg_class"
+        f"CREATE VIEW {C}.pg_class AS SELECT * EXCLUDE (relisshared, relhassubclass, reloptions, relacl), "
+        f"{extra} FROM pg_catalog.pg_class WHERE relnamespace NOT IN "
+        f"(SELECT oid FROM duckdb_schemas() WHERE database_name = '{CAT}')"
     )
-    sql.append(database_view(databases))
-    su = "true" if superuser else "false"
+    sql.append(
+        f"CREATE VIEW {C}.pg_database AS SELECT oid, datname, CAST(10 AS UINTEGER) AS datdba, 6 AS encoding, "
+        "'c' AS datlocprovider, false AS datistemplate, true AS datallowconn, -1 AS datconnlimit, 'C' AS datcollate, "
+        "'C' AS datctype, CAST(NULL AS VARCHAR) AS daticulocale, CAST(NULL AS VARCHAR[]) AS datacl, "
+        f"CAST(1663 AS UINTEGER) AS dattablespace FROM {_rows('pgtls_databases', DATABASE_TYPE)}"
+    )
     role_cols = (
-        "oid, rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, "
-        "rolconnlimit, rolpassword, rolvaliduntil, rolbypassrls, rolconfig"
+        "oid, rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolconnlimit, "
+        "'********' AS rolpassword, CAST(rolvaliduntil AS TIMESTAMPTZ) AS rolvaliduntil, rolbypassrls, "
+        "CAST(NULL AS VARCHAR[]) AS rolconfig"
     )
-    role_row = f"(10, {q(user)}, {su}, true, {su}, {su}, true, {su}, -1, '********', NULL::TIMESTAMPTZ, {su}, " \
-               "NULL::VARCHAR[])"  # fmt: skip
-    sql.append(f"CREATE OR REPLACE TEMP VIEW pg_roles AS SELECT * FROM (VALUES {role_row}) AS r({role_cols})")
+    sql.append(f"CREATE VIEW {C}.pg_roles AS SELECT {role_cols} FROM {_rows('pgtls_roles', ROLE_TYPE)}")
     sql.append(
-        "CREATE OR REPLACE TEMP VIEW pg_user AS SELECT rolname AS usename, oid AS usesysid, rolcreatedb AS "
+        f"CREATE VIEW {C}.pg_authid AS SELECT oid, rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, "
+        "rolcanlogin, rolreplication, rolbypassrls, rolconnlimit, rolpassword, "
+        f"CAST(rolvaliduntil AS TIMESTAMPTZ) AS rolvaliduntil FROM {_rows('pgtls_roles', ROLE_TYPE)}"
+    )
+    sql.append(
+        f"CREATE VIEW {C}.pg_user AS SELECT rolname AS usename, oid AS usesysid, rolcreatedb AS "
         "usecreatedb, rolsuper AS usesuper, rolreplication AS userepl, rolbypassrls AS usebypassrls, "
-        "'********' AS passwd, rolvaliduntil AS valuntil, rolconfig AS useconfig FROM pg_roles"
+        f"'********' AS passwd, rolvaliduntil AS valuntil, rolconfig AS useconfig FROM {C}.pg_roles "
+        "WHERE rolcanlogin"
     )
-    sql.append("CREATE OR REPLACE TEMP VIEW pg_authid AS SELECT * FROM pg_roles")
     sql.append(
-        "CREATE OR REPLACE TEMP VIEW pg_tablespace AS SELECT * FROM (VALUES "
+        f"CREATE VIEW {C}.pg_shadow AS SELECT rolname AS usename, oid AS usesysid, rolcreatedb AS "
+        "usecreatedb, rolsuper AS usesuper, rolreplication AS userepl, rolbypassrls AS usebypassrls, "
+        f"rolpassword AS passwd, rolvaliduntil AS valuntil, CAST(NULL AS VARCHAR[]) AS useconfig FROM {C}.pg_authid "
+        "WHERE rolcanlogin"
+    )
+    sql.append(
+        f"CREATE VIEW {C}.pg_auth_members AS SELECT oid, roleid, member, grantor, false AS admin_option, "
+        f"true AS inherit_option, true AS set_option FROM {_rows('pgtls_members', MEMBER_TYPE)}"
+    )
+    sql.append(
+        f"CREATE VIEW {C}.pg_tablespace AS SELECT * FROM (VALUES "
         "(1663, 'pg_default', 10, CAST(NULL AS VARCHAR[]), CAST(NULL AS VARCHAR[])), "
         "(1664, 'pg_global', 10, CAST(NULL AS VARCHAR[]), CAST(NULL AS VARCHAR[]))) "
         "AS t(oid, spcname, spcowner, spcacl, spcoptions)"
@@ -132,7 +175,7 @@ def shim_sql(user: str, databases: list[str], superuser: bool) -> list[str]:
         "WHERE function_oid = o)",
         "pg_get_statisticsobjdef_columns(o) AS CAST(NULL AS VARCHAR)",
         "pg_relation_is_publishable(o) AS false",
-        f"pg_get_userbyid(i) AS {q(user)}",
+        f"pg_get_userbyid(i) AS coalesce((SELECT max(rolname) FROM {C}.pg_roles WHERE oid = i), CAST({S}.usr AS VARCHAR))",
         "array_upper(a, d) AS len(a)",
         "pg_function_is_visible(o) AS true",
         "pg_get_triggerdef(o) AS CAST(NULL AS VARCHAR), (o, p) AS CAST(NULL AS VARCHAR)",
@@ -155,7 +198,8 @@ def shim_sql(user: str, databases: list[str], superuser: bool) -> list[str]:
         "pg_listening_channels() AS TABLE SELECT CAST(NULL AS VARCHAR) AS channel WHERE false",
         # DuckDB's oids are not unique across its system and user catalogs: decide by the object lists
         "pg_table_is_visible(o) AS o IN (SELECT table_oid FROM duckdb_tables() WHERE NOT internal AND NOT temporary "
-        "UNION ALL SELECT view_oid FROM duckdb_views() WHERE NOT internal AND NOT temporary "
+        f"AND database_name <> '{CAT}' "
+        f"UNION ALL SELECT view_oid FROM duckdb_views() WHERE NOT internal AND NOT temporary AND database_name <> '{CAT}' "
         "UNION ALL SELECT index_oid FROM duckdb_indexes() "
         "UNION ALL SELECT sequence_oid FROM duckdb_sequences() WHERE NOT temporary)",
         "format_type(o, m) AS CASE o WHEN 16 THEN 'boolean' WHEN 20 THEN 'bigint' WHEN 21 THEN 'smallint' "
@@ -167,30 +211,25 @@ def shim_sql(user: str, databases: list[str], superuser: bool) -> list[str]:
         "WHEN 1700 THEN CASE WHEN m > 0 THEN 'numeric(' || (m // 1000) || ',' || (m % 1000) || ')' "
         "ELSE 'numeric' END ELSE pg_catalog.format_type(o, m) END",
     ]
-    sql += [f"CREATE OR REPLACE TEMP MACRO {m}" for m in macros]
+    sql += [f"CREATE MACRO {C}.{m}" for m in macros]
     sql.append(
-        "CREATE OR REPLACE TEMP VIEW pg_settings AS SELECT display AS name, value AS setting, "
+        f"CREATE VIEW {C}.pg_settings AS SELECT display AS name, {C}.current_setting(name) AS setting, "
         "CAST(NULL AS VARCHAR) AS unit, 'Ungrouped' AS category, '' AS short_desc, "
         "CAST(NULL AS VARCHAR) AS extra_desc, 'user' AS context, 'string' AS vartype, 'default' AS source, "
         "CAST(NULL AS VARCHAR) AS min_val, CAST(NULL AS VARCHAR) AS max_val, "
         "CAST(NULL AS VARCHAR[]) AS enumvals, value AS boot_val, value AS reset_val, "
         "CAST(NULL AS VARCHAR) AS sourcefile, CAST(NULL AS INTEGER) AS sourceline, false AS pending_restart "
-        "FROM temp.main.pgtls_settings"
+        f"FROM (SELECT name, value, display FROM {C}.pgtls_settings UNION ALL "
+        "SELECT k, v, k FROM (SELECT unnest(map_keys(m)) AS k, unnest(map_values(m)) AS v "
+        f"FROM (SELECT {GUCS} AS m)) "
+        f"WHERE k NOT IN (SELECT name FROM {C}.pgtls_settings))"
     )
     return sql
 
 
-def database_view(databases: list[str]) -> str:
-    """pg_database as a temp view over the data directory's database files."""
-    dbs = ", ".join(
-        f"({16384 + i}, {q(name)}, 10, 6, 'c', false, true, -1, 'C', 'C', NULL::VARCHAR, NULL::VARCHAR[], 1663)"
-        for i, name in enumerate(databases)
-    ) or "(0, '', 10, 6, 'c', false, true, -1, 'C', 'C', NULL::VARCHAR, NULL::VARCHAR[], 1663)"
-    return (
-        "CREATE OR REPLACE TEMP VIEW pg_database AS SELECT * FROM (VALUES "
-        f"{dbs}) AS d(oid, datname, datdba, encoding, datlocprovider, datistemplate, datallowconn, datconnlimit, "
-        "datcollate, datctype, daticulocale, datacl, dattablespace) WHERE datname <> ''"
-    )
+def database_rows(databases: list[str]) -> list[dict[str, object]]:
+    """pg_database rows (the pgtls_databases variable) for the data directory's database files."""
+    return [{"oid": 16384 + i, "datname": name} for i, name in enumerate(databases)]
 
 
 def type_sql() -> list[str]:
@@ -204,15 +243,16 @@ def type_sql() -> list[str]:
             f"{q(cat)}, {elem}, {t.array_oid}, ',', 0, 0, -1, 0, false, true, 0)"
         )
     return [
-        "CREATE OR REPLACE TEMP TABLE pgtls_types (oid UINTEGER, typname VARCHAR, typnamespace UINTEGER, "
+        f"CREATE TABLE {C}.pgtls_types (oid UINTEGER, typname VARCHAR, typnamespace UINTEGER, "
         "typowner UINTEGER, typlen SMALLINT, typbyval BOOLEAN, typtype VARCHAR, typcategory VARCHAR, "
         "typelem UINTEGER, typarray UINTEGER, typdelim VARCHAR, typrelid UINTEGER, typbasetype UINTEGER, "
         "typtypmod INTEGER, typndims INTEGER, typnotnull BOOLEAN, typisdefined BOOLEAN, typcollation BIGINT)",
-        "INSERT INTO pgtls_types VALUES " + ", ".join(rows),
-        "CREATE OR REPLACE TEMP VIEW pg_type AS SELECT * FROM pgtls_types UNION ALL BY NAME "
-        "SELECT * FROM pg_catalog.pg_type WHERE oid NOT IN (SELECT oid FROM pgtls_types)",
-        "CREATE OR REPLACE TEMP VIEW pg_namespace AS SELECT * FROM pg_catalog.pg_namespace UNION ALL "
+        f"INSERT INTO {C}.pgtls_types VALUES " + ", ".join(rows),
+        f"CREATE VIEW {C}.pg_type AS SELECT * FROM {C}.pgtls_types UNION ALL BY NAME "
+        f"SELECT * FROM pg_catalog.pg_type WHERE oid NOT IN (SELECT oid FROM {C}.pgtls_types)",
+        f"CREATE VIEW {C}.pg_namespace AS SELECT * FROM pg_catalog.pg_namespace WHERE oid NOT IN "
+        f"(SELECT oid FROM duckdb_schemas() WHERE database_name = '{CAT}') UNION ALL "
         f"SELECT {PG_CATALOG_NAMESPACE}, 'pg_catalog', 10, NULL",
-        "CREATE OR REPLACE TEMP TABLE pg_range (rngtypid BIGINT, rngsubtype BIGINT, rngmultitypid BIGINT, "
+        f"CREATE TABLE {C}.pg_range (rngtypid BIGINT, rngsubtype BIGINT, rngmultitypid BIGINT, "
         "rngcollation BIGINT, rngsubopc BIGINT, rngcanonical VARCHAR, rngsubdiff VARCHAR)",
     ]

@@ -17,15 +17,14 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from pgtls.backends.base import Registry, Send, SessionInfo
-from pgtls.backends.embedded import catalog, commands, pgcatalog, sqlerrors
+from pgtls.backends.embedded import catalog, commands, roles_sql, sqlerrors
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.codecs import row_encoder
-from pgtls.backends.embedded.databases import list_databases
 from pgtls.backends.embedded.ddl import rewrite_create_table
 from pgtls.backends.embedded.execute import Result, _none, run
 from pgtls.backends.embedded.gucs import REPORTED, Gucs, tzinfo
 from pgtls.backends.embedded.rewrite import rewrite
-from pgtls.backends.embedded.sqltext import quote_literal, split_with_offsets, words
+from pgtls.backends.embedded.sqltext import quote_literal, split_with_offsets, tokens, words
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 
@@ -101,7 +100,8 @@ class EmbeddedSession:
         self.info = info
         self.registry = registry
         self.cur = cur
-        self.gucs = Gucs(backend.settings, info)
+        defaults = backend.defaults()
+        self.gucs = Gucs(backend.settings, info, defaults)
         self.tx = "I"  # PostgreSQL's transaction status: I idle, T in block, E failed block
         self.implicit = False  # inside an implicit transaction (multi-statement Q / extended batch)
         self.tz = tzinfo(self.gucs.get("TimeZone"))
@@ -114,9 +114,23 @@ class EmbeddedSession:
         self.pending_status: list[tuple[str, str]] = []
         self.extended = Extended(self)
         self.copy = CopyState(self)
-        dbs = list_databases(backend.data_dir)
-        cur.execute(";\n".join(catalog.setup_sql(info, self.gucs.get("server_version"), self.gucs.all(), dbs)))
-        self._apply_duck("TimeZone", self.gucs.get("TimeZone"))
+        # Everything PostgreSQL-like is in the shared catalog database; a session only sets its search path,
+        # its facts and the parameters that differ from the catalog's defaults (catalog.py).
+        try:
+            cur.execute(f"SET search_path = {quote_literal(self._duck_path(self.gucs.get('search_path')))}")
+        except duckdb.Error:
+            cur.execute(f"SET search_path = {quote_literal('public,main,' + catalog.SEARCH_PATH_TAIL)}")
+        cur.execute(catalog.SET_SESSION, [catalog.session_facts(info)])
+        overrides = backend.default_overrides(defaults)
+        self._guc_keys: set[str] = set(overrides)  # parameters the pgtls_gucs variable carries
+        for key in self.gucs.option_keys:
+            if self.gucs.get(key) != self._fallback(key):
+                self._guc_keys.add(key)
+        if self._guc_keys:
+            self._push_gucs()
+        tz = self.gucs.get("TimeZone")
+        if tz != backend.catalog_timezone:
+            self._apply_duck("TimeZone", tz)
 
     # --- Session interface --------------------------------------------------------------------
     def startup_parameters(self) -> list[tuple[str, str]]:
@@ -346,13 +360,15 @@ class EmbeddedSession:
             return self.discard(w)
         if first in ("LISTEN", "UNLISTEN", "NOTIFY"):
             return _tag(first)
+        if first in ("CREATE", "ALTER", "DROP", "GRANT", "REVOKE") and roles_sql.is_role_statement(tokens(sql)):
+            return _tag(roles_sql.execute(self, sql, offset))
+        if first in ("ATTACH", "DETACH"):  # the file system is off limits, and the catalog database stays
+            raise PgError("42501", f"permission denied to {first.lower()} a database")
         if first == "DEALLOCATE" and len(w) > 1 and w[-1] == "ALL":
             return _tag("DEALLOCATE ALL")
         try:
             sql2 = rewrite(sql)
-            catalog.refresh_activity(self.cur, self.registry, sql2)
-            if "pg_database" in sql2:
-                self.cur.execute(pgcatalog.database_view(list_databases(self.backend.data_dir)))
+            catalog.refresh(self, sql2)
             if first == "CREATE" and ("serial" in sql2.lower() or "identity" in sql2.lower()):
                 stmts = rewrite_create_table(sql2)
                 if stmts:
@@ -366,6 +382,14 @@ class EmbeddedSession:
                 self._running.clear()
         except duckdb.Error as e:
             raise sqlerrors.translate(e, sql, offset) from None
+
+    def is_superuser(self) -> bool:
+        """Whether the session's role is a superuser now (the role store may have changed since login)."""
+        try:
+            role = self.backend.roles.get(self.info.user)
+        except Exception:
+            role = None
+        return role.superuser if role is not None else self.info.is_superuser
 
     def transaction_command(self, first: str, w: list[str]) -> Result:
         notice = self.notice
@@ -430,6 +454,34 @@ class EmbeddedSession:
             raise sqlerrors.translate(e, sql) from None
 
     # --- configuration ------------------------------------------------------------------------
+    @staticmethod
+    def _duck_path(value: str) -> str:
+        """DuckDB's search path for a PostgreSQL one: the session's schemas, then the shared catalog."""
+        return commands.duck_search_path(value) + "," + catalog.SEARCH_PATH_TAIL
+
+    def _fallback(self, key: str) -> str | None:
+        """What current_setting() shows for ``key`` without the pgtls_gucs variable."""
+        if key == "session_authorization":
+            return self.info.user
+        if key == "is_superuser":
+            return "on" if self.info.is_superuser else "off"
+        if key == "application_name":
+            return self.info.application_name
+        return self.backend.catalog_values.get(key)
+
+    def _push_gucs(self) -> None:
+        """Set pgtls_gucs to the session's values of the parameters in ``_guc_keys``."""
+        names: list[str] = []
+        values: list[str] = []
+        for key in sorted(self._guc_keys):
+            try:
+                value = self.gucs.get(key)
+            except PgError:  # a custom parameter that RESET removed
+                continue
+            names.append(key)
+            values.append(value)
+        self.cur.execute(catalog.SET_GUCS, [names, values])
+
     def _apply_duck(self, canon: str, value: str) -> None:
         """Mirror parameters DuckDB also interprets into the session's DuckDB connection."""
         low = canon.lower()
@@ -438,12 +490,11 @@ class EmbeddedSession:
                 self.cur.execute(f"SET SESSION TimeZone = {quote_literal(value)}")
                 self.tz = tzinfo(value)
             elif low == "search_path":
-                path = commands.duck_search_path(value)
-                self.cur.execute(f"SET SESSION search_path = {quote_literal(path)}")
-                self.cur.execute(f"SET SESSION schema = {quote_literal(path.split(',')[0])}")
+                self.cur.execute(f"SET SESSION search_path = {quote_literal(self._duck_path(value))}")
         except duckdb.Error:
             pass  # PostgreSQL accepts search_path entries that do not exist
-        self.cur.execute(catalog.settings_insert([(canon, value)]))
+        self._guc_keys.add(low)
+        self._push_gucs()
 
     def _changed(self, canon: str) -> None:
         value = self.gucs.get(canon)
