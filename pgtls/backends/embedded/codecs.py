@@ -33,8 +33,11 @@ def _shortest_digits(v: float, single: bool) -> tuple[str, int]:
         target = struct.unpack("!f", struct.pack("!f", v))[0]
         for n in range(1, 10):
             s = f"{v:.{n - 1}e}"
-            if struct.unpack("!f", struct.pack("!f", float(s)))[0] == target:
-                break
+            try:
+                if struct.unpack("!f", struct.pack("!f", float(s)))[0] == target:
+                    break
+            except OverflowError:  # rounded up beyond float4's range (3.4028235e38 -> 3.403e38)
+                continue
     else:
         s = repr(v)
     d = Decimal(s)
@@ -209,11 +212,25 @@ def _numeric_text(v: object) -> str:
     return str(v)
 
 
+def _free_numeric(v: object) -> Decimal | object:
+    """A value of an unconstrained numeric column (DuckDB DECIMAL(38,8)) without trailing fractional zeros."""
+    if isinstance(v, Decimal) and v.is_finite():
+        sign, digits, exp = v.as_tuple()
+        exp = int(exp)
+        if exp < 0 and digits and digits[-1] == 0:
+            k = len(digits)
+            while k > 0 and exp < 0 and digits[k - 1] == 0:
+                k -= 1
+                exp += 1
+            return Decimal((sign, digits[:k], exp)) if k else Decimal(0)
+    return v
+
+
 def text_encoder(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], str]:
     """A function value -> PostgreSQL text output for type ``t``."""
     oid = t.oid
     if t.elem:
-        inner = text_encoder(T.BY_OID[t.elem], tz)
+        inner = text_encoder(T.element_of(t), tz)
         return lambda v: format_array(list(v), inner) if isinstance(v, list | tuple) else str(v)
     if oid == T.BOOL.oid:
         return lambda v: "t" if v else "f"
@@ -221,6 +238,8 @@ def text_encoder(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], str]:
         single = oid == T.FLOAT4.oid
         return lambda v: format_float(float(v), single)
     if oid == T.NUMERIC.oid:
+        if T.is_free_numeric(t):
+            return lambda v: _numeric_text(_free_numeric(v))
         return _numeric_text
     if oid == T.BYTEA.oid:
         return lambda v: "\\x" + bytes(v).hex()
@@ -321,7 +340,7 @@ def _flatten(v: list[Any], depth: int) -> list[Any]:
 def binary_encoder(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], bytes]:
     oid = t.oid
     if t.elem:
-        elem_t = T.BY_OID[t.elem]
+        elem_t = T.element_of(t)
         inner = binary_encoder(elem_t, tz)
 
         def array_send(v: Any) -> bytes:
@@ -359,6 +378,8 @@ def binary_encoder(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], bytes]:
         T.UUID.oid: _uuid_send,
         T.JSONB.oid: lambda v: b"\x01" + _json_text(v).encode(),
     }
+    if T.is_free_numeric(t):
+        return lambda v: numeric_send(_free_numeric(v))
     if oid in simple:
         return simple[oid]
     text = text_encoder(t, tz)

@@ -96,6 +96,11 @@ class Extended:
         self.portals.clear()
 
     def message(self, kind: bytes, body: bytes, out: Output) -> str | None:
+        if self.s.copy.active and kind in (b"S", b"H"):
+            # postgres.c's CopyGetData: Flush and Sync during COPY FROM STDIN are ignored "for the convenience
+            # of client libraries that may send those without noticing that the command was COPY" (pg8000
+            # sends Execute, Sync, CopyData..., CopyDone, Sync: only the last Sync gets ReadyForQuery).
+            return None
         if kind == b"S":
             return self.sync(out)
         if kind == b"H":

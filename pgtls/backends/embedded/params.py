@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import struct
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -154,17 +155,27 @@ def _insert_columns(toks: list[Token], cols: dict[str, dict[str, str]]) -> dict[
 
 
 def _numeric_recv(b: bytes) -> Decimal:
+    """numeric_recv(): exact at any precision (no decimal context rounding)."""
     ndigits, weight, sign, dscale = struct.unpack_from("!hhHH", b)
     if sign == 0xC000:
         return Decimal("NaN")
     if sign in (0xD000, 0xF000):
         return Decimal("Infinity") if sign == 0xD000 else Decimal("-Infinity")
+    if sign not in (0, 0x4000) or ndigits < 0 or dscale & 0xC000:
+        raise PgError("22P03", "invalid sign in external \"numeric\" value")
     digits = struct.unpack_from(f"!{ndigits}H", b, 8)
-    v = Decimal(0)
-    for i, d in enumerate(digits):
-        v += Decimal(d).scaleb(4 * (weight - i))
-    v = v.quantize(Decimal(1).scaleb(-dscale)) if dscale or ndigits else v
-    return -v if sign == 0x4000 else v
+    if any(d >= 10000 for d in digits):
+        raise PgError("22P03", "invalid digit in external \"numeric\" value")
+    coef = 0
+    for d in digits:
+        coef = coef * 10000 + d
+    exp = 4 * (weight - ndigits + 1)  # value = coef * 10^exp
+    if exp < -dscale:  # more digits than the display scale: drop the extra zeros (or round, as PostgreSQL)
+        q, r = divmod(coef, 10 ** (-dscale - exp))
+        coef = q + (2 * r >= 10 ** (-dscale - exp))
+    elif exp > -dscale:
+        coef *= 10 ** (exp + dscale)
+    return Decimal((1 if sign == 0x4000 else 0, tuple(int(c) for c in str(coef)), -dscale))
 
 
 def _array_recv(b: bytes) -> list[Any]:
@@ -198,6 +209,21 @@ def _array_recv(b: bytes) -> list[Any]:
     return nest(flat, dims)
 
 
+_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+@dataclass(frozen=True)
+class Infinite:
+    """PostgreSQL's infinite date / timestamp (Python's datetime has none); DuckDB has them too."""
+
+    duck: str
+    positive: bool
+
+    def text(self) -> str:
+        return "infinity" if self.positive else "-infinity"
+
+
 def decode_binary(oid: int, b: bytes) -> Any:
     t = T.BY_OID.get(oid)
     if t is not None and t.elem:
@@ -217,17 +243,28 @@ def decode_binary(oid: int, b: bytes) -> Any:
     if oid == T.BYTEA.oid:
         return bytes(b)
     if oid == T.DATE.oid:
-        return C.PG_EPOCH_DATE + dt.timedelta(days=struct.unpack("!i", b)[0])
+        (days,) = struct.unpack("!i", b)
+        if days in (_INT32_MIN, _INT32_MAX):  # DATEVAL_NOBEGIN / DATEVAL_NOEND
+            return Infinite("DATE", days > 0)
+        try:
+            return C.PG_EPOCH_DATE + dt.timedelta(days=days)
+        except OverflowError:
+            raise PgError("22008", "date out of range") from None
     if oid == T.TIME.oid:
         return (dt.datetime(2000, 1, 1) + dt.timedelta(microseconds=struct.unpack("!q", b)[0])).time()
     if oid == T.TIMETZ.oid:
         us, zone = struct.unpack("!qi", b)
         t0 = (dt.datetime(2000, 1, 1) + dt.timedelta(microseconds=us)).time()
         return t0.replace(tzinfo=dt.timezone(dt.timedelta(seconds=-zone)))
-    if oid == T.TIMESTAMP.oid:
-        return C.PG_EPOCH + dt.timedelta(microseconds=struct.unpack("!q", b)[0])
-    if oid == T.TIMESTAMPTZ.oid:
-        return C.PG_EPOCH_TZ + dt.timedelta(microseconds=struct.unpack("!q", b)[0])
+    if oid in (T.TIMESTAMP.oid, T.TIMESTAMPTZ.oid):
+        (us,) = struct.unpack("!q", b)
+        duck = "TIMESTAMP" if oid == T.TIMESTAMP.oid else "TIMESTAMPTZ"
+        if us in (_INT64_MIN, _INT64_MAX):  # DT_NOBEGIN / DT_NOEND
+            return Infinite(duck, us > 0)
+        try:
+            return (C.PG_EPOCH if oid == T.TIMESTAMP.oid else C.PG_EPOCH_TZ) + dt.timedelta(microseconds=us)
+        except OverflowError:
+            raise PgError("22008", "timestamp out of range") from None
     if oid == T.INTERVAL.oid:
         us, days, months = struct.unpack("!qii", b)
         return ("interval", months, days, us)
@@ -306,6 +343,8 @@ def literal(value: Any, t: T.PgType | None) -> str:
         return f"CAST({_list_literal(items, elem)} AS {base}{'[]' * dims})"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Infinite):
+        return _cast(value.text(), value.duck)
     if isinstance(value, int):
         return _cast(str(value), t.duck) if t is not None and t.duck != "VARCHAR" else str(value)
     if isinstance(value, float):

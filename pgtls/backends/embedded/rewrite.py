@@ -10,6 +10,7 @@ comments are never touched.
 
 from __future__ import annotations
 
+from pgtls.backends.embedded.literals import rewrite_literals
 from pgtls.backends.embedded.sqltext import Token, tokens
 
 # Casts to PostgreSQL-only types: the DuckDB type that behaves the same for our purposes.
@@ -40,10 +41,11 @@ def rewrite(sql: str) -> str:
     for marker, old, new in KNOWN_QUERY_PATCHES:
         if marker in sql:
             sql = sql.replace(old, new)
-    toks = tokens(sql)
+    sql = rewrite_literals(sql)
     low = sql.lower()
     if not any(k in low for k in ("pg_catalog", "::", "operator", "collate", "bytea")):
         return sql
+    toks = tokens(sql)
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement)
     i = 0
     n = len(toks)

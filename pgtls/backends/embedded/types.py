@@ -47,6 +47,11 @@ NUMERIC = PgType(1700, "numeric", -1, 1231, "DECIMAL(38,10)")
 UUID = PgType(2950, "uuid", 16, 2951, "UUID")
 JSONB = PgType(3802, "jsonb", -1, 3807, "JSON")
 
+# A bare ``numeric`` (column or cast) becomes this DuckDB type (literals.py): 30 integer and 8 fractional
+# digits, printed without trailing fractional zeros (PostgreSQL keeps each value's own scale; see docs).
+FREE_NUMERIC_DUCK = "DECIMAL(38,8)"
+NUMERIC_FREE = PgType(1700, "numeric", -1, 1231, FREE_NUMERIC_DUCK)
+
 SCALARS: tuple[PgType, ...] = (
     BOOL, BYTEA, CHAR, NAME, INT8, INT2, INT4, TEXT, OID, JSON, FLOAT4, FLOAT8, UNKNOWN, BPCHAR,
     VARCHAR, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL, TIMETZ, NUMERIC, UUID, JSONB,
@@ -57,6 +62,16 @@ for _t in SCALARS:
     if _t.array_oid:
         BY_OID[_t.array_oid] = PgType(_t.array_oid, "_" + _t.name, -1, 0, _t.duck + "[]", _t.oid)
 BY_NAME: dict[str, PgType] = {t.name: t for t in BY_OID.values()}
+NUMERIC_FREE_ARRAY = PgType(1231, "_numeric", -1, 0, FREE_NUMERIC_DUCK + "[]", 1700)
+
+
+def element_of(t: PgType) -> PgType:
+    """The element type of array type ``t`` (the unconstrained numeric keeps its output rule)."""
+    return NUMERIC_FREE if t is NUMERIC_FREE_ARRAY else BY_OID[t.elem]
+
+
+def is_free_numeric(t: PgType) -> bool:
+    return t.duck == FREE_NUMERIC_DUCK
 
 
 # SQL type names in casts -> PostgreSQL type.
@@ -131,10 +146,12 @@ def pg_type_of(duck: str) -> tuple[PgType, int]:
         elem, _ = pg_type_of(inner)
         if elem.elem:  # nested list: PostgreSQL arrays are multi-dimensional of the same type
             return elem, -1
-        return array_of(elem), -1
+        return (NUMERIC_FREE_ARRAY if elem is NUMERIC_FREE else array_of(elem)), -1
     t = _SIMPLE.get(duck) or TYPE_NAMES.get(duck.lower())
     if t is not None:
         return t, -1
+    if duck == FREE_NUMERIC_DUCK:
+        return NUMERIC_FREE, -1
     m = _DECIMAL.fullmatch(duck)
     if m:
         if (m.group(1), m.group(2)) == ("18", "3"):  # DuckDB's DECIMAL for a bare NUMERIC: no typmod
