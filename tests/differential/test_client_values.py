@@ -20,15 +20,9 @@ pytestmark = pytest.mark.pg
 
 CLIENTS = ("psycopg-text", "psycopg-binary", "asyncpg", "pg8000", "node-pg", "pgjdbc")
 CLIENT_BUGS = {k: v for k, v in VALUE_XFAIL.items() if "not pgtls" in v}  # the same on PostgreSQL
-CLIENT_BUGS[("pg8000", "interval_mixed_signs")] = ("pg8000 bug, not pgtls: it reads '-04:05:06' as -4 h +5 min +6 s "
-                                                   "(on PostgreSQL; pgtls refuses the literal, see the scenario test)")
-_JSONB = ("jsonb is not normalised: '{\"b\": 2,  \"a\": 1}'::jsonb comes back with its keys in input order; PostgreSQL "
-          "sorts them ({\"a\": 1, \"b\": 2}), so every client decodes a different object order")
 DIFF_VALUE_XFAIL = {
     **{k: v for k, v in VALUE_XFAIL.items() if k not in CLIENT_BUGS},
     **{k: v for k, v in ROUNDTRIP_XFAIL.items() if k[0] != ALL},  # values sent back as parameters
-    (ALL, "jsonb"): _JSONB,
-    (ALL, "jsonb_arr"): _JSONB,
 }
 
 

@@ -12,14 +12,19 @@ CopyFail leaves the table as it was.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import json
+import struct
+from decimal import Decimal
 import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import duckdb
 
-from pgtls.backends.embedded import sqlerrors
+from pgtls.backends.embedded import codecs, params, sqlerrors
+from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.codecs import text_encoder
 from pgtls.backends.embedded.execute import Result, _none
 from pgtls.backends.embedded.sqltext import (
@@ -48,6 +53,7 @@ class CopyOptions:
     quote: str = '"'
     escape: str = '"'
     force_quote: list[str] = field(default_factory=list)
+    binary: bool = False
 
 
 @dataclass
@@ -65,7 +71,8 @@ def _option(opts: CopyOptions, name: str, value: str | None) -> None:
     if name == "FORMAT":
         v = (value or "").lower()
         if v == "binary":
-            raise PgError("0A000", "COPY BINARY is not supported by the embedded backend")
+            opts.binary = True
+            return
         if v not in ("text", "csv"):
             raise PgError("22023", f'COPY format "{value}" not recognized')
         opts.csv = v == "csv"
@@ -247,6 +254,36 @@ def format_csv_row(values: list[str | None], opts: CopyOptions) -> str:
     return opts.delimiter.join(out) + "\n"
 
 
+BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def _binary_field_text(t: T.PgType, b: bytes, tz: dt.tzinfo) -> str:
+    """One binary COPY field as the text DuckDB casts to the column type."""
+    try:
+        v = params.decode_binary(t.oid, b)
+    except (ValueError, IndexError, struct.error, UnicodeDecodeError) as e:
+        raise PgError("22P03", f"incorrect binary data format: {e}") from None
+    if isinstance(v, params.Infinite):
+        return v.text()
+    if isinstance(v, bytes):
+        return "\\x" + v.hex()
+    if isinstance(v, tuple) and v and v[0] == "interval":
+        return f"{v[1]} months {v[2]} days {v[3]} microseconds"
+    if isinstance(v, list):
+        return json.dumps(v, default=str)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dt.datetime):
+        return codecs.format_timestamptz(v, dt.UTC) if v.tzinfo else codecs.format_timestamp(v)
+    if isinstance(v, dt.time):
+        return codecs.format_timetz(v) if v.tzinfo else codecs.format_time(v)
+    if isinstance(v, Decimal):
+        return codecs._numeric_text(v)
+    if isinstance(v, float):
+        return codecs.format_float(v, t.oid == T.FLOAT4.oid)
+    return str(v)
+
+
 class CopyState:
     """The COPY sub-protocol of one session."""
 
@@ -263,6 +300,8 @@ class CopyState:
         self.blob_cols: list[bool] = []
         self.header_pending = False
         self.pending_sql: list[tuple[int, str]] = []
+        self.pg_types: list[T.PgType] = []
+        self.binary_header_done = False
 
     # --- start --------------------------------------------------------------------------------
     def start(self, sql: str) -> Result:
@@ -285,6 +324,8 @@ class CopyState:
             raise PgError("0A000", "COPY query must have a RETURNING clause" if cmd.query else "not a table")
         out = self.s.out
         assert out is not None
+        if cmd.options.binary:
+            return self._copy_out_binary(res, out)
         encs = [text_encoder(c.type, self.s.tz) for c in res.columns]
         out.add(m.copy_out_response(0, [0] * len(res.columns)))
         fmt = format_csv_row if cmd.options.csv else format_text_row
@@ -309,6 +350,35 @@ class CopyState:
         out.add(m.copy_done())
         return Result(None, _none, lambda _n: f"COPY {n}")
 
+    def _copy_out_binary(self, res: Result, out: Output) -> Result:
+        assert res.columns is not None
+        encs = [codecs.binary_encoder(c.type, self.s.tz) for c in res.columns]
+        ncols = len(res.columns)
+        out.add(m.copy_out_response(1, [1] * ncols))
+        out.add(m.copy_data(BINARY_SIGNATURE + struct.pack("!iI", 0, 0)))
+        head = struct.pack("!h", ncols)
+        n = 0
+        try:
+            while True:
+                batch = res.fetch(1000)
+                if not batch:
+                    break
+                for row in batch:
+                    parts = [head]
+                    for e, v in zip(encs, row, strict=True):
+                        if v is None:
+                            parts.append(b"\xff\xff\xff\xff")
+                        else:
+                            b = e(v)
+                            parts.append(struct.pack("!i", len(b)) + b)
+                    out.add(m.copy_data(b"".join(parts)))
+                n += len(batch)
+        except duckdb.Error as e:
+            raise sqlerrors.translate(e) from None
+        out.add(m.copy_data(struct.pack("!h", -1)))
+        out.add(m.copy_done())
+        return Result(None, _none, lambda _n: f"COPY {n}")
+
     def _copy_in(self, cmd: CopyCommand) -> Result:
         assert cmd.table is not None
         try:
@@ -322,6 +392,7 @@ class CopyState:
                 raise PgError("42703", f'column "{c}" of relation "{cmd.table}" does not exist')
         self.cmd = cmd
         self.blob_cols = [types[c.lower()] == "BLOB" for c in names]
+        self.pg_types = [T.pg_type_of(types[c.lower()])[0] for c in names]
         # Each batch travels as one list per column (strings; DuckDB casts them to the column types).
         exprs = [
             f"CASE WHEN starts_with(c{k}, '\\x') THEN from_hex(substr(c{k}, 3)) ELSE CAST(c{k} AS BLOB) END"
@@ -338,12 +409,14 @@ class CopyState:
         self.count = 0
         self.error = None
         self.header_pending = cmd.options.header
+        self.binary_header_done = False
         self.own_tx = self.s.tx == "I" and not self.s.implicit
         if self.own_tx:
             self.s.cur.execute("BEGIN")
         out = self.s.out
         assert out is not None
-        out.add(m.copy_in_response(0, [0] * len(names)))
+        fmt = 1 if cmd.options.binary else 0
+        out.add(m.copy_in_response(fmt, [fmt] * len(names)))
         return Result(None, _none, lambda _n: "COPY")
 
     # --- incoming data ------------------------------------------------------------------------
@@ -390,6 +463,8 @@ class CopyState:
     def _split(self, final: bool) -> list[list[str | None]]:
         assert self.cmd is not None
         opts = self.cmd.options
+        if opts.binary:
+            return self._split_binary(final)
         data = self.buffer
         if not final:
             cut = data.rfind(b"\n")
@@ -431,6 +506,59 @@ class CopyState:
         if self.header_pending and rows:
             rows.pop(0)
             self.header_pending = False
+        return rows
+
+    def _split_binary(self, final: bool) -> list[list[str | None]]:
+        """PostgreSQL's binary COPY format (copyfromparse.c): signature, flags, header extension, then per
+        tuple an Int16 field count and Int32-length values (-1 NULL); -1 ends the data.  Values are decoded
+        with the binary parameter decoders and passed on as text for the insert."""
+        data = self.buffer
+        pos = 0
+        if not self.binary_header_done:
+            if len(data) < 19:
+                if final:
+                    raise PgError("22P04", "COPY file signature not recognized")
+                return []
+            if data[:11] != BINARY_SIGNATURE:
+                raise PgError("22P04", "COPY file signature not recognized")
+            (flags, ext) = struct.unpack_from("!iI", data, 11)
+            if flags & (1 << 16):
+                raise PgError("22P04", "invalid COPY file header (WITH OIDS)")
+            if len(data) < 19 + ext:
+                return []
+            pos = 19 + ext
+            self.binary_header_done = True
+        rows: list[list[str | None]] = []
+        ncols = len(self.pg_types)
+        n = len(data)
+        while pos + 2 <= n:
+            (count,) = struct.unpack_from("!h", data, pos)
+            if count == -1:
+                pos = n
+                break
+            if count != ncols:
+                raise PgError("22P04", f"row field count is {count}, expected {ncols}")
+            p = pos + 2
+            row: list[str | None] = []
+            for t in self.pg_types:
+                if p + 4 > n:
+                    break
+                (ln,) = struct.unpack_from("!i", data, p)
+                p += 4
+                if ln < 0:
+                    row.append(None)
+                    continue
+                if p + ln > n:
+                    break
+                row.append(_binary_field_text(t, data[p : p + ln], self.s.tz))
+                p += ln
+            if len(row) < ncols:
+                break  # an incomplete tuple: wait for more data
+            rows.append(row)
+            pos = p
+        self.buffer = data[pos:]
+        if final and self.buffer:
+            raise PgError("22P04", "unexpected EOF in COPY data")
         return rows
 
     def _csv_quoted_empties(self, text: str, rows: list[list[str | None]]) -> list[list[str | None]]:

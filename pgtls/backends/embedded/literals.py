@@ -270,11 +270,21 @@ def rewrite_types(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
                 continue
             prev = toks[i - 1] if i else None
             rep = None
-            if prev is not None and prev.kind == "string" and not prev.text.upper().startswith(("E'", "U&", "B'", "X'")):
+            if (
+                prev is not None
+                and prev.kind == "string"
+                and not prev.text.upper().startswith(("E'", "U&", "B'", "X'"))
+            ):
                 rep = typed_string(string_value(prev.text), ref)
                 if rep is not None:
                     edits.append((prev.start, ref.end, rep))
-            elif prev is not None and prev.kind == "number" and ref.name in _NUMERIC and not ref.args and not ref.dims:
+            elif (
+                prev is not None
+                and prev.kind == "number"
+                and ref.name in _NUMERIC
+                and not ref.args
+                and not ref.dims
+            ):
                 dec = decimal_of(prev.text)
                 if dec:
                     edits.append((ref.start, ref.end, dec))
@@ -289,7 +299,12 @@ def rewrite_types(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
             i = ref.next_index
             continue
         low = t.text.lower()
-        if t.kind == "word" and low in _NUMERIC and i > 0 and (i + 1 >= n or toks[i + 1].text not in ("(", ".")):
+        if (
+            t.kind == "word"
+            and low in _NUMERIC
+            and i > 0
+            and (i + 1 >= n or toks[i + 1].text not in ("(", "."))
+        ):
             prev = toks[i - 1]
             up = prev.text.upper()
             in_cast = up == "AS" and parens and parens[-1] in ("CAST", "TRY_CAST")
