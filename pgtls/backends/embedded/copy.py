@@ -16,9 +16,8 @@ import datetime as dt
 import io
 import json
 import struct
-from decimal import Decimal
-import struct
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import duckdb
