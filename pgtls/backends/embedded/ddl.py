@@ -11,7 +11,14 @@ refuse explicit values.
 
 from __future__ import annotations
 
-from pgtls.backends.embedded.sqltext import Token, quote_ident, quote_literal, tokens, unquote_ident
+from pgtls.backends.embedded.sqltext import (
+    Token,
+    apply_edits,
+    quote_ident,
+    quote_literal,
+    tokens,
+    unquote_ident,
+)
 
 SERIAL_TYPES = {"serial": "INTEGER", "serial4": "INTEGER", "bigserial": "BIGINT", "serial8": "BIGINT",
                 "smallserial": "SMALLINT", "serial2": "SMALLINT"}  # fmt: skip
@@ -106,11 +113,4 @@ def rewrite_create_table(sql: str) -> list[str] | None:
         i += 1
     if not edits:
         return None
-    out: list[str] = []
-    pos = 0
-    for start, end, rep in edits:
-        out.append(sql[pos:start])
-        out.append(rep)
-        pos = end
-    out.append(sql[pos:])
-    return [f"CREATE SEQUENCE IF NOT EXISTS {quote_ident(s)}" for s in sequences] + ["".join(out)]
+    return [f"CREATE SEQUENCE IF NOT EXISTS {quote_ident(s)}" for s in sequences] + [apply_edits(sql, edits)]

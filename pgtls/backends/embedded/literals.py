@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pgtls.backends.embedded import types as T
-from pgtls.backends.embedded.sqltext import Token, quote_literal, string_value
+from pgtls.backends.embedded.sqltext import Token, apply_edits, quote_literal, string_value
 
 _MULTI = {("double", "precision"), ("character", "varying"), ("bit", "varying")}
 _TZ_WORDS = ("with", "without")
@@ -320,16 +320,7 @@ def rewrite_types(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
 
 
 def apply(sql: str, edits: list[tuple[int, int, str]]) -> str:
-    out: list[str] = []
-    pos = 0
-    for start, end, rep in sorted(edits):
-        if start < pos:
-            continue
-        out.append(sql[pos:start])
-        out.append(rep)
-        pos = end
-    out.append(sql[pos:])
-    return "".join(out)
+    return apply_edits(sql, edits)
 
 
 def rewrite_prepare(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:

@@ -11,7 +11,7 @@ comments are never touched.
 from __future__ import annotations
 
 from pgtls.backends.embedded.literals import rewrite_literals
-from pgtls.backends.embedded.sqltext import Token, tokens
+from pgtls.backends.embedded.sqltext import Token, apply_edits, tokens
 
 # Casts to PostgreSQL-only types: the DuckDB type that behaves the same for our purposes.
 CAST_TYPES = {
@@ -106,11 +106,4 @@ def rewrite(sql: str) -> str:
         i += 1
     if not edits:
         return sql
-    out: list[str] = []
-    pos = 0
-    for start, end, rep in edits:
-        out.append(sql[pos:start])
-        out.append(rep)
-        pos = end
-    out.append(sql[pos:])
-    return "".join(out)
+    return apply_edits(sql, edits)

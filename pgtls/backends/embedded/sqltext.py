@@ -206,3 +206,17 @@ def split_with_offsets(sql: str) -> list[tuple[int, str]]:
             start = t.end
     out.append((start, sql[start:]))
     return [(o, p) for o, p in out if tokens(p)]
+
+
+def apply_edits(sql: str, edits: list[tuple[int, int, str]]) -> str:
+    """``sql`` with each (start, end, replacement) span replaced, in order; a span overlapping an earlier one is dropped."""
+    out: list[str] = []
+    pos = 0
+    for start, end, rep in sorted(edits):
+        if start < pos:
+            continue
+        out.append(sql[pos:start])
+        out.append(rep)
+        pos = end
+    out.append(sql[pos:])
+    return "".join(out)
