@@ -152,6 +152,25 @@ class _PasswordBase:
         self.done = True
         return _too_long_password()
 
+    def step(self, body: bytes, kind: bytes = b"p") -> Step:
+        if self.done:
+            return protocol_error("invalid authentication exchange state")
+        pw = read_password_packet(body, kind)
+        if isinstance(pw, Failure):
+            self.done = True
+            return pw
+        if self.secret is None or self.detail is not None:
+            return self._fail(self.detail)
+        detail = self._check(pw, self.secret)
+        if detail is not None:
+            return self._fail(detail)
+        self.done = True
+        return Success(b"", authn_id=self.user)
+
+    def _check(self, pw: bytes, secret: str) -> str | None:
+        """None if ``pw`` proves the password, else the log-only reason."""
+        raise NotImplementedError
+
 
 class PasswordExchange(_PasswordBase):
     """``password``: AuthenticationCleartextPassword, then check against the stored secret."""
@@ -162,20 +181,9 @@ class PasswordExchange(_PasswordBase):
     def start(self) -> Step:
         return Continue(m.authentication(m.AUTH_CLEARTEXT))
 
-    def step(self, body: bytes, kind: bytes = b"p") -> Step:
-        if self.done:
-            return protocol_error("invalid authentication exchange state")
-        pw = read_password_packet(body, kind)
-        if isinstance(pw, Failure):
-            self.done = True
-            return pw
-        if self.secret is None or self.detail is not None:
-            return self._fail(self.detail)
-        ok, detail = verify_plain_password(self.user, pw, self.secret)
-        if not ok:
-            return self._fail(detail)
-        self.done = True
-        return Success(b"", authn_id=self.user)
+    def _check(self, pw: bytes, secret: str) -> str | None:
+        ok, detail = verify_plain_password(self.user, pw, secret)
+        return None if ok else (detail or f'Password does not match for user "{self.user}".')
 
 
 class MD5Exchange(_PasswordBase):
@@ -190,22 +198,13 @@ class MD5Exchange(_PasswordBase):
     def start(self) -> Step:
         return Continue(m.authentication(m.AUTH_MD5, self.salt))
 
-    def step(self, body: bytes, kind: bytes = b"p") -> Step:
-        if self.done:
-            return protocol_error("invalid authentication exchange state")
-        pw = read_password_packet(body, kind)
-        if isinstance(pw, Failure):
-            self.done = True
-            return pw
-        if self.secret is None or self.detail is not None:
-            return self._fail(self.detail)
-        if password_type(self.secret) != "md5":
-            return self._fail(f'User "{self.user}" has a password that cannot be used with MD5 authentication.')
-        expected = md5_challenge_response(self.secret, self.salt).encode()
+    def _check(self, pw: bytes, secret: str) -> str | None:
+        if password_type(secret) != "md5":
+            return f'User "{self.user}" has a password that cannot be used with MD5 authentication.'
+        expected = md5_challenge_response(secret, self.salt).encode()
         if not hmac.compare_digest(expected, pw):
-            return self._fail(f'Password does not match for user "{self.user}".')
-        self.done = True
-        return Success(b"", authn_id=self.user)
+            return f'Password does not match for user "{self.user}".'
+        return None
 
 
 class TrustExchange:
