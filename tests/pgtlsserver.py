@@ -75,3 +75,18 @@ class PgtlsServer(ServerDir):
         params.update(kw)
         return " ".join(f"{k}={v}" for k, v in params.items() if v is not None)
 
+
+TRUST_HBA = "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
+
+
+def tls_server(certs: object, server: PgtlsServer | None = None, *, cert: str = "server-chain.crt",
+               key: str = "server.key", hba: str = TRUST_HBA, start: bool = True, **conf: str) -> PgtlsServer:
+    """A pgtls server with ssl=on, the certificate set's server chain and key, and trust rules."""
+    s = (server or PgtlsServer()).init()
+    s.copy_in(certs.path(cert), "server.crt", 0o644)  # type: ignore[attr-defined]
+    s.copy_in(certs.path(key), "server.key", 0o600)  # type: ignore[attr-defined]
+    s.write("pg_hba.conf", hba)
+    s.conf(ssl="on", **conf)
+    if start:
+        s.start()
+    return s

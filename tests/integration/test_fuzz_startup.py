@@ -13,20 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pgtls.protocol.startup import gssenc_request_packet, ssl_request_packet, startup_packet
+from tests.pgtlsserver import tls_server
 
 HBA = "local all all trust\nhost all all 127.0.0.1/32 trust\n"
 
 
 @pytest.fixture(scope="module")
 def server(certs):
-    from tests.pgtlsserver import PgtlsServer
-
-    s = PgtlsServer().init()
-    s.copy_in(certs.path("server-chain.crt"), "server.crt", 0o644)
-    s.copy_in(certs.path("server.key"), "server.key", 0o600)
-    s.write("pg_hba.conf", HBA)
-    s.conf(ssl="on", authentication_timeout="2s")
-    s.start()
+    s = tls_server(certs, hba=HBA, authentication_timeout="2s")
     yield s
     s.cleanup()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pgtls.protocol.startup import gssenc_request_packet, ssl_request_packet, startup_packet
+from tests.pgtlsserver import tls_server
 from tests.rawclient import Raw, first_error
 
 HBA = "local all all trust\nhost all all 127.0.0.1/32 trust\n"
@@ -13,14 +14,7 @@ HBA = "local all all trust\nhost all all 127.0.0.1/32 trust\n"
 
 @pytest.fixture(scope="module")
 def server(certs):
-    from tests.pgtlsserver import PgtlsServer
-
-    s = PgtlsServer().init()
-    s.copy_in(certs.path("server-chain.crt"), "server.crt", 0o644)
-    s.copy_in(certs.path("server.key"), "server.key", 0o600)
-    s.write("pg_hba.conf", HBA)
-    s.conf(ssl="on", trace_connection_negotiation="on")
-    s.start()
+    s = tls_server(certs, hba=HBA, trace_connection_negotiation="on")
     yield s
     s.cleanup()
 

@@ -15,20 +15,14 @@ import pytest
 
 from pgtls.protocol.startup import ssl_request_packet, startup_packet
 from tests.conftest import run_psql
+from tests.pgtlsserver import tls_server as start_tls_server
 from tests.rawclient import Raw, first_error
 
 HBA = "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
 
 
-def tls_server(factory, certs, *, cert="server-chain.crt", key="server.key", start=True, **conf):
-    s = factory().init()
-    s.copy_in(certs.path(cert), "server.crt", 0o644)
-    s.copy_in(certs.path(key), "server.key", 0o600)
-    s.write("pg_hba.conf", HBA)
-    s.conf(ssl="on", **conf)
-    if start:
-        s.start()
-    return s
+def tls_server(factory, certs, **kw):
+    return start_tls_server(certs, factory(), hba=HBA, **kw)
 
 
 def served_fingerprint(port: int) -> str:
