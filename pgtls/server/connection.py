@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from typing import TYPE_CHECKING
 
 from pgtls import tls as tlsmod
@@ -59,6 +60,7 @@ class Connection:
         self.host = "[local]" if raw.is_unix or raw.peer is None else raw.peer[0]
         self.port = None if raw.peer is None else raw.peer[1]
         self.startup: Startup | None = None
+        self.started = time.monotonic()
         self.inbuf = bytearray()  # plaintext received after the startup packet, not yet consumed
 
     @property
@@ -122,7 +124,12 @@ class Connection:
                 except Exception as e:  # noqa: BLE001 - a failing close must not take the server down
                     log.log(f"error closing session: {e}")
             if self.server.log_aspect(self.snap, "disconnections"):
-                log.log(f"disconnection: session time: ? user={entry.info.user} database={entry.info.database} host={self.host}")
+                elapsed = time.monotonic() - self.started
+                hours, rest = divmod(elapsed, 3600)
+                minutes, seconds = divmod(rest, 60)
+                port = f" port={self.port}" if self.port is not None else ""
+                log.log(f"disconnection: session time: {int(hours)}:{int(minutes):02d}:{seconds:06.3f} "
+                        f"user={entry.info.user} database={entry.info.database} host={self.host}{port}")
         self.server.connection_done(self)
         self.channel.close()
 

@@ -139,3 +139,18 @@ def test_stop_modes(pgtls_factory, mode):
         conn.close()
         assert s.proc.wait(10) == 0
     conn.close()
+
+
+def test_log_disconnections(pgtls_factory):
+    import re
+
+    s = pgtls_factory().init()
+    s.conf(log_disconnections="on")
+    s.start()
+    with psycopg.connect(s.dsn()) as c:
+        c.execute("select 1")
+    deadline = time.monotonic() + 5
+    while "disconnection:" not in s.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert re.search(r"LOG:  disconnection: session time: \d+:\d\d:\d\d\.\d\d\d user=postgres database=postgres "
+                     r"host=127\.0\.0\.1 port=\d+", s.log())
