@@ -167,6 +167,14 @@ class Channel:
             self._in.write(initial)
         loop = asyncio.get_running_loop()
         while True:
+            if not self._in.pending:
+                # Nothing to feed the engine yet: wait here rather than spend a thread hand-off on a
+                # handshake step that could only ask for more data.
+                self._flush_tls()
+                data = await self.raw.recv()
+                if not data:
+                    raise TlsFailed("EOF detected") from None
+                self._in.write(data)
             try:
                 if self.executor is not None:
                     await loop.run_in_executor(self.executor, sslobj.do_handshake)
