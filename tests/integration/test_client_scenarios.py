@@ -52,8 +52,6 @@ ROUNDTRIP_XFAIL: dict[tuple[str, str], str] = {
 CHECK_XFAIL: dict[tuple[str, str], str] = {
     ("psql", "prepared"): "PREPARE p(int8, text) / EXECUTE now work, but psql -A -t prints the seven EXECUTE "
                           "results separated by newlines instead of the record separator (not yet investigated)",
-    ("pg8000", "cancel"): "pg8000 has no CancelRequest; pg_cancel_backend(pid) from another session fails with "
-                          "42883 'function pg_cancel_backend does not exist'",
 }
 
 

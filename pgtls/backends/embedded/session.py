@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from pgtls.backends.base import Registry, Send, SessionInfo
-from pgtls.backends.embedded import catalog, commands, roles_sql, sqlerrors
+from pgtls.backends.embedded import catalog, commands, roles_sql, signals, sqlerrors
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.codecs import row_encoder
 from pgtls.backends.embedded.ddl import rewrite_create_table
@@ -360,6 +360,8 @@ class EmbeddedSession:
             return self.discard(w)
         if first in ("LISTEN", "UNLISTEN", "NOTIFY"):
             return _tag(first)
+        if first == "SELECT" and "pg_cancel_backend" in sql and (sig := signals.match_cancel(sql)) is not None:
+            return signals.cancel_backend(self, *sig)
         if first in ("CREATE", "ALTER", "DROP", "GRANT", "REVOKE") and roles_sql.is_role_statement(tokens(sql)):
             return _tag(roles_sql.execute(self, sql, offset))
         if first in ("ATTACH", "DETACH"):  # the file system is off limits, and the catalog database stays
