@@ -72,6 +72,16 @@ class ServerDir:
     proc: subprocess.Popen[bytes] | None
     _log_offset: int = 0
 
+    def __init__(self, base: Path | None, prefix: str, superuser: str) -> None:
+        self.base = base or shared_tmpdir(prefix)
+        self.datadir = self.base / "data"
+        self.sockdir = self.base / "sock"
+        self.logfile = self.base / "server.log"
+        self.superuser = superuser
+        self.port = free_port()
+        self.proc = None
+        self._log_offset = 0
+
     def _own(self, path: Path) -> None:
         """Make ``path`` usable by the server's OS user (a no-op unless the server runs as another user)."""
 
@@ -130,14 +140,7 @@ class RealPostgres(ServerDir):
     """``with RealPostgres() as pg:`` -> a running cluster; ``pg.port``, ``pg.datadir``, ``pg.log()``."""
 
     def __init__(self, base: Path | None = None, superuser: str = "postgres") -> None:
-        self.base = base or shared_tmpdir("pgtls-pg-")
-        self.datadir = self.base / "data"
-        self.sockdir = self.base / "sock"
-        self.logfile = self.base / "server.log"
-        self.superuser = superuser
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
+        super().__init__(base, "pgtls-pg-", superuser)
 
     # --- lifecycle ---
     def init(self) -> RealPostgres:

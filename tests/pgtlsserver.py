@@ -9,21 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from tests.pgserver import ServerDir, free_port, shared_tmpdir
+from tests.pgserver import ServerDir
 
 READY = "database system is ready to accept connections"
 
 
 class PgtlsServer(ServerDir):
     def __init__(self, base: Path | None = None, *, superuser: str = "postgres") -> None:
-        self.base = base or shared_tmpdir("pgtls-srv-")
-        self.datadir = self.base / "data"
-        self.sockdir = self.base / "sock"
-        self.logfile = self.base / "server.log"
-        self.superuser = superuser
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
+        super().__init__(base, "pgtls-srv-", superuser)
 
     def init(self, *, tls: bool = False) -> PgtlsServer:
         from pgtls.server.initdb import init_data_dir
