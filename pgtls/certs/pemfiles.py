@@ -54,6 +54,18 @@ def _blocks(data: bytes, labels: tuple[str, ...]) -> list[bytes]:
     return [m.group(0) for m in _BLOCK.finditer(data) if m.group(1).decode() in labels]
 
 
+def _no_pem(data: bytes, p: object, what: str, der_loader: Callable[[bytes], object], kind: str) -> CertError:
+    """The error for a file without PEM blocks of ``kind``: a DER file is named as such."""
+    if _looks_der(data):
+        try:
+            der_loader(data)
+        except Exception:
+            pass
+        else:
+            return CertError(f'{what} file "{p}" is in DER format; PostgreSQL needs PEM')
+    return CertError(f'{what} file "{p}" contains no PEM {kind}')
+
+
 def _looks_der(data: bytes) -> bool:
     return len(data) > 2 and data[0] == 0x30 and b"-----BEGIN" not in data
 
@@ -64,14 +76,7 @@ def read_certs(path: str | os.PathLike[str], what: str = "certificate") -> list[
     data = _read(p, what)
     blocks = _blocks(data, ("CERTIFICATE", "TRUSTED CERTIFICATE", "X509 CERTIFICATE"))
     if not blocks:
-        if _looks_der(data):
-            try:
-                x509.load_der_x509_certificate(data)
-            except Exception:
-                pass
-            else:
-                raise CertError(f'{what} file "{p}" is in DER format; PostgreSQL needs PEM')
-        raise CertError(f'{what} file "{p}" contains no PEM certificate')
+        raise _no_pem(data, p, what, x509.load_der_x509_certificate, "certificate")
     out: list[x509.Certificate] = []
     for i, block in enumerate(blocks, 1):
         try:
@@ -134,14 +139,7 @@ def read_crls(path: str | os.PathLike[str], what: str = "CRL") -> list[x509.Cert
     data = _read(p, what)
     blocks = _blocks(data, ("X509 CRL",))
     if not blocks:
-        if _looks_der(data):
-            try:
-                x509.load_der_x509_crl(data)
-            except Exception:
-                pass
-            else:
-                raise CertError(f'{what} file "{p}" is in DER format; PostgreSQL needs PEM')
-        raise CertError(f'{what} file "{p}" contains no PEM CRL')
+        raise _no_pem(data, p, what, x509.load_der_x509_crl, "CRL")
     out: list[x509.CertificateRevocationList] = []
     for i, block in enumerate(blocks, 1):
         try:
