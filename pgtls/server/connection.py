@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from pgtls import tls as tlsmod
-from pgtls.backends.base import SessionInfo, TlsInfo
+from pgtls.backends.base import Send, Session, SessionInfo, TlsInfo
 from pgtls.errors import ADMIN_SHUTDOWN, INTERNAL_ERROR, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
 from pgtls.protocol import messages as m
 from pgtls.protocol.startup import (
@@ -56,7 +56,7 @@ class Connection:
         self.snap: Snapshot = server.snapshot
         self.channel = Channel(raw, server.tls_executor)
         self.entry: Entry | None = None
-        self.tls_facts: object | None = None
+        self.tls_facts: tlsmod.ConnectionFacts | None = None
         self.host = "[local]" if raw.is_unix or raw.peer is None else raw.peer[0]
         self.port = None if raw.peer is None else raw.peer[1]
         self.startup: Startup | None = None
@@ -256,14 +256,14 @@ class Connection:
         if f is None:
             return None
         return TlsInfo(
-            version=f.version,  # type: ignore[attr-defined]
-            cipher=f.cipher,  # type: ignore[attr-defined]
-            bits=f.bits,  # type: ignore[attr-defined]
-            client_cert_present=f.peer_cert_der is not None,  # type: ignore[attr-defined]
-            client_dn=f.client_dn,  # type: ignore[attr-defined]
-            client_serial=f.client_serial,  # type: ignore[attr-defined]
-            issuer_dn=f.issuer_dn,  # type: ignore[attr-defined]
-            client_cert_der=f.peer_cert_der,  # type: ignore[attr-defined]
+            version=f.version,
+            cipher=f.cipher,
+            bits=f.bits,
+            client_cert_present=f.peer_cert_der is not None,
+            client_dn=f.client_dn,
+            client_serial=f.client_serial,
+            issuer_dn=f.issuer_dn,
+            client_cert_der=f.peer_cert_der,
         )
 
     # --- reading messages ---
@@ -308,7 +308,7 @@ class Connection:
             if terminate or self.server.shutting_down_fast:
                 return
 
-    async def run_batch(self, session: object, batch: list[tuple[bytes, bytes]], send: object) -> None:
+    async def run_batch(self, session: Session, batch: list[tuple[bytes, bytes]], send: Send) -> None:
         if not batch:
             return
         entry = self.entry
@@ -321,7 +321,7 @@ class Connection:
         def work() -> str | None:
             status = None
             for kind, body in batch:
-                st = session.handle(kind, body, send)  # type: ignore[attr-defined]
+                st = session.handle(kind, body, send)
                 if st is not None:
                     status = st
             return status
