@@ -129,3 +129,25 @@ def duck_search_path(value: str) -> str:
     if "main" not in names:
         names.append("main")
     return ",".join(names)
+
+
+def parse_savepoint_name(sql: str) -> str | None:
+    """The savepoint of SAVEPOINT x / RELEASE [SAVEPOINT] x / ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT] x;
+    None for a plain ROLLBACK."""
+    toks = tokens(sql)
+    w = [t.text.upper() if t.kind == "word" else t.text for t in toks]
+    i = 1
+    if w[0] == "ROLLBACK":
+        if i < len(w) and w[i] in ("WORK", "TRANSACTION"):
+            i += 1
+        if i >= len(w) or w[i] != "TO":
+            return None
+        i += 1
+    if i < len(w) and w[i] == "SAVEPOINT" and w[0] != "SAVEPOINT" and i + 1 < len(w):
+        i += 1
+    if i >= len(toks):
+        raise PgError("42601", "syntax error at end of input")
+    if toks[i].kind not in ("word", "ident") or i + 1 < len(toks) and toks[i + 1].text != ";":
+        bad = toks[i] if toks[i].kind not in ("word", "ident") else toks[i + 1]
+        raise PgError("42601", f'syntax error at or near "{bad.text}"')
+    return unquote_ident(toks[i].text)

@@ -136,6 +136,9 @@ def _from_settings(settings: object | None, name: str, default: str) -> str:
         return default
 
 
+GucMark = tuple[dict[str, str], dict[str, str | None]]  # session values and SET LOCAL priors
+
+
 class Gucs:
     """The parameter values one session sees."""
 
@@ -228,6 +231,18 @@ class Gucs:
         self._session = target
         self._tx_snapshot = None
         self._local_prior = {}
+        return [self._canon.get(k, k) for k in sorted(changed)]
+
+    def mark(self) -> GucMark:
+        """The values at a SAVEPOINT, for :meth:`restore`."""
+        return dict(self._session), dict(self._local_prior)
+
+    def restore(self, mark: GucMark) -> list[str]:
+        """ROLLBACK TO SAVEPOINT: the values at ``mark`` again; returns the parameters that changed."""
+        session, local_prior = mark
+        changed = {k for k in set(session) | set(self._session) if session.get(k) != self._session.get(k)}
+        self._session = dict(session)
+        self._local_prior = dict(local_prior)
         return [self._canon.get(k, k) for k in sorted(changed)]
 
     def set(self, name: str, value: str, local: bool = False) -> str:

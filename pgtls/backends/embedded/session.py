@@ -24,6 +24,7 @@ from pgtls.backends.embedded.ddl import rewrite_create_table
 from pgtls.backends.embedded.execute import Result, _none, run
 from pgtls.backends.embedded.gucs import REPORTED, Gucs, tzinfo
 from pgtls.backends.embedded.rewrite import rewrite
+from pgtls.backends.embedded.savepoints import Journal, is_pure_read
 from pgtls.backends.embedded.sqltext import quote_literal, split_with_offsets, tokens, words
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
@@ -104,6 +105,7 @@ class EmbeddedSession:
         self.gucs = Gucs(backend.settings, info, defaults)
         self.tx = "I"  # PostgreSQL's transaction status: I idle, T in block, E failed block
         self.implicit = False  # inside an implicit transaction (multi-statement Q / extended batch)
+        self.journal = Journal()  # the DuckDB transaction's statements, for ROLLBACK TO SAVEPOINT
         self.tz = tzinfo(self.gucs.get("TimeZone"))
         self._running = threading.Event()
         self._closed = False
@@ -241,12 +243,14 @@ class EmbeddedSession:
 
     def begin_implicit(self) -> None:
         self.cur.execute("BEGIN")
+        self.journal.reset()
         self.implicit = True
 
     def end_implicit(self, commit: bool) -> None:
         if not self.implicit:
             return
         self.implicit = False
+        self.journal.reset()
         try:
             self.cur.execute("COMMIT" if commit else "ROLLBACK")
         except duckdb.Error as e:
@@ -343,7 +347,7 @@ class EmbeddedSession:
         self.detach_stream()
         self.cursors.detach()
         if first in commands.TX_WORDS:
-            return self.transaction_command(first, w)
+            return self.transaction_command(first, w, sql)
         if first == "SET":
             return self.set_command(sql)
         if first == "RESET":
@@ -353,7 +357,10 @@ class EmbeddedSession:
             if name.upper() not in ("TABLES", "DATABASES") and not name.upper().startswith("ALL TABLES"):
                 return self.show_command(name)
         if first == "COPY":
-            return self.copy.start(sql)
+            res = self.copy.start(sql)
+            if self.copy.active and self.tx != "I":
+                self.journal.block("COPY FROM STDIN ran in the transaction before it")
+            return res
         if first in ("CREATE", "DROP") and len(w) > 1 and w[1] == "DATABASE":
             return self.database_command(first, sql)
         if first == "DISCARD":
@@ -376,14 +383,21 @@ class EmbeddedSession:
                 if stmts:
                     for pre in stmts[:-1]:
                         self.cur.execute(pre)
+                        self._journal(first, pre)
                     sql2, duck_type = stmts[-1], None
             self._running.set()
             try:
-                return run(self.cur, sql2, w, duck_type)
+                res = run(self.cur, sql2, w, duck_type)
             finally:
                 self._running.clear()
+            self._journal(first, sql2)
+            return res
         except duckdb.Error as e:
-            raise sqlerrors.translate(e, sql, offset) from None
+            raise sqlerrors.translate(e, sql, offset, self.cur) from None
+
+    def _journal(self, first: str, sql: str) -> None:
+        if (self.tx != "I" or self.implicit) and not is_pure_read(first, sql):
+            self.journal.record(sql)
 
     def is_superuser(self) -> bool:
         """Whether the session's role is a superuser now (the role store may have changed since login)."""
@@ -393,7 +407,7 @@ class EmbeddedSession:
             role = None
         return role.superuser if role is not None else self.info.is_superuser
 
-    def transaction_command(self, first: str, w: list[str]) -> Result:
+    def transaction_command(self, first: str, w: list[str], sql: str) -> Result:
         notice = self.notice
         if first in ("BEGIN", "START"):
             if self.tx != "I":
@@ -403,6 +417,7 @@ class EmbeddedSession:
                 self.implicit = False  # an explicit BEGIN takes over the implicit transaction
             else:
                 self._duck("BEGIN")
+                self.journal.reset()
             self.tx = "T"
             self.gucs.begin()
             return _tag("BEGIN")
@@ -412,6 +427,7 @@ class EmbeddedSession:
                 return _tag("COMMIT")
             failed = self.tx == "E"
             self.tx = "I"
+            self.journal.reset()
             self.cursors.end_transaction(commit=not failed)
             self._end_gucs(commit=not failed)
             if failed:
@@ -424,13 +440,14 @@ class EmbeddedSession:
                 raise sqlerrors.translate(e) from None
             return _tag("COMMIT")
         if first in ("ROLLBACK", "ABORT"):
-            if len(w) > 1 and w[1] == "TO":
-                raise PgError("0A000", "ROLLBACK TO SAVEPOINT is not supported by the embedded DuckDB backend",
-                              hint="Roll back the whole transaction instead.")
+            name = commands.parse_savepoint_name(sql) if first == "ROLLBACK" else None
+            if name is not None:
+                return self.rollback_to_savepoint(name)
             if self.tx == "I":
                 notice(PgError("25P01", "there is no transaction in progress", severity="WARNING"))
                 return _tag("ROLLBACK")
             self.tx = "I"
+            self.journal.reset()
             self.cursors.end_transaction(commit=False)
             self._end_gucs(commit=False)
             self._rollback_quietly()
@@ -438,12 +455,45 @@ class EmbeddedSession:
         if first == "SAVEPOINT":
             if self.tx == "I":
                 raise PgError("25P01", "SAVEPOINT can only be used in transaction blocks")
+            name = commands.parse_savepoint_name(sql) or ""
+            self.journal.push(name, self.gucs.mark(), frozenset(self.cursors.cursors))
             return _tag("SAVEPOINT")
         if first == "RELEASE":
             if self.tx == "I":
                 raise PgError("25P01", "RELEASE SAVEPOINT can only be used in transaction blocks")
+            self.journal.release(commands.parse_savepoint_name(sql) or "")
             return _tag("RELEASE")
         raise PgError("0A000", f"{first} is not supported")
+
+    def rollback_to_savepoint(self, name: str) -> Result:
+        """ROLLBACK TO SAVEPOINT by replay (savepoints.py); leaves the aborted state as PostgreSQL does."""
+        if self.tx == "I":
+            raise PgError("25P01", "ROLLBACK TO SAVEPOINT can only be used in transaction blocks")
+
+        def replay(entries: list[str]) -> None:
+            try:
+                self.cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # DuckDB may have ended the failed transaction already
+            self._running.set()
+            try:
+                self.cur.execute("BEGIN")
+                for stmt in entries:
+                    self.cur.execute(stmt)
+            except duckdb.Error as e:
+                self._rollback_quietly()
+                err = sqlerrors.translate(e)
+                err.detail = err.detail or f'while running again the statements before savepoint "{name}"'
+                raise err from None
+            finally:
+                self._running.clear()
+
+        sp = self.journal.rollback_to(name, replay)
+        self.tx = "T"
+        self.cursors.cursors = {k: c for k, c in self.cursors.cursors.items() if k in sp.cursors}
+        for canon in self.gucs.restore(sp.gucs):
+            self._changed(canon)
+        return _tag("ROLLBACK")
 
     def _end_gucs(self, commit: bool) -> None:
         for canon in self.gucs.end(commit):

@@ -147,6 +147,16 @@ def _hint(rest: str) -> str | None:
 _TARGET = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE)\s+(?:\"?[\w$]+\"?\.)?\"?([\w$]+)\"?", re.I)
 
 
+_KEY_PART = re.compile(r"(?:^|, )([\w$]+): ")
+
+
+def _key_detail(key: str) -> str:
+    """DuckDB's 'b: 2, c: 3' as PostgreSQL's 'Key (b, c)=(2, 3) already exists.'"""
+    cols = _KEY_PART.findall(key)
+    values = _KEY_PART.split(key)[2::2]
+    return f"Key ({', '.join(cols)})=({', '.join(values)}) already exists."
+
+
 def _constraint_name(body: str, sql: str) -> str:
     """PostgreSQL's default constraint name (t_pkey, t_col_key) for a DuckDB duplicate-key error."""
     m = _TARGET.match(sql)
@@ -155,12 +165,49 @@ def _constraint_name(body: str, sql: str) -> str:
     table = m.group(1)
     if "primary key" in body:
         return f' "{table}_pkey"'
-    k = re.search(r'Duplicate key "([\w$]+): ', body)
-    return f' "{table}_{k.group(1)}_key"' if k else ""
+    k = re.search(r'Duplicate key "(.*)" violates', body)
+    cols = _KEY_PART.findall(k.group(1)) if k else []
+    return f' "{table}_{"_".join(cols)}_key"' if cols else ""
 
 
-def translate(exc: BaseException, sql: str = "", offset: int = 0) -> PgError:
-    """A PgError for a DuckDB exception raised running ``sql`` (which starts at ``offset`` in the query)."""
+_IN_TX_KEY = re.compile(r'constraint violation: duplicate key "(?P<v>.*)"')
+
+
+def _unique_in_transaction(body: str, sql: str, cur: duckdb.DuckDBPyConnection | None) -> tuple[str, str | None]:
+    """Constraint name and detail for DuckDB's in-transaction duplicate-key error, which names neither.
+
+    The failed transaction cannot be asked, so a second cursor reads the table's committed constraints; the
+    one whose column count matches the key's values is named (nothing if that is ambiguous)."""
+    m = _TARGET.match(sql)
+    v = _IN_TX_KEY.search(body)
+    if cur is None or not m or not v:
+        return "", None
+    table, values = m.group(1), v.group("v")
+    try:
+        other = cur.cursor()
+        try:
+            found = other.execute(
+                "SELECT constraint_type, constraint_column_names FROM duckdb_constraints() "
+                "WHERE table_name = ? AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')",
+                [table],
+            ).fetchall()
+        finally:
+            other.close()
+    except duckdb.Error:
+        return "", None
+    fits = [(kind, cols) for kind, cols in found if len(cols) == values.count(", ") + 1]
+    if len(fits) != 1:
+        return "", None
+    kind, cols = fits[0]
+    name = f"{table}_pkey" if kind == "PRIMARY KEY" else f"{table}_{'_'.join(cols)}_key"
+    return f' "{name}"', f"Key ({', '.join(cols)})=({values}) already exists."
+
+
+def translate(
+    exc: BaseException, sql: str = "", offset: int = 0, cur: duckdb.DuckDBPyConnection | None = None
+) -> PgError:
+    """A PgError for a DuckDB exception raised running ``sql`` (which starts at ``offset`` in the query);
+    ``cur``, if given, may be asked for what the error message leaves out."""
     if isinstance(exc, PgError):
         return exc
     raw = str(exc)
@@ -178,8 +225,14 @@ def translate(exc: BaseException, sql: str = "", offset: int = 0) -> PgError:
         groups = {k: DUCK_TYPE_NAMES.get(v or "", v or "") for k, v in m.groupdict().items()}
         message = rule.message.format(**groups) if rule.message else first.rstrip("!")
         detail = rule.detail.format(**groups).replace(": ", ")=(", 1) if rule.detail else None
+        if rule.sqlstate == "23505" and rule.detail:
+            detail = _key_detail(groups["k"])
         if rule.sqlstate == "23505":
-            message += _constraint_name(body, sql)
+            if rule.detail:
+                message += _constraint_name(body, sql)
+            else:
+                name, detail = _unique_in_transaction(body, sql, cur)
+                message += name
         return PgError(
             rule.sqlstate,
             message,
