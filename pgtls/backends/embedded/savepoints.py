@@ -15,8 +15,9 @@ What differs from PostgreSQL, and is documented in docs/embedded.md:
   rows another session has changed since may now do something else, and
   ``now()`` moves to the new transaction's start;
 - ``nextval()`` in a replayed statement takes new values;
-- a transaction whose journal outgrew :data:`JOURNAL_LIMIT`, or that ran
-  ``COPY FROM STDIN`` before the savepoint, cannot roll back to it (0A000).
+- a transaction whose journal outgrew :data:`JOURNAL_LIMIT` (statements and
+  the rows of ``COPY FROM STDIN`` together) cannot roll back to a savepoint set
+  before that happened (0A000).
 
 Pure reads are not journalled: running them again would change nothing.
 """
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from pgtls.backends.embedded.gucs import GucMark
 from pgtls.errors import PgError
 
-JOURNAL_LIMIT = 64 * 1024 * 1024  # characters of SQL a transaction may journal before replay is given up
+JOURNAL_LIMIT = 64 * 1024 * 1024  # bytes (about) a transaction may journal before replay is given up
 
 _READS = {"SELECT", "VALUES", "TABLE", "SHOW", "FROM", "DESCRIBE", "SUMMARIZE", "EXPLAIN", "PRAGMA"}
 _SIDE_EFFECTS = ("nextval", "setval", "analyze")
@@ -43,10 +44,14 @@ def is_pure_read(first: str, sql: str) -> bool:
     return not any(s in low for s in _SIDE_EFFECTS)
 
 
+Entry = tuple[str, object]  # a statement and its parameters (None, or what DuckDB's execute() takes)
+
+
 @dataclass
 class Savepoint:
     name: str
     position: int  # journal entries before it
+    size: int  # the journal's size then
     blocker: str | None  # why the statements before it cannot be replayed, if they cannot
     gucs: GucMark  # Gucs.mark() at SAVEPOINT
     cursors: frozenset[str]  # SQL cursors open at SAVEPOINT
@@ -56,7 +61,7 @@ class Savepoint:
 class Journal:
     """The statements of the current DuckDB transaction and the savepoints set in it."""
 
-    entries: list[str] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
     size: int = 0
     blocker: str | None = None  # set once the journal can no longer be replayed from its start
     savepoints: list[Savepoint] = field(default_factory=list)
@@ -67,21 +72,22 @@ class Journal:
         self.blocker = None
         self.savepoints.clear()
 
-    def record(self, sql: str) -> None:
+    def record(self, sql: str, params: object = None, size: int = 0) -> None:
+        """Journal a statement that ran; ``size`` approximates the memory ``params`` hold."""
         if self.blocker is not None:
             return
-        self.size += len(sql)
+        self.size += len(sql) + size
         if self.size > JOURNAL_LIMIT:
             self.block(f"the transaction's statements exceed the {JOURNAL_LIMIT // (1024 * 1024)} MB replay journal")
             return
-        self.entries.append(sql)
+        self.entries.append((sql, params))
 
     def block(self, why: str) -> None:
         if self.blocker is None:
             self.blocker = why  # the entries so far stay: savepoints set before this can still be replayed
 
     def push(self, name: str, gucs: GucMark, cursors: frozenset[str]) -> None:
-        self.savepoints.append(Savepoint(name, len(self.entries), self.blocker, gucs, cursors))
+        self.savepoints.append(Savepoint(name, len(self.entries), self.size, self.blocker, gucs, cursors))
 
     def find(self, name: str) -> int:
         """Index of the newest savepoint called ``name``; 3B001 if there is none."""
@@ -94,7 +100,7 @@ class Journal:
         """RELEASE: forget the savepoint and every later one; their statements stay."""
         del self.savepoints[self.find(name) :]
 
-    def rollback_to(self, name: str, replay: Callable[[list[str]], None]) -> Savepoint:
+    def rollback_to(self, name: str, replay: Callable[[list[Entry]], None]) -> Savepoint:
         """ROLLBACK TO: ``replay`` the statements before the savepoint (in a new DuckDB transaction).
 
         The savepoint itself stays, later ones go.  Raises 0A000 when the statements cannot be replayed.
@@ -110,7 +116,7 @@ class Journal:
             )
         del self.savepoints[i + 1 :]
         del self.entries[sp.position :]
-        self.size = sum(len(e) for e in self.entries)
+        self.size = sp.size
         self.blocker = None
         replay(list(self.entries))
         return sp

@@ -24,7 +24,7 @@ from pgtls.backends.embedded.ddl import rewrite_create_table
 from pgtls.backends.embedded.execute import Result, _none, run
 from pgtls.backends.embedded.gucs import REPORTED, Gucs, tzinfo
 from pgtls.backends.embedded.rewrite import rewrite
-from pgtls.backends.embedded.savepoints import Journal, is_pure_read
+from pgtls.backends.embedded.savepoints import Entry, Journal, is_pure_read
 from pgtls.backends.embedded.sqltext import quote_literal, split_with_offsets, tokens, words
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
@@ -470,7 +470,7 @@ class EmbeddedSession:
         if self.tx == "I":
             raise PgError("25P01", "ROLLBACK TO SAVEPOINT can only be used in transaction blocks")
 
-        def replay(entries: list[str]) -> None:
+        def replay(entries: list[Entry]) -> None:
             try:
                 self.cur.execute("ROLLBACK")
             except duckdb.Error:
@@ -478,8 +478,8 @@ class EmbeddedSession:
             self._running.set()
             try:
                 self.cur.execute("BEGIN")
-                for stmt in entries:
-                    self.cur.execute(stmt)
+                for stmt, params in entries:
+                    self.cur.execute(stmt, params)
             except duckdb.Error as e:
                 self._rollback_quietly()
                 err = sqlerrors.translate(e)
