@@ -78,6 +78,11 @@ class Session(Protocol):
         """Interrupt the running statement (CancelRequest); called from another thread."""
         ...
 
+    def set_async_sender(self, post: Send) -> None:
+        """Where the session may write asynchronous messages (NotificationResponse) while it is idle, from
+        any thread; ``post`` never blocks."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -272,6 +272,10 @@ class Channel:
             self._inflight -= n
             self._cond.notify_all()
 
+    @property
+    def closing(self) -> bool:
+        return self._closing or self.raw.lost
+
     def close(self) -> None:
         if self._closing:
             return

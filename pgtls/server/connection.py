@@ -285,6 +285,13 @@ class Connection:
         session = entry.session
         loop = asyncio.get_running_loop()
         send = self.channel.threadsafe_sender(loop)
+        channel = self.channel
+
+        def post_on_loop(data: bytes) -> None:
+            if not channel.closing:
+                channel.send(data)
+
+        session.set_async_sender(lambda data: loop.call_soon_threadsafe(post_on_loop, data))
         buf = self.inbuf
         while True:
             first = await self.read_message(buf, MAX_SESSION_MESSAGE)

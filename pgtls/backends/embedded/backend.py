@@ -14,6 +14,7 @@ from pgtls.backends.base import Registry, SessionInfo
 from pgtls.backends.embedded import catalog
 from pgtls.backends.embedded.databases import IDLE_CLOSE_SECONDS, DatabaseFiles
 from pgtls.backends.embedded.gucs import GucDefaults, settings_token
+from pgtls.backends.embedded.notify import Hub
 from pgtls.backends.embedded.session import EmbeddedSession
 from pgtls.backends.embedded.sqltext import quote_literal
 
@@ -37,6 +38,7 @@ class EmbeddedBackend:
         self._diff: tuple[object, dict[str, str]] | None = None
         self._roles: RoleStore | None = None
         self.files = DatabaseFiles(self.data_dir, prepare=self._prepare_file, idle_close=idle_close)
+        self.hub = Hub()  # LISTEN/NOTIFY between sessions
 
     # --- shared, per settings snapshot --------------------------------------------------------
     def defaults(self) -> GucDefaults:

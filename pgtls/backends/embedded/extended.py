@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from pgtls.backends.embedded import params, sqlerrors
+from pgtls.backends.embedded import notify, params, sqlerrors
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.commands import parse_show
 from pgtls.backends.embedded.cursors import fetch_target
@@ -228,6 +228,8 @@ class Extended:
         if first == "FETCH":
             c = self.s.cursors.get(fetch_target(sql) or "")
             return c.result.columns if c else None
+        if first == "SELECT" and (call := notify.match_pg_notify(sql)) is not None:
+            return notify.void_result(call[2]).columns
         self.s.detach_stream()
         self.s.cursors.detach()
         try:

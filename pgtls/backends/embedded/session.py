@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from pgtls.backends.base import Registry, Send, SessionInfo
-from pgtls.backends.embedded import catalog, commands, roles_sql, signals, sqlerrors
+from pgtls.backends.embedded import catalog, commands, notify, roles_sql, signals, sqlerrors
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.codecs import row_encoder
 from pgtls.backends.embedded.ddl import rewrite_create_table
@@ -106,6 +106,7 @@ class EmbeddedSession:
         self.tx = "I"  # PostgreSQL's transaction status: I idle, T in block, E failed block
         self.implicit = False  # inside an implicit transaction (multi-statement Q / extended batch)
         self.journal = Journal()  # the DuckDB transaction's statements, for ROLLBACK TO SAVEPOINT
+        self.listener = notify.Listener(backend.hub, info.database, info.pid)
         self.tz = tzinfo(self.gucs.get("TimeZone"))
         self._running = threading.Event()
         self._closed = False
@@ -138,10 +139,14 @@ class EmbeddedSession:
     def startup_parameters(self) -> list[tuple[str, str]]:
         return self.gucs.reported()
 
+    def set_async_sender(self, post: Send) -> None:
+        self.listener.post = post
+
     def handle(self, kind: bytes, body: bytes, send: Send) -> str | None:
         out = Output(send)
         self.out = out
         timer = self._arm_statement_timeout() if kind in (b"Q", b"E") else None
+        self.listener.begin_work()
         try:
             if kind == b"Q":
                 if self.extended.skipping:
@@ -160,6 +165,9 @@ class EmbeddedSession:
                 timer.cancel()
             self._timed_out = False
             self.out = None
+            late = self.listener.end_work(idle=self.tx == "I" and not self.implicit)
+            if late:
+                out.add(late)
             out.flush()
 
     def _arm_statement_timeout(self) -> threading.Timer | None:
@@ -188,6 +196,7 @@ class EmbeddedSession:
         if self._closed:
             return
         self._closed = True
+        self.listener.close()
         try:
             if self.tx != "I" or self.implicit:
                 self.cur.execute("ROLLBACK")
@@ -234,6 +243,10 @@ class EmbeddedSession:
         for name, value in self.pending_status:
             out.add(m.parameter_status(name, value))
         self.pending_status.clear()
+        if self.tx == "I" and not self.implicit:
+            waiting = self.listener.take()
+            if waiting:
+                out.add(waiting)
         out.add(m.ready_for_query(self.tx))
         return self.tx
 
@@ -254,9 +267,15 @@ class EmbeddedSession:
         try:
             self.cur.execute("COMMIT" if commit else "ROLLBACK")
         except duckdb.Error as e:
+            self.listener.rollback()
             if commit:
                 self._rollback_quietly()
                 raise sqlerrors.translate(e) from None
+            return
+        if commit:
+            self.listener.commit()
+        else:
+            self.listener.rollback()
 
     def _rollback_quietly(self) -> None:
         try:
@@ -271,6 +290,7 @@ class EmbeddedSession:
         out.add(m.error_response(err))
         if self.implicit:
             self.implicit = False
+            self.listener.rollback()
             self._rollback_quietly()
         if self.tx == "T":
             self.tx = "E"
@@ -366,7 +386,10 @@ class EmbeddedSession:
         if first == "DISCARD":
             return self.discard(w)
         if first in ("LISTEN", "UNLISTEN", "NOTIFY"):
-            return _tag(first)
+            return self.notify_command(sql)
+        if first == "SELECT" and "pg_notify" in sql and (call := notify.match_pg_notify(sql)) is not None:
+            self.listener.notify(call[0], call[1], in_block=self.tx != "I" or self.implicit)
+            return notify.void_result(call[2])
         if first == "SELECT" and "pg_cancel_backend" in sql and (sig := signals.match_cancel(sql)) is not None:
             return signals.cancel_backend(self, *sig)
         if first in ("CREATE", "ALTER", "DROP", "GRANT", "REVOKE") and roles_sql.is_role_statement(tokens(sql)):
@@ -431,13 +454,16 @@ class EmbeddedSession:
             self.cursors.end_transaction(commit=not failed)
             self._end_gucs(commit=not failed)
             if failed:
+                self.listener.rollback()
                 self._rollback_quietly()
                 return _tag("ROLLBACK")
             try:
                 self.cur.execute("COMMIT")
             except duckdb.Error as e:
+                self.listener.rollback()
                 self._rollback_quietly()
                 raise sqlerrors.translate(e) from None
+            self.listener.commit()
             return _tag("COMMIT")
         if first in ("ROLLBACK", "ABORT"):
             name = commands.parse_savepoint_name(sql) if first == "ROLLBACK" else None
@@ -448,6 +474,7 @@ class EmbeddedSession:
                 return _tag("ROLLBACK")
             self.tx = "I"
             self.journal.reset()
+            self.listener.rollback()
             self.cursors.end_transaction(commit=False)
             self._end_gucs(commit=False)
             self._rollback_quietly()
@@ -464,6 +491,19 @@ class EmbeddedSession:
             self.journal.release(commands.parse_savepoint_name(sql) or "")
             return _tag("RELEASE")
         raise PgError("0A000", f"{first} is not supported")
+
+    def notify_command(self, sql: str) -> Result:
+        command, channel, payload = notify.parse_listen(sql)
+        in_block = self.tx != "I" or self.implicit
+        if command == "LISTEN":
+            assert channel is not None
+            self.listener.listen(channel, in_block)
+        elif command == "UNLISTEN":
+            self.listener.unlisten(channel, in_block)
+        else:
+            assert channel is not None
+            self.listener.notify(channel, payload, in_block)
+        return _tag(command)
 
     def rollback_to_savepoint(self, name: str) -> Result:
         """ROLLBACK TO SAVEPOINT by replay (savepoints.py); leaves the aborted state as PostgreSQL does."""
