@@ -12,6 +12,7 @@ import java.sql.Array;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
+import java.sql.Savepoint;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
@@ -91,6 +92,22 @@ public class Scenario {
                     out.add(join(st.executeQuery("SELECT 42")));
                 }
                 return String.join(" ", out);
+            });
+            check(checks, "savepoint", () -> {
+                try (Statement st = c.createStatement()) {
+                    String tb = prefix + "_sp";
+                    st.execute("CREATE TABLE " + tb + " (a int PRIMARY KEY)");
+                    c.setAutoCommit(false);
+                    st.execute("INSERT INTO " + tb + " VALUES (1)");
+                    Savepoint sp = c.setSavepoint();
+                    String state = "no error";
+                    try { st.execute("INSERT INTO " + tb + " VALUES (1)"); } catch (SQLException e) { state = e.getSQLState(); }
+                    c.rollback(sp);
+                    st.execute("INSERT INTO " + tb + " VALUES (3)");
+                    c.commit();
+                    c.setAutoCommit(true);
+                    return state + " " + join(st.executeQuery("SELECT a FROM " + tb + " ORDER BY a"));
+                }
             });
             check(checks, "cancel", () -> {
                 try (Statement st = c.createStatement()) {

@@ -133,6 +133,7 @@ def run_psycopg(tg: Target, prefix: str, *, binary: bool) -> dict[str, Any]:
         ck = rep["checks"]
         _guard(ck, "rollback", lambda: _psy_rollback(tg, prefix))
         _guard(ck, "error_recovery", lambda: _psy_errors(tg))
+        _guard(ck, "savepoint", lambda: _psy_savepoint(c, prefix))
         _guard(ck, "cancel", lambda: _psy_cancel(tg))
         _guard(ck, "copy_in", lambda: _psy_copy_in(c, prefix))
         _guard(ck, "copy_out", lambda: _psy_copy_out(c, prefix))
@@ -150,6 +151,28 @@ def _guard(checks: dict[str, str], name: str, fn: Any) -> None:
         checks[name] = fn()
     except Exception as e:
         checks[name] = "ERROR " + _err(e)
+
+
+SAVEPOINT_SQL = ("CREATE TABLE {p}_sp (a int PRIMARY KEY)", "INSERT INTO {p}_sp VALUES (1)",
+                 "INSERT INTO {p}_sp VALUES (3)", "SELECT a FROM {p}_sp ORDER BY a")  # fmt: skip
+
+
+def _psy_savepoint(c: Any, prefix: str) -> str:
+    """An error inside a nested transaction() block (a savepoint) rolls back only that block."""
+    import psycopg
+
+    create, ins1, ins3, sel = (x.format(p=prefix) for x in SAVEPOINT_SQL)
+    c.execute(create)
+    state = "no error"
+    with c.transaction():
+        c.execute(ins1)
+        try:
+            with c.transaction():
+                c.execute(ins1)
+        except psycopg.Error as e:
+            state = e.sqlstate or "?"
+        c.execute(ins3)
+    return " ".join([state] + [str(r[0]) for r in c.execute(sel)])
 
 
 def _psy_rollback(tg: Target, prefix: str) -> str:
@@ -305,6 +328,20 @@ async def _asyncpg(tg: Target, prefix: str) -> dict[str, Any]:
             out.append(str(await con.fetchval("SELECT 42")))
             return " ".join(out)
 
+        async def savepoint() -> str:
+            create, ins1, ins3, sel = (x.format(p=prefix) for x in SAVEPOINT_SQL)
+            await con.execute(create)
+            state = "no error"
+            async with con.transaction():
+                await con.execute(ins1)
+                try:
+                    async with con.transaction():
+                        await con.execute(ins1)
+                except asyncpg.PostgresError as e:
+                    state = str(e.sqlstate)
+                await con.execute(ins3)
+            return " ".join([state] + [str(r["a"]) for r in await con.fetch(sel)])
+
         async def cancel() -> str:
             await con.execute("SET statement_timeout = '20s'")
             started = time.monotonic()
@@ -353,8 +390,8 @@ async def _asyncpg(tg: Target, prefix: str) -> dict[str, Any]:
             r = await con.fetchrow(f"SELECT count(*), sum(a) FROM {prefix}_batch")
             return f"{r[0]} {r[1]}"
 
-        for name, fn in (("rollback", rollback), ("error_recovery", errors), ("cancel", cancel),
-                         ("copy_in", copy_in), ("copy_out", copy_out), ("prepared", prepared),
+        for name, fn in (("rollback", rollback), ("error_recovery", errors), ("savepoint", savepoint),
+                         ("cancel", cancel), ("copy_in", copy_in), ("copy_out", copy_out), ("prepared", prepared),
                          ("cursor", cursor), ("batch", batch)):  # fmt: skip
             try:
                 ck[name] = await asyncio.wait_for(fn(), 30)
@@ -406,6 +443,22 @@ def run_pg8000(tg: Target, prefix: str) -> dict[str, Any]:
         con.run(f"INSERT INTO {prefix}_txn VALUES (2)")
         con.run("COMMIT")
         return " ".join(str(r[0]) for r in con.run(f"SELECT a FROM {prefix}_txn ORDER BY a"))
+
+    def savepoint(con: Any) -> str:
+        create, ins1, ins3, sel = (x.format(p=prefix) for x in SAVEPOINT_SQL)
+        con.run(create)
+        con.run("BEGIN")
+        con.run(ins1)
+        con.run("SAVEPOINT s")
+        try:
+            con.run(ins1)
+            state = "no error"
+        except pg8000.native.DatabaseError as e:
+            state = sqlstate(e)
+        con.run("ROLLBACK TO SAVEPOINT s")
+        con.run(ins3)
+        con.run("COMMIT")
+        return " ".join([state] + [str(r[0]) for r in con.run(sel)])
 
     def errors(con: Any) -> str:
         out = []
@@ -494,8 +547,8 @@ def run_pg8000(tg: Target, prefix: str) -> dict[str, Any]:
         n, s = con.run(f"SELECT count(*), sum(a) FROM {prefix}_batch")[0]
         return f"{n} {s}"
 
-    for name, fn in (("rollback", rollback), ("error_recovery", errors), ("cancel", cancel),
-                     ("copy_in", copy_in), ("copy_out", copy_out), ("prepared", prepared),
+    for name, fn in (("rollback", rollback), ("error_recovery", errors), ("savepoint", savepoint),
+                     ("cancel", cancel), ("copy_in", copy_in), ("copy_out", copy_out), ("prepared", prepared),
                      ("cursor", cursor), ("batch", batch)):  # fmt: skip
         con = _pg8000_connect(tg)  # a session per check: one check's broken protocol state must not spread
         try:
@@ -585,6 +638,9 @@ def run_psql(tg: Target, prefix: str) -> dict[str, Any]:
     ck["rollback"] = r.stdout.strip().replace(RS, " ") if r.returncode == 0 else "ERROR " + r.stderr
     r = _psql(tg, "", stdin="SELECT 1/0;\nBEGIN;\nSELECT * FROM no_such_table;\nSELECT 1;\nROLLBACK;\nSELECT 42;\n")
     ck["error_recovery"] = " ".join([*_psql_states(r.stderr), r.stdout.strip()])
+    create, ins1, ins3, sel = (x.format(p=prefix) for x in SAVEPOINT_SQL)
+    r = _psql(tg, "", stdin=f"\\set ON_ERROR_ROLLBACK on\n{create};\nBEGIN;\n{ins1};\n{ins1};\n{ins3};\nCOMMIT;\n{sel};\n")
+    ck["savepoint"] = " ".join([*_psql_states(r.stderr), r.stdout.strip().replace(RS, " ")])
     ck["cancel"] = _psql_cancel(tg)
     rows = "".join(f"{a}\t{_copy_field(b)}\n" for a, b in COPY_ROWS)
     r = _psql(tg, "", stdin=f"CREATE TABLE {prefix}_copy (a int, b text);\nCOPY {prefix}_copy (a, b) FROM STDIN;\n"

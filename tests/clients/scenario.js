@@ -85,6 +85,15 @@ async function main () {
     out.push(String((await c.query('SELECT 42 AS x')).rows[0].x))
     return out.join(' ')
   })
+  await guard('savepoint', async () => {
+    const tb = `${cfg.prefix}_sp`
+    await c.query(`CREATE TABLE ${tb} (a int PRIMARY KEY)`)
+    await c.query('BEGIN'); await c.query(`INSERT INTO ${tb} VALUES (1)`); await c.query('SAVEPOINT s')
+    let state = 'no error'
+    try { await c.query(`INSERT INTO ${tb} VALUES (1)`) } catch (e) { state = e.code }
+    await c.query('ROLLBACK TO SAVEPOINT s'); await c.query(`INSERT INTO ${tb} VALUES (3)`); await c.query('COMMIT')
+    return [state, ...(await c.query(`SELECT a FROM ${tb} ORDER BY a`)).rows.map((r) => r.a)].join(' ')
+  })
   await guard('cancel', async () => {
     await c.query("SET statement_timeout = '20s'")
     const started = Date.now()
