@@ -11,6 +11,7 @@ protocol lives in extended.py and COPY in copy.py; both use :meth:`execute`.
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import TYPE_CHECKING
 
@@ -73,6 +74,7 @@ def _text_result(columns: list[str], rows: list[tuple[str | None, ...]], tag: st
 _UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60000, "h": 3600000, "d": 86400000}
 
 
+@functools.lru_cache(maxsize=64)
 def parse_duration_ms(value: str) -> float:
     """A time GUC in milliseconds (bare numbers are milliseconds, as for statement_timeout)."""
     v = value.strip().lower()
@@ -326,16 +328,22 @@ class EmbeddedSession:
             while not limit or n < limit:
                 if res.buffered:
                     rows, res.buffered = res.buffered, []
+                    short = False
                 else:
                     rows = res.fetch(FETCH_ROWS)
+                    short = len(rows) < FETCH_ROWS  # fetch() fills its batch unless the result has ended
                 if not rows:
                     res.done = True
                     break
                 if limit and n + len(rows) > limit:
                     res.buffered = rows[limit - n :]
                     rows = rows[: limit - n]
+                    short = False
                 out.add(b"".join([encode(row) for row in rows]))
                 n += len(rows)
+                if short:
+                    res.done = True
+                    break
         except duckdb.Error as e:
             raise sqlerrors.translate(e) from None
         finally:
