@@ -10,7 +10,7 @@ Both servers: the same ECDSA P-256 certificate chain (tests/certset.py), ssl=on,
 hostssl, clients with sslmode=require.  Prints ratios to PostgreSQL and writes
 bench/results/query_rate.json.
 
-    .venv/bin/python bench/query_rate.py [-T 10] [-c 8] [-j 2] [--rows 1000000] [--copy-mb 200]
+    .venv/bin/python bench/query_rate.py [-T 10] [-c 8] [-j 2] [--rows 1000000] [--copy-mb 200] [--copy-only]
 """
 
 from __future__ import annotations
@@ -42,35 +42,83 @@ def _client_env(home: Path) -> dict[str, str]:
     return env
 
 
-def _psql(port: int, sql: str, env: dict[str, str], *, out: int | None = None) -> subprocess.CompletedProcess[bytes]:
+def _psql(
+    port: int, sql: str, env: dict[str, str], *, out: int | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-         "-d", "postgres", "-c", sql],
-        env=env, stdout=out if out is not None else subprocess.PIPE, stderr=subprocess.PIPE, check=True,
+        [
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ],
+        env=env,
+        stdout=out if out is not None else subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        check=True,
     )
 
 
 def load(kind: str, port: int, env: dict[str, str], rows: int, big_rows: int) -> None:
-    series = (f"generate_series(1, {rows}) AS g(i)" if kind == "postgres" else f"range(1, {rows} + 1) AS g(i)")
-    big = (f"generate_series(1, {big_rows}) AS g(i)" if kind == "postgres" else f"range(1, {big_rows} + 1) AS g(i)")
+    """``accounts`` (``rows`` rows; none with ``rows`` 0) and ``big`` (``big_rows`` rows) on one server."""
+    series = f"generate_series(1, {rows}) AS g(i)" if kind == "postgres" else f"range(1, {rows} + 1) AS g(i)"
+    big = (
+        f"generate_series(1, {big_rows}) AS g(i)"
+        if kind == "postgres"
+        else f"range(1, {big_rows} + 1) AS g(i)"
+    )
     filler = "repeat('x', 84)"
     _psql(port, "DROP TABLE IF EXISTS accounts; DROP TABLE IF EXISTS big", env)
-    _psql(port, "CREATE TABLE accounts (aid int PRIMARY KEY, bid int, abalance int, filler char(84))", env)
-    _psql(port, f"INSERT INTO accounts SELECT i, 1, 0, {filler} FROM {series}", env)
+    if rows:
+        _psql(
+            port, "CREATE TABLE accounts (aid int PRIMARY KEY, bid int, abalance int, filler char(84))", env
+        )
+        _psql(port, f"INSERT INTO accounts SELECT i, 1, 0, {filler} FROM {series}", env)
     _psql(port, f"CREATE TABLE big AS SELECT i, {filler} || CAST(i AS text) AS t FROM {big}", env)
     if kind == "postgres":
-        for table in ("accounts", "big"):
+        for table in ("accounts", "big") if rows else ("big",):
             _psql(port, f"VACUUM ANALYZE {table}", env)  # VACUUM cannot run inside a multi-statement block
 
 
 def pgbench(port: int, env: dict[str, str], script: Path, args: argparse.Namespace, mode: str) -> float:
-    cmd = [str(PG_BIN / "pgbench"), "-n", "-M", mode, "-c", str(args.clients), "-j", str(args.jobs),
-           "-T", str(args.time), "-f", str(script), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "postgres"]
+    cmd = [
+        str(PG_BIN / "pgbench"),
+        "-n",
+        "-M",
+        mode,
+        "-c",
+        str(args.clients),
+        "-j",
+        str(args.jobs),
+        "-T",
+        str(args.time),
+        "-f",
+        str(script),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-U",
+        "postgres",
+        "postgres",
+    ]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"pgbench failed:\n{p.stdout}\n{p.stderr}")
-    m = re.search(r"tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)",
-                  p.stdout)
+    m = re.search(
+        r"tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)", p.stdout
+    )
     if not m:
         raise RuntimeError(f"no tps in pgbench output:\n{p.stdout}")
     return float(m.group(1))
@@ -81,8 +129,24 @@ def copy_rate(port: int, env: dict[str, str]) -> tuple[float, int]:
     with open(out, "wb") as sink:
         t0 = time.perf_counter()
         p = subprocess.Popen(
-            ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres", "-c",
-             "COPY big TO STDOUT"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                "psql",
+                "-X",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                "COPY big TO STDOUT",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         assert p.stdout is not None
         total = 0
@@ -104,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--copy-mb", type=int, default=200)
     ap.add_argument("--extended", action="store_true", help="also run pgbench -M extended")
+    ap.add_argument(
+        "--copy-only",
+        action="store_true",
+        help="only the COPY TO STDOUT part (no accounts table, no pgbench); results in query_rate_copy.json",
+    )
     args = ap.parse_args(argv)
     if not have_postgres():
         raise SystemExit("PostgreSQL 15 is not installed (make bench installs it)")
@@ -116,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     script = base / "select.sql"
     script.write_text(f"\\set aid random(1, {args.rows})\nSELECT abalance FROM accounts WHERE aid = :aid;\n")
     big_rows = args.copy_mb * 1_000_000 // ROW_BYTES
-    modes = ["simple"] + (["extended"] if args.extended else [])
+    modes = [] if args.copy_only else ["simple"] + (["extended"] if args.extended else [])
+    accounts = 0 if args.copy_only else args.rows
     results: dict[str, dict[str, float]] = {}
     servers = []
     try:
@@ -132,9 +202,12 @@ def main(argv: list[str] | None = None) -> int:
             s.start()
         for kind, s in servers:
             t0 = time.perf_counter()
-            load(kind, s.port, env, args.rows, big_rows)
-            print(f"{kind}: loaded {args.rows} accounts and {big_rows} rows for COPY in "
-                  f"{time.perf_counter() - t0:.1f}s", flush=True)
+            load(kind, s.port, env, accounts, big_rows)
+            print(
+                f"{kind}: loaded {accounts} accounts and {big_rows} rows for COPY in "
+                f"{time.perf_counter() - t0:.1f}s",
+                flush=True,
+            )
         for kind, s in servers:
             r: dict[str, float] = {}
             for mode in modes:
@@ -148,17 +221,32 @@ def main(argv: list[str] | None = None) -> int:
 
     pg_r = results["postgres"]
     print()
-    print(f"{'server':10} " + " ".join(f"{'tps ' + m:>14} {'vs PG':>6}" for m in modes)
-          + f" {'COPY MB/s':>10} {'vs PG':>6}")
+    print(
+        f"{'server':10} "
+        + " ".join(f"{'tps ' + m:>14} {'vs PG':>6}" for m in modes)
+        + f" {'COPY MB/s':>10} {'vs PG':>6}"
+    )
     for kind, r in results.items():
         cells = " ".join(f"{r[f'tps_{m}']:14.1f} {r[f'tps_{m}'] / pg_r[f'tps_{m}']:5.2f}x" for m in modes)
         print(f"{kind:10} {cells} {r['copy_mb_s']:10.1f} {r['copy_mb_s'] / pg_r['copy_mb_s']:5.2f}x")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "query_rate.json").write_text(json.dumps({
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": platform.machine(), "cpus": os.cpu_count(),
-        "loadavg": os.getloadavg(), "args": vars(args), "results": results,
-        "ratios": {k: {m: v / pg_r[m] for m, v in r.items() if m in pg_r and pg_r[m]} for k, r in results.items()},
-    }, indent=2))
+    (RESULTS / ("query_rate_copy.json" if args.copy_only else "query_rate.json")).write_text(
+        json.dumps(
+            {
+                "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "machine": platform.machine(),
+                "cpus": os.cpu_count(),
+                "loadavg": os.getloadavg(),
+                "args": vars(args),
+                "results": results,
+                "ratios": {
+                    k: {m: v / pg_r[m] for m, v in r.items() if m in pg_r and pg_r[m]}
+                    for k, r in results.items()
+                },
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

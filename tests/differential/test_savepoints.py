@@ -313,3 +313,27 @@ def test_unique_violation_names_match_postgres(servers):
     want = run(pg.port)
     assert [w[0] for w in want].count("23505") == 4
     assert run(ours.port) == want
+
+
+def test_copy_from_before_and_after_a_savepoint(servers):
+    """COPY FROM STDIN rows before the savepoint are replayed, rows after it are rolled back."""
+
+    def run(port: int) -> list[tuple[int, str]]:
+        with psycopg.connect(_fresh_db(port, "sp_copy")) as conn:
+            conn.execute("CREATE TABLE c (a int PRIMARY KEY, b text)")
+            conn.commit()
+            with conn.cursor().copy("COPY c (a, b) FROM STDIN") as cp:
+                for i in range(1, 1001):
+                    cp.write_row((i, f"row {i}\twith tab"))
+            conn.execute("SAVEPOINT s")
+            with conn.cursor().copy("COPY c (a, b) FROM STDIN") as cp:
+                cp.write_row((5000, "after"))
+            with pytest.raises(psycopg.errors.UniqueViolation), conn.cursor().copy("COPY c (a) FROM STDIN") as cp:
+                cp.write_row((1,))
+            conn.execute("ROLLBACK TO SAVEPOINT s")
+            conn.execute("INSERT INTO c VALUES (2000, 'x')")
+            conn.commit()
+            return conn.execute("SELECT count(*), max(a), min(b) FROM c").fetchall()
+
+    pg, ours = servers
+    assert run(ours.port) == run(pg.port) == [(1001, 2000, "row 1\twith tab")]

@@ -2,7 +2,9 @@
 
 Formats follow PostgreSQL's copyfromparse.c / copyto.c: text is tab-separated
 with backslash escapes and ``\\N`` for NULL; CSV uses quote doubling, an empty
-unquoted field for NULL and an optional header line.  Incoming rows are
+unquoted field for NULL and an optional header line.  COPY TO of a query DuckDB
+can describe has DuckDB make the lines (copyout.py); binary COPY TO and COPY TO
+of DML with RETURNING format the fetched values in Python.  Incoming rows are
 inserted in batches, each sent as one string list per column and unnested by
 DuckDB, which casts the strings to the column types (bytea via from_hex); when no transaction
 block is open the whole COPY runs in one transaction, so a failing row or a
@@ -22,16 +24,18 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from pgtls.backends.embedded import codecs, params, sqlerrors
+from pgtls.backends.embedded import catalog, codecs, copyout, params, sqlerrors
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.codecs import text_encoder
-from pgtls.backends.embedded.execute import Result, _none
+from pgtls.backends.embedded.execute import Result, _none, describe_only
+from pgtls.backends.embedded.rewrite import rewrite
 from pgtls.backends.embedded.sqltext import (
     Token,
     quote_ident,
     string_value,
     tokens,
     unquote_ident,
+    words,
 )
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
@@ -41,6 +45,9 @@ if TYPE_CHECKING:
 
 INSERT_BATCH_ROWS = 50000
 PARSE_CHUNK_BYTES = 1 << 20  # parse and insert buffered COPY data once this much has arrived
+_QUERY_START = {"SELECT", "WITH", "VALUES", "FROM", "("}  # COPY (query) that DuckDB can wrap as a subquery
+_UTC_NAMES = {"UTC", "ETC/UTC", "UCT", "ETC/UCT", "GMT", "ETC/GMT", "Z", "ZULU", "ETC/ZULU", "UNIVERSAL",
+              "ETC/UNIVERSAL"}  # fmt: skip
 
 
 @dataclass
@@ -52,7 +59,9 @@ class CopyOptions:
     quote: str = '"'
     escape: str = '"'
     force_quote: list[str] = field(default_factory=list)
+    force_quote_all: bool = False  # FORCE_QUOTE *
     binary: bool = False
+    given: set[str] = field(default_factory=set)  # the options the statement named
 
 
 @dataclass
@@ -69,16 +78,10 @@ def _option(opts: CopyOptions, name: str, value: str | None) -> None:
     name = name.upper()
     if name == "FORMAT":
         v = (value or "").lower()
-        if v == "binary":
-            opts.binary = True
-            return
-        if v not in ("text", "csv"):
+        if v not in ("text", "csv", "binary"):
             raise PgError("22023", f'COPY format "{value}" not recognized')
+        opts.binary = v == "binary"
         opts.csv = v == "csv"
-        if opts.csv and opts.null == "\\N":
-            opts.null = ""
-            if opts.delimiter == "\t":
-                opts.delimiter = ","
     elif name == "CSV":
         _option(opts, "FORMAT", "csv")
     elif name == "BINARY":
@@ -90,17 +93,100 @@ def _option(opts: CopyOptions, name: str, value: str | None) -> None:
     elif name == "HEADER":
         opts.header = (value or "true").lower() in ("true", "on", "1", "match", "")
     elif name == "QUOTE":
-        opts.quote = value or '"'
+        opts.quote = value or ""
     elif name == "ESCAPE":
-        opts.escape = value or '"'
+        opts.escape = value or ""
     elif name in ("FORCE_QUOTE", "ENCODING", "FORCE_NOT_NULL", "FORCE_NULL", "FREEZE"):
-        return
+        pass
     else:
         raise PgError("42601", f'option "{name.lower()}" not recognized')
+    opts.given.add(name)
+
+
+def _force_quote(opts: CopyOptions, names: list[str]) -> None:
+    if names == ["*"]:
+        opts.force_quote_all = True
+    else:
+        opts.force_quote += names
+    opts.given.add("FORCE_QUOTE")
+
+
+def _one_byte(value: str) -> bool:
+    return len(value.encode()) == 1
+
+
+def _finish_options(opts: CopyOptions, is_from: bool) -> None:
+    """Defaults that depend on the format, then ProcessCopyOptions()'s checks (PostgreSQL 15 copy.c)."""
+    given = opts.given
+    if "DELIMITER" not in given:
+        opts.delimiter = "," if opts.csv else "\t"
+    if "NULL" not in given:
+        opts.null = "" if opts.csv else "\\N"
+    if "QUOTE" not in given:
+        opts.quote = '"'
+    if "ESCAPE" not in given:
+        opts.escape = opts.quote
+    forced = bool(opts.force_quote) or opts.force_quote_all
+    if opts.binary:
+        for name in ("DELIMITER", "NULL"):
+            if name in given:
+                raise PgError("42601", f"cannot specify {name} in BINARY mode")
+        if opts.header:
+            raise PgError("0A000", "cannot specify HEADER in BINARY mode")
+        return
+    d = opts.delimiter
+    if not _one_byte(d):
+        raise PgError("0A000", "COPY delimiter must be a single one-byte character")
+    if d in "\r\n":
+        raise PgError("22023", "COPY delimiter cannot be newline or carriage return")
+    if "\r" in opts.null or "\n" in opts.null:
+        raise PgError("22023", "COPY null representation cannot use newline or carriage return")
+    if not opts.csv and d in "\\.abcdefghijklmnopqrstuvwxyz0123456789":
+        raise PgError("22023", f'COPY delimiter cannot be "{d}"')
+    if not opts.csv and "QUOTE" in given:
+        raise PgError("0A000", "COPY quote available only in CSV mode")
+    if opts.csv and not _one_byte(opts.quote):
+        raise PgError("0A000", "COPY quote must be a single one-byte character")
+    if opts.csv and d == opts.quote:
+        raise PgError("22023", "COPY delimiter and quote must be different")
+    if not opts.csv and "ESCAPE" in given:
+        raise PgError("0A000", "COPY escape available only in CSV mode")
+    if opts.csv and not _one_byte(opts.escape):
+        raise PgError("0A000", "COPY escape must be a single one-byte character")
+    if not opts.csv and forced:
+        raise PgError("0A000", "COPY force quote available only in CSV mode")
+    if forced and is_from:
+        raise PgError("0A000", "COPY force quote only available using COPY TO")
+    if d in opts.null:
+        raise PgError("0A000", "COPY delimiter must not appear in the NULL specification")
+    if opts.csv and opts.quote in opts.null:
+        raise PgError("0A000", "CSV quote character must not appear in the NULL specification")
+
+
+def _name_list(toks: list[Token], k: int) -> tuple[list[str], int]:
+    """``*``, ``(col, ...)`` or (the pre-9.0 syntax) ``col, ...`` from ``toks[k]``: the names and the index
+    after them."""
+    if k < len(toks) and toks[k].text == "*":
+        return ["*"], k + 1
+    paren = k < len(toks) and toks[k].text == "("
+    k += paren
+    names: list[str] = []
+    while k < len(toks) and toks[k].kind in ("word", "ident"):
+        names.append(unquote_ident(toks[k].text))
+        k += 1
+        more = k + 1 < len(toks) and toks[k].text == "," and toks[k + 1].kind in ("word", "ident")
+        if not more:
+            break
+        k += 1
+    if paren and k < len(toks) and toks[k].text == ")":
+        k += 1
+    return names, k
 
 
 def _val(t: Token) -> str:
-    return string_value(t.text) if t.kind == "string" else unquote_ident(t.text) if t.kind == "ident" else t.text
+    return (
+        string_value(t.text) if t.kind == "string" else unquote_ident(t.text) if t.kind == "ident" else t.text
+    )
 
 
 def parse_copy(sql: str) -> CopyCommand:
@@ -145,11 +231,20 @@ def parse_copy(sql: str) -> CopyCommand:
         while k < len(rest) and rest[k].text != ")":
             name = rest[k].text
             k += 1
-            value = None
-            if k < len(rest) and rest[k].text not in (",", ")"):
-                value = _val(rest[k])
-                k += 1
-            _option(opts, name, value)
+            if name.upper() in ("FORCE_QUOTE", "FORCE_NOT_NULL", "FORCE_NULL"):
+                if k < len(rest) and rest[k].text not in ("(", "*"):
+                    raise PgError(
+                        "22023", f'argument to option "{name.lower()}" must be a list of column names'
+                    )
+                names, k = _name_list(rest, k)
+                if name.upper() == "FORCE_QUOTE":
+                    _force_quote(opts, names)
+            else:
+                value = None
+                if k < len(rest) and rest[k].text not in (",", ")"):
+                    value = _val(rest[k])
+                    k += 1
+                _option(opts, name, value)
             if k < len(rest) and rest[k].text == ",":
                 k += 1
     else:
@@ -161,23 +256,27 @@ def parse_copy(sql: str) -> CopyCommand:
                     k += 1
                 _option(opts, word, _val(rest[k + 1]))
                 k += 2
-            elif word == "FORCE":
-                k += 3
+            elif word == "FORCE":  # FORCE QUOTE cols | * , FORCE NOT NULL cols
+                k += 1
+                what = rest[k].text.upper() if k < len(rest) else ""
+                k += 1 if what == "QUOTE" else 2
+                names, k = _name_list(rest, k)
+                if what == "QUOTE":
+                    _force_quote(opts, names)
             else:
                 _option(opts, word, None)
                 k += 1
     if direction not in ("FROM", "TO"):
         raise PgError("42601", f'syntax error at or near "{direction}"')
+    _finish_options(opts, direction == "FROM")
     return CopyCommand(table, columns, query, direction, target.upper(), opts)
 
 
 # --- text format ------------------------------------------------------------------------------
 
 _UNESCAPE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
-_ESCAPE = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f", "\v": "\\v"}
-_ESCAPE_TABLE = str.maketrans(_ESCAPE)
 _INT32 = struct.Struct("!i")
-COPY_OUT_BATCH = 10000  # rows fetched from DuckDB and framed per send  # one C-level pass per value instead of a Python loop per character
+COPY_OUT_BATCH = 10000  # rows fetched from DuckDB and framed per send (the Python-formatted path)
 
 
 def parse_text_line(line: str, opts: CopyOptions) -> list[str | None]:
@@ -228,29 +327,22 @@ def parse_text_line(line: str, opts: CopyOptions) -> list[str | None]:
 
 
 def format_text_row(values: list[str | None], opts: CopyOptions) -> str:
-    out = []
-    for v in values:
-        if v is None:
-            out.append(opts.null)
-        else:
-            s = v.translate(_ESCAPE_TABLE)
-            if opts.delimiter not in _ESCAPE:
-                s = s.replace(opts.delimiter, "\\" + opts.delimiter)
-            out.append(s)
-    return opts.delimiter.join(out) + "\n"
+    """One line of text-format COPY output (CopyAttributeOutText for each value)."""
+    null = opts.null
+    return opts.delimiter.join(null if v is None else copyout.text_field(v, opts) for v in values) + "\n"
 
 
-def format_csv_row(values: list[str | None], opts: CopyOptions) -> str:
-    out = []
-    q = opts.quote
-    for v in values:
-        if v is None:
-            out.append(opts.null)
-        elif v == opts.null or any(ch in v for ch in (opts.delimiter, q, "\n", "\r")) or v == "\\.":
-            out.append(q + v.replace(q, opts.escape + q) + q)
-        else:
-            out.append(v)
-    return opts.delimiter.join(out) + "\n"
+def format_csv_row(values: list[str | None], opts: CopyOptions, force: list[bool] | None = None) -> str:
+    """One line of CSV COPY output (CopyAttributeOutCSV for each value); ``force``: FORCE_QUOTE per column."""
+    single = len(values) == 1
+    null = opts.null
+    return (
+        opts.delimiter.join(
+            null if v is None else copyout.csv_field(v, opts, bool(force and force[k]), single)
+            for k, v in enumerate(values)
+        )
+        + "\n"
+    )
 
 
 BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -309,8 +401,11 @@ class CopyState:
             return self._copy_out(cmd)
         if cmd.direction == "FROM" and cmd.target == "STDIN":
             return self._copy_in(cmd)
-        raise PgError("42501", "COPY to or from a file is not allowed",
-                      hint="Anyone can COPY to stdout or from stdin. psql's \\copy command also works for anyone.")
+        raise PgError(
+            "42501",
+            "COPY to or from a file is not allowed",
+            hint="Anyone can COPY to stdout or from stdin. psql's \\copy command also works for anyone.",
+        )
 
     def _copy_out(self, cmd: CopyCommand) -> Result:
         if cmd.query is not None:
@@ -318,34 +413,148 @@ class CopyState:
         else:
             cols = ", ".join(quote_ident(c) for c in cmd.columns) if cmd.columns else "*"
             sql = f"SELECT {cols} FROM {cmd.table}"
+        opts = cmd.options
+        if not opts.binary:
+            described = self._describe(sql)
+            if described is not None:
+                return self._copy_out_lines(cmd, *described)
+        # Binary, DML with RETURNING and whatever DuckDB cannot describe: row values formatted in Python.
         res = self.s.execute(sql)
         if res.columns is None:
             raise PgError("0A000", "COPY query must have a RETURNING clause" if cmd.query else "not a table")
         out = self.s.out
         assert out is not None
-        if cmd.options.binary:
+        if opts.binary:
             return self._copy_out_binary(res, out)
+        force = self._forced(cmd, res.columns)
         encs = [text_encoder(c.type, self.s.tz) for c in res.columns]
         out.add(m.copy_out_response(0, [0] * len(res.columns)))
-        fmt = format_csv_row if cmd.options.csv else format_text_row
-        if cmd.options.header and cmd.options.csv:
-            out.add(m.copy_data(fmt([c.name for c in res.columns], cmd.options).encode()))
+        if opts.header:
+            out.add(m.copy_data(copyout.header_line([c.name for c in res.columns], opts).encode()))
+        flags = [k in force for k in range(len(res.columns))]
         n = 0
-        opts = cmd.options
         pack = _INT32.pack
         try:
+            self.s._running.set()
             while True:
                 batch = res.fetch(COPY_OUT_BATCH)
                 if not batch:
                     break
                 parts = []
                 for row in batch:
-                    line = fmt([None if v is None else e(v) for e, v in zip(encs, row, strict=True)], opts).encode()
-                    parts.append(b"d" + pack(len(line) + 4) + line)  # one CopyData message per row, as PostgreSQL
+                    values = [None if v is None else e(v) for e, v in zip(encs, row, strict=True)]
+                    text = format_csv_row(values, opts, flags) if opts.csv else format_text_row(values, opts)
+                    line = text.encode()
+                    # one CopyData message per row, as PostgreSQL
+                    parts.append(b"d" + pack(len(line) + 4) + line)
                 out.add(b"".join(parts))
                 n += len(batch)
         except duckdb.Error as e:
             raise sqlerrors.translate(e) from None
+        finally:
+            self.s._running.clear()
+        out.add(m.copy_done())
+        return Result(None, _none, lambda _n: f"COPY {n}")
+
+    def _describe(self, sql: str) -> tuple[str, list[T.Column]] | None:
+        """(the query in DuckDB's dialect, its result columns) for a query DuckDB can run as a subquery;
+        None for anything else (DML with RETURNING, SHOW, ...) and for queries DuckDB rejects, so that
+        the usual path runs them and reports their errors."""
+        w = words(sql, 1)
+        if not w or w[0] not in _QUERY_START or "pg_cancel_backend" in sql:
+            return None
+        sql2 = rewrite(sql)
+        catalog.refresh(self.s, sql2)
+        try:
+            cols = describe_only(self.s.cur, sql2)
+        except duckdb.Error:
+            return None
+        return (sql2, cols) if cols else None
+
+    def _forced(self, cmd: CopyCommand, columns: list[T.Column]) -> set[int]:
+        """Indexes of the FORCE_QUOTE columns (errors as CopyGetAttnums for names not in the output)."""
+        opts = cmd.options
+        if opts.force_quote_all:
+            return set(range(len(columns)))
+        names = [c.name for c in columns]
+        lower = [c.lower() for c in names]
+        out: set[int] = set()
+        for f in opts.force_quote:
+            if f in names:
+                out.add(names.index(f))
+            elif f.lower() in lower:
+                out.add(lower.index(f.lower()))
+            elif cmd.table is None:
+                raise PgError("42703", f'column "{f}" does not exist')
+            elif cmd.columns:
+                raise PgError("42P10", f'FORCE_QUOTE column "{f}" not referenced by COPY')
+            else:
+                rel = unquote_ident(tokens(cmd.table)[-1].text)
+                raise PgError("42703", f'column "{f}" of relation "{rel}" does not exist')
+        return out
+
+    def _utc(self) -> bool:
+        """Whether timestamptz values print in UTC both for pgtls (session tz) and for DuckDB's casts."""
+        if getattr(self.s.tz, "key", None) != "UTC":
+            return False
+        try:
+            rows = self.s.cur.execute("SELECT current_setting('TimeZone')").fetchall()
+        except duckdb.Error:
+            return False
+        return bool(rows) and str(rows[0][0]).upper() in _UTC_NAMES
+
+    def _copy_out_lines(self, cmd: CopyCommand, sql: str, columns: list[T.Column]) -> Result:
+        """Text/CSV COPY TO with DuckDB making the lines (copyout.py): CopyData messages come out of DuckDB
+        ready to send when every column type allows, else DuckDB-made segments are joined with the values
+        Python formats.  CopyOutResponse waits for the first rows, so that errors DuckDB raises before
+        any row comes (as the usual path's execute would) come before it."""
+        opts = cmd.options
+        cur = self.s.cur
+        force = self._forced(cmd, columns)
+        utc = any(c.duck == "TIMESTAMP WITH TIME ZONE" for c in columns) and self._utc()
+        plan = copyout.plan(columns, opts, self.s.tz, utc, force)
+        stmt = copyout.wrap(sql, len(columns), plan)
+        out = self.s.out
+        assert out is not None
+        head = [m.copy_out_response(0, [0] * len(columns))]
+        if opts.header:
+            head.append(m.copy_data(copyout.header_line([c.name for c in columns], opts).encode()))
+        n = 0
+        stream: copyout.BlobStream | None = None
+        running = self.s._running
+        try:
+            running.set()
+            if plan.framed:
+                try:
+                    stream = copyout.BlobStream(copyout.open_stream(cur, stmt))
+                except copyout.StreamError:
+                    stream = None  # the capsule is gone with the half-made reader: fetch the messages as rows
+            if stream is not None:
+                for rows, data in stream.batches():
+                    if head:
+                        out.add(b"".join(head))
+                        head = []
+                    out.add(data)
+                    n += rows
+            else:
+                cur.execute(stmt)
+                while batch := cur.fetchmany(COPY_OUT_BATCH):
+                    if head:
+                        out.add(b"".join(head))
+                        head = []
+                    if plan.framed:
+                        out.add(b"".join([r[0] for r in batch]))
+                    else:
+                        out.add(b"".join(copyout.python_lines(batch, plan, opts.null)))
+                    n += len(batch)
+        except duckdb.Error as e:
+            raise sqlerrors.translate(e) from None
+        finally:
+            running.clear()
+            if stream is not None:
+                stream.close()
+        if head:
+            out.add(b"".join(head))
         out.add(m.copy_done())
         return Result(None, _none, lambda _n: f"COPY {n}")
 
@@ -564,7 +773,9 @@ class CopyState:
         assert self.cmd is not None
         q = self.cmd.options.quote
         out = []
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.cmd.options.delimiter, quotechar="\x00")
+        reader = csv.reader(
+            io.StringIO(text, newline=""), delimiter=self.cmd.options.delimiter, quotechar="\x00"
+        )
         for raw, parsed in zip(reader, rows, strict=False):
             out.append([("" if v is None and r.strip() == q + q else v) for r, v in zip(raw, parsed, strict=False)]
                        if len(raw) == len(parsed) else parsed)  # fmt: skip
@@ -585,6 +796,9 @@ class CopyState:
                     self.s.cur.execute(self.insert_sql, columns)
                 except duckdb.Error as e:
                     raise sqlerrors.translate(e) from None
+                if not self.own_tx:  # inside the session's transaction: kept for ROLLBACK TO SAVEPOINT
+                    size = sum(len(v) + 8 if v is not None else 8 for col in columns for v in col)
+                    self.s.journal.record(self.insert_sql, columns, size)
                 self.count += len(batch)
         except PgError as e:
             self.error = e

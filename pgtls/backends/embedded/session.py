@@ -385,10 +385,7 @@ class EmbeddedSession:
             if name.upper() not in ("TABLES", "DATABASES") and not name.upper().startswith("ALL TABLES"):
                 return self.show_command(name)
         if first == "COPY":
-            res = self.copy.start(sql)
-            if self.copy.active and self.tx != "I":
-                self.journal.block("COPY FROM STDIN ran in the transaction before it")
-            return res
+            return self.copy.start(sql)
         if first in ("CREATE", "DROP") and len(w) > 1 and w[1] == "DATABASE":
             return self.database_command(first, sql)
         if first == "DISCARD":
