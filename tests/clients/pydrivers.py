@@ -656,8 +656,10 @@ def run_psql(tg: Target, prefix: str) -> dict[str, Any]:
         ck["copy_out"] = out.read_text() if r.returncode == 0 and out.exists() else "ERROR " + r.stderr
     r = _psql(tg, "", stdin="PREPARE scen_p(int8, text) AS SELECT $1 * 2, $2 || '!';\n"
                             + "".join(f"EXECUTE scen_p({i}, '{ch}');\n" for i, ch in enumerate("abcdefg", 1)))
-    ck["prepared"] = (" ".join(x.replace(FS, ":") for x in r.stdout.strip().split(RS)) if r.returncode == 0
-                      and not r.stderr else "ERROR " + r.stderr.strip())  # fmt: skip
+    # Each EXECUTE is its own result: psql -A -t ends every result with a newline (the record separator only
+    # separates the rows of one result), on PostgreSQL as on pgtls.
+    ck["prepared"] = (" ".join(x.replace(FS, ":") for x in r.stdout.strip().replace("\n", RS).split(RS))
+                      if r.returncode == 0 and not r.stderr else "ERROR " + r.stderr.strip())  # fmt: skip
     r = _psql(tg, "", stdin="BEGIN;\nDECLARE scen_c CURSOR FOR SELECT i FROM generate_series(0, 999) g(i);\n"
                             + "FETCH 300 FROM scen_c;\n" * 4 + "COMMIT;\n")
     if r.returncode == 0 and not r.stderr:

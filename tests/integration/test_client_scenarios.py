@@ -49,10 +49,7 @@ ROUNDTRIP_XFAIL: dict[tuple[str, str], str] = {
     (ALL, "numeric"): VALUE_XFAIL[(ALL, "numeric")],
 }
 
-CHECK_XFAIL: dict[tuple[str, str], str] = {
-    ("psql", "prepared"): "PREPARE p(int8, text) / EXECUTE now work, but psql -A -t prints the seven EXECUTE "
-                          "results separated by newlines instead of the record separator (not yet investigated)",
-}
+CHECK_XFAIL: dict[tuple[str, str], str] = {}
 
 
 def _xfail(table: dict[tuple[str, str], str], client: str, name: str) -> list[pytest.MarkDecorator]:

@@ -200,6 +200,64 @@ def _json_text(v: object) -> str:
     return json.dumps(v, default=str, separators=(", ", ": "))
 
 
+def _json_string(s: str) -> str:
+    """A JSON string as PostgreSQL's escape_json() writes it (only quote, backslash and controls escaped)."""
+    out = ['"']
+    for ch in s:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch in "\b\f\n\r\t":
+            out.append({"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
+        elif ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _jsonb_out(v: Any) -> str:
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, Decimal):
+        return format(v.copy_abs() if v.is_zero() else v, "f")
+    if isinstance(v, str):
+        return _json_string(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_jsonb_out(x) for x in v) + "]"
+    keys = sorted(v, key=lambda k: (len(k.encode()), k.encode()))
+    return "{" + ", ".join(f"{_json_string(k)}: {_jsonb_out(v[k])}" for k in keys) + "}"
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"not JSON: {name}")
+
+
+def jsonb_text(s: str) -> str:
+    """jsonb_out(jsonb_in(s)): keys ordered by length then bytes, the last of duplicate keys kept, ``": "`` and
+    ``", "`` spacing, numbers as numeric prints them (``1e3`` -> ``1000``, ``2.50`` kept); ``s`` unchanged if
+    it is not JSON (DuckDB reports the error where it matters)."""
+    try:
+        v = json.loads(s, parse_float=Decimal, parse_int=Decimal, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return s
+    try:
+        return _jsonb_out(v)
+    except RecursionError:
+        return s
+
+
+def _jsonb_value_text(v: object) -> str:
+    """Text of a jsonb value: DuckDB hands JSON over as its text; anything else is serialised first."""
+    return jsonb_text(v if isinstance(v, str) else _json_text(v))
+
+
 def _numeric_text(v: object) -> str:
     if isinstance(v, Decimal):
         if v.is_nan():
@@ -255,7 +313,9 @@ def text_encoder(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], str]:
         return lambda v: format_timestamptz(v, tz) if isinstance(v, dt.datetime) else str(v)
     if oid == T.INTERVAL.oid:
         return format_interval
-    if oid in (T.JSON.oid, T.JSONB.oid):
+    if oid == T.JSONB.oid:
+        return _jsonb_value_text
+    if oid == T.JSON.oid:
         return _json_text
     return str
 
@@ -376,7 +436,8 @@ def binary_encoder(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], bytes]:
         T.TIMESTAMPTZ.oid: lambda v: struct.pack("!q", _ts_micros(v if v.tzinfo else v.replace(tzinfo=dt.UTC))),
         T.INTERVAL.oid: _interval_send,
         T.UUID.oid: _uuid_send,
-        T.JSONB.oid: lambda v: b"\x01" + _json_text(v).encode(),
+        # jsonb_send: version 1, then the text
+        T.JSONB.oid: lambda v: b"\x01" + _jsonb_value_text(v).encode(),
     }
     if T.is_free_numeric(t):
         return lambda v: numeric_send(_free_numeric(v))

@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from pgtls.backends.embedded import jsonb
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.sqltext import Token, has_word, quote_ident, tokens, unquote_ident
 
@@ -85,15 +86,20 @@ def command_tag(words: list[str], duck_type: str) -> Callable[[int], str]:
 _FUNC = re.compile(r"(?:[A-Za-z_][A-Za-z_0-9]*\.)?\"?([A-Za-z_][A-Za-z_0-9]*)\"?\((.*)\)", re.S)
 _CAST = re.compile(r"CAST\((.*) AS (\"?[A-Za-z_ ]+\"?[A-Za-z_0-9(), \[\]]*)\)", re.S)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9$]*")
-_FUNC_NAMES = {"count_star": "count", "list_value": "array", "from_hex": "bytea"}
+_ARRAY_SUBQUERY = "(SELECT CASE  WHEN ((array_agg(#1) IS NULL))"  # how DuckDB names ARRAY(SELECT ...)
+# DuckDB's function -> PostgreSQL's column name (``trim(x)`` is btrim; ``x ~ 'p'`` binds to regexp_matches).
+_FUNC_NAMES = {"count_star": "count", "list_value": "array", "from_hex": "bytea", "trim": "btrim",
+               "regexp_matches": "?column?"}  # fmt: skip
 
 
 def pg_column_name(name: str, toks: list[Token]) -> str:
     """PostgreSQL's column name for DuckDB's: function name for calls, ?column? for expressions."""
     if name in ("true", "false", "NULL") or name.startswith("'"):
         return "?column?"
-    if name.startswith("(ARRAY[") or name.startswith("ARRAY["):
+    if name.startswith(("(ARRAY[", "ARRAY[", _ARRAY_SUBQUERY)):
         return "array"
+    if name.startswith("CASE "):
+        return "case"
     for t in toks:
         if t.kind == "ident" and unquote_ident(t.text) == name:
             return name
@@ -102,18 +108,34 @@ def pg_column_name(name: str, toks: list[Token]) -> str:
     if _IDENT.fullmatch(name):
         return name
     m = _CAST.fullmatch(name)
-    if m:
+    if m:  # as FigureColname(): the name of a column or function cast, else the type's name
         inner = m.group(1).strip()
-        if _IDENT.fullmatch(inner):
+        if _IDENT.fullmatch(inner) and inner not in ("true", "false", "NULL"):
             return inner
-        tname = m.group(2).strip().strip('"').split("(")[0].strip()
-        t = T.TYPE_NAMES.get(tname.lower()) or T.pg_type_of(tname.upper())[0]
-        return t.name if not inner.startswith(("(", "CAST")) else pg_column_name(inner, toks)
+        if inner.startswith(("(ARRAY[", "ARRAY[")):
+            return "array"
+        # (list_value(...) is an array literal that literals.py rewrote: a constant, named after the type)
+        if not inner.startswith(("(", "CAST(", "'", "CASE ", "list_value(")) and _FUNC.fullmatch(inner):
+            return pg_column_name(inner, toks)
+        return _cast_type_name(m.group(2).strip().split("(")[0].rstrip("[] ").strip('"'))
     m = _FUNC.fullmatch(name)
     if m:
         fn = m.group(1)
         return _FUNC_NAMES.get(fn, fn.lower())
     return "?column?"
+
+
+# DuckDB spells SQL-standard type keywords its own way (INTEGER, DOUBLE, DECIMAL(10, 2)): PostgreSQL's names
+# for those that pg_type_of does not give (DuckDB's FLOAT is float4, and a varchar cast is named varchar).
+_DUCK_CAST_NAMES = {"VARCHAR": "varchar", "FLOAT": "float4", "REAL": "float4"}
+
+
+def _cast_type_name(tname: str) -> str:
+    """PostgreSQL's column name for a cast to ``tname`` (as DuckDB prints it; ``[]`` and typmods removed)."""
+    if tname.isupper():
+        return _DUCK_CAST_NAMES.get(tname) or T.pg_type_of(tname)[0].name
+    t = T.TYPE_NAMES.get(tname.lower())
+    return t.name if t is not None else tname.lower()
 
 
 def _contains_interval(duck: str) -> bool:
@@ -128,9 +150,28 @@ def statement_type(sql: str) -> str:
     return stmts[0].type.name
 
 
-def _columns(names: list[str], ducks: list[str], sql: str) -> list[T.Column]:
+def _column(name: str, duck: str, toks: list[Token]) -> T.Column:
+    col = T.column(pg_column_name(name, toks), duck)
+    if (
+        col.typmod != -1
+        and col.type.oid == T.NUMERIC.oid
+        and not (_IDENT.fullmatch(name) or _CAST.fullmatch(name))
+    ):
+        # DuckDB gives every DECIMAL a precision and scale; PostgreSQL's numeric expressions have no typmod
+        # (only a column or a cast to numeric(p,s) has one)
+        col = T.Column(col.name, col.type, -1, col.duck)
+    return col
+
+
+def _columns(cur: duckdb.DuckDBPyConnection, names: list[str], ducks: list[str], sql: str) -> list[T.Column]:
     toks: list[Token] = [] if all(_IDENT.fullmatch(n) for n in names) else tokens(sql)
-    return [T.column(pg_column_name(n, toks), d) for n, d in zip(names, ducks, strict=True)]
+    cols = [_column(n, d, toks) for n, d in zip(names, ducks, strict=True)]
+    if any("JSON" in d for d in ducks):  # json or jsonb? (DuckDB has one type for both: see jsonb.py)
+        cols = jsonb.retype(cols, jsonb.jsonb_flags(cur, sql, names, ducks))
+    return cols
+
+
+_DDL = ("CREATE", "ALTER", "DROP", "COMMENT")
 
 
 def run(cur: duckdb.DuckDBPyConnection, sql: str, words: list[str], duck_type: str | None = None) -> Result:
@@ -153,23 +194,34 @@ def run(cur: duckdb.DuckDBPyConnection, sql: str, words: list[str], duck_type: s
                 for i, (n, d) in enumerate(zip(names, ducks, strict=True))
             ]  # fmt: skip
             cur.execute(f"SELECT {', '.join(exprs)} FROM ({sql}) AS pgtls_q")
-        return Result(_columns(names, ducks, sql), cur.fetchmany, tag)
+        return Result(_columns(cur, names, ducks, sql), cur.fetchmany, tag)
+    first = words[0] if words else ""
+    if first == "COMMENT" and "column" in sql.lower():
+        sql = jsonb.comment_statement(cur, sql)
     cur.execute(sql)
     desc = cur.description
-    first = words[0] if words else ""
     if first == "EXPLAIN" and desc:
         return explain_result(cur.fetchall())
     returning = has_word(sql, "RETURNING")
     if first in DML_WORDS or (first == "WITH" and duck_type in DML_WORDS):
         if returning and desc:
-            return Result(_columns([d[0] for d in desc], [str(d[1]) for d in desc], sql), cur.fetchmany, tag)
+            cols = _columns(cur, [d[0] for d in desc], [str(d[1]) for d in desc], sql)
+            return Result(cols, cur.fetchmany, tag)
         row = cur.fetchone() if desc else None
         return Result(None, _none, tag, count=int(row[0]) if row and row[0] is not None else 0)
-    if first == "CREATE" and tag(0).startswith("SELECT"):
-        row = cur.fetchone() if desc else None
-        return Result(None, _none, tag, count=int(row[0]) if row and row[0] is not None else 0)
+    if first in _DDL:
+        row = cur.fetchone() if desc and first == "CREATE" else None
+        if row is not None and tag(0) == "CREATE TABLE":  # CREATE TABLE [IF NOT EXISTS] t (a, b) AS ...
+            tag = command_tag(["CREATE", "TABLE", "AS"], duck_type)
+        try:
+            jsonb.after_ddl(cur, sql, first)
+        except duckdb.Error:
+            pass  # the statement itself succeeded; a column that could not be marked stays json
+        if tag(0).startswith("SELECT"):
+            return Result(None, _none, tag, count=int(row[0]) if row and row[0] is not None else 0)
+        return Result(None, _none, tag)
     if desc and (first in QUERY_WORDS or (first == "EXECUTE" and [d[0] for d in desc] != ["Count"])):
-        return Result(_columns([d[0] for d in desc], [str(d[1]) for d in desc], sql), cur.fetchmany, tag)
+        return Result(_columns(cur, [d[0] for d in desc], [str(d[1]) for d in desc], sql), cur.fetchmany, tag)
     return Result(None, _none, tag)
 
 
@@ -195,4 +247,4 @@ def describe_only(cur: duckdb.DuckDBPyConnection, sql: str) -> list[T.Column] | 
     rel = cur.sql(sql)
     if rel is None:
         return None
-    return _columns(list(rel.columns), [str(d) for d in rel.types], sql)
+    return _columns(cur, list(rel.columns), [str(d) for d in rel.types], sql)

@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pgtls.backends.embedded import types as T
+from pgtls.backends.embedded.codecs import jsonb_text
 from pgtls.backends.embedded.sqltext import Token, apply_edits, quote_literal, string_value
 
 _MULTI = {("double", "precision"), ("character", "varying"), ("bit", "varying")}
@@ -24,8 +24,8 @@ _TZ_WORDS = ("with", "without")
 _NUMERIC = ("numeric", "decimal")
 _CHAR = ("char", "character", "bpchar")
 # Element types whose DuckDB name differs from PostgreSQL's.
-_DUCK_NAMES = {"char": "VARCHAR", "character": "VARCHAR", "bpchar": "VARCHAR", "jsonb": "JSON", "name": "VARCHAR",
-               "oid": "BIGINT", "regclass": "VARCHAR", "regtype": "VARCHAR", "text": "VARCHAR"}  # fmt: skip
+_DUCK_NAMES = {"char": "VARCHAR", "character": "VARCHAR", "bpchar": "VARCHAR", "jsonb": "jsonb", "name": "VARCHAR",
+               "oid": "BIGINT", "regclass": "VARCHAR", "regtype": "VARCHAR"}  # fmt: skip
 # Words after which a bare ``numeric`` in CREATE/ALTER is not a column type.
 _NOT_TYPE_BEFORE = {"SELECT", "WHERE", "AND", "OR", "NOT", "ON", "BY", "FROM", "WHEN", "THEN", "ELSE", "IN", "IS",
                     "DISTINCT", "RETURNING", "SET", "VALUES", "TABLE", "INDEX", "VIEW", "CASE", "END", "LIKE",
@@ -125,49 +125,6 @@ def pad_char(s: str, n: int) -> str:
     return s.ljust(n)
 
 
-def _json_string(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch in "\b\f\n\r\t":
-            out.append({"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
-        elif ord(ch) < 0x20:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def _jsonb_out(v: Any) -> str:
-    if v is None:
-        return "null"
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    if isinstance(v, Decimal):
-        return format(v.copy_abs() if v.is_zero() else v, "f")
-    if isinstance(v, str):
-        return _json_string(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_jsonb_out(x) for x in v) + "]"
-    keys = sorted(v, key=lambda k: (len(k.encode()), k.encode()))
-    return "{" + ", ".join(f"{_json_string(k)}: {_jsonb_out(v[k])}" for k in keys) + "}"
-
-
-def jsonb_text(s: str) -> str:
-    """jsonb_out(jsonb_in(s)); ``s`` unchanged if it is not JSON (DuckDB then reports the error)."""
-    try:
-        v = json.loads(s, parse_float=Decimal, parse_int=Decimal)
-    except ValueError:
-        return s
-    return _jsonb_out(v)
-
-
 def parse_array_text(s: str) -> list[Any]:
     from pgtls.backends.embedded.params import parse_array_text as parse
 
@@ -218,7 +175,7 @@ def typed_string(value: str, t: TypeRef) -> str | None:
     if t.name in _CHAR and t.args and t.args[0].isdigit():
         return f"CAST({quote_literal(pad_char(value, int(t.args[0])))} AS VARCHAR)"
     if t.name == "jsonb":
-        return f"CAST({quote_literal(jsonb_text(value))} AS JSON)"
+        return f"CAST({quote_literal(jsonb_text(value))} AS jsonb)"
     return None
 
 

@@ -110,9 +110,52 @@ def infer_types(cur: duckdb.DuckDBPyConnection, sql: str, declared: list[int]) -
             found = col_type(toks[i + 2])
         if found is None and k in insert_cols:
             found = T.pg_type_of(insert_cols[k])[0]
+        if found is None:
+            found = _series_arg_type(toks, i)
         if found is not None:
             result[k] = found.oid
     return [r or T.TEXT.oid for r in result]
+
+
+def _call_args(toks: list[Token], i: int) -> tuple[str, list[list[Token]]] | None:
+    """(function name, its top-level arguments) of the call whose argument list holds token ``i``."""
+    depth = 0
+    k = i - 1
+    while k >= 0 and not (toks[k].text == "(" and depth == 0):
+        depth += {")": 1, "(": -1}.get(toks[k].text, 0)
+        k -= 1
+    if k < 1 or toks[k - 1].kind != "word":
+        return None
+    args: list[list[Token]] = [[]]
+    depth = 0
+    for t in toks[k + 1 :]:
+        if t.text == ")" and depth == 0:
+            return toks[k - 1].text.lower(), args
+        if t.text == "," and depth == 0:
+            args.append([])
+            continue
+        depth += {"(": 1, ")": -1}.get(t.text, 0)
+        args[-1].append(t)
+    return None
+
+
+def _series_arg_type(toks: list[Token], i: int) -> T.PgType | None:
+    """``generate_series(1, $1)``: PostgreSQL resolves the integer form, so the parameter is int4 (int8
+    when a literal bound is beyond int4), when every argument is an integer literal or a parameter."""
+    call = _call_args(toks, i)
+    if call is None or call[0] != "generate_series":
+        return None
+    wide = False
+    for arg in call[1]:
+        if len(arg) == 2 and arg[0].text in ("-", "+"):
+            arg = arg[1:]
+        if len(arg) != 1 or arg[0].kind not in ("number", "param"):
+            return None
+        if arg[0].kind == "number":
+            if not arg[0].text.isdigit():
+                return None
+            wide = wide or int(arg[0].text) > 2**31 - 1
+    return T.INT8 if wide else T.INT4
 
 
 def _insert_columns(toks: list[Token], cols: dict[str, dict[str, str]]) -> dict[int, str]:

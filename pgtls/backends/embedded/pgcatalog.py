@@ -212,6 +212,16 @@ def shim_sql() -> list[str]:
         "ELSE 'numeric' END ELSE pg_catalog.format_type(o, m) END",
     ]
     sql += [f"CREATE MACRO {C}.{m}" for m in macros]
+    sql += generate_series_sql()
+    sql += int4_function_sql()
+    # ``::jsonb`` casts name this type wherever the session's search path points (databases.py has one too)
+    sql.append(f"CREATE TYPE {C}.jsonb AS JSON")
+    mark = q(T.JSONB_MARK)
+    sql.append(
+        f"CREATE VIEW {C}.pg_description AS SELECT objoid, classoid, objsubid, CASE WHEN starts_with(description, "
+        f"{mark}) THEN nullif(substr(description, {len(T.JSONB_MARK) + 2}), '') ELSE description END AS description "
+        "FROM pg_catalog.pg_description"
+    )
     sql.append(
         f"CREATE VIEW {C}.pg_settings AS SELECT display AS name, {C}.current_setting(name) AS setting, "
         "CAST(NULL AS VARCHAR) AS unit, 'Ungrouped' AS category, '' AS short_desc, "
@@ -225,6 +235,76 @@ def shim_sql() -> list[str]:
         f"WHERE k NOT IN (SELECT name FROM {C}.pgtls_settings))"
     )
     return sql
+
+
+# generate_series as PostgreSQL types it: DuckDB's returns BIGINT for integer arguments (PostgreSQL: int4 for
+# int4, int8 for int8), has no numeric form, and steps dates as timestamp (PostgreSQL: timestamptz).  Typed
+# macro overloads choose by argument type; a string literal matches no typed parameter (only an untyped one),
+# so the steps of the date/time forms are untyped (``'1 day'``) and an untyped overload per arity passes
+# anything else to DuckDB's function as before.  The table macro serves ``FROM generate_series(...)``, the
+# scalar one the set-returning call in a select list (DuckDB's scalar generate_series returns one list;
+# unnest gives PostgreSQL's rows).  DuckDB ignores WITH ORDINALITY after a table macro, so rewrite.py sends
+# those calls to DuckDB's own function.
+_GS = "system.main.generate_series"
+_N = T.FREE_NUMERIC_DUCK
+_STEP0 = "CASE WHEN c = 0 THEN error('step size cannot equal zero') END"
+_NUM_COUNT = "CAST(floor(b - a) AS BIGINT) + 1"
+_NUM_STEP_COUNT = f"coalesce({_STEP0}, CAST(floor((b - a) / c) AS BIGINT)) + 1"
+# (parameters, table macro body, scalar macro body)
+GENERATE_SERIES: tuple[tuple[str, str, str], ...] = (
+    ("a INTEGER, b INTEGER",
+     f"SELECT CAST(generate_series AS INTEGER) AS generate_series FROM {_GS}(a, b)",
+     f"unnest(CAST({_GS}(a, b) AS INTEGER[]))"),
+    ("a INTEGER, b INTEGER, c INTEGER",
+     f"SELECT CAST(generate_series AS INTEGER) AS generate_series FROM {_GS}(a, b, c)",
+     f"unnest(CAST({_GS}(a, b, c) AS INTEGER[]))"),
+    ("a BIGINT, b BIGINT", f"SELECT generate_series FROM {_GS}(a, b)", f"unnest({_GS}(a, b))"),
+    ("a BIGINT, b BIGINT, c BIGINT", f"SELECT generate_series FROM {_GS}(a, b, c)", f"unnest({_GS}(a, b, c))"),
+    (f"a {_N}, b {_N}",
+     f"SELECT CAST(a + i AS {_N}) AS generate_series FROM range(0, {_NUM_COUNT}) AS s(i)",
+     f"unnest(list_transform(range(0, {_NUM_COUNT}), lambda i: CAST(a + i AS {_N})))"),
+    (f"a {_N}, b {_N}, c {_N}",
+     f"SELECT CAST(a + i * c AS {_N}) AS generate_series FROM range(0, {_NUM_STEP_COUNT}) AS s(i)",
+     f"unnest(list_transform(range(0, {_NUM_STEP_COUNT}), lambda i: CAST(a + i * c AS {_N})))"),
+    ("a DATE, b DATE, c",
+     f"SELECT generate_series FROM {_GS}(CAST(a AS TIMESTAMPTZ), CAST(b AS TIMESTAMPTZ), CAST(c AS INTERVAL))",
+     f"unnest({_GS}(CAST(a AS TIMESTAMPTZ), CAST(b AS TIMESTAMPTZ), CAST(c AS INTERVAL)))"),
+    ("a TIMESTAMP, b TIMESTAMP, c", f"SELECT generate_series FROM {_GS}(a, b, CAST(c AS INTERVAL))",
+     f"unnest({_GS}(a, b, CAST(c AS INTERVAL)))"),
+    ("a TIMESTAMPTZ, b TIMESTAMPTZ, c", f"SELECT generate_series FROM {_GS}(a, b, CAST(c AS INTERVAL))",
+     f"unnest({_GS}(a, b, CAST(c AS INTERVAL)))"),
+    ("a, b", f"SELECT generate_series FROM {_GS}(a, b)", f"unnest({_GS}(a, b))"),
+    ("a, b, c", f"SELECT generate_series FROM {_GS}(a, b, c)", f"unnest({_GS}(a, b, c))"),
+)  # fmt: skip
+
+
+# Functions PostgreSQL types int4 where DuckDB returns BIGINT (or UBIGINT): name -> overloads (parameters,
+# body).  Typed overloads take the PostgreSQL argument types; the untyped one passes anything else to DuckDB.
+_S = "system.main"
+INT4_FUNCTIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "length": (("x VARCHAR", f"CAST({_S}.length(x) AS INTEGER)"),
+               ("x BLOB", f"CAST({_S}.octet_length(x) AS INTEGER)"), ("x", f"{_S}.length(x)")),
+    "char_length": (("x VARCHAR", f"CAST({_S}.length(x) AS INTEGER)"), ("x", f"{_S}.char_length(x)")),
+    "character_length": (("x VARCHAR", f"CAST({_S}.length(x) AS INTEGER)"), ("x", f"{_S}.character_length(x)")),
+    "octet_length": (("x VARCHAR", "CAST(strlen(x) AS INTEGER)"),
+                     ("x BLOB", f"CAST({_S}.octet_length(x) AS INTEGER)"), ("x", f"{_S}.octet_length(x)")),
+    "position": (("a VARCHAR, b VARCHAR", f"CAST({_S}.position(a, b) AS INTEGER)"), ("a, b", f"{_S}.position(a, b)")),
+    "strpos": (("a VARCHAR, b VARCHAR", f"CAST({_S}.strpos(a, b) AS INTEGER)"), ("a, b", f"{_S}.strpos(a, b)")),
+    "array_length": (("a, d", f"CAST({_S}.array_length(a, d) AS INTEGER)"), ("a", f"{_S}.array_length(a)")),
+    "cardinality": (("a", f"CAST({_S}.cardinality(a) AS INTEGER)"),),
+}  # fmt: skip
+
+
+def int4_function_sql() -> list[str]:
+    return [f"CREATE MACRO {C}.{name} " + ", ".join(f"({params}) AS {body}" for params, body in overloads)
+            for name, overloads in INT4_FUNCTIONS.items()]  # fmt: skip
+
+
+def generate_series_sql() -> list[str]:
+    """The table and the scalar generate_series macros of the catalog database."""
+    table = ", ".join(f"({params}) AS TABLE ({body})" for params, body, _ in GENERATE_SERIES)
+    scalar = ", ".join(f"({params}) AS {body}" for params, _, body in GENERATE_SERIES)
+    return [f"CREATE MACRO {C}.generate_series {table}", f"CREATE MACRO {C}.generate_series {scalar}"]
 
 
 def database_rows(databases: list[str]) -> list[dict[str, object]]:

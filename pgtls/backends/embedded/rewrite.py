@@ -4,8 +4,9 @@ Only what DuckDB cannot take as it is: ``pg_catalog.``-qualified names lose
 their qualifier, so that the session's temp shims (catalog.py, pgcatalog.py) are
 found first and DuckDB's own pg_catalog objects after them; PostgreSQL-only casts (``::regclass``, ``::oid``, ``::name``) and the
 ``OPERATOR(pg_catalog.~)`` spelling psql uses become DuckDB equivalents;
-``COLLATE pg_catalog.default`` is dropped.  Literals, quoted identifiers and
-comments are never touched.
+``COLLATE pg_catalog.default`` is dropped; ``FROM generate_series(...) g`` gets the column alias
+PostgreSQL implies (``g(g)``: a scalar function's one column takes the table alias).  Literals, quoted
+identifiers and comments are never touched.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ CAST_TYPES = {
     "regclass": "VARCHAR", "regtype": "VARCHAR", "regproc": "VARCHAR", "regprocedure": "VARCHAR",
     "regnamespace": "VARCHAR", "regrole": "VARCHAR", "oid": "BIGINT", "name": "VARCHAR", "xid": "BIGINT",
     "int2vector": "VARCHAR", "oidvector": "VARCHAR", "bpchar": "VARCHAR", "char": "VARCHAR",
-    "regconfig": "VARCHAR", "aclitem": "VARCHAR", "pg_node_tree": "VARCHAR", "jsonb": "JSON",
+    "regconfig": "VARCHAR", "aclitem": "VARCHAR", "pg_node_tree": "VARCHAR",
 }  # fmt: skip
 
 # OPERATOR(pg_catalog.x) forms -> DuckDB operator or function (regex match operators).
@@ -37,11 +38,84 @@ KNOWN_QUERY_PATCHES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# Words that end a FROM item rather than alias it (PostgreSQL's reserved keywords a bare alias cannot be).
+_NOT_ALIAS = {"where", "join", "inner", "left", "right", "full", "cross", "natural", "on", "using", "group", "order",
+              "having", "limit", "offset", "union", "intersect", "except", "window", "with", "fetch", "for",
+              "returning", "lateral", "tablesample", "qualify", "as", "select", "from", "into", "then", "else",
+              "end", "and", "or", "not", "is", "in", "when"}  # fmt: skip
+# Clause keywords: the nearest one before a function call tells whether the call is a FROM item.
+_CLAUSES = {"select", "from", "join", "where", "group", "order", "having", "limit", "offset", "on", "using",
+            "returning", "values", "set", "lateral", "window", "qualify"}  # fmt: skip
+# Set-returning functions whose FROM item has one column that DuckDB names after the function.
+_SCALAR_SRFS = {"generate_series"}
+
+
+def _in_from_clause(toks: list[Token], i: int) -> bool:
+    """Whether the call starting at token ``i`` is a FROM item (the nearest clause keyword at its level)."""
+    depth = 0
+    k = i - 1
+    while k >= 0:
+        t = toks[k]
+        if t.text == ")":
+            depth += 1
+        elif t.text == "(":
+            if depth == 0:
+                return False  # the start of a subquery or an argument list
+            depth -= 1
+        elif depth == 0 and t.kind == "word" and t.text.lower() in _CLAUSES:
+            return t.text.lower() in ("from", "join", "lateral")
+        k -= 1
+    return False
+
+
+def srf_alias_edits(toks: list[Token]) -> list[tuple[int, int, str]]:
+    """``FROM generate_series(1, 3) [AS] g`` -> ``... g(g)``: in PostgreSQL the one column of a function that
+    returns a scalar takes the table alias as its name (DuckDB keeps the function's name, and ``g`` alone
+    would be the whole row).  ``WITH ORDINALITY`` calls DuckDB's own generate_series (see pgcatalog.py)."""
+    edits: list[tuple[int, int, str]] = []
+    n = len(toks)
+    for i, t in enumerate(toks):
+        if t.kind != "word" or t.text.lower() not in _SCALAR_SRFS or i + 1 >= n or toks[i + 1].text != "(":
+            continue
+        if i > 0 and toks[i - 1].text == "." and not (i > 1 and toks[i - 2].text.lower() == "pg_catalog"):
+            continue
+        start = i - 2 if i > 1 and toks[i - 1].text == "." else i
+        if not _in_from_clause(toks, start):
+            continue
+        depth = 0
+        j = i + 1
+        while j < n:
+            if toks[j].text == "(":
+                depth += 1
+            elif toks[j].text == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+            j += 1
+        j += 1
+        if j + 1 < n and toks[j].text.lower() == "with" and toks[j + 1].text.lower() == "ordinality":
+            # DuckDB drops WITH ORDINALITY after a table macro: DuckDB's own function keeps it (int8 values)
+            edits.append((toks[start].start, t.end, "system.main." + t.text))
+            continue
+        if j < n and toks[j].kind == "word" and toks[j].text.lower() == "as":
+            j += 1
+        if j >= n or toks[j].kind not in ("word", "ident") or toks[j].text.lower() in _NOT_ALIAS:
+            continue
+        if j + 1 < n and toks[j + 1].text in ("(", "."):
+            continue
+        edits.append((toks[j].end, toks[j].end, f"({toks[j].text})"))
+    return edits
+
+
 def rewrite(sql: str) -> str:
     for marker, old, new in KNOWN_QUERY_PATCHES:
         if marker in sql:
             sql = sql.replace(old, new)
     sql = rewrite_literals(sql)
+    if "generate_series" in sql.lower():
+        alias_edits = srf_alias_edits(tokens(sql))
+        if alias_edits:
+            sql = apply_edits(sql, alias_edits)
     low = sql.lower()
     if not any(k in low for k in ("pg_catalog", "::", "operator", "collate", "bytea")):
         return sql

@@ -45,7 +45,12 @@ INTERVAL = PgType(1186, "interval", 16, 1187, "INTERVAL")
 TIMETZ = PgType(1266, "timetz", 12, 1270, "TIMETZ")
 NUMERIC = PgType(1700, "numeric", -1, 1231, "DECIMAL(38,10)")
 UUID = PgType(2950, "uuid", 16, 2951, "UUID")
-JSONB = PgType(3802, "jsonb", -1, 3807, "JSON")
+JSONB = PgType(3802, "jsonb", -1, 3807, "jsonb")  # a DuckDB alias of JSON (pgcatalog.py, databases.py)
+
+# DuckDB has one JSON type for json and jsonb (a type alias does not survive binding), so a jsonb column is a
+# JSON column whose comment starts with this mark (jsonb.py sets it and reads it back; a user's own comment
+# follows it on the next line, and pg_description shows only that).
+JSONB_MARK = "pgtls:jsonb"
 
 # A bare ``numeric`` (column or cast) becomes this DuckDB type (literals.py): 30 integer and 8 fractional
 # digits, printed without trailing fractional zeros (PostgreSQL keeps each value's own scale; see docs).

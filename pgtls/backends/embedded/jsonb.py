@@ -1,0 +1,497 @@
+"""Telling jsonb from json: DuckDB has one JSON type for both, so pgtls keeps the difference itself.
+
+A PostgreSQL ``jsonb`` column is a DuckDB JSON column whose comment starts with
+:data:`types.JSONB_MARK` (set by :func:`after_ddl` when CREATE TABLE or ALTER TABLE
+declares one; a user's own COMMENT goes on the line after the mark, see
+:func:`comment_statement`, and pg_description shows only that).  A JSON result
+column is reported as jsonb (and printed the way jsonb_out prints it, see
+codecs.jsonb_text) when DuckDB's parse tree of the query says it comes from one:
+
+* a cast to jsonb (``x::jsonb``, ``CAST(x AS jsonb)``, arrays of it);
+* a jsonb column of a table the query reads (by name; ``SELECT *`` too);
+* ``x -> 'k'`` of such a value, COALESCE/CASE/NULLIF/min/max over one, a ``jsonb_*`` function.
+
+Anything else stays json, as before.  What this cannot see: columns of views, a jsonb column renamed by
+a subquery alias, and jsonb columns another session created in a transaction it has not committed yet.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from pgtls.backends.embedded import types as T
+from pgtls.backends.embedded.literals import parse_type
+from pgtls.backends.embedded.sqltext import (
+    Token,
+    quote_ident,
+    quote_literal,
+    string_value,
+    tokens,
+    unquote_ident,
+)
+
+# Seconds a session trusts its copy of the catalog's marks (another session's DDL may commit after it ran).
+MARKS_TTL = 2.0
+_CONSTRAINT_WORDS = {"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "LIKE", "EXCLUDE"}
+_CREATE_SKIP = {"OR", "REPLACE", "TEMP", "TEMPORARY", "UNLOGGED", "GLOBAL", "LOCAL"}
+_DROP_WORDS = {"IF", "EXISTS", "CASCADE", "RESTRICT"}
+_PASS_FIRST_ARG = {"nullif", "greatest", "least", "min", "max", "first", "last", "any_value",
+                   "arbitrary", "json_extract", "->"}  # fmt: skip
+_MARKS_SQL = (
+    "SELECT lower(table_name), lower(column_name) FROM duckdb_columns() WHERE starts_with(comment, ?)"
+)
+
+
+@dataclass
+class _Marks:
+    generation: int
+    at: float
+    # table (lower-case) -> its jsonb columns, as the committed catalog says
+    columns: dict[str, set[str]]
+    # tables this session (re)defined (maybe not committed yet, or temporary): these win over ``columns``
+    own: dict[str, set[str]] = field(default_factory=dict)
+
+
+_lock = threading.Lock()
+_generation = 0  # bumped by every DDL statement of any session: cached marks are then read again
+_marks: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, _Marks] = weakref.WeakKeyDictionary()
+
+
+def _bump() -> None:
+    global _generation
+    with _lock:
+        _generation += 1
+
+
+def _entry(cur: duckdb.DuckDBPyConnection) -> _Marks:
+    with _lock:
+        m = _marks.get(cur)
+        if m is None:
+            m = _marks[cur] = _Marks(-1, 0.0, {})
+        return m
+
+
+def marked_columns(cur: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    """Table -> jsonb columns for the session ``cur`` (read again when the cached copy is stale, on a fresh
+    cursor of the same database: ``cur`` may hold a pending result)."""
+    m = _entry(cur)
+    now = time.monotonic()
+    if m.generation != _generation or now - m.at > MARKS_TTL:
+        gen = _generation
+        cols: dict[str, set[str]] = {}
+        reader = cur.cursor()
+        try:
+            for table, col in reader.execute(_MARKS_SQL, [T.JSONB_MARK]).fetchall():
+                cols.setdefault(table, set()).add(col)
+        finally:
+            reader.close()
+        m.generation, m.at, m.columns = gen, now, cols
+    if not m.own:
+        return m.columns
+    return {**m.columns, **m.own}
+
+
+_parser_lock = threading.Lock()
+_parser: duckdb.DuckDBPyConnection | None = None
+
+
+def _shape(sql: str) -> str:
+    """``sql`` with its literals blanked: what the parse tree's shape depends on (bound parameters arrive as
+    literals, so the statement differs at every execution; its shape does not)."""
+    out: list[str] = []
+    pos = 0
+    for t in tokens(sql):
+        if t.kind in ("string", "number"):
+            out.append(sql[pos : t.start])
+            out.append("''" if t.kind == "string" else "0")
+            pos = t.end
+    out.append(sql[pos:])
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=512)
+def parse_tree(sql: str) -> dict[str, Any]:
+    """DuckDB's parse tree of ``sql`` (json_serialize_sql: SELECT statements only, else ``{"error": true}``)."""
+    global _parser
+    with _parser_lock:
+        if _parser is None:
+            _parser = duckdb.connect(config={"enable_external_access": False})
+        try:
+            tree = json.loads(_parser.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
+        except (duckdb.Error, ValueError, IndexError):
+            tree = None
+    return tree if isinstance(tree, dict) else {"error": True}
+
+
+# --- result columns -----------------------------------------------------------------------------
+
+
+def _type_is_jsonb(t: Any) -> bool:
+    if not isinstance(t, dict):
+        return False
+    name = str(t.get("type_name") or "").lower()
+    if name == "jsonb":
+        return True
+    children = t.get("children") or []
+    return name == "list" and bool(children) and _type_is_jsonb(children[0])
+
+
+def _args(e: dict[str, Any]) -> list[Any]:
+    return [a.get("expression") if isinstance(a, dict) and "expression" in a else a
+            for a in e.get("arguments") or e.get("children") or []]  # fmt: skip
+
+
+def is_jsonb(e: Any, cols: set[str]) -> bool:
+    """Whether the parse-tree expression ``e`` is a jsonb value (``cols``: jsonb column names in scope)."""
+    if not isinstance(e, dict):
+        return False
+    cls = e.get("class")
+    if cls == "CAST":
+        return _type_is_jsonb(e.get("type_expr"))
+    if cls == "COLUMN_REF":
+        names = e.get("column_names") or []
+        return bool(names) and str(names[-1]).lower() in cols
+    if cls == "LAMBDA":  # DuckDB parses ``j -> 'k'`` as a lambda until it binds it
+        return e.get("syntax_type") == "SINGLE_ARROW" and is_jsonb(e.get("lhs"), cols)
+    if cls == "OPERATOR":  # COALESCE(...), ARRAY[...] (jsonb[])
+        return e.get("type") in ("OPERATOR_COALESCE", "ARRAY_CONSTRUCTOR") and any(
+            is_jsonb(c, cols) for c in e.get("children") or []
+        )
+    if cls == "CASE":
+        checks = [c.get("then_expr") for c in e.get("case_checks") or [] if isinstance(c, dict)]
+        return any(is_jsonb(x, cols) for x in [*checks, e.get("else_expr")])
+    if cls == "FUNCTION":
+        fn = str(e.get("function_name") or "").lower()
+        if fn.startswith("jsonb_") or fn == "to_jsonb":
+            return True
+        args = _args(e)
+        if fn in ("list_value", "array_value", "coalesce"):  # ARRAY[...] of jsonb: jsonb[]
+            return any(is_jsonb(a, cols) for a in args)
+        return fn in _PASS_FIRST_ARG and bool(args) and is_jsonb(args[0], cols)
+    if cls == "SUBQUERY":
+        node = _select_node((e.get("subquery") or {}).get("node"))
+        items = node.get("select_list") if node else None
+        return bool(items) and is_jsonb(items[0], cols)
+    return False
+
+
+def _select_node(node: Any) -> dict[str, Any] | None:
+    while isinstance(node, dict) and node.get("type") == "SET_OPERATION_NODE":
+        node = node.get("left")
+    return node if isinstance(node, dict) and node.get("type") == "SELECT_NODE" else None
+
+
+def _base_tables(tree: Any, out: set[str]) -> set[str]:
+    if isinstance(tree, dict):
+        if tree.get("type") == "BASE_TABLE" and tree.get("table_name"):
+            out.add(str(tree["table_name"]).lower())
+        for v in tree.values():
+            if isinstance(v, dict | list):
+                _base_tables(v, out)
+    elif isinstance(tree, list):
+        for v in tree:
+            _base_tables(v, out)
+    return out
+
+
+def _token_tables(sql: str) -> set[str]:
+    from pgtls.backends.embedded.params import _tables
+
+    return {t.lower() for t in _tables(tokens(sql))}
+
+
+def jsonb_flags(cur: duckdb.DuckDBPyConnection, sql: str, names: list[str], ducks: list[str]) -> list[bool]:
+    """For each result column (DuckDB ``names``/types ``ducks`` of ``sql``, run on the session ``cur``): whether
+    it is jsonb."""
+    marks = marked_columns(cur)
+    if not marks and "jsonb" not in sql.lower():
+        return [False] * len(names)
+    tree = parse_tree(_shape(sql))
+    stmts = tree.get("statements") if not tree.get("error") else None
+    node = _select_node(stmts[0].get("node")) if stmts and len(stmts) == 1 else None
+    tables = _base_tables(stmts, set()) if node is not None else _token_tables(sql)
+    cols: set[str] = set().union(*(marks.get(t, set()) for t in tables)) if tables else set()
+    is_json = ["JSON" in d for d in ducks]
+    if node is None:  # INSERT/UPDATE/DELETE ... RETURNING: by column name
+        return [j and n.lower() in cols for j, n in zip(is_json, names, strict=True)]
+    items = [x for x in node.get("select_list") or [] if isinstance(x, dict)]
+    star = any(x.get("class") == "STAR" for x in items)
+    if not star and len(items) == len(names):
+        return [j and is_jsonb(x, cols) for j, x in zip(is_json, items, strict=True)]
+    named: dict[str, dict[str, Any]] = {}
+    for x in items:
+        alias = x.get("alias") or ""
+        if alias:
+            named[alias.lower()] = x
+        elif x.get("class") == "COLUMN_REF" and x.get("column_names"):
+            named.setdefault(str(x["column_names"][-1]).lower(), x)
+    out = []
+    for j, n in zip(is_json, names, strict=True):
+        item = named.get(n.lower())
+        out.append(j and (is_jsonb(item, cols) if item is not None else star and n.lower() in cols))
+    return out
+
+
+def retype(columns: list[T.Column], flags: list[bool]) -> list[T.Column]:
+    """``columns`` with the flagged json (and json[]) ones turned into jsonb (jsonb[])."""
+    out = []
+    for c, flag in zip(columns, flags, strict=True):
+        if flag and c.type.oid in (T.JSON.oid, T.BY_OID[T.JSON.array_oid].oid):
+            t = T.JSONB if c.type.oid == T.JSON.oid else T.BY_OID[T.JSONB.array_oid]
+            c = T.Column(c.name, t, c.typmod, c.duck)
+        out.append(c)
+    return out
+
+
+# --- DDL: setting the marks ------------------------------------------------------------------------
+
+
+def _name_end(toks: list[Token], j: int) -> int:
+    """Index after a possibly qualified name starting at ``j``."""
+    j += 1
+    while j + 1 < len(toks) and toks[j].text == "." and toks[j + 1].kind in ("word", "ident"):
+        j += 2
+    return j
+
+
+def _split_top(toks: list[Token], start: int) -> tuple[list[list[Token]], int]:
+    """The comma-separated elements of the parenthesised list opening at ``start``, and the index after it."""
+    parts: list[list[Token]] = [[]]
+    depth = 0
+    j = start + 1
+    while j < len(toks):
+        t = toks[j]
+        if t.text == "(":
+            depth += 1
+        elif t.text == ")":
+            if depth == 0:
+                return parts, j + 1
+            depth -= 1
+        elif t.text == "," and depth == 0:
+            parts.append([])
+            j += 1
+            continue
+        parts[-1].append(t)
+        j += 1
+    return parts, j
+
+
+def _type_at(sql: str, toks: list[Token], j: int) -> str | None:
+    ref = parse_type(sql, toks, j)
+    return ref.name if ref is not None else None
+
+
+def _column_defs(sql: str, toks: list[Token]) -> tuple[str, list[tuple[str, str | None]]] | None:
+    """(table text, [(column token text, type name)]) of CREATE TABLE t (...); None for other statements."""
+    w = [t.text.upper() if t.kind == "word" else "" for t in toks]
+    j = 1
+    while j < len(w) and w[j] in _CREATE_SKIP:
+        j += 1
+    if j >= len(w) or w[j] != "TABLE":
+        return None
+    j += 1
+    if w[j : j + 3] == ["IF", "NOT", "EXISTS"]:
+        j += 3
+    if j >= len(toks):
+        return None
+    end = _name_end(toks, j)
+    table = sql[toks[j].start : toks[end - 1].end]
+    if end >= len(toks) or toks[end].text != "(":
+        return None
+    parts, after = _split_top(toks, end)
+    if after < len(toks) and toks[after].text.upper() == "AS":  # CREATE TABLE t (a, b) AS query
+        return None
+    defs = []
+    for p in parts:
+        if len(p) < 2 or p[0].kind not in ("word", "ident") or (p[0].kind == "word" and p[0].text.upper() in
+                                                                 _CONSTRAINT_WORDS):  # fmt: skip
+            continue
+        k = toks.index(p[1])
+        defs.append((p[0].text, _type_at(sql, toks, k)))
+    return table, defs
+
+
+def _alter_actions(sql: str, toks: list[Token]) -> tuple[str, list[tuple[str, str, str | None]]] | None:
+    """(table text, [(action, column token text, type name or new name)]) of ALTER TABLE; actions are
+    "add", "type" and "rename"."""
+    w = [t.text.upper() if t.kind == "word" else t.text for t in toks]
+    if w[:2] != ["ALTER", "TABLE"]:
+        return None
+    j = 2
+    if w[j : j + 2] == ["IF", "EXISTS"]:
+        j += 2
+    if j < len(w) and w[j] == "ONLY":
+        j += 1
+    if j >= len(toks):
+        return None
+    end = _name_end(toks, j)
+    table = sql[toks[j].start : toks[end - 1].end]
+    actions: list[tuple[str, str, str | None]] = []
+    parts: list[list[int]] = [[]]
+    depth = 0
+    for k in range(end, len(toks)):
+        if toks[k].text == "(":
+            depth += 1
+        elif toks[k].text == ")":
+            depth -= 1
+        elif toks[k].text == "," and depth == 0:
+            parts.append([])
+            continue
+        parts[-1].append(k)
+    for p in parts:
+        ws = [w[k] for k in p]
+        if not p:
+            continue
+        i = 1
+        if ws[0] == "ADD":
+            if i < len(ws) and ws[i] == "COLUMN":
+                i += 1
+            if ws[i : i + 3] == ["IF", "NOT", "EXISTS"]:
+                i += 3
+            if i + 1 < len(p) and ws[i] not in _CONSTRAINT_WORDS:
+                actions.append(("add", toks[p[i]].text, _type_at(sql, toks, p[i + 1])))
+        elif ws[0] == "ALTER":
+            if i < len(ws) and ws[i] == "COLUMN":
+                i += 1
+            col = p[i] if i < len(p) else None
+            rest = ws[i + 1 :]
+            n = 2 if rest[:3] == ["SET", "DATA", "TYPE"] else 0 if rest[:1] == ["TYPE"] else -1
+            if col is not None and n >= 0 and i + 2 + n < len(p):
+                actions.append(("type", toks[col].text, _type_at(sql, toks, p[i + 2 + n])))
+        elif ws[0] == "RENAME" and "TO" in ws:
+            t = ws.index("TO")
+            i = 2 if ws[1:2] == ["COLUMN"] else 1
+            if t == i + 1 and t + 1 < len(p):
+                actions.append(("rename", toks[p[i]].text, unquote_ident(toks[p[t + 1]].text)))
+    return table, actions
+
+
+def _last_name(table: str) -> str:
+    toks = [t for t in tokens(table) if t.kind in ("word", "ident")]
+    return unquote_ident(toks[-1].text).lower() if toks else table.lower()
+
+
+def _comment_of(cur: duckdb.DuckDBPyConnection, table: str, column: str) -> str | None:
+    rows = cur.execute(
+        "SELECT comment FROM duckdb_columns() WHERE lower(table_name) = ? AND lower(column_name) = ? LIMIT 1",
+        [table, column],
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _set_mark(cur: duckdb.DuckDBPyConnection, table: str, col: str, jsonb: bool) -> None:
+    old = _comment_of(cur, _last_name(table), unquote_ident(col).lower())
+    marked = old is not None and old.startswith(T.JSONB_MARK)
+    if marked == jsonb:
+        return
+    if jsonb:
+        new: str | None = T.JSONB_MARK + ("\n" + old if old else "")
+    else:
+        new = (old or "")[len(T.JSONB_MARK) + 1 :] or None
+    value = quote_literal(new) if new is not None else "NULL"
+    try:
+        cur.execute(f"COMMENT ON COLUMN {table}.{col} IS {value}")
+    except duckdb.Error:
+        pass  # not commentable (a temporary table?): the session's own record below still knows
+
+
+def after_ddl(cur: duckdb.DuckDBPyConnection, sql: str, first: str) -> None:
+    """After CREATE/ALTER/DROP/COMMENT ran: mark jsonb columns and make every session read the marks again."""
+    _bump()
+    if first not in ("CREATE", "ALTER", "DROP"):
+        return
+    toks = tokens(sql)
+    m = _entry(cur)
+    if first == "CREATE":
+        parsed = _column_defs(sql, toks)
+        if parsed is None:
+            _mark_created_as(cur, sql, toks, m)
+            return
+        table, defs = parsed
+        for col, typ in defs:
+            if typ == "jsonb":
+                _set_mark(cur, table, col, True)
+        m.own[_last_name(table)] = {unquote_ident(c).lower() for c, typ in defs if typ == "jsonb"}
+    elif first == "ALTER":
+        parsed2 = _alter_actions(sql, toks)
+        if parsed2 is None:
+            return
+        table, actions = parsed2
+        name = _last_name(table)
+        current = set(m.own.get(name, m.columns.get(name, set())))
+        for action, col, arg in actions:
+            c = unquote_ident(col).lower()
+            if action in ("add", "type"):
+                if arg == "jsonb" or action == "type":
+                    _set_mark(cur, table, col, arg == "jsonb")
+                if arg == "jsonb":
+                    current.add(c)
+                else:
+                    current.discard(c)
+            elif action == "rename" and arg is not None and c in current:
+                current.discard(c)
+                current.add(arg.lower())
+        m.own[name] = current
+    else:
+        w = [t.text.upper() for t in toks[:2]]
+        if w == ["DROP", "TABLE"]:
+            for t in toks[2:]:
+                if t.kind in ("word", "ident") and t.text.upper() not in _DROP_WORDS:
+                    m.own[unquote_ident(t.text).lower()] = set()
+
+
+def _mark_created_as(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token], m: _Marks) -> None:
+    """CREATE TABLE t AS query: t's columns that the query gives as jsonb are jsonb (as in PostgreSQL)."""
+    w = [t.text.upper() if t.kind == "word" else t.text for t in toks]
+    j = 1
+    while j < len(w) and w[j] in _CREATE_SKIP:
+        j += 1
+    if j >= len(w) or w[j] != "TABLE":
+        return
+    j += 4 if w[j + 1 : j + 4] == ["IF", "NOT", "EXISTS"] else 1
+    if j >= len(toks):
+        return
+    end = _name_end(toks, j)
+    table = sql[toks[j].start : toks[end - 1].end]
+    if end < len(toks) and toks[end].text == "(":
+        _, end = _split_top(toks, end)
+    if end + 1 >= len(toks) or w[end] != "AS":
+        return
+    query = sql[toks[end + 1].start :]
+    desc = cur.execute(f"SELECT * FROM {table} LIMIT 0").description or []
+    names, ducks = [d[0] for d in desc], [str(d[1]) for d in desc]
+    if not any("JSON" in d for d in ducks):
+        return
+    flags = jsonb_flags(cur, query, names, ducks)
+    for name, flag in zip(names, flags, strict=True):
+        if flag:
+            _set_mark(cur, table, quote_ident(name), True)
+    m.own[_last_name(table)] = {n.lower() for n, f in zip(names, flags, strict=True) if f}
+
+
+def comment_statement(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """``COMMENT ON COLUMN t.c IS '...'`` on a jsonb column keeps the mark in front of the user's text."""
+    toks = tokens(sql)
+    w = [t.text.upper() for t in toks]
+    if w[:3] != ["COMMENT", "ON", "COLUMN"] or "IS" not in w:
+        return sql
+    k = w.index("IS")
+    names = [t for t in toks[3:k] if t.kind in ("word", "ident")]
+    if len(names) < 2 or k + 1 >= len(toks):
+        return sql
+    table, col = unquote_ident(names[-2].text).lower(), unquote_ident(names[-1].text).lower()
+    old = _comment_of(cur, table, col)
+    if old is None or not old.startswith(T.JSONB_MARK):
+        return sql
+    val = toks[k + 1]
+    text = string_value(val.text) if val.kind == "string" else ""
+    new = T.JSONB_MARK + ("\n" + text if text else "")
+    return sql[: val.start] + quote_literal(new) + sql[toks[k + 1].end :]
