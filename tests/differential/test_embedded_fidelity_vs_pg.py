@@ -118,6 +118,10 @@ EVERYDAY = [
     "SELECT 1::smallint, 2::bigint, true::boolean, NULL::int, pg_typeof(1)::text, length('x')::text",
     "SELECT ARRAY[1]::int8[], '{1}'::text[], '{{a,b}}'::text[], '1 day'::interval, 1::numeric(10,2)",
     "SELECT array(SELECT generate_series(1, 3))",
+    # shortest float digits where the shortest candidate lies exactly half-way to a neighbour: ryu, as
+    # PostgreSQL has it, prints one digit more (Python's repr would not)
+    "SELECT 5.604165699371008e+23::float8, 1e15::float8, 123456789012345678::float8, -1e-5::float8",
+    "SELECT 113615355904::float4, 458905616384::float4, 202077792::float4, 104611264::float4, 1e6::float4",
 ]
 
 # Result columns in binary format too (jsonb: a version byte, then the text).

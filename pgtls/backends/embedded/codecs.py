@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import struct
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from pgtls.backends.embedded import types as T
@@ -27,19 +29,41 @@ PG_EPOCH_DATE = dt.date(2000, 1, 1)
 # --- floats -----------------------------------------------------------------------------------
 
 
+def _neighbours(v: float, single: bool) -> tuple[float, float]:
+    """The floats (float4 values when ``single``) just below and above ``v`` > 0."""
+    if not single:
+        return math.nextafter(v, 0.0), math.nextafter(v, math.inf)
+    (bits,) = struct.unpack("!I", struct.pack("!f", v))
+    return tuple(struct.unpack("!f", struct.pack("!I", b))[0] for b in (bits - 1, bits + 1))  # type: ignore[return-value]
+
+
+def _half_way(s: str, v: float, single: bool) -> bool:
+    """Whether the decimal ``s`` lies exactly half-way between ``v`` and a neighbour: PostgreSQL's ryu never
+    takes such a bound (it reads back as ``v`` only by round-half-even), it prints one digit more."""
+    if not single and v < 9007199254740992.0:  # below 2^53 no short decimal is a float8 half-way point
+        return False
+    q = Fraction(Decimal(s))
+    fv = Fraction(v)
+    return any(math.isfinite(n) and q * 2 == fv + Fraction(n) for n in _neighbours(v, single))
+
+
 def _shortest_digits(v: float, single: bool) -> tuple[str, int]:
-    """(significant digits, decimal exponent of the first digit) of the shortest round-trip form."""
+    """(significant digits, decimal exponent of the first digit) of PostgreSQL's shortest round-trip form."""
     if single:
         target = struct.unpack("!f", struct.pack("!f", v))[0]
         for n in range(1, 10):
             s = f"{v:.{n - 1}e}"
             try:
-                if struct.unpack("!f", struct.pack("!f", float(s)))[0] == target:
+                if struct.unpack("!f", struct.pack("!f", float(s)))[0] == target and not _half_way(s, target, True):
                     break
             except OverflowError:  # rounded up beyond float4's range (3.4028235e38 -> 3.403e38)
                 continue
     else:
         s = repr(v)
+        n = len(Decimal(s).as_tuple().digits)
+        while n < 17 and _half_way(s, v, False):
+            n += 1
+            s = f"{v:.{n - 1}e}"
     d = Decimal(s)
     sign, digits, exp = d.as_tuple()
     ds = "".join(map(str, digits)).rstrip("0") or "0"
