@@ -177,7 +177,9 @@ _DDL = ("CREATE", "ALTER", "DROP", "COMMENT")
 def run(cur: duckdb.DuckDBPyConnection, sql: str, words: list[str], duck_type: str | None = None) -> Result:
     """Execute ``sql`` (one statement, already rewritten) on ``cur``; ``duck_type`` if already known."""
     if duck_type is None:
-        duck_type = statement_type(sql)
+        # A query that starts like one is one (DuckDB has no SELECT ... INTO); anything else is asked of
+        # DuckDB's parser, which costs about as much as a point lookup
+        duck_type = "SELECT" if words and words[0] in ("SELECT", "VALUES", "TABLE", "FROM") else statement_type(sql)
     tag = command_tag(words, duck_type)
     if duck_type == "SELECT":
         cur.execute(sql)

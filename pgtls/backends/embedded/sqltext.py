@@ -11,15 +11,16 @@ standard_conforming_strings on.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
 _PARAM = re.compile(r"\$([0-9]+)")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9$]*")
+_SPACE = re.compile(r"\s+")
 
 
-@dataclass
+@dataclass(slots=True)
 class Token:
     kind: str  # "word", "ident" (double-quoted), "string", "param", "op", "number"
     text: str
@@ -61,12 +62,18 @@ def _skip_escape_string(sql: str, i: int) -> int:
 
 def tokens(sql: str) -> list[Token]:
     """Tokens of ``sql`` (whitespace and comments dropped); unterminated literals run to the end."""
-    out: list[Token] = []
+    return list(iter_tokens(sql))
+
+
+def iter_tokens(sql: str) -> Iterator[Token]:
+    """:func:`tokens` one at a time, for callers that need only the first few."""
+    prev: Token | None = None
     i, n = 0, len(sql)
     while i < n:
         c = sql[i]
         if c.isspace():
-            i += 1
+            m = _SPACE.match(sql, i)
+            i = m.end() if m else i + 1
         elif c == "-" and sql.startswith("--", i):
             j = sql.find("\n", i)
             i = n if j < 0 else j + 1
@@ -82,48 +89,47 @@ def tokens(sql: str) -> list[Token]:
             i = j
         elif c == "'":
             j = _skip_quoted(sql, i, "'")
-            out.append(Token("string", sql[i:j], i, j))
+            yield (prev := Token("string", sql[i:j], i, j))
             i = j
         elif c in "eE" and i + 1 < n and sql[i + 1] == "'":
             j = _skip_escape_string(sql, i + 1)
-            out.append(Token("string", sql[i:j], i, j))
+            yield (prev := Token("string", sql[i:j], i, j))
             i = j
         elif c == '"':
             j = _skip_quoted(sql, i, '"')
-            out.append(Token("ident", sql[i:j], i, j))
+            yield (prev := Token("ident", sql[i:j], i, j))
             i = j
         elif c == "$":
             m = _PARAM.match(sql, i)
             if m:
-                out.append(Token("param", m.group(0), i, m.end()))
+                yield (prev := Token("param", m.group(0), i, m.end()))
                 i = m.end()
                 continue
             m = _DOLLAR_TAG.match(sql, i)
-            if m and not (out and out[-1].end == i and out[-1].kind == "word"):
+            if m and not (prev is not None and prev.end == i and prev.kind == "word"):
                 close = sql.find(m.group(0), m.end())
                 j = n if close < 0 else close + len(m.group(0))
-                out.append(Token("string", sql[i:j], i, j))
+                yield (prev := Token("string", sql[i:j], i, j))
                 i = j
                 continue
-            out.append(Token("op", c, i, i + 1))
+            yield (prev := Token("op", c, i, i + 1))
             i += 1
         elif c.isalpha() or c == "_" or ord(c) > 127:
             m = _WORD.match(sql, i)
             j = m.end() if m else i + 1
             while j < n and ord(sql[j]) > 127:
                 j += 1
-            out.append(Token("word", sql[i:j], i, j))
+            yield (prev := Token("word", sql[i:j], i, j))
             i = j
         elif c.isdigit():
             j = i
             while j < n and (sql[j].isalnum() or sql[j] == "."):
                 j += 1
-            out.append(Token("number", sql[i:j], i, j))
+            yield (prev := Token("number", sql[i:j], i, j))
             i = j
         else:
-            out.append(Token("op", c, i, i + 1))
+            yield (prev := Token("op", c, i, i + 1))
             i += 1
-    return out
 
 
 def split_statements(sql: str) -> list[str]:
@@ -141,7 +147,9 @@ def split_statements(sql: str) -> list[str]:
 def words(sql: str, limit: int = 8) -> list[str]:
     """The first ``limit`` tokens, keywords upper-cased (quoted identifiers keep their text)."""
     out: list[str] = []
-    for t in tokens(sql)[:limit]:
+    for t in iter_tokens(sql):
+        if len(out) >= limit:
+            break
         out.append(t.text.upper() if t.kind == "word" else t.text)
     return out
 
@@ -200,12 +208,18 @@ def split_with_offsets(sql: str) -> list[tuple[int, str]]:
     """Like :func:`split_statements` but with each statement's offset in ``sql``."""
     out: list[tuple[int, str]] = []
     start = 0
-    for t in tokens(sql):
+    empty = True  # no token since the last semicolon
+    for t in iter_tokens(sql):
         if t.kind == "op" and t.text == ";":
-            out.append((start, sql[start : t.start]))
+            if not empty:
+                out.append((start, sql[start : t.start]))
             start = t.end
-    out.append((start, sql[start:]))
-    return [(o, p) for o, p in out if tokens(p)]
+            empty = True
+        else:
+            empty = False
+    if not empty:
+        out.append((start, sql[start:]))
+    return out
 
 
 def apply_edits(sql: str, edits: list[tuple[int, int, str]]) -> str:
