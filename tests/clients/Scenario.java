@@ -16,6 +16,8 @@ import java.sql.Savepoint;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import org.postgresql.PGConnection;
+import org.postgresql.PGNotification;
 import java.time.LocalDate;
 import java.time.LocalDateTime;
 import java.time.LocalTime;
@@ -25,7 +27,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import org.postgresql.PGConnection;
 import org.postgresql.copy.CopyManager;
 import org.postgresql.util.PGInterval;
 
@@ -169,6 +170,17 @@ public class Scenario {
                 c.commit();
                 c.setAutoCommit(true);
                 return n + " " + sum;
+            });
+            check(checks, "notify", () -> {
+                try (Statement st = c.createStatement()) {
+                    st.execute("LISTEN scen_events");
+                    st.execute("NOTIFY scen_events, 'hello, world'");
+                    PGNotification[] got = c.unwrap(PGConnection.class).getNotifications(5000);
+                    st.execute("UNLISTEN scen_events");
+                    List<String> out = new ArrayList<>();
+                    if (got != null) for (PGNotification n : got) out.add(n.getName() + " " + n.getParameter());
+                    return out.isEmpty() ? "no notification" : String.join(" | ", out);
+                }
             });
             check(checks, "batch", () -> {
                 try (Statement st = c.createStatement()) {

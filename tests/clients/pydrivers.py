@@ -143,6 +143,7 @@ def run_psycopg(tg: Target, prefix: str, *, binary: bool) -> dict[str, Any]:
             for i, ch in enumerate("abcdefg", 1)))  # fmt: skip
         _guard(ck, "cursor", lambda: _psy_cursor(tg, binary))
         _guard(ck, "batch", lambda: _psy_batch(c, prefix))
+        _guard(ck, "notify", lambda: _psy_notify(c))
     return rep
 
 
@@ -251,6 +252,20 @@ def _psy_cursor(tg: Target, binary: bool) -> str:
             vals = [r[0] for r in cur]
         c.commit()
     return f"{len(vals)} {sum(vals)}"
+
+
+NOTIFY_CHANNEL, NOTIFY_PAYLOAD = "scen_events", "hello, world"  # pg8000 reads payloads as ASCII
+NOTIFY_SQL = (f"LISTEN {NOTIFY_CHANNEL}", f"NOTIFY {NOTIFY_CHANNEL}, '{NOTIFY_PAYLOAD}'", f"UNLISTEN {NOTIFY_CHANNEL}")
+
+
+def _psy_notify(c: Any) -> str:
+    """The session hears its own NOTIFY (PostgreSQL delivers to every listener, the sender included)."""
+    listen, notify, unlisten = NOTIFY_SQL
+    c.execute(listen)
+    c.execute(notify)
+    got = [f"{n.channel} {n.payload}" for n in c.notifies(timeout=5, stop_after=1)]
+    c.execute(unlisten)
+    return " | ".join(got) or "no notification"
 
 
 def _psy_batch(c: Any, prefix: str) -> str:
@@ -390,9 +405,18 @@ async def _asyncpg(tg: Target, prefix: str) -> dict[str, Any]:
             r = await con.fetchrow(f"SELECT count(*), sum(a) FROM {prefix}_batch")
             return f"{r[0]} {r[1]}"
 
+        async def notify() -> str:
+            got: asyncio.Queue[str] = asyncio.Queue()
+            await con.add_listener(NOTIFY_CHANNEL, lambda _c, _pid, ch, payload: got.put_nowait(f"{ch} {payload}"))
+            await con.execute(NOTIFY_SQL[1])
+            try:
+                return await asyncio.wait_for(got.get(), 5)
+            finally:
+                await con.reset()  # removes the listener (UNLISTEN *)
+
         for name, fn in (("rollback", rollback), ("error_recovery", errors), ("savepoint", savepoint),
                          ("cancel", cancel), ("copy_in", copy_in), ("copy_out", copy_out), ("prepared", prepared),
-                         ("cursor", cursor), ("batch", batch)):  # fmt: skip
+                         ("cursor", cursor), ("batch", batch), ("notify", notify)):  # fmt: skip
             try:
                 ck[name] = await asyncio.wait_for(fn(), 30)
             except Exception as e:
@@ -547,9 +571,16 @@ def run_pg8000(tg: Target, prefix: str) -> dict[str, Any]:
         n, s = con.run(f"SELECT count(*), sum(a) FROM {prefix}_batch")[0]
         return f"{n} {s}"
 
+    def notify(con: Any) -> str:
+        for sql in NOTIFY_SQL[:2]:
+            con.run(sql)
+        got = [f"{ch} {payload}" for _pid, ch, payload in con.notifications]
+        con.run(NOTIFY_SQL[2])
+        return " | ".join(got) or "no notification"
+
     for name, fn in (("rollback", rollback), ("error_recovery", errors), ("savepoint", savepoint),
                      ("cancel", cancel), ("copy_in", copy_in), ("copy_out", copy_out), ("prepared", prepared),
-                     ("cursor", cursor), ("batch", batch)):  # fmt: skip
+                     ("cursor", cursor), ("batch", batch), ("notify", notify)):  # fmt: skip
         con = _pg8000_connect(tg)  # a session per check: one check's broken protocol state must not spread
         try:
             ck[name] = fn(con)
@@ -671,6 +702,9 @@ def run_psql(tg: Target, prefix: str) -> dict[str, Any]:
                             f"INSERT INTO {prefix}_batch SELECT i, 'r' || i FROM generate_series(0, 99) g(i);\n"
                             f"SELECT count(*), sum(a) FROM {prefix}_batch;\n")  # fmt: skip
     ck["batch"] = r.stdout.strip().replace(FS, " ") if r.returncode == 0 and not r.stderr else "ERROR " + r.stderr
+    r = _psql(tg, "", stdin="".join(f"{sql};\n" for sql in NOTIFY_SQL))
+    heard = re.findall(r'Asynchronous notification "([^"]*)" with payload "([^"]*)" received', r.stdout)
+    ck["notify"] = " | ".join(f"{ch} {p}" for ch, p in heard) or "ERROR " + (r.stderr or r.stdout)
     return rep
 
 

@@ -153,6 +153,17 @@ async function main () {
     await c.query('COMMIT')
     return `${vals.length} ${vals.reduce((x, y) => x + y, 0)}`
   })
+  await guard('notify', async () => {
+    const heard = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no notification')), 5000)
+      c.once('notification', (msg) => { clearTimeout(timer); resolve(`${msg.channel} ${msg.payload}`) })
+    })
+    await c.query('LISTEN scen_events')
+    await c.query("NOTIFY scen_events, 'hello, world'")
+    const got = await heard
+    await c.query('UNLISTEN scen_events')
+    return got
+  })
   await guard('batch', async () => {
     await c.query(`CREATE TABLE ${cfg.prefix}_batch (a int, b text)`)
     await c.query('BEGIN')

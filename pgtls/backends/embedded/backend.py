@@ -12,6 +12,7 @@ import duckdb
 
 from pgtls.backends.base import Registry, SessionInfo
 from pgtls.backends.embedded import catalog
+from pgtls.backends.embedded.advisory import LockTable
 from pgtls.backends.embedded.databases import IDLE_CLOSE_SECONDS, DatabaseFiles
 from pgtls.backends.embedded.gucs import GucDefaults, settings_token
 from pgtls.backends.embedded.notify import Hub
@@ -39,6 +40,7 @@ class EmbeddedBackend:
         self._roles: RoleStore | None = None
         self.files = DatabaseFiles(self.data_dir, prepare=self._prepare_file, idle_close=idle_close)
         self.hub = Hub()  # LISTEN/NOTIFY between sessions
+        self.locks = LockTable()  # advisory locks between sessions
 
     # --- shared, per settings snapshot --------------------------------------------------------
     def defaults(self) -> GucDefaults:

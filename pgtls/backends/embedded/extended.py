@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from pgtls.backends.embedded import notify, params, sqlerrors
+from pgtls.backends.embedded import advisory, notify, params, sqlerrors
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.commands import parse_show
 from pgtls.backends.embedded.cursors import fetch_target
@@ -230,6 +230,8 @@ class Extended:
             return c.result.columns if c else None
         if first == "SELECT" and (call := notify.match_pg_notify(sql)) is not None:
             return notify.void_result(call[2]).columns
+        if first == "SELECT" and (lock_call := advisory.match(sql)) is not None:
+            return advisory.columns(lock_call)
         self.s.detach_stream()
         self.s.cursors.detach()
         try:

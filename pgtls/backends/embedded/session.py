@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from pgtls.backends.base import Registry, Send, SessionInfo
-from pgtls.backends.embedded import catalog, commands, notify, roles_sql, signals, sqlerrors
+from pgtls.backends.embedded import advisory, catalog, commands, notify, roles_sql, signals, sqlerrors
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.codecs import row_encoder
 from pgtls.backends.embedded.ddl import rewrite_create_table
@@ -109,6 +109,8 @@ class EmbeddedSession:
         self.implicit = False  # inside an implicit transaction (multi-statement Q / extended batch)
         self.journal = Journal()  # the DuckDB transaction's statements, for ROLLBACK TO SAVEPOINT
         self.listener = notify.Listener(backend.hub, info.database, info.pid)
+        self.advisory = advisory.AdvisoryLocks(backend.locks, info.database)
+        self._cancelled = threading.Event()  # a cancel arrived while a statement ran (for waits outside DuckDB)
         self.tz = tzinfo(self.gucs.get("TimeZone"))
         self._running = threading.Event()
         self._closed = False
@@ -189,6 +191,7 @@ class EmbeddedSession:
 
     def cancel(self) -> None:
         if self._running.is_set():
+            self._cancelled.set()
             try:
                 self.cur.interrupt()
             except duckdb.Error:
@@ -199,6 +202,7 @@ class EmbeddedSession:
             return
         self._closed = True
         self.listener.close()
+        self.advisory.close()
         try:
             if self.tx != "I" or self.implicit:
                 self.cur.execute("ROLLBACK")
@@ -269,15 +273,15 @@ class EmbeddedSession:
         try:
             self.cur.execute("COMMIT" if commit else "ROLLBACK")
         except duckdb.Error as e:
-            self.listener.rollback()
+            self._transaction_ended(commit=False)
             if commit:
                 self._rollback_quietly()
                 raise sqlerrors.translate(e) from None
             return
         if commit:
-            self.listener.commit()
+            self._transaction_ended(commit=True)
         else:
-            self.listener.rollback()
+            self._transaction_ended(commit=False)
 
     def _rollback_quietly(self) -> None:
         try:
@@ -292,7 +296,7 @@ class EmbeddedSession:
         out.add(m.error_response(err))
         if self.implicit:
             self.implicit = False
-            self.listener.rollback()
+            self._transaction_ended(commit=False)
             self._rollback_quietly()
         if self.tx == "T":
             self.tx = "E"
@@ -391,7 +395,9 @@ class EmbeddedSession:
         if first == "DISCARD":
             return self.discard(w)
         if first in ("LISTEN", "UNLISTEN", "NOTIFY"):
-            return self.notify_command(sql)
+            return self.notify_command(sql, offset)
+        if first == "SELECT" and "advisory" in sql and (lock_call := advisory.match(sql)) is not None:
+            return self.advisory_call(lock_call)
         if first == "SELECT" and "pg_notify" in sql and (call := notify.match_pg_notify(sql)) is not None:
             self.listener.notify(call[0], call[1], in_block=self.tx != "I" or self.implicit)
             return notify.void_result(call[2])
@@ -459,16 +465,16 @@ class EmbeddedSession:
             self.cursors.end_transaction(commit=not failed)
             self._end_gucs(commit=not failed)
             if failed:
-                self.listener.rollback()
+                self._transaction_ended(commit=False)
                 self._rollback_quietly()
                 return _tag("ROLLBACK")
             try:
                 self.cur.execute("COMMIT")
             except duckdb.Error as e:
-                self.listener.rollback()
+                self._transaction_ended(commit=False)
                 self._rollback_quietly()
                 raise sqlerrors.translate(e) from None
-            self.listener.commit()
+            self._transaction_ended(commit=True)
             return _tag("COMMIT")
         if first in ("ROLLBACK", "ABORT"):
             name = commands.parse_savepoint_name(sql) if first == "ROLLBACK" else None
@@ -479,7 +485,7 @@ class EmbeddedSession:
                 return _tag("ROLLBACK")
             self.tx = "I"
             self.journal.reset()
-            self.listener.rollback()
+            self._transaction_ended(commit=False)
             self.cursors.end_transaction(commit=False)
             self._end_gucs(commit=False)
             self._rollback_quietly()
@@ -497,8 +503,43 @@ class EmbeddedSession:
             return _tag("RELEASE")
         raise PgError("0A000", f"{first} is not supported")
 
-    def notify_command(self, sql: str) -> Result:
-        command, channel, payload = notify.parse_listen(sql)
+    def _transaction_ended(self, commit: bool) -> None:
+        """After the DuckDB transaction ended: deliver or drop its notifications, release its xact locks."""
+        if commit:
+            self.listener.commit()
+        else:
+            self.listener.rollback()
+        self.advisory.end_transaction()
+
+    def advisory_call(self, call: advisory.Call) -> Result:
+        arity_ok = not call.args if call.function == "pg_advisory_unlock_all" else len(call.args) in (1, 2)
+        if not arity_ok:
+            types = ", ".join(["bigint"] * len(call.args))
+            raise PgError("42883", f"function {call.function}({types}) does not exist",
+                          hint="No function matches the given name and argument types. "
+                               "You might need to add explicit type casts.")  # fmt: skip
+        values: list[int] = []
+        if call.args:
+            duck = "BIGINT" if len(call.args) == 1 else "INTEGER"
+            exprs = ", ".join(f"CAST(({rewrite(a)}) AS {duck})" for a in call.args)
+            try:
+                row = self.cur.execute(f"SELECT {exprs}").fetchone()
+            except duckdb.Error as e:
+                raise sqlerrors.translate(e) from None
+            if row is None or any(v is None for v in row):
+                return advisory.result(call, None, null=True)  # strict functions: NULL in, NULL out (no lock)
+            values = [int(v) for v in row]
+        self._cancelled.clear()
+        self._running.set()
+        try:
+            value = self.advisory.call(call, values, self.tx != "I" or self.implicit, self._cancelled.is_set,
+                                       self.notice)  # fmt: skip
+        finally:
+            self._running.clear()
+        return advisory.result(call, value)
+
+    def notify_command(self, sql: str, offset: int) -> Result:
+        command, channel, payload = notify.parse_listen(sql, offset)
         in_block = self.tx != "I" or self.implicit
         if command == "LISTEN":
             assert channel is not None
