@@ -34,6 +34,24 @@ def client_home() -> Iterator[Path]:
     shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def pg_and_pgtls() -> Iterator[tuple[RealPostgres, PgtlsServer]]:
+    """A PostgreSQL 15 and a pgtls server side by side (no TLS, trust), for a module of differential tests."""
+    if not have_postgres():
+        pytest.skip("PostgreSQL 15 server binaries are not installed")
+    pg = RealPostgres()
+    ours = PgtlsServer()
+    try:
+        pg.init().start()
+        ours.init()
+        ours.start()
+        yield pg, ours
+    finally:
+        print(f"--- pgtls server log ---\n{ours.full_log()[-4000:]}")  # shown only on failure
+        ours.cleanup()
+        pg.cleanup()
+
+
 @pytest.fixture
 def pgtls_factory() -> Iterator[type]:
     made: list[PgtlsServer] = []

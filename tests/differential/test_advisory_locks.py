@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 
 import asyncpg
 import psycopg
@@ -92,18 +91,8 @@ def _connect(port: int) -> psycopg.Connection:
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[tuple[RealPostgres, PgtlsServer]]:
-    pg = RealPostgres()
-    ours = PgtlsServer()
-    try:
-        pg.init().start()
-        ours.init()
-        ours.start()
-        yield pg, ours
-    finally:
-        print(f"--- pgtls server log ---\n{ours.full_log()[-4000:]}")
-        ours.cleanup()
-        pg.cleanup()
+def servers(pg_and_pgtls: tuple[RealPostgres, PgtlsServer]) -> tuple[RealPostgres, PgtlsServer]:
+    return pg_and_pgtls
 
 
 def _run(port: int, script: list[tuple[str, str]]) -> list[tuple[object, ...]]:

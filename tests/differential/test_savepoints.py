@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Iterator
 
 import asyncpg
 import psycopg
@@ -176,18 +175,8 @@ def outcome(conn: psycopg.Connection, sql: str) -> tuple[object, ...]:
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[tuple[RealPostgres, PgtlsServer]]:
-    pg = RealPostgres()
-    ours = PgtlsServer()
-    try:
-        pg.init().start()
-        ours.init()
-        ours.start()
-        yield pg, ours
-    finally:
-        print(f"--- pgtls server log ---\n{ours.full_log()[-4000:]}")
-        ours.cleanup()
-        pg.cleanup()
+def servers(pg_and_pgtls: tuple[RealPostgres, PgtlsServer]) -> tuple[RealPostgres, PgtlsServer]:
+    return pg_and_pgtls
 
 
 def _fresh_db(port: int, name: str) -> str:
