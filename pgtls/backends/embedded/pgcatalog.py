@@ -86,7 +86,7 @@ SHIM_NAMES = set(EMPTY_CATALOGS) | {"pg_type", "pg_namespace", "pg_range", "pg_c
                                     "pg_get_userbyid", "array_upper", "set_config", "quote_literal", "pg_listening_channels", "pg_get_viewdef", "pg_settings", "pg_table_is_visible", "format_type", "pg_function_is_visible", "pg_get_triggerdef", "pg_get_ruledef", "pg_tablespace_location",
                                     "pg_relation_size", "pg_total_relation_size", "pg_table_size", "pg_indexes_size", "pg_database_size",
                                     "has_database_privilege", "pg_is_in_recovery", "pg_get_partkeydef", "pg_collation_is_visible",
-                                    "pg_get_serial_sequence"}  # fmt: skip
+                                    "pg_get_serial_sequence", "to_regtype", "to_regclass"}  # fmt: skip
 
 
 CAT = "pgtls_cat"  # the read-only catalog database attached to every database file (catalog.py)
@@ -196,6 +196,11 @@ def shim_sql() -> list[str]:
         "pg_get_viewdef(o) AS (SELECT sql FROM duckdb_views() WHERE view_oid = o), "
         "(o, p) AS (SELECT sql FROM duckdb_views() WHERE view_oid = o)",
         "pg_listening_channels() AS TABLE SELECT CAST(NULL AS VARCHAR) AS channel WHERE false",
+        # NULL when there is no such type/relation (psycopg's TypeInfo.fetch, SQLAlchemy's hstore probe)
+        f"to_regtype(n) AS (SELECT min(oid) FROM {C}.pg_type WHERE typname = "
+        "lower(regexp_replace(CAST(n AS VARCHAR), '^(pg_catalog\\.)?\"?([^\"]*)\"?$', '\\2')))",
+        "to_regclass(n) AS (SELECT min(table_oid) FROM duckdb_tables() WHERE table_name = "
+        "regexp_replace(CAST(n AS VARCHAR), '^([^.]*\\.)?\"?([^\"]*)\"?$', '\\2'))",
         # DuckDB's oids are not unique across its system and user catalogs: decide by the object lists
         "pg_table_is_visible(o) AS o IN (SELECT table_oid FROM duckdb_tables() WHERE NOT internal AND NOT temporary "
         f"AND database_name <> '{CAT}' "

@@ -22,6 +22,10 @@ CAST_TYPES = {
     "regconfig": "VARCHAR", "aclitem": "VARCHAR", "pg_node_tree": "VARCHAR",
 }  # fmt: skip
 
+# Functions DuckDB has under another name (variadic, so a macro cannot stand in). json_build_object's
+# text differs: PostgreSQL writes {"a" : 1}, DuckDB {"a":1}.
+FUNCTION_NAMES = {"json_build_object": "json_object", "json_build_array": "json_array"}
+
 # OPERATOR(pg_catalog.x) forms -> DuckDB operator or function (regex match operators).
 OPERATORS = {"~": "~", "!~": "!~", "~*": "~*", "!~*": "!~*", "=": "=", "<>": "<>", "<": "<", ">": ">",
              "~~": "~~", "!~~": "!~~"}  # fmt: skip
@@ -117,14 +121,32 @@ def rewrite(sql: str) -> str:
         if alias_edits:
             sql = apply_edits(sql, alias_edits)
     low = sql.lower()
-    if not any(k in low for k in ("pg_catalog", "::", "operator", "collate", "bytea")):
+    if not any(k in low for k in ("pg_catalog", "::", "operator", "collate", "bytea", "cast", "json_build")):
         return sql
     toks = tokens(sql)
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement)
     i = 0
     n = len(toks)
+    in_cast: list[bool] = []  # per open parenthesis: whether it is CAST's
     while i < n:
         t = toks[i]
+        if t.kind == "word" and i + 1 < n and toks[i + 1].text == "(" and t.text.lower() in FUNCTION_NAMES:
+            edits.append((t.start, t.end, FUNCTION_NAMES[t.text.lower()]))
+        if t.text == "(":
+            in_cast.append(i > 0 and toks[i - 1].kind == "word" and toks[i - 1].text.upper() == "CAST")
+        elif t.text == ")" and in_cast:
+            in_cast.pop()
+        elif t.kind == "word" and t.text.upper() == "AS" and in_cast and in_cast[-1] and i + 1 < n:
+            # CAST(x AS regclass): the same DuckDB stand-ins as for x::regclass
+            j = i + 1
+            start_type = toks[j].start
+            if toks[j].text.lower() == "pg_catalog" and j + 2 < n and toks[j + 1].text == ".":
+                j += 2
+            name = toks[j].text.lower().strip('"')
+            if name in CAST_TYPES and j + 1 < n and toks[j + 1].text == ")":
+                edits.append((start_type, toks[j].end, CAST_TYPES[name]))
+                i = j + 1
+                continue
         if (
             t.kind == "word"
             and t.text.lower() == "pg_catalog"
