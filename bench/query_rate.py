@@ -42,27 +42,17 @@ def _client_env(home: Path) -> dict[str, str]:
     return env
 
 
+def _psql_cmd(port: int, sql: str) -> list[str]:
+    """psql running one command as postgres on the loopback server at ``port``."""
+    return ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+            "-d", "postgres", "-c", sql]  # fmt: skip
+
+
 def _psql(
     port: int, sql: str, env: dict[str, str], *, out: int | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [
-            "psql",
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-c",
-            sql,
-        ],
+        _psql_cmd(port, sql),
         env=env,
         stdout=out if out is not None else subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -129,21 +119,7 @@ def copy_rate(port: int, env: dict[str, str]) -> tuple[float, int]:
     with open(out, "wb") as sink:
         t0 = time.perf_counter()
         p = subprocess.Popen(
-            [
-                "psql",
-                "-X",
-                "-q",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                "COPY big TO STDOUT",
-            ],
+            _psql_cmd(port, "COPY big TO STDOUT"),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

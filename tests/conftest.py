@@ -35,6 +35,19 @@ def client_home() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
+def realpg() -> Iterator[RealPostgres]:
+    """A running PostgreSQL 15 (trust, no TLS) for a module of differential tests."""
+    if not have_postgres():
+        pytest.skip("PostgreSQL 15 server binaries are not installed")
+    pg = RealPostgres().init()
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.cleanup()
+
+
+@pytest.fixture(scope="module")
 def pg_and_pgtls() -> Iterator[tuple[RealPostgres, PgtlsServer]]:
     """A PostgreSQL 15 and a pgtls server side by side (no TLS, trust), for a module of differential tests."""
     if not have_postgres():

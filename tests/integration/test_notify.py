@@ -11,8 +11,13 @@ from collections.abc import Iterator
 import asyncpg
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tests.pgserver import PG_BIN, RealPostgres, have_postgres
+from pgtls.backends.embedded import notify
+from pgtls.backends.embedded.sqltext import words
+from pgtls.errors import PgError
+from tests.pgserver import PG_BIN
 from tests.pgtlsserver import PgtlsServer
 
 
@@ -134,18 +139,6 @@ COMMIT;
 """
 
 
-@pytest.fixture(scope="module")
-def realpg() -> Iterator[RealPostgres]:
-    if not have_postgres():
-        pytest.skip("PostgreSQL 15 server binaries are not installed")
-    pg = RealPostgres().init()
-    try:
-        pg.start()
-        yield pg
-    finally:
-        pg.cleanup()
-
-
 def _psql(port: int, script: str) -> str:
     p = subprocess.run([str(PG_BIN / "psql"), "-X", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
                         "-d", "postgres"], input=script, capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -186,12 +179,6 @@ def test_errors_match_postgres(server, realpg):
 
 # --- the statement parsers, with malformed input ------------------------------------------------
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from pgtls.backends.embedded import notify  # noqa: E402
-from pgtls.backends.embedded.sqltext import words  # noqa: E402
-from pgtls.errors import PgError  # noqa: E402
 
 _PIECES = st.sampled_from(["LISTEN", "UNLISTEN", "NOTIFY", "SELECT pg_notify(", " ", ",", "'", "''", '"', "*", ";",
                            "x", "Chan", "NULL", "::text", ")", "CAST(", " AS ", "$1", "--", "é", "\\"])  # fmt: skip

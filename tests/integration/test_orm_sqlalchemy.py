@@ -10,7 +10,6 @@ rollback, and executemany.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -22,7 +21,6 @@ from sqlalchemy import ForeignKey, String, create_engine, func, inspect, select,
 from sqlalchemy.exc import IntegrityError  # noqa: E402
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload  # noqa: E402
 
-from tests.pgserver import RealPostgres, have_postgres  # noqa: E402
 from tests.pgtlsserver import tls_server  # noqa: E402
 
 
@@ -91,18 +89,6 @@ def run_app(url: str) -> dict[str, object]:
     finally:
         engine.dispose()
     return seen
-
-
-@pytest.fixture(scope="module")
-def realpg() -> Iterator[RealPostgres]:
-    if not have_postgres():
-        pytest.skip("PostgreSQL 15 server binaries are not installed")
-    pg = RealPostgres().init()
-    try:
-        pg.start()
-        yield pg
-    finally:
-        pg.cleanup()
 
 
 def test_sqlalchemy_app_sees_the_same_as_on_postgres(certs, client_home, realpg, monkeypatch):
