@@ -143,6 +143,11 @@ class EmbeddedSession:
     def startup_parameters(self) -> list[tuple[str, str]]:
         return self.gucs.reported()
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a DuckDB transaction is open: a transaction block or an implicit one."""
+        return self.tx != "I" or self.implicit
+
     def set_async_sender(self, post: Send) -> None:
         self.listener.post = post
 
@@ -204,7 +209,7 @@ class EmbeddedSession:
         self.listener.close()
         self.advisory.close()
         try:
-            if self.tx != "I" or self.implicit:
+            if self.in_transaction:
                 self.cur.execute("ROLLBACK")
         except duckdb.Error:
             pass
@@ -278,10 +283,7 @@ class EmbeddedSession:
                 self._rollback_quietly()
                 raise sqlerrors.translate(e) from None
             return
-        if commit:
-            self._transaction_ended(commit=True)
-        else:
-            self._transaction_ended(commit=False)
+        self._transaction_ended(commit)
 
     def _rollback_quietly(self) -> None:
         try:
@@ -399,7 +401,7 @@ class EmbeddedSession:
         if first == "SELECT" and "advisory" in sql and (lock_call := advisory.match(sql)) is not None:
             return self.advisory_call(lock_call)
         if first == "SELECT" and "pg_notify" in sql and (call := notify.match_pg_notify(sql)) is not None:
-            self.listener.notify(call[0], call[1], in_block=self.tx != "I" or self.implicit)
+            self.listener.notify(call[0], call[1], in_block=self.in_transaction)
             return notify.void_result(call[2])
         if first == "SELECT" and "pg_cancel_backend" in sql and (sig := signals.match_cancel(sql)) is not None:
             return signals.cancel_backend(self, *sig)
@@ -430,7 +432,7 @@ class EmbeddedSession:
             raise sqlerrors.translate(e, sql, offset, self.cur) from None
 
     def _journal(self, first: str, sql: str) -> None:
-        if (self.tx != "I" or self.implicit) and not is_pure_read(first, sql):
+        if self.in_transaction and not is_pure_read(first, sql):
             self.journal.record(sql)
 
     def is_superuser(self) -> bool:
@@ -532,7 +534,7 @@ class EmbeddedSession:
         self._cancelled.clear()
         self._running.set()
         try:
-            value = self.advisory.call(call, values, self.tx != "I" or self.implicit, self._cancelled.is_set,
+            value = self.advisory.call(call, values, self.in_transaction, self._cancelled.is_set,
                                        self.notice)  # fmt: skip
         finally:
             self._running.clear()
@@ -540,7 +542,7 @@ class EmbeddedSession:
 
     def notify_command(self, sql: str, offset: int) -> Result:
         command, channel, payload = notify.parse_listen(sql, offset)
-        in_block = self.tx != "I" or self.implicit
+        in_block = self.in_transaction
         if command == "LISTEN":
             assert channel is not None
             self.listener.listen(channel, in_block)
@@ -689,7 +691,7 @@ class EmbeddedSession:
         return _tag("DISCARD " + (w[1] if len(w) > 1 else ""))
 
     def database_command(self, first: str, sql: str) -> Result:
-        if self.tx != "I" or self.implicit:
+        if self.in_transaction:
             raise PgError("25001", f"{first} DATABASE cannot run inside a transaction block")
         name, if_exists = commands.parse_database_name(sql, 2)
         if first == "CREATE":
