@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pgtls.backends.embedded import types as T
-from pgtls.backends.embedded.execute import Result
+from pgtls.backends.embedded.execute import Result, one_row
 from pgtls.backends.embedded.sqltext import tokens
 from pgtls.errors import PgError
 
@@ -33,7 +33,6 @@ DEADLOCK_TIMEOUT = 1.0  # seconds, PostgreSQL's default deadlock_timeout
 POLL = 0.05  # how often a waiter looks at its cancel flag
 
 Key = tuple[str, int, int, int]  # (database, key space 1|2, high, low)
-VOID = T.PgType(2278, "void", 4)
 
 _CALL = re.compile(
     r"""^\s*select\s+(?:pg_catalog\s*\.\s*)?
@@ -251,15 +250,9 @@ class AdvisoryLocks:
 
 def result(call: Call, value: bool | None, null: bool = False) -> Result:
     """The one-row result of ``call``: ``value`` (bool functions) or void; NULL with ``null``."""
-    col = T.Column(call.column, T.BOOL, -1, "BOOLEAN") if call.returns_bool else T.Column(call.column, VOID, -1, "")
-    rows: list[tuple[object]] = [(None if null else value if call.returns_bool else "",)]
-
-    def fetch(n: int) -> list[tuple[object]]:
-        out = rows[:n]
-        del rows[:n]
-        return out
-
-    return Result([col], fetch, lambda n: f"SELECT {n}")
+    if call.returns_bool:
+        return one_row(T.Column(call.column, T.BOOL, -1, "BOOLEAN"), None if null else value)
+    return one_row(T.Column(call.column, T.VOID, -1, "VARCHAR"), None if null else "")
 
 
 def columns(call: Call) -> list[T.Column]:

@@ -50,6 +50,18 @@ def _none(_n: int) -> list[Row]:
     return []
 
 
+def one_row(column: T.Column, value: object) -> Result:
+    """A result of one row and one column, as a function call gives (``SELECT f()``)."""
+    rows: list[Row] = [(value,)]
+
+    def fetch(n: int) -> list[Row]:
+        out = rows[:n]
+        del rows[:n]
+        return out
+
+    return Result([column], fetch, lambda n: f"SELECT {n}")
+
+
 def command_tag(words: list[str], duck_type: str) -> Callable[[int], str]:
     """The CommandComplete tag for a statement starting with ``words``."""
     first = words[0] if words else ""

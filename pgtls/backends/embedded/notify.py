@@ -25,14 +25,13 @@ import threading
 from collections.abc import Callable
 
 from pgtls.backends.embedded import types as T
-from pgtls.backends.embedded.execute import Result
+from pgtls.backends.embedded.execute import Result, one_row
 from pgtls.backends.embedded.sqltext import Token, string_value, tokens, unquote_ident
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 
 NOTIFY_PAYLOAD_MAX_LENGTH = 8000  # bytes including the terminator, as in async.c
 NAMEDATALEN = 64
-VOID = T.PgType(2278, "void", 4)
 
 _PG_NOTIFY = re.compile(r"^\s*select\s+(?:pg_catalog\.)?pg_notify\s*\(", re.IGNORECASE)
 
@@ -232,11 +231,4 @@ def match_pg_notify(sql: str) -> tuple[str, str, str] | None:
 
 
 def void_result(column: str) -> Result:
-    rows: list[tuple[str]] = [("",)]
-
-    def fetch(n: int) -> list[tuple[str]]:
-        out = rows[:n]
-        del rows[:n]
-        return out
-
-    return Result([T.Column(column, VOID, -1, "VARCHAR")], fetch, lambda n: f"SELECT {n}")
+    return one_row(T.Column(column, T.VOID, -1, "VARCHAR"), "")

@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING
 
 from pgtls.backends.embedded import types as T
-from pgtls.backends.embedded.execute import Result
+from pgtls.backends.embedded.execute import Result, one_row
 from pgtls.errors import INSUFFICIENT_PRIVILEGE, PgError
 
 if TYPE_CHECKING:
@@ -56,11 +56,4 @@ def cancel_backend(session: EmbeddedSession, pid: int, column: str) -> Result:
         if victim is not None:
             victim.cancel()
             ok = True
-    rows = [(ok,)]
-
-    def fetch(n: int) -> list[tuple[bool]]:
-        out = rows[:n]
-        del rows[:n]
-        return out
-
-    return Result([T.Column(column, T.BOOL, -1, "BOOLEAN")], fetch, lambda n: f"SELECT {n}")
+    return one_row(T.Column(column, T.BOOL, -1, "BOOLEAN"), ok)
