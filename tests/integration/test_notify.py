@@ -95,6 +95,18 @@ def test_listen_in_a_rolled_back_block_never_happened(server):
         assert _received(a) == []
 
 
+def test_rollback_to_savepoint_takes_back_later_notifies(server):
+    with _connect(server) as a, _connect(server) as b:
+        a.execute("LISTEN sp")
+        b.execute("BEGIN")
+        b.execute("NOTIFY sp, 'kept'")
+        b.execute("SAVEPOINT s")
+        b.execute("NOTIFY sp, 'taken back'")
+        b.execute("ROLLBACK TO SAVEPOINT s")
+        b.execute("COMMIT")
+        assert [p for _, p, _ in _received(a, 1.0)] == ["kept"]
+
+
 def test_a_session_hears_its_own_notify(server):
     with _connect(server) as a:
         a.execute("LISTEN self")

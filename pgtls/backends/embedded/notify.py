@@ -129,6 +129,15 @@ class Listener:
         self._actions.clear()
         self._pending.clear()
 
+    def mark(self) -> tuple[int, int]:
+        """Where the transaction's LISTEN/UNLISTEN actions and NOTIFYs stand (at a SAVEPOINT)."""
+        return len(self._actions), len(self._pending)
+
+    def rollback_to(self, mark: tuple[int, int]) -> None:
+        """ROLLBACK TO SAVEPOINT: forget what came after ``mark``."""
+        del self._actions[mark[0] :]
+        del self._pending[mark[1] :]
+
     def close(self) -> None:
         self.rollback()
         for ch in list(self.channels):

@@ -55,6 +55,7 @@ class Savepoint:
     blocker: str | None  # why the statements before it cannot be replayed, if they cannot
     gucs: GucMark  # Gucs.mark() at SAVEPOINT
     cursors: frozenset[str]  # SQL cursors open at SAVEPOINT
+    notify: tuple[int, int]  # Listener.mark() at SAVEPOINT: LISTEN/NOTIFY actions of the transaction so far
 
 
 @dataclass
@@ -86,8 +87,8 @@ class Journal:
         if self.blocker is None:
             self.blocker = why  # the entries so far stay: savepoints set before this can still be replayed
 
-    def push(self, name: str, gucs: GucMark, cursors: frozenset[str]) -> None:
-        self.savepoints.append(Savepoint(name, len(self.entries), self.size, self.blocker, gucs, cursors))
+    def push(self, name: str, gucs: GucMark, cursors: frozenset[str], notify: tuple[int, int]) -> None:
+        self.savepoints.append(Savepoint(name, len(self.entries), self.size, self.blocker, gucs, cursors, notify))
 
     def find(self, name: str) -> int:
         """Index of the newest savepoint called ``name``; 3B001 if there is none."""

@@ -496,7 +496,7 @@ class EmbeddedSession:
             if self.tx == "I":
                 raise PgError("25P01", "SAVEPOINT can only be used in transaction blocks")
             name = commands.parse_savepoint_name(sql) or ""
-            self.journal.push(name, self.gucs.mark(), frozenset(self.cursors.cursors))
+            self.journal.push(name, self.gucs.mark(), frozenset(self.cursors.cursors), self.listener.mark())
             return _tag("SAVEPOINT")
         if first == "RELEASE":
             if self.tx == "I":
@@ -579,6 +579,7 @@ class EmbeddedSession:
         sp = self.journal.rollback_to(name, replay)
         self.tx = "T"
         self.cursors.cursors = {k: c for k, c in self.cursors.cursors.items() if k in sp.cursors}
+        self.listener.rollback_to(sp.notify)
         for canon in self.gucs.restore(sp.gucs):
             self._changed(canon)
         return _tag("ROLLBACK")
