@@ -8,9 +8,13 @@ with the interesting fields decoded (rows, tags, error fields, ...).
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 
 def _cstr(s: str) -> bytes:
@@ -240,3 +244,37 @@ class SessionDriver:
         if not errs:
             raise AssertionError(f"{sql!r} did not fail")
         return errs[0]
+
+
+@contextmanager
+def postgres_and_session(
+    data: Path, setup: Sequence[str], pg_only: Sequence[str] = ()
+) -> Iterator[tuple[Any, SessionDriver]]:
+    """A psycopg connection to a fresh real PostgreSQL 15 and an in-process embedded session on ``data``,
+    with ``pg_only`` run on PostgreSQL and then ``setup`` run on both (each must succeed on both)."""
+    import psycopg
+
+    from pgtls.backends.base import SessionInfo
+    from pgtls.backends.embedded import EmbeddedBackend, create_database
+    from tests.pgserver import RealPostgres, have_postgres
+
+    if not have_postgres():
+        pytest.skip("PostgreSQL 15 server binaries are not installed")
+    pg = RealPostgres().init()
+    pg.start()
+    create_database(data, "postgres")
+    be = EmbeddedBackend(data)
+    d = SessionDriver(be.open_session(SessionInfo(1, "postgres", "postgres", None, None), SimpleRegistry()))
+    conn = psycopg.connect(host="127.0.0.1", port=pg.port, user="postgres", dbname="postgres", autocommit=True)
+    try:
+        for sql in pg_only:
+            conn.execute(sql)
+        for sql in setup:
+            conn.execute(sql)
+            assert not errors(d.query(sql)), sql
+        yield conn, d
+    finally:
+        conn.close()
+        d.session.close()
+        be.close()
+        pg.cleanup()

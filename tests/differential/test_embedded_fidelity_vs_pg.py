@@ -5,14 +5,18 @@ compares the command tag, the RowDescription type OIDs and column names, and the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from pgtls.backends.base import SessionInfo
-from pgtls.backends.embedded import EmbeddedBackend, create_database
-from tests.pgwire_util import BackendMessage, SessionDriver, SimpleRegistry, errors, fe, tags
+from tests.pgwire_util import (
+    BackendMessage,
+    SessionDriver,
+    errors,
+    fe,
+    postgres_and_session,
+    tags,
+)
 
 pytestmark = pytest.mark.pg
 
@@ -161,31 +165,8 @@ def our_outcome(d: SessionDriver, sql: str) -> tuple[object, ...]:
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[psycopg.Connection, SessionDriver]]:
-    from tests.pgserver import RealPostgres, have_postgres
-
-    if not have_postgres():
-        pytest.skip("PostgreSQL 15 server binaries are not installed")
-    pg = RealPostgres().init()
-    pg.start()
-    data: Path = tmp_path_factory.mktemp("fidelity")
-    create_database(data, "postgres")
-    be = EmbeddedBackend(data)
-    d = SessionDriver(be.open_session(SessionInfo(1, "postgres", "postgres", None, None), SimpleRegistry()))
-    conn = psycopg.connect(
-        host="127.0.0.1", port=pg.port, user="postgres", dbname="postgres", autocommit=True
-    )
-    try:
-        conn.execute("SET TimeZone = 'UTC'")
-        assert not errors(d.query("SET TimeZone = 'UTC'"))
-        for sql in SETUP:
-            conn.execute(sql)
-            assert not errors(d.query(sql)), sql
-        yield conn, d
-    finally:
-        conn.close()
-        d.session.close()
-        be.close()
-        pg.cleanup()
+    with postgres_and_session(tmp_path_factory.mktemp("fidelity"), ["SET TimeZone = 'UTC'", *SETUP]) as pair:
+        yield pair
 
 
 @pytest.mark.parametrize("sql", GENERATE_SERIES + JSONB + EVERYDAY)

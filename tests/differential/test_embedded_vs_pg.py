@@ -3,14 +3,10 @@ type OIDs, command tags and SQLSTATEs (cases where DuckDB's semantics differ are
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import psycopg
 import pytest
 
-from pgtls.backends.base import SessionInfo
-from pgtls.backends.embedded import EmbeddedBackend, create_database
-from tests.pgwire_util import SessionDriver, SimpleRegistry, errors, rows, tags
+from tests.pgwire_util import SessionDriver, errors, postgres_and_session, rows, tags
 
 pytestmark = pytest.mark.pg
 
@@ -80,26 +76,8 @@ def our_outcome(d: SessionDriver, sql: str) -> tuple[object, ...]:
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
-    from tests.pgserver import RealPostgres, have_postgres
-
-    if not have_postgres():
-        pytest.skip("PostgreSQL 15 server binaries are not installed")
-    pg = RealPostgres().init()
-    pg.start()
-    data: Path = tmp_path_factory.mktemp("embedded")
-    create_database(data, "postgres")
-    be = EmbeddedBackend(data)
-    d = SessionDriver(be.open_session(SessionInfo(1, "postgres", "postgres", None, None), SimpleRegistry()))
-    conn = psycopg.connect(host="127.0.0.1", port=pg.port, user="postgres", dbname="postgres", autocommit=True)
-    conn.execute("SET TimeZone = 'UTC'")
-    for sql in SETUP:
-        conn.execute(sql)
-        assert not errors(d.query(sql))
-    yield conn, d
-    conn.close()
-    d.session.close()
-    be.close()
-    pg.cleanup()
+    with postgres_and_session(tmp_path_factory.mktemp("embedded"), SETUP, pg_only=["SET TimeZone = 'UTC'"]) as pair:
+        yield pair
 
 
 @pytest.mark.parametrize("sql", QUERIES)

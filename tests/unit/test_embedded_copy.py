@@ -297,35 +297,11 @@ def test_copy_out_cancel(db):
 
 @pytest.fixture(scope="module")
 def pg_and_ours(tmp_path_factory):
-    from tests.pgserver import RealPostgres, have_postgres
+    from tests.pgwire_util import postgres_and_session
 
-    if not have_postgres():
-        pytest.skip("PostgreSQL 15 server binaries are not installed")
-    import psycopg
-
-    from pgtls.backends.base import SessionInfo
-    from pgtls.backends.embedded import EmbeddedBackend, create_database
-    from tests.pgwire_util import SessionDriver, SimpleRegistry
-
-    pg = RealPostgres().init()
-    pg.start()
-    data = tmp_path_factory.mktemp("copyout")
-    create_database(data, "postgres")
-    be = EmbeddedBackend(data)
-    d = SessionDriver(be.open_session(SessionInfo(1, "postgres", "postgres", None, None), SimpleRegistry()))
-    conn = psycopg.connect(
-        host="127.0.0.1", port=pg.port, user="postgres", dbname="postgres", autocommit=True
-    )
-    try:
-        for sql in ["SET TimeZone = 'UTC'", COPY_TABLE, *COPY_ROWS, *COPY_ROWS_PG_ONLY]:
-            conn.execute(sql)
-            assert not errors(d.query(sql)), sql
-        yield conn, d
-    finally:
-        conn.close()
-        d.session.close()
-        be.close()
-        pg.cleanup()
+    setup = ["SET TimeZone = 'UTC'", COPY_TABLE, *COPY_ROWS, *COPY_ROWS_PG_ONLY]
+    with postgres_and_session(tmp_path_factory.mktemp("copyout"), setup) as pair:
+        yield pair
 
 
 def _pg_copy(conn, sql: str) -> bytes | str:
