@@ -14,7 +14,14 @@ import pytest
 from tests.clients import pydrivers
 from tests.clients.harness import Reports, start_pgtls, start_realpg
 from tests.clients.scenario import BY_NAME, CHECK_NAMES, CHECKS_EXPECTED, TYPE_NAMES, compare_values
-from tests.integration.test_client_scenarios import ALL, CHECK_XFAIL, ROUNDTRIP_XFAIL, VALUE_XFAIL
+from tests.integration.test_client_scenarios import (
+    ALL,
+    CHECK_XFAIL,
+    ROUNDTRIP_XFAIL,
+    VALUE_XFAIL,
+    _report,
+    _xfail,
+)
 
 pytestmark = pytest.mark.pg
 
@@ -24,11 +31,6 @@ DIFF_VALUE_XFAIL = {
     **{k: v for k, v in VALUE_XFAIL.items() if k not in CLIENT_BUGS},
     **{k: v for k, v in ROUNDTRIP_XFAIL.items() if k[0] != ALL},  # values sent back as parameters
 }
-
-
-def _xfail(table: dict[tuple[str, str], str], client: str, name: str) -> list[pytest.MarkDecorator]:
-    reason = table.get((client, name)) or table.get((ALL, name))
-    return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
 
 
 def _params(table: dict[tuple[str, str], str], names: list[str]) -> list[object]:
@@ -50,16 +52,9 @@ def servers(certs, client_home) -> Iterator[tuple[Reports, Reports]]:
         pg.cleanup()
 
 
-def _get(reports: Reports, client: str) -> dict:
-    why = pydrivers.unavailable(client)
-    if why:
-        pytest.skip(why)
-    return reports.get(client)
-
-
 @pytest.mark.parametrize("client,name", _params(CLIENT_BUGS, TYPE_NAMES))
 def test_postgres_gives_the_expected_values(servers, client, name):
-    rep = _get(servers[0], client)
+    rep = _report(servers[0], client)
     assert name not in rep["errors"], rep["errors"].get(name)
     problems = compare_values(BY_NAME[name], rep["values"].get(name))
     assert not problems, f"{client} {name} on PostgreSQL: " + "; ".join(problems)
@@ -67,7 +62,7 @@ def test_postgres_gives_the_expected_values(servers, client, name):
 
 @pytest.mark.parametrize("client,name", _params(DIFF_VALUE_XFAIL, TYPE_NAMES))
 def test_same_values_as_postgres(servers, client, name):
-    theirs, ours = _get(servers[0], client), _get(servers[1], client)
+    theirs, ours = _report(servers[0], client), _report(servers[1], client)
     assert ours["errors"].get(name) is None, f"pgtls: {ours['errors'][name]}"
     assert ours["values"].get(name) == theirs["values"].get(name)
     if name in theirs["roundtrip"]:
@@ -76,6 +71,6 @@ def test_same_values_as_postgres(servers, client, name):
 
 @pytest.mark.parametrize("client,name", _params(CHECK_XFAIL, CHECK_NAMES))
 def test_same_checks_as_postgres(servers, client, name):
-    theirs, ours = _get(servers[0], client), _get(servers[1], client)
+    theirs, ours = _report(servers[0], client), _report(servers[1], client)
     assert theirs["checks"].get(name) == CHECKS_EXPECTED[name], "PostgreSQL itself"
     assert ours["checks"].get(name) == theirs["checks"][name]
