@@ -65,6 +65,10 @@ def parameter_status(name: str, value: str) -> bytes:
     return msg(b"S", cstr(name) + cstr(value))
 
 
+def notification_response(pid: int, channel: str, payload: str) -> bytes:
+    return msg(b"A", _I32.pack(pid) + cstr(channel) + cstr(payload))
+
+
 def ready_for_query(status: str = "I") -> bytes:
     return msg(b"Z", status.encode())
 

@@ -36,10 +36,6 @@ NAMEDATALEN = 64
 _PG_NOTIFY = re.compile(r"^\s*select\s+(?:pg_catalog\.)?pg_notify\s*\(", re.IGNORECASE)
 
 
-def notification(pid: int, channel: str, payload: str) -> bytes:
-    return m.msg(b"A", m._I32.pack(pid) + m.cstr(channel) + m.cstr(payload))
-
-
 class Hub:
     """Who listens to what, per database; shared by all sessions of a backend."""
 
@@ -63,7 +59,7 @@ class Hub:
         for channel, payload in pairs:
             with self._lock:
                 targets = list(self._listeners.get((database, channel), ()))
-            msg = notification(pid, channel, payload)
+            msg = m.notification_response(pid, channel, payload)
             for who in targets:
                 who.deliver(msg)
 
