@@ -74,6 +74,12 @@ class Session(Protocol):
         """
         ...
 
+    def answer_inline(self, kind: bytes, body: bytes) -> bytes | None:
+        """The complete reply to one frontend message if the session can give it at once, without
+        blocking (no database work); None to have :meth:`handle` run it on a worker thread.  Called on the
+        event loop, only between messages."""
+        ...
+
     def cancel(self) -> None:
         """Interrupt the running statement (CancelRequest); called from another thread."""
         ...

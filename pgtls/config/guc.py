@@ -306,6 +306,9 @@ _DEFS: tuple[GucDef, ...] = (
     _str("default_text_search_config", "pg_catalog.simple", "user", "Sets default text search configuration."),
     _int("max_identifier_length", 63, "internal", "Shows the maximum identifier length.", 63, 63),
     _int("block_size", BLCKSZ, "internal", "Shows the size of a disk block.", BLCKSZ, BLCKSZ),
+    # --- pgtls's own ---
+    _int("pgtls.point_lookup_rows", 2_000_000, "sighup", "Sets the most table rows the embedded database keeps "
+         "in memory to answer point lookups (0: none).", 0, INT_MAX),
     # --- accepted so that an initdb-made postgresql.conf loads; no effect in pgtls ---
     _int("shared_buffers", 16384, "postmaster", "Sets the number of shared memory buffers used by the server.",
          16, INT_MAX // 2, "8kB"),

@@ -324,6 +324,11 @@ class Connection:
             if kind == b"Q":
                 entry.query = body.rstrip(b"\0").decode("utf-8", "replace")
         entry.state = "active"
+        if len(batch) == 1 and (reply := session.answer_inline(*batch[0])) is not None:
+            self.channel.send(reply)  # answered without database work (the embedded point-lookup index)
+            await self.channel.drain()
+            entry.state = "idle"
+            return
 
         # The last chunk of output is held back and written here once the worker is done, so a short
         # reply costs one hop between threads (the result) instead of two (the data, then the result).

@@ -16,16 +16,23 @@ from typing import TextIO
 
 _out: TextIO = sys.stderr
 _lock = threading.Lock()
-_min_level = 0
+# PostgreSQL's order of message levels for the server log (LOG ranks above ERROR there).
+LEVELS = {"DEBUG5": 10, "DEBUG4": 11, "DEBUG3": 12, "DEBUG2": 13, "DEBUG1": 14, "INFO": 15, "NOTICE": 16,
+          "WARNING": 17, "ERROR": 18, "LOG": 19, "FATAL": 20, "PANIC": 21}  # fmt: skip
+_min_level = LEVELS["WARNING"]  # log_min_messages' default
 
-LEVELS = {"DEBUG2": -2, "DEBUG1": -1, "LOG": 0, "INFO": 0, "NOTICE": 0, "WARNING": 0, "ERROR": 0, "FATAL": 1, "PANIC": 2}
 
-
-def configure(stream: TextIO | None = None, *, debug: bool = False) -> None:
+def configure(stream: TextIO | None = None, *, min_messages: str | None = None) -> None:
+    """Where the log goes, and ``log_min_messages`` (at start and at every reload)."""
     global _out, _min_level
     if stream is not None:
         _out = stream
-    _min_level = -2 if debug else 0
+    if min_messages is not None:
+        _min_level = LEVELS.get(min_messages.upper(), LEVELS["WARNING"])
+
+
+def enabled(level: str) -> bool:
+    return LEVELS.get(level, LEVELS["LOG"]) >= _min_level
 
 
 def _prefix(pid: int | None) -> str:
@@ -42,7 +49,7 @@ def emit(
     context: str | None = None,
     pid: int | None = None,
 ) -> None:
-    if LEVELS.get(level, 0) < _min_level:
+    if not enabled(level):
         return
     prefix = _prefix(pid)
     lines = [f"{prefix}{level}:  {message}"]
@@ -69,5 +76,5 @@ def fatal(message: str, **kw: object) -> None:
     emit("FATAL", message, **kw)  # type: ignore[arg-type]
 
 
-def debug(message: str, **kw: object) -> None:
-    emit("DEBUG2", message, **kw)  # type: ignore[arg-type]
+def debug(message: str, level: str = "DEBUG1", **kw: object) -> None:
+    emit(level, message, **kw)  # type: ignore[arg-type]

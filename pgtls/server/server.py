@@ -105,6 +105,7 @@ class Server:
             settings = load_settings(self.data_dir, self.overrides)
         except ConfigError as e:
             raise StartupError(str(e)) from None
+        log.configure(min_messages=str(settings["log_min_messages"]))
         tls = None
         if settings["ssl"]:
             try:
@@ -146,6 +147,7 @@ class Server:
         log.log("received SIGHUP, reloading configuration files")
         old = self.snapshot
         settings, lines = reload_settings(old.settings, self.data_dir, self.overrides)
+        log.configure(min_messages=str(settings["log_min_messages"]))
         for line in lines:
             log.log(line)
         tls = old.tls

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from pgtls.backends.base import Registry, SessionInfo
-from pgtls.backends.embedded import catalog
+from pgtls.backends.embedded import catalog, lookup
 from pgtls.backends.embedded.advisory import LockTable
 from pgtls.backends.embedded.databases import IDLE_CLOSE_SECONDS, DatabaseFiles
 from pgtls.backends.embedded.gucs import GucDefaults, settings_token
@@ -41,6 +41,7 @@ class EmbeddedBackend:
         self.files = DatabaseFiles(self.data_dir, prepare=self._prepare_file, idle_close=idle_close)
         self.hub = Hub()  # LISTEN/NOTIFY between sessions
         self.locks = LockTable()  # advisory locks between sessions
+        self.lookups = lookup.PointLookups(self.files.acquire, self.files.release, self._lookup_rows)
 
     # --- shared, per settings snapshot --------------------------------------------------------
     def defaults(self) -> GucDefaults:
@@ -97,7 +98,14 @@ class EmbeddedBackend:
             self.files.release(info.database)
             raise
 
+    def _lookup_rows(self) -> int:
+        try:
+            return int(self._setting(lookup.SETTING, str(lookup.DEFAULT_ROWS)))
+        except ValueError:
+            return lookup.DEFAULT_ROWS
+
     def close(self) -> None:
+        self.lookups.close()
         self.files.close()
         with self._lock:
             if self._catalog_dir is not None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from pgtls.backends.base import Registry, Send, SessionInfo
-from pgtls.backends.embedded import advisory, catalog, commands, notify, roles_sql, signals, sqlerrors
+from pgtls.backends.embedded import advisory, catalog, commands, lookup, notify, roles_sql, signals, sqlerrors
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.codecs import row_encoder
 from pgtls.backends.embedded.ddl import rewrite_create_table
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 FLUSH_BYTES = 64 * 1024  # hand output to the server in chunks of about this size
 FETCH_ROWS = 1000
+# Statements that change no table data (or that change it only through a statement run by execute() again).
+_NO_DATA_WORDS = commands.TX_WORDS | {"SET", "RESET", "SHOW", "LISTEN", "UNLISTEN", "NOTIFY", "DISCARD",
+                                      "DEALLOCATE", "DECLARE", "FETCH", "MOVE", "CLOSE"}  # fmt: skip
 
 
 class Output:
@@ -87,6 +90,12 @@ def parse_duration_ms(value: str) -> float:
         return 0.0
 
 
+@functools.lru_cache(maxsize=64)
+def _duck_path(value: str) -> str:
+    """DuckDB's search path for a PostgreSQL one: the session's schemas, then the shared catalog."""
+    return commands.duck_search_path(value) + "," + catalog.SEARCH_PATH_TAIL
+
+
 def _tag(text: str) -> Result:
     return Result(None, _none, lambda n: text)
 
@@ -110,6 +119,9 @@ class EmbeddedSession:
         self.journal = Journal()  # the DuckDB transaction's statements, for ROLLBACK TO SAVEPOINT
         self.listener = notify.Listener(backend.hub, info.database, info.pid)
         self.advisory = advisory.AdvisoryLocks(backend.locks, info.database)
+        self.lookups = backend.lookups.database(info.database)
+        self._writing = False  # may have changed data since it was last idle (lookup.py)
+        self._temp_objects = False  # created a TEMP object, which may hide a table from the point-lookup index
         self._cancelled = threading.Event()  # a cancel arrived while a statement ran (for waits outside DuckDB)
         self.tz = tzinfo(self.gucs.get("TimeZone"))
         self._running = threading.Event()
@@ -124,7 +136,7 @@ class EmbeddedSession:
         # Everything PostgreSQL-like is in the shared catalog database; a session only sets its search path,
         # its facts and the parameters that differ from the catalog's defaults (catalog.py).
         try:
-            cur.execute(f"SET search_path = {quote_literal(self._duck_path(self.gucs.get('search_path')))}")
+            cur.execute(f"SET search_path = {quote_literal(_duck_path(self.gucs.get('search_path')))}")
         except duckdb.Error:
             cur.execute(f"SET search_path = {quote_literal('public,main,' + catalog.SEARCH_PATH_TAIL)}")
         cur.execute(catalog.SET_SESSION, [catalog.session_facts(info)])
@@ -150,6 +162,39 @@ class EmbeddedSession:
 
     def set_async_sender(self, post: Send) -> None:
         self.listener.post = post
+
+    def answer_inline(self, kind: bytes, body: bytes) -> bytes | None:
+        """The whole reply to a simple query that the point-lookup index answers (lookup.py), or None.
+
+        Runs on the event loop: no DuckDB, no waiting; everything else goes through :meth:`handle`."""
+        if (kind != b"Q" or self.tx != "I" or self.implicit or self._writing or self._temp_objects
+                or self.extended.skipping or self.copy.active or not body.endswith(b"\0")):  # fmt: skip
+            return None
+        try:
+            sql = body[:-1].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if "\\" in sql:
+            return None  # a backslash in a string means something else with standard_conforming_strings off
+        q = lookup.match(sql, _duck_path(self.gucs.get("search_path")))
+        if q is None:
+            return None
+        got = self.backend.lookups.answer(self.info.database, q)
+        if got is None:
+            return None
+        index, rows = got
+        encode = index.encoders.get(id(self.tz))
+        if encode is None:
+            encode = index.encoders[id(self.tz)] = row_encoder(index.columns, [0] * len(index.columns), self.tz)
+        chunks: list[bytes] = []
+        out = Output(chunks.append)
+        out.add(index.description)
+        for row in rows:
+            out.add(encode(row))
+        out.add(m.command_complete(f"SELECT {len(rows)}"))
+        self.ready(out)
+        out.flush()
+        return b"".join(chunks)
 
     def handle(self, kind: bytes, body: bytes, send: Send) -> str | None:
         out = Output(send)
@@ -206,6 +251,9 @@ class EmbeddedSession:
         if self._closed:
             return
         self._closed = True
+        if self._writing:
+            self._writing = False
+            self.lookups.leave()
         self.listener.close()
         self.advisory.close()
         try:
@@ -251,6 +299,9 @@ class EmbeddedSession:
 
     def ready(self, out: Output) -> str:
         """ParameterStatus for changed reported parameters, then ReadyForQuery."""
+        if self._writing and self.tx == "I" and not self.implicit and not self.copy.active:
+            self._writing = False  # its writes are committed or rolled back
+            self.lookups.leave()
         for name, value in self.pending_status:
             out.add(m.parameter_status(name, value))
         self.pending_status.clear()
@@ -376,6 +427,11 @@ class EmbeddedSession:
         first = w[0] if w else ""
         if self.tx == "E" and first not in ("COMMIT", "END", "ROLLBACK", "ABORT"):
             raise sqlerrors.aborted_transaction()
+        if not self._writing and first not in _NO_DATA_WORDS and not is_pure_read(first, sql):
+            self._writing = True  # before DuckDB runs it: no point-lookup index may be used from now on
+            self.lookups.enter()
+        if first == "CREATE" and "temp" in sql.lower():
+            self._temp_objects = True
         if first in ("DECLARE", "FETCH", "MOVE") or (first == "CLOSE" and len(w) > 1):
             return self.cursors.command(first, sql)
         self.detach_stream()
@@ -595,11 +651,6 @@ class EmbeddedSession:
             raise sqlerrors.translate(e, sql) from None
 
     # --- configuration ------------------------------------------------------------------------
-    @staticmethod
-    def _duck_path(value: str) -> str:
-        """DuckDB's search path for a PostgreSQL one: the session's schemas, then the shared catalog."""
-        return commands.duck_search_path(value) + "," + catalog.SEARCH_PATH_TAIL
-
     def _fallback(self, key: str) -> str | None:
         """What current_setting() shows for ``key`` without the pgtls_gucs variable."""
         if key == "session_authorization":
@@ -631,7 +682,7 @@ class EmbeddedSession:
                 self.cur.execute(f"SET SESSION TimeZone = {quote_literal(value)}")
                 self.tz = tzinfo(value)
             elif low == "search_path":
-                self.cur.execute(f"SET SESSION search_path = {quote_literal(self._duck_path(value))}")
+                self.cur.execute(f"SET SESSION search_path = {quote_literal(_duck_path(value))}")
         except duckdb.Error:
             pass  # PostgreSQL accepts search_path entries that do not exist
         self._guc_keys.add(low)
@@ -702,6 +753,7 @@ class EmbeddedSession:
             raise PgError("55006", "cannot drop the currently open database")
         try:
             self.backend.files.drop(name)
+            self.backend.lookups.forget(name)
         except PgError as e:
             if e.sqlstate == "3D000" and if_exists:
                 self.notice(PgError("00000", f'database "{name}" does not exist, skipping',
