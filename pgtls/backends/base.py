@@ -74,10 +74,10 @@ class Session(Protocol):
         """
         ...
 
-    def answer_inline(self, kind: bytes, body: bytes) -> bytes | None:
-        """The complete reply to one frontend message if the session can give it at once, without
-        blocking (no database work); None to have :meth:`handle` run it on a worker thread.  Called on the
-        event loop, only between messages."""
+    def answer_inline(self, batch: list[tuple[bytes, bytes]]) -> bytes | None:
+        """The complete reply to a batch of frontend messages (type, body) if the session can give it at
+        once, without blocking (no database work); None to have :meth:`handle` run them on a worker
+        thread.  Called on the event loop, only between batches."""
         ...
 
     def cancel(self) -> None:

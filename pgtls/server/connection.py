@@ -324,7 +324,7 @@ class Connection:
             if kind == b"Q":
                 entry.query = body.rstrip(b"\0").decode("utf-8", "replace")
         entry.state = "active"
-        if len(batch) == 1 and (reply := session.answer_inline(*batch[0])) is not None:
+        if (reply := session.answer_inline(batch)) is not None:
             self.channel.send(reply)  # answered without database work (the embedded point-lookup index)
             await self.channel.drain()
             entry.state = "idle"

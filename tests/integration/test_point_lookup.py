@@ -23,7 +23,7 @@ from pgtls.backends.embedded import EmbeddedBackend, create_database
 from pgtls.config.settings import load_settings
 from tests.pgserver import PG_BIN, RealPostgres, have_postgres
 from tests.pgtlsserver import tls_server
-from tests.pgwire_util import Collector, SessionDriver, SimpleRegistry, errors, parse_messages
+from tests.pgwire_util import Collector, SessionDriver, SimpleRegistry, errors, fe, parse_messages
 
 SETUP = [
     "CREATE TABLE t (id int PRIMARY KEY, grp int, b bool, s smallint, big bigint, r real, d double precision, "
@@ -89,7 +89,16 @@ class Sess:
         return b"".join(out.chunks)
 
     def fast(self, sql: str) -> bytes | None:
-        return self.session.answer_inline(b"Q", sql.encode() + b"\0")
+        return self.session.answer_inline([(b"Q", sql.encode() + b"\0")])
+
+    def normal_batch(self, batch: list[tuple[bytes, bytes]]) -> bytes:
+        out = Collector()
+        for kind, body in batch:
+            self.session.handle(kind, body, out)
+        return b"".join(out.chunks)
+
+    def fast_batch(self, batch: list[tuple[bytes, bytes]]) -> bytes | None:
+        return self.session.answer_inline(batch)
 
     def ok(self, sql: str) -> None:
         msgs = self.driver.query(sql)
@@ -307,6 +316,60 @@ def test_psql_through_the_index_matches_postgres(
         assert _psql(ours.port, sql, env) == _psql(pg.port, sql, env), sql
 
 
+DRIVER_QUERIES = [
+    ("SELECT * FROM t WHERE id = $1", 1),
+    ("SELECT * FROM t WHERE id = $1", 2),
+    ("SELECT txt, id FROM t WHERE id = $1", -4),
+    ("SELECT * FROM t WHERE id = $1", 77),
+    ("SELECT v FROM k WHERE code = $1", "é'x"),
+    ("SELECT * FROM k WHERE code = $1", "A"),
+]
+
+
+def test_drivers_through_the_index_match_postgres(pg_and_pgtls: tuple[RealPostgres, Any]) -> None:
+    """psycopg (extended protocol, binary results) and asyncpg (named prepared statements, binary) get
+    the same values from pgtls, with the index answering, as from PostgreSQL 15."""
+    import asyncio
+
+    import asyncpg
+    import psycopg
+
+    pg, ours = pg_and_pgtls
+    for port in (pg.port, ours.port):
+        with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True) as c:
+            for sql in ("DROP TABLE IF EXISTS t", "DROP TABLE IF EXISTS k", "DROP TABLE IF EXISTS tz", *SETUP):
+                c.execute(sql)
+
+    def with_psycopg(port: int, rounds: int) -> list[Any]:
+        got = []
+        with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                             autocommit=True) as c:  # fmt: skip
+            for _ in range(rounds):
+                got = [c.execute(sql.replace("$1", "%s"), (v,), binary=True).fetchall() for sql, v in DRIVER_QUERIES]
+        return got
+
+    async def with_asyncpg(port: int, rounds: int) -> list[Any]:
+        c = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres", ssl=False)
+        try:
+            got: list[Any] = []
+            for _ in range(rounds):
+                got = [[tuple(r) for r in await c.fetch(sql, v)] for sql, v in DRIVER_QUERIES]
+            return got
+        finally:
+            await c.close()
+
+    ours.conf(log_min_messages="debug1")
+    ours.reload()
+    before = ours.full_log().count("point-lookup index on")
+    with_psycopg(ours.port, 60)  # enough lookups for every shape to get its index
+    time.sleep(0.5)
+    assert repr(with_psycopg(ours.port, 1)) == repr(with_psycopg(pg.port, 1))  # repr: nan != nan
+    assert repr(asyncio.run(with_asyncpg(ours.port, 40))) == repr(asyncio.run(with_asyncpg(pg.port, 1)))
+    assert ours.full_log().count("point-lookup index on") > before
+    ours.conf(log_min_messages="warning")
+    ours.reload()
+
+
 def test_reader_sees_every_commit_over_tls(certs: Any, client_home: Path) -> None:
     """A writer commits new values; a reader on another connection, hammering the indexed shape, must
     see each one as soon as the writer's COMMIT (or autocommit UPDATE) has returned."""
@@ -352,3 +415,107 @@ def test_reader_sees_every_commit_over_tls(certs: Any, client_home: Path) -> Non
     finally:
         print(f"--- pgtls server log ---\n{server.full_log()[-4000:]}")
         server.cleanup()
+
+
+# --- the extended query protocol ----------------------------------------------------------------
+
+INT4, INT8, INT2, TEXT, NUMERIC = 23, 20, 21, 25, 1700
+
+
+def _i4(v: int) -> bytes:
+    return v.to_bytes(4, "big", signed=True)
+
+
+def _i8(v: int) -> bytes:
+    return v.to_bytes(8, "big", signed=True)
+
+
+# (statement, declared parameter types, parameters, parameter formats, result formats)
+EXT_ANSWERED: list[tuple[str, list[int], list[Any], list[int], list[int]]] = [
+    ("SELECT * FROM t WHERE id = $1", [], ["1"], [], []),  # libpq PQexecParams, pgbench -M extended
+    ("SELECT txt, n FROM t WHERE id = $1", [INT4], [_i4(2)], [1], [1]),  # asyncpg: binary both ways
+    ("SELECT txt FROM t WHERE id = $1", [INT8], [_i8(-4)], [1], []),
+    ("SELECT txt FROM t WHERE id = $1", [INT2], ["3"], [0], [0]),
+    ("SELECT * FROM t WHERE id = $1", [INT8], ["99999999999"], [], [1]),  # an int8 finds nothing in int4
+    ("SELECT v FROM k WHERE code = $1", [], ["é'x"], [], []),
+    ("SELECT v FROM k WHERE code = $1", [TEXT], [b"A"], [1], [1]),
+    ("SELECT * FROM k WHERE code = 'a'", [], [], [], []),
+    ("SELECT id FROM t WHERE grp = $1", [], ["2"], [], []),
+]
+
+EXT_DECLINED: list[tuple[str, list[int], list[Any], list[int], list[int]]] = [
+    ("SELECT txt FROM t WHERE id = $1", [], ["abc"], [], []),  # 22P02
+    ("SELECT txt FROM t WHERE id = $1", [INT4], ["99999999999"], [], []),  # 22003
+    ("SELECT txt FROM t WHERE id = $1", [NUMERIC], ["1"], [], []),
+    ("SELECT txt FROM t WHERE id = $1", [], [None], [], []),
+    ("SELECT txt FROM t WHERE id = $1", [INT4], [_i8(1)], [1], []),  # 8 bytes for an int4
+    ("SELECT v FROM k WHERE code = $1", [INT4], ["1"], [], []),
+    ("SELECT txt FROM t WHERE id = $1", [], ["1", "2"], [], []),  # 08P01: too many parameters
+    ("SELECT txt FROM t WHERE id = $2", [], ["1", "2"], [], []),
+    ("SELECT txt FROM t WHERE id = $1", [], ["1"], [0, 0], []),
+    ("SELECT txt FROM t WHERE id = $1", [], ["1"], [], [0, 0]),  # 08P01: two result formats, one column
+]
+
+
+def _round_trip(sql: str, oids: list[int], args: list[Any], pf: list[int], rf: list[int], *, name: str = "",
+                portal: str = "", describe: bool = True, limit: int = 0) -> list[tuple[bytes, bytes]]:  # fmt: skip
+    batch = [fe.parse(sql, name, oids), fe.bind(args, portal, name, pf, rf)]
+    if describe:
+        batch.append(fe.describe("P", portal))
+    return batch + [fe.execute(portal, limit), fe.sync()]
+
+
+def _shape_query(sql: str, args: list[Any]) -> str:
+    """The simple-query twin that warms the same index."""
+    return sql.replace("$1", "1" if "code" not in sql else "'a'")
+
+
+def test_extended_round_trips_answer_as_duckdb(two: tuple[EmbeddedBackend, Sess, Sess]) -> None:
+    _be, a, b = two
+    for sql, oids, args, pf, rf in EXT_ANSWERED:
+        b.warm(_shape_query(sql, args))
+        for describe in (True, False):
+            for name, portal in (("", ""), ("st", "po")):
+                batch = _round_trip(sql, oids, args, pf, rf, name=name, portal=portal, describe=describe)
+                fast = b.fast_batch(batch)
+                assert fast is not None, (sql, args)
+                normal = a.normal_batch(batch)
+                assert not errors(parse_messages(normal)), (sql, args, errors(parse_messages(normal)))
+                if "grp" in sql:
+                    assert _sorted_rows(fast) == _sorted_rows(normal)
+                else:
+                    assert fast == normal, (sql, args, describe)
+                if name:
+                    # The statement the fast path stored is the one the normal path stores: same
+                    # ParameterDescription, and it binds again (here: Bind/Execute/Sync only, as asyncpg does).
+                    desc = [fe.describe("S", name), fe.sync()]
+                    assert b.normal_batch(desc) == a.normal_batch(desc)
+                    again = [fe.bind(args, "", name, pf, rf), fe.execute(), fe.sync()]
+                    fast_again = b.fast_batch(again)
+                    assert fast_again is not None
+                    if "grp" not in sql:
+                        assert fast_again == a.normal_batch(again)
+                    close = [fe.close("S", name), fe.sync()]
+                    b.normal_batch(close)
+                    a.normal_batch(close)
+
+
+def test_extended_declines_what_it_cannot_answer_exactly(two: tuple[EmbeddedBackend, Sess, Sess]) -> None:
+    _be, _a, b = two
+    b.warm("SELECT txt FROM t WHERE id = 1")
+    b.warm("SELECT v FROM k WHERE code = 'a'")
+    for sql, oids, args, pf, rf in EXT_DECLINED:
+        assert b.fast_batch(_round_trip(sql, oids, args, pf, rf)) is None, (sql, args)
+    ok = ("SELECT txt FROM t WHERE id = $1", [], ["1"], [], [])
+    assert b.fast_batch(_round_trip(*ok)) is not None
+    assert b.fast_batch(_round_trip(*ok, limit=1)) is None  # a row limit the row count reaches
+    assert b.fast_batch(_round_trip(*ok, limit=2)) is not None
+    assert b.fast_batch(_round_trip(*ok)[:-1]) is None  # no Sync
+    assert b.fast_batch([*_round_trip(*ok)[:-1], fe.flush(), fe.sync()]) is None
+    # A statement name already taken: the normal path's 42P05, not an answer.
+    b.normal_batch([fe.parse("SELECT 1", "taken"), fe.sync()])
+    assert b.fast_batch(_round_trip(*ok, name="taken")) is None
+    # A Bind naming a statement that does not exist: the normal path's 26000.
+    assert b.fast_batch([fe.bind(["1"], "", "nosuch"), fe.execute(), fe.sync()]) is None
+    # Parameters are not literals: $1 in a simple query is an error there.
+    assert b.fast("SELECT txt FROM t WHERE id = $1") is None

@@ -57,7 +57,7 @@ _ID = r"[A-Za-z_][A-Za-z0-9_]*"
 SHAPE = re.compile(
     rf"{_WS}*select{_WS}+(?P<cols>\*|{_ID}(?:{_WS}*,{_WS}*{_ID})*)"
     rf"{_WS}+from{_WS}+(?P<table>{_ID}(?:\.{_ID})?)"
-    rf"{_WS}+where{_WS}+(?P<key>{_ID}){_WS}*={_WS}*(?P<value>-?[0-9]+|'(?:[^']|'')*')"
+    rf"{_WS}+where{_WS}+(?P<key>{_ID}){_WS}*={_WS}*(?P<value>-?[0-9]+|'(?:[^']|'')*'|\$1)"
     rf"{_WS}*;?{_WS}*\Z",
     re.IGNORECASE,
 )
@@ -88,7 +88,7 @@ class Query:
     """A query of the indexable form, split up."""
 
     shape: Shape
-    value: str  # the literal as written: digits, or a quoted string
+    value: str  # the literal as written (digits, or a quoted string), or $1
 
 
 def match(sql: str, search_path: str) -> Query | None:
@@ -107,12 +107,17 @@ def match(sql: str, search_path: str) -> Query | None:
 class Index:
     gen: int
     key_range: tuple[int, int] | None  # integer keys: the key type's range; None: a text key
+    key_column: T.Column
     columns: list[T.Column]
     rows: dict[Any, Any]  # key -> its row (a tuple), or a list of rows where the key is not unique
     size: int
     description: bytes = b""
     last_used: float = 0.0
-    encoders: dict[int, Callable[[tuple[Any, ...]], bytes]] = field(default_factory=dict)
+    encoders: dict[object, Callable[[tuple[Any, ...]], bytes]] = field(default_factory=dict)
+
+    def find(self, key: Any) -> list[tuple[Any, ...]]:
+        got = self.rows.get(key)
+        return [] if got is None else [got] if type(got) is tuple else got
 
     def key(self, literal: str) -> tuple[bool, Any]:
         """(usable, key) for a literal: whether the literal means what a DuckDB lookup would make of it."""
@@ -206,17 +211,13 @@ class PointLookups:
             self._pool = None
 
     # --- the fast path (event loop) -----------------------------------------------------------
-    def answer(self, database: str, q: Query) -> tuple[Index, list[tuple[Any, ...]]] | None:
-        """The index and the rows for ``q``, or None (and maybe a build is started)."""
+    def answer(self, database: str, q: Query) -> Index | None:
+        """The index that answers ``q`` now, or None (and maybe a build is started)."""
         db = self.database(database)
         index = db.usable(q.shape)
         if index is not None:
-            ok, key = index.key(q.value)
-            if not ok:
-                return None
             index.last_used = time.monotonic()
-            got = index.rows.get(key)
-            return index, [] if got is None else [got] if type(got) is tuple else got
+            return index
         if db.writers or q.shape in db.refused or q.shape in db.building:
             return None
         n = db.misses.get(q.shape, 0) + 1
@@ -307,6 +308,7 @@ class PointLookups:
         index = Index(
             gen=gen,
             key_range=_INT_RANGES.get(key_duck),
+            key_column=columns[0],
             columns=columns[1:],
             rows=rows,
             size=total,

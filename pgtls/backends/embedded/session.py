@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from pgtls.backends.base import Registry, Send, SessionInfo
-from pgtls.backends.embedded import advisory, catalog, commands, lookup, notify, roles_sql, signals, sqlerrors
+from pgtls.backends.embedded import advisory, catalog, commands, inline, notify, roles_sql, signals, sqlerrors
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.codecs import row_encoder
 from pgtls.backends.embedded.ddl import rewrite_create_table
@@ -91,7 +91,7 @@ def parse_duration_ms(value: str) -> float:
 
 
 @functools.lru_cache(maxsize=64)
-def _duck_path(value: str) -> str:
+def duck_path(value: str) -> str:
     """DuckDB's search path for a PostgreSQL one: the session's schemas, then the shared catalog."""
     return commands.duck_search_path(value) + "," + catalog.SEARCH_PATH_TAIL
 
@@ -136,7 +136,7 @@ class EmbeddedSession:
         # Everything PostgreSQL-like is in the shared catalog database; a session only sets its search path,
         # its facts and the parameters that differ from the catalog's defaults (catalog.py).
         try:
-            cur.execute(f"SET search_path = {quote_literal(_duck_path(self.gucs.get('search_path')))}")
+            cur.execute(f"SET search_path = {quote_literal(duck_path(self.gucs.get('search_path')))}")
         except duckdb.Error:
             cur.execute(f"SET search_path = {quote_literal('public,main,' + catalog.SEARCH_PATH_TAIL)}")
         cur.execute(catalog.SET_SESSION, [catalog.session_facts(info)])
@@ -163,38 +163,11 @@ class EmbeddedSession:
     def set_async_sender(self, post: Send) -> None:
         self.listener.post = post
 
-    def answer_inline(self, kind: bytes, body: bytes) -> bytes | None:
-        """The whole reply to a simple query that the point-lookup index answers (lookup.py), or None.
+    def answer_inline(self, batch: list[tuple[bytes, bytes]]) -> bytes | None:
+        """The whole reply to a batch that the point-lookup index answers (inline.py), or None.
 
         Runs on the event loop: no DuckDB, no waiting; everything else goes through :meth:`handle`."""
-        if (kind != b"Q" or self.tx != "I" or self.implicit or self._writing or self._temp_objects
-                or self.extended.skipping or self.copy.active or not body.endswith(b"\0")):  # fmt: skip
-            return None
-        try:
-            sql = body[:-1].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        if "\\" in sql:
-            return None  # a backslash in a string means something else with standard_conforming_strings off
-        q = lookup.match(sql, _duck_path(self.gucs.get("search_path")))
-        if q is None:
-            return None
-        got = self.backend.lookups.answer(self.info.database, q)
-        if got is None:
-            return None
-        index, rows = got
-        encode = index.encoders.get(id(self.tz))
-        if encode is None:
-            encode = index.encoders[id(self.tz)] = row_encoder(index.columns, [0] * len(index.columns), self.tz)
-        chunks: list[bytes] = []
-        out = Output(chunks.append)
-        out.add(index.description)
-        for row in rows:
-            out.add(encode(row))
-        out.add(m.command_complete(f"SELECT {len(rows)}"))
-        self.ready(out)
-        out.flush()
-        return b"".join(chunks)
+        return inline.answer(self, batch)
 
     def handle(self, kind: bytes, body: bytes, send: Send) -> str | None:
         out = Output(send)
@@ -682,7 +655,7 @@ class EmbeddedSession:
                 self.cur.execute(f"SET SESSION TimeZone = {quote_literal(value)}")
                 self.tz = tzinfo(value)
             elif low == "search_path":
-                self.cur.execute(f"SET SESSION search_path = {quote_literal(_duck_path(value))}")
+                self.cur.execute(f"SET SESSION search_path = {quote_literal(duck_path(value))}")
         except duckdb.Error:
             pass  # PostgreSQL accepts search_path entries that do not exist
         self._guc_keys.add(low)

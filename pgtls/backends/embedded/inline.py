@@ -1,0 +1,207 @@
+"""Replies the session gives on the event loop, without DuckDB: point lookups from the index.
+
+The server hands every batch of frontend messages to :func:`answer` first.  Two shapes of batch are
+answered here when the point-lookup index (lookup.py) has the table:
+
+* a simple query ``Q`` of the indexable form, with a literal;
+* an extended-protocol round trip ``[Parse] Bind [Describe portal] Execute Sync`` of a statement of
+  that form with ``$1`` (or a literal) — what libpq's PQsendQueryParams / PQsendQueryPrepared,
+  psycopg, asyncpg, pgJDBC and node-postgres send for one query.
+
+Everything about such a batch must come out exactly as the normal path would give it: the same
+messages, and the same state afterwards (a Parse stores its statement; Sync ends the portals).  So
+whatever is unusual — an unknown statement name, an odd parameter type or format, a row limit, a
+malformed message, a value the normal path would reject — is not answered here, and the normal path
+gives its answer or its error.  Only an idle session (no transaction block) is answered: a block
+reads its own snapshot.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import TYPE_CHECKING, Any
+
+from pgtls.backends.embedded import lookup
+from pgtls.backends.embedded import types as T
+from pgtls.backends.embedded.codecs import row_encoder
+from pgtls.backends.embedded.extended import Prepared, resolve_formats
+from pgtls.backends.embedded.sqltext import words
+from pgtls.errors import PgError
+from pgtls.protocol import messages as m
+
+if TYPE_CHECKING:
+    from pgtls.backends.embedded.session import EmbeddedSession
+
+Batch = list[tuple[bytes, bytes]]
+
+_INT_OIDS = {T.INT2.oid: (-(1 << 15), (1 << 15) - 1), T.INT4.oid: (-(1 << 31), (1 << 31) - 1),
+             T.INT8.oid: (-(1 << 63), (1 << 63) - 1)}  # fmt: skip
+_BINARY_LEN = {T.INT2.oid: 2, T.INT4.oid: 4, T.INT8.oid: 8}
+_TEXT_OIDS = {T.TEXT.oid, T.VARCHAR.oid}
+_DIGITS = re.compile(r"-?[0-9]+\Z")
+_EXTENDED = {b"PBDES", b"PBES", b"BDES", b"BES"}
+
+
+def answer(s: EmbeddedSession, batch: Batch) -> bytes | None:
+    if (s.tx != "I" or s.implicit or s._writing or s._temp_objects or s.extended.skipping
+            or s.copy.active):  # fmt: skip
+        return None
+    try:
+        if len(batch) == 1:
+            kind, body = batch[0]
+            return _simple(s, body) if kind == b"Q" else None
+        if b"".join(k for k, _ in batch) in _EXTENDED:
+            return _extended(s, batch)
+    except (m.ProtocolError, struct.error, UnicodeDecodeError, PgError, ValueError, IndexError):
+        return None  # the normal path reports it
+    return None
+
+
+def _search_path(s: EmbeddedSession) -> str:
+    from pgtls.backends.embedded.session import duck_path
+
+    return duck_path(s.gucs.get("search_path"))
+
+
+def _simple(s: EmbeddedSession, body: bytes) -> bytes | None:
+    if not body.endswith(b"\0"):
+        return None
+    sql = body[:-1].decode("utf-8")
+    if "\\" in sql:
+        return None  # a backslash in a string means something else with standard_conforming_strings off
+    q = lookup.match(sql, _search_path(s))
+    if q is None or q.value.startswith("$"):
+        return None  # $1 in a simple query is an error
+    index = s.backend.lookups.answer(s.info.database, q)
+    if index is None:
+        return None
+    ok, key = index.key(q.value)
+    if not ok:
+        return None
+    return _reply(s, index, index.find(key), [], [0] * len(index.columns), describe=True)
+
+
+def _extended(s: EmbeddedSession, batch: Batch) -> bytes | None:
+    ext = s.extended
+    out: list[bytes] = []
+    i = 0
+    stmt: Prepared | None = None
+    parsed: tuple[str, Prepared] | None = None
+    if batch[0][0] == b"P":
+        r = m.Reader(batch[0][1])
+        name, sql, n = r.cstring(), r.cstring(), r.int16()
+        oids = [r.int32() & 0xFFFFFFFF for _ in range(n)]
+        r.expect_end()
+        if name and name in ext.statements:
+            return None
+        parsed = (name, Prepared(sql, oids, words(sql, 4), "SELECT"))
+        stmt = parsed[1]
+        out.append(m.parse_complete())
+        i = 1
+    r = m.Reader(batch[i][1])
+    portal, stmt_name = r.cstring(), r.cstring()
+    fmts = [r.int16() for _ in range(r.int16())]
+    raw: list[bytes | None] = []
+    for _ in range(r.int16()):
+        ln = r.int32()
+        raw.append(None if ln == -1 else r.take(ln))
+    res_fmts = [r.int16() for _ in range(r.int16())]
+    r.expect_end()
+    if parsed is not None:
+        if stmt_name != parsed[0]:
+            return None
+    else:
+        stmt = ext.statements.get(stmt_name)
+    if stmt is None or (portal and portal in ext.portals) or any(f not in (0, 1) for f in fmts + res_fmts):
+        return None
+    if "\\" in stmt.sql:
+        return None
+    q = lookup.match(stmt.sql, _search_path(s))
+    if q is None:
+        return None
+    nparams = 1 if q.value == "$1" else 0
+    if len(raw) != nparams or len(stmt.param_oids) > nparams or len(fmts) > max(nparams, 1):
+        return None
+    index = s.backend.lookups.answer(s.info.database, q)
+    if index is None:
+        return None
+    key_oid = index.key_column.type.oid
+    oids = stmt.param_oids if parsed is None or stmt.param_oids else [key_oid] * nparams
+    if nparams:
+        value = raw[0]
+        if value is None:
+            return None  # key = NULL: let the normal path say how it treats that
+        ok, key = _param_key(index, oids[0] or key_oid, (fmts or [0])[0], value)
+    else:
+        ok, key = index.key(q.value)
+    if not ok:
+        return None
+    out.append(m.bind_complete())
+    i += 1
+    describe = batch[i][0] == b"D"
+    if describe:
+        r = m.Reader(batch[i][1])
+        if r.take(1) != b"P" or r.cstring() != portal:
+            return None
+        r.expect_end()
+        i += 1
+    r = m.Reader(batch[i][1])
+    if r.cstring() != portal:
+        return None
+    limit = r.int32()
+    r.expect_end()
+    rows = index.find(key)
+    if limit > 0 and limit <= len(rows):
+        return None  # PortalSuspended and a portal that lives on: the normal path's business
+    formats = resolve_formats(res_fmts, len(index.columns))
+    if parsed is not None:
+        if oids != stmt.param_oids:
+            parsed = (parsed[0], Prepared(stmt.sql, oids, stmt.words, stmt.duck_type))
+        ext.statements[parsed[0]] = parsed[1]
+    ext.portals.clear()  # Sync in an idle session ends every portal
+    s.streaming = None
+    return _reply(s, index, rows, out, formats, describe)
+
+
+def _param_key(index: lookup.Index, oid: int, fmt: int, value: bytes) -> tuple[bool, Any]:
+    """(usable, key) for the bound parameter, as the normal path would read it for ``keycol = $1``."""
+    if index.key_range is None:
+        if oid not in _TEXT_OIDS:
+            return False, None
+        return True, value.decode("utf-8")
+    if oid not in _INT_OIDS:
+        return False, None
+    if fmt == 1:
+        if len(value) != _BINARY_LEN[oid]:
+            return False, None
+        return True, int.from_bytes(value, "big", signed=True)
+    text = value.decode("ascii")
+    if not _DIGITS.match(text):
+        return False, None
+    key = int(text)
+    lo, hi = _INT_OIDS[oid]
+    if not lo <= key <= hi:
+        return False, None  # out of range for the parameter's type: an error on the normal path
+    return True, key
+
+
+def _reply(s: EmbeddedSession, index: lookup.Index, rows: list[tuple[Any, ...]], out: list[bytes],
+           formats: list[int], describe: bool) -> bytes:  # fmt: skip
+    from pgtls.backends.embedded.session import Output
+
+    fkey = (id(s.tz), tuple(formats))
+    encode = index.encoders.get(fkey)
+    if encode is None:
+        encode = index.encoders[fkey] = row_encoder(index.columns, formats, s.tz)
+    if describe:
+        out.append(index.description if not any(formats) else
+                   m.row_description([c.field(f) for c, f in zip(index.columns, formats, strict=True)]))  # fmt: skip
+    out.extend(encode(row) for row in rows)
+    out.append(m.command_complete(f"SELECT {len(rows)}"))
+    chunks: list[bytes] = []
+    o = Output(chunks.append)
+    o.add(b"".join(out))
+    s.ready(o)
+    o.flush()
+    return b"".join(chunks)
