@@ -3,7 +3,9 @@
 
 1. Select-only transactions per second on persistent connections: ``pgbench -S``-style point
    lookups (``SELECT abalance FROM accounts WHERE aid = :aid``) on a 1M-row table with a primary
-   key, 8 clients, ``pgbench -n -M simple`` (and ``-M extended`` with ``--extended``).
+   key, 8 clients, ``pgbench -n -M simple`` (``--modes simple,extended,prepared`` for the others), after
+   a warm-up run of ``--warmup`` seconds on each server (PostgreSQL fills its buffer cache, pgtls
+   builds its point-lookup index: see docs/embedded.md).
 2. Bulk ``COPY big TO STDOUT`` of about 200 MB through psql (output to /dev/null), in MB/s.
 
 Both servers: the same ECDSA P-256 certificate chain (tests/certset.py), ssl=on, trust over
@@ -11,6 +13,9 @@ hostssl, clients with sslmode=require.  Prints ratios to PostgreSQL and writes
 bench/results/query_rate.json.
 
     .venv/bin/python bench/query_rate.py [-T 10] [-c 8] [-j 2] [--rows 1000000] [--copy-mb 200] [--copy-only]
+        [--modes simple,extended,prepared] [--warmup 5]
+
+The pgtls server's resident memory after the runs is printed too (the index holds the table).
 """
 
 from __future__ import annotations
@@ -81,7 +86,8 @@ def load(kind: str, port: int, env: dict[str, str], rows: int, big_rows: int) ->
             _psql(port, f"VACUUM ANALYZE {table}", env)  # VACUUM cannot run inside a multi-statement block
 
 
-def pgbench(port: int, env: dict[str, str], script: Path, args: argparse.Namespace, mode: str) -> float:
+def pgbench(port: int, env: dict[str, str], script: Path, args: argparse.Namespace, mode: str,
+            seconds: int | None = None) -> float:  # fmt: skip
     cmd = [
         str(PG_BIN / "pgbench"),
         "-n",
@@ -92,7 +98,7 @@ def pgbench(port: int, env: dict[str, str], script: Path, args: argparse.Namespa
         "-j",
         str(args.jobs),
         "-T",
-        str(args.time),
+        str(seconds or args.time),
         "-f",
         str(script),
         "-h",
@@ -112,6 +118,13 @@ def pgbench(port: int, env: dict[str, str], script: Path, args: argparse.Namespa
     if not m:
         raise RuntimeError(f"no tps in pgbench output:\n{p.stdout}")
     return float(m.group(1))
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def copy_rate(port: int, env: dict[str, str]) -> tuple[float, int]:
@@ -143,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--copy-mb", type=int, default=200)
-    ap.add_argument("--extended", action="store_true", help="also run pgbench -M extended")
+    ap.add_argument("--modes", default="simple", help="pgbench query modes, comma-separated (default simple)")
+    ap.add_argument("--warmup", type=int, default=5, help="seconds of pgbench before measuring (default 5)")
     ap.add_argument(
         "--copy-only",
         action="store_true",
@@ -161,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     script = base / "select.sql"
     script.write_text(f"\\set aid random(1, {args.rows})\nSELECT abalance FROM accounts WHERE aid = :aid;\n")
     big_rows = args.copy_mb * 1_000_000 // ROW_BYTES
-    modes = [] if args.copy_only else ["simple"] + (["extended"] if args.extended else [])
+    modes = [] if args.copy_only else [m.strip() for m in args.modes.split(",") if m.strip()]
     accounts = 0 if args.copy_only else args.rows
     results: dict[str, dict[str, float]] = {}
     servers = []
@@ -186,9 +200,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         for kind, s in servers:
             r: dict[str, float] = {}
+            if modes and args.warmup > 0:
+                pgbench(s.port, env, script, args, modes[0], args.warmup)
             for mode in modes:
                 r[f"tps_{mode}"] = pgbench(s.port, env, script, args, mode)
             r["copy_mb_s"], r["copy_bytes"] = copy_rate(s.port, env)
+            if kind == "pgtls" and s.proc is not None:
+                r["rss_mb"] = _rss_mb(s.proc.pid)
             results[kind] = r
             print(kind, r, flush=True)
     finally:
@@ -205,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     for kind, r in results.items():
         cells = " ".join(f"{r[f'tps_{m}']:14.1f} {r[f'tps_{m}'] / pg_r[f'tps_{m}']:5.2f}x" for m in modes)
         print(f"{kind:10} {cells} {r['copy_mb_s']:10.1f} {r['copy_mb_s'] / pg_r['copy_mb_s']:5.2f}x")
+    if "rss_mb" in results.get("pgtls", {}):
+        print(f"pgtls resident memory after the runs: {results['pgtls']['rss_mb']:.0f} MB")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / ("query_rate_copy.json" if args.copy_only else "query_rate.json")).write_text(
         json.dumps(

@@ -18,6 +18,7 @@ reads its own snapshot.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from typing import TYPE_CHECKING, Any
@@ -59,9 +60,14 @@ def answer(s: EmbeddedSession, batch: Batch) -> bytes | None:
 
 
 def _search_path(s: EmbeddedSession) -> str:
+    return _duck_path(s.gucs.get("search_path"))
+
+
+@functools.lru_cache(maxsize=64)
+def _duck_path(value: str) -> str:
     from pgtls.backends.embedded.session import duck_path
 
-    return duck_path(s.gucs.get("search_path"))
+    return duck_path(value)
 
 
 def _simple(s: EmbeddedSession, body: bytes) -> bytes | None:
@@ -186,22 +192,32 @@ def _param_key(index: lookup.Index, oid: int, fmt: int, value: bytes) -> tuple[b
     return True, key
 
 
+_SELECT_TAGS = [m.command_complete(f"SELECT {n}") for n in range(8)]
+_READY_IDLE = m.ready_for_query("I")
+
+
 def _reply(s: EmbeddedSession, index: lookup.Index, rows: list[tuple[Any, ...]], out: list[bytes],
            formats: list[int], describe: bool) -> bytes:  # fmt: skip
-    from pgtls.backends.embedded.session import Output
-
-    fkey = (id(s.tz), tuple(formats))
+    fkey = (id(s.tz), *formats)
     encode = index.encoders.get(fkey)
     if encode is None:
         encode = index.encoders[fkey] = row_encoder(index.columns, formats, s.tz)
     if describe:
         out.append(index.description if not any(formats) else
                    m.row_description([c.field(f) for c, f in zip(index.columns, formats, strict=True)]))  # fmt: skip
-    out.extend(encode(row) for row in rows)
-    out.append(m.command_complete(f"SELECT {len(rows)}"))
-    chunks: list[bytes] = []
-    o = Output(chunks.append)
-    o.add(b"".join(out))
-    s.ready(o)
-    o.flush()
-    return b"".join(chunks)
+    for row in rows:
+        out.append(encode(row))
+    n = len(rows)
+    out.append(_SELECT_TAGS[n] if n < len(_SELECT_TAGS) else m.command_complete(f"SELECT {n}"))
+    if s.pending_status:
+        from pgtls.backends.embedded.session import Output
+
+        o = Output(out.append)
+        s.ready(o)
+        o.flush()
+    else:  # what ready() gives an idle session: notifications that waited, then ReadyForQuery
+        waiting = s.listener.take()
+        if waiting:
+            out.append(waiting)
+        out.append(_READY_IDLE)
+    return b"".join(out)

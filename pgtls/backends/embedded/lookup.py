@@ -30,6 +30,7 @@ indexes together (least recently used indexes go first); 0 turns the index off.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -95,12 +96,18 @@ def match(sql: str, search_path: str) -> Query | None:
     mt = SHAPE.match(sql)
     if mt is None:
         return None
-    cols = mt["cols"].lower()
-    names = [c.strip() for c in cols.split(",")]
-    table, key = mt["table"].lower(), mt["key"].lower()
+    cols, table, key, value = mt.group("cols", "table", "key", "value")
+    shape = _shape(search_path, table, key, cols)
+    return None if shape is None else Query(shape, value)
+
+
+@functools.lru_cache(maxsize=256)
+def _shape(search_path: str, table: str, key: str, cols: str) -> Shape | None:
+    names = [c.strip() for c in cols.lower().split(",")]
+    table, key = table.lower(), key.lower()
     if any(n in _RESERVED for n in (*names, key, *table.split("."))):
         return None
-    return Query((search_path, table, key, ",".join(names)), mt["value"])
+    return (search_path, table, key, ",".join(names))
 
 
 @dataclass
