@@ -1,15 +1,37 @@
-"""CREATE TABLE column forms PostgreSQL has and DuckDB lacks: serial types and identity columns.
+"""DDL forms PostgreSQL has and DuckDB lacks.
 
-``serial`` / ``bigserial`` / ``smallserial`` and ``GENERATED {ALWAYS | BY DEFAULT}
-AS IDENTITY`` become a sequence named as PostgreSQL names it
-(``<table>_<column>_seq``) plus ``DEFAULT nextval('<sequence>')`` on a column of
-the matching integer type.  (``jsonb`` needs no rewrite: every database file
-has a ``jsonb`` type alias of JSON.)  Differences: the sequence is not owned by
-the column, so DROP TABLE leaves it behind, and GENERATED ALWAYS does not
-refuse explicit values.
+CREATE TABLE column forms: ``serial`` / ``bigserial`` / ``smallserial`` and ``GENERATED {ALWAYS | BY
+DEFAULT} AS IDENTITY`` become a sequence named as PostgreSQL names it (``<table>_<column>_seq``) plus
+``DEFAULT nextval('<sequence>')`` on a column of the matching integer type.  (``jsonb`` needs no rewrite:
+every database file has a ``jsonb`` type alias of JSON.)  Differences: the sequence is not owned by the
+column, so DROP TABLE leaves it behind, and GENERATED ALWAYS does not refuse explicit values.
+
+ALTER TABLE (:func:`plan`, which needs the session's cursor to read the table's definition): DuckDB
+refuses most changes to a table that has an index (``Cannot alter entry ... because there are entries that
+depend on it``; dropping the index first does not help inside a transaction), refuses DROP COLUMN when an
+index or UNIQUE/PRIMARY KEY constraint is on a later column, cannot change the type of a UNIQUE/PRIMARY
+KEY column, cannot add CHECK or FOREIGN KEY constraints to an existing table, cannot drop a constraint and
+takes one action per statement.  pgtls therefore does what DuckDB can do itself as it is, and otherwise
+*rebuilds* the table, all in the session's transaction (so ROLLBACK undoes it, as in PostgreSQL): a new
+table with the changed definition (columns, defaults, NOT NULL, PRIMARY KEY, UNIQUE, CHECK, DuckDB foreign
+keys, column and table comments such as the jsonb marks), the rows copied over (``USING``/casts for a new
+type, defaults for a new column), the old table dropped, the new one renamed, and the indexes that are
+still valid created again (those on a dropped column go, as in PostgreSQL; a renamed column is renamed in
+them).  ``ADD CONSTRAINT name UNIQUE (...)`` becomes a unique index of that name (so ``DROP CONSTRAINT
+name`` can drop it).  A FOREIGN KEY added by ALTER TABLE, or declared DEFERRABLE, is checked for its
+tables and columns and then *not enforced*: DuckDB cannot add one to an existing table, checks only
+immediately, and refuses to delete a parent row in the transaction that deleted its children - which is
+what ORMs (Django's delete()) do.  A table that another table's DuckDB foreign key references cannot be
+rebuilt (0A000).  Type changes between types that are the same in DuckDB (``varchar(100)`` to
+``varchar(150)``: DuckDB keeps no length) change nothing.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
 
 from pgtls.backends.embedded.sqltext import (
     Token,
@@ -19,6 +41,7 @@ from pgtls.backends.embedded.sqltext import (
     tokens,
     unquote_ident,
 )
+from pgtls.errors import PgError
 
 SERIAL_TYPES = {"serial": "INTEGER", "serial4": "INTEGER", "bigserial": "BIGINT", "serial8": "BIGINT",
                 "smallserial": "SMALLINT", "serial2": "SMALLINT"}  # fmt: skip
@@ -114,3 +137,744 @@ def rewrite_create_table(sql: str) -> list[str] | None:
     if not edits:
         return None
     return [f"CREATE SEQUENCE IF NOT EXISTS {quote_ident(s)}" for s in sequences] + [apply_edits(sql, edits)]
+
+
+# --- ALTER TABLE ------------------------------------------------------------------------------------------
+
+# What the session runs (as the statement) when a plan has nothing left to do: sets nothing anyone reads.
+NOOP = "SET VARIABLE pgtls_ddl_noop = NULL"
+_COLUMN_CONSTRAINT_WORDS = {"CONSTRAINT", "NOT", "NULL", "DEFAULT", "PRIMARY", "UNIQUE", "CHECK", "REFERENCES",
+                            "COLLATE", "GENERATED"}  # fmt: skip
+
+
+def _name_end(toks: list[Token], j: int) -> int:
+    """Index after a possibly qualified name starting at toks[j] (j itself if there is none)."""
+    if j >= len(toks) or toks[j].kind not in ("word", "ident"):
+        return j
+    j += 1
+    while j + 1 < len(toks) and toks[j].text == "." and toks[j + 1].kind in ("word", "ident"):
+        j += 2
+    return j
+
+
+def _fk_tail_end(toks: list[Token], e: int, b: int) -> int:
+    """Index after the MATCH / ON DELETE / ON UPDATE / [NOT] DEFERRABLE / INITIALLY / NOT VALID clauses of a
+    REFERENCES clause starting at toks[e]."""
+    while e < b:
+        if _words(toks, e, "MATCH"):
+            e += 2
+        elif _words(toks, e, "ON") and e + 1 < b and toks[e + 1].text.upper() in ("DELETE", "UPDATE"):
+            e += 2
+            if _words(toks, e, "NO", "ACTION") or _words(toks, e, "SET", "NULL") or _words(toks, e, "SET", "DEFAULT"):
+                e += 2
+            else:
+                e += 1
+        elif _words(toks, e, "DEFERRABLE") or _words(toks, e, "INITIALLY"):
+            e += 1 if _words(toks, e, "DEFERRABLE") else 2
+        elif _words(toks, e, "NOT", "DEFERRABLE") or _words(toks, e, "NOT", "VALID"):
+            e += 2
+        else:
+            break
+    return e
+
+
+class Unsupported(Exception):
+    """A form :func:`plan` leaves to DuckDB as it is."""
+
+
+@dataclass
+class Column:
+    name: str
+    type: str
+    default: str | None
+    not_null: bool
+    comment: str | None
+    source: str | None  # its values: an expression over the table before the change (None: a new column)
+
+
+@dataclass
+class Index:
+    name: str
+    unique: bool
+    keys: list[str]  # SQL of each key (a column or an expression)
+
+
+@dataclass
+class Table:
+    database: str
+    schema: str
+    name: str
+    comment: str | None
+    columns: list[Column]
+    primary_key: list[str]
+    uniques: list[list[str]]  # DuckDB UNIQUE constraints
+    checks: list[tuple[str, list[str]]]  # (expression, its columns)
+    foreign_keys: list[tuple[str, list[str]]]  # DuckDB FOREIGN KEY constraints: (text, columns)
+    constraint_names: dict[str, tuple[str, int]]  # DuckDB's constraint name -> (kind, index in its list)
+    indexes: list[Index]
+    referenced_by: list[str]
+    rebuild: bool = False  # an action DuckDB cannot do in place
+    native: list[str] = field(default_factory=list)  # the statements that do it in place, if not rebuild
+
+    def qualified(self, name: str | None = None) -> str:
+        return f"{quote_ident(self.database)}.{quote_ident(self.schema)}.{quote_ident(name or self.name)}"
+
+    def column(self, name: str) -> Column | None:
+        low = name.lower()
+        return next((c for c in self.columns if c.name.lower() == low), None)
+
+    def uses(self, name: str) -> bool:
+        """Whether an index or a constraint involves column ``name`` or a column after it (DROP COLUMN)."""
+        low = name.lower()
+        after = {c.name.lower() for c in self.columns[[c.name.lower() for c in self.columns].index(low) :]}
+        groups = [self.primary_key, *self.uniques, *(cols for _, cols in self.checks),
+                  *(cols for _, cols in self.foreign_keys)]  # fmt: skip
+        return any(c.lower() in after for g in groups for c in g)
+
+
+def _fetch(cur: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
+    return cur.execute(sql, params).fetchall()
+
+
+def _search_order(cur: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = _fetch(cur, "SELECT value FROM duckdb_settings() WHERE name = 'search_path'", [])
+    path = str(rows[0][0] or "") if rows else ""
+    return [p.strip().strip('"').split(".")[-1].strip('"').lower() for p in path.split(",") if p.strip()] or ["main"]
+
+
+def load_table(cur: duckdb.DuckDBPyConnection, schema: str | None, name: str) -> Table | None:
+    """The definition of table ``name`` as the session sees it (its transaction included), or None."""
+    found = _fetch(cur, "SELECT database_name, schema_name, table_name, temporary, comment FROM duckdb_tables() "
+                        "WHERE lower(table_name) = lower(?) AND database_name <> 'pgtls_cat' "
+                        "AND (? IS NULL OR lower(schema_name) = lower(?))", [name, schema, schema])  # fmt: skip
+    if not found:
+        return None
+    order = _search_order(cur)
+    found.sort(key=lambda r: (not r[3], order.index(r[1].lower()) if r[1].lower() in order else len(order)))
+    db, sch, tname, _temp, comment = found[0]
+    where = "database_name = ? AND schema_name = ? AND table_name = ?"
+    key = [db, sch, tname]
+    cols = [
+        Column(n, t, d, not nullable, c, quote_ident(n))
+        for n, t, d, nullable, c in _fetch(
+            cur, f"SELECT column_name, data_type, column_default, is_nullable, comment FROM duckdb_columns() "
+                 f"WHERE {where} ORDER BY column_index", key)  # fmt: skip
+    ]
+    t = Table(db, sch, tname, comment, cols, [], [], [], [], {}, [], [])
+    for kind, text, expr, names, cname in _fetch(
+        cur, f"SELECT constraint_type, constraint_text, expression, constraint_column_names, constraint_name "
+             f"FROM duckdb_constraints() WHERE {where} ORDER BY constraint_index", key):  # fmt: skip
+        names = list(names or [])
+        if kind == "PRIMARY KEY":
+            t.primary_key = names
+            t.constraint_names[cname] = ("p", 0)
+            t.constraint_names[f"{tname}_pkey"] = ("p", 0)
+        elif kind == "UNIQUE":
+            t.constraint_names[cname] = ("u", len(t.uniques))
+            t.uniques.append(names)
+        elif kind == "CHECK":
+            t.constraint_names[cname] = ("c", len(t.checks))
+            t.checks.append((str(expr), names))
+        elif kind == "FOREIGN KEY":
+            t.constraint_names[cname] = ("f", len(t.foreign_keys))
+            t.foreign_keys.append((str(text), names))
+    t.referenced_by = [r[0] for r in _fetch(
+        cur, "SELECT DISTINCT table_name FROM duckdb_constraints() WHERE constraint_type = 'FOREIGN KEY' "
+             "AND database_name = ? AND lower(referenced_table) = lower(?)", [db, tname])]  # fmt: skip
+    for iname, unique, sql in _fetch(cur, f"SELECT index_name, is_unique, sql FROM duckdb_indexes() WHERE {where}",
+                                     key):  # fmt: skip
+        keys = _index_keys(str(sql or ""))
+        if keys is None:
+            raise Unsupported(f"index {iname}")
+        t.indexes.append(Index(iname, bool(unique), keys))
+    return t
+
+
+def _group_end(toks: list[Token], i: int) -> int:
+    """Index of the parenthesis closing the one at ``toks[i]``."""
+    depth = 0
+    for j in range(i, len(toks)):
+        if toks[j].text == "(":
+            depth += 1
+        elif toks[j].text == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+    raise Unsupported("unbalanced parentheses")
+
+
+def _split(sql: str, toks: list[Token], start: int, end: int) -> list[tuple[int, int]]:
+    """Token ranges [a, b) of the comma-separated items of toks[start:end] (top level only)."""
+    items: list[tuple[int, int]] = []
+    depth = 0
+    a = start
+    for j in range(start, end):
+        t = toks[j].text
+        if t == "(":
+            depth += 1
+        elif t == ")":
+            depth -= 1
+        elif t == "," and depth == 0:
+            items.append((a, j))
+            a = j + 1
+    if a < end:
+        items.append((a, end))
+    return items
+
+
+def _text(sql: str, toks: list[Token], a: int, b: int) -> str:
+    return sql[toks[a].start : toks[b - 1].end] if b > a else ""
+
+
+def _index_keys(sql: str) -> list[str] | None:
+    """The key expressions of DuckDB's ``CREATE [UNIQUE] INDEX name ON table(keys);``."""
+    toks = tokens(sql)
+    on = next((i for i, t in enumerate(toks) if t.kind == "word" and t.text.upper() == "ON"), None)
+    if on is None:
+        return None
+    i = on + 1
+    while i < len(toks) and toks[i].text != "(":
+        i += 1
+    if i >= len(toks):
+        return None
+    end = _group_end(toks, i)
+    return [_text(sql, toks, a, b) for a, b in _split(sql, toks, i + 1, end)]
+
+
+def _refers(expr: str, column: str) -> bool:
+    low = column.lower()
+    return any(t.kind in ("word", "ident") and unquote_ident(t.text).lower() == low
+               or t.kind == "word" and t.text.lower() == low for t in tokens(expr))  # fmt: skip
+
+
+def _rename_in(expr: str, old: str, new: str) -> str:
+    low = old.lower()
+    edits = [(t.start, t.end, quote_ident(new)) for t in tokens(expr)
+             if t.kind in ("word", "ident") and (unquote_ident(t.text).lower() == low or t.text.lower() == low)]
+    return apply_edits(expr, edits)
+
+
+def _names(sql: str, toks: list[Token], a: int, b: int) -> list[str]:
+    """Identifiers of a parenthesised column list toks[a:b] (a at ``(``)."""
+    return [unquote_ident(toks[x].text) for x, y in _split(sql, toks, a + 1, b - 1) if y == x + 1]
+
+
+def _words(toks: list[Token], i: int, *expect: str) -> bool:
+    return all(i + k < len(toks) and toks[i + k].kind == "word" and toks[i + k].text.upper() == w
+               for k, w in enumerate(expect))  # fmt: skip
+
+
+def _duck_type(cur: duckdb.DuckDBPyConnection, typ: str) -> str:
+    return str(cur.execute(f"SELECT typeof(CAST(NULL AS {typ}))").fetchone()[0])  # type: ignore[index]
+
+
+def _jsonb_comment(comment: str | None, jsonb: bool) -> str | None:
+    from pgtls.backends.embedded.types import JSONB_MARK
+
+    marked = comment is not None and comment.startswith(JSONB_MARK)
+    if marked == jsonb:
+        return comment
+    if jsonb:
+        return JSONB_MARK + ("\n" + comment if comment else "")
+    return (comment or "")[len(JSONB_MARK) + 1 :] or None
+
+
+def _no_column(col: str, t: Table) -> PgError:
+    return PgError("42703", f'column "{col}" of relation "{t.name}" does not exist')
+
+
+def _fk_check(sql: str, toks: list[Token], i: int, t: Table, local: list[str]) -> tuple[list[str], int]:
+    """Statements that fail as PostgreSQL would if REFERENCES at toks[i] names what does not exist, and the
+    index after the clause (the constraint itself is not enforced: see the module docstring)."""
+    for c in local:
+        if t.column(c) is None:
+            raise PgError("42703", f'column "{c}" referenced in foreign key constraint does not exist')
+    a = i + 1
+    j = _name_end(toks, a)
+    ref = _text(sql, toks, a, j)
+    if not ref:
+        raise Unsupported("REFERENCES without a table")
+    cols = ["*"]
+    if j < len(toks) and toks[j].text == "(":
+        e = _group_end(toks, j)
+        cols = [quote_ident(c) for c in _names(sql, toks, j, e + 1)]
+        j = e + 1
+    j = _fk_tail_end(toks, j, len(toks))
+    return [f"SELECT {', '.join(cols)} FROM {ref} LIMIT 0"], j
+
+
+def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token], a: int, b: int,
+           checks: list[str]) -> None:
+    """Apply one ALTER TABLE action (toks[a:b]) to ``t``: its in-place statements, or ``t.rebuild``."""
+    has_index = bool(t.indexes)
+    q = t.qualified()
+    w = toks[a].text.upper() if toks[a].kind == "word" else ""
+    if w == "ADD":
+        i = a + 1
+        if _words(toks, i, "COLUMN"):
+            i += 1
+        cname = None
+        if _words(toks, i, "CONSTRAINT"):
+            cname = unquote_ident(toks[i + 1].text)
+            i += 2
+        head = toks[i].text.upper() if i < b and toks[i].kind == "word" else ""
+        if head in ("UNIQUE", "PRIMARY", "CHECK", "FOREIGN") and not _words(toks, a + 1, "COLUMN"):
+            _add_constraint(cur, t, sql, toks, i, b, cname, checks)
+            return
+        _add_column(t, sql, toks, i, b, checks)
+        return
+    if w == "DROP":
+        i = a + 1
+        if _words(toks, i, "CONSTRAINT"):
+            i += 1
+            if_exists = _words(toks, i, "IF", "EXISTS")
+            i += 2 if if_exists else 0
+            name = unquote_ident(toks[i].text)
+            idx = next((x for x in t.indexes if x.name.lower() == name.lower()), None)
+            if idx is not None:
+                t.indexes.remove(idx)
+                t.native.append(f"DROP INDEX {quote_ident(t.database)}.{quote_ident(t.schema)}.{quote_ident(idx.name)}")
+                return
+            hit = next((v for k, v in t.constraint_names.items() if k.lower() == name.lower()), None)
+            if hit is None:
+                if if_exists:
+                    return
+                raise PgError("42704", f'constraint "{name}" of relation "{t.name}" does not exist')
+            kind, n = hit
+            if kind == "p":
+                t.primary_key = []
+            elif kind == "u":
+                t.uniques[n] = []
+            elif kind == "c":
+                t.checks[n] = ("", [])
+            else:
+                t.foreign_keys[n] = ("", [])
+            t.rebuild = True
+            return
+        if _words(toks, i, "COLUMN"):
+            i += 1
+        if_exists = _words(toks, i, "IF", "EXISTS")
+        i += 2 if if_exists else 0
+        name = unquote_ident(toks[i].text)
+        col = t.column(name)
+        if col is None:
+            if if_exists:
+                return
+            raise _no_column(name, t)
+        if not has_index and not t.uses(col.name):
+            t.native.append(f"ALTER TABLE {q} DROP COLUMN {quote_ident(col.name)}")
+        else:
+            t.rebuild = True
+        low = col.name.lower()
+        t.columns.remove(col)
+        t.indexes = [x for x in t.indexes if not any(_refers(k, low) for k in x.keys)]
+        if low in (c.lower() for c in t.primary_key):
+            t.primary_key = []
+        t.uniques = [u if low not in (c.lower() for c in u) else [] for u in t.uniques]
+        t.checks = [c if low not in (n.lower() for n in c[1]) else ("", []) for c in t.checks]
+        t.foreign_keys = [f if low not in (n.lower() for n in f[1]) else ("", []) for f in t.foreign_keys]
+        return
+    if w == "ALTER":
+        i = a + 1
+        if _words(toks, i, "COLUMN"):
+            i += 1
+        name = unquote_ident(toks[i].text)
+        col = t.column(name)
+        if col is None:
+            raise _no_column(name, t)
+        i += 1
+        qc = quote_ident(col.name)
+        if _words(toks, i, "SET", "DATA", "TYPE") or _words(toks, i, "TYPE"):
+            i += 3 if _words(toks, i, "SET") else 1
+            j = i
+            while j < b and not (toks[j].kind == "word" and toks[j].text.upper() in ("USING", "COLLATE")):
+                j += 1
+            typ = _text(sql, toks, i, j)
+            using = None
+            k = j
+            while k < b:
+                if _words(toks, k, "COLLATE"):
+                    k += 2
+                    continue
+                if _words(toks, k, "USING"):
+                    using = _text(sql, toks, k + 1, b)
+                    break
+                k += 1
+            duck = _duck_type(cur, typ)
+            jsonb = typ.strip().lower().split(".")[-1].strip('"') == "jsonb"
+            comment = _jsonb_comment(col.comment, jsonb)
+            if duck != col.type or using is not None:  # else the same type in DuckDB (varchar(n) -> varchar(m))
+                in_key = any(col.name.lower() in (c.lower() for c in g) for g in [t.primary_key, *t.uniques])
+                if not has_index and not in_key:
+                    t.native.append(f"ALTER TABLE {q} ALTER COLUMN {qc} TYPE {typ}" + (f" USING {using}" if using else ""))
+                else:
+                    t.rebuild = True
+                col.source = using if using is not None else f"CAST({col.source} AS {duck})"
+                col.type = duck
+            if comment != col.comment:
+                col.comment = comment
+                t.native.append(f"COMMENT ON COLUMN {q}.{qc} IS {quote_literal(comment) if comment else 'NULL'}")
+            return
+        if _words(toks, i, "SET", "DEFAULT"):
+            col.default = _text(sql, toks, i + 2, b)
+            t.native.append(f"ALTER TABLE {q} ALTER COLUMN {qc} SET DEFAULT {col.default}")
+            return
+        if _words(toks, i, "DROP", "DEFAULT"):
+            col.default = None
+            t.native.append(f"ALTER TABLE {q} ALTER COLUMN {qc} DROP DEFAULT")
+            return
+        if _words(toks, i, "SET", "NOT", "NULL") or _words(toks, i, "DROP", "NOT", "NULL"):
+            set_ = toks[i].text.upper() == "SET"
+            if set_ == col.not_null:
+                return
+            col.not_null = set_
+            if has_index:
+                t.rebuild = True
+            else:
+                t.native.append(f"ALTER TABLE {q} ALTER COLUMN {qc} {'SET' if set_ else 'DROP'} NOT NULL")
+            return
+    raise Unsupported(w)
+
+
+def _add_column(t: Table, sql: str, toks: list[Token], i: int, b: int, checks: list[str]) -> None:
+    if_not_exists = _words(toks, i, "IF", "NOT", "EXISTS")
+    i += 3 if if_not_exists else 0
+    name = unquote_ident(toks[i].text)
+    if t.column(name) is not None:
+        if if_not_exists:
+            return
+        raise PgError("42701", f'column "{name}" of relation "{t.name}" already exists')
+    i += 1
+    j = i
+    while j < b and not (toks[j].kind == "word" and toks[j].text.upper() in _COLUMN_CONSTRAINT_WORDS):
+        j += 1
+    typ = _text(sql, toks, i, j)
+    col = Column(name, typ, None, False, None, None)
+    plain = True  # nothing DuckDB refuses to add in place to a table with an index
+    while j < b:
+        word = toks[j].text.upper()
+        if word == "CONSTRAINT":
+            j += 2
+            continue
+        if _words(toks, j, "NOT", "NULL"):
+            col.not_null, plain = True, False
+            j += 2
+        elif word == "NULL":
+            j += 1
+        elif word == "DEFAULT":
+            k = j + 1
+            depth = 0
+            while k < b and not (depth == 0 and toks[k].kind == "word"
+                                 and toks[k].text.upper() in _COLUMN_CONSTRAINT_WORDS - {"NULL"}):  # fmt: skip
+                depth += (toks[k].text == "(") - (toks[k].text == ")")
+                k += 1
+            col.default = _text(sql, toks, j + 1, k)
+            j = k
+        elif _words(toks, j, "PRIMARY", "KEY"):
+            if t.primary_key:
+                raise PgError("42P16", f'multiple primary keys for table "{t.name}" are not allowed')
+            t.primary_key, plain = [name], False
+            t.rebuild = True
+            j += 2
+        elif word == "UNIQUE":
+            t.uniques.append([name])
+            plain = False
+            t.rebuild = t.rebuild or bool(t.indexes)
+            j += 1
+        elif word == "CHECK" and j + 1 < b and toks[j + 1].text == "(":
+            e = _group_end(toks, j + 1)
+            t.checks.append((_text(sql, toks, j + 1, e + 1), [name]))
+            t.rebuild, plain = True, False
+            j = e + 1
+        elif word == "REFERENCES":
+            t.columns.append(col)  # the check below looks the column up
+            more, j = _fk_check(sql, toks, j, t, [name])
+            t.columns.pop()
+            checks.extend(more)
+        elif word == "COLLATE":
+            j += 2
+        else:
+            raise Unsupported(word)
+    t.columns.append(col)
+    if not t.rebuild:
+        if plain or not t.indexes:
+            parts = [f"ALTER TABLE {t.qualified()} ADD COLUMN {quote_ident(name)} {typ}"]
+            if col.default is not None:
+                parts.append(f"DEFAULT {col.default}")
+            if col.not_null:
+                parts.append("NOT NULL")
+            if t.uniques and t.uniques[-1] == [name]:
+                parts.append("UNIQUE")
+            t.native.append(" ".join(parts))
+        else:
+            t.rebuild = True
+    from pgtls.backends.embedded.types import JSONB_MARK
+
+    if typ.strip().lower() == "jsonb":
+        col.comment = JSONB_MARK
+        if not t.rebuild:
+            t.native.append(f"COMMENT ON COLUMN {t.qualified()}.{quote_ident(name)} IS {quote_literal(JSONB_MARK)}")
+
+
+def _add_constraint(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token], i: int, b: int,
+                    cname: str | None, checks: list[str]) -> None:
+    head = toks[i].text.upper()
+    if head == "CHECK":
+        e = _group_end(toks, i + 1)
+        expr = _text(sql, toks, i + 1, e + 1)
+        t.checks.append((expr, [c.name for c in t.columns if _refers(expr, c.name)]))
+        t.rebuild = True
+        return
+    k = i + (2 if head in ("PRIMARY", "FOREIGN") else 1)
+    if k >= b or toks[k].text != "(":
+        raise Unsupported(head)
+    e = _group_end(toks, k)
+    cols = _names(sql, toks, k, e + 1)
+    for c in cols:
+        if t.column(c) is None and head != "FOREIGN":
+            raise PgError("42703", f'column "{c}" named in key does not exist')
+    if head == "FOREIGN":
+        if not _words(toks, e + 1, "REFERENCES"):
+            raise Unsupported("FOREIGN KEY")
+        more, _ = _fk_check(sql, toks, e + 1, t, cols)
+        checks.extend(more)
+        return
+    if head == "PRIMARY":
+        if t.primary_key:
+            raise PgError("42P16", f'multiple primary keys for table "{t.name}" are not allowed')
+        t.primary_key = [t.column(c).name for c in cols]  # type: ignore[union-attr]
+        for c in t.primary_key:
+            t.column(c).not_null = True  # type: ignore[union-attr]
+        t.rebuild = True
+        return
+    name = cname or f"{t.name}_{'_'.join(cols)}_key"
+    if any(x.name.lower() == name.lower() for x in t.indexes):
+        raise PgError("42P07", f'relation "{name}" already exists')
+    keys = [quote_ident(t.column(c).name) for c in cols]  # type: ignore[union-attr]
+    t.indexes.append(Index(name, True, keys))
+    t.native.append(f"CREATE UNIQUE INDEX {quote_ident(name)} ON {t.qualified()} ({', '.join(keys)})")
+
+
+def _rebuild(t: Table, new_name: str) -> list[str]:
+    if t.referenced_by:
+        raise PgError("0A000", f'cannot change table "{t.name}" in a way DuckDB cannot do in place: '
+                               f'the foreign key of table "{t.referenced_by[0]}" references it',
+                      hint="DuckDB cannot drop or rebuild a table that another table's foreign key references.")
+    tmp = t.qualified(f"{new_name}__pgtls_rebuild")
+    defs: list[str] = []
+    pk = {c.lower() for c in t.primary_key}
+    for c in t.columns:
+        d = f"{quote_ident(c.name)} {c.type}"
+        if c.default is not None:
+            d += f" DEFAULT {c.default}"
+        if c.not_null and c.name.lower() not in pk:
+            d += " NOT NULL"
+        defs.append(d)
+    if t.primary_key:
+        defs.append(f"PRIMARY KEY ({', '.join(quote_ident(c) for c in t.primary_key)})")
+    defs += [f"UNIQUE ({', '.join(quote_ident(c) for c in u)})" for u in t.uniques if u]
+    defs += [f"CHECK ({e})" for e, _ in t.checks if e]
+    defs += [text for text, _ in t.foreign_keys if text]
+    out = [f"CREATE TABLE {tmp} ({', '.join(defs)})"]
+    copied = [c for c in t.columns if c.source is not None]
+    if copied:
+        out.append(f"INSERT INTO {tmp} ({', '.join(quote_ident(c.name) for c in copied)}) "
+                   f"SELECT {', '.join(str(c.source) for c in copied)} FROM {t.qualified()}")  # fmt: skip
+    out.append(f"DROP TABLE {t.qualified()}")
+    out.append(f"ALTER TABLE {tmp} RENAME TO {quote_ident(new_name)}")
+    q = t.qualified(new_name)
+    if t.comment:
+        out.append(f"COMMENT ON TABLE {q} IS {quote_literal(t.comment)}")
+    out += [f"COMMENT ON COLUMN {q}.{quote_ident(c.name)} IS {quote_literal(c.comment)}" for c in t.columns
+            if c.comment]  # fmt: skip
+    out += [f"CREATE {'UNIQUE ' if x.unique else ''}INDEX {quote_ident(x.name)} ON {q} ({', '.join(x.keys)})"
+            for x in t.indexes]  # fmt: skip
+    return out
+
+
+def _rename_column(t: Table, old: str, new: str) -> None:
+    col = t.column(old)
+    if col is None:
+        raise _no_column(old, t)
+    if t.column(new) is not None:
+        raise PgError("42701", f'column "{new}" of relation "{t.name}" already exists')
+    if t.indexes:
+        t.rebuild = True
+    else:
+        t.native.append(f"ALTER TABLE {t.qualified()} RENAME COLUMN {quote_ident(col.name)} TO {quote_ident(new)}")
+    low = col.name.lower()
+
+    def ren(cols: list[str]) -> list[str]:
+        return [new if c.lower() == low else c for c in cols]
+
+    t.primary_key = ren(t.primary_key)
+    t.uniques = [ren(u) for u in t.uniques]
+    t.checks = [(_rename_in(e, col.name, new) if e else e, ren(c)) for e, c in t.checks]
+    if any(low in (c.lower() for c in cols) for _, cols in t.foreign_keys if _):
+        t.foreign_keys = [(_rename_in(f, col.name, new) if f else f, ren(c)) for f, c in t.foreign_keys]
+    for x in t.indexes:
+        x.keys = [_rename_in(k, col.name, new) for k in x.keys]
+    col.name = new
+
+
+def plan(cur: duckdb.DuckDBPyConnection, sql: str) -> list[str] | None:
+    """The statements to run, in the session's transaction and in this order, instead of ``sql`` (already
+    rewritten), or None to run ``sql`` as it is.  The command tag stays ``sql``'s; the last statement is
+    the one whose result is the statement's.  Raises PgError for what PostgreSQL refuses."""
+    toks = tokens(sql)
+    if len(toks) < 3 or toks[0].kind != "word":
+        return None
+    first = toks[0].text.upper()
+    if first == "CREATE":
+        low = sql.lower()
+        return rewrite_create_table(sql) if "serial" in low or "identity" in low else None
+    if first != "ALTER" or not _words(toks, 1, "TABLE"):
+        return None
+    try:
+        return _plan_alter(cur, sql, toks)
+    except Unsupported:
+        return None
+
+
+def _plan_alter(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token]) -> list[str] | None:
+    i = 2
+    if_exists = _words(toks, i, "IF", "EXISTS")
+    i += 2 if if_exists else 0
+    if _words(toks, i, "ONLY"):
+        i += 1
+    parts = [toks[i]]
+    while i + 2 < len(toks) and toks[i + 1].text == "." and toks[i + 2].kind in ("word", "ident"):
+        parts.append(toks[i + 2])
+        i += 2
+    if parts[0].kind not in ("word", "ident"):
+        return None
+    name = unquote_ident(parts[-1].text)
+    schema = unquote_ident(parts[-2].text) if len(parts) > 1 else None
+    i += 1
+    if i < len(toks) and toks[i].text == "*":
+        i += 1
+    if i >= len(toks):
+        return None
+    t = load_table(cur, schema, name)
+    if t is None:
+        return [NOOP] if if_exists else None
+    checks: list[str] = []
+    new_name = t.name
+    before = _jsonb_columns(t)
+    if _words(toks, i, "RENAME"):
+        j = i + 1
+        if _words(toks, j, "TO"):
+            new_name = unquote_ident(toks[j + 1].text)
+            if not t.indexes:
+                return None  # DuckDB renames it
+            t.rebuild = True
+        elif _words(toks, j, "CONSTRAINT"):
+            return None
+        else:
+            j += 1 if _words(toks, j, "COLUMN") else 0
+            if j + 2 >= len(toks) or not _words(toks, j + 1, "TO"):
+                return None
+            _rename_column(t, unquote_ident(toks[j].text), unquote_ident(toks[j + 2].text))
+    else:
+        for a, b in _split(sql, toks, i, len(toks)):
+            _apply(cur, t, sql, toks, a, b, checks)
+    stmts = checks + (_rebuild(t, new_name) if t.rebuild else t.native)
+    after = _jsonb_columns(t)
+    if after != before or new_name != t.name:
+        _own_jsonb(cur, new_name, after)
+    return stmts or [NOOP]
+
+
+def _jsonb_columns(t: Table) -> set[str]:
+    from pgtls.backends.embedded.types import JSONB_MARK
+
+    return {c.name.lower() for c in t.columns if c.comment is not None and c.comment.startswith(JSONB_MARK)}
+
+
+def _own_jsonb(cur: duckdb.DuckDBPyConnection, table: str, columns: set[str]) -> None:
+    """Tell jsonb.py which columns of ``table`` are jsonb for this session now (its committed marks are read
+    on another connection, which does not see this transaction's comments yet)."""
+    from pgtls.backends.embedded import jsonb
+
+    jsonb.set_session_columns(cur, table, columns)
+
+
+# --- text-only rewrites (rewrite.py calls these) ----------------------------------------------------------
+
+_INDEX_METHODS_DROPPED = {"btree", "hash"}  # DuckDB has one (ART) index: PostgreSQL's default methods map to it
+
+
+def rewrite_create_index(sql: str) -> str:
+    """CREATE [UNIQUE] INDEX: drop operator classes (``varchar_pattern_ops``: Django's LIKE indexes) and
+    ``USING btree|hash``, which DuckDB does not know; its one index type serves the same queries."""
+    toks = tokens(sql)
+    i = 1
+    if _words(toks, i, "UNIQUE"):
+        i += 1
+    if not _words(toks, i, "INDEX"):
+        return sql
+    on = next((k for k in range(i, len(toks)) if _words(toks, k, "ON")), None)
+    if on is None:
+        return sql
+    edits: list[tuple[int, int, str]] = []
+    k = on + 1
+    while k < len(toks) and toks[k].text != "(":
+        if _words(toks, k, "USING") and k + 1 < len(toks) and toks[k + 1].text.lower() in _INDEX_METHODS_DROPPED:
+            edits.append((toks[k].start, toks[k + 1].end, ""))
+        k += 1
+    if k >= len(toks):
+        return sql
+    end = _group_end(toks, k)
+    for a, b in _split(sql, toks, k + 1, end):
+        for x in range(a + 1, b):  # never the first token: that is the column or expression
+            t = toks[x]
+            if t.kind == "word" and t.text.lower().endswith("_ops") and toks[x - 1].text != ".":
+                start = t.start
+                if x >= a + 3 and toks[x - 1].text == "." and toks[x - 2].kind == "word":
+                    start = toks[x - 2].start
+                edits.append((start, t.end, ""))
+            elif (t.kind == "word" and t.text.lower() == "pg_catalog" and x + 2 < b and toks[x + 1].text == "."
+                  and toks[x + 2].text.lower().endswith("_ops")):  # fmt: skip
+                edits.append((t.start, toks[x + 2].end, ""))
+    return apply_edits(sql, edits) if edits else sql
+
+
+def strip_deferrable_foreign_keys(sql: str) -> str:
+    """CREATE TABLE: a FOREIGN KEY declared DEFERRABLE is left out (accepted, not enforced: DuckDB checks
+    foreign keys only immediately, see the module docstring); ``NOT DEFERRABLE`` and ``INITIALLY IMMEDIATE``
+    (what DuckDB does anyway) are dropped from the ones that stay."""
+    toks = tokens(sql)
+    found = _table_name(toks)
+    if found is None:
+        return sql
+    _, open_paren = found
+    close = _group_end(toks, open_paren)
+    edits: list[tuple[int, int, str]] = []
+    items = _split(sql, toks, open_paren + 1, close)
+    for n, (a, b) in enumerate(items):
+        deferrable = any(_words(toks, x, "DEFERRABLE") and not _words(toks, x - 1, "NOT") for x in range(a, b))
+        if not deferrable:
+            for x in range(a, b):
+                if _words(toks, x, "NOT", "DEFERRABLE") or _words(toks, x, "INITIALLY", "IMMEDIATE"):
+                    edits.append((toks[x].start, toks[x + 1].end, ""))
+            continue
+        head = toks[a].text.upper() if toks[a].kind == "word" else ""
+        if head == "FOREIGN" or (head == "CONSTRAINT" and _words(toks, a + 2, "FOREIGN")):
+            # the whole table constraint, with the comma before it (or after it, if it is first)
+            if n > 0:
+                edits.append((toks[items[n - 1][1] - 1].end, toks[b - 1].end, ""))
+            else:
+                edits.append((toks[a].start, toks[items[1][0]].start if len(items) > 1 else toks[b - 1].end, ""))
+            continue
+        r = next((x for x in range(a, b) if _words(toks, x, "REFERENCES")), None)
+        if r is None:
+            continue
+        start = r
+        if r >= a + 2 and _words(toks, r - 2, "CONSTRAINT"):
+            start = r - 2
+        e = _name_end(toks, r + 1)
+        if e < b and toks[e].text == "(":
+            e = _group_end(toks, e) + 1
+        e = _fk_tail_end(toks, e, b)
+        edits.append((toks[start].start, toks[e - 1].end, ""))
+    return apply_edits(sql, edits) if edits else sql

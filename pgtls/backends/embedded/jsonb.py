@@ -79,6 +79,12 @@ def _entry(cur: duckdb.DuckDBPyConnection) -> _Marks:
         return m
 
 
+def set_session_columns(cur: duckdb.DuckDBPyConnection, table: str, columns: set[str]) -> None:
+    """The jsonb columns of ``table`` as this session's transaction has made them (DDL that is not yet
+    committed; the committed marks are read on another connection)."""
+    _entry(cur).own[table.lower()] = columns
+
+
 def marked_columns(cur: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
     """Table -> jsonb columns for the session ``cur`` (read again when the cached copy is stale, on a fresh
     cursor of the same database: ``cur`` may hold a pending result)."""

@@ -1,6 +1,6 @@
 """PostgreSQL input forms DuckDB lacks, turned into DuckDB expressions: typed literals and bare numeric.
 
-* ``'{1,NULL}'::int4[]`` (PostgreSQL array input) -> ``CAST(['1', NULL] AS INTEGER[])`` (nested for
+* ``'{1,NULL}'::int4[]`` and ``('{1,NULL}')::int4[]`` (PostgreSQL array input) -> ``CAST(['1', NULL] AS INTEGER[])`` (nested for
   ``'{{1,2},{3,4}}'``), and ``ARRAY[[1,2],[3,4]]::int4[]`` gets as many ``[]`` as it has dimensions;
 * ``'ab'::char(5)`` -> ``'ab   '`` (blank-padded, as bpchar's input and output);
 * ``'-1 years +3 days'::interval`` -> without the ``+`` signs DuckDB refuses;
@@ -227,6 +227,9 @@ def rewrite_types(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
                 continue
             prev = toks[i - 1] if i else None
             rep = None
+            start = prev.start if prev is not None else 0
+            if prev is not None and prev.text == ")" and i >= 3 and toks[i - 2].kind == "string" and toks[i - 3].text == "(":
+                start, prev = toks[i - 3].start, toks[i - 2]  # ('...')::type, as Django writes its parameters
             if (
                 prev is not None
                 and prev.kind == "string"
@@ -234,7 +237,7 @@ def rewrite_types(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
             ):
                 rep = typed_string(string_value(prev.text), ref)
                 if rep is not None:
-                    edits.append((prev.start, ref.end, rep))
+                    edits.append((start, ref.end, rep))
             elif (
                 prev is not None
                 and prev.kind == "number"

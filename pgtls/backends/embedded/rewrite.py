@@ -4,13 +4,15 @@ Only what DuckDB cannot take as it is: ``pg_catalog.``-qualified names lose
 their qualifier, so that the session's temp shims (catalog.py, pgcatalog.py) are
 found first and DuckDB's own pg_catalog objects after them; PostgreSQL-only casts (``::regclass``, ``::oid``, ``::name``) and the
 ``OPERATOR(pg_catalog.~)`` spelling psql uses become DuckDB equivalents;
-``COLLATE pg_catalog.default`` is dropped; ``FROM generate_series(...) g`` gets the column alias
+``COLLATE pg_catalog.default`` is dropped; CREATE INDEX loses operator classes and ``USING btree``, and
+CREATE TABLE its DEFERRABLE foreign keys (ddl.py); ``FROM generate_series(...) g`` gets the column alias
 PostgreSQL implies (``g(g)``: a scalar function's one column takes the table alias).  Literals, quoted
 identifiers and comments are never touched.
 """
 
 from __future__ import annotations
 
+from pgtls.backends.embedded.ddl import rewrite_create_index, strip_deferrable_foreign_keys
 from pgtls.backends.embedded.literals import rewrite_literals
 from pgtls.backends.embedded.sqltext import Token, apply_edits, tokens
 
@@ -111,11 +113,58 @@ def srf_alias_edits(toks: list[Token]) -> list[tuple[int, int, str]]:
     return edits
 
 
+def unnest_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
+    """``FROM unnest(a, b, ...)``, PostgreSQL's multi-argument form (Django's bulk_create sends it), becomes
+    ``(SELECT unnest(a), unnest(b), ...)``: DuckDB zips the unnests of one SELECT list the same way, padding
+    the shorter lists with NULLs."""
+    edits: list[tuple[int, int, str]] = []
+    n = len(toks)
+    for i, t in enumerate(toks):
+        if t.kind != "word" or t.text.lower() != "unnest" or i + 1 >= n or toks[i + 1].text != "(":
+            continue
+        start = i - 2 if i > 1 and toks[i - 1].text == "." and toks[i - 2].text.lower() == "pg_catalog" else i
+        if not _in_from_clause(toks, start):
+            continue
+        depth = 0
+        args: list[tuple[int, int]] = []
+        a = i + 2
+        j = i + 1
+        while j < n:
+            x = toks[j].text
+            if x in ("(", "["):
+                depth += 1
+            elif x in (")", "]"):
+                depth -= 1
+                if depth == 0:
+                    break
+            elif x == "," and depth == 1:
+                args.append((a, j))
+                a = j + 1
+            j += 1
+        if j >= n or not args:
+            continue  # one argument: DuckDB's own unnest
+        args.append((a, j))
+        parts = [f"unnest({sql[toks[x].start : toks[y - 1].end]})" for x, y in args]
+        edits.append((toks[start].start, toks[j].end, f"(SELECT {', '.join(parts)})"))
+    return edits
+
+
 def rewrite(sql: str) -> str:
     for marker, old, new in KNOWN_QUERY_PATCHES:
         if marker in sql:
             sql = sql.replace(old, new)
     sql = rewrite_literals(sql)
+    head = sql.lstrip()[:6].lower()
+    if head == "create":
+        low = sql.lower()
+        if "index" in low and ("_ops" in low or "using" in low):
+            sql = rewrite_create_index(sql)
+        if "deferrable" in low or "initially" in low:
+            sql = strip_deferrable_foreign_keys(sql)
+    if "unnest" in sql.lower():
+        multi = unnest_edits(sql, tokens(sql))
+        if multi:
+            sql = apply_edits(sql, multi)
     if "generate_series" in sql.lower():
         alias_edits = srf_alias_edits(tokens(sql))
         if alias_edits:

@@ -18,10 +18,19 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from pgtls.backends.base import Registry, Send, SessionInfo
-from pgtls.backends.embedded import advisory, catalog, commands, inline, notify, roles_sql, signals, sqlerrors
+from pgtls.backends.embedded import (
+    advisory,
+    catalog,
+    commands,
+    ddl,
+    inline,
+    notify,
+    roles_sql,
+    signals,
+    sqlerrors,
+)
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.codecs import row_encoder
-from pgtls.backends.embedded.ddl import rewrite_create_table
 from pgtls.backends.embedded.execute import Result, _none, run
 from pgtls.backends.embedded.gucs import REPORTED, Gucs, tzinfo
 from pgtls.backends.embedded.rewrite import rewrite
@@ -411,6 +420,8 @@ class EmbeddedSession:
         self.cursors.detach()
         if first in commands.TX_WORDS:
             return self.transaction_command(first, w, sql)
+        if first == "SET" and len(w) > 1 and w[1] == "CONSTRAINTS":
+            return self.set_constraints(sql, offset)
         if first == "SET":
             return self.set_command(sql)
         if first == "RESET":
@@ -443,13 +454,13 @@ class EmbeddedSession:
         try:
             sql2 = rewrite(sql)
             catalog.refresh(self, sql2)
-            if first == "CREATE" and ("serial" in sql2.lower() or "identity" in sql2.lower()):
-                stmts = rewrite_create_table(sql2)
-                if stmts:
-                    for pre in stmts[:-1]:
-                        self.cur.execute(pre)
-                        self._journal(first, pre)
-                    sql2, duck_type = stmts[-1], None
+            if first in ("CREATE", "ALTER") and (stmts := ddl.plan(self.cur, sql2)) is not None:
+                if len(stmts) > 1 and not self.in_transaction:
+                    self.begin_implicit()  # the plan is one transaction: an error rolls all of it back
+                for pre in stmts[:-1]:
+                    self.cur.execute(pre)
+                    self._journal(first, pre)
+                sql2, duck_type = stmts[-1], None
             self._running.set()
             try:
                 res = run(self.cur, sql2, w, duck_type)
@@ -666,6 +677,34 @@ class EmbeddedSession:
         self._apply_duck(canon, value)
         if canon in REPORTED:
             self.pending_status.append((canon, value))
+
+    def set_constraints(self, sql: str, offset: int) -> Result:
+        """SET CONSTRAINTS {ALL | name, ...} {DEFERRED | IMMEDIATE}: accepted, with PostgreSQL's syntax
+        errors and warning.  Nothing to switch: the foreign keys DuckDB enforces are checked at once, and
+        those declared DEFERRABLE are not enforced (ddl.py)."""
+        toks = [t for t in tokens(sql) if t.text != ";"][2:]
+        i = 0
+        if toks and toks[0].text.upper() == "ALL":
+            i = 1
+        else:
+            while i < len(toks) and toks[i].kind in ("word", "ident"):
+                if i + 1 < len(toks) and toks[i + 1].text == ".":
+                    i += 2
+                    continue
+                if i + 1 < len(toks) and toks[i + 1].text == ",":
+                    i += 2
+                    continue
+                i += 1
+                break
+        mode = toks[i] if i < len(toks) else None
+        if i == 0 or mode is None or mode.text.upper() not in ("DEFERRED", "IMMEDIATE") or i + 1 < len(toks):
+            bad = toks[i + 1] if mode is not None and mode.text.upper() in ("DEFERRED", "IMMEDIATE") else mode
+            if bad is None:
+                raise PgError("42601", "syntax error at end of input", position=offset + len(sql.rstrip(" ;\n")) + 1)
+            raise PgError("42601", f'syntax error at or near "{bad.text}"', position=offset + bad.start + 1)
+        if self.tx == "I" and not self.implicit:
+            self.notice(PgError("25P01", "SET CONSTRAINTS can only be used in transaction blocks", severity="WARNING"))
+        return _tag("SET CONSTRAINTS")
 
     def set_command(self, sql: str) -> Result:
         cmd = commands.parse_set(sql)
