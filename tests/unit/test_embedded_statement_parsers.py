@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgtls.backends.embedded import advisory, commands
+from pgtls.backends.embedded import advisory, bytea_input, commands
 from pgtls.backends.embedded.sqltext import words
 from pgtls.errors import PgError
 
@@ -56,3 +56,24 @@ def test_savepoint_name_forms():
     assert commands.parse_savepoint_name("ROLLBACK WORK TO SAVEPOINT \"A b\"") == "A b"
     assert commands.parse_savepoint_name("RELEASE savepoint") == "savepoint"
     assert commands.parse_savepoint_name("SAVEPOINT Mixed") == "mixed"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="0123456789abcdefABCDEFgz \t\n'\\é", max_size=20))
+def test_bytea_hex_input(text):
+    try:
+        digits = bytea_input.hex_digits(text)
+    except PgError as e:
+        assert e.sqlstate == "22023"
+        assert e.message.startswith("invalid hexadecimal")
+    else:
+        assert len(digits) % 2 == 0
+        assert bytes.fromhex(digits).hex() == digits.lower()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=16), st.lists(st.sampled_from(["", " ", "\t", "\n"]), max_size=17))
+def test_bytea_hex_input_skips_whitespace_between_pairs(data, gaps):
+    pairs = [data.hex()[k : k + 2] for k in range(0, 2 * len(data), 2)]
+    text = "".join(p + (gaps[k] if k < len(gaps) else "") for k, p in enumerate(pairs))
+    assert bytes.fromhex(bytea_input.hex_digits(text)) == data

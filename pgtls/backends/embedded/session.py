@@ -20,6 +20,7 @@ import duckdb
 from pgtls.backends.base import Registry, Send, SessionInfo
 from pgtls.backends.embedded import (
     advisory,
+    bytea_input,
     catalog,
     commands,
     ddl,
@@ -453,6 +454,8 @@ class EmbeddedSession:
             return _tag("DEALLOCATE ALL")
         try:
             sql2 = rewrite(sql)
+            if first in ("INSERT", "UPDATE", "DELETE", "SELECT", "WITH") and bytea_input.needs_rewrite(sql2):
+                sql2 = bytea_input.rewrite(self.cur, sql2)
             catalog.refresh(self, sql2)
             if first in ("CREATE", "ALTER") and (stmts := ddl.plan(self.cur, sql2)) is not None:
                 if len(stmts) > 1 and not self.in_transaction:
