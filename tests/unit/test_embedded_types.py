@@ -7,9 +7,10 @@ import struct
 import uuid
 from decimal import Decimal
 
+import duckdb
 import pytest
 
-from pgtls.backends.embedded import codecs, params
+from pgtls.backends.embedded import codecs, execute, params
 from pgtls.backends.embedded import types as T
 from tests.pgwire_util import fe, rows
 from tests.unit.test_embedded_simple import backend, db, registry  # noqa: F401 - fixtures
@@ -48,6 +49,16 @@ CASES = [
     ("ARRAY['a b', NULL, '', 'NULL', 'x\"y', 'back\\slash']", '{"a b",NULL,"","NULL","x\\"y","back\\\\slash"}', 1009),
     ("ARRAY[[1,2],[3,4]]", "{{1,2},{3,4}}", 1007),
     ("ARRAY[true,false]", "{t,f}", 1000),
+    ("'infinity'::date", "infinity", 1082),
+    ("'-infinity'::timestamp", "-infinity", 1114),
+    ("'infinity'::timestamptz", "infinity", 1184),
+    ("'9999-12-31'::date", "9999-12-31", 1082),
+    ("'0044-03-15 (BC)'::date", "0044-03-15 BC", 1082),
+    ("'0044-03-15 (BC) 10:00:00.5'::timestamp", "0044-03-15 10:00:00.5 BC", 1114),
+    ("'0044-03-15 (BC) 10:00:00+00'::timestamptz", "0044-03-15 10:00:00+00 BC", 1184),
+    ("'20000-01-01'::date", "20000-01-01", 1082),
+    ("'294000-01-01 00:00:00'::timestamp", "294000-01-01 00:00:00", 1114),
+    ("ARRAY['infinity'::date, '0044-03-15 (BC)', NULL]", '{infinity,"0044-03-15 BC",NULL}', 1182),
 ]
 
 
@@ -109,3 +120,54 @@ def test_float_format():
     assert codecs.format_float(123456.0, single=True) == "123456"
     assert codecs.format_float(1234567.0, single=True) == "1.234567e+06"
     assert codecs.format_float(-0.0) == "-0"
+
+
+def test_binary_infinity(db):
+    """PostgreSQL's binary infinities: INT32 max/min days (date), INT64 max/min microseconds (timestamp[tz])."""
+    exprs = "'infinity'::date, '-infinity'::date, 'infinity'::timestamp, '-infinity'::timestamp, " \
+            "'infinity'::timestamptz, '-infinity'::timestamptz, '9999-12-31'::date"  # fmt: skip
+    msgs = db.send(fe.parse(f"SELECT {exprs}"), fe.bind(result_formats=[1]), fe.execute(), fe.sync())
+    values = [m for m in msgs if m.kind == "D"][0]["values"]
+    i32, i64 = (1 << 31) - 1, (1 << 63) - 1
+    assert values == [struct.pack("!i", i32), struct.pack("!i", -i32 - 1), struct.pack("!q", i64),
+                      struct.pack("!q", -i64 - 1), struct.pack("!q", i64), struct.pack("!q", -i64 - 1),
+                      struct.pack("!i", 2921939)]  # fmt: skip
+
+
+def test_calendar_beyond_python():
+    for y, m, d in [(2000, 1, 1), (1, 1, 1), (9999, 12, 31), (0, 2, 29), (-43, 3, 15), (-4712, 1, 1), (294276, 12, 31)]:
+        days = codecs.days_from_civil(y, m, d)
+        assert codecs.civil_from_days(days) == (y, m, d)
+        if 1 <= y <= 9999:
+            assert days == (dt.date(y, m, d) - dt.date(2000, 1, 1)).days
+    assert codecs.duck_date_text(-43, 3, 15) == "0044-03-15 (BC)"
+    assert params.decode_binary(T.DATE.oid, struct.pack("!i", codecs.days_from_civil(-43, 3, 15))) == params.DuckText(
+        "DATE", "0044-03-15 (BC)"
+    )
+    assert params.duck_datetime_input("0044-03-15 10:00:00+00 BC") == "0044-03-15 (BC) 10:00:00+00"
+    assert params.duck_datetime_input("2024-01-02 bc") == "2024-01-02 (BC)"
+    assert params.duck_datetime_input("2024-01-02") == "2024-01-02"
+
+
+def test_date_probe_reruns_only_when_needed():
+    """Ordinary dates are used as DuckDB's binding gives them; a run again (columns as text) only for an
+    extreme value or a result longer than the probe."""
+    cur = duckdb.connect()
+
+    def fetched(sql: str) -> tuple[list[tuple[object, ...]], bool]:
+        res = execute.run(cur, sql, ["SELECT"])
+        out = []
+        while batch := res.fetch(100):  # as the session asks: a batch at a time
+            out += batch
+        return out, res.fetch.__self__.rerun  # type: ignore[attr-defined]
+
+    assert fetched("SELECT DATE '2024-01-02' AS d, TIMESTAMP '2024-01-02 03:04:05' AS ts") == (
+        [(dt.date(2024, 1, 2), dt.datetime(2024, 1, 2, 3, 4, 5))], False)  # fmt: skip
+    assert fetched("SELECT DATE '9999-12-31' AS d") == ([("9999-12-31",)], True)
+    assert fetched("SELECT 'infinity'::DATE AS d") == ([("infinity",)], True)
+    assert fetched("SELECT ['-infinity'::TIMESTAMP] AS a") == ([(["-infinity"],)], True)
+    many, rerun = fetched(f"SELECT DATE '2024-01-02' + i::INTEGER AS d FROM range({execute.PROBE_ROWS + 1}) t(i)")
+    assert rerun and len(many) == execute.PROBE_ROWS + 1 and many[0] == ("2024-01-02",)
+    # a query that took long before its first row (a sort, an aggregate) is probed further before running again
+    assert execute.DateProbe(cur, "", [], started=0.05).probe == 25_000
+    assert execute.DateProbe(cur, "", [], started=10.0).probe == execute.PROBE_ROWS_MAX

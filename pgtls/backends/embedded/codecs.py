@@ -124,16 +124,174 @@ def format_timestamp(v: dt.datetime) -> str:
 
 def format_timestamptz(v: dt.datetime, tz: dt.tzinfo) -> str:
     if v.tzinfo is None:
+        # DuckDB's infinities come without a zone (its real timestamptz values with one)
+        if v == _TS_MAX:
+            return "infinity"
+        if v == _TS_MIN:
+            return "-infinity"
         v = v.replace(tzinfo=dt.UTC)
     try:
         local = v.astimezone(tz)
-    except (OverflowError, ValueError):
-        local = v
+    except (OverflowError, ValueError):  # the local time is before year 1 or after 9999
+        return format_timestamptz_us(_ts_micros(v), tz)
     return format_timestamp(local) + format_offset(local.utcoffset())
 
 
 def format_timetz(t: dt.time) -> str:
     return format_time(t) + format_offset(t.utcoffset())
+
+
+# --- dates and timestamps Python cannot hold --------------------------------------------------
+#
+# DuckDB's Python binding gives dates and timestamps before year 1 or after 9999 as DuckDB's text
+# ('0044-03-15 (BC)', '20000-01-01 00:00:00', timestamptz in UTC: '0044-03-15 (BC) 10:00:00+00'), and
+# execute.py fetches date columns as that text when they may hold infinities ('infinity', '-infinity').
+# PostgreSQL writes BC after the value ('0044-03-15 10:00:00+00 BC'); binary formats count days or
+# microseconds from 2000-01-01, with INT32/INT64 min and max for -infinity and infinity.
+
+_TS_MAX, _TS_MIN = dt.datetime.max, dt.datetime.min
+_INT32 = struct.Struct("!i")
+_INT64 = struct.Struct("!q")
+DAY_US = 86_400_000_000
+_DUCK_DATETIME = re.compile(
+    r"(\d+)-(\d\d)-(\d\d)( \(BC\))?(?: (\d\d):(\d\d):(\d\d)(?:\.(\d+))?)?(?:([+-])(\d\d)(?::(\d\d))?(?::(\d\d))?)?"
+)
+_BC = " (BC)"
+
+
+def days_from_civil(y: int, m: int, d: int) -> int:
+    """Days from 2000-01-01 to y-m-d in the proleptic Gregorian calendar (astronomical years: 0 is 1 BC)."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 730425
+
+
+def civil_from_days(days: int) -> tuple[int, int, int]:
+    """(astronomical year, month, day) of the date ``days`` after 2000-01-01."""
+    z = days + 730425
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    m = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (m <= 2), m, doy - (153 * mp + 2) // 5 + 1
+
+
+def duck_date_text(y: int, m: int, d: int) -> str:
+    """DuckDB's text (and input) of a date given by its astronomical year."""
+    return f"{y:04d}-{m:02d}-{d:02d}" if y > 0 else f"{1 - y:04d}-{m:02d}-{d:02d}{_BC}"
+
+
+def _duck_us(s: str) -> int:
+    """Microseconds from 2000-01-01 00:00 (UTC when ``s`` has an offset) of DuckDB's text of a finite date,
+    timestamp or timestamptz."""
+    g = _DUCK_DATETIME.fullmatch(s)
+    if g is None:
+        raise ValueError(f"not a DuckDB date/time: {s!r}")
+    y = int(g.group(1))
+    if g.group(4):
+        y = 1 - y
+    us = days_from_civil(y, int(g.group(2)), int(g.group(3))) * DAY_US
+    if g.group(5):
+        us += ((int(g.group(5)) * 60 + int(g.group(6))) * 60 + int(g.group(7))) * 1_000_000
+        if g.group(8):
+            us += int(g.group(8)[:6].ljust(6, "0"))  # TIMESTAMP_NS: truncated, as the binding does
+    if g.group(9):
+        off = (int(g.group(10)) * 60 + int(g.group(11) or 0)) * 60 + int(g.group(12) or 0)
+        us -= (off if g.group(9) == "+" else -off) * 1_000_000
+    return us
+
+
+def duck_date_pg(s: str) -> str:
+    """PostgreSQL's text of a date DuckDB gave as text."""
+    return s[:-5] + " BC" if s.endswith(_BC) else s
+
+
+def duck_timestamp_pg(s: str) -> str:
+    """PostgreSQL's text of a timestamp DuckDB gave as text (its own fractional digits, BC at the end)."""
+    bc = _BC in s
+    if bc:
+        s = s.replace(_BC, "")
+    dot = s.find(".")
+    if dot > 0 and len(s) - dot > 7:  # TIMESTAMP_NS: truncated to microseconds
+        s = s[:dot] + _frac(int(s[dot + 1 : dot + 7]))
+    return s + " BC" if bc else s
+
+
+_CYCLE_DAYS = 146097  # 400 Gregorian years: the calendar, and a time zone's rules, repeat
+_FIRST_DAY = days_from_civil(1, 1, 3)  # Python's datetime range, a day's margin for the zone offset
+_LAST_DAY = days_from_civil(9999, 12, 29)
+
+
+def format_timestamptz_us(us: int, tz: dt.tzinfo) -> str:
+    """timestamptz_out of ``us`` microseconds from 2000-01-01 UTC in zone ``tz``, any year: the instant is
+    moved by whole 400-year cycles into Python's range (into the years 1-400 before year 1, where zones
+    keep their local mean time as in PostgreSQL, and 9600-9999 after 9999, where their rules repeat)."""
+    days = us // DAY_US
+    cycles = 0
+    if days < _FIRST_DAY:
+        cycles = -((_FIRST_DAY - days + _CYCLE_DAYS - 1) // _CYCLE_DAYS)
+    elif days > _LAST_DAY:
+        cycles = (days - _LAST_DAY + _CYCLE_DAYS - 1) // _CYCLE_DAYS
+    local = (PG_EPOCH_TZ + dt.timedelta(microseconds=us - cycles * _CYCLE_DAYS * DAY_US)).astimezone(tz)
+    y = local.year + 400 * cycles
+    date = f"{y:04d}" if y > 0 else f"{1 - y:04d}"
+    text = f"{date}-{local.month:02d}-{local.day:02d} {format_time(local.time())}"
+    text += format_offset(local.utcoffset())
+    return text if y > 0 else text + " BC"
+
+
+def duck_timestamptz_pg(s: str, tz: dt.tzinfo) -> str:
+    """PostgreSQL's text, in zone ``tz``, of a timestamptz DuckDB gave as text."""
+    if s.endswith("infinity"):
+        return s
+    return format_timestamptz_us(_duck_us(s), tz)
+
+
+_date_iso = dt.date.fromisoformat
+_datetime_iso = dt.datetime.fromisoformat  # digits beyond microseconds are dropped, as _duck_us does
+
+
+def _date_send(v: Any) -> bytes:
+    if v.__class__ is not str:
+        return _INT32.pack((v - PG_EPOCH_DATE).days)
+    try:  # DuckDB's text; years 1-9999: Python's parser is the fast one
+        return _INT32.pack((_date_iso(v) - PG_EPOCH_DATE).days)
+    except ValueError:
+        pass
+    if v.endswith("infinity"):
+        return _INT32.pack(-(1 << 31) if v[0] == "-" else (1 << 31) - 1)
+    return _INT32.pack(_duck_us(v) // DAY_US)
+
+
+def _duck_ts_send(v: str) -> bytes:
+    if v.endswith("infinity"):
+        return _INT64.pack(-(1 << 63) if v[0] == "-" else (1 << 63) - 1)
+    return _INT64.pack(_duck_us(v))
+
+
+def _timestamp_send(v: Any) -> bytes:
+    if v.__class__ is not str:
+        return _INT64.pack(_ts_micros(v))
+    try:  # DuckDB's text; years 1-9999: Python's parser is the fast one
+        return _INT64.pack(_ts_micros(_datetime_iso(v)))
+    except ValueError:
+        return _duck_ts_send(v)
+
+
+def _timestamptz_send(v: Any) -> bytes:
+    if not isinstance(v, dt.datetime):
+        return _duck_ts_send(v)
+    if v.tzinfo is None:  # DuckDB's infinities come without a zone
+        if v == _TS_MAX:
+            return _INT64.pack((1 << 63) - 1)
+        if v == _TS_MIN:
+            return _INT64.pack(-(1 << 63))
+        v = v.replace(tzinfo=dt.UTC)
+    return _INT64.pack(_ts_micros(v))
 
 
 # --- interval ---------------------------------------------------------------------------------
@@ -326,15 +484,15 @@ def text_encoder(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], str]:
     if oid == T.BYTEA.oid:
         return lambda v: "\\x" + bytes(v).hex()
     if oid == T.DATE.oid:
-        return lambda v: format_date(v) if isinstance(v, dt.date) else str(v)
+        return lambda v: format_date(v) if isinstance(v, dt.date) else duck_date_pg(v)
     if oid == T.TIME.oid:
         return lambda v: format_time(v) if isinstance(v, dt.time) else str(v)
     if oid == T.TIMETZ.oid:
         return lambda v: format_timetz(v) if isinstance(v, dt.time) else str(v)
     if oid == T.TIMESTAMP.oid:
-        return lambda v: format_timestamp(v) if isinstance(v, dt.datetime) else str(v)
+        return lambda v: format_timestamp(v) if isinstance(v, dt.datetime) else duck_timestamp_pg(v)
     if oid == T.TIMESTAMPTZ.oid:
-        return lambda v: format_timestamptz(v, tz) if isinstance(v, dt.datetime) else str(v)
+        return lambda v: format_timestamptz(v, tz) if isinstance(v, dt.datetime) else duck_timestamptz_pg(v, tz)
     if oid == T.INTERVAL.oid:
         return format_interval
     if oid == T.JSONB.oid:
@@ -379,12 +537,11 @@ def numeric_send(v: object) -> bytes:
     )
 
 
+_ONE_US = dt.timedelta(microseconds=1)
+
+
 def _ts_micros(v: dt.datetime) -> int:
-    if v.tzinfo is not None:
-        delta = v - PG_EPOCH_TZ
-    else:
-        delta = v - PG_EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (v - (PG_EPOCH if v.tzinfo is None else PG_EPOCH_TZ)) // _ONE_US
 
 
 def _time_micros(t: dt.time) -> int:
@@ -453,11 +610,11 @@ def binary_encoder(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], bytes]:
         T.FLOAT8.oid: lambda v: struct.pack("!d", v),
         T.NUMERIC.oid: numeric_send,
         T.BYTEA.oid: bytes,
-        T.DATE.oid: lambda v: struct.pack("!i", (v - PG_EPOCH_DATE).days),
+        T.DATE.oid: _date_send,
         T.TIME.oid: lambda v: struct.pack("!q", _time_micros(v)),
         T.TIMETZ.oid: _timetz_send,
-        T.TIMESTAMP.oid: lambda v: struct.pack("!q", _ts_micros(v)),
-        T.TIMESTAMPTZ.oid: lambda v: struct.pack("!q", _ts_micros(v if v.tzinfo else v.replace(tzinfo=dt.UTC))),
+        T.TIMESTAMP.oid: _timestamp_send,
+        T.TIMESTAMPTZ.oid: _timestamptz_send,
         T.INTERVAL.oid: _interval_send,
         T.UUID.oid: _uuid_send,
         # jsonb_send: version 1, then the text

@@ -158,12 +158,17 @@ def value_sql(col: T.Column, ref: str, utc: bool, name: Callable[[str], str]) ->
         return Value(cast, "0123456789abcdef-")
     if duck == "BLOB" and oid == T.BYTEA.oid:
         return Value(f"'\\x' || lower(hex({ref}))", "\\x0123456789abcdef")
+    # DuckDB writes BC after the date ('0044-03-15 (BC) 10:00:00+00'), PostgreSQL at the end ('... BC')
     if duck == "DATE" and oid == T.DATE.oid:
-        return Value(cast, _DATETIME_CHARS)
-    if duck in ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS") and oid == T.TIMESTAMP.oid:
-        return Value(cast, _DATETIME_CHARS)
-    if duck == "TIMESTAMP WITH TIME ZONE" and oid == T.TIMESTAMPTZ.oid and utc:
-        return Value(cast, _DATETIME_CHARS)
+        t = name("t")
+        return Value(f"CASE WHEN ends_with({t}, ' (BC)') THEN replace({t}, ' (BC)', ' BC') ELSE {t} END",
+                     _DATETIME_CHARS, [[(t, cast)]])  # fmt: skip
+    if (duck in ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS") and oid == T.TIMESTAMP.oid) or (
+        duck == "TIMESTAMP WITH TIME ZONE" and oid == T.TIMESTAMPTZ.oid and utc
+    ):
+        t = name("t")
+        return Value(f"CASE WHEN contains({t}, ' (BC)') THEN replace({t}, ' (BC)', '') || ' BC' ELSE {t} END",
+                     _DATETIME_CHARS, [[(t, cast)]])  # fmt: skip
     if duck == "TIME" and oid == T.TIME.oid:
         return Value(cast, "0123456789:.")
     return None
@@ -305,10 +310,12 @@ def plan(columns: list[T.Column], opts: CopyOptions, tz: dt.tzinfo, utc: bool, f
                 segment.append(text_field_sql(made.expr, made.chars, opts))
             continue
         close_segment()
-        # INTERVAL values come as text (Python's timedelta has no months), as execute.run() fetches them
-        select.append(
-            f"CAST({ref} AS VARCHAR{'[]' * col.duck.count('[]')})" if "INTERVAL" in col.duck else ref
-        )
+        # INTERVAL values come as text (Python's timedelta has no months), as execute.run() fetches them, and
+        # so do lists of dates and timestamps (Python has no infinite date, nor one before year 1)
+        text = T.text_sql(col.duck, ref)
+        if text is None and "INTERVAL" in col.duck:
+            text = f"CAST({ref} AS VARCHAR{'[]' * col.duck.count('[]')})"
+        select.append(text or ref)
         if opts.csv:
             fq = k in force
             field_text: Callable[[str], str] = lambda s, fq=fq: csv_field(s, opts, fq, single)  # noqa: E731

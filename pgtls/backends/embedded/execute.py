@@ -3,16 +3,29 @@
 A :class:`Result` carries the RowDescription columns (None for statements that
 return no rows), a ``fetch(n)`` for the rows and the command tag, computed as
 PostgreSQL would (``INSERT 0 n``, ``SELECT n``, ``CREATE TABLE``, ...).
-Query-like statements run through a DuckDB relation so that the result types are
-known before execution and INTERVAL columns can be fetched as text (Python's
-timedelta would lose months).
+Query-like statements whose result has INTERVAL columns run again with those
+columns cast to text (Python's timedelta would lose months).
+
+Dates and timestamps: DuckDB's Python binding gives infinity and -infinity as the
+largest and smallest Python values (date 9999-12-31, datetime 9999-12-31
+23:59:59.999999 / 0001-01-01), indistinguishable from those real values, and
+values Python cannot hold (BC, years beyond 9999) as DuckDB's text.  Only DuckDB
+can tell, so a result with DATE/TIMESTAMP columns is checked as it is first
+fetched (:class:`DateProbe`): when it ends within PROBE_ROWS rows and none of them
+holds such an extreme (the common case), the rows are used as they are; otherwise
+the query runs again with those columns cast to text before any row was sent.
+timestamptz needs none of this: its infinities come without a zone, its real
+values with one.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import duckdb
@@ -154,6 +167,106 @@ def _contains_interval(duck: str) -> bool:
     return "INTERVAL" in duck
 
 
+def _text_expr(k: int, name: str, duck: str) -> str:
+    """Select item ``k`` of a wrapped query: cast to text where Python's value would lose something."""
+    expr = T.text_sql(duck, f"#{k + 1}")
+    if expr is None and _contains_interval(duck):  # a STRUCT with an INTERVAL: DuckDB's text of it
+        expr = f"CAST(#{k + 1} AS VARCHAR{'[]' * duck.count('[]')})"
+    return f"{expr or f'#{k + 1}'} AS {quote_ident(name)}"
+
+
+def as_text_sql(sql: str, names: list[str], ducks: list[str]) -> str:
+    """``sql`` with its INTERVAL, DATE and TIMESTAMP columns (and lists of them) cast to text."""
+    exprs = ", ".join(_text_expr(k, n, d) for k, (n, d) in enumerate(zip(names, ducks, strict=True)))
+    return f"SELECT {exprs} FROM (\n{sql}\n) AS pgtls_q"
+
+
+# What DuckDB's Python binding makes of -infinity/infinity, and real values can be too.
+_DATE_EXTREMES = frozenset({dt.date.min, dt.date.max})
+_TS_EXTREMES = frozenset({dt.datetime.min, dt.datetime.max})
+_EXTREMES = {"DATE": _DATE_EXTREMES, "TIMESTAMP": _TS_EXTREMES, "TIMESTAMP_S": _TS_EXTREMES,
+             "TIMESTAMP_MS": _TS_EXTREMES, "TIMESTAMP_NS": _TS_EXTREMES}  # fmt: skip
+# A result with date columns and more rows than the probe reads is run again with them as text.  The probe
+# reads PROBE_ROWS rows, or more when the query took long to start (a sort, an aggregate: running it again
+# would cost that again): as many as fetching costs about as much as that start (PROBE_ROW_SECONDS a row).
+PROBE_ROWS = 1000
+PROBE_ROWS_MAX = 100_000
+PROBE_ROW_SECONDS = 2e-6
+Checks = list[tuple[int, frozenset[Any], int]]  # (column, values that may stand for an infinity, list depth)
+
+
+def _checks(ducks: list[str]) -> Checks:
+    """The Checks of the date and timestamp columns (and lists of them) among ``ducks``."""
+    out = []
+    for k, d in enumerate(ducks):
+        base, suffix = T.list_base(d)
+        ext = _EXTREMES.get(base)
+        if ext is not None:
+            out.append((k, ext, suffix.count("[")))
+    return out
+
+
+def _has_extreme(rows: list[Row], checks: Checks) -> bool:
+    for k, ext, depth in checks:
+        if depth == 0:
+            if not ext.isdisjoint(map(itemgetter(k), rows)):
+                return True
+            continue
+        values: list[Any] = [r[k] for r in rows if r[k] is not None]
+        for _ in range(depth):
+            values = [x for v in values for x in v if x is not None]
+        if not ext.isdisjoint(values):
+            return True
+    return False
+
+
+class DateProbe:
+    """``fetch`` of a query result with DATE/TIMESTAMP columns: the first call reads up to PROBE_ROWS rows
+    (or as many as asked) plus one; if that is the whole result and no date holds an extreme value, those
+    rows are the result.  Otherwise, before anything was handed out, the query runs again as ``text_sql``
+    (the date columns as DuckDB's text: ``infinity``, ``0044-03-15 (BC)``, ...) and that is the result.
+
+    Results longer than the probe thus run twice: the second run costs DuckDB a plan and whatever it did
+    before the first row (``started``, seconds: a sort, an aggregate), which is why the probe then reads
+    more rows (see PROBE_ROWS); Python's text output of the VARCHAR values is cheaper than of datetime
+    objects, binary output a little dearer.  Not re-run: statements with side effects (nextval, setval)
+    and DML ... RETURNING, whose extreme dates stay as the binding gives them (finite)."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection, text_sql: str, checks: Checks, started: float = 0.0) -> None:
+        self.cur = cur
+        self.text_sql = text_sql
+        self.checks = checks
+        self.probe = min(PROBE_ROWS_MAX, max(PROBE_ROWS, int(started / PROBE_ROW_SECONDS)))
+        self.rows: list[Row] = []  # read by the probe, handed out from self.pos on
+        self.pos = 0
+        self.source: Callable[[int], list[Row]] | None = None
+        self.rerun = False  # whether the query ran again as text_sql
+
+    def fetch(self, n: int) -> list[Row]:
+        if self.source is None:
+            want = max(n, self.probe)
+            rows = self.cur.fetchmany(want + 1)
+            if len(rows) <= want and not _has_extreme(rows, self.checks):
+                self.rows, self.source = rows, _none
+            else:
+                self.cur.execute(self.text_sql)
+                self.source, self.rerun = self.cur.fetchmany, True
+        if self.pos < len(self.rows):
+            if self.pos == 0 and n >= len(self.rows):
+                out, self.rows = self.rows, []  # the common case: all of a short result at once
+            else:
+                out = self.rows[self.pos : self.pos + n]
+                self.pos += len(out)
+            return out
+        return self.source(n)
+
+
+def _reruns(sql: str) -> bool:
+    """Whether running ``sql`` again is the same as running it once (nothing was fetched yet)."""
+    low = sql.lower()
+    return "nextval" not in low and "setval" not in low
+
+
 def statement_type(sql: str) -> str:
     """DuckDB's StatementType name (SELECT, INSERT, ...); raises DuckDB's parser errors."""
     stmts = duckdb.extract_statements(sql)
@@ -194,21 +307,21 @@ def run(cur: duckdb.DuckDBPyConnection, sql: str, words: list[str], duck_type: s
         duck_type = "SELECT" if words and words[0] in ("SELECT", "VALUES", "TABLE", "FROM") else statement_type(sql)
     tag = command_tag(words, duck_type)
     if duck_type == "SELECT":
+        t0 = time.perf_counter()
         cur.execute(sql)
+        started = time.perf_counter() - t0
         desc = cur.description
         if not desc:
             return Result(None, _none, tag)
         names = [d[0] for d in desc]
         ducks = [str(d[1]) for d in desc]
-        if any(_contains_interval(d) for d in ducks) and "nextval" not in sql.lower():
-            # Run again with INTERVAL columns as text: Python's timedelta has no months.
-            exprs = [
-                f"CAST(#{i + 1} AS VARCHAR{'[]' * d.count('[]')}) AS {quote_ident(n)}" if _contains_interval(d)
-                else f"#{i + 1} AS {quote_ident(n)}"
-                for i, (n, d) in enumerate(zip(names, ducks, strict=True))
-            ]  # fmt: skip
-            cur.execute(f"SELECT {', '.join(exprs)} FROM ({sql}) AS pgtls_q")
-        return Result(_columns(cur, names, ducks, sql), cur.fetchmany, tag)
+        fetch: Callable[[int], list[Row]] = cur.fetchmany
+        if any(_contains_interval(d) for d in ducks):
+            if _reruns(sql):  # run again with INTERVAL (and date) columns as text: timedelta has no months
+                cur.execute(as_text_sql(sql, names, ducks))
+        elif (checks := _checks(ducks)) and _reruns(sql):
+            fetch = DateProbe(cur, as_text_sql(sql, names, ducks), checks, started).fetch
+        return Result(_columns(cur, names, ducks, sql), fetch, tag)
     first = words[0] if words else ""
     if first == "COMMENT" and "column" in sql.lower():
         sql = jsonb.comment_statement(cur, sql)

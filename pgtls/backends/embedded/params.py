@@ -13,6 +13,7 @@ to whatever the context needs.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import struct
 import uuid
 from dataclasses import dataclass
@@ -267,6 +268,29 @@ class Infinite:
         return "infinity" if self.positive else "-infinity"
 
 
+@dataclass(frozen=True)
+class DuckText:
+    """A date or timestamp Python's datetime cannot hold (before year 1, after 9999), as DuckDB's text;
+    ``str()`` gives that text (binary COPY FROM casts it)."""
+
+    duck: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _beyond(oid: int, us: int) -> DuckText:
+    """DuckText of a timestamp[tz] ``us`` microseconds after 2000-01-01 (UTC)."""
+    days, rem = divmod(us, C.DAY_US)
+    secs, frac = divmod(rem, 1_000_000)
+    clock = dt.time(secs // 3600, secs // 60 % 60, secs % 60, frac)
+    text = f"{C.duck_date_text(*C.civil_from_days(days))} {C.format_time(clock)}"
+    if oid == T.TIMESTAMP.oid:
+        return DuckText("TIMESTAMP", text)
+    return DuckText("TIMESTAMPTZ", text + "+00")
+
+
 def decode_binary(oid: int, b: bytes) -> Any:
     t = T.BY_OID.get(oid)
     if t is not None and t.elem:
@@ -292,7 +316,7 @@ def decode_binary(oid: int, b: bytes) -> Any:
         try:
             return C.PG_EPOCH_DATE + dt.timedelta(days=days)
         except OverflowError:
-            raise PgError("22008", "date out of range") from None
+            return DuckText("DATE", C.duck_date_text(*C.civil_from_days(days)))
     if oid == T.TIME.oid:
         return (dt.datetime(2000, 1, 1) + dt.timedelta(microseconds=struct.unpack("!q", b)[0])).time()
     if oid == T.TIMETZ.oid:
@@ -307,7 +331,7 @@ def decode_binary(oid: int, b: bytes) -> Any:
         try:
             return (C.PG_EPOCH if oid == T.TIMESTAMP.oid else C.PG_EPOCH_TZ) + dt.timedelta(microseconds=us)
         except OverflowError:
-            raise PgError("22008", "timestamp out of range") from None
+            return _beyond(oid, us)
     if oid == T.INTERVAL.oid:
         us, days, months = struct.unpack("!qii", b)
         return ("interval", months, days, us)
@@ -388,6 +412,8 @@ def literal(value: Any, t: T.PgType | None) -> str:
         return "true" if value else "false"
     if isinstance(value, Infinite):
         return _cast(value.text(), value.duck)
+    if isinstance(value, DuckText):
+        return _cast(value.text, value.duck)
     if isinstance(value, int):
         return _cast(str(value), t.duck) if t is not None and t.duck != "VARCHAR" else str(value)
     if isinstance(value, float):
@@ -416,7 +442,24 @@ def literal(value: Any, t: T.PgType | None) -> str:
         if text.startswith("\\x"):
             return f"from_hex({quote_literal(text[2:])})"
         return _cast(text, "BLOB")
+    if t in _DATETIMES and ("B" in text or "b" in text):
+        text = duck_datetime_input(text)
     return _cast(text, t.duck)
+
+
+_DATETIMES = (T.DATE, T.TIMESTAMP, T.TIMESTAMPTZ)
+_BC_WORD = re.compile(r"\s*\(?\bBC\b\)?", re.IGNORECASE)
+_LEADING_DATE = re.compile(r"\s*\d+-\d+-\d+")
+
+
+def duck_datetime_input(text: str) -> str:
+    """PostgreSQL's ``BC`` (anywhere in an ISO date or timestamp: ``0044-03-15 10:00:00+00 BC``) where
+    DuckDB reads it, right after the date (``0044-03-15 (BC) 10:00:00+00``); other text unchanged."""
+    bare, n = _BC_WORD.subn("", text)
+    m = _LEADING_DATE.match(bare)
+    if n != 1 or m is None:
+        return text
+    return f"{m.group(0).strip()} (BC){bare[m.end():]}"
 
 
 def _list_literal(items: list[Any], elem: T.PgType) -> str:

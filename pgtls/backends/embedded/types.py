@@ -168,6 +168,29 @@ def pg_type_of(duck: str) -> tuple[PgType, int]:
     return TEXT, -1  # ENUM(...), user types and anything new: text
 
 
+_LIST_OF = re.compile(r"([A-Z_ ]+)((?:\[\d*\])*)")
+# DuckDB types whose Python values lose what PostgreSQL prints: INTERVAL (timedelta has no months), and dates
+# and timestamps, whose infinities DuckDB's Python binding turns into the largest and smallest Python values
+# (date 9999-12-31, datetime 9999-12-31 23:59:59.999999 / 0001-01-01), which are also real values.
+TEXT_FETCHED = {"INTERVAL", "DATE", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"}
+
+
+def list_base(duck: str) -> tuple[str, str]:
+    """(element type, list suffix) of a DuckDB type: ``DATE[][3]`` -> (``DATE``, ``[][3]``); ``(duck, "")``
+    for anything else (STRUCT, MAP, DECIMAL(p,s), ...)."""
+    m = _LIST_OF.fullmatch(duck)
+    return (m.group(1), m.group(2)) if m else (duck, "")
+
+
+def text_sql(duck: str, ref: str) -> str | None:
+    """``ref`` cast to VARCHAR (lists to VARCHAR lists of the same shape) when its DuckDB type is one whose
+    PostgreSQL text only DuckDB's own text keeps (TEXT_FETCHED), else None."""
+    base, suffix = list_base(duck)
+    if base not in TEXT_FETCHED:
+        return None
+    return f"CAST({ref} AS VARCHAR{suffix})"
+
+
 def column(name: str, duck: str) -> Column:
     t, typmod = pg_type_of(duck)
     return Column(name, t, typmod, duck)
