@@ -207,8 +207,14 @@ class Channel:
             return await self.raw.recv()
         assert self._in is not None
         while True:
+            if not self._in.pending and not self.sslobj.pending():
+                # Nothing to decrypt: wait for bytes instead of asking OpenSSL (which would raise WantRead).
+                raw = await self.raw.recv()
+                if not raw:
+                    return b""
+                self._in.write(raw)
             try:
-                data = self.sslobj.read(1 << 16)
+                data = self.sslobj.read(1 << 15)  # one TLS record (at most 16 KiB of plaintext) per read
                 if data:
                     return data
                 return b""  # clean TLS close_notify

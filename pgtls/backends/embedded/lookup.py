@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
@@ -80,12 +80,12 @@ _INT_RANGES = {
 _VALUE_TYPES = {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
                 "UBIGINT", "HUGEINT", "FLOAT", "DOUBLE", "VARCHAR", "DATE", "TIMESTAMP", "UUID", "BLOB"}  # fmt: skip
 _DECIMAL = re.compile(r"DECIMAL\(\d+,\d+\)\Z")
+_INT_TEXT = re.compile(r"-?[0-9]+\Z")
 
 Shape = tuple[str, str, str, str]  # (DuckDB search path, table, key column, column list), names lower-cased
 
 
-@dataclass(frozen=True)
-class Query:
+class Query(NamedTuple):
     """A query of the indexable form, split up."""
 
     shape: Shape
@@ -133,14 +133,16 @@ class Index:
                 return False, None  # text = integer: an error in PostgreSQL
             return True, literal[1:-1].replace("''", "'")
         quoted = literal[0] == "'"
-        digits = literal[1:-1] if quoted else literal
-        if not re.fullmatch(r"-?[0-9]+", digits):
+        if not quoted:  # digits, as the query's pattern matched them
+            return True, int(literal)  # out of the key type's range it compares as a wider type: no row
+        digits = literal[1:-1]
+        if not _INT_TEXT.match(digits):
             return False, None  # '12abc', ' 5', '': the normal path gives the error or the cast
         value = int(digits)
         lo, hi = self.key_range
-        if quoted and not lo <= value <= hi:
+        if not lo <= value <= hi:
             return False, None  # '99999999999'::int4 is out of range: an error
-        return True, value  # an unquoted literal out of range compares as a wider type and finds nothing
+        return True, value
 
 
 class DatabaseLookups:

@@ -157,6 +157,8 @@ class Listener:
 
     def take(self) -> bytes:
         """What is waiting, to go out before a ReadyForQuery with status I."""
+        if not self._inbox:  # (read without the lock: what arrives now is posted, the session being idle)
+            return b""
         with self._lock:
             data = b"".join(self._inbox)
             self._inbox.clear()
