@@ -521,3 +521,26 @@ def test_extended_declines_what_it_cannot_answer_exactly(two: tuple[EmbeddedBack
     assert b.fast_batch([fe.bind(["1"], "", "nosuch"), fe.execute(), fe.sync()]) is None
     # Parameters are not literals: $1 in a simple query is an error there.
     assert b.fast("SELECT txt FROM t WHERE id = $1") is None
+
+
+def test_malformed_extended_batches_are_left_to_the_normal_path(two: tuple[EmbeddedBackend, Sess, Sess]) -> None:
+    """answer_inline never raises on a malformed batch: it answers, or leaves it (and its error) to handle()."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    _be, a, b = two
+    b.warm("SELECT txt FROM t WHERE id = 1")
+    good = _round_trip("SELECT txt FROM t WHERE id = $1", [INT4], [_i4(1)], [1], [0])
+    assert b.fast_batch(good) is not None
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.integers(0, len(good) - 1), st.binary(max_size=40), st.integers(0, 60), st.integers(0, 60))
+    def mangle(k: int, junk: bytes, cut: int, at: int) -> None:
+        kind, body = good[k]
+        bad = body[: min(cut, len(body))] + junk + body[min(at, len(body)) :]
+        batch = [*good[:k], (kind, bad), *good[k + 1 :]]
+        got = b.fast_batch(batch)
+        if got is not None:  # still well formed: it must then be what the normal path says
+            assert got == a.normal_batch(batch)
+
+    mangle()

@@ -52,7 +52,7 @@ def answer(s: EmbeddedSession, batch: Batch) -> bytes | None:
         if len(batch) == 1:
             kind, body = batch[0]
             return _simple(s, body) if kind == b"Q" else None
-        if b"".join(k for k, _ in batch) in _EXTENDED:
+        if b"".join([k for k, _ in batch]) in _EXTENDED:
             return _extended(s, batch)
     except (m.ProtocolError, struct.error, UnicodeDecodeError, PgError, ValueError, IndexError):
         return None  # the normal path reports it
@@ -95,25 +95,14 @@ def _extended(s: EmbeddedSession, batch: Batch) -> bytes | None:
     stmt: Prepared | None = None
     parsed: tuple[str, Prepared] | None = None
     if batch[0][0] == b"P":
-        r = m.Reader(batch[0][1])
-        name, sql, n = r.cstring(), r.cstring(), r.int16()
-        oids = [r.int32() & 0xFFFFFFFF for _ in range(n)]
-        r.expect_end()
+        name, sql, declared = _parse_message(batch[0][1])
         if name and name in ext.statements:
             return None
-        parsed = (name, Prepared(sql, oids, words(sql, 4), "SELECT"))
+        parsed = (name, Prepared(sql, declared, list(_words4(sql)), "SELECT"))
         stmt = parsed[1]
-        out.append(m.parse_complete())
+        out.append(_PARSE_COMPLETE)
         i = 1
-    r = m.Reader(batch[i][1])
-    portal, stmt_name = r.cstring(), r.cstring()
-    fmts = [r.int16() for _ in range(r.int16())]
-    raw: list[bytes | None] = []
-    for _ in range(r.int16()):
-        ln = r.int32()
-        raw.append(None if ln == -1 else r.take(ln))
-    res_fmts = [r.int16() for _ in range(r.int16())]
-    r.expect_end()
+    portal, stmt_name, fmts, raw, res_fmts = _bind_message(batch[i][1])
     if parsed is not None:
         if stmt_name != parsed[0]:
             return None
@@ -121,9 +110,7 @@ def _extended(s: EmbeddedSession, batch: Batch) -> bytes | None:
         stmt = ext.statements.get(stmt_name)
     if stmt is None or (portal and portal in ext.portals) or any(f not in (0, 1) for f in fmts + res_fmts):
         return None
-    if "\\" in stmt.sql:
-        return None
-    q = lookup.match(stmt.sql, _search_path(s))
+    q = _match(stmt.sql, _search_path(s))
     if q is None:
         return None
     nparams = 1 if q.value == "$1" else 0
@@ -138,25 +125,23 @@ def _extended(s: EmbeddedSession, batch: Batch) -> bytes | None:
         value = raw[0]
         if value is None:
             return None  # key = NULL: let the normal path say how it treats that
-        ok, key = _param_key(index, oids[0] or key_oid, (fmts or [0])[0], value)
+        ok, key = _param_key(index, oids[0] or key_oid, fmts[0] if fmts else 0, value)
     else:
         ok, key = index.key(q.value)
     if not ok:
         return None
-    out.append(m.bind_complete())
+    out.append(_BIND_COMPLETE)
     i += 1
+    encoded_portal = portal.encode() + b"\0"
     describe = batch[i][0] == b"D"
     if describe:
-        r = m.Reader(batch[i][1])
-        if r.take(1) != b"P" or r.cstring() != portal:
+        if batch[i][1] != b"P" + encoded_portal:
             return None
-        r.expect_end()
         i += 1
-    r = m.Reader(batch[i][1])
-    if r.cstring() != portal:
+    body = batch[i][1]
+    if len(body) != len(encoded_portal) + 4 or not body.startswith(encoded_portal):
         return None
-    limit = r.int32()
-    r.expect_end()
+    (limit,) = _I32.unpack_from(body, len(encoded_portal))
     rows = index.find(key)
     if limit > 0 and limit <= len(rows):
         return None  # PortalSuspended and a portal that lives on: the normal path's business
@@ -165,9 +150,68 @@ def _extended(s: EmbeddedSession, batch: Batch) -> bytes | None:
         if oids != stmt.param_oids:
             parsed = (parsed[0], Prepared(stmt.sql, oids, stmt.words, stmt.duck_type))
         ext.statements[parsed[0]] = parsed[1]
-    ext.portals.clear()  # Sync in an idle session ends every portal
+    if ext.portals:
+        ext.portals.clear()  # Sync in an idle session ends every portal
     s.streaming = None
     return _reply(s, index, rows, out, formats, describe)
+
+
+_I16 = struct.Struct("!h")
+_I32 = struct.Struct("!i")
+_PARSE_COMPLETE = m.parse_complete()
+_BIND_COMPLETE = m.bind_complete()
+
+
+def _parse_message(body: bytes) -> tuple[str, str, list[int]]:
+    """(statement name, SQL, declared parameter types) of a Parse body; ValueError if malformed."""
+    a = body.index(b"\0")
+    b = body.index(b"\0", a + 1)
+    (n,) = _I16.unpack_from(body, b + 1)
+    if n < 0 or len(body) != b + 3 + 4 * n:
+        raise ValueError("malformed Parse")
+    oids = [o & 0xFFFFFFFF for o in struct.unpack_from(f"!{n}i", body, b + 3)]
+    return body[:a].decode(), body[a + 1 : b].decode(), oids
+
+
+def _bind_message(body: bytes) -> tuple[str, str, list[int], list[bytes | None], list[int]]:
+    """(portal, statement, parameter formats, parameters, result formats) of a Bind body."""
+    a = body.index(b"\0")
+    b = body.index(b"\0", a + 1)
+    pos = b + 1
+    (nf,) = _I16.unpack_from(body, pos)
+    fmts = list(struct.unpack_from(f"!{nf}h", body, pos + 2))
+    pos += 2 + 2 * nf
+    (np,) = _I16.unpack_from(body, pos)
+    pos += 2
+    raw: list[bytes | None] = []
+    for _ in range(np):
+        (ln,) = _I32.unpack_from(body, pos)
+        pos += 4
+        if ln == -1:
+            raw.append(None)
+        else:
+            if ln < 0 or pos + ln > len(body):
+                raise ValueError("malformed Bind")
+            raw.append(body[pos : pos + ln])
+            pos += ln
+    (nr,) = _I16.unpack_from(body, pos)
+    res = list(struct.unpack_from(f"!{nr}h", body, pos + 2))
+    if nf < 0 or np < 0 or nr < 0 or pos + 2 + 2 * nr != len(body):
+        raise ValueError("malformed Bind")
+    return body[:a].decode(), body[a + 1 : b].decode(), fmts, raw, res
+
+
+@functools.lru_cache(maxsize=256)
+def _words4(sql: str) -> tuple[str, ...]:
+    return tuple(words(sql, 4))
+
+
+@functools.lru_cache(maxsize=256)
+def _match(sql: str, search_path: str) -> lookup.Query | None:
+    """The prepared statement's shape (statements repeat: their values come as parameters)."""
+    if "\\" in sql:
+        return None
+    return lookup.match(sql, search_path)
 
 
 def _param_key(index: lookup.Index, oid: int, fmt: int, value: bytes) -> tuple[bool, Any]:
