@@ -5,7 +5,7 @@ batch, portals, cursors, parameters (text and binary), COPY TO, and real clients
 DuckDB's Python binding gives infinity as the largest/smallest Python value, which real values also are
 (9999-12-31, 0001-01-01), and BC / years beyond 9999 as DuckDB's text ('0044-03-15 (BC)'); see
 execute.py (DateProbe) and codecs.py.  SQL literals here use the '(BC)' spelling, which both PostgreSQL
-and DuckDB read (DuckDB's parser does not read PostgreSQL's '0044-03-15 BC'; parameters may use it).
+and DuckDB read; PostgreSQL's '0044-03-15 BC' in a cast is rewritten to it (literals.py).
 """
 
 from __future__ import annotations
@@ -87,15 +87,10 @@ QUERIES = [
     "SELECT d, ts FROM many WHERE k IN (10, 11, 1500, 2000) ORDER BY k",
 ]
 
-XFAIL = [
-    pytest.param(
-        "SELECT '0044-03-15 BC'::date, '0044-03-15 10:00:00 BC'::timestamp",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="DuckDB's parser reads BC only as '0044-03-15 (BC)'; PostgreSQL's spelling in SQL text "
-            "needs a literal rewrite (rewrite.py/literals.py); as a parameter it works (params.py)",
-        ),
-    ),
+EXTRA = [
+    # PostgreSQL's BC spelling in SQL text (literals.py turns it into DuckDB's '(BC)'):
+    pytest.param("SELECT '0044-03-15 BC'::date, '0044-03-15 10:00:00 BC'::timestamp, "
+                 "'0044-03-15 10:00:00+00 BC'::timestamptz"),  # fmt: skip
     pytest.param(
         "SELECT '294276-12-31 23:59:59'::timestamp",
         marks=pytest.mark.xfail(
@@ -157,7 +152,7 @@ def _same(both: tuple[psycopg.Connection, SessionDriver], sql: str, fmt: int | N
 
 @pytest.mark.parametrize("fmt", [None, 0, 1], ids=["simple", "text", "binary"])
 @pytest.mark.parametrize("zone", ZONES)
-@pytest.mark.parametrize("sql", QUERIES + XFAIL)
+@pytest.mark.parametrize("sql", QUERIES + EXTRA)
 def test_select_matches_postgres(both, sql, zone, fmt):
     _zone(both, zone)
     _same(both, sql, fmt)

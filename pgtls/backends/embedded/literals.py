@@ -23,6 +23,7 @@ _MULTI = {("double", "precision"), ("character", "varying"), ("bit", "varying")}
 _TZ_WORDS = ("with", "without")
 _NUMERIC = ("numeric", "decimal")
 _CHAR = ("char", "character", "bpchar")
+_DATETIME = ("date", "timestamp", "timestamptz")
 # Element types whose DuckDB name differs from PostgreSQL's.
 _DUCK_NAMES = {"char": "VARCHAR", "character": "VARCHAR", "bpchar": "VARCHAR", "jsonb": "jsonb", "name": "VARCHAR",
                "oid": "BIGINT", "regclass": "VARCHAR", "regtype": "VARCHAR"}  # fmt: skip
@@ -176,6 +177,11 @@ def typed_string(value: str, t: TypeRef) -> str | None:
         return f"CAST({quote_literal(pad_char(value, int(t.args[0])))} AS VARCHAR)"
     if t.name == "jsonb":
         return f"CAST({quote_literal(jsonb_text(value))} AS jsonb)"
+    if t.name in _DATETIME and "bc" in value.lower():
+        from pgtls.backends.embedded.params import duck_datetime_input
+
+        duck = duck_datetime_input(value)  # '0044-03-15 BC' -> '0044-03-15 (BC)', the only form DuckDB reads
+        return f"CAST({quote_literal(duck)} AS {duck_type(t)})" if duck != value else None
     return None
 
 
