@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import duckdb
 
-from pgtls.backends.embedded.params import _columns, _tables
+from pgtls.backends.embedded.params import _columns, _tables, insert_positions
 from pgtls.backends.embedded.sqltext import Token, apply_edits, quote_literal, tokens, unquote_ident
 from pgtls.errors import PgError
 
@@ -39,7 +39,8 @@ def rewrite(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
     blob = {c for table in cols.values() for c, d in table.items() if d == "BLOB"}
     if not blob:
         return sql
-    targets = _insert_targets(toks, cols)
+    targets = {k: typ for k, typ in insert_positions(toks, cols).items()  # whole VALUES entries only
+               if toks[k - 1].text in ("(", ",") and k + 1 < len(toks) and toks[k + 1].text in (")", ",")}  # fmt: skip
 
     def is_blob(tok: Token) -> bool:
         return tok.kind in ("word", "ident") and unquote_ident(tok.text).lower() in blob
@@ -83,41 +84,3 @@ def hex_digits(text: str) -> str:
         out.append(c + d)
         i += 2
     return "".join(out)
-
-
-def _insert_targets(toks: list[Token], cols: dict[str, dict[str, str]]) -> dict[int, str]:
-    """Token index -> DuckDB column type, for each token that is a whole entry of a VALUES row of
-    ``INSERT INTO t [(c, ...)] VALUES (...), ...``."""
-    w = [t.text.upper() for t in toks]
-    if w[:1] != ["INSERT"] or "VALUES" not in w:
-        return {}
-    tables = _tables(toks)
-    tcols = cols.get(tables[0].lower(), {}) if tables else {}
-    i = w.index("INTO") + 2 if "INTO" in w else 0
-    while i < len(toks) and toks[i].text == ".":
-        i += 2
-    names: list[str] = list(tcols)
-    if i < len(toks) and toks[i].text == "(":
-        names = []
-        j = i + 1
-        while j < len(toks) and toks[j].text != ")":
-            if toks[j].kind in ("word", "ident"):
-                names.append(unquote_ident(toks[j].text).lower())
-            j += 1
-    out: dict[int, str] = {}
-    depth = pos = 0
-    start = w.index("VALUES") + 1
-    for k in range(start, len(toks)):
-        text = toks[k].text
-        if text == "(":
-            depth += 1
-            if depth == 1:
-                pos = 0
-        elif text == ")":
-            depth -= 1
-        elif text == "," and depth == 1:
-            pos += 1
-        elif (depth == 1 and pos < len(names) and names[pos] in tcols and toks[k - 1].text in ("(", ",")
-              and k + 1 < len(toks) and toks[k + 1].text in (")", ",")):  # fmt: skip
-            out[k] = tcols[names[pos]]
-    return out

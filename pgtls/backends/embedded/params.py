@@ -161,6 +161,16 @@ def _series_arg_type(toks: list[Token], i: int) -> T.PgType | None:
 
 def _insert_columns(toks: list[Token], cols: dict[str, dict[str, str]]) -> dict[int, str]:
     """Parameter index -> DuckDB column type for ``INSERT INTO t [(c, ...)] VALUES ($1, ...)``."""
+    out: dict[int, str] = {}
+    for k, typ in insert_positions(toks, cols).items():
+        if toks[k].kind == "param":
+            out.setdefault(int(toks[k].text[1:]) - 1, typ)
+    return out
+
+
+def insert_positions(toks: list[Token], cols: dict[str, dict[str, str]]) -> dict[int, str]:
+    """Token index -> DuckDB type of the column it goes to, for every token directly inside a row of
+    ``INSERT INTO t [(c, ...)] VALUES (...), ...`` (not inside a parenthesis of its own)."""
     w = [t.text.upper() for t in toks]
     if "INSERT" not in w[:1] or "VALUES" not in w:
         return {}
@@ -178,20 +188,20 @@ def _insert_columns(toks: list[Token], cols: dict[str, dict[str, str]]) -> dict[
                 names.append(unquote_ident(toks[j].text).lower())
             j += 1
     out: dict[int, str] = {}
-    v = w.index("VALUES") + 1
     pos = 0
     depth = 0
-    for t in toks[v:]:
-        if t.text == "(":
+    for k in range(w.index("VALUES") + 1, len(toks)):
+        text = toks[k].text
+        if text == "(":
             depth += 1
             if depth == 1:
                 pos = 0
-        elif t.text == ")":
+        elif text == ")":
             depth -= 1
-        elif t.text == "," and depth == 1:
+        elif text == "," and depth == 1:
             pos += 1
-        elif t.kind == "param" and depth == 1 and pos < len(names) and names[pos] in tcols:
-            out.setdefault(int(t.text[1:]) - 1, tcols[names[pos]])
+        elif depth == 1 and pos < len(names) and names[pos] in tcols:
+            out[k] = tcols[names[pos]]
     return out
 
 
