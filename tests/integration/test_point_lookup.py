@@ -544,3 +544,14 @@ def test_malformed_extended_batches_are_left_to_the_normal_path(two: tuple[Embed
             assert got == a.normal_batch(batch)
 
     mangle()
+
+
+def test_invented_shapes_cost_no_memory(two: tuple[EmbeddedBackend, Sess, Sess]) -> None:
+    from pgtls.backends.embedded.lookup import MAX_SHAPES
+
+    be, _a, b = two
+    for k in range(MAX_SHAPES + 500):
+        assert b.fast(f"SELECT v FROM nosuch{k} WHERE id = 1") is None
+    db = be.lookups.database("postgres")
+    assert len(db.misses) <= MAX_SHAPES
+    assert len(db.refused) <= MAX_SHAPES

@@ -51,6 +51,7 @@ from pgtls.server import log
 SETTING = "pgtls.point_lookup_rows"
 DEFAULT_ROWS = 2_000_000
 MIN_MISSES = 32
+MAX_SHAPES = 4096  # shapes counted per database between writes
 MISSES_PER_ROW = 0.001
 
 _WS = r"[ \t\n\r\f\v]"
@@ -166,6 +167,12 @@ class DatabaseLookups:
             self.needed = {}
             self.refused = set()
 
+    def refuse(self, shape: Shape) -> None:
+        """``shape`` cannot be indexed until the next write (caller holds the lock)."""
+        if len(self.refused) >= MAX_SHAPES:
+            self.refused.clear()
+        self.refused.add(shape)
+
     def enter(self) -> None:
         with self.lock:
             self.writers += 1
@@ -229,6 +236,8 @@ class PointLookups:
             return index
         if db.writers or q.shape in db.refused or q.shape in db.building:
             return None
+        if len(db.misses) >= MAX_SHAPES and q.shape not in db.misses:
+            db.misses.clear()  # a client inventing shapes (table names that do not exist, ...) costs no memory
         n = db.misses.get(q.shape, 0) + 1
         db.misses[q.shape] = n
         if n >= max(MIN_MISSES, db.needed.get(q.shape, 0)) and self._limit() > 0 and not self._closed:
@@ -245,9 +254,9 @@ class PointLookups:
     def _build(self, database: str, db: DatabaseLookups, q: Query) -> None:
         try:
             self._build_one(database, db, q)
-        except Exception:
+        except Exception:  # the query's table or columns do not exist, ...: the normal path says why
             with db.lock:
-                db.refused.add(q.shape)
+                db.refuse(q.shape)
         finally:
             with db.lock:
                 db.building.discard(q.shape)
@@ -268,14 +277,14 @@ class PointLookups:
             if not _is_base_table(cur, table):
                 with db.lock:
                     if db.gen == gen:
-                        db.refused.add(q.shape)
+                        db.refuse(q.shape)
                 return
             (count,) = cur.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
             limit = self._limit()
             if count > limit:
                 with db.lock:
                     if db.gen == gen:
-                        db.refused.add(q.shape)
+                        db.refuse(q.shape)
                 return
             needed = max(MIN_MISSES, int(count * MISSES_PER_ROW))
             if db.misses.get(q.shape, 0) < needed:
@@ -289,7 +298,7 @@ class PointLookups:
             if columns is None or not _indexable(columns):
                 with db.lock:
                     if db.gen == gen:
-                        db.refused.add(q.shape)
+                        db.refuse(q.shape)
                 return
             key_duck = columns[0].duck
             rows: dict[Any, Any] = {}
