@@ -501,3 +501,111 @@ def comment_statement(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
     text = string_value(val.text) if val.kind == "string" else ""
     new = T.JSONB_MARK + ("\n" + text if text else "")
     return sql[: val.start] + quote_literal(new) + sql[toks[k + 1].end :]
+
+
+# --- jsonb's key-exists operators -------------------------------------------------------------
+
+_EXISTS = {"": "pgtls_jsonb_exists", "|": "pgtls_jsonb_exists_any", "&": "pgtls_jsonb_exists_all"}
+
+
+def exists_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
+    """``j ? k``, ``j ?| ks`` and ``j ?& ks`` (which DuckDB's parser does not have) as calls of the
+    catalog's ``pgtls_jsonb_exists[_any|_all]`` macros.  The left side is a (qualified) name or a
+    parenthesised expression, possibly a function call; the right side one value: a string, a parameter,
+    a name, ``ARRAY[...]`` or a parenthesised expression.  Anything else is left for DuckDB to refuse."""
+    edits: list[tuple[int, int, str]] = []
+    n = len(toks)
+    i = 0
+    while i < n:
+        t = toks[i]
+        if t.kind != "op" or t.text != "?":
+            i += 1
+            continue
+        variant = toks[i + 1].text if i + 1 < n and toks[i + 1].start == t.end and toks[i + 1].text in "|&" else ""
+        right = i + 1 + (1 if variant else 0)
+        lo = _operand_start(toks, i - 1)
+        hi = _operand_end(toks, right)
+        if lo is None or hi is None:
+            i += 1
+            continue
+        left_sql = sql[toks[lo].start : toks[i - 1].end]
+        right_sql = sql[toks[right].start : toks[hi].end]
+        if variant and hi == right and toks[right].kind == "string":
+            right_sql += "::text[]"  # an unknown literal: PostgreSQL reads it as text[] here
+        edits.append((toks[lo].start, toks[hi].end, f"{_EXISTS[variant]}({left_sql}, {right_sql})"))
+        i = hi + 1
+    return edits
+
+
+_NOT_FUNCTIONS = {"WHERE", "AND", "OR", "NOT", "SELECT", "ON", "WHEN", "THEN", "ELSE", "BY", "IN", "AS", "CASE",
+                  "HAVING", "RETURNING", "SET", "VALUES", "FROM", "JOIN", "USING", "IS", "LIKE", "ALL", "ANY"}  # fmt: skip
+
+
+def _is_cast(toks: list[Token], j: int) -> bool:
+    """Whether ``toks[j]`` is the type name of a ``::type`` cast."""
+    return j >= 2 and toks[j - 1].text == ":" and toks[j - 2].text == ":" and toks[j - 1].start == toks[j - 2].end
+
+
+def _operand_start(toks: list[Token], j: int) -> int | None:
+    if j < 0:
+        return None
+    while toks[j].text == "]" and j >= 1 and toks[j - 1].text == "[":  # text[] in a cast
+        j -= 2
+    if toks[j].kind == "word" and _is_cast(toks, j):
+        return _operand_start(toks, j - 3)
+    if toks[j].kind in ("string", "param"):
+        return j
+    if toks[j].text == ")":
+        depth = 0
+        for k in range(j, -1, -1):
+            depth += {")": 1, "(": -1}.get(toks[k].text, 0)
+            if depth == 0:
+                before = toks[k - 1] if k > 0 else None
+                if before is not None and before.kind in ("word", "ident") and before.text.upper() not in _NOT_FUNCTIONS:
+                    return k - 1
+                return k
+        return None
+    if toks[j].kind not in ("word", "ident"):
+        return None
+    while j >= 2 and toks[j - 1].text == "." and toks[j - 2].kind in ("word", "ident"):
+        j -= 2
+    return j
+
+
+def _operand_end(toks: list[Token], j: int) -> int | None:
+    end = _value_end(toks, j)
+    if end is None:
+        return None
+    n = len(toks)
+    while end + 3 < n and toks[end + 1].text == ":" and toks[end + 2].text == ":" and toks[end + 3].kind == "word":
+        end += 3  # ::type, maybe ::type[]
+        while end + 2 < n and toks[end + 1].text == "[" and toks[end + 2].text == "]":
+            end += 2
+    return end
+
+
+def _value_end(toks: list[Token], j: int) -> int | None:
+    if j >= len(toks):
+        return None
+    t = toks[j]
+    if t.kind in ("string", "param"):
+        return j
+    opener = {"(": ")", "[": "]"}
+    if t.kind in ("word", "ident"):
+        if j + 1 < len(toks) and toks[j + 1].text in opener:  # ARRAY[...] or a function call
+            j += 1
+        else:
+            while j + 2 < len(toks) and toks[j + 1].text == "." and toks[j + 2].kind in ("word", "ident"):
+                j += 2
+            return j
+    if toks[j].text not in opener:
+        return None
+    close, depth = opener[toks[j].text], 0
+    for k in range(j, len(toks)):
+        if toks[k].text == toks[j].text:
+            depth += 1
+        elif toks[k].text == close:
+            depth -= 1
+            if depth == 0:
+                return k
+    return None

@@ -196,6 +196,16 @@ def shim_sql() -> list[str]:
         "pg_get_viewdef(o) AS (SELECT sql FROM duckdb_views() WHERE view_oid = o), "
         "(o, p) AS (SELECT sql FROM duckdb_views() WHERE view_oid = o)",
         "pg_listening_channels() AS TABLE SELECT CAST(NULL AS VARCHAR) AS channel WHERE false",
+        # jsonb's ? ?| ?& (jsonb.exists_edits): a key of an object, a string element of an array, or the string
+        "pgtls_jsonb_exists(j, k) AS CASE WHEN j IS NULL OR k IS NULL THEN NULL "
+        "ELSE CASE json_type(CAST(j AS JSON)) WHEN 'OBJECT' THEN list_contains(json_keys(CAST(j AS JSON)), k) "
+        "WHEN 'ARRAY' THEN list_contains(list_transform(list_filter(CAST(json_extract(CAST(j AS JSON), '$[*]') AS JSON[]), "
+        "lambda x: json_type(x) = 'VARCHAR'), lambda x: x->>'$'), k) "
+        "WHEN 'VARCHAR' THEN (CAST(j AS JSON)->>'$') = k ELSE false END END",
+        "pgtls_jsonb_exists_any(j, ks) AS CASE WHEN j IS NULL OR ks IS NULL THEN NULL "
+        f"ELSE coalesce(list_bool_or(list_transform(ks, lambda k: {C}.pgtls_jsonb_exists(j, k))), false) END",
+        "pgtls_jsonb_exists_all(j, ks) AS CASE WHEN j IS NULL OR ks IS NULL THEN NULL "
+        f"ELSE coalesce(list_bool_and(list_transform(ks, lambda k: {C}.pgtls_jsonb_exists(j, k))), true) END",
         # NULL when there is no such type/relation (psycopg's TypeInfo.fetch, SQLAlchemy's hstore probe)
         f"to_regtype(n) AS (SELECT min(oid) FROM {C}.pg_type WHERE typname = "
         "lower(regexp_replace(CAST(n AS VARCHAR), '^(pg_catalog\\.)?\"?([^\"]*)\"?$', '\\2')))",

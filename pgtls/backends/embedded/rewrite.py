@@ -12,6 +12,7 @@ identifiers and comments are never touched.
 
 from __future__ import annotations
 
+from pgtls.backends.embedded import jsonb
 from pgtls.backends.embedded.ddl import rewrite_create_index, strip_deferrable_foreign_keys
 from pgtls.backends.embedded.literals import rewrite_literals
 from pgtls.backends.embedded.sqltext import Token, apply_edits, tokens
@@ -153,6 +154,10 @@ def rewrite(sql: str) -> str:
     for marker, old, new in KNOWN_QUERY_PATCHES:
         if marker in sql:
             sql = sql.replace(old, new)
+    if "?" in sql:  # before the literals: '{a,b}' becomes a text[] here
+        exists = jsonb.exists_edits(sql, tokens(sql))
+        if exists:
+            sql = apply_edits(sql, exists)
     sql = rewrite_literals(sql)
     head = sql.lstrip()[:6].lower()
     if head == "create":
