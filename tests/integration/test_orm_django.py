@@ -176,10 +176,8 @@ def test_foreign_keys_many_to_many_and_lookups(dbs):
     assert ours == theirs
 
 
-@pytest.mark.xfail(strict=True, reason="annotate() over a relation groups by the primary key only (GROUP BY "
-                   '"shop_tag"."id") and selects the other columns, which PostgreSQL allows because they depend on '
-                   "the key; DuckDB knows no functional dependencies and refuses (42803 must appear in the GROUP BY)")
 def test_annotate_groups_by_primary_key(dbs):
+    """annotate() groups by the primary key only and selects other columns (groupby.py)."""
     from django.db.models import Count, Sum
 
     from tests.django_app.models import Customer, Tag

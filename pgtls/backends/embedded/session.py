@@ -24,6 +24,7 @@ from pgtls.backends.embedded import (
     catalog,
     commands,
     ddl,
+    groupby,
     inline,
     notify,
     roles_sql,
@@ -456,6 +457,8 @@ class EmbeddedSession:
             sql2 = rewrite(sql)
             if first in ("INSERT", "UPDATE", "DELETE", "SELECT", "WITH") and bytea_input.needs_rewrite(sql2):
                 sql2 = bytea_input.rewrite(self.cur, sql2)
+            if first == "SELECT" and groupby.needs_rewrite(sql2):
+                sql2 = groupby.rewrite(self.cur, sql2)
             catalog.refresh(self, sql2)
             if first in ("CREATE", "ALTER") and (stmts := ddl.plan(self.cur, sql2)) is not None:
                 if len(stmts) > 1 and not self.in_transaction:
