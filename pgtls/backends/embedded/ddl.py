@@ -728,12 +728,57 @@ def plan(cur: duckdb.DuckDBPyConnection, sql: str) -> list[str] | None:
     if first == "CREATE":
         low = sql.lower()
         return rewrite_create_table(sql) if "serial" in low or "identity" in low else None
+    if first == "TRUNCATE":
+        return _plan_truncate(cur, toks)
     if first != "ALTER" or not _words(toks, 1, "TABLE"):
         return None
     try:
         return _plan_alter(cur, sql, toks)
     except Unsupported:
         return None
+
+
+def _plan_truncate(cur: duckdb.DuckDBPyConnection, toks: list[Token]) -> list[str] | None:
+    """TRUNCATE [TABLE] [ONLY] name [*], ... [RESTART IDENTITY | CONTINUE IDENTITY] [CASCADE | RESTRICT]:
+    one DuckDB TRUNCATE per table, and with RESTART IDENTITY the sequences of their serial and identity
+    columns set back to their start.  CASCADE is not followed: a table another one references through a
+    DuckDB foreign key cannot be emptied while rows refer to it (DuckDB's error)."""
+    up = [t.text.upper() if t.kind == "word" else t.text for t in toks]
+    k = 2 if len(up) > 1 and up[1] == "TABLE" else 1
+    names: list[str] = []
+    while k < len(toks):
+        if up[k] == "ONLY":
+            k += 1
+        if k >= len(toks) or toks[k].kind not in ("word", "ident") or up[k] in ("RESTART", "CONTINUE", "CASCADE",
+                                                                                 "RESTRICT"):  # fmt: skip
+            break
+        start = k
+        while k + 2 < len(toks) and toks[k + 1].text == "." and toks[k + 2].kind in ("word", "ident"):
+            k += 2
+        names.append("".join(t.text for t in toks[start : k + 1]))
+        k += 1
+        if k < len(toks) and toks[k].text == "*":
+            k += 1
+        if k < len(toks) and toks[k].text == ",":
+            k += 1
+            continue
+        break
+    rest = [u for u in up[k:] if u != ";"]
+    if not names or rest not in ([], ["CASCADE"], ["RESTRICT"]) and rest[:2] not in (["RESTART", "IDENTITY"],
+                                                                                       ["CONTINUE", "IDENTITY"]):  # fmt: skip
+        return None  # DuckDB says what is wrong with it
+    stmts = [f"TRUNCATE {name}" for name in names]
+    if rest[:2] == ["RESTART", "IDENTITY"]:
+        for name in names:
+            table = unquote_ident(name.rpartition(".")[2]).lower()
+            rows = cur.execute("SELECT column_default FROM duckdb_columns() WHERE lower(table_name) = ? "
+                               "AND column_default LIKE 'nextval(%'", [table]).fetchall()  # fmt: skip
+            for (default,) in rows:
+                seq = default[len("nextval(") : default.rindex(")")]
+                stmts.append(f"SELECT setval({seq}, 1, false)")
+    if len(names) == 1 and not rest:
+        return None  # DuckDB's own TRUNCATE
+    return stmts + [NOOP]
 
 
 def _plan_alter(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token]) -> list[str] | None:

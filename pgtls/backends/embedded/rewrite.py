@@ -150,6 +150,46 @@ def unnest_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
     return edits
 
 
+_LOCK_STRENGTHS = (("UPDATE",), ("SHARE",), ("NO", "KEY", "UPDATE"), ("KEY", "SHARE"))
+
+
+def locking_edits(toks: list[Token]) -> list[tuple[int, int, str]]:
+    """Remove ``FOR UPDATE | NO KEY UPDATE | SHARE | KEY SHARE [OF t, ...] [NOWAIT | SKIP LOCKED]``.
+
+    DuckDB has no row locks (and no such clause).  Its optimistic concurrency still forbids lost
+    updates: where PostgreSQL would make a second locker wait, the second transaction that writes the
+    row gets 40001 instead (docs/embedded.md)."""
+    edits: list[tuple[int, int, str]] = []
+    up = [t.text.upper() if t.kind == "word" else t.text for t in toks]
+    n = len(toks)
+    i = 0
+    while i < n:
+        if up[i] != "FOR":
+            i += 1
+            continue
+        j = next((i + 1 + len(s) for s in _LOCK_STRENGTHS if tuple(up[i + 1 : i + 1 + len(s)]) == s), None)
+        if j is None:
+            i += 1
+            continue
+        if j < n and up[j] == "OF":
+            j += 1
+            while j < n and toks[j].kind in ("word", "ident"):
+                j += 1
+                while j + 1 < n and up[j] == "." and toks[j + 1].kind in ("word", "ident"):
+                    j += 2
+                if j < n and up[j] == ",":
+                    j += 1
+                    continue
+                break
+        if j < n and up[j] == "NOWAIT":
+            j += 1
+        elif j + 1 < n and up[j] == "SKIP" and up[j + 1] == "LOCKED":
+            j += 2
+        edits.append((toks[i].start, toks[j - 1].end, ""))
+        i = j
+    return edits
+
+
 def rewrite(sql: str) -> str:
     for marker, old, new in KNOWN_QUERY_PATCHES:
         if marker in sql:
@@ -159,6 +199,11 @@ def rewrite(sql: str) -> str:
         if exists:
             sql = apply_edits(sql, exists)
     sql = rewrite_literals(sql)
+    low = sql.lower()
+    if "for " in low and ("update" in low or "share" in low):
+        locks = locking_edits(tokens(sql))
+        if locks:
+            sql = apply_edits(sql, locks)
     head = sql.lstrip()[:6].lower()
     if head == "create":
         low = sql.lower()

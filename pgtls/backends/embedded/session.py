@@ -438,6 +438,8 @@ class EmbeddedSession:
             return self.database_command(first, sql)
         if first == "DISCARD":
             return self.discard(w)
+        if first == "LOCK":
+            return self.lock_table(sql)
         if first in ("LISTEN", "UNLISTEN", "NOTIFY"):
             return self.notify_command(sql, offset)
         if first == "SELECT" and "advisory" in sql and (lock_call := advisory.match(sql)) is not None:
@@ -460,7 +462,7 @@ class EmbeddedSession:
             if first == "SELECT" and groupby.needs_rewrite(sql2):
                 sql2 = groupby.rewrite(self.cur, sql2)
             catalog.refresh(self, sql2)
-            if first in ("CREATE", "ALTER") and (stmts := ddl.plan(self.cur, sql2)) is not None:
+            if first in ("CREATE", "ALTER", "TRUNCATE") and (stmts := ddl.plan(self.cur, sql2)) is not None:
                 if len(stmts) > 1 and not self.in_transaction:
                     self.begin_implicit()  # the plan is one transaction: an error rolls all of it back
                 for pre in stmts[:-1]:
@@ -683,6 +685,35 @@ class EmbeddedSession:
         self._apply_duck(canon, value)
         if canon in REPORTED:
             self.pending_status.append((canon, value))
+
+    def lock_table(self, sql: str) -> Result:
+        """LOCK [TABLE] [ONLY] name [*], ... [IN mode MODE] [NOWAIT]: PostgreSQL's checks (a transaction
+        block, tables that exist), and nothing to lock: DuckDB has no table locks, and its optimistic
+        concurrency gives 40001 to the second writer of a row instead (docs/embedded.md)."""
+        if self.tx == "I" and not self.implicit:
+            raise PgError("25P01", "LOCK TABLE can only be used in transaction blocks")
+        toks = [t for t in tokens(sql) if t.text != ";"]
+        k = 2 if len(toks) > 1 and toks[1].text.upper() == "TABLE" else 1
+        if k < len(toks) and toks[k].text.upper() == "ONLY":
+            k += 1
+        while k < len(toks) and toks[k].kind in ("word", "ident"):
+            start = k
+            while k + 2 < len(toks) and toks[k + 1].text == "." and toks[k + 2].kind in ("word", "ident"):
+                k += 2
+            name = sql[toks[start].start : toks[k].end]
+            try:
+                self.cur.execute(f"SELECT 1 FROM {name} LIMIT 0")
+            except duckdb.Error as e:
+                err = sqlerrors.translate(e)
+                raise PgError(err.sqlstate, err.message) from None  # PostgreSQL gives no position here
+            k += 1
+            if k < len(toks) and toks[k].text == "*":
+                k += 1
+            if k < len(toks) and toks[k].text == ",":
+                k += 1
+                continue
+            break
+        return _tag("LOCK TABLE")
 
     def set_constraints(self, sql: str, offset: int) -> Result:
         """SET CONSTRAINTS {ALL | name, ...} {DEFERRED | IMMEDIATE}: accepted, with PostgreSQL's syntax
