@@ -31,6 +31,7 @@ from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.literals import parse_type
 from pgtls.backends.embedded.sqltext import (
     Token,
+    apply_edits,
     quote_ident,
     quote_literal,
     string_value,
@@ -605,6 +606,81 @@ def _value_end(toks: list[Token], j: int) -> int | None:
         if toks[k].text == toks[j].text:
             depth += 1
         elif toks[k].text == close:
+            depth -= 1
+            if depth == 0:
+                return k
+    return None
+
+
+# --- JSON functions DuckDB has under other names ------------------------------------------------
+
+# PostgreSQL name -> (DuckDB call, {} standing for the parenthesised arguments; result is jsonb; the value
+# of an aggregate over no rows, which PostgreSQL gives as NULL).  json_agg goes through list(), which
+# takes ORDER BY and FILTER and is NULL over no rows.
+JSON_FUNCTIONS: dict[str, tuple[str, bool, str | None]] = {
+    "json_build_object": ("json_object{}", False, None),
+    "json_build_array": ("json_array{}", False, None),
+    "jsonb_build_object": ("json_object{}", True, None),
+    "jsonb_build_array": ("json_array{}", True, None),
+    "to_jsonb": ("to_json{}", True, None),
+    "json_agg": ("to_json(list{})", False, None),
+    "jsonb_agg": ("to_json(list{})", True, None),
+    "json_object_agg": ("json_group_object{}", False, "{}"),
+    "jsonb_object_agg": ("json_group_object{}", True, "{}"),
+}
+
+
+def function_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
+    """Calls of :data:`JSON_FUNCTIONS` renamed to DuckDB's; a jsonb result wrapped in ``CAST(... AS jsonb)``
+    (so that it is sent as jsonb), and an aggregate over no rows made NULL as in PostgreSQL (DuckDB
+    gives ``[]``/``{}``, which the aggregate of one row or more never is).  A FILTER or OVER clause stays
+    with its aggregate inside the wrapping; calls inside the arguments are rewritten too."""
+    edits: list[tuple[int, int, str]] = []
+    n = len(toks)
+    i = 0
+    while i < n:
+        t = toks[i]
+        spec = JSON_FUNCTIONS.get(t.text.lower()) if t.kind == "word" else None
+        if spec is None or i + 1 >= n or toks[i + 1].text != "(" or (i > 0 and toks[i - 1].text == "."):
+            i += 1
+            continue
+        duck, is_jsonb, empty = spec
+        if duck.endswith("{}") and "(" not in duck and not is_jsonb and empty is None:
+            edits.append((t.start, t.end, duck[:-2]))  # a plain rename
+            i += 1
+            continue
+        end = _close(toks, i + 1)
+        if end is None:
+            i += 1
+            continue
+        while end + 1 < n and toks[end + 1].kind == "word" and toks[end + 1].text.upper() in ("FILTER", "OVER"):
+            if end + 2 < n and toks[end + 2].text == "(":
+                close = _close(toks, end + 2)
+                if close is None:
+                    break
+                end = close
+            elif end + 2 < n and toks[end + 2].kind in ("word", "ident"):  # OVER window_name
+                end += 2
+            else:
+                break
+        rest = sql[t.end : toks[end].end]
+        inner = function_edits(rest, tokens(rest))
+        call = duck.replace("{}", apply_edits(rest, inner) if inner else rest)
+        if empty is not None:
+            call = f"nullif({call}, '{empty}')"
+        if is_jsonb:
+            call = f"CAST({call} AS jsonb)"
+        edits.append((t.start, toks[end].end, call))
+        i = end + 1
+    return edits
+
+
+def _close(toks: list[Token], j: int) -> int | None:
+    depth = 0
+    for k in range(j, len(toks)):
+        if toks[k].text == "(":
+            depth += 1
+        elif toks[k].text == ")":
             depth -= 1
             if depth == 0:
                 return k

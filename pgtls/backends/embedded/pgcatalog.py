@@ -196,6 +196,11 @@ def shim_sql() -> list[str]:
         "pg_get_viewdef(o) AS (SELECT sql FROM duckdb_views() WHERE view_oid = o), "
         "(o, p) AS (SELECT sql FROM duckdb_views() WHERE view_oid = o)",
         "pg_listening_channels() AS TABLE SELECT CAST(NULL AS VARCHAR) AS channel WHERE false",
+        "json_typeof(j) AS CASE WHEN j IS NULL THEN NULL ELSE CASE json_type(CAST(j AS JSON)) "
+        "WHEN 'OBJECT' THEN 'object' WHEN 'ARRAY' THEN 'array' WHEN 'VARCHAR' THEN 'string' "
+        "WHEN 'BOOLEAN' THEN 'boolean' WHEN 'NULL' THEN 'null' ELSE 'number' END END",
+        f"jsonb_typeof(j) AS {C}.json_typeof(j)",
+        "jsonb_array_length(j) AS CAST(json_array_length(CAST(j AS JSON)) AS INTEGER)",
         # jsonb's ? ?| ?& (jsonb.exists_edits): a key of an object, a string element of an array, or the string
         "pgtls_jsonb_exists(j, k) AS CASE WHEN j IS NULL OR k IS NULL THEN NULL "
         "ELSE CASE json_type(CAST(j AS JSON)) WHEN 'OBJECT' THEN list_contains(json_keys(CAST(j AS JSON)), k) "

@@ -25,10 +25,6 @@ CAST_TYPES = {
     "regconfig": "VARCHAR", "aclitem": "VARCHAR", "pg_node_tree": "VARCHAR",
 }  # fmt: skip
 
-# Functions DuckDB has under another name (variadic, so a macro cannot stand in). json_build_object's
-# text differs: PostgreSQL writes {"a" : 1}, DuckDB {"a":1}.
-FUNCTION_NAMES = {"json_build_object": "json_object", "json_build_array": "json_array"}
-
 # OPERATOR(pg_catalog.x) forms -> DuckDB operator or function (regex match operators).
 OPERATORS = {"~": "~", "!~": "!~", "~*": "~*", "!~*": "!~*", "=": "=", "<>": "<>", "<": "<", ">": ">",
              "~~": "~~", "!~~": "!~~"}  # fmt: skip
@@ -220,7 +216,12 @@ def rewrite(sql: str) -> str:
         if alias_edits:
             sql = apply_edits(sql, alias_edits)
     low = sql.lower()
-    if not any(k in low for k in ("pg_catalog", "::", "operator", "collate", "bytea", "cast", "json_build")):
+    if "json" in low:  # json[b]_build_object, jsonb_agg, ... (jsonb.py)
+        calls = jsonb.function_edits(sql, tokens(sql))
+        if calls:
+            sql = apply_edits(sql, calls)
+            low = sql.lower()
+    if not any(k in low for k in ("pg_catalog", "::", "operator", "collate", "bytea", "cast")):
         return sql
     toks = tokens(sql)
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement)
@@ -229,8 +230,6 @@ def rewrite(sql: str) -> str:
     in_cast: list[bool] = []  # per open parenthesis: whether it is CAST's
     while i < n:
         t = toks[i]
-        if t.kind == "word" and i + 1 < n and toks[i + 1].text == "(" and t.text.lower() in FUNCTION_NAMES:
-            edits.append((t.start, t.end, FUNCTION_NAMES[t.text.lower()]))
         if t.text == "(":
             in_cast.append(i > 0 and toks[i - 1].kind == "word" and toks[i - 1].text.upper() == "CAST")
         elif t.text == ")" and in_cast:
