@@ -34,7 +34,7 @@ QUERIES = [
 def _ours(d, sql: str) -> object:
     msgs = d.query(sql)
     errs = errors(msgs)
-    return errs[0]["C"] if errs else rows(msgs)
+    return errs[0]["C"] if errs else ([c["name"] for m in msgs if m.kind == "T" for c in m["columns"]], rows(msgs))
 
 
 def _theirs(conn: psycopg.Connection, sql: str, args: tuple[object, ...] = ()) -> object:
@@ -42,8 +42,9 @@ def _theirs(conn: psycopg.Connection, sql: str, args: tuple[object, ...] = ()) -
         cur = conn.execute(sql, args)
     except psycopg.Error as e:
         return e.sqlstate
-    return [[None if v is None else {True: "t", False: "f"}.get(v, str(v)) if isinstance(v, bool) else str(v)
-             for v in r] for r in cur.fetchall()]  # fmt: skip
+    return ([c.name for c in cur.description or []],
+            [[None if v is None else {True: "t", False: "f"}.get(v, str(v)) if isinstance(v, bool) else str(v)
+              for v in r] for r in cur.fetchall()])  # fmt: skip
 
 
 def test_exists_operators_as_postgres(tmp_path: Path) -> None:
@@ -56,7 +57,7 @@ def test_exists_operators_as_postgres(tmp_path: Path) -> None:
             got = d.send(fe.parse(sql), fe.bind([arg]), fe.execute(), fe.sync())
             assert not errors(got), errors(got)
             pg_arg = arg.strip("{}").split(",") if "|" in sql else arg  # psycopg sends a list as text[]
-            assert rows(got) == _theirs(conn, sql.replace("$1", "%s"), (pg_arg,)), sql
+            assert rows(got) == _theirs(conn, sql.replace("$1", "%s"), (pg_arg,))[1], sql
 
 
 @settings(max_examples=400, deadline=None)

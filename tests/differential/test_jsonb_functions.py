@@ -44,9 +44,12 @@ def test_jsonb_functions_as_postgres(tmp_path: Path) -> None:
         for sql in QUERIES:
             msgs = d.query(sql)
             errs = errors(msgs)
-            ours = errs[0]["C"] if errs else rows(msgs)
+            names = [c["name"] for m in msgs if m.kind == "T" for c in m["columns"]]
+            ours = errs[0]["C"] if errs else (names, rows(msgs))
             try:
-                theirs: object = [[None if v is None else str(v) for v in r] for r in conn.execute(sql).fetchall()]
+                cur = conn.execute(sql)
+                theirs: object = ([c.name for c in cur.description or []],
+                                  [[None if v is None else str(v) for v in r] for r in cur.fetchall()])  # fmt: skip
             except psycopg.Error as e:
                 theirs = e.sqlstate
             assert ours == theirs, sql

@@ -121,6 +121,8 @@ def pg_column_name(name: str, toks: list[Token]) -> str:
     """PostgreSQL's column name for DuckDB's: function name for calls, ?column? for expressions."""
     if name in ("true", "false", "NULL") or name.startswith("'"):
         return "?column?"
+    if "json" in name and (rewritten := jsonb.column_name(name)) is not None:
+        return rewritten
     if name.startswith(("(ARRAY[", "ARRAY[", _ARRAY_SUBQUERY)):
         return "array"
     if name.startswith("CASE "):

@@ -685,3 +685,27 @@ def _close(toks: list[Token], j: int) -> int | None:
             if depth == 0:
                 return k
     return None
+
+
+def _column_names() -> list[tuple[str, str]]:
+    """(start of DuckDB's name for a rewritten call, PostgreSQL's column name), longest first."""
+    out = [(f"{name}(", "?column?") for name in _EXISTS.values()]  # operators: PostgreSQL's ?column?
+    for pg, (template, is_jsonb, empty) in JSON_FUNCTIONS.items():
+        head = template.split("{}")[0] + "("
+        if empty is not None:
+            head = '"nullif"(' + head  # (DuckDB quotes nullif, a keyword, in its names)
+        if is_jsonb:
+            head = "CAST(" + head
+        out.append((head, pg))
+    return sorted(out, key=lambda p: -len(p[0]))
+
+
+COLUMN_NAMES = _column_names()
+
+
+def column_name(duck_name: str) -> str | None:
+    """PostgreSQL's column name for a call this module rewrote, from DuckDB's name for it."""
+    for head, pg in COLUMN_NAMES:
+        if duck_name.startswith(head):
+            return pg
+    return None
