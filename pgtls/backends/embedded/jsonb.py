@@ -690,6 +690,7 @@ def _close(toks: list[Token], j: int) -> int | None:
 def _column_names() -> list[tuple[str, str]]:
     """(start of DuckDB's name for a rewritten call, PostgreSQL's column name), longest first."""
     out = [(f"{name}(", "?column?") for name in _EXISTS.values()]  # operators: PostgreSQL's ?column?
+    out.append(("CAST(pgtls_jsonb_concat(", "?column?"))
     for pg, (template, is_jsonb, empty) in JSON_FUNCTIONS.items():
         head = template.split("{}")[0] + "("
         if empty is not None:
@@ -709,3 +710,87 @@ def column_name(duck_name: str) -> str | None:
         if duck_name.startswith(head):
             return pg
     return None
+
+
+# --- jsonb || jsonb --------------------------------------------------------------------------------
+
+
+def concat_edits(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
+    """``a || b || ...`` where an operand is jsonb, as ``pgtls_jsonb_concat`` calls (PostgreSQL's jsonb
+    concatenation: objects merged, right side winning; otherwise arrays joined, a non-array taken as an
+    array of one).  DuckDB's json is text to its ``||``, which would silently join the two texts.
+
+    An operand is jsonb when it is a ``::jsonb`` or ``CAST(… AS jsonb)`` value (jsonb functions are
+    rewritten to those before this runs) or a column that is jsonb in every table of the statement that
+    has a column of that name (jsonb marks, see :func:`marked_columns`)."""
+    bars = [i for i in range(len(toks) - 1) if toks[i].text == "|" and toks[i + 1].text == "|"
+            and toks[i + 1].start == toks[i].end]  # fmt: skip
+    if not bars:
+        return []
+    names = _jsonb_names(cur, toks)
+    edits: list[tuple[int, int, str]] = []
+    k = 0
+    while k < len(bars):
+        lo = _operand_start(toks, bars[k] - 1)
+        if lo is None:
+            k += 1
+            continue
+        operands = [(lo, bars[k] - 1)]
+        j = k
+        while True:  # a || b || c: one chain, folded from the left as PostgreSQL groups it
+            hi = _operand_end(toks, bars[j] + 2)
+            if hi is None:
+                break
+            operands.append((bars[j] + 2, hi))
+            if j + 1 < len(bars) and bars[j + 1] == hi + 1:
+                j += 1
+                continue
+            break
+        k = j + 1
+        if len(operands) < 2 or not any(_is_jsonb(toks, a, b, names) for a, b in operands):
+            continue
+        texts = [sql[toks[a].start : toks[b].end] for a, b in operands]
+        call = texts[0]
+        for t in texts[1:]:
+            call = f"pgtls_jsonb_concat({call}, {t})"
+        edits.append((toks[operands[0][0]].start, toks[operands[-1][1]].end, f"CAST({call} AS jsonb)"))
+    return edits
+
+
+def _jsonb_names(cur: duckdb.DuckDBPyConnection, toks: list[Token]) -> set[str]:
+    """Column names that are jsonb wherever the statement's tables have them."""
+    from pgtls.backends.embedded.params import _columns, _tables
+
+    marks = marked_columns(cur)
+    candidates = {c for cols in marks.values() for c in cols}
+    words = {unquote_ident(t.text).lower() for t in toks if t.kind in ("word", "ident")}
+    candidates &= words
+    if not candidates:
+        return set()
+    try:
+        cols = _columns(cur, _tables(toks))
+    except duckdb.Error:
+        return set()
+    out = set()
+    for name in candidates:
+        having = [table for table, tcols in cols.items() if name in tcols]
+        if having and all(name in marks.get(table, set()) for table in having):
+            out.add(name)
+    return out
+
+
+def _is_jsonb(toks: list[Token], a: int, b: int, names: set[str]) -> bool:
+    if b >= 1 and toks[b].kind in ("word", "ident") and toks[b].text.lower() == "jsonb" and _is_cast(toks, b):
+        return True
+    if (toks[a].kind == "word" and toks[a].text.upper() == "CAST" and b - 2 > a and toks[b].text == ")"
+            and toks[b - 1].text.lower() == "jsonb" and toks[b - 2].text.upper() == "AS"):  # fmt: skip
+        return True
+    is_name = (b - a) % 2 == 0 and all(toks[i].kind in ("word", "ident") for i in range(a, b + 1, 2)) and all(
+        toks[i].text == "." for i in range(a + 1, b, 2))  # [table.]column
+    return is_name and unquote_ident(toks[b].text).lower() in names
+
+
+def concatenations(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """``sql`` with its jsonb ``||`` as PostgreSQL's concatenation (:func:`concat_edits`)."""
+    edits = concat_edits(cur, sql, tokens(sql))
+    return apply_edits(sql, edits) if edits else sql

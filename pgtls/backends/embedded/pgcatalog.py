@@ -201,6 +201,13 @@ def shim_sql() -> list[str]:
         "WHEN 'BOOLEAN' THEN 'boolean' WHEN 'NULL' THEN 'null' ELSE 'number' END END",
         f"jsonb_typeof(j) AS {C}.json_typeof(j)",
         "jsonb_array_length(j) AS CAST(json_array_length(CAST(j AS JSON)) AS INTEGER)",
+        # jsonb || jsonb (jsonb.concat_edits): objects merged (right wins), else arrays joined
+        "pgtls_jsonb_concat(a, b) AS CASE WHEN a IS NULL OR b IS NULL THEN NULL "
+        "WHEN json_type(CAST(a AS JSON)) = 'OBJECT' AND json_type(CAST(b AS JSON)) = 'OBJECT' "
+        "THEN to_json(map_concat(CAST(CAST(a AS JSON) AS MAP(VARCHAR, JSON)), CAST(CAST(b AS JSON) AS MAP(VARCHAR, JSON)))) "
+        "ELSE to_json(list_concat("
+        "CASE WHEN json_type(CAST(a AS JSON)) = 'ARRAY' THEN CAST(CAST(a AS JSON) AS JSON[]) ELSE [CAST(a AS JSON)] END, "
+        "CASE WHEN json_type(CAST(b AS JSON)) = 'ARRAY' THEN CAST(CAST(b AS JSON) AS JSON[]) ELSE [CAST(b AS JSON)] END)) END",
         # jsonb's ? ?| ?& (jsonb.exists_edits): a key of an object, a string element of an array, or the string
         "pgtls_jsonb_exists(j, k) AS CASE WHEN j IS NULL OR k IS NULL THEN NULL "
         "ELSE CASE json_type(CAST(j AS JSON)) WHEN 'OBJECT' THEN list_contains(json_keys(CAST(j AS JSON)), k) "
