@@ -58,6 +58,12 @@ ANSWERED = [
     "SELECT * FROM k WHERE code = ''",
     "SELECT v FROM k WHERE code = 'b'",
     "SELECT\n  v\nFROM k\tWHERE code = 'A' ;  ",
+    # What ORMs send for a lookup by primary key: quoted, qualified, aliased, with a LIMIT
+    'SELECT "t"."id", "t"."txt" FROM "t" WHERE "t"."id" = 1 LIMIT 21',  # Django's get()
+    "SELECT t.id AS t_id, t.txt AS t_txt FROM t WHERE t.id = 2",  # SQLAlchemy's Session.get()
+    'SELECT "v" AS "Value" FROM public."k" WHERE "code" = \'a\' LIMIT 1',
+    "SELECT txt FROM t WHERE id = 1 LIMIT 0",
+    "SELECT id, txt FROM t WHERE grp = 2 LIMIT 5",
 ]
 
 # Queries it must leave to DuckDB, even with an index on the table.
@@ -66,7 +72,9 @@ DECLINED = [
     "SELECT txt FROM t WHERE id = '99999999999'",  # 22003: out of range for integer
     "SELECT txt FROM t WHERE id = ' 1'",
     "SELECT v FROM k WHERE code = 1",  # text = integer: 42883
-    "SELECT txt FROM t WHERE id = 1 LIMIT 1",
+    "SELECT txt FROM t WHERE id = 1 LIMIT 1 OFFSET 0",
+    "SELECT txt FROM t WHERE id = 1 LIMIT $1",
+    "SELECT select FROM t WHERE id = 1",
     "SELECT txt FROM t WHERE id = 1 AND grp = 1",
     "SELECT txt FROM t WHERE id = 1; SELECT 1",
     "SELECT txt FROM t WHERE id = 1 -- c",
@@ -443,6 +451,7 @@ EXT_ANSWERED: list[tuple[str, list[int], list[Any], list[int], list[int]]] = [
     ("SELECT v FROM k WHERE code = $1", [TEXT], [b"A"], [1], [1]),
     ("SELECT * FROM k WHERE code = 'a'", [], [], [], []),
     ("SELECT id FROM t WHERE grp = $1", [], ["2"], [], []),
+    ('SELECT "t"."id", "t"."txt" FROM "t" WHERE "t"."id" = $1 LIMIT 21', [INT8], [_i8(1)], [1], [1]),  # Django
 ]
 
 EXT_DECLINED: list[tuple[str, list[int], list[Any], list[int], list[int]]] = [

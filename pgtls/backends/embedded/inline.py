@@ -85,7 +85,8 @@ def _simple(s: EmbeddedSession, body: bytes) -> bytes | None:
     ok, key = index.key(q.value)
     if not ok:
         return None
-    return _reply(s, index, index.find(key), [], [0] * len(index.columns), describe=True)
+    rows = index.find(key)
+    return _reply(s, index, rows if q.limit is None else rows[: q.limit], [], [0] * len(index.columns), describe=True)
 
 
 def _extended(s: EmbeddedSession, batch: Batch) -> bytes | None:
@@ -143,6 +144,8 @@ def _extended(s: EmbeddedSession, batch: Batch) -> bytes | None:
         return None
     (limit,) = _I32.unpack_from(body, len(encoded_portal))
     rows = index.find(key)
+    if q.limit is not None:
+        rows = rows[: q.limit]
     if limit > 0 and limit <= len(rows):
         return None  # PortalSuspended and a portal that lives on: the normal path's business
     formats = resolve_formats(res_fmts, len(index.columns))

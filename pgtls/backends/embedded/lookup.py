@@ -44,7 +44,7 @@ import duckdb
 from pgtls.backends.embedded import catalog
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.execute import run
-from pgtls.backends.embedded.sqltext import quote_literal, words
+from pgtls.backends.embedded.sqltext import quote_literal, unquote_ident, words
 from pgtls.protocol import messages as m
 from pgtls.server import log
 
@@ -55,14 +55,18 @@ MAX_SHAPES = 4096  # shapes counted per database between writes
 MISSES_PER_ROW = 0.001
 
 _WS = r"[ \t\n\r\f\v]"
-_ID = r"[A-Za-z_][A-Za-z0-9_]*"
+_ID = r'(?:[A-Za-z_][A-Za-z0-9_]*|"(?:[^"]|"")+")'  # a name, plain or quoted
+_REF = rf"{_ID}(?:\.{_ID})?"  # [table.]column
+_ITEM = rf"{_REF}(?:{_WS}+as{_WS}+{_ID})?"
 SHAPE = re.compile(
-    rf"{_WS}*select{_WS}+(?P<cols>\*|{_ID}(?:{_WS}*,{_WS}*{_ID})*)"
+    rf"{_WS}*select{_WS}+(?P<cols>\*|{_ITEM}(?:{_WS}*,{_WS}*{_ITEM})*)"
     rf"{_WS}+from{_WS}+(?P<table>{_ID}(?:\.{_ID})?)"
-    rf"{_WS}+where{_WS}+(?P<key>{_ID}){_WS}*={_WS}*(?P<value>-?[0-9]+|'(?:[^']|'')*'|\$1)"
+    rf"{_WS}+where{_WS}+(?P<key>{_REF}){_WS}*={_WS}*(?P<value>-?[0-9]+|'(?:[^']|'')*'|\$1)"
+    rf"(?:{_WS}+limit{_WS}+(?P<limit>[0-9]{{1,9}}))?"
     rf"{_WS}*;?{_WS}*\Z",
     re.IGNORECASE,
 )
+_PLAIN_WORD = re.compile(r'"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_]*')
 # Words that cannot be a column or table name here (PostgreSQL's reserved keywords that may follow).
 _RESERVED = {"select", "from", "where", "and", "or", "not", "limit", "order", "group", "having", "union",
              "distinct", "all", "as", "null", "true", "false", "case", "when", "then", "else", "end",
@@ -83,7 +87,7 @@ _VALUE_TYPES = {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT
 _DECIMAL = re.compile(r"DECIMAL\(\d+,\d+\)\Z")
 _INT_TEXT = re.compile(r"-?[0-9]+\Z")
 
-Shape = tuple[str, str, str, str]  # (DuckDB search path, table, key column, column list), names lower-cased
+Shape = tuple[str, str, str, str]  # (DuckDB search path, table, key column, column list) as written
 
 
 class Query(NamedTuple):
@@ -91,24 +95,25 @@ class Query(NamedTuple):
 
     shape: Shape
     value: str  # the literal as written (digits, or a quoted string), or $1
+    limit: int | None  # LIMIT n
 
 
 def match(sql: str, search_path: str) -> Query | None:
     mt = SHAPE.match(sql)
     if mt is None:
         return None
-    cols, table, key, value = mt.group("cols", "table", "key", "value")
+    cols, table, key, value, limit = mt.group("cols", "table", "key", "value", "limit")
     shape = _shape(search_path, table, key, cols)
-    return None if shape is None else Query(shape, value)
+    return None if shape is None else Query(shape, value, None if limit is None else int(limit))
 
 
 @functools.lru_cache(maxsize=256)
 def _shape(search_path: str, table: str, key: str, cols: str) -> Shape | None:
-    names = [c.strip() for c in cols.lower().split(",")]
-    table, key = table.lower(), key.lower()
-    if any(n in _RESERVED for n in (*names, key, *table.split("."))):
+    """The shape, or None when a plain word in it is a keyword (``SELECT a FROM t WHERE limit = 1``)."""
+    words = _PLAIN_WORD.findall(f"{table} {key} {cols}")
+    if any(w[0] != '"' and w.lower() in _RESERVED and w.lower() != "as" for w in words):
         return None
-    return (search_path, table, key, ",".join(names))
+    return (search_path, table, key, re.sub(rf"{_WS}*,{_WS}*", ", ", cols))
 
 
 @dataclass
@@ -356,15 +361,16 @@ class PointLookups:
 
 def _is_base_table(cur: duckdb.DuckDBPyConnection, table: str) -> bool:
     """Whether ``table`` names a table of the session's own database, and no view anywhere has its name."""
-    schema, _, name = table.rpartition(".")
-    views = cur.execute("SELECT count(*) FROM duckdb_views() WHERE lower(view_name) = ?", [name]).fetchone()
+    parts = [unquote_ident(p) if p.startswith('"') else p.lower() for p in _PLAIN_WORD.findall(table)]
+    schema, name = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
+    views = cur.execute("SELECT count(*) FROM duckdb_views() WHERE lower(view_name) = lower(?)", [name]).fetchone()
     if views and views[0]:
         return False
     sql = ("SELECT count(*) FROM duckdb_tables() WHERE database_name NOT IN (?, 'system', 'temp') "
-           "AND NOT temporary AND lower(table_name) = ?")  # fmt: skip
+           "AND NOT temporary AND lower(table_name) = lower(?)")  # fmt: skip
     args = [catalog.CAT, name]
     if schema:
-        sql += " AND lower(schema_name) = ?"
+        sql += " AND lower(schema_name) = lower(?)"
         args.append(schema)
     found = cur.execute(sql, args).fetchone()
     return bool(found and found[0])
