@@ -245,7 +245,7 @@ _READY_IDLE = m.ready_for_query("I")
 
 def _reply(s: EmbeddedSession, index: lookup.Index, rows: list[tuple[Any, ...]], out: list[bytes],
            formats: list[int], describe: bool) -> bytes:  # fmt: skip
-    fkey = (id(s.tz), *formats)
+    fkey = tuple(formats)  # (the index holds no type whose text depends on the session: lookup._VALUE_TYPES)
     encode = index.encoders.get(fkey)
     if encode is None:
         encode = index.encoders[fkey] = row_encoder(index.columns, formats, s.tz)

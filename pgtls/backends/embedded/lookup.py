@@ -81,7 +81,8 @@ _INT_RANGES = {
     "INTEGER": (-(1 << 31), (1 << 31) - 1),
     "BIGINT": (-(1 << 63), (1 << 63) - 1),
 }
-# Result column types whose fetched values do not depend on the session that fetches them.
+# Result column types whose fetched values and text do not depend on the session (TimeZone): one
+# encoder per result format serves every session (inline.py).
 _VALUE_TYPES = {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
                 "UBIGINT", "HUGEINT", "FLOAT", "DOUBLE", "VARCHAR", "DATE", "TIMESTAMP", "UUID", "BLOB"}  # fmt: skip
 _DECIMAL = re.compile(r"DECIMAL\(\d+,\d+\)\Z")
@@ -126,7 +127,7 @@ class Index:
     size: int
     description: bytes = b""
     last_used: float = 0.0
-    encoders: dict[object, Callable[[tuple[Any, ...]], bytes]] = field(default_factory=dict)
+    encoders: dict[tuple[int, ...], Callable[[tuple[Any, ...]], bytes]] = field(default_factory=dict)
 
     def find(self, key: Any) -> list[tuple[Any, ...]]:
         got = self.rows.get(key)
