@@ -35,6 +35,8 @@ QUERIES = [
     "SELECT a.name, count(*) FROM a GROUP BY a.id HAVING count(*) > 0 ORDER BY a.name LIMIT 2",
     "SELECT name, count(*) FROM a GROUP BY id ORDER BY 1",
     "SELECT a.name, b.v FROM a JOIN b ON b.a_id = a.id GROUP BY a.id, b.id ORDER BY 1, 2",
+    "SELECT count(*) AS n, a.name FROM a GROUP BY a.id ORDER BY n, a.name",  # n: an output column
+    "SELECT a.nosuch FROM a GROUP BY a.id",  # 42703 in both
 ]
 
 

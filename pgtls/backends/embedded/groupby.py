@@ -149,8 +149,12 @@ def rewrite(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
                                                                                          "FIRST", "LAST"):  # fmt: skip
                 b -= 1
             items.append((a, b))
+    aliases = {unquote_ident(toks[b - 1].text).lower() for a, b in select_items
+               if b - a >= 3 and toks[b - 2].kind == "word" and toks[b - 2].text.upper() == "AS"}  # fmt: skip
     for a, b in items:
         r = _ref(toks, a, b)
+        if r is not None and not r[0] and r[1] in aliases:
+            continue  # an output column's name (ORDER BY n), not a table's column
         if r is not None:
             r = canon(r)
         if r is not None and r[0] and r not in grouped and r not in [w for w, _ in wanted]:
@@ -160,13 +164,13 @@ def rewrite(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
             wanted.append((r, sql[toks[a].start : toks[last].end]))
     if not wanted:
         return sql
-    keys: dict[str, list[str] | None] = {}
+    keys: dict[str, tuple[list[str], set[str]] | None] = {}
     add: list[str] = []
-    for (table, _col), text in wanted:
+    for (table, col), text in wanted:
         if table not in keys:
             keys[table] = _primary_key(cur, table)
-        pk = keys[table]
-        if pk and all((table, c) in grouped for c in pk):
+        found = keys[table]
+        if found and col in found[1] and all((table, c) in grouped for c in found[0]):
             add.append(text)
     if not add:
         return sql
@@ -174,13 +178,16 @@ def rewrite(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
     return apply_edits(sql, [(last.end, last.end, ", " + ", ".join(add))])
 
 
-def _primary_key(cur: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
+def _primary_key(cur: duckdb.DuckDBPyConnection, table: str) -> tuple[list[str], set[str]] | None:
+    """(primary key columns, all columns) of ``table``, lower-cased; None if it has no key or the name is
+    ambiguous (tables of that name in several schemas: no guessing)."""
     try:
         rows = cur.execute(
-            "SELECT constraint_column_names FROM duckdb_constraints() WHERE lower(table_name) = ? "
+            "SELECT constraint_column_names, (SELECT list(lower(column_name)) FROM duckdb_columns() c "
+            "WHERE c.table_oid = k.table_oid) FROM duckdb_constraints() k WHERE lower(table_name) = ? "
             "AND constraint_type = 'PRIMARY KEY'", [table]).fetchall()  # fmt: skip
     except duckdb.Error:
         return None
     if len(rows) != 1:
-        return None  # no key, or tables of that name in several schemas: do not guess
-    return [c.lower() for c in rows[0][0]]
+        return None
+    return [c.lower() for c in rows[0][0]], set(rows[0][1] or [])
