@@ -201,6 +201,12 @@ def shim_sql() -> list[str]:
         "WHEN 'BOOLEAN' THEN 'boolean' WHEN 'NULL' THEN 'null' ELSE 'number' END END",
         f"jsonb_typeof(j) AS {C}.json_typeof(j)",
         "jsonb_array_length(j) AS CAST(json_array_length(CAST(j AS JSON)) AS INTEGER)",
+        # j #> path, j #>> path (jsonb.path_edits): JSON Pointer, whose "0" is an index in an array, a key in an object
+        "pgtls_jsonb_path(j, p) AS json_extract(CAST(j AS JSON), p)",
+        "pgtls_jsonb_path_text(j, p) AS json_extract_string(CAST(j AS JSON), p)",
+        "pgtls_json_pointer(p) AS CASE WHEN p IS NULL OR list_contains(list_transform(p, lambda x: x IS NULL), true) "
+        "THEN NULL ELSE array_to_string(list_transform(p, lambda x: '/' || replace(replace(CAST(x AS VARCHAR), "
+        "'~', '~0'), '/', '~1')), '') END",
         # jsonb || jsonb (jsonb.concat_edits): objects merged (right wins), else arrays joined
         "pgtls_jsonb_concat(a, b) AS CASE WHEN a IS NULL OR b IS NULL THEN NULL "
         "WHEN json_type(CAST(a AS JSON)) = 'OBJECT' AND json_type(CAST(b AS JSON)) = 'OBJECT' "

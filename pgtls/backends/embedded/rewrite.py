@@ -190,6 +190,10 @@ def rewrite(sql: str) -> str:
     for marker, old, new in KNOWN_QUERY_PATCHES:
         if marker in sql:
             sql = sql.replace(old, new)
+    if "#>" in sql:  # before the literals, as ? below
+        paths = jsonb.path_edits(sql, tokens(sql))
+        if paths:
+            sql = apply_edits(sql, paths)
     if "?" in sql:  # before the literals: '{a,b}' becomes a text[] here
         exists = jsonb.exists_edits(sql, tokens(sql))
         if exists:
