@@ -278,3 +278,21 @@ def postgres_and_session(
         d.session.close()
         be.close()
         pg.cleanup()
+
+
+def outcomes(conn: Any, d: SessionDriver, sql: str) -> tuple[object, object]:
+    """The outcome of ``sql`` on the embedded session and on PostgreSQL (a psycopg connection whose loaders
+    give the text PostgreSQL sent, where that matters): (column names, rows as text), or the SQLSTATE."""
+    import psycopg
+
+    msgs = d.query(sql)
+    errs = errors(msgs)
+    names = [c["name"] for m in msgs if m.kind == "T" for c in m["columns"]]
+    ours: object = errs[0]["C"] if errs else (names, rows(msgs))
+    try:
+        cur = conn.execute(sql)
+        theirs: object = ([c.name for c in cur.description or []],
+                          [[None if v is None else str(v) for v in r] for r in cur.fetchall()])  # fmt: skip
+    except psycopg.Error as e:
+        theirs = e.sqlstate
+    return ours, theirs

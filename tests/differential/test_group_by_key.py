@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-import psycopg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pgtls.backends.embedded import groupby
-from tests.pgwire_util import errors, postgres_and_session, rows
+from tests.pgwire_util import outcomes, postgres_and_session
 
 SETUP = [
     "CREATE TABLE a (id int PRIMARY KEY, name text, x int)",
@@ -43,13 +42,7 @@ QUERIES = [
 def test_group_by_key_as_postgres(tmp_path: Path) -> None:
     with postgres_and_session(tmp_path, SETUP) as (conn, d):
         for sql in QUERIES:
-            msgs = d.query(sql)
-            errs = errors(msgs)
-            ours = errs[0]["C"] if errs else rows(msgs)
-            try:
-                theirs: object = [[None if v is None else str(v) for v in r] for r in conn.execute(sql).fetchall()]
-            except psycopg.Error as e:
-                theirs = e.sqlstate
+            ours, theirs = outcomes(conn, d, sql)
             assert ours == theirs, sql
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psycopg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg.types.string import TextLoader
 
 from pgtls.backends.embedded import jsonb
 from pgtls.backends.embedded.sqltext import tokens
-from tests.pgwire_util import errors, postgres_and_session, rows
+from tests.pgwire_util import outcomes, postgres_and_session
 
 SETUP = [
     "CREATE TABLE j (id int, d jsonb)",
@@ -35,16 +34,7 @@ def test_path_operators_as_postgres(tmp_path: Path) -> None:
         for name in ("json", "jsonb"):
             conn.adapters.register_loader(name, TextLoader)
         for sql in QUERIES:
-            msgs = d.query(sql)
-            errs = errors(msgs)
-            names = [c["name"] for m in msgs if m.kind == "T" for c in m["columns"]]
-            ours = errs[0]["C"] if errs else (names, rows(msgs))
-            try:
-                cur = conn.execute(sql)
-                theirs: object = ([c.name for c in cur.description or []],
-                                  [[None if v is None else str(v) for v in r] for r in cur.fetchall()])  # fmt: skip
-            except psycopg.Error as e:
-                theirs = e.sqlstate
+            ours, theirs = outcomes(conn, d, sql)
             assert ours == theirs, sql
 
 

@@ -38,7 +38,9 @@ from pgtls.backends.embedded.sqltext import (
     apply_edits,
     quote_ident,
     quote_literal,
+    table_list,
     tokens,
+    top_level_items,
     unquote_ident,
 )
 from pgtls.errors import PgError
@@ -305,21 +307,7 @@ def _group_end(toks: list[Token], i: int) -> int:
 
 def _split(sql: str, toks: list[Token], start: int, end: int) -> list[tuple[int, int]]:
     """Token ranges [a, b) of the comma-separated items of toks[start:end] (top level only)."""
-    items: list[tuple[int, int]] = []
-    depth = 0
-    a = start
-    for j in range(start, end):
-        t = toks[j].text
-        if t == "(":
-            depth += 1
-        elif t == ")":
-            depth -= 1
-        elif t == "," and depth == 0:
-            items.append((a, j))
-            a = j + 1
-    if a < end:
-        items.append((a, end))
-    return items
+    return top_level_items(toks, start, end)
 
 
 def _text(sql: str, toks: list[Token], a: int, b: int) -> str:
@@ -744,25 +732,8 @@ def _plan_truncate(cur: duckdb.DuckDBPyConnection, toks: list[Token]) -> list[st
     columns set back to their start.  CASCADE is not followed: a table another one references through a
     DuckDB foreign key cannot be emptied while rows refer to it (DuckDB's error)."""
     up = [t.text.upper() if t.kind == "word" else t.text for t in toks]
-    k = 2 if len(up) > 1 and up[1] == "TABLE" else 1
-    names: list[str] = []
-    while k < len(toks):
-        if up[k] == "ONLY":
-            k += 1
-        if k >= len(toks) or toks[k].kind not in ("word", "ident") or up[k] in ("RESTART", "CONTINUE", "CASCADE",
-                                                                                 "RESTRICT"):  # fmt: skip
-            break
-        start = k
-        while k + 2 < len(toks) and toks[k + 1].text == "." and toks[k + 2].kind in ("word", "ident"):
-            k += 2
-        names.append("".join(t.text for t in toks[start : k + 1]))
-        k += 1
-        if k < len(toks) and toks[k].text == "*":
-            k += 1
-        if k < len(toks) and toks[k].text == ",":
-            k += 1
-            continue
-        break
+    found, k = table_list(toks, 2 if len(up) > 1 and up[1] == "TABLE" else 1)
+    names = ["".join(t.text for t in toks[a : b + 1]) for a, b in found]
     rest = [u for u in up[k:] if u != ";"]
     if not names or rest not in ([], ["CASCADE"], ["RESTRICT"]) and rest[:2] not in (["RESTART", "IDENTITY"],
                                                                                        ["CONTINUE", "IDENTITY"]):  # fmt: skip

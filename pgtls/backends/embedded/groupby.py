@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import duckdb
 
-from pgtls.backends.embedded.sqltext import Token, apply_edits, tokens, unquote_ident
+from pgtls.backends.embedded.sqltext import Token, apply_edits, tokens, top_level_items, unquote_ident
 
 _CLAUSE_END = {"HAVING", "ORDER", "LIMIT", "OFFSET", "WINDOW", "QUALIFY", "UNION", "INTERSECT", "EXCEPT", "FOR",
                "FETCH"}  # fmt: skip
@@ -38,22 +38,6 @@ def _top(toks: list[Token]) -> list[tuple[int, str]]:
         elif depth == 0 and t.kind == "word":
             out.append((k, t.text.upper()))
     return out
-
-
-def _split(toks: list[Token], start: int, end: int) -> list[tuple[int, int]]:
-    """The comma-separated items of ``toks[start:end]`` at depth 0, as (first, last+1) index pairs."""
-    items, depth, first = [], 0, start
-    for k in range(start, end):
-        text = toks[k].text
-        if text == "(":
-            depth += 1
-        elif text == ")":
-            depth -= 1
-        elif text == "," and depth == 0:
-            items.append((first, k))
-            first = k + 1
-    items.append((first, end))
-    return [(a, b) for a, b in items if a < b]
 
 
 def _ref(toks: list[Token], a: int, b: int) -> Ref | None:
@@ -136,15 +120,15 @@ def rewrite(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
         """(table, column): qualifiers resolved, a bare column given the only table of the FROM clause."""
         return (tables.get(r[0], "") if r[0] else only), r[1]
 
-    grouped = {canon(r) for a, b in _split(toks, group_at + 2, group_end) if (r := _ref(toks, a, b)) is not None}
+    grouped = {canon(r) for a, b in top_level_items(toks, group_at + 2, group_end) if (r := _ref(toks, a, b)) is not None}
     wanted: list[tuple[Ref, str]] = []
-    select_items = _split(toks, sel_start, from_at)
+    select_items = top_level_items(toks, sel_start, from_at)
     order_at = next((k for k, w in top if k > group_at and w == "ORDER"), None)
     items = list(select_items)
     if order_at is not None and order_at + 1 < len(toks) and toks[order_at + 1].text.upper() == "BY":
         order_end = next((k for k, w in top if k > order_at + 1 and w in ("LIMIT", "OFFSET", "FETCH", "FOR")),
                          len(toks))  # fmt: skip
-        for a, b in _split(toks, order_at + 2, order_end):
+        for a, b in top_level_items(toks, order_at + 2, order_end):
             while b > a and toks[b - 1].kind == "word" and toks[b - 1].text.upper() in ("ASC", "DESC", "NULLS",
                                                                                          "FIRST", "LAST"):  # fmt: skip
                 b -= 1

@@ -38,7 +38,7 @@ from pgtls.backends.embedded.execute import Result, _none, run
 from pgtls.backends.embedded.gucs import REPORTED, Gucs, tzinfo
 from pgtls.backends.embedded.rewrite import rewrite
 from pgtls.backends.embedded.savepoints import Entry, Journal, is_pure_read
-from pgtls.backends.embedded.sqltext import quote_literal, split_with_offsets, tokens, words
+from pgtls.backends.embedded.sqltext import quote_literal, split_with_offsets, table_list, tokens, words
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 
@@ -696,26 +696,13 @@ class EmbeddedSession:
         if self.tx == "I" and not self.implicit:
             raise PgError("25P01", "LOCK TABLE can only be used in transaction blocks")
         toks = [t for t in tokens(sql) if t.text != ";"]
-        k = 2 if len(toks) > 1 and toks[1].text.upper() == "TABLE" else 1
-        if k < len(toks) and toks[k].text.upper() == "ONLY":
-            k += 1
-        while k < len(toks) and toks[k].kind in ("word", "ident"):
-            start = k
-            while k + 2 < len(toks) and toks[k + 1].text == "." and toks[k + 2].kind in ("word", "ident"):
-                k += 2
-            name = sql[toks[start].start : toks[k].end]
+        found, _next = table_list(toks, 2 if len(toks) > 1 and toks[1].text.upper() == "TABLE" else 1)
+        for a, b in found:
             try:
-                self.cur.execute(f"SELECT 1 FROM {name} LIMIT 0")
+                self.cur.execute(f"SELECT 1 FROM {sql[toks[a].start : toks[b].end]} LIMIT 0")
             except duckdb.Error as e:
                 err = sqlerrors.translate(e)
                 raise PgError(err.sqlstate, err.message) from None  # PostgreSQL gives no position here
-            k += 1
-            if k < len(toks) and toks[k].text == "*":
-                k += 1
-            if k < len(toks) and toks[k].text == ",":
-                k += 1
-                continue
-            break
         return _tag("LOCK TABLE")
 
     def set_constraints(self, sql: str, offset: int) -> Result:

@@ -234,3 +234,48 @@ def apply_edits(sql: str, edits: list[tuple[int, int, str]]) -> str:
         pos = end
     out.append(sql[pos:])
     return "".join(out)
+
+
+def top_level_items(toks: list[Token], start: int, end: int) -> list[tuple[int, int]]:
+    """Token ranges [a, b) of the comma-separated items of ``toks[start:end]`` outside parentheses
+    (empty items left out)."""
+    items: list[tuple[int, int]] = []
+    depth = 0
+    a = start
+    for j in range(start, end):
+        t = toks[j].text
+        if t == "(":
+            depth += 1
+        elif t == ")":
+            depth -= 1
+        elif t == "," and depth == 0:
+            if a < j:
+                items.append((a, j))
+            a = j + 1
+    if a < end:
+        items.append((a, end))
+    return items
+
+
+def table_list(toks: list[Token], k: int) -> tuple[list[tuple[int, int]], int]:
+    """``[ONLY] name [*], ...`` from ``toks[k]`` (LOCK, TRUNCATE): the token range [a, b] of each
+    (qualified) name, and the index of the first token after the list."""
+    names: list[tuple[int, int]] = []
+    n = len(toks)
+    while k < n:
+        if toks[k].kind == "word" and toks[k].text.upper() == "ONLY":
+            k += 1
+        if k >= n or toks[k].kind not in ("word", "ident"):
+            break
+        start = k
+        while k + 2 < n and toks[k + 1].text == "." and toks[k + 2].kind in ("word", "ident"):
+            k += 2
+        names.append((start, k))
+        k += 1
+        if k < n and toks[k].text == "*":
+            k += 1
+        if k < n and toks[k].text == ",":
+            k += 1
+            continue
+        break
+    return names, k
