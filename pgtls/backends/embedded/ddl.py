@@ -36,6 +36,7 @@ import duckdb
 from pgtls.backends.embedded.sqltext import (
     Token,
     apply_edits,
+    closing_paren,
     quote_ident,
     quote_literal,
     table_list,
@@ -294,15 +295,10 @@ def load_table(cur: duckdb.DuckDBPyConnection, schema: str | None, name: str) ->
 
 def _group_end(toks: list[Token], i: int) -> int:
     """Index of the parenthesis closing the one at ``toks[i]``."""
-    depth = 0
-    for j in range(i, len(toks)):
-        if toks[j].text == "(":
-            depth += 1
-        elif toks[j].text == ")":
-            depth -= 1
-            if depth == 0:
-                return j
-    raise Unsupported("unbalanced parentheses")
+    end = closing_paren(toks, i)
+    if end is None:
+        raise Unsupported("unbalanced parentheses")
+    return end
 
 
 def _split(sql: str, toks: list[Token], start: int, end: int) -> list[tuple[int, int]]:

@@ -32,6 +32,7 @@ from pgtls.backends.embedded.literals import parse_type
 from pgtls.backends.embedded.sqltext import (
     Token,
     apply_edits,
+    closing_paren,
     quote_ident,
     quote_literal,
     string_value,
@@ -649,13 +650,13 @@ def function_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
             edits.append((t.start, t.end, duck[:-2]))  # a plain rename
             i += 1
             continue
-        end = _close(toks, i + 1)
+        end = closing_paren(toks, i + 1)
         if end is None:
             i += 1
             continue
         while end + 1 < n and toks[end + 1].kind == "word" and toks[end + 1].text.upper() in ("FILTER", "OVER"):
             if end + 2 < n and toks[end + 2].text == "(":
-                close = _close(toks, end + 2)
+                close = closing_paren(toks, end + 2)
                 if close is None:
                     break
                 end = close
@@ -673,18 +674,6 @@ def function_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
         edits.append((t.start, toks[end].end, call))
         i = end + 1
     return edits
-
-
-def _close(toks: list[Token], j: int) -> int | None:
-    depth = 0
-    for k in range(j, len(toks)):
-        if toks[k].text == "(":
-            depth += 1
-        elif toks[k].text == ")":
-            depth -= 1
-            if depth == 0:
-                return k
-    return None
 
 
 def _column_names() -> list[tuple[str, str]]:

@@ -279,3 +279,16 @@ def table_list(toks: list[Token], k: int) -> tuple[list[tuple[int, int]], int]:
             continue
         break
     return names, k
+
+
+def closing_paren(toks: list[Token], i: int) -> int | None:
+    """Index of the parenthesis closing the one at ``toks[i]`` (None if it is not closed)."""
+    depth = 0
+    for j in range(i, len(toks)):
+        if toks[j].text == "(":
+            depth += 1
+        elif toks[j].text == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+    return None
