@@ -376,15 +376,18 @@ def test_json_field_lookups(dbs):
 
 
 def test_json_field_has_key(dbs):
-    """has_key, has_any_keys and has_keys are jsonb's ? ?| ?& (rewritten by jsonb.exists_edits)."""
+    """has_key, has_any_keys and has_keys are jsonb's ? ?| ?& (jsonb.exists_edits); contains and
+    contained_by are @> and <@ (jsonb.containment_edits)."""
     from tests.django_app.models import Order
 
-    def step(alias: str) -> tuple[int, int, int, int]:
+    def step(alias: str) -> tuple[int, ...]:
         _shop(alias)
         orders = Order.objects.using(alias)
         return (orders.filter(data__has_key="i").count(), orders.filter(data__has_key="nope").count(),
                 orders.filter(data__has_any_keys=["nope", "kind"]).count(),
-                orders.filter(data__has_keys=["i", "kind"]).count())  # fmt: skip
+                orders.filter(data__has_keys=["i", "kind"]).count(),
+                orders.filter(data__contains={"kind": "web"}).count(),  # jsonb @>
+                orders.filter(data__contained_by={"kind": "web", "i": 1}).count())  # fmt: skip
 
     ours, theirs = both(step)
     assert ours == theirs

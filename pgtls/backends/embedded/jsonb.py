@@ -23,6 +23,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -680,6 +681,7 @@ def _column_names() -> list[tuple[str, str]]:
     """(start of DuckDB's name for a rewritten call, PostgreSQL's column name), longest first."""
     out = [(f"{name}(", "?column?") for name in _EXISTS.values()]  # operators: PostgreSQL's ?column?
     out += [("CAST(pgtls_jsonb_concat(", "?column?"), ("CAST(pgtls_jsonb_path(", "?column?"),
+            ("pgtls_jsonb_contains(", "?column?"),
             ("pgtls_jsonb_path_text(", "?column?")]
     for pg, (template, is_jsonb, empty) in JSON_FUNCTIONS.items():
         head = template.split("{}")[0] + "("
@@ -780,10 +782,43 @@ def _is_jsonb(toks: list[Token], a: int, b: int, names: set[str]) -> bool:
     return is_name and unquote_ident(toks[b].text).lower() in names
 
 
-def concatenations(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
-    """``sql`` with its jsonb ``||`` as PostgreSQL's concatenation (:func:`concat_edits`)."""
-    edits = concat_edits(cur, sql, tokens(sql))
+def operators(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """``sql`` with its jsonb ``||``, ``@>`` and ``<@`` as PostgreSQL's (:func:`concat_edits`,
+    :func:`containment_edits`)."""
+    toks = tokens(sql)
+    edits = concat_edits(cur, sql, toks) if "||" in sql else []
+    if not edits and ("@>" in sql or "<@" in sql):
+        edits = containment_edits(cur, sql, toks)
     return apply_edits(sql, edits) if edits else sql
+
+
+def containment_edits(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
+    """``a @> b`` and ``a <@ b`` where an operand is jsonb, as ``pgtls_jsonb_contains`` calls (the same
+    operators on arrays stay DuckDB's)."""
+    names: set[str] | None = None
+    edits: list[tuple[int, int, str]] = []
+    n = len(toks)
+    i = 1
+    while i + 1 < n:
+        pair = toks[i].text + toks[i + 1].text
+        if pair not in ("@>", "<@") or toks[i + 1].start != toks[i].end:
+            i += 1
+            continue
+        lo, hi = _operand_start(toks, i - 1), _operand_end(toks, i + 2)
+        if lo is None or hi is None:
+            i += 1
+            continue
+        if names is None:
+            names = _jsonb_names(cur, toks)
+        if not (_is_jsonb(toks, lo, i - 1, names) or _is_jsonb(toks, i + 2, hi, names)):
+            i += 1
+            continue
+        left = sql[toks[lo].start : toks[i - 1].end]
+        right = sql[toks[i + 2].start : toks[hi].end]
+        outer, inner = (left, right) if pair == "@>" else (right, left)
+        edits.append((toks[lo].start, toks[hi].end, f"pgtls_jsonb_contains({outer}, {inner})"))
+        i = hi + 1
+    return edits
 
 
 # --- #> and #>> ----------------------------------------------------------------------------------
@@ -865,3 +900,46 @@ def _pointer(toks: list[Token], a: int, b: int, text: str) -> str:
         if isinstance(items, list) and all(isinstance(x, str) or x is None for x in items):
             return "CAST(NULL AS VARCHAR)"  # a NULL element: the result is NULL
     return f"pgtls_json_pointer({text})"
+
+
+# --- jsonb @> and <@ --------------------------------------------------------------------------------
+
+
+def contains_text(a: str | None, b: str | None) -> bool | None:
+    """PostgreSQL's ``jsonb @> jsonb`` (JsonbDeepContains) on two JSON texts: an object contains the
+    keys of the other with contained values; an array contains each element of the other (a scalar
+    equal to one of its scalars, a container contained in one of its containers of the same kind); at
+    the top level only, an array also contains a scalar it has as an element.  DuckDB's json_contains
+    looks at every depth (``{"a": {"b": 1}}`` would contain ``{"b": 1}``), so pgtls registers this as a
+    function instead (databases are opened with it, backend.py)."""
+    if a is None or b is None:
+        return None
+    x, y = json.loads(a, parse_float=Decimal), json.loads(b, parse_float=Decimal)
+    if isinstance(x, list) and not isinstance(y, (list, dict)):
+        return any(_same_scalar(e, y) for e in x if not isinstance(e, (list, dict)))
+    return _contains(x, y)
+
+
+def _contains(x: Any, y: Any) -> bool:
+    if isinstance(y, dict):
+        return isinstance(x, dict) and all(k in x and _contains(x[k], v) for k, v in y.items())
+    if isinstance(y, list):
+        if not isinstance(x, list):
+            return False
+        for e in y:
+            if isinstance(e, (list, dict)):
+                if not any(isinstance(c, type(e)) and _contains(c, e) for c in x):
+                    return False
+            elif not any(not isinstance(c, (list, dict)) and _same_scalar(c, e) for c in x):
+                return False
+        return True
+    return not isinstance(x, (list, dict)) and _same_scalar(x, y)
+
+
+def _same_scalar(x: Any, y: Any) -> bool:
+    """jsonb scalar equality: numbers by value, and a boolean is not a number."""
+    if isinstance(x, bool) or isinstance(y, bool):
+        return isinstance(x, bool) and isinstance(y, bool) and x == y
+    if isinstance(x, (int, Decimal)) or isinstance(y, (int, Decimal)):
+        return isinstance(x, (int, Decimal)) and isinstance(y, (int, Decimal)) and x == y
+    return type(x) is type(y) and x == y  # strings, null

@@ -462,8 +462,9 @@ class EmbeddedSession:
                 sql2 = bytea_input.rewrite(self.cur, sql2)
             if first == "SELECT" and groupby.needs_rewrite(sql2):
                 sql2 = groupby.rewrite(self.cur, sql2)
-            if "||" in sql2 and first in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES"):
-                sql2 = jsonb.concatenations(self.cur, sql2)
+            if ("||" in sql2 or "@>" in sql2 or "<@" in sql2) and first in ("SELECT", "INSERT", "UPDATE", "DELETE",
+                                                                            "WITH", "VALUES"):  # fmt: skip
+                sql2 = jsonb.operators(self.cur, sql2)
             catalog.refresh(self, sql2)
             if first in ("CREATE", "ALTER", "TRUNCATE") and (stmts := ddl.plan(self.cur, sql2)) is not None:
                 if len(stmts) > 1 and not self.in_transaction:
