@@ -247,6 +247,7 @@ def shim_sql() -> list[str]:
     sql += [f"CREATE MACRO {C}.{m}" for m in macros]
     sql += generate_series_sql()
     sql += int4_function_sql()
+    sql += json_set_function_sql()
     # ``::jsonb`` casts name this type wherever the session's search path points (databases.py has one too)
     sql.append(f"CREATE TYPE {C}.jsonb AS JSON")
     mark = q(T.JSONB_MARK)
@@ -338,6 +339,37 @@ def generate_series_sql() -> list[str]:
     table = ", ".join(f"({params}) AS TABLE ({body})" for params, body, _ in GENERATE_SERIES)
     scalar = ", ".join(f"({params}) AS {body}" for params, _, body in GENERATE_SERIES)
     return [f"CREATE MACRO {C}.generate_series {table}", f"CREATE MACRO {C}.generate_series {scalar}"]
+
+
+_KEYS = "unnest(json_keys(CAST(j AS JSON)))"
+_POINTER = "'/' || replace(replace(k, '~', '~0'), '/', '~1')"
+_ELEMENTS = "CAST(json_extract(CAST(j AS JSON), '$[*]') AS JSON[])"
+# Set-returning JSON functions: name -> (table body, scalar body or None).  A FROM item is a table macro
+# (lateral arguments work); in a select list the scalar form unnests.
+JSON_SET_FUNCTIONS: dict[str, tuple[str, str | None]] = {
+    name: body for prefix in ("json", "jsonb") for name, body in {
+        f"{prefix}_object_keys": (f"SELECT {_KEYS} AS {prefix}_object_keys", _KEYS),
+        f"{prefix}_each": (f"SELECT k AS key, json_extract(CAST(j AS JSON), {_POINTER}) AS value "
+                           f"FROM (SELECT {_KEYS} AS k)", None),
+        f"{prefix}_each_text": (f"SELECT k AS key, json_extract_string(CAST(j AS JSON), {_POINTER}) AS value "
+                                f"FROM (SELECT {_KEYS} AS k)", None),
+        # json_extract keeps a JSON null as 'null' (a cast to JSON[] would make it SQL NULL)
+        f"{prefix}_array_elements": (f"SELECT unnest({_ELEMENTS}) AS value", f"unnest({_ELEMENTS})"),
+        f"{prefix}_array_elements_text": (
+            f"SELECT unnest(list_transform({_ELEMENTS}, lambda e: json_extract_string(e, '$'))) AS value",
+            f"unnest(list_transform({_ELEMENTS}, lambda e: json_extract_string(e, '$')))"),
+    }.items()
+}  # fmt: skip
+
+
+def json_set_function_sql() -> list[str]:
+    """The table (and scalar) macros of :data:`JSON_SET_FUNCTIONS`."""
+    out = []
+    for name, (table, scalar) in JSON_SET_FUNCTIONS.items():
+        out.append(f"CREATE MACRO {C}.{name}(j) AS TABLE {table}")
+        if scalar is not None:
+            out.append(f"CREATE MACRO {C}.{name}(j) AS {scalar}")
+    return out
 
 
 def database_rows(databases: list[str]) -> list[dict[str, object]]:

@@ -50,7 +50,8 @@ _NOT_ALIAS = {"where", "join", "inner", "left", "right", "full", "cross", "natur
 _CLAUSES = {"select", "from", "join", "where", "group", "order", "having", "limit", "offset", "on", "using",
             "returning", "values", "set", "lateral", "window", "qualify"}  # fmt: skip
 # Set-returning functions whose FROM item has one column that DuckDB names after the function.
-_SCALAR_SRFS = {"generate_series"}
+_SCALAR_SRFS = {"generate_series", "json_object_keys", "jsonb_object_keys", "json_array_elements",
+                "jsonb_array_elements", "json_array_elements_text", "jsonb_array_elements_text"}
 
 
 def _in_from_clause(toks: list[Token], i: int) -> bool:
@@ -215,7 +216,7 @@ def rewrite(sql: str) -> str:
         multi = unnest_edits(sql, tokens(sql))
         if multi:
             sql = apply_edits(sql, multi)
-    if "generate_series" in sql.lower():
+    if "generate_series" in sql.lower() or "_object_keys" in sql.lower() or "_array_elements" in sql.lower():
         alias_edits = srf_alias_edits(tokens(sql))
         if alias_edits:
             sql = apply_edits(sql, alias_edits)
