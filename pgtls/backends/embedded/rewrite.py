@@ -12,6 +12,8 @@ identifiers and comments are never touched.
 
 from __future__ import annotations
 
+import re
+
 from pgtls.backends.embedded import jsonb
 from pgtls.backends.embedded.ddl import rewrite_create_index, strip_deferrable_foreign_keys
 from pgtls.backends.embedded.literals import rewrite_literals
@@ -187,10 +189,22 @@ def locking_edits(toks: list[Token]) -> list[tuple[int, int, str]]:
     return edits
 
 
+# SQLAlchemy's column reflection asks for a column's collation in a correlated subquery joining pg_collation
+# and pg_namespace, which DuckDB's binder cannot resolve ("Referenced table pg_collation not found").  pgtls
+# has no per-column collations (COLLATE is dropped), so the answer is NULL: the subquery is replaced by it.
+_SQLALCHEMY_COLLATION = re.compile(
+    r"THEN \(SELECT json_build_object\((?:(?!\bFROM\b).)*?pg_catalog\.pg_collation\.collname.*?"
+    r"WHERE pg_catalog\.pg_collation\.oid = pg_catalog\.pg_attribute\.attcollation\)",
+    re.DOTALL,
+)
+
+
 def rewrite(sql: str) -> str:
     for marker, old, new in KNOWN_QUERY_PATCHES:
         if marker in sql:
             sql = sql.replace(old, new)
+    if "pg_catalog.pg_collation.collname" in sql:
+        sql = _SQLALCHEMY_COLLATION.sub("THEN NULL", sql)
     if "#>" in sql:  # before the literals, as ? below
         paths = jsonb.path_edits(sql, tokens(sql))
         if paths:
