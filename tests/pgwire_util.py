@@ -296,3 +296,18 @@ def outcomes(conn: Any, d: SessionDriver, sql: str) -> tuple[object, object]:
     except psycopg.Error as e:
         theirs = e.sqlstate
     return ours, theirs
+
+
+def assert_same_as_postgres(data: Path, setup: Sequence[str], queries: Sequence[str],
+                            text_types: Sequence[str] = ()) -> None:  # fmt: skip
+    """Run ``setup`` on a fresh PostgreSQL 15 and an embedded session, then each query on both: the same
+    column names and rows (``text_types`` come back from PostgreSQL as the text it sent), or the same
+    SQLSTATE."""
+    from psycopg.types.string import TextLoader
+
+    with postgres_and_session(data, setup) as (conn, d):
+        for name in text_types:
+            conn.adapters.register_loader(name, TextLoader)
+        for sql in queries:
+            ours, theirs = outcomes(conn, d, sql)
+            assert ours == theirs, sql

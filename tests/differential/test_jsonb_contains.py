@@ -8,10 +8,9 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from psycopg.types.string import TextLoader
 
 from pgtls.backends.embedded import jsonb
-from tests.pgwire_util import outcomes, postgres_and_session
+from tests.pgwire_util import assert_same_as_postgres
 
 CASES = [
     ('{"a":1,"b":2}', '{"a":1}'), ('{"a":{"b":1}}', '{"b":1}'), ('{"a":{"b":1,"c":2}}', '{"a":{"b":1}}'),
@@ -30,11 +29,7 @@ QUERIES = [f"SELECT '{h}'::jsonb @> '{n}'::jsonb, '{n}'::jsonb <@ '{h}'::jsonb" 
 
 
 def test_containment_as_postgres(tmp_path: Path) -> None:
-    with postgres_and_session(tmp_path, SETUP) as (conn, d):
-        conn.adapters.register_loader("bool", TextLoader)
-        for sql in QUERIES:
-            ours, theirs = outcomes(conn, d, sql)
-            assert ours == theirs, sql
+    assert_same_as_postgres(tmp_path, SETUP, QUERIES, ("bool",))
 
 
 JSON = st.recursive(

@@ -7,11 +7,10 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from psycopg.types.string import TextLoader
 
 from pgtls.backends.embedded import jsonb
 from pgtls.backends.embedded.sqltext import tokens
-from tests.pgwire_util import outcomes, postgres_and_session
+from tests.pgwire_util import assert_same_as_postgres
 
 SETUP = [
     "CREATE TABLE j (id int, d jsonb, t text)",
@@ -37,12 +36,7 @@ QUERIES = [
 
 
 def test_jsonb_functions_as_postgres(tmp_path: Path) -> None:
-    with postgres_and_session(tmp_path, SETUP) as (conn, d):
-        for name in ("json", "jsonb", "bool"):
-            conn.adapters.register_loader(name, TextLoader)  # compare the text PostgreSQL sends
-        for sql in QUERIES:
-            ours, theirs = outcomes(conn, d, sql)
-            assert ours == theirs, sql
+    assert_same_as_postgres(tmp_path, SETUP, QUERIES, ("json", "jsonb", "bool"))
 
 
 @settings(max_examples=300, deadline=None)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from psycopg.types.string import TextLoader
-
-from tests.pgwire_util import outcomes, postgres_and_session
+from tests.pgwire_util import assert_same_as_postgres
 
 SETUP = [
     "CREATE TABLE j (id int, d jsonb)",
@@ -26,9 +24,4 @@ QUERIES = [
 
 
 def test_json_set_functions_as_postgres(tmp_path: Path) -> None:
-    with postgres_and_session(tmp_path, SETUP) as (conn, d):
-        for name in ("json", "jsonb"):
-            conn.adapters.register_loader(name, TextLoader)
-        for sql in QUERIES:
-            ours, theirs = outcomes(conn, d, sql)
-            assert ours == theirs, sql
+    assert_same_as_postgres(tmp_path, SETUP, QUERIES, ("json", "jsonb"))
