@@ -25,11 +25,13 @@ QUERIES = [f"SELECT '{h}'::jsonb @> '{n}'::jsonb, '{n}'::jsonb <@ '{h}'::jsonb" 
     "SELECT id FROM j WHERE '[1]' <@ d ORDER BY id",
     "SELECT id, d @> NULL FROM j WHERE id < 2 ORDER BY id",
     "SELECT ARRAY[1,2] @> ARRAY[1], ARRAY[1] <@ ARRAY[1,2]",
+    """SELECT id, d @> '{"a": 1}', d || '{"z": 0}' FROM j WHERE id < 3 ORDER BY id""",  # both in one statement
+    """SELECT id FROM j WHERE d || '{"z": 0}' @> '{"z": 0, "a": 1}' ORDER BY id""",
 ]
 
 
 def test_containment_as_postgres(tmp_path: Path) -> None:
-    assert_same_as_postgres(tmp_path, SETUP, QUERIES, ("bool",))
+    assert_same_as_postgres(tmp_path, SETUP, QUERIES, ("bool", "jsonb"))
 
 
 JSON = st.recursive(

@@ -785,11 +785,15 @@ def _is_jsonb(toks: list[Token], a: int, b: int, names: set[str]) -> bool:
 def operators(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
     """``sql`` with its jsonb ``||``, ``@>`` and ``<@`` as PostgreSQL's (:func:`concat_edits`,
     :func:`containment_edits`)."""
-    toks = tokens(sql)
-    edits = concat_edits(cur, sql, toks) if "||" in sql else []
-    if not edits and ("@>" in sql or "<@" in sql):
-        edits = containment_edits(cur, sql, toks)
-    return apply_edits(sql, edits) if edits else sql
+    if "||" in sql:
+        edits = concat_edits(cur, sql, tokens(sql))
+        if edits:
+            sql = apply_edits(sql, edits)
+    if "@>" in sql or "<@" in sql:  # on the text with the concatenations rewritten: a || b @> c
+        edits = containment_edits(cur, sql, tokens(sql))
+        if edits:
+            sql = apply_edits(sql, edits)
+    return sql
 
 
 def containment_edits(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
