@@ -38,6 +38,7 @@ from pgtls.backends.embedded.sqltext import (
     quote_literal,
     string_value,
     tokens,
+    top_level_items,
     unquote_ident,
 )
 
@@ -344,21 +345,9 @@ def _alter_actions(sql: str, toks: list[Token]) -> tuple[str, list[tuple[str, st
     end = _name_end(toks, j)
     table = sql[toks[j].start : toks[end - 1].end]
     actions: list[tuple[str, str, str | None]] = []
-    parts: list[list[int]] = [[]]
-    depth = 0
-    for k in range(end, len(toks)):
-        if toks[k].text == "(":
-            depth += 1
-        elif toks[k].text == ")":
-            depth -= 1
-        elif toks[k].text == "," and depth == 0:
-            parts.append([])
-            continue
-        parts[-1].append(k)
-    for p in parts:
+    for a, b in top_level_items(toks, end, len(toks)):
+        p = list(range(a, b))
         ws = [w[k] for k in p]
-        if not p:
-            continue
         i = 1
         if ws[0] == "ADD":
             if i < len(ws) and ws[i] == "COLUMN":
