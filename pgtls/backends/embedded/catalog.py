@@ -26,6 +26,7 @@ them with ``getvariable``:
 
 from __future__ import annotations
 
+import functools
 import platform
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ import duckdb
 from pgtls import __version__ as PGTLS_VERSION
 from pgtls.backends.base import Registry, SessionInfo
 from pgtls.backends.embedded import pgcatalog
+from pgtls.backends.embedded.commands import duck_search_path
 from pgtls.backends.embedded.pgcatalog import CAT, GUCS, S, _rows
 from pgtls.backends.embedded.pgcatalog import C as CM
 from pgtls.backends.embedded.sqltext import quote_literal as q
@@ -81,6 +83,12 @@ IDENT_TYPE = (
 SET_SESSION = "SET VARIABLE pgtls_session = ?"
 SET_GUCS = "SET VARIABLE pgtls_gucs = MAP(CAST(? AS VARCHAR[]), CAST(? AS VARCHAR[]))"
 SEARCH_PATH_TAIL = CM  # appended to every session's DuckDB search path
+
+
+@functools.lru_cache(maxsize=64)
+def duck_path(value: str) -> str:
+    """DuckDB's search path for a PostgreSQL one: the session's schemas, then the shared catalog."""
+    return duck_search_path(value) + "," + SEARCH_PATH_TAIL
 
 # Catalogs that need the session to be a superuser, as in PostgreSQL (name -> what the message calls it).
 SUPERUSER_ONLY = {

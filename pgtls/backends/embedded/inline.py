@@ -23,7 +23,7 @@ import re
 import struct
 from typing import TYPE_CHECKING, Any
 
-from pgtls.backends.embedded import lookup
+from pgtls.backends.embedded import catalog, lookup
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.codecs import row_encoder
 from pgtls.backends.embedded.extended import Prepared, resolve_formats
@@ -60,14 +60,7 @@ def answer(s: EmbeddedSession, batch: Batch) -> bytes | None:
 
 
 def _search_path(s: EmbeddedSession) -> str:
-    return _duck_path(s.gucs.get("search_path"))
-
-
-@functools.lru_cache(maxsize=64)
-def _duck_path(value: str) -> str:
-    from pgtls.backends.embedded.session import duck_path
-
-    return duck_path(value)
+    return catalog.duck_path(s.gucs.get("search_path"))
 
 
 def _simple(s: EmbeddedSession, body: bytes) -> bytes | None:

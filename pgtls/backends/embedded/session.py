@@ -102,12 +102,6 @@ def parse_duration_ms(value: str) -> float:
         return 0.0
 
 
-@functools.lru_cache(maxsize=64)
-def duck_path(value: str) -> str:
-    """DuckDB's search path for a PostgreSQL one: the session's schemas, then the shared catalog."""
-    return commands.duck_search_path(value) + "," + catalog.SEARCH_PATH_TAIL
-
-
 def _tag(text: str) -> Result:
     return Result(None, _none, lambda n: text)
 
@@ -148,7 +142,7 @@ class EmbeddedSession:
         # Everything PostgreSQL-like is in the shared catalog database; a session only sets its search path,
         # its facts and the parameters that differ from the catalog's defaults (catalog.py).
         try:
-            cur.execute(f"SET search_path = {quote_literal(duck_path(self.gucs.get('search_path')))}")
+            cur.execute(f"SET search_path = {quote_literal(catalog.duck_path(self.gucs.get('search_path')))}")
         except duckdb.Error:
             cur.execute(f"SET search_path = {quote_literal('public,main,' + catalog.SEARCH_PATH_TAIL)}")
         cur.execute(catalog.SET_SESSION, [catalog.session_facts(info)])
@@ -678,7 +672,7 @@ class EmbeddedSession:
                 self.cur.execute(f"SET SESSION TimeZone = {quote_literal(value)}")
                 self.tz = tzinfo(value)
             elif low == "search_path":
-                self.cur.execute(f"SET SESSION search_path = {quote_literal(duck_path(value))}")
+                self.cur.execute(f"SET SESSION search_path = {quote_literal(catalog.duck_path(value))}")
         except duckdb.Error:
             pass  # PostgreSQL accepts search_path entries that do not exist
         self._guc_keys.add(low)
