@@ -19,7 +19,6 @@ reads its own snapshot.
 from __future__ import annotations
 
 import functools
-import re
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +35,10 @@ if TYPE_CHECKING:
 
 Batch = list[tuple[bytes, bytes]]
 
-_INT_OIDS = {T.INT2.oid: (-(1 << 15), (1 << 15) - 1), T.INT4.oid: (-(1 << 31), (1 << 31) - 1),
-             T.INT8.oid: (-(1 << 63), (1 << 63) - 1)}  # fmt: skip
+_INT_OIDS = {T.INT2.oid: lookup.INT_RANGES["SMALLINT"], T.INT4.oid: lookup.INT_RANGES["INTEGER"],
+             T.INT8.oid: lookup.INT_RANGES["BIGINT"]}  # fmt: skip
 _BINARY_LEN = {T.INT2.oid: 2, T.INT4.oid: 4, T.INT8.oid: 8}
 _TEXT_OIDS = {T.TEXT.oid, T.VARCHAR.oid}
-_DIGITS = re.compile(r"-?[0-9]+\Z")
 _EXTENDED = {b"PBDES", b"PBES", b"BDES", b"BES"}
 
 
@@ -222,14 +220,8 @@ def _param_key(index: lookup.Index, oid: int, fmt: int, value: bytes) -> tuple[b
         if len(value) != _BINARY_LEN[oid]:
             return False, None
         return True, int.from_bytes(value, "big", signed=True)
-    text = value.decode("ascii")
-    if not _DIGITS.match(text):
-        return False, None
-    key = int(text)
-    lo, hi = _INT_OIDS[oid]
-    if not lo <= key <= hi:
-        return False, None  # out of range for the parameter's type: an error on the normal path
-    return True, key
+    key = lookup.int_in_range(value.decode("ascii"), _INT_OIDS[oid])  # out of the parameter type's range: an error
+    return key is not None, key
 
 
 _SELECT_TAGS = [m.command_complete(f"SELECT {n}") for n in range(8)]

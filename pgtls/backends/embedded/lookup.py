@@ -75,7 +75,7 @@ _RESERVED = {"select", "from", "where", "and", "or", "not", "limit", "order", "g
              "current_timestamp", "current_user", "session_user", "user", "localtime", "localtimestamp",
              "collate", "both", "leading", "trailing", "only", "table", "on", "using", "lateral"}  # fmt: skip
 
-_INT_RANGES = {
+INT_RANGES = {
     "TINYINT": (-(1 << 7), (1 << 7) - 1),
     "SMALLINT": (-(1 << 15), (1 << 15) - 1),
     "INTEGER": (-(1 << 31), (1 << 31) - 1),
@@ -86,7 +86,7 @@ _INT_RANGES = {
 _VALUE_TYPES = {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
                 "UBIGINT", "HUGEINT", "FLOAT", "DOUBLE", "VARCHAR", "DATE", "TIMESTAMP", "UUID", "BLOB"}  # fmt: skip
 _DECIMAL = re.compile(r"DECIMAL\(\d+,\d+\)\Z")
-_INT_TEXT = re.compile(r"-?[0-9]+\Z")
+INT_TEXT = re.compile(r"-?[0-9]+\Z")
 
 Shape = tuple[str, str, str, str]  # (DuckDB search path, table, key column, column list) as written
 
@@ -142,14 +142,17 @@ class Index:
         quoted = literal[0] == "'"
         if not quoted:  # digits, as the query's pattern matched them
             return True, int(literal)  # out of the key type's range it compares as a wider type: no row
-        digits = literal[1:-1]
-        if not _INT_TEXT.match(digits):
-            return False, None  # '12abc', ' 5', '': the normal path gives the error or the cast
-        value = int(digits)
-        lo, hi = self.key_range
-        if not lo <= value <= hi:
-            return False, None  # '99999999999'::int4 is out of range: an error
-        return True, value
+        value = int_in_range(literal[1:-1], self.key_range)  # '12abc', ' 5', '99999999999'::int4: errors
+        return value is not None, value
+
+
+def int_in_range(text: str, bounds: tuple[int, int]) -> int | None:
+    """``text`` as an integer if it is plain digits within ``bounds``; None where the normal path would
+    cast it differently or fail (leading spaces, a sign other than -, out of the type's range)."""
+    if not INT_TEXT.match(text):
+        return None
+    value = int(text)
+    return value if bounds[0] <= value <= bounds[1] else None
 
 
 class DatabaseLookups:
@@ -331,7 +334,7 @@ class PointLookups:
                 self._release(database)
         index = Index(
             gen=gen,
-            key_range=_INT_RANGES.get(key_duck),
+            key_range=INT_RANGES.get(key_duck),
             key_column=columns[0],
             columns=columns[1:],
             rows=rows,
@@ -378,6 +381,6 @@ def _is_base_table(cur: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def _indexable(columns: list[T.Column]) -> bool:
-    if columns[0].duck not in _INT_RANGES and columns[0].duck != "VARCHAR":
+    if columns[0].duck not in INT_RANGES and columns[0].duck != "VARCHAR":
         return False
     return all(c.duck in _VALUE_TYPES or _DECIMAL.match(c.duck) for c in columns[1:])
