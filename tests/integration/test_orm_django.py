@@ -393,10 +393,6 @@ def test_json_field_has_key(dbs):
     assert ours == theirs
 
 
-@pytest.mark.xfail(strict=True, reason="foreign keys added by ALTER TABLE or declared DEFERRABLE are accepted "
-                   "but not enforced: DuckDB cannot add a foreign key to an existing table, checks only immediately, "
-                   "and refuses to delete a parent row in the transaction that deleted its children (Django's "
-                   "delete()), so pgtls does not create them in DuckDB")  # fmt: skip
 def test_foreign_key_violation_fails_at_commit(dbs):
     from django.db import IntegrityError, transaction
 

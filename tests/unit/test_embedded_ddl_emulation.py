@@ -7,7 +7,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pgtls.backends.embedded import ddl
+from pgtls.backends.embedded import ddl, foreignkeys
 from pgtls.backends.embedded.rewrite import rewrite
 from pgtls.errors import PgError
 
@@ -98,15 +98,31 @@ def test_unique_constraint_becomes_a_named_index_and_can_be_dropped(con):
     assert e.value.sqlstate == "42704"
 
 
-def test_foreign_key_is_checked_for_names_but_not_enforced(con):
+def test_foreign_key_added_by_alter_is_checked_and_recorded(con):
+    """ALTER TABLE ... ADD FOREIGN KEY becomes a mark in the child table's comment (foreignkeys.py), after
+    PostgreSQL's checks of the names and of the rows already there."""
     con.execute("CREATE TABLE child (id INTEGER, ct_id INTEGER)")
+    con.execute("COMMENT ON TABLE child IS 'mine'")
     run(con, 'ALTER TABLE "child" ADD CONSTRAINT "fk" FOREIGN KEY ("ct_id") REFERENCES "ct" ("id") '
              "DEFERRABLE INITIALLY DEFERRED")  # fmt: skip
-    with pytest.raises(duckdb.CatalogException):
-        run(con, "ALTER TABLE child ADD CONSTRAINT fk2 FOREIGN KEY (ct_id) REFERENCES missing (id)")
+    comment = con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'child'").fetchone()[0]
+    keys, user = foreignkeys.split_comment(comment)
+    assert user == "mine"
+    assert [(k.name, k.columns, k.ref_table, k.ref_columns, k.deferrable, k.deferred) for k in keys] == [
+        ("fk", ("ct_id",), "ct", ("id",), True, True)]
+    for sql, state in [
+        ("ALTER TABLE child ADD CONSTRAINT fk2 FOREIGN KEY (ct_id) REFERENCES missing (id)", "42P01"),
+        ("ALTER TABLE child ADD CONSTRAINT fk3 FOREIGN KEY (nope) REFERENCES ct (id)", "42703"),
+        ("ALTER TABLE child ADD CONSTRAINT fk4 FOREIGN KEY (ct_id) REFERENCES ct (name)", "42830"),
+        ("ALTER TABLE child ADD CONSTRAINT fk FOREIGN KEY (ct_id) REFERENCES ct (id)", "42710"),
+    ]:
+        with pytest.raises(PgError) as e:
+            ddl.plan(con, sql)
+        assert e.value.sqlstate == state, sql
+    con.execute("INSERT INTO child VALUES (1, 77)")
     with pytest.raises(PgError) as e:
-        ddl.plan(con, "ALTER TABLE child ADD CONSTRAINT fk3 FOREIGN KEY (nope) REFERENCES ct (id)")
-    assert e.value.sqlstate == "42703"
+        ddl.plan(con, "ALTER TABLE child ADD CONSTRAINT fk5 FOREIGN KEY (ct_id) REFERENCES ct (id)")
+    assert (e.value.sqlstate, e.value.detail) == ("23503", 'Key (ct_id)=(77) is not present in table "ct".')
 
 
 def test_missing_column_errors_are_postgres_ones(con):
@@ -131,8 +147,9 @@ def test_text_rewrites():
     assert rewrite("CREATE INDEX i ON t USING btree (a)") == "CREATE INDEX i ON t  (a)"
     assert rewrite("CREATE TABLE q (a int REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED NOT NULL)") == (
         "CREATE TABLE q (a int  NOT NULL)")
-    assert rewrite("CREATE TABLE q (a int REFERENCES p (id) ON DELETE CASCADE)") == (
-        "CREATE TABLE q (a int REFERENCES p (id) ON DELETE CASCADE)")
+    assert rewrite("CREATE TABLE q (a int REFERENCES p (id) ON DELETE CASCADE)") == "CREATE TABLE q (a int )"
+    assert rewrite("CREATE TABLE q (a int REFERENCES p (id) ON DELETE RESTRICT NOT DEFERRABLE)") == (
+        "CREATE TABLE q (a int REFERENCES p (id) ON DELETE RESTRICT )")
     assert rewrite("SELECT * FROM unnest(ARRAY[1,2], ARRAY['a']) AS u(n, s)") == (
         "SELECT * FROM (SELECT unnest(ARRAY[1,2]), unnest(ARRAY['a'])) AS u(n, s)")
     con = duckdb.connect()

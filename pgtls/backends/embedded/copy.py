@@ -645,6 +645,8 @@ class CopyState:
             self.error = PgError("57014", f"COPY from stdin failed: {reason}")
         elif self.error is None:
             self._consume(final=True)
+        if self.error is None:
+            self._check_foreign_keys()
         if self.error is None and self.own_tx:
             try:
                 self.s.cur.execute("COMMIT")
@@ -780,6 +782,23 @@ class CopyState:
             out.append([("" if v is None and r.strip() == q + q else v) for r, v in zip(raw, parsed, strict=False)]
                        if len(raw) == len(parsed) else parsed)  # fmt: skip
         return out + rows[len(out) :]
+
+    def _check_foreign_keys(self) -> None:
+        """The checks of foreign keys pgtls keeps on the table (foreignkeys.py); with its own transaction, the
+        deferred ones too."""
+        assert self.cmd is not None and self.cmd.table is not None
+        guard = self.s.fkeys
+        try:
+            guard.after_copy(self.s.cur, self.cmd.table)
+            if self.own_tx:
+                guard.before_commit(self.s.cur)
+        except PgError as e:
+            self.error = e
+        except duckdb.Error as e:
+            self.error = sqlerrors.translate(e)
+        finally:
+            if self.own_tx:
+                guard.end_transaction()
 
     def _consume(self, final: bool) -> None:
         try:

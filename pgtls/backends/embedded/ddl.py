@@ -18,21 +18,24 @@ keys, column and table comments such as the jsonb marks), the rows copied over (
 type, defaults for a new column), the old table dropped, the new one renamed, and the indexes that are
 still valid created again (those on a dropped column go, as in PostgreSQL; a renamed column is renamed in
 them).  ``ADD CONSTRAINT name UNIQUE (...)`` becomes a unique index of that name (so ``DROP CONSTRAINT
-name`` can drop it).  A FOREIGN KEY added by ALTER TABLE, or declared DEFERRABLE, is checked for its
-tables and columns and then *not enforced*: DuckDB cannot add one to an existing table, checks only
-immediately, and refuses to delete a parent row in the transaction that deleted its children - which is
-what ORMs (Django's delete()) do.  A table that another table's DuckDB foreign key references cannot be
-rebuilt (0A000).  Type changes between types that are the same in DuckDB (``varchar(100)`` to
+name`` can drop it).  A FOREIGN KEY added by ALTER TABLE, declared DEFERRABLE or with a referential
+action is kept by pgtls (foreignkeys.py: a mark in the child table's comment, checked after each statement
+or at COMMIT); this module writes, renames and drops those marks with the tables and columns they name,
+refuses DROP TABLE / DROP COLUMN / TRUNCATE of what they reference as PostgreSQL does (CASCADE drops the
+foreign key, or truncates the child table too), and checks the existing rows when one is added.  A table
+that another table's DuckDB foreign key references cannot be rebuilt (0A000).  Type changes between types that are the same in DuckDB (``varchar(100)`` to
 ``varchar(150)``: DuckDB keeps no length) change nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
 
+from pgtls.backends.embedded import foreignkeys as fkeys
 from pgtls.backends.embedded.sqltext import (
     Token,
     apply_edits,
@@ -160,27 +163,6 @@ def _name_end(toks: list[Token], j: int) -> int:
     return j
 
 
-def _fk_tail_end(toks: list[Token], e: int, b: int) -> int:
-    """Index after the MATCH / ON DELETE / ON UPDATE / [NOT] DEFERRABLE / INITIALLY / NOT VALID clauses of a
-    REFERENCES clause starting at toks[e]."""
-    while e < b:
-        if _words(toks, e, "MATCH"):
-            e += 2
-        elif _words(toks, e, "ON") and e + 1 < b and toks[e + 1].text.upper() in ("DELETE", "UPDATE"):
-            e += 2
-            if _words(toks, e, "NO", "ACTION") or _words(toks, e, "SET", "NULL") or _words(toks, e, "SET", "DEFAULT"):
-                e += 2
-            else:
-                e += 1
-        elif _words(toks, e, "DEFERRABLE") or _words(toks, e, "INITIALLY"):
-            e += 1 if _words(toks, e, "DEFERRABLE") else 2
-        elif _words(toks, e, "NOT", "DEFERRABLE") or _words(toks, e, "NOT", "VALID"):
-            e += 2
-        else:
-            break
-    return e
-
-
 class Unsupported(Exception):
     """A form :func:`plan` leaves to DuckDB as it is."""
 
@@ -218,6 +200,18 @@ class Table:
     referenced_by: list[str]
     rebuild: bool = False  # an action DuckDB cannot do in place
     native: list[str] = field(default_factory=list)  # the statements that do it in place, if not rebuild
+    # foreign keys pgtls keeps (foreignkeys.py) to add: (constraint name, local columns, clause, validate)
+    new_keys: list[tuple[str | None, list[str], fkeys.References, bool]] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)  # statements on other tables (their foreign key marks)
+    notices: list[PgError] = field(default_factory=list)
+
+    def kept(self) -> list[fkeys.ForeignKey]:
+        """The foreign keys pgtls keeps for this table (the mark in its comment)."""
+        return [replace(fk, database=self.database, schema=self.schema, table=self.name)
+                for fk in fkeys.split_comment(self.comment)[0]]  # fmt: skip
+
+    def set_kept(self, keys: list[fkeys.ForeignKey]) -> None:
+        self.comment = fkeys.join_comment(keys, fkeys.split_comment(self.comment)[1])
 
     def qualified(self, name: str | None = None) -> str:
         return f"{quote_ident(self.database)}.{quote_ident(self.schema)}.{quote_ident(name or self.name)}"
@@ -367,28 +361,21 @@ def _no_column(col: str, t: Table) -> PgError:
     return PgError("42703", f'column "{col}" of relation "{t.name}" does not exist')
 
 
-def _fk_check(sql: str, toks: list[Token], i: int, t: Table, local: list[str]) -> tuple[list[str], int]:
-    """Statements that fail as PostgreSQL would if REFERENCES at toks[i] names what does not exist, and the
-    index after the clause (the constraint itself is not enforced: see the module docstring)."""
+def _fk_add(sql: str, toks: list[Token], i: int, t: Table, local: list[str], name: str | None,
+            validate: bool) -> int:
+    """Record the foreign key whose REFERENCES clause is at toks[i] (checked and written by :func:`_plan_alter`
+    once every action is applied); the index after the clause."""
     for c in local:
         if t.column(c) is None:
             raise PgError("42703", f'column "{c}" referenced in foreign key constraint does not exist')
-    a = i + 1
-    j = _name_end(toks, a)
-    ref = _text(sql, toks, a, j)
-    if not ref:
-        raise Unsupported("REFERENCES without a table")
-    cols = ["*"]
-    if j < len(toks) and toks[j].text == "(":
-        e = _group_end(toks, j)
-        cols = [quote_ident(c) for c in _names(sql, toks, j, e + 1)]
-        j = e + 1
-    j = _fk_tail_end(toks, j, len(toks))
-    return [f"SELECT {', '.join(cols)} FROM {ref} LIMIT 0"], j
+    ref = fkeys.parse_references(toks, i, len(toks))
+    if ref is None:
+        raise Unsupported("REFERENCES")
+    t.new_keys.append((name, [t.column(c).name for c in local], ref, validate and not ref.not_valid))  # type: ignore[union-attr]
+    return ref.end
 
 
-def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token], a: int, b: int,
-           checks: list[str]) -> None:
+def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token], a: int, b: int) -> None:
     """Apply one ALTER TABLE action (toks[a:b]) to ``t``: its in-place statements, or ``t.rebuild``."""
     has_index = bool(t.indexes)
     q = t.qualified()
@@ -403,9 +390,9 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
             i += 2
         head = toks[i].text.upper() if i < b and toks[i].kind == "word" else ""
         if head in ("UNIQUE", "PRIMARY", "CHECK", "FOREIGN") and not _words(toks, a + 1, "COLUMN"):
-            _add_constraint(cur, t, sql, toks, i, b, cname, checks)
+            _add_constraint(cur, t, sql, toks, i, b, cname)
             return
-        _add_column(t, sql, toks, i, b, checks)
+        _add_column(t, sql, toks, i, b)
         return
     if w == "DROP":
         i = a + 1
@@ -419,9 +406,16 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
                 t.indexes.remove(idx)
                 t.native.append(f"DROP INDEX {quote_ident(t.database)}.{quote_ident(t.schema)}.{quote_ident(idx.name)}")
                 return
+            kept = t.kept()
+            left = [fk for fk in kept if fk.name.lower() != name.lower()]
+            if len(left) != len(kept):
+                t.set_kept(left)
+                return
             hit = next((v for k, v in t.constraint_names.items() if k.lower() == name.lower()), None)
             if hit is None:
                 if if_exists:
+                    t.notices.append(PgError("00000", f'constraint "{name}" of relation "{t.name}" does not exist, '
+                                                      "skipping", severity="NOTICE"))  # fmt: skip
                     return
                 raise PgError("42704", f'constraint "{name}" of relation "{t.name}" does not exist')
             kind, n = hit
@@ -443,8 +437,15 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
         col = t.column(name)
         if col is None:
             if if_exists:
+                t.notices.append(PgError("00000", f'column "{name}" of relation "{t.name}" does not exist, skipping',
+                                         severity="NOTICE"))  # fmt: skip
                 return
             raise _no_column(name, t)
+        cascade = _words(toks, b - 1, "CASCADE")
+        _drop_referenced(cur, t, lambda fk: col.name.lower() in (c.lower() for c in fk.ref_columns), cascade,
+                         f"column {col.name} of table {t.name}")
+        if any(col.name.lower() in (c.lower() for c in fk.columns) for fk in t.kept()):
+            t.set_kept([fk for fk in t.kept() if col.name.lower() not in (c.lower() for c in fk.columns)])
         if not has_index and not t.uses(col.name):
             t.native.append(f"ALTER TABLE {q} DROP COLUMN {quote_ident(col.name)}")
         else:
@@ -457,6 +458,18 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
         t.uniques = [u if low not in (c.lower() for c in u) else [] for u in t.uniques]
         t.checks = [c if low not in (n.lower() for n in c[1]) else ("", []) for c in t.checks]
         t.foreign_keys = [f if low not in (n.lower() for n in f[1]) else ("", []) for f in t.foreign_keys]
+        return
+    if w == "VALIDATE" and _words(toks, a + 1, "CONSTRAINT") and a + 2 < b:
+        name = unquote_ident(toks[a + 2].text)
+        kept = t.kept()
+        hit = next((fk for fk in kept if fk.name.lower() == name.lower()), None)
+        if hit is None:
+            if any(k.lower() == name.lower() for k in t.constraint_names):
+                return  # DuckDB's own constraints are always valid
+            raise PgError("42704", f'constraint "{name}" of relation "{t.name}" does not exist')
+        done = replace(hit, validated=True, exempt=())
+        fkeys.check(cur, done, child_side=True)
+        t.set_kept([done if fk is hit else fk for fk in kept])
         return
     if w == "ALTER":
         i = a + 1
@@ -520,7 +533,26 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
     raise Unsupported(w)
 
 
-def _add_column(t: Table, sql: str, toks: list[Token], i: int, b: int, checks: list[str]) -> None:
+def _drop_referenced(cur: duckdb.DuckDBPyConnection, t: Table, hits: Callable[[fkeys.ForeignKey], bool],
+                     cascade: bool, what: str) -> None:
+    """DROP of something of ``t`` (``what``, as PostgreSQL names it) that kept foreign keys of other tables
+    reference (``hits``): 2BP01, or with CASCADE those foreign keys are dropped."""
+    victims = [fk for fk in fkeys.referencing(fkeys.read_all(cur), t.database, t.schema, t.name)
+               if hits(fk) and fk.table.lower() != t.name.lower()]  # fmt: skip
+    if not victims:
+        return
+    if not cascade:
+        raise dependents_error(what, victims)
+    t.others += fkeys.drop_statements(cur, victims)
+
+
+def dependents_error(what: str, victims: list[fkeys.ForeignKey]) -> PgError:
+    detail = "\n".join(f"constraint {fk.name} on table {fk.table} depends on {what}" for fk in victims)
+    return PgError("2BP01", f"cannot drop {what} because other objects depend on it", detail=detail,
+                   hint="Use DROP ... CASCADE to drop the dependent objects too.")
+
+
+def _add_column(t: Table, sql: str, toks: list[Token], i: int, b: int) -> None:
     if_not_exists = _words(toks, i, "IF", "NOT", "EXISTS")
     i += 3 if if_not_exists else 0
     name = unquote_ident(toks[i].text)
@@ -572,9 +604,9 @@ def _add_column(t: Table, sql: str, toks: list[Token], i: int, b: int, checks: l
             j = e + 1
         elif word == "REFERENCES":
             t.columns.append(col)  # the check below looks the column up
-            more, j = _fk_check(sql, toks, j, t, [name])
+            named = toks[j - 1].text if j >= 2 and _words(toks, j - 2, "CONSTRAINT") else None
+            j = _fk_add(sql, toks, j, t, [name], unquote_ident(named) if named else None, False)
             t.columns.pop()
-            checks.extend(more)
         elif word == "COLLATE":
             j += 2
         else:
@@ -601,7 +633,7 @@ def _add_column(t: Table, sql: str, toks: list[Token], i: int, b: int, checks: l
 
 
 def _add_constraint(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token], i: int, b: int,
-                    cname: str | None, checks: list[str]) -> None:
+                    cname: str | None) -> None:
     head = toks[i].text.upper()
     if head == "CHECK":
         e = _group_end(toks, i + 1)
@@ -620,8 +652,7 @@ def _add_constraint(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: li
     if head == "FOREIGN":
         if not _words(toks, e + 1, "REFERENCES"):
             raise Unsupported("FOREIGN KEY")
-        more, _ = _fk_check(sql, toks, e + 1, t, cols)
-        checks.extend(more)
+        _fk_add(sql, toks, e + 1, t, cols, cname, True)
         return
     if head == "PRIMARY":
         if t.primary_key:
@@ -698,35 +729,42 @@ def _rename_column(t: Table, old: str, new: str) -> None:
         t.foreign_keys = [(_rename_in(f, col.name, new) if f else f, ren(c)) for f, c in t.foreign_keys]
     for x in t.indexes:
         x.keys = [_rename_in(k, col.name, new) for k in x.keys]
+    kept = t.kept()
+    if kept:
+        own = t.name.lower()
+        t.set_kept([replace(fk, columns=tuple(ren(list(fk.columns))),
+                                  ref_columns=tuple(ren(list(fk.ref_columns))) if fk.ref_table.lower() == own
+                                  else fk.ref_columns) for fk in kept])  # fmt: skip
     col.name = new
 
 
-def plan(cur: duckdb.DuckDBPyConnection, sql: str) -> list[str] | None:
+def plan(cur: duckdb.DuckDBPyConnection, sql: str, notices: list[PgError] | None = None) -> list[str] | None:
     """The statements to run, in the session's transaction and in this order, instead of ``sql`` (already
     rewritten), or None to run ``sql`` as it is.  The command tag stays ``sql``'s; the last statement is
     the one whose result is the statement's.  Raises PgError for what PostgreSQL refuses."""
     toks = tokens(sql)
-    if len(toks) < 3 or toks[0].kind != "word":
+    if len(toks) < 2 or toks[0].kind != "word":
         return None
     first = toks[0].text.upper()
     if first == "CREATE":
         low = sql.lower()
         return rewrite_create_table(sql) if "serial" in low or "identity" in low else None
     if first == "TRUNCATE":
-        return _plan_truncate(cur, toks)
-    if first != "ALTER" or not _words(toks, 1, "TABLE"):
+        return _plan_truncate(cur, toks, notices if notices is not None else [])
+    if first != "ALTER" or not _words(toks, 1, "TABLE") or len(toks) < 3:
         return None
     try:
-        return _plan_alter(cur, sql, toks)
+        return _plan_alter(cur, sql, toks, notices if notices is not None else [])
     except Unsupported:
         return None
 
 
-def _plan_truncate(cur: duckdb.DuckDBPyConnection, toks: list[Token]) -> list[str] | None:
+def _plan_truncate(cur: duckdb.DuckDBPyConnection, toks: list[Token], notices: list[PgError]) -> list[str] | None:
     """TRUNCATE [TABLE] [ONLY] name [*], ... [RESTART IDENTITY | CONTINUE IDENTITY] [CASCADE | RESTRICT]:
     one DuckDB TRUNCATE per table, and with RESTART IDENTITY the sequences of their serial and identity
-    columns set back to their start.  CASCADE is not followed: a table another one references through a
-    DuckDB foreign key cannot be emptied while rows refer to it (DuckDB's error)."""
+    columns set back to their start.  A table that a kept foreign key (foreignkeys.py) references is refused
+    as in PostgreSQL, or with CASCADE its child tables are emptied too.  CASCADE is not followed for DuckDB's
+    own foreign keys: such a parent cannot be emptied while rows refer to it (DuckDB's error)."""
     up = [t.text.upper() if t.kind == "word" else t.text for t in toks]
     found, k = table_list(toks, 2 if len(up) > 1 and up[1] == "TABLE" else 1)
     names = ["".join(t.text for t in toks[a : b + 1]) for a, b in found]
@@ -734,6 +772,7 @@ def _plan_truncate(cur: duckdb.DuckDBPyConnection, toks: list[Token]) -> list[st
     if not names or rest not in ([], ["CASCADE"], ["RESTRICT"]) and rest[:2] not in (["RESTART", "IDENTITY"],
                                                                                        ["CONTINUE", "IDENTITY"]):  # fmt: skip
         return None  # DuckDB says what is wrong with it
+    _truncate_children(cur, names, "CASCADE" in rest, notices)
     stmts = [f"TRUNCATE {name}" for name in names]
     if rest[:2] == ["RESTART", "IDENTITY"]:
         for name in names:
@@ -748,7 +787,28 @@ def _plan_truncate(cur: duckdb.DuckDBPyConnection, toks: list[Token]) -> list[st
     return stmts + [NOOP]
 
 
-def _plan_alter(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token]) -> list[str] | None:
+def _truncate_children(cur: duckdb.DuckDBPyConnection, names: list[str], cascade: bool,
+                       notices: list[PgError]) -> None:
+    """TRUNCATE of a table that a kept foreign key references: 0A000, or with CASCADE the child table is
+    added to ``names`` (and its children, and so on)."""
+    kept = fkeys.read_all(cur)
+    low = {unquote_ident(n.rpartition(".")[2]).lower() for n in names}
+    grew = bool(kept)
+    while grew:
+        grew = False
+        for fk in kept:
+            if fk.ref_table.lower() in low and fk.table.lower() not in low:
+                if not cascade:
+                    raise PgError("0A000", "cannot truncate a table referenced in a foreign key constraint",
+                                  detail=f'Table "{fk.table}" references "{fk.ref_table}".',
+                                  hint=f'Truncate table "{fk.table}" at the same time, or use TRUNCATE ... CASCADE.')
+                names.append(fk.child())
+                low.add(fk.table.lower())
+                notices.append(PgError("00000", f'truncate cascades to table "{fk.table}"', severity="NOTICE"))
+                grew = True
+
+
+def _plan_alter(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token], notices: list[PgError]) -> list[str] | None:
     i = 2
     if_exists = _words(toks, i, "IF", "EXISTS")
     i += 2 if if_exists else 0
@@ -770,31 +830,75 @@ def _plan_alter(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token]) -> 
     t = load_table(cur, schema, name)
     if t is None:
         return [NOOP] if if_exists else None
-    checks: list[str] = []
     new_name = t.name
     before = _jsonb_columns(t)
+    comment = t.comment
     if _words(toks, i, "RENAME"):
         j = i + 1
         if _words(toks, j, "TO"):
             new_name = unquote_ident(toks[j + 1].text)
+            t.others += fkeys.rename_statements(cur, t.database, t.schema, t.name, new_table=new_name)
+            kept = t.kept()
+            if any(fk.ref_table.lower() == t.name.lower() for fk in kept):  # a key that references its own table
+                t.set_kept([replace(fk, ref_table=new_name) if fk.ref_table.lower() == t.name.lower() else fk
+                            for fk in kept])  # fmt: skip
             if not t.indexes:
-                return None  # DuckDB renames it
+                if not t.others and t.comment == comment:
+                    return None  # DuckDB renames it
+                stmts = [sql, *t.others]
+                if t.comment != comment:
+                    stmts.append(fkeys.comment_statement(t.database, t.schema, new_name, t.comment))
+                return [*stmts, NOOP]
             t.rebuild = True
         elif _words(toks, j, "CONSTRAINT"):
-            return None
+            if j + 3 >= len(toks) or not _words(toks, j + 2, "TO"):
+                return None
+            old, new = unquote_ident(toks[j + 1].text).lower(), unquote_ident(toks[j + 3].text)
+            kept = t.kept()
+            if not any(fk.name.lower() == old for fk in kept):
+                return None
+            t.set_kept([replace(fk, name=new) if fk.name.lower() == old else fk for fk in kept])
         else:
             j += 1 if _words(toks, j, "COLUMN") else 0
             if j + 2 >= len(toks) or not _words(toks, j + 1, "TO"):
                 return None
-            _rename_column(t, unquote_ident(toks[j].text), unquote_ident(toks[j + 2].text))
+            old, new = unquote_ident(toks[j].text), unquote_ident(toks[j + 2].text)
+            _rename_column(t, old, new)
+            t.others += fkeys.rename_statements(cur, t.database, t.schema, t.name, column=(old, new))
     else:
         for a, b in _split(sql, toks, i, len(toks)):
-            _apply(cur, t, sql, toks, a, b, checks)
-    stmts = checks + (_rebuild(t, new_name) if t.rebuild else t.native)
+            _apply(cur, t, sql, toks, a, b)
+    _add_kept_keys(cur, t)
+    notices += t.notices
+    if t.comment != comment and not t.rebuild:
+        t.native.append(fkeys.comment_statement(t.database, t.schema, t.name, t.comment))
+    stmts = (_rebuild(t, new_name) if t.rebuild else t.native) + t.others
     after = _jsonb_columns(t)
     if after != before or new_name != t.name:
         _own_jsonb(cur, new_name, after)
     return stmts or [NOOP]
+
+
+def _add_kept_keys(cur: duckdb.DuckDBPyConnection, t: Table) -> None:
+    """The foreign keys this ALTER TABLE adds (``t.new_keys``), checked, then in ``t``'s comment mark."""
+    if not t.new_keys:
+        return
+    kept = t.kept()
+    for name, local, ref, validate in t.new_keys:
+        fk = fkeys.resolve(cur, name, (t.database, t.schema, t.name), local, ref)
+        if any(k.name.lower() == fk.name.lower() for k in kept) or fk.name.lower() in (
+                n.lower() for n in t.constraint_names):  # fmt: skip
+            raise PgError("42710", f'constraint "{fk.name}" for relation "{t.name}" already exists')
+        if validate:
+            fkeys.check(cur, fk, child_side=True)
+        elif not fk.validated:  # ADD ... NOT VALID: the rows there now are not checked, later ones are
+            old = fkeys.orphans(cur, fk, fkeys.MAX_EXEMPT_KEYS + 1)
+            if len(old) > fkeys.MAX_EXEMPT_KEYS:
+                raise PgError("0A000", f"NOT VALID foreign key with more than {fkeys.MAX_EXEMPT_KEYS} orphaned keys "
+                                       "is not supported", hint="Delete or fix the orphaned rows first.")  # fmt: skip
+            fk = replace(fk, exempt=tuple(old))
+        kept.append(fk)
+    t.set_kept(kept)
 
 
 def _jsonb_columns(t: Table) -> set[str]:
@@ -851,42 +955,143 @@ def rewrite_create_index(sql: str) -> str:
     return apply_edits(sql, edits) if edits else sql
 
 
-def strip_deferrable_foreign_keys(sql: str) -> str:
-    """CREATE TABLE: a FOREIGN KEY declared DEFERRABLE is left out (accepted, not enforced: DuckDB checks
-    foreign keys only immediately, see the module docstring); ``NOT DEFERRABLE`` and ``INITIALLY IMMEDIATE``
-    (what DuckDB does anyway) are dropped from the ones that stay."""
+def _create_table_keys(sql: str, toks: list[Token]) -> list[tuple[int, int, int, str | None, list[str], fkeys.References]]:
+    """The foreign keys of CREATE TABLE that pgtls keeps (foreignkeys.py): (item start, item end, start of
+    the clause to remove, constraint name, local columns, the REFERENCES clause) for each."""
+    found = _table_name(toks)
+    if found is None:
+        return []
+    _, open_paren = found
+    close = closing_paren(toks, open_paren)
+    if close is None:
+        return []
+    out = []
+    for a, b in _split(sql, toks, open_paren + 1, close):
+        r = next((x for x in range(a, b) if _words(toks, x, "REFERENCES")), None)
+        if r is None:
+            continue
+        ref = fkeys.parse_references(toks, r, b)
+        if ref is None or not ref.emulated():
+            continue
+        head = toks[a].text.upper() if toks[a].kind == "word" else ""
+        named = _words(toks, a, "CONSTRAINT") and a + 2 < b and _words(toks, a + 2, "FOREIGN")
+        if head == "FOREIGN" or named:
+            k = a + (4 if named else 2)
+            if k >= b or toks[k].text != "(":
+                continue
+            local = _names(sql, toks, k, _group_end(toks, k) + 1)
+            name = unquote_ident(toks[a + 1].text) if named else None
+            out.append((a, b, a, name, local, ref))
+            continue
+        start = r - 2 if r >= a + 2 and _words(toks, r - 2, "CONSTRAINT") else r
+        name = unquote_ident(toks[r - 1].text) if start != r else None
+        out.append((a, b, start, name, [unquote_ident(toks[a].text)], ref))
+    return out
+
+
+def strip_kept_foreign_keys(sql: str) -> str:
+    """CREATE TABLE without the foreign keys pgtls keeps itself (DEFERRABLE ones and those with a
+    referential action: :func:`kept_keys_after_create` records them once the table exists); ``NOT
+    DEFERRABLE`` and ``INITIALLY IMMEDIATE`` (what DuckDB does anyway) are dropped from the ones that stay."""
     toks = tokens(sql)
     found = _table_name(toks)
     if found is None:
         return sql
     _, open_paren = found
     close = _group_end(toks, open_paren)
+    kept = {a: (start, ref.end) for a, _b, start, _n, _l, ref in _create_table_keys(sql, toks)}
     edits: list[tuple[int, int, str]] = []
     items = _split(sql, toks, open_paren + 1, close)
     for n, (a, b) in enumerate(items):
-        deferrable = any(_words(toks, x, "DEFERRABLE") and not _words(toks, x - 1, "NOT") for x in range(a, b))
-        if not deferrable:
+        if a not in kept:
             for x in range(a, b):
                 if _words(toks, x, "NOT", "DEFERRABLE") or _words(toks, x, "INITIALLY", "IMMEDIATE"):
                     edits.append((toks[x].start, toks[x + 1].end, ""))
             continue
-        head = toks[a].text.upper() if toks[a].kind == "word" else ""
-        if head == "FOREIGN" or (head == "CONSTRAINT" and _words(toks, a + 2, "FOREIGN")):
-            # the whole table constraint, with the comma before it (or after it, if it is first)
+        start, end = kept[a]
+        if start == a:  # the whole table constraint, with the comma before it (or after it, if it is first)
             if n > 0:
                 edits.append((toks[items[n - 1][1] - 1].end, toks[b - 1].end, ""))
             else:
                 edits.append((toks[a].start, toks[items[1][0]].start if len(items) > 1 else toks[b - 1].end, ""))
             continue
-        r = next((x for x in range(a, b) if _words(toks, x, "REFERENCES")), None)
-        if r is None:
-            continue
-        start = r
-        if r >= a + 2 and _words(toks, r - 2, "CONSTRAINT"):
-            start = r - 2
-        e = _name_end(toks, r + 1)
-        if e < b and toks[e].text == "(":
-            e = _group_end(toks, e) + 1
-        e = _fk_tail_end(toks, e, b)
-        edits.append((toks[start].start, toks[e - 1].end, ""))
+        edits.append((toks[start].start, toks[end - 1].end, ""))
     return apply_edits(sql, edits) if edits else sql
+
+
+def _create_schema(toks: list[Token], open_paren: int) -> str | None:
+    if open_paren >= 3 and toks[open_paren - 2].text == "." and toks[open_paren - 3].kind in ("word", "ident"):
+        return unquote_ident(toks[open_paren - 3].text)
+    return None
+
+
+def keeps_keys(cur: duckdb.DuckDBPyConnection, sql: str) -> bool:
+    """Before CREATE TABLE ``sql`` runs: whether it declares foreign keys pgtls keeps and creates the table
+    (``IF NOT EXISTS`` of a table that exists changes nothing)."""
+    toks = tokens(sql)
+    if not _create_table_keys(sql, toks):
+        return False
+    found = _table_name(toks)
+    if found is None:
+        return False
+    if any(_words(toks, x, "IF", "NOT", "EXISTS") for x in range(found[1])):
+        return load_table(cur, _create_schema(toks, found[1]), found[0]) is None
+    return True
+
+
+def kept_keys_after_create(cur: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
+    """After CREATE TABLE ``sql`` (as the client sent it) ran: the statements that record its foreign keys
+    that pgtls keeps, checked as PostgreSQL checks them (raises PgError)."""
+    toks = tokens(sql)
+    keys = _create_table_keys(sql, toks)
+    found = _table_name(toks)
+    if not keys or found is None:
+        return []
+    t = load_table(cur, _create_schema(toks, found[1]), found[0])
+    if t is None:
+        return []
+    t.new_keys = [(name, local, ref, False) for _a, _b, _s, name, local, ref in keys]
+    for _n, local, _r, _v in t.new_keys:
+        for c in local:
+            if t.column(c) is None:
+                raise PgError("42703", f'column "{c}" referenced in foreign key constraint does not exist')
+    _add_kept_keys(cur, t)
+    return [fkeys.comment_statement(t.database, t.schema, t.name, t.comment)]
+
+
+def drop_table_plan(cur: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[PgError]]:
+    """DROP TABLE of tables that kept foreign keys of other tables reference: 2BP01 as in PostgreSQL, or with
+    CASCADE the statements that drop those foreign keys (to run first) and PostgreSQL's notices."""
+    toks = tokens(sql)
+    if not (_words(toks, 0, "DROP") and _words(toks, 1, "TABLE")):
+        return [], []
+    kept = fkeys.read_all(cur)
+    if not kept:
+        return [], []
+    i = 4 if _words(toks, 2, "IF", "EXISTS") else 2
+    found, k = table_list(toks, i)
+    cascade = any(_words(toks, x, "CASCADE") for x in range(k, len(toks)))
+    tables = []
+    for a, b in found:
+        parts = [unquote_ident(t.text) for t in toks[a : b + 1] if t.text != "."]
+        t = load_table(cur, parts[-2] if len(parts) > 1 else None, parts[-1])
+        if t is not None:
+            tables.append(t)
+    gone = {(t.database, t.schema.lower(), t.name.lower()) for t in tables}
+    victims: list[fkeys.ForeignKey] = []
+    for t in tables:
+        mine = [fk for fk in fkeys.referencing(kept, t.database, t.schema, t.name)
+                if (fk.database, fk.schema.lower(), fk.table.lower()) not in gone]  # fmt: skip
+        if mine and not cascade:
+            raise dependents_error(f"table {t.name}", mine)
+        victims += mine
+    if not victims:
+        return [], []
+    if len(victims) == 1:
+        notice = PgError("00000", f"drop cascades to constraint {victims[0].name} on table {victims[0].table}",
+                         severity="NOTICE")
+    else:
+        notice = PgError("00000", f"drop cascades to {len(victims)} other objects", severity="NOTICE",
+                         detail="\n".join(f"drop cascades to constraint {fk.name} on table {fk.table}"
+                                          for fk in victims))  # fmt: skip
+    return fkeys.drop_statements(cur, victims), [notice]

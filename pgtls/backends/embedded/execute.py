@@ -30,7 +30,7 @@ from typing import Any
 
 import duckdb
 
-from pgtls.backends.embedded import jsonb
+from pgtls.backends.embedded import foreignkeys, jsonb
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.sqltext import Token, has_word, quote_ident, tokens, unquote_ident
 
@@ -327,6 +327,8 @@ def run(cur: duckdb.DuckDBPyConnection, sql: str, words: list[str], duck_type: s
     first = words[0] if words else ""
     if first == "COMMENT" and "column" in sql.lower():
         sql = jsonb.comment_statement(cur, sql)
+    elif first == "COMMENT" and "table" in sql.lower():
+        sql = foreignkeys.comment_on_table(cur, sql)
     cur.execute(sql)
     desc = cur.description
     if first == "EXPLAIN" and desc:

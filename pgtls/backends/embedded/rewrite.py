@@ -5,7 +5,7 @@ their qualifier, so that the session's temp shims (catalog.py, pgcatalog.py) are
 found first and DuckDB's own pg_catalog objects after them; PostgreSQL-only casts (``::regclass``, ``::oid``, ``::name``) and the
 ``OPERATOR(pg_catalog.~)`` spelling psql uses become DuckDB equivalents;
 ``COLLATE pg_catalog.default`` is dropped; CREATE INDEX loses operator classes and ``USING btree``, and
-CREATE TABLE its DEFERRABLE foreign keys (ddl.py); ``FROM generate_series(...) g`` gets the column alias
+CREATE TABLE the foreign keys pgtls keeps itself (foreignkeys.py); ``FROM generate_series(...) g`` gets the column alias
 PostgreSQL implies (``g(g)``: a scalar function's one column takes the table alias).  Literals, quoted
 identifiers and comments are never touched.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from pgtls.backends.embedded import jsonb
-from pgtls.backends.embedded.ddl import rewrite_create_index, strip_deferrable_foreign_keys
+from pgtls.backends.embedded.ddl import rewrite_create_index, strip_kept_foreign_keys
 from pgtls.backends.embedded.literals import rewrite_literals
 from pgtls.backends.embedded.sqltext import Token, apply_edits, tokens
 
@@ -224,8 +224,8 @@ def rewrite(sql: str) -> str:
         low = sql.lower()
         if "index" in low and ("_ops" in low or "using" in low):
             sql = rewrite_create_index(sql)
-        if "deferrable" in low or "initially" in low:
-            sql = strip_deferrable_foreign_keys(sql)
+        if "references" in low:
+            sql = strip_kept_foreign_keys(sql)
     if "unnest" in sql.lower():
         multi = unnest_edits(sql, tokens(sql))
         if multi:

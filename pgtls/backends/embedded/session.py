@@ -24,6 +24,7 @@ from pgtls.backends.embedded import (
     catalog,
     commands,
     ddl,
+    foreignkeys,
     groupby,
     inline,
     jsonb,
@@ -34,11 +35,18 @@ from pgtls.backends.embedded import (
 )
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.codecs import row_encoder
-from pgtls.backends.embedded.execute import Result, _none, run
+from pgtls.backends.embedded.execute import Result, Row, _none, run
 from pgtls.backends.embedded.gucs import REPORTED, Gucs, tzinfo
 from pgtls.backends.embedded.rewrite import rewrite
 from pgtls.backends.embedded.savepoints import Entry, Journal, is_pure_read
-from pgtls.backends.embedded.sqltext import quote_literal, split_with_offsets, table_list, tokens, words
+from pgtls.backends.embedded.sqltext import (
+    quote_literal,
+    split_with_offsets,
+    table_list,
+    tokens,
+    unquote_ident,
+    words,
+)
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 
@@ -102,6 +110,26 @@ def parse_duration_ms(value: str) -> float:
         return 0.0
 
 
+_KEY_CHECKED = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "WITH"})  # may write a table of a kept foreign key
+
+
+def _materialized(res: Result) -> Result:
+    """``res`` with its rows read (RETURNING): the session's cursor is about to run other statements."""
+    if res.columns is None:
+        return res
+    rows: list[Row] = []
+    while chunk := res.fetch(4096):
+        rows += chunk
+
+    def fetch(n: int) -> list[Row]:
+        out = rows[:n]
+        del rows[:n]
+        return out
+
+    res.fetch = fetch
+    return res
+
+
 def _tag(text: str) -> Result:
     return Result(None, _none, lambda n: text)
 
@@ -126,6 +154,7 @@ class EmbeddedSession:
         self.listener = notify.Listener(backend.hub, info.database, info.pid)
         self.advisory = advisory.AdvisoryLocks(backend.locks, info.database)
         self.lookups = backend.lookups.database(info.database)
+        self.fkeys = foreignkeys.Guard()  # the foreign keys pgtls keeps itself (foreignkeys.py)
         self._writing = False  # may have changed data since it was last idle (lookup.py)
         self._temp_objects = False  # created a TEMP object, which may hide a table from the point-lookup index
         self._cancelled = threading.Event()  # a cancel arrived while a statement ran (for waits outside DuckDB)
@@ -263,6 +292,11 @@ class EmbeddedSession:
         try:
             for k, (offset, stmt) in enumerate(stmts):
                 res = self.execute(stmt, offset)
+                if k == len(stmts) - 1 and self.implicit and self.fkeys.pending:
+                    # PostgreSQL commits before it completes the last statement: a deferred foreign key that
+                    # fails there fails that statement
+                    res = _materialized(res)
+                    self.fkeys.before_commit(self.cur)
                 self.send_result(res, out, describe=True)
                 if self.copy.active:
                     self.copy.pending_sql = stmts[k + 1 :]
@@ -303,6 +337,15 @@ class EmbeddedSession:
     def end_implicit(self, commit: bool) -> None:
         if not self.implicit:
             return
+        if commit:
+            try:
+                self.fkeys.before_commit(self.cur)
+            except (PgError, duckdb.Error) as e:
+                self.implicit = False
+                self.journal.reset()
+                self._transaction_ended(commit=False)
+                self._rollback_quietly()
+                raise e if isinstance(e, PgError) else sqlerrors.translate(e) from None
         self.implicit = False
         self.journal.reset()
         try:
@@ -460,22 +503,55 @@ class EmbeddedSession:
                                                                             "WITH", "VALUES"):  # fmt: skip
                 sql2 = jsonb.operators(self.cur, sql2)
             catalog.refresh(self, sql2)
-            if first in ("CREATE", "ALTER", "TRUNCATE") and (stmts := ddl.plan(self.cur, sql2)) is not None:
+            keys_created = first == "CREATE" and "references" in sql.lower() and ddl.keeps_keys(self.cur, sql)
+            checked = first in _KEY_CHECKED and not is_pure_read(first, sql2) and self.fkeys.involved(self.cur, sql2)
+            if (keys_created or checked) and not self.in_transaction:
+                self.begin_implicit()  # the statement and its foreign key work commit together, or not at all
+            if first == "DROP" and len(w) > 1 and w[1] == "TABLE" and self.fkeys.current(self.cur):
+                self._drop_dependents(first, sql2)
+            notices: list[PgError] = []
+            if first in ("CREATE", "ALTER", "TRUNCATE") and (stmts := ddl.plan(self.cur, sql2, notices)) is not None:
                 if len(stmts) > 1 and not self.in_transaction:
                     self.begin_implicit()  # the plan is one transaction: an error rolls all of it back
                 for pre in stmts[:-1]:
                     self.cur.execute(pre)
                     self._journal(first, pre)
                 sql2, duck_type = stmts[-1], None
+            for n in notices:
+                self.notice(n)
             self._running.set()
             try:
                 res = run(self.cur, sql2, w, duck_type)
             finally:
                 self._running.clear()
+            after: list[str] = []
+            if keys_created:
+                after = ddl.kept_keys_after_create(self.cur, sql)
+                for stmt in after:
+                    self.cur.execute(stmt)
+            if checked:
+                res = _materialized(res)
+                after = self.fkeys.after_statement(self.cur, sql2)
+            if first in ("CREATE", "ALTER", "DROP", "COMMENT", "TRUNCATE"):
+                foreignkeys.bump()
+                self.fkeys.ddl_in_transaction = self.fkeys.ddl_in_transaction or self.in_transaction
             self._journal(first, sql2)
+            for stmt in after:
+                self._journal(first, stmt)
             return res
         except duckdb.Error as e:
             raise sqlerrors.translate(e, sql, offset, self.cur) from None
+
+    def _drop_dependents(self, first: str, sql: str) -> None:
+        """DROP TABLE of a parent of kept foreign keys: 2BP01, or with CASCADE those keys dropped first."""
+        stmts, notices = ddl.drop_table_plan(self.cur, sql)
+        if stmts and not self.in_transaction:
+            self.begin_implicit()
+        for stmt in stmts:
+            self.cur.execute(stmt)
+            self._journal(first, stmt)
+        for n in notices:
+            self.notice(n)
 
     def _journal(self, first: str, sql: str) -> None:
         if self.in_transaction and not is_pure_read(first, sql):
@@ -517,7 +593,12 @@ class EmbeddedSession:
                 self._rollback_quietly()
                 return _tag("ROLLBACK")
             try:
+                self.fkeys.before_commit(self.cur)
                 self.cur.execute("COMMIT")
+            except PgError:
+                self._transaction_ended(commit=False)
+                self._rollback_quietly()
+                raise
             except duckdb.Error as e:
                 self._transaction_ended(commit=False)
                 self._rollback_quietly()
@@ -558,6 +639,7 @@ class EmbeddedSession:
         else:
             self.listener.rollback()
         self.advisory.end_transaction()
+        self.fkeys.end_transaction()
 
     def advisory_call(self, call: advisory.Call) -> Result:
         arity_ok = not call.args if call.function == "pg_advisory_unlock_all" else len(call.args) in (1, 2)
@@ -702,17 +784,20 @@ class EmbeddedSession:
 
     def set_constraints(self, sql: str, offset: int) -> Result:
         """SET CONSTRAINTS {ALL | name, ...} {DEFERRED | IMMEDIATE}: accepted, with PostgreSQL's syntax
-        errors and warning.  Nothing to switch: the foreign keys DuckDB enforces are checked at once, and
-        those declared DEFERRABLE are not enforced (ddl.py)."""
+        errors and warning.  The switch applies to the DEFERRABLE foreign keys pgtls keeps (foreignkeys.py);
+        IMMEDIATE checks what was deferred.  DuckDB's own foreign keys are never deferrable."""
         toks = [t for t in tokens(sql) if t.text != ";"][2:]
         i = 0
+        names: list[str] | None = None
         if toks and toks[0].text.upper() == "ALL":
             i = 1
         else:
+            names = []
             while i < len(toks) and toks[i].kind in ("word", "ident"):
                 if i + 1 < len(toks) and toks[i + 1].text == ".":
                     i += 2
                     continue
+                names.append(unquote_ident(toks[i].text))
                 if i + 1 < len(toks) and toks[i + 1].text == ",":
                     i += 2
                     continue
@@ -726,6 +811,10 @@ class EmbeddedSession:
             raise PgError("42601", f'syntax error at or near "{bad.text}"', position=offset + bad.start + 1)
         if self.tx == "I" and not self.implicit:
             self.notice(PgError("25P01", "SET CONSTRAINTS can only be used in transaction blocks", severity="WARNING"))
+        try:
+            self.fkeys.set_constraints(self.cur, names, mode.text.upper() == "DEFERRED")
+        except duckdb.Error as e:
+            raise sqlerrors.translate(e) from None
         return _tag("SET CONSTRAINTS")
 
     def set_command(self, sql: str) -> Result:
