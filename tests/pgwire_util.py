@@ -311,3 +311,13 @@ def assert_same_as_postgres(data: Path, setup: Sequence[str], queries: Sequence[
         for sql in queries:
             ours, theirs = outcomes(conn, d, sql)
             assert ours == theirs, sql
+
+
+def fresh_database(port: int, name: str) -> str:
+    """A new, empty database ``name`` on the loopback server at ``port`` (trust, user postgres): its DSN."""
+    import psycopg
+
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {name}")
+        c.execute(f"CREATE DATABASE {name}")
+    return f"host=127.0.0.1 port={port} user=postgres dbname={name}"

@@ -13,6 +13,7 @@ import pytest
 
 from tests.pgserver import RealPostgres
 from tests.pgtlsserver import PgtlsServer
+from tests.pgwire_util import fresh_database
 
 pytestmark = pytest.mark.pg
 
@@ -225,16 +226,9 @@ def outcome(conn: psycopg.Connection, sql: str, notices: list[tuple[str, ...]]) 
     return ("ok", (res.command_status or b"").decode(), values, list(notices), status)
 
 
-def _fresh_db(port: int, name: str) -> str:
-    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {name}")
-        c.execute(f"CREATE DATABASE {name}")
-    return f"host=127.0.0.1 port={port} user=postgres dbname={name}"
-
-
 def _run(port: int, name: str, script: list[str]) -> list[tuple[object, ...]]:
     notices: list[tuple[str, ...]] = []
-    with psycopg.connect(_fresh_db(port, name), autocommit=True) as conn:
+    with psycopg.connect(fresh_database(port, name), autocommit=True) as conn:
         conn.add_notice_handler(lambda d: notices.append((d.sqlstate or "", d.message_primary or "",
                                                           d.message_detail or "")))  # fmt: skip
         return [outcome(conn, sql, notices) for sql in script]
@@ -258,7 +252,7 @@ def test_foreign_key_script_matches_postgres(servers, name):
 def test_copy_into_a_child_table_is_checked(servers):
     def run(port: int) -> list[object]:
         out: list[object] = []
-        with psycopg.connect(_fresh_db(port, "fk_copy"), autocommit=True) as conn:
+        with psycopg.connect(fresh_database(port, "fk_copy"), autocommit=True) as conn:
             for sql in SHOP:
                 conn.execute(sql)
             conn.execute("ALTER TABLE ord ADD FOREIGN KEY (cust_id) REFERENCES cust DEFERRABLE INITIALLY DEFERRED")
@@ -285,7 +279,7 @@ def test_copy_into_a_child_table_is_checked(servers):
 def test_on_update_cascade_is_refused(servers):
     """The one referential action pgtls cannot follow: a clear 0A000 instead of a key that silently stays."""
     _, ours = servers
-    with psycopg.connect(_fresh_db(ours.port, "fk_upd"), autocommit=True) as conn:
+    with psycopg.connect(fresh_database(ours.port, "fk_upd"), autocommit=True) as conn:
         conn.execute("CREATE TABLE p (id int PRIMARY KEY)")
         with pytest.raises(psycopg.errors.FeatureNotSupported, match="ON UPDATE CASCADE"):
             conn.execute("CREATE TABLE c (p_id int REFERENCES p ON UPDATE CASCADE)")

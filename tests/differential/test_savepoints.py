@@ -17,6 +17,7 @@ import pytest
 
 from tests.pgserver import PG_BIN, RealPostgres
 from tests.pgtlsserver import PgtlsServer
+from tests.pgwire_util import fresh_database
 
 pytestmark = pytest.mark.pg
 
@@ -179,15 +180,8 @@ def servers(pg_and_pgtls: tuple[RealPostgres, PgtlsServer]) -> tuple[RealPostgre
     return pg_and_pgtls
 
 
-def _fresh_db(port: int, name: str) -> str:
-    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {name}")
-        c.execute(f"CREATE DATABASE {name}")
-    return f"host=127.0.0.1 port={port} user=postgres dbname={name}"
-
-
 def _run(port: int, name: str, script: list[str]) -> list[tuple[object, ...]]:
-    with psycopg.connect(_fresh_db(port, name), autocommit=True) as conn:
+    with psycopg.connect(fresh_database(port, name), autocommit=True) as conn:
         return [outcome(conn, sql) for sql in script]
 
 
@@ -203,7 +197,7 @@ def test_savepoint_script_matches_postgres(servers, name):
 
 def test_psycopg_nested_transaction_blocks(servers):
     def run(port: int) -> list[int]:
-        with psycopg.connect(_fresh_db(port, "nested_py")) as conn:
+        with psycopg.connect(fresh_database(port, "nested_py")) as conn:
             conn.execute("CREATE TABLE t (a int)")
             conn.commit()
             with conn.transaction():
@@ -223,7 +217,7 @@ def test_psycopg_nested_transaction_blocks(servers):
 
 def test_asyncpg_nested_transactions(servers):
     async def run(port: int) -> list[int]:
-        _fresh_db(port, "nested_apg")
+        fresh_database(port, "nested_apg")
         conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="nested_apg", ssl=False)
         try:
             await conn.execute("CREATE TABLE t (a int PRIMARY KEY)")
@@ -259,7 +253,7 @@ def test_psql_on_error_rollback(servers):
     )
 
     def run(port: int) -> tuple[str, list[str]]:
-        dsn = _fresh_db(port, "psql_oer")
+        dsn = fresh_database(port, "psql_oer")
         p = subprocess.run([str(PG_BIN / "psql"), "-X", "-A", "-t", "-d", dsn], input=script, capture_output=True,
                            text=True, timeout=60)  # fmt: skip
         errs = [line.split(":  ", 1)[0] for line in p.stderr.splitlines() if "ERROR" in line]
@@ -289,7 +283,7 @@ def test_unique_violation_names_match_postgres(servers):
     ]
 
     def run(port: int) -> list[tuple[object, ...]]:
-        with psycopg.connect(_fresh_db(port, "uniq"), autocommit=True) as conn:
+        with psycopg.connect(fresh_database(port, "uniq"), autocommit=True) as conn:
             out = []
             for sql in script:
                 res = conn.pgconn.exec_(sql.encode())
@@ -308,7 +302,7 @@ def test_copy_from_before_and_after_a_savepoint(servers):
     """COPY FROM STDIN rows before the savepoint are replayed, rows after it are rolled back."""
 
     def run(port: int) -> list[tuple[int, str]]:
-        with psycopg.connect(_fresh_db(port, "sp_copy")) as conn:
+        with psycopg.connect(fresh_database(port, "sp_copy")) as conn:
             conn.execute("CREATE TABLE c (a int PRIMARY KEY, b text)")
             conn.commit()
             with conn.cursor().copy("COPY c (a, b) FROM STDIN") as cp:
