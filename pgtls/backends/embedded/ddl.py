@@ -46,6 +46,7 @@ from pgtls.backends.embedded.sqltext import (
     tokens,
     top_level_items,
     unquote_ident,
+    words_at,
 )
 from pgtls.errors import PgError
 
@@ -337,11 +338,6 @@ def _names(sql: str, toks: list[Token], a: int, b: int) -> list[str]:
     return [unquote_ident(toks[x].text) for x, y in _split(sql, toks, a + 1, b - 1) if y == x + 1]
 
 
-def _words(toks: list[Token], i: int, *expect: str) -> bool:
-    return all(i + k < len(toks) and toks[i + k].kind == "word" and toks[i + k].text.upper() == w
-               for k, w in enumerate(expect))  # fmt: skip
-
-
 def _duck_type(cur: duckdb.DuckDBPyConnection, typ: str) -> str:
     return str(cur.execute(f"SELECT typeof(CAST(NULL AS {typ}))").fetchone()[0])  # type: ignore[index]
 
@@ -382,23 +378,23 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
     w = toks[a].text.upper() if toks[a].kind == "word" else ""
     if w == "ADD":
         i = a + 1
-        if _words(toks, i, "COLUMN"):
+        if words_at(toks, i, "COLUMN"):
             i += 1
         cname = None
-        if _words(toks, i, "CONSTRAINT"):
+        if words_at(toks, i, "CONSTRAINT"):
             cname = unquote_ident(toks[i + 1].text)
             i += 2
         head = toks[i].text.upper() if i < b and toks[i].kind == "word" else ""
-        if head in ("UNIQUE", "PRIMARY", "CHECK", "FOREIGN") and not _words(toks, a + 1, "COLUMN"):
+        if head in ("UNIQUE", "PRIMARY", "CHECK", "FOREIGN") and not words_at(toks, a + 1, "COLUMN"):
             _add_constraint(cur, t, sql, toks, i, b, cname)
             return
         _add_column(t, sql, toks, i, b)
         return
     if w == "DROP":
         i = a + 1
-        if _words(toks, i, "CONSTRAINT"):
+        if words_at(toks, i, "CONSTRAINT"):
             i += 1
-            if_exists = _words(toks, i, "IF", "EXISTS")
+            if_exists = words_at(toks, i, "IF", "EXISTS")
             i += 2 if if_exists else 0
             name = unquote_ident(toks[i].text)
             idx = next((x for x in t.indexes if x.name.lower() == name.lower()), None)
@@ -429,9 +425,9 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
                 t.foreign_keys[n] = ("", [])
             t.rebuild = True
             return
-        if _words(toks, i, "COLUMN"):
+        if words_at(toks, i, "COLUMN"):
             i += 1
-        if_exists = _words(toks, i, "IF", "EXISTS")
+        if_exists = words_at(toks, i, "IF", "EXISTS")
         i += 2 if if_exists else 0
         name = unquote_ident(toks[i].text)
         col = t.column(name)
@@ -441,11 +437,13 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
                                          severity="NOTICE"))  # fmt: skip
                 return
             raise _no_column(name, t)
-        cascade = _words(toks, b - 1, "CASCADE")
+        cascade = words_at(toks, b - 1, "CASCADE")
         _drop_referenced(cur, t, lambda fk: col.name.lower() in (c.lower() for c in fk.ref_columns), cascade,
                          f"column {col.name} of table {t.name}")
-        if any(col.name.lower() in (c.lower() for c in fk.columns) for fk in t.kept()):
-            t.set_kept([fk for fk in t.kept() if col.name.lower() not in (c.lower() for c in fk.columns)])
+        kept = t.kept()
+        left = [fk for fk in kept if col.name.lower() not in (c.lower() for c in fk.columns)]
+        if len(left) != len(kept):  # a kept foreign key on the column goes with it
+            t.set_kept(left)
         if not has_index and not t.uses(col.name):
             t.native.append(f"ALTER TABLE {q} DROP COLUMN {quote_ident(col.name)}")
         else:
@@ -459,7 +457,7 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
         t.checks = [c if low not in (n.lower() for n in c[1]) else ("", []) for c in t.checks]
         t.foreign_keys = [f if low not in (n.lower() for n in f[1]) else ("", []) for f in t.foreign_keys]
         return
-    if w == "VALIDATE" and _words(toks, a + 1, "CONSTRAINT") and a + 2 < b:
+    if w == "VALIDATE" and words_at(toks, a + 1, "CONSTRAINT") and a + 2 < b:
         name = unquote_ident(toks[a + 2].text)
         kept = t.kept()
         hit = next((fk for fk in kept if fk.name.lower() == name.lower()), None)
@@ -473,7 +471,7 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
         return
     if w == "ALTER":
         i = a + 1
-        if _words(toks, i, "COLUMN"):
+        if words_at(toks, i, "COLUMN"):
             i += 1
         name = unquote_ident(toks[i].text)
         col = t.column(name)
@@ -481,8 +479,8 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
             raise _no_column(name, t)
         i += 1
         qc = quote_ident(col.name)
-        if _words(toks, i, "SET", "DATA", "TYPE") or _words(toks, i, "TYPE"):
-            i += 3 if _words(toks, i, "SET") else 1
+        if words_at(toks, i, "SET", "DATA", "TYPE") or words_at(toks, i, "TYPE"):
+            i += 3 if words_at(toks, i, "SET") else 1
             j = i
             while j < b and not (toks[j].kind == "word" and toks[j].text.upper() in ("USING", "COLLATE")):
                 j += 1
@@ -490,10 +488,10 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
             using = None
             k = j
             while k < b:
-                if _words(toks, k, "COLLATE"):
+                if words_at(toks, k, "COLLATE"):
                     k += 2
                     continue
-                if _words(toks, k, "USING"):
+                if words_at(toks, k, "USING"):
                     using = _text(sql, toks, k + 1, b)
                     break
                 k += 1
@@ -512,15 +510,15 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
                 col.comment = comment
                 t.native.append(f"COMMENT ON COLUMN {q}.{qc} IS {quote_literal(comment) if comment else 'NULL'}")
             return
-        if _words(toks, i, "SET", "DEFAULT"):
+        if words_at(toks, i, "SET", "DEFAULT"):
             col.default = _text(sql, toks, i + 2, b)
             t.native.append(f"ALTER TABLE {q} ALTER COLUMN {qc} SET DEFAULT {col.default}")
             return
-        if _words(toks, i, "DROP", "DEFAULT"):
+        if words_at(toks, i, "DROP", "DEFAULT"):
             col.default = None
             t.native.append(f"ALTER TABLE {q} ALTER COLUMN {qc} DROP DEFAULT")
             return
-        if _words(toks, i, "SET", "NOT", "NULL") or _words(toks, i, "DROP", "NOT", "NULL"):
+        if words_at(toks, i, "SET", "NOT", "NULL") or words_at(toks, i, "DROP", "NOT", "NULL"):
             set_ = toks[i].text.upper() == "SET"
             if set_ == col.not_null:
                 return
@@ -553,7 +551,7 @@ def dependents_error(what: str, victims: list[fkeys.ForeignKey]) -> PgError:
 
 
 def _add_column(t: Table, sql: str, toks: list[Token], i: int, b: int) -> None:
-    if_not_exists = _words(toks, i, "IF", "NOT", "EXISTS")
+    if_not_exists = words_at(toks, i, "IF", "NOT", "EXISTS")
     i += 3 if if_not_exists else 0
     name = unquote_ident(toks[i].text)
     if t.column(name) is not None:
@@ -572,7 +570,7 @@ def _add_column(t: Table, sql: str, toks: list[Token], i: int, b: int) -> None:
         if word == "CONSTRAINT":
             j += 2
             continue
-        if _words(toks, j, "NOT", "NULL"):
+        if words_at(toks, j, "NOT", "NULL"):
             col.not_null, plain = True, False
             j += 2
         elif word == "NULL":
@@ -586,7 +584,7 @@ def _add_column(t: Table, sql: str, toks: list[Token], i: int, b: int) -> None:
                 k += 1
             col.default = _text(sql, toks, j + 1, k)
             j = k
-        elif _words(toks, j, "PRIMARY", "KEY"):
+        elif words_at(toks, j, "PRIMARY", "KEY"):
             if t.primary_key:
                 raise PgError("42P16", f'multiple primary keys for table "{t.name}" are not allowed')
             t.primary_key, plain = [name], False
@@ -604,7 +602,7 @@ def _add_column(t: Table, sql: str, toks: list[Token], i: int, b: int) -> None:
             j = e + 1
         elif word == "REFERENCES":
             t.columns.append(col)  # the check below looks the column up
-            named = toks[j - 1].text if j >= 2 and _words(toks, j - 2, "CONSTRAINT") else None
+            named = toks[j - 1].text if j >= 2 and words_at(toks, j - 2, "CONSTRAINT") else None
             j = _fk_add(sql, toks, j, t, [name], unquote_ident(named) if named else None, False)
             t.columns.pop()
         elif word == "COLLATE":
@@ -650,7 +648,7 @@ def _add_constraint(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: li
         if t.column(c) is None and head != "FOREIGN":
             raise PgError("42703", f'column "{c}" named in key does not exist')
     if head == "FOREIGN":
-        if not _words(toks, e + 1, "REFERENCES"):
+        if not words_at(toks, e + 1, "REFERENCES"):
             raise Unsupported("FOREIGN KEY")
         _fk_add(sql, toks, e + 1, t, cols, cname, True)
         return
@@ -751,7 +749,7 @@ def plan(cur: duckdb.DuckDBPyConnection, sql: str, notices: list[PgError] | None
         return rewrite_create_table(sql) if "serial" in low or "identity" in low else None
     if first == "TRUNCATE":
         return _plan_truncate(cur, toks, notices if notices is not None else [])
-    if first != "ALTER" or not _words(toks, 1, "TABLE") or len(toks) < 3:
+    if first != "ALTER" or not words_at(toks, 1, "TABLE") or len(toks) < 3:
         return None
     try:
         return _plan_alter(cur, sql, toks, notices if notices is not None else [])
@@ -810,9 +808,9 @@ def _truncate_children(cur: duckdb.DuckDBPyConnection, names: list[str], cascade
 
 def _plan_alter(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token], notices: list[PgError]) -> list[str] | None:
     i = 2
-    if_exists = _words(toks, i, "IF", "EXISTS")
+    if_exists = words_at(toks, i, "IF", "EXISTS")
     i += 2 if if_exists else 0
-    if _words(toks, i, "ONLY"):
+    if words_at(toks, i, "ONLY"):
         i += 1
     parts = [toks[i]]
     while i + 2 < len(toks) and toks[i + 1].text == "." and toks[i + 2].kind in ("word", "ident"):
@@ -833,9 +831,9 @@ def _plan_alter(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token], not
     new_name = t.name
     before = _jsonb_columns(t)
     comment = t.comment
-    if _words(toks, i, "RENAME"):
+    if words_at(toks, i, "RENAME"):
         j = i + 1
-        if _words(toks, j, "TO"):
+        if words_at(toks, j, "TO"):
             new_name = unquote_ident(toks[j + 1].text)
             t.others += fkeys.rename_statements(cur, t.database, t.schema, t.name, new_table=new_name)
             kept = t.kept()
@@ -850,8 +848,8 @@ def _plan_alter(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token], not
                     stmts.append(fkeys.comment_statement(t.database, t.schema, new_name, t.comment))
                 return [*stmts, NOOP]
             t.rebuild = True
-        elif _words(toks, j, "CONSTRAINT"):
-            if j + 3 >= len(toks) or not _words(toks, j + 2, "TO"):
+        elif words_at(toks, j, "CONSTRAINT"):
+            if j + 3 >= len(toks) or not words_at(toks, j + 2, "TO"):
                 return None
             old, new = unquote_ident(toks[j + 1].text).lower(), unquote_ident(toks[j + 3].text)
             kept = t.kept()
@@ -859,8 +857,8 @@ def _plan_alter(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token], not
                 return None
             t.set_kept([replace(fk, name=new) if fk.name.lower() == old else fk for fk in kept])
         else:
-            j += 1 if _words(toks, j, "COLUMN") else 0
-            if j + 2 >= len(toks) or not _words(toks, j + 1, "TO"):
+            j += 1 if words_at(toks, j, "COLUMN") else 0
+            if j + 2 >= len(toks) or not words_at(toks, j + 1, "TO"):
                 return None
             old, new = unquote_ident(toks[j].text), unquote_ident(toks[j + 2].text)
             _rename_column(t, old, new)
@@ -925,17 +923,17 @@ def rewrite_create_index(sql: str) -> str:
     ``USING btree|hash``, which DuckDB does not know; its one index type serves the same queries."""
     toks = tokens(sql)
     i = 1
-    if _words(toks, i, "UNIQUE"):
+    if words_at(toks, i, "UNIQUE"):
         i += 1
-    if not _words(toks, i, "INDEX"):
+    if not words_at(toks, i, "INDEX"):
         return sql
-    on = next((k for k in range(i, len(toks)) if _words(toks, k, "ON")), None)
+    on = next((k for k in range(i, len(toks)) if words_at(toks, k, "ON")), None)
     if on is None:
         return sql
     edits: list[tuple[int, int, str]] = []
     k = on + 1
     while k < len(toks) and toks[k].text != "(":
-        if _words(toks, k, "USING") and k + 1 < len(toks) and toks[k + 1].text.lower() in _INDEX_METHODS_DROPPED:
+        if words_at(toks, k, "USING") and k + 1 < len(toks) and toks[k + 1].text.lower() in _INDEX_METHODS_DROPPED:
             edits.append((toks[k].start, toks[k + 1].end, ""))
         k += 1
     if k >= len(toks):
@@ -967,14 +965,14 @@ def _create_table_keys(sql: str, toks: list[Token]) -> list[tuple[int, int, int,
         return []
     out = []
     for a, b in _split(sql, toks, open_paren + 1, close):
-        r = next((x for x in range(a, b) if _words(toks, x, "REFERENCES")), None)
+        r = next((x for x in range(a, b) if words_at(toks, x, "REFERENCES")), None)
         if r is None:
             continue
         ref = fkeys.parse_references(toks, r, b)
         if ref is None or not ref.emulated():
             continue
         head = toks[a].text.upper() if toks[a].kind == "word" else ""
-        named = _words(toks, a, "CONSTRAINT") and a + 2 < b and _words(toks, a + 2, "FOREIGN")
+        named = words_at(toks, a, "CONSTRAINT") and a + 2 < b and words_at(toks, a + 2, "FOREIGN")
         if head == "FOREIGN" or named:
             k = a + (4 if named else 2)
             if k >= b or toks[k].text != "(":
@@ -983,7 +981,7 @@ def _create_table_keys(sql: str, toks: list[Token]) -> list[tuple[int, int, int,
             name = unquote_ident(toks[a + 1].text) if named else None
             out.append((a, b, a, name, local, ref))
             continue
-        start = r - 2 if r >= a + 2 and _words(toks, r - 2, "CONSTRAINT") else r
+        start = r - 2 if r >= a + 2 and words_at(toks, r - 2, "CONSTRAINT") else r
         name = unquote_ident(toks[r - 1].text) if start != r else None
         out.append((a, b, start, name, [unquote_ident(toks[a].text)], ref))
     return out
@@ -1005,7 +1003,7 @@ def strip_kept_foreign_keys(sql: str) -> str:
     for n, (a, b) in enumerate(items):
         if a not in kept:
             for x in range(a, b):
-                if _words(toks, x, "NOT", "DEFERRABLE") or _words(toks, x, "INITIALLY", "IMMEDIATE"):
+                if words_at(toks, x, "NOT", "DEFERRABLE") or words_at(toks, x, "INITIALLY", "IMMEDIATE"):
                     edits.append((toks[x].start, toks[x + 1].end, ""))
             continue
         start, end = kept[a]
@@ -1034,7 +1032,7 @@ def keeps_keys(cur: duckdb.DuckDBPyConnection, sql: str) -> bool:
     found = _table_name(toks)
     if found is None:
         return False
-    if any(_words(toks, x, "IF", "NOT", "EXISTS") for x in range(found[1])):
+    if any(words_at(toks, x, "IF", "NOT", "EXISTS") for x in range(found[1])):
         return load_table(cur, _create_schema(toks, found[1]), found[0]) is None
     return True
 
@@ -1063,14 +1061,14 @@ def drop_table_plan(cur: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str]
     """DROP TABLE of tables that kept foreign keys of other tables reference: 2BP01 as in PostgreSQL, or with
     CASCADE the statements that drop those foreign keys (to run first) and PostgreSQL's notices."""
     toks = tokens(sql)
-    if not (_words(toks, 0, "DROP") and _words(toks, 1, "TABLE")):
+    if not (words_at(toks, 0, "DROP") and words_at(toks, 1, "TABLE")):
         return [], []
     kept = fkeys.read_all(cur)
     if not kept:
         return [], []
-    i = 4 if _words(toks, 2, "IF", "EXISTS") else 2
+    i = 4 if words_at(toks, 2, "IF", "EXISTS") else 2
     found, k = table_list(toks, i)
-    cascade = any(_words(toks, x, "CASCADE") for x in range(k, len(toks)))
+    cascade = any(words_at(toks, x, "CASCADE") for x in range(k, len(toks)))
     tables = []
     for a, b in found:
         parts = [unquote_ident(t.text) for t in toks[a : b + 1] if t.text != "."]

@@ -63,16 +63,20 @@ def _none(_n: int) -> list[Row]:
     return []
 
 
-def one_row(column: T.Column, value: object) -> Result:
-    """A result of one row and one column, as a function call gives (``SELECT f()``)."""
-    rows: list[Row] = [(value,)]
+def drain(rows: list[Row]) -> Callable[[int], list[Row]]:
+    """A Result's ``fetch`` that hands out ``rows`` (which it consumes), ``n`` at a time."""
 
     def fetch(n: int) -> list[Row]:
         out = rows[:n]
         del rows[:n]
         return out
 
-    return Result([column], fetch, lambda n: f"SELECT {n}")
+    return fetch
+
+
+def one_row(column: T.Column, value: object) -> Result:
+    """A result of one row and one column, as a function call gives (``SELECT f()``)."""
+    return Result([column], drain([(value,)]), lambda n: f"SELECT {n}")
 
 
 def command_tag(words: list[str], duck_type: str) -> Callable[[int], str]:
@@ -361,14 +365,8 @@ EXPLAIN_COLUMNS = [T.Column("QUERY PLAN", T.TEXT, -1, "VARCHAR")]
 
 def explain_result(rows: list[Row]) -> Result:
     """DuckDB's (explain_key, explain_value) rows as PostgreSQL's one-column "QUERY PLAN" text lines."""
-    lines = [(line,) for row in rows for line in str(row[-1]).rstrip("\n").split("\n")]
-
-    def fetch(n: int) -> list[Row]:
-        out = lines[:n]
-        del lines[:n]
-        return out
-
-    return Result(list(EXPLAIN_COLUMNS), fetch, lambda n: "EXPLAIN")
+    lines: list[Row] = [(line,) for row in rows for line in str(row[-1]).rstrip("\n").split("\n")]
+    return Result(list(EXPLAIN_COLUMNS), drain(lines), lambda n: "EXPLAIN")
 
 
 def describe_only(cur: duckdb.DuckDBPyConnection, sql: str) -> list[T.Column] | None:

@@ -48,6 +48,7 @@ from pgtls.backends.embedded.sqltext import (
     string_value,
     tokens,
     unquote_ident,
+    words_at,
 )
 from pgtls.errors import PgError
 
@@ -239,11 +240,6 @@ def comment_on_table(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
 # --- REFERENCES clauses ----------------------------------------------------------------------------------
 
 
-def _word(toks: list[Token], i: int, *expect: str) -> bool:
-    return all(i + k < len(toks) and toks[i + k].kind == "word" and toks[i + k].text.upper() == w
-               for k, w in enumerate(expect))  # fmt: skip
-
-
 @dataclass
 class References:
     """A parsed ``REFERENCES parent [(cols)] [MATCH ...] [ON DELETE|UPDATE action] [[NOT] DEFERRABLE]
@@ -266,7 +262,7 @@ class References:
 
 def parse_references(toks: list[Token], i: int, b: int) -> References | None:
     """The REFERENCES clause at toks[i] (up to toks[b]), or None if it is not one this parser knows."""
-    if not _word(toks, i, "REFERENCES"):
+    if not words_at(toks, i, "REFERENCES"):
         return None
     j = i + 1
     parts: list[str] = []
@@ -290,12 +286,12 @@ def parse_references(toks: list[Token], i: int, b: int) -> References | None:
             j += 1
         j += 1
     while j < b:
-        if _word(toks, j, "MATCH"):
+        if words_at(toks, j, "MATCH"):
             j += 2
-        elif _word(toks, j, "ON") and j + 1 < b and toks[j + 1].text.upper() in ("DELETE", "UPDATE"):
+        elif words_at(toks, j, "ON") and j + 1 < b and toks[j + 1].text.upper() in ("DELETE", "UPDATE"):
             which = toks[j + 1].text.upper()
             j += 2
-            action = next((a for a in _ACTIONS if _word(toks, j, *a.split())), None)
+            action = next((a for a in _ACTIONS if words_at(toks, j, *a.split())), None)
             if action is None:
                 return None
             j += len(action.split())
@@ -303,16 +299,16 @@ def parse_references(toks: list[Token], i: int, b: int) -> References | None:
                 ref.on_delete = _ACTIONS[action]
             else:
                 ref.on_update = _ACTIONS[action]
-        elif _word(toks, j, "NOT", "DEFERRABLE"):
+        elif words_at(toks, j, "NOT", "DEFERRABLE"):
             ref.deferrable = False
             j += 2
-        elif _word(toks, j, "DEFERRABLE"):
+        elif words_at(toks, j, "DEFERRABLE"):
             ref.deferrable = True
             j += 1
-        elif _word(toks, j, "INITIALLY", "DEFERRED") or _word(toks, j, "INITIALLY", "IMMEDIATE"):
+        elif words_at(toks, j, "INITIALLY", "DEFERRED") or words_at(toks, j, "INITIALLY", "IMMEDIATE"):
             ref.deferred = toks[j + 1].text.upper() == "DEFERRED"
             j += 2
-        elif _word(toks, j, "NOT", "VALID"):
+        elif words_at(toks, j, "NOT", "VALID"):
             ref.not_valid = True
             j += 2
         else:
@@ -537,14 +533,13 @@ class Guard:
             self.generation = gen
         return self.keys
 
-    def involved(self, cur: duckdb.DuckDBPyConnection, sql: str) -> list[ForeignKey]:
-        """The kept foreign keys whose child or parent table ``sql`` (a statement that writes) names."""
+    def involved(self, cur: duckdb.DuckDBPyConnection, sql: str) -> set[str] | None:
+        """The lower-case names in ``sql`` (a statement that writes) if it names the child or parent table of
+        a kept foreign key, else None."""
         if not self.current(cur):
-            return []
+            return None
         names = statement_names(sql)
-        if not names & self.tables:
-            return []
-        return [fk for fk in self.keys if fk.table.lower() in names or fk.ref_table.lower() in names]
+        return names if names & self.tables else None
 
     def is_deferred(self, fk: ForeignKey) -> bool:
         if not fk.deferrable:
@@ -556,10 +551,10 @@ class Guard:
             return self.deferred_all
         return fk.deferred
 
-    def after_statement(self, cur: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
-        """Referential actions, then the checks that are not deferred, after ``sql`` (which wrote a table
-        of a kept foreign key) ran; returns the statements the actions ran (to journal).  Raises 23503."""
-        names = statement_names(sql)
+    def after_statement(self, cur: duckdb.DuckDBPyConnection, names: set[str]) -> list[str]:
+        """Referential actions, then the checks that are not deferred, after a statement that wrote a table
+        of a kept foreign key ran (``names``: what :meth:`involved` found in it); returns the statements the
+        actions ran (to journal).  Raises 23503."""
         words = {w.upper() for w in names}
         added = set(names) if words & {"INSERT", "UPDATE", "MERGE", "COPY"} else set()
         updated = set(names) if words & {"UPDATE", "MERGE"} else set()

@@ -35,7 +35,7 @@ from pgtls.backends.embedded import (
 )
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.codecs import row_encoder
-from pgtls.backends.embedded.execute import Result, Row, _none, run
+from pgtls.backends.embedded.execute import Result, Row, _none, drain, run
 from pgtls.backends.embedded.gucs import REPORTED, Gucs, tzinfo
 from pgtls.backends.embedded.rewrite import rewrite
 from pgtls.backends.embedded.savepoints import Entry, Journal, is_pure_read
@@ -84,14 +84,7 @@ class Output:
 
 def _text_result(columns: list[str], rows: list[tuple[str | None, ...]], tag: str = "") -> Result:
     cols = [T.Column(c, T.TEXT, -1, "VARCHAR") for c in columns]
-    pending = list(rows)
-
-    def fetch(n: int) -> list[tuple[str | None, ...]]:
-        out = pending[:n]
-        del pending[:n]
-        return out
-
-    return Result(cols, fetch, (lambda n: tag) if tag else (lambda n: f"SELECT {n}"))
+    return Result(cols, drain(list(rows)), (lambda n: tag) if tag else (lambda n: f"SELECT {n}"))
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60000, "h": 3600000, "d": 86400000}
@@ -120,13 +113,7 @@ def _materialized(res: Result) -> Result:
     rows: list[Row] = []
     while chunk := res.fetch(4096):
         rows += chunk
-
-    def fetch(n: int) -> list[Row]:
-        out = rows[:n]
-        del rows[:n]
-        return out
-
-    res.fetch = fetch
+    res.fetch = drain(rows)
     return res
 
 
@@ -504,7 +491,9 @@ class EmbeddedSession:
                 sql2 = jsonb.operators(self.cur, sql2)
             catalog.refresh(self, sql2)
             keys_created = first == "CREATE" and "references" in sql.lower() and ddl.keeps_keys(self.cur, sql)
-            checked = first in _KEY_CHECKED and not is_pure_read(first, sql2) and self.fkeys.involved(self.cur, sql2)
+            # the names in a writing statement that names a table of a kept foreign key
+            checked = self.fkeys.involved(self.cur, sql2) if first in _KEY_CHECKED and not is_pure_read(first, sql2) \
+                else None
             if (keys_created or checked) and not self.in_transaction:
                 self.begin_implicit()  # the statement and its foreign key work commit together, or not at all
             if first == "DROP" and len(w) > 1 and w[1] == "TABLE" and self.fkeys.current(self.cur):
@@ -531,7 +520,7 @@ class EmbeddedSession:
                     self.cur.execute(stmt)
             if checked:
                 res = _materialized(res)
-                after = self.fkeys.after_statement(self.cur, sql2)
+                after = self.fkeys.after_statement(self.cur, checked)
             if first in ("CREATE", "ALTER", "DROP", "COMMENT", "TRUNCATE"):
                 foreignkeys.bump()
                 self.fkeys.ddl_in_transaction = self.fkeys.ddl_in_transaction or self.in_transaction

@@ -281,6 +281,12 @@ def table_list(toks: list[Token], k: int) -> tuple[list[tuple[int, int]], int]:
     return names, k
 
 
+def words_at(toks: list[Token], i: int, *expect: str) -> bool:
+    """Whether the tokens from ``toks[i]`` are the key words ``expect`` (upper case), in order."""
+    return all(i + k < len(toks) and toks[i + k].kind == "word" and toks[i + k].text.upper() == w
+               for k, w in enumerate(expect))  # fmt: skip
+
+
 def closing_paren(toks: list[Token], i: int) -> int | None:
     """Index of the parenthesis closing the one at ``toks[i]`` (None if it is not closed)."""
     depth = 0
