@@ -5,7 +5,9 @@ What it exercises that the driver scenario does not: the dialect's first-connect
 current_schema, standard_conforming_strings, transaction isolation, psycopg's hstore probe), ``has_table``
 and ``get_table_names`` through pg_catalog, ``metadata.create_all`` with SERIAL/IDENTITY keys and foreign keys, INSERT ...
 RETURNING, ORM relationships with lazy and selectin loading, ``session.begin_nested()`` (a SAVEPOINT),
-rollback, and executemany.
+rollback, and executemany.  Reflection of keys, constraints and indexes (``inspect()``'s get_pk_constraint,
+get_unique_constraints, get_indexes, get_foreign_keys, get_check_constraints) gives
+PostgreSQL's answers for a schema with every kind of them (pgconstraints.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from sqlalchemy import ForeignKey, String, create_engine, func, inspect, select,
 from sqlalchemy.exc import IntegrityError  # noqa: E402
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload  # noqa: E402
 
-from tests.pgtlsserver import tls_server  # noqa: E402
+from tests.differential.test_constraint_catalog import (  # noqa: E402
+    MARKED_FKS,
+    PG_FKS,
+    SCHEMA,
+    TABLES,
+    USER_COMMENT,
+    fk_mark,
+)
+from tests.pgtlsserver import PgtlsServer, tls_server  # noqa: E402
 
 
 class Base(DeclarativeBase):
@@ -55,7 +65,7 @@ def run_app(url: str) -> dict[str, object]:
         seen["tables"] = sorted(inspect(engine).get_table_names())
         # Column reflection (Alembic's autogenerate, pandas): names, nullability, autoincrement and the
         # type's kind.  (Defaults and varchar lengths differ: DuckDB keeps no length and prints its own
-        # default expressions; primary-key, index and unique reflection need a pg_index pgtls lacks.)
+        # default expressions.)
         seen["columns"] = {
             t: [(c["name"], c["nullable"], c["autoincrement"], type(c["type"]).__name__.replace("VARCHAR", "TEXT"))
                 for c in inspect(engine).get_columns(t)]
@@ -112,3 +122,42 @@ def test_sqlalchemy_app_sees_the_same_as_on_postgres(certs, client_home, realpg,
     assert ours["authors"] == [("Ada", [("Notes", "12.50"), ("Letters", "3.00")]), ("Grace", [])]
     assert ours["duplicate"] == "23505"
     assert ours == theirs
+
+
+REFLECTIONS = ("get_pk_constraint", "get_unique_constraints", "get_indexes", "get_foreign_keys",
+               "get_check_constraints")
+
+
+def reflect(url: str, ddl: list[str]) -> dict[str, object]:
+    """Run ``ddl``, then what the inspector says of each table."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for sql in ddl:
+                conn.exec_driver_sql(sql)
+        insp = inspect(engine)
+        return {f"{t}.{m}": getattr(insp, m)(t) for t in TABLES for m in REFLECTIONS}
+    finally:
+        engine.dispose()
+
+
+def test_constraint_and_index_reflection_as_on_postgres(realpg):
+    """Composite and single primary keys, unique constraints, plain, unique, expression and multi-column
+    indexes, CHECK constraints, DuckDB's own foreign keys, and foreign keys pgtls keeps in the child table's
+    comment (DEFERRABLE, ON DELETE CASCADE / SET NULL: real ones on PostgreSQL)."""
+    ours = PgtlsServer().init()
+    ours.start()
+    mark = fk_mark(MARKED_FKS, USER_COMMENT).replace("'", "''")
+    comment = USER_COMMENT.replace("'", "''")
+    try:
+        seen = reflect(f"postgresql+psycopg://postgres@127.0.0.1:{ours.port}/postgres",
+                       [*SCHEMA, f"COMMENT ON TABLE r_marked IS '{mark}'"])  # fmt: skip
+    finally:
+        print(f"--- pgtls server log ---\n{ours.full_log()[-4000:]}")
+        ours.cleanup()
+    expected = reflect(f"postgresql+psycopg://postgres@127.0.0.1:{realpg.port}/postgres",
+                       [*SCHEMA, *PG_FKS, f"COMMENT ON TABLE r_marked IS '{comment}'"])  # fmt: skip
+    assert seen["r_parent.get_pk_constraint"]["constrained_columns"] == ["a", "b"]
+    assert [fk["options"] for fk in seen["r_marked.get_foreign_keys"]] == [
+        {"ondelete": "CASCADE", "deferrable": True, "initially": "DEFERRED"}, {"ondelete": "SET NULL"}]
+    assert seen == expected

@@ -10,11 +10,14 @@ DuckDB's own pg_catalog; rewrite.py strips ``pg_catalog.`` from these names) add
 * empty tables for catalogs that have no DuckDB counterpart (policies,
   publications, inheritance, triggers, ...), so psql's ``\\d`` queries bind;
 * macros for the catalog functions psql calls (format_type, pg_get_indexdef,
-  pg_encoding_to_char, quote_ident, ...).
+  pg_encoding_to_char, quote_ident, ...);
+* constraints and indexes (pg_constraint, pg_index, the index rows of pg_class, pg_get_constraintdef,
+  pg_get_indexdef): pgconstraints.py.
 """
 
 from __future__ import annotations
 
+from pgtls.backends.embedded import pgconstraints
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.sqltext import quote_literal as q
 
@@ -86,7 +89,7 @@ SHIM_NAMES = set(EMPTY_CATALOGS) | {"pg_type", "pg_namespace", "pg_range", "pg_c
                                     "pg_get_userbyid", "array_upper", "set_config", "quote_literal", "pg_listening_channels", "pg_get_viewdef", "pg_settings", "pg_table_is_visible", "format_type", "pg_function_is_visible", "pg_get_triggerdef", "pg_get_ruledef", "pg_tablespace_location",
                                     "pg_relation_size", "pg_total_relation_size", "pg_table_size", "pg_indexes_size", "pg_database_size",
                                     "has_database_privilege", "pg_is_in_recovery", "pg_get_partkeydef", "pg_collation_is_visible",
-                                    "pg_get_serial_sequence", "to_regtype", "to_regclass"}  # fmt: skip
+                                    "pg_get_serial_sequence", "to_regtype", "to_regclass"} | pgconstraints.NAMES  # fmt: skip
 
 
 CAT = "pgtls_cat"  # the read-only catalog database attached to every database file (catalog.py)
@@ -118,12 +121,6 @@ def shim_sql() -> list[str]:
         if name != "pg_auth_members":
             sql.append(f"CREATE TABLE {C}.{name} ({cols})")
     sql += type_sql()
-    extra = ", ".join(f"{v} AS {k}" for k, v in PG_CLASS_EXTRA.items())
-    sql.append(
-        f"CREATE VIEW {C}.pg_class AS SELECT * EXCLUDE (relisshared, relhassubclass, reloptions, relacl), "
-        f"{extra} FROM pg_catalog.pg_class WHERE relnamespace NOT IN "
-        f"(SELECT oid FROM duckdb_schemas() WHERE database_name = '{CAT}')"
-    )
     sql.append(
         f"CREATE VIEW {C}.pg_database AS SELECT oid, datname, CAST(10 AS UINTEGER) AS datdba, 6 AS encoding, "
         "'c' AS datlocprovider, false AS datistemplate, true AS datallowconn, -1 AS datconnlimit, 'C' AS datcollate, "
@@ -166,8 +163,6 @@ def shim_sql() -> list[str]:
     macros = [
         "pg_encoding_to_char(e) AS 'UTF8'",
         "pg_get_expr(e, r) AS CAST(e AS VARCHAR), (e, r, p) AS CAST(e AS VARCHAR)",
-        "pg_get_indexdef(i) AS (SELECT sql FROM duckdb_indexes() WHERE index_oid = i), "
-        "(i, c, p) AS (SELECT sql FROM duckdb_indexes() WHERE index_oid = i)",
         "quote_ident(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_$]*') THEN s "
         "ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
         "pg_get_function_result(o) AS (SELECT max(return_type) FROM duckdb_functions() WHERE function_oid = o)",
@@ -234,7 +229,10 @@ def shim_sql() -> list[str]:
         f"AND database_name <> '{CAT}' "
         f"UNION ALL SELECT view_oid FROM duckdb_views() WHERE NOT internal AND NOT temporary AND database_name <> '{CAT}' "
         "UNION ALL SELECT index_oid FROM duckdb_indexes() "
-        "UNION ALL SELECT sequence_oid FROM duckdb_sequences() WHERE NOT temporary)",
+        "UNION ALL SELECT sequence_oid FROM duckdb_sequences() WHERE NOT temporary) "
+        # the index of a PRIMARY KEY / UNIQUE constraint (pgconstraints.py: table oid * 1000 + 501..899)
+        "OR (o % 1000 BETWEEN 501 AND 899 AND o // 1000 IN (SELECT table_oid FROM duckdb_tables() "
+        f"WHERE NOT internal AND NOT temporary AND database_name <> '{CAT}'))",
         "format_type(o, m) AS CASE o WHEN 16 THEN 'boolean' WHEN 20 THEN 'bigint' WHEN 21 THEN 'smallint' "
         "WHEN 23 THEN 'integer' WHEN 25 THEN 'text' WHEN 1043 THEN 'text' WHEN 700 THEN 'real' "
         "WHEN 701 THEN 'double precision' WHEN 1082 THEN 'date' WHEN 1083 THEN 'time without time zone' "
@@ -251,11 +249,16 @@ def shim_sql() -> list[str]:
     # ``::jsonb`` casts name this type wherever the session's search path points (databases.py has one too)
     sql.append(f"CREATE TYPE {C}.jsonb AS JSON")
     mark = q(T.JSONB_MARK)
+    # a column's jsonb mark and a table's foreign-key mark (pgconstraints.py) are pgtls's, not the user's
+    # (only the objects that have a comment, as in PostgreSQL: DuckDB lists every object)
     sql.append(
-        f"CREATE VIEW {C}.pg_description AS SELECT objoid, classoid, objsubid, CASE WHEN starts_with(description, "
-        f"{mark}) THEN nullif(substr(description, {len(T.JSONB_MARK) + 2}), '') ELSE description END AS description "
-        "FROM pg_catalog.pg_description"
+        f"CREATE VIEW {C}.pg_description AS SELECT * FROM (SELECT objoid, classoid, objsubid, CASE WHEN "
+        f"starts_with(description, {mark}) THEN nullif(substr(description, {len(T.JSONB_MARK) + 2}), '') "
+        f"WHEN objsubid = 0 THEN {pgconstraints.strip_fk_mark('description')} ELSE description END AS description "
+        "FROM pg_catalog.pg_description) WHERE description IS NOT NULL"
     )
+    # constraints, indexes and pg_class (whose index rows and relhastriggers come from them)
+    sql += pgconstraints.constraint_sql(", ".join(f"{v} AS {k}" for k, v in PG_CLASS_EXTRA.items()))
     sql.append(
         f"CREATE VIEW {C}.pg_settings AS SELECT display AS name, {C}.current_setting(name) AS setting, "
         "CAST(NULL AS VARCHAR) AS unit, 'Ungrouped' AS category, '' AS short_desc, "

@@ -199,12 +199,48 @@ _SQLALCHEMY_COLLATION = re.compile(
 )
 
 
+# Django's index introspection zips two int2vectors, ``unnest(i.indkey, i.indoption) WITH ORDINALITY koi(key,
+# option, arridx)``, which DuckDB cannot parse; pg_index's indoption is int2vector's text (pgconstraints.py).
+_DJANGO_INDEX_KEYS = re.compile(
+    r"\bunnest\(\s*i\.indkey\s*,\s*i\.indoption\s*\)\s+WITH\s+ORDINALITY\s+koi\(\s*key\s*,\s*option\s*,\s*arridx\s*\)",
+    re.IGNORECASE,
+)
+_INDEX_KEYS = ("(SELECT unnest(i.indkey) AS key, unnest(CAST(string_split(i.indoption, ' ') AS SMALLINT[])) AS option, "
+               "unnest(range(1, len(i.indkey) + 1)) AS arridx) koi")  # fmt: skip
+
+
+def regclass_edit(sql: str, toks: list[Token], i: int, edits: list[tuple[int, int, str]]) -> tuple[int, str] | None:
+    """``x::regclass`` where ``toks[i]`` is the first ``:``: for a column (``conrelid``, ``c.oid``) the
+    relation's name, as PostgreSQL prints a regclass (the catalog's pgtls_regclass: psql's ``\\d`` shows the
+    tables that reference this one so); for a literal oid (``'16394'``) that oid, to compare with oid
+    columns.  (start of the replaced text, the text before the type's end), or None to keep the VARCHAR
+    stand-in."""
+    prev = toks[i - 1] if i > 0 else None
+    if prev is None:
+        return None
+    if prev.kind == "string" and re.fullmatch(r"'[0-9]+'", prev.text):
+        return prev.start, f"CAST({prev.text} AS BIGINT)"
+    if prev.kind not in ("word", "ident") or prev.text.upper() in ("NULL", "TRUE", "FALSE"):
+        return None
+    k = i - 1
+    while k >= 2 and toks[k - 1].text == "." and toks[k - 2].kind in ("word", "ident"):
+        k -= 2
+    if k > 0 and toks[k - 1].text in (".", ":"):
+        return None
+    start = toks[k].start
+    if any(a < prev.end and start < b for a, b, _ in edits):
+        return None
+    return start, f"pgtls_regclass({sql[start : prev.end]})"
+
+
 def rewrite(sql: str) -> str:
     for marker, old, new in KNOWN_QUERY_PATCHES:
         if marker in sql:
             sql = sql.replace(old, new)
     if "pg_catalog.pg_collation.collname" in sql:
         sql = _SQLALCHEMY_COLLATION.sub("THEN NULL", sql)
+    if "i.indoption" in sql:
+        sql = _DJANGO_INDEX_KEYS.sub(_INDEX_KEYS, sql)
     if "#>" in sql:  # before the literals, as ? below
         paths = jsonb.path_edits(sql, tokens(sql))
         if paths:
@@ -310,6 +346,8 @@ def rewrite(sql: str) -> str:
             prev = toks[i - 1] if i > 0 else None
             if name == "bytea" and prev is not None and prev.kind == "string" and prev.text.startswith("'\\x"):
                 edits.append((prev.start, tt.end, f"from_hex('{prev.text[3:-1]}')"))
+            elif name == "regclass" and (reg := regclass_edit(sql, toks, i, edits)) is not None:
+                edits.append((reg[0], tt.end, reg[1]))
             elif name in CAST_TYPES:
                 edits.append((start_type, tt.end, CAST_TYPES[name]))
             elif start_type != tt.start:
