@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from pgtls.backends.base import Registry, SessionInfo
-from pgtls.backends.embedded import catalog, jsonb, lookup
+from pgtls.backends.embedded import catalog, jsonb, jsonb_edit, lookup
 from pgtls.backends.embedded.advisory import LockTable
 from pgtls.backends.embedded.databases import IDLE_CLOSE_SECONDS, DatabaseFiles
 from pgtls.backends.embedded.gucs import GucDefaults, settings_token
@@ -84,6 +84,7 @@ class EmbeddedBackend:
         con.execute(f"ATTACH {quote_literal(str(path))} AS {catalog.CAT} (READ_ONLY)")
         con.execute("SET GLOBAL integer_division = true")
         con.create_function("pgtls_jsonb_contains", jsonb.contains_text, ["VARCHAR", "VARCHAR"], "BOOLEAN")
+        jsonb_edit.register(con)  # jsonb_set, #-, jsonb - k, ...
         try:
             con.execute(f"SET GLOBAL TimeZone = {quote_literal(self.catalog_timezone)}")
         except duckdb.Error:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from pgtls.backends.embedded import advisory, notify, params, sqlerrors
+from pgtls.backends.embedded import advisory, jsonb, notify, params, sqlerrors
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.commands import parse_show
 from pgtls.backends.embedded.cursors import fetch_target
@@ -162,7 +162,7 @@ class Extended:
         self.s.cursors.detach()
         try:
             if w and w[0] in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES"):
-                duck_type = statement_type(rewrite(sql))  # syntax errors belong to Parse
+                duck_type = statement_type(jsonb.with_operators(self.s.cur, rewrite(sql)))  # syntax errors: Parse's
             oids = params.infer_types(self.s.cur, sql, oids)
         except duckdb.Error as e:
             raise sqlerrors.translate(e, sql) from None
@@ -241,7 +241,7 @@ class Extended:
                 if not probe:
                     return None
             if first in ("SELECT", "VALUES", "WITH", "TABLE", "FROM", "INSERT", "UPDATE", "DELETE", "("):
-                return describe_only(self.s.cur, rewrite(probe))
+                return describe_only(self.s.cur, jsonb.with_operators(self.s.cur, rewrite(probe)))
         except duckdb.Error as e:
             raise sqlerrors.translate(e, sql) from None
         return None

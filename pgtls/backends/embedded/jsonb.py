@@ -28,6 +28,7 @@ from typing import Any
 
 import duckdb
 
+from pgtls.backends.embedded import jsonb_edit
 from pgtls.backends.embedded import types as T
 from pgtls.backends.embedded.literals import parse_type
 from pgtls.backends.embedded.sqltext import (
@@ -622,6 +623,21 @@ JSON_FUNCTIONS: dict[str, tuple[str, bool, str | None]] = {
 
 
 def function_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
+    """:func:`_function_edits`, then jsonb_set & co., ``#-`` and ``-`` of a jsonb value (jsonb_edit.py; one
+    edit of the whole text then)."""
+    edits = _function_edits(sql, toks)
+    low = sql.lower()
+    calls = any(name in low for name in jsonb_edit.CALLS)
+    if not calls and "-" not in sql:
+        return edits
+    text = apply_edits(sql, edits) if edits else sql
+    if calls:
+        text = jsonb_edit.call_text(text) or text
+    text = jsonb_edit.operator_text(text, set) or text
+    return [(0, len(sql), text)] if text != sql else edits
+
+
+def _function_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
     """Calls of :data:`JSON_FUNCTIONS` renamed to DuckDB's; a jsonb result wrapped in ``CAST(... AS jsonb)``
     (so that it is sent as jsonb), and an aggregate over no rows made NULL as in PostgreSQL (DuckDB
     gives ``[]``/``{}``, which the aggregate of one row or more never is).  A FILTER or OVER clause stays
@@ -655,7 +671,7 @@ def function_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
             else:
                 break
         rest = sql[t.end : toks[end].end]
-        inner = function_edits(rest, tokens(rest))
+        inner = _function_edits(rest, tokens(rest))
         call = duck.replace("{}", apply_edits(rest, inner) if inner else rest)
         if empty is not None:
             call = f"nullif({call}, '{empty}')"
@@ -671,7 +687,7 @@ def _column_names() -> list[tuple[str, str]]:
     out = [(f"{name}(", "?column?") for name in _EXISTS.values()]  # operators: PostgreSQL's ?column?
     out += [("CAST(pgtls_jsonb_concat(", "?column?"), ("CAST(pgtls_jsonb_path(", "?column?"),
             ("pgtls_jsonb_contains(", "?column?"),
-            ("pgtls_jsonb_path_text(", "?column?")]
+            ("pgtls_jsonb_path_text(", "?column?"), *jsonb_edit.COLUMN_NAMES]
     for pg, (template, is_jsonb, empty) in JSON_FUNCTIONS.items():
         head = template.split("{}")[0] + "("
         if empty is not None:
@@ -771,9 +787,22 @@ def _is_jsonb(toks: list[Token], a: int, b: int, names: set[str]) -> bool:
     return is_name and unquote_ident(toks[b].text).lower() in names
 
 
+def with_operators(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """:func:`operators` applied to ``sql`` (rewritten) where it may change it: ``||``, ``@>`` or ``<@``, or a
+    ``-`` where a jsonb value may be an operand (``#-``, a json word, or a database with jsonb columns).
+    The session runs this on a query; Parse and Describe too, so that they see what will run."""
+    if "||" in sql or "@>" in sql or "<@" in sql or (
+            "-" in sql and ("#-" in sql or "json" in sql.lower() or marked_columns(cur))):  # fmt: skip
+        return operators(cur, sql)
+    return sql
+
+
 def operators(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
-    """``sql`` with its jsonb ``||``, ``@>`` and ``<@`` as PostgreSQL's (:func:`concat_edits`,
-    :func:`containment_edits`)."""
+    """``sql`` with its jsonb ``||``, ``@>``, ``<@``, ``-`` and ``#-`` as PostgreSQL's (:func:`concat_edits`,
+    :func:`containment_edits`, jsonb_edit.operator_text)."""
+    if "-" in sql:  # #- and the minus of a jsonb column (jsonb_edit.py), first: - binds tighter than || and @>
+        text = sql
+        sql = jsonb_edit.operator_text(sql, lambda: _jsonb_names(cur, tokens(text))) or sql
     if "||" in sql:
         edits = concat_edits(cur, sql, tokens(sql))
         if edits:
@@ -818,9 +847,11 @@ def containment_edits(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token
 
 
 def _arrow_at(toks: list[Token], i: int) -> tuple[str, int] | None:
-    """The operator ``->``, ``->>``, ``#>`` or ``#>>`` starting at ``toks[i]`` (lexed a character a token),
-    and the index of the token after it."""
+    """The operator ``->``, ``->>``, ``#>``, ``#>>`` or ``#-`` starting at ``toks[i]`` (lexed a character a
+    token), and the index of the token after it."""
     n = len(toks)
+    if i + 1 < n and toks[i].text == "#" and toks[i + 1].text == "-" and toks[i + 1].start == toks[i].end:
+        return "#-", i + 2
     if i + 1 >= n or toks[i].text not in ("-", "#") or toks[i + 1].text != ">" or toks[i + 1].start != toks[i].end:
         return None
     if i + 2 < n and toks[i + 2].text == ">" and toks[i + 2].start == toks[i + 1].end:
@@ -832,7 +863,7 @@ def path_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
     """``j #> path`` and ``j #>> path`` (which DuckDB's parser lacks) as JSON Pointer lookups, which read an
     element as an array index or a key as PostgreSQL does.  A chain such as ``j -> 'a' #>> '{b,0}'`` is
     folded from the left, as PostgreSQL groups these operators; the path is a text[] literal, an ARRAY[...]
-    or any text[] value."""
+    or any text[] value.  ``#-`` in such a chain is jsonb_edit's call."""
     edits: list[tuple[int, int, str]] = []
     n = len(toks)
     i = 0
@@ -864,6 +895,8 @@ def path_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
             right = sql[toks[after].start : toks[hi].end]
             if name[0] == "-":
                 acc = f"({acc} {name} {right})"
+            elif name == "#-":
+                acc = jsonb_edit.delete_path_sql(acc, right)
             else:
                 pointer = _pointer(toks, after, hi, right)
                 acc = (f"CAST(pgtls_jsonb_path({acc}, {pointer}) AS jsonb)" if name == "#>"

@@ -486,9 +486,8 @@ class EmbeddedSession:
                 sql2 = bytea_input.rewrite(self.cur, sql2)
             if first == "SELECT" and groupby.needs_rewrite(sql2):
                 sql2 = groupby.rewrite(self.cur, sql2)
-            if ("||" in sql2 or "@>" in sql2 or "<@" in sql2) and first in ("SELECT", "INSERT", "UPDATE", "DELETE",
-                                                                            "WITH", "VALUES"):  # fmt: skip
-                sql2 = jsonb.operators(self.cur, sql2)
+            if first in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES"):
+                sql2 = jsonb.with_operators(self.cur, sql2)
             catalog.refresh(self, sql2)
             keys_created = first == "CREATE" and "references" in sql.lower() and ddl.keeps_keys(self.cur, sql)
             # the names in a writing statement that names a table of a kept foreign key

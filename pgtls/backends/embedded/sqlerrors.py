@@ -92,6 +92,15 @@ RULES: tuple[Rule, ...] = (
     _r("OutOfMemoryException", r"", "53200"),
     _r("IOException", r"", "58030"),
     _r("InvalidInputException", r"Values were not provided", "08P01"),
+    # jsonb_edit.py's errors, raised through DuckDB's error() with PostgreSQL's text
+    _r("InvalidInputException", r"^path element at position \d+ is null", "22004"),
+    _r("InvalidInputException", r"^path element at position \d+ is not an integer", "22P02"),
+    _r("InvalidInputException", r"^wrong number of array subscripts", "2202E"),
+    _r("InvalidInputException", r"^JSON value must not be null", "22004", "JSON value must not be null",
+       detail='Exception was raised because null_value_treatment is "raise_exception".',
+       hint="To avoid, either change the null_value_treatment argument or ensure that an SQL NULL is not passed."),
+    _r("InvalidInputException", r"^cannot replace existing key", "22023", "cannot replace existing key",
+       hint="Try using the function jsonb_set to replace key value."),
 )
 
 # DuckDB's internal type names in messages -> PostgreSQL's.
