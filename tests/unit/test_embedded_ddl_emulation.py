@@ -155,3 +155,13 @@ def test_text_rewrites():
     con = duckdb.connect()
     assert con.execute(rewrite("SELECT * FROM unnest(ARRAY[1,2], ARRAY['a']) AS u(n, s)")).fetchall() == [
         (1, "a"), (2, None)]
+
+
+def test_alter_actions_split_outside_brackets(con):
+    """An ARRAY[...] default holds commas that do not separate ALTER TABLE actions (DuckDB takes one action
+    per statement, so the plan must see two here)."""
+    stmts = ddl.plan(con, "ALTER TABLE ct ADD COLUMN x INTEGER[] DEFAULT ARRAY[1, 2], ADD COLUMN y INTEGER DEFAULT 3")
+    assert stmts is not None
+    for sql in stmts:
+        con.execute(sql)
+    assert con.execute("SELECT x, y FROM ct WHERE id = 1").fetchone() == ([1, 2], 3)

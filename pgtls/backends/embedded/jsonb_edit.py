@@ -32,7 +32,7 @@ from typing import Any
 import duckdb
 
 from pgtls.backends.embedded.codecs import _json_string, _jsonb_out
-from pgtls.backends.embedded.sqltext import Token, apply_edits, closing_paren, tokens
+from pgtls.backends.embedded.sqltext import Token, apply_edits, closing_paren, tokens, top_level_items
 
 _ERROR = "\x01"  # an error message follows (no JSON text starts with it)
 
@@ -445,7 +445,7 @@ def call_text(sql: str) -> str | None:
         if close is None:
             break
         fn, counts, defaults, result = spec
-        ranges = _arguments(toks, i + 2, close)
+        ranges = top_level_items(toks, i + 2, close, keep_empty=True)
         named = any(toks[k].text == "=" and toks[k + 1].text == ">" for k in range(i + 2, close - 1))
         if len(ranges) not in counts or named or any(a >= b for a, b in ranges):
             i += 1  # left to DuckDB, which knows no such function
@@ -458,26 +458,6 @@ def call_text(sql: str) -> str | None:
         edits.append((start, toks[close].end, _checked(fn, ", ".join(args), result)))
         i = close + 1
     return apply_edits(sql, edits) if edits else None
-
-
-def _arguments(toks: list[Token], start: int, end: int) -> list[tuple[int, int]]:
-    """Token ranges [a, b) of the comma-separated items of ``toks[start:end]`` outside parentheses and
-    brackets (``ARRAY['a', 'b']``)."""
-    items: list[tuple[int, int]] = []
-    depth = 0
-    a = start
-    for j in range(start, end):
-        t = toks[j].text if toks[j].kind == "op" else ""
-        if t in ("(", "["):
-            depth += 1
-        elif t in (")", "]"):
-            depth -= 1
-        elif t == "," and depth == 0:
-            items.append((a, j))
-            a = j + 1
-    if a < end or items:
-        items.append((a, end))
-    return items
 
 
 def operator_text(sql: str, names: Callable[[], set[str]]) -> str | None:

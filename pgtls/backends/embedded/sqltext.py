@@ -236,23 +236,24 @@ def apply_edits(sql: str, edits: list[tuple[int, int, str]]) -> str:
     return "".join(out)
 
 
-def top_level_items(toks: list[Token], start: int, end: int) -> list[tuple[int, int]]:
-    """Token ranges [a, b) of the comma-separated items of ``toks[start:end]`` outside parentheses
-    (empty items left out)."""
+def top_level_items(toks: list[Token], start: int, end: int, keep_empty: bool = False) -> list[tuple[int, int]]:
+    """Token ranges [a, b) of the comma-separated items of ``toks[start:end]`` outside parentheses and
+    brackets (``ARRAY[1, 2]``); empty items are left out unless ``keep_empty`` (a call's arguments: ``f(a,,b)``
+    then shows an empty range)."""
     items: list[tuple[int, int]] = []
     depth = 0
     a = start
     for j in range(start, end):
         t = toks[j].text
-        if t == "(":
+        if t in ("(", "["):
             depth += 1
-        elif t == ")":
+        elif t in (")", "]"):
             depth -= 1
         elif t == "," and depth == 0:
-            if a < j:
+            if keep_empty or a < j:
                 items.append((a, j))
             a = j + 1
-    if a < end:
+    if a < end or (keep_empty and items):
         items.append((a, end))
     return items
 
