@@ -10,7 +10,8 @@
    ``--copy-runs`` runs (3), each server alike (one run varies by about 5%; every run is in the JSON).
 
 Both servers: the same ECDSA P-256 certificate chain (tests/certset.py), ssl=on, trust over
-hostssl, clients with sslmode=require.  Prints ratios to PostgreSQL and writes
+hostssl, clients with sslmode=require.  PgBouncer (session pooling, client TLS with the same chain,
+PostgreSQL over its Unix socket) is measured too, in front of the same PostgreSQL, when installed.  Prints ratios to PostgreSQL and writes
 bench/results/query_rate.json.
 
     .venv/bin/python bench/query_rate.py [-T 10] [-c 8] [-j 2] [--rows 1000000] [--copy-mb 200] [--copy-runs 3] [--copy-only]
@@ -33,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import ROOT, BenchPgtls  # noqa: E402
+from _servers import ROOT, BenchPgtls, PgBouncer, pgbouncer_binary  # noqa: E402
 
 from tests import certset  # noqa: E402
 from tests.pgserver import PG_BIN, RealPostgres, have_postgres, shared_tmpdir  # noqa: E402
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--copy-mb", type=int, default=200)
     ap.add_argument("--copy-runs", type=int, default=3, help="COPY runs per server; their median is reported")
+    ap.add_argument("--no-pgbouncer", action="store_true", help="do not measure PgBouncer in front of PostgreSQL")
     ap.add_argument("--modes", default="simple", help="pgbench query modes, comma-separated (default simple)")
     ap.add_argument("--warmup", type=int, default=5, help="seconds of pgbench before measuring (default 5)")
     ap.add_argument(
@@ -183,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, float]] = {}
     copy_runs: dict[str, list[float]] = {}
     servers = []
+    bouncer: PgBouncer | None = None
     try:
         pg = RealPostgres().init()
         ours = BenchPgtls().init()
@@ -202,20 +205,31 @@ def main(argv: list[str] | None = None) -> int:
                 f"{time.perf_counter() - t0:.1f}s",
                 flush=True,
             )
-        for kind, s in servers:
+        targets = [("postgres", pg.port)]
+        if pgbouncer_binary() is not None and not args.no_pgbouncer:
+            bouncer = PgBouncer(upstream_sockdir=pg.sockdir, upstream_port=pg.port,
+                                cert=str(cs.path("server-chain.crt")), key=str(cs.path("server.key")))  # fmt: skip
+            bouncer.start()
+            targets.append(("pgbouncer", bouncer.port))
+        else:
+            print("pgbouncer is not installed (make bench installs it): PgBouncer not measured", flush=True)
+        targets.append(("pgtls", ours.port))
+        for kind, port in targets:
             r: dict[str, float] = {}
             if modes and args.warmup > 0:
-                pgbench(s.port, env, script, args, modes[0], args.warmup)
+                pgbench(port, env, script, args, modes[0], args.warmup)
             for mode in modes:
-                r[f"tps_{mode}"] = pgbench(s.port, env, script, args, mode)
-            runs = [copy_rate(s.port, env) for _ in range(max(1, args.copy_runs))]
+                r[f"tps_{mode}"] = pgbench(port, env, script, args, mode)
+            runs = [copy_rate(port, env) for _ in range(max(1, args.copy_runs))]
             r["copy_mb_s"], r["copy_bytes"] = statistics.median(mb for mb, _ in runs), runs[0][1]
             copy_runs[kind] = [round(mb, 1) for mb, _ in runs]
-            if kind == "pgtls" and s.proc is not None:
-                r["rss_mb"] = _rss_mb(s.proc.pid)
+            if kind == "pgtls" and ours.proc is not None:
+                r["rss_mb"] = _rss_mb(ours.proc.pid)
             results[kind] = r
             print(kind, r, "COPY runs (MB/s):", copy_runs[kind], flush=True)
     finally:
+        if bouncer is not None:
+            bouncer.cleanup()
         for _kind, s in servers:
             s.cleanup()
 
@@ -229,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     for kind, r in results.items():
         cells = " ".join(f"{r[f'tps_{m}']:14.1f} {r[f'tps_{m}'] / pg_r[f'tps_{m}']:5.2f}x" for m in modes)
         print(f"{kind:10} {cells} {r['copy_mb_s']:10.1f} {r['copy_mb_s'] / pg_r['copy_mb_s']:5.2f}x")
+    if "pgbouncer" in results and "pgtls" in results:
+        pb, ours_r = results["pgbouncer"], results["pgtls"]
+        print("pgtls vs PgBouncer (in front of the same PostgreSQL): "
+              + ", ".join(f"{k[4:] if k.startswith('tps_') else 'COPY'} {ours_r[k] / pb[k]:.2f}x"
+                          for k in [*(f"tps_{m}" for m in modes), "copy_mb_s"]))  # fmt: skip
     if "rss_mb" in results.get("pgtls", {}):
         print(f"pgtls resident memory after the runs: {results['pgtls']['rss_mb']:.0f} MB")
     RESULTS.mkdir(parents=True, exist_ok=True)
