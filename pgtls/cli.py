@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pgtls import __version__
@@ -40,7 +41,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     user = args.username or getpass.getuser()
     try:
         notes = init_data_dir(
-            data_dir, superuser=user, tls=args.tls, auth=args.auth, hostnames=args.hostname or [], port=args.port
+            data_dir, superuser=user, tls=args.tls, auth=args.auth, hostnames=args.hostname or [], port=args.port,
+            backend=args.backend,
         )
     except InitError as e:
         print(f"pgtls init: error: {e}", file=sys.stderr)
@@ -65,13 +67,18 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from pgtls.server import log
-    from pgtls.server.server import Server, StartupError
-
     data_dir = _data_dir(args)
     overrides = _overrides(args.set or [])
     if args.port is not None:
         overrides["port"] = str(args.port)
+    return serve(data_dir, overrides)
+
+
+def serve(data_dir: Path, overrides: dict[str, str], on_ready: Callable[[], None] | None = None) -> int:
+    """Run the server in the foreground; ``on_ready`` once it (and what stands behind it) accepts connections."""
+    from pgtls.server import log
+    from pgtls.server.server import Server, StartupError
+
     if not (data_dir / "postgresql.conf").exists():
         log.fatal(f'could not access the server configuration file "{data_dir / "postgresql.conf"}": No such file or directory')
         return 1
@@ -80,6 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except StartupError as e:
         log.emit("FATAL", e.message, detail=e.detail, hint=e.hint)
         return 1
+    server.on_ready = on_ready
 
     async def main() -> int:
         return await server.serve_forever()
@@ -148,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", default=None, help="authentication method for local and loopback lines")
     p.add_argument("--hostname", action="append", help="extra host name for the server certificate (with --tls)")
     p.add_argument("-p", "--port", type=int, default=None, help="port to write into postgresql.conf")
+    p.add_argument("--backend", choices=("postgresql", "duckdb"), default="postgresql",
+                   help="what stands behind the door: a managed PostgreSQL cluster (default) or embedded DuckDB")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("serve", help="run the server in the foreground")

@@ -1,7 +1,9 @@
 """`make demo`: a fresh data directory with fresh certificates, then the server in the foreground.
 
-Prints the psql command line that connects with sslmode=verify-full and the
-client certificate made for the initial superuser.
+Behind the door stands the managed PostgreSQL.  Once the server (and the
+cluster) accept connections — not before, as ``pg_ctl start -w`` waits —
+it prints the psql command line that connects with sslmode=verify-full and
+the client certificate made for the initial superuser.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import getpass
 import shlex
 import shutil
 import socket
-import sys
 from pathlib import Path
 
 
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", default="demo-data", help="data directory to (re)create")
     p.add_argument("--port", type=int, default=None, help="TCP port (default: a free one)")
     args = p.parse_args(argv)
-    from pgtls.cli import main as cli_main
+    from pgtls.cli import serve
     from pgtls.server.initdb import init_data_dir
 
     data = Path(args.dir).resolve()
@@ -43,10 +44,13 @@ def main(argv: list[str] | None = None) -> int:
         f"host=localhost port={port} dbname=postgres user={user} sslmode=verify-full "
         f"sslrootcert={client / 'root.crt'} sslcert={client / 'postgresql.crt'} sslkey={client / 'postgresql.key'}"
     )
-    print("\nThe server is starting in the foreground (Ctrl-C stops it). Connect with:\n")
-    print(f"    psql {shlex.quote(conninfo)}\n", flush=True)
-    sys.stdout.flush()
-    return cli_main(["serve", "-D", str(data), "-c", f"unix_socket_directories={sockdir}", "-c", "log_connections=on"])
+    print("\nStarting the server in the foreground (Ctrl-C stops it)...\n", flush=True)
+
+    def ready() -> None:
+        print(f"\nThe server accepts connections. Connect with:\n\n    psql {shlex.quote(conninfo)}\n", flush=True)
+
+    overrides = {"unix_socket_directories": str(sockdir), "log_connections": "on"}
+    return serve(data, overrides, on_ready=ready)
 
 
 if __name__ == "__main__":

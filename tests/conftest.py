@@ -12,8 +12,15 @@ from pathlib import Path
 import pytest
 
 from tests import certset
-from tests.pgserver import RealPostgres, have_postgres, shared_tmpdir
-from tests.pgtlsserver import PgtlsServer
+from tests.pgserver import RealPostgres, have_postgres, managed_pg_bin, shared_tmpdir
+from tests.pgtlsserver import PgtlsServer, drop_templates
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cluster_templates() -> Iterator[None]:
+    """The managed-cluster templates the servers of this session copied (removed at the end)."""
+    yield
+    drop_templates()
 
 
 @pytest.fixture(scope="session")
@@ -49,16 +56,34 @@ def realpg() -> Iterator[RealPostgres]:
 
 @pytest.fixture(scope="module")
 def pg_and_pgtls() -> Iterator[tuple[RealPostgres, PgtlsServer]]:
-    """A PostgreSQL 15 and a pgtls server side by side (no TLS, trust), for a module of differential tests."""
+    """A PostgreSQL 15 and a pgtls server with the embedded DuckDB backend side by side (no TLS, trust), for a
+    module of the embedded backend's differential tests."""
     if not have_postgres():
         pytest.skip("PostgreSQL 15 server binaries are not installed")
     pg = RealPostgres()
     ours = PgtlsServer()
     try:
         pg.init().start()
-        ours.init()
+        ours.init(backend="duckdb")
         ours.start()
         yield pg, ours
+    finally:
+        print(f"--- pgtls server log ---\n{ours.full_log()[-4000:]}")  # shown only on failure
+        ours.cleanup()
+        pg.cleanup()
+
+
+@pytest.fixture(scope="module")
+def relay_and_pg() -> Iterator[tuple[PgtlsServer, RealPostgres]]:
+    """pgtls in front of its managed PostgreSQL, and the same PostgreSQL version run directly (no TLS, trust),
+    for a module of the relay's differential tests: through pgtls and directly must agree exactly."""
+    pg = RealPostgres(bindir=managed_pg_bin())
+    ours = PgtlsServer()
+    try:
+        pg.init().start()
+        ours.init()
+        ours.start()
+        yield ours, pg
     finally:
         print(f"--- pgtls server log ---\n{ours.full_log()[-4000:]}")  # shown only on failure
         ours.cleanup()

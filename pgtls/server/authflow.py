@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from pgtls.auth.decide import AuthFlow, AuthSettings, TlsFacts, check_login
 from pgtls.auth.exchange import Continue, Failure, Success
 from pgtls.config.hba import ConnFacts, match_detail
-from pgtls.errors import PROTOCOL_VIOLATION, PgError
+from pgtls.errors import PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
 from pgtls.protocol import messages as m
 from pgtls.protocol.startup import Closed, Startup
 from pgtls.server import log
@@ -72,7 +72,8 @@ async def authenticate(conn: Connection, startup: Startup) -> AuthOutcome:
     server = conn.server
     snap = conn.snap
     loop = asyncio.get_running_loop()
-    roles = server.roles
+    # The relay asks PostgreSQL's pg_authid per login (nothing cached); the embedded backend has its store.
+    roles = await server.role_lookup(startup.user)
     facts = ConnFacts(
         local=conn.raw.is_unix,
         addr=None if conn.raw.is_unix else conn.host,
@@ -130,6 +131,9 @@ async def authenticate(conn: Connection, startup: Startup) -> AuthOutcome:
     err = check_login(role, startup.user)
     if err is not None:
         raise err
+    limit = getattr(roles, "connlimit", -1)
+    if limit >= 0 and role is not None and not role.superuser and server.registry.count_user(startup.user) >= limit:
+        raise PgError(TOO_MANY_CONNECTIONS, f'too many connections for role "{startup.user}"', severity="FATAL")
     return AuthOutcome(is_superuser=bool(role and role.superuser), sent_ok=True, authn_id=out.authn_id)
 
 

@@ -40,6 +40,7 @@ class RawConn(asyncio.Protocol):
         self._reading_paused = False
         self.peer: tuple[str, int] | None = None
         self.is_unix = False
+        self.resume_hook: Callable[[], None] | None = None  # called when writing may go on (a relay resumes)
 
     # --- asyncio.Protocol ---
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -81,6 +82,12 @@ class RawConn(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._write_paused = False
         self._wake_drain()
+        if self.resume_hook is not None:
+            self.resume_hook()
+
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused
 
     # --- helpers ---
     def _wake(self) -> None:

@@ -39,6 +39,7 @@ from pgtls.server.channel import Channel, RawConn, TlsFailed
 from pgtls.server.registry import Entry
 
 if TYPE_CHECKING:
+    from pgtls.server.authflow import AuthOutcome
     from pgtls.server.server import Server, Snapshot
 
 # Frontend message types a session may send (PostgreSQL's PostgresMain switch).
@@ -85,9 +86,10 @@ class Connection:
                     startup = await self.negotiate()
                     if startup is None:
                         return
-                    await self.begin_session(startup)
+                    ident = await self.begin_session(startup)
             except TimeoutError:
                 return  # PostgreSQL exits silently on authentication timeout
+            await self.open_session(startup, ident)
             await self.session_loop()
         except PgError as e:
             self.send_error(e)
@@ -120,7 +122,10 @@ class Connection:
             if entry.session is not None:
                 session = entry.session
                 try:
-                    await asyncio.get_running_loop().run_in_executor(self.server.db_executor, session.close)
+                    if self.server.is_async:
+                        await session.release(fast=self.server.shutting_down_fast)
+                    else:
+                        await asyncio.get_running_loop().run_in_executor(self.server.db_executor, session.close)
                 except Exception as e:  # noqa: BLE001 - a failing close must not take the server down
                     log.log(f"error closing session: {e}")
             if self.server.log_aspect(self.snap, "disconnections"):
@@ -205,7 +210,8 @@ class Connection:
 
     # --- startup, limits, authentication ---
 
-    async def begin_session(self, startup: Startup) -> None:
+    async def begin_session(self, startup: Startup) -> AuthOutcome:
+        """Limits and authentication (within authentication_timeout)."""
         self.startup = startup
         ch = self.channel
         if startup.needs_negotiation:
@@ -218,7 +224,12 @@ class Connection:
 
         from pgtls.server.authflow import authenticate
 
-        ident = await authenticate(self, startup)
+        return await authenticate(self, startup)
+
+    async def open_session(self, startup: Startup, ident: AuthOutcome) -> None:
+        """After authentication (outside authentication_timeout, as PostgreSQL): the backend's session
+        (which may wait for a pooled upstream session), then ParameterStatus, BackendKeyData, ReadyForQuery."""
+        ch = self.channel
         info = SessionInfo(
             pid=self.server.registry.new_pid(),
             user=startup.user,
@@ -233,12 +244,17 @@ class Connection:
         entry = Entry(info=info, cancel_key=self.server.registry.new_cancel_key())
         self.server.registry.add(entry)
         self.entry = entry
-        loop = asyncio.get_running_loop()
-        entry.session = await loop.run_in_executor(
-            self.server.db_executor, self.server.backend.open_session, info, self.server.registry
-        )
+        if self.server.is_async:
+            entry.session = await self.server.backend.open(info)
+            parameters = entry.session.parameters()
+        else:
+            loop = asyncio.get_running_loop()
+            entry.session = await loop.run_in_executor(
+                self.server.db_executor, self.server.backend.open_session, info, self.server.registry
+            )
+            parameters = entry.session.startup_parameters()
         out: list[bytes] = [] if ident.sent_ok else [m.auth_ok()]
-        for name, value in entry.session.startup_parameters():
+        for name, value in parameters:
             out.append(m.parameter_status(name, value))
         out.append(m.backend_key_data(info.pid, entry.cancel_key))
         out.append(m.ready_for_query("I"))
@@ -283,6 +299,10 @@ class Connection:
         entry = self.entry
         assert entry is not None and entry.session is not None
         session = entry.session
+        if self.server.is_async:
+            entry.state = "active"
+            await session.run(self.channel, self.inbuf, lambda: self.server.shutting_down_fast)
+            return
         loop = asyncio.get_running_loop()
         send = self.channel.threadsafe_sender(loop)
         channel = self.channel

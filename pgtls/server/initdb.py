@@ -1,8 +1,10 @@
 """`pgtls init`: a data directory shaped like PostgreSQL's (initdb).
 
 Writes postgresql.conf (every parameter, commented out at its default, like
-postgresql.conf.sample), pg_hba.conf and pg_ident.conf, creates the embedded
-database ``postgres`` and the initial superuser role.  With ``tls=True`` it also
+postgresql.conf.sample), pg_hba.conf and pg_ident.conf, then what stands
+behind the door: by default the managed PostgreSQL cluster (PostgreSQL's own
+initdb into ``cluster/``, whose superuser is the initial role), or with
+``backend="duckdb"`` the embedded database ``postgres`` and the role store.  With ``tls=True`` it also
 makes a root CA, a server certificate and a client certificate for the
 superuser (see :mod:`pgtls.certs.setup`) and turns ``ssl`` on.
 """
@@ -46,8 +48,28 @@ class InitError(Exception):
     pass
 
 
-def _conf_sample() -> str:
-    from pgtls.config.guc import GUCS
+BACKENDS = ("postgresql", "duckdb")
+
+
+def _init_cluster(data_dir: Path, superuser: str, template: Path | None) -> list[str]:
+    """The managed PostgreSQL cluster: PostgreSQL's initdb, or a copy of ``template`` (a cluster made by
+    an earlier init with the same superuser, stopped).  The client-identity functions are installed in
+    each database when pgtls first relays a session there."""
+    from pgtls.backends.relay import cluster
+    from pgtls.backends.relay.pgbin import PgBinError
+    from pgtls.backends.relay.pgbin import find as find_pgbin
+
+    try:
+        pgbin = find_pgbin(os.environ.get("PGTLS_POSTGRESQL_BIN_DIR", ""))
+        if template is not None:
+            return cluster.copy_cluster(template, data_dir, superuser)
+        return cluster.init_cluster(data_dir, superuser, pgbin)
+    except (cluster.ClusterError, PgBinError) as e:
+        raise InitError(str(e)) from None
+
+
+def _conf_sample(backend: str = "postgresql") -> str:
+    from pgtls.config.guc import EMBEDDED_ONLY, GUCS
 
     lines = [
         "# -----------------------------",
@@ -56,11 +78,20 @@ def _conf_sample() -> str:
         "#",
         "# Same syntax as PostgreSQL: name = value, '#' comments, include/include_if_exists/include_dir.",
         "# Every parameter is listed at its default, commented out.",
-        "",
     ]
+    if backend == "postgresql":
+        lines += [
+            "#",
+            "# These are pgtls's own parameters: connections, TLS, authentication, logging, pooling.",
+            "# PostgreSQL's own parameters for the managed cluster (shared_buffers, work_mem, TimeZone, ...)",
+            "# go in cluster/postgresql.conf; `pgtls reload` passes the reload on to the cluster.",
+        ]
+    lines.append("")
     for name in sorted(GUCS):
         g = GUCS[name]
         if getattr(g, "context", "") == "internal":
+            continue
+        if backend == "postgresql" and name in EMBEDDED_ONLY:
             continue
         default = _format_default(g)
         desc = getattr(g, "short_desc", "") or ""
@@ -108,6 +139,8 @@ def init_data_dir(
     auth: str | None = None,
     hostnames: list[str] | None = None,
     port: int | None = None,
+    backend: str = "postgresql",
+    cluster_template: Path | None = None,
 ) -> list[str]:
     data_dir = Path(data_dir)
     if data_dir.exists() and any(data_dir.iterdir()):
@@ -115,7 +148,7 @@ def init_data_dir(
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(data_dir, 0o700)
     notes = [f'creating data directory "{data_dir}" for superuser "{superuser}"']
-    extra: dict[str, str] = {}
+    extra: dict[str, str] = {"backend": backend}
     if port is not None:
         extra["port"] = str(port)
     if tls:
@@ -127,7 +160,7 @@ def init_data_dir(
             names.append(fqdn)
         extra.update(init_tls(data_dir, role=superuser, hostnames=names))
         notes.append("created a root CA, a server certificate and a client certificate")
-    conf = _conf_sample()
+    conf = _conf_sample(backend)
     if extra:
         conf += "\n# Set by pgtls init\n" + "".join(f"{k} = '{v}'\n" for k, v in extra.items())
     (data_dir / "postgresql.conf").write_text(conf)
@@ -136,16 +169,15 @@ def init_data_dir(
     (data_dir / "PG_VERSION").write_text(PG_VERSION_MARKER)
     for f in ("postgresql.conf", "pg_hba.conf", "pg_ident.conf"):
         os.chmod(data_dir / f, 0o600)
-    try:
+    if backend == "postgresql":
+        notes += _init_cluster(data_dir, superuser, cluster_template)
+    else:
         from pgtls.auth.roles import RoleStore
+        from pgtls.backends.embedded.databases import create_database
 
         RoleStore(data_dir).create(superuser, superuser=True, login=True)
-    except ImportError:
-        pass
-    from pgtls.backends.embedded.databases import create_database
-
-    create_database(data_dir, "postgres")
-    notes.append('created database "postgres"')
+        create_database(data_dir, "postgres")
+        notes.append('created the embedded DuckDB database "postgres"')
     if (auth or "trust") == "trust":
         notes.append(
             'initdb: warning: enabling "trust" authentication for local connections'

@@ -78,3 +78,13 @@ def fatal(message: str, **kw: object) -> None:
 
 def debug(message: str, level: str = "DEBUG1", **kw: object) -> None:
     emit(level, message, **kw)  # type: ignore[arg-type]
+
+
+def passthrough(line: str) -> None:
+    """A line another program already formatted (the managed PostgreSQL's own log), written as is."""
+    with _lock:
+        try:
+            _out.write(line if line.endswith("\n") else line + "\n")
+            _out.flush()
+        except (OSError, ValueError):
+            pass

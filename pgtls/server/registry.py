@@ -67,11 +67,14 @@ class SessionRegistry:
         with self._lock:
             return len(self._entries)
 
-    def find_for_cancel(self, pid: int, key: int) -> Entry | None:
-        """The entry whose pid and key both match (key compared in constant time)."""
+    def count_user(self, user: str) -> int:
+        with self._lock:
+            return sum(1 for e in self._entries.values() if e.info.user == user)
+
+    def find_for_cancel(self, pid: int, key: int) -> tuple[Entry | None, bool]:
+        """(the entry with that pid, whether the key matches it), the key compared in constant time."""
         entry = self.get(pid)
         if entry is None:
-            return None
-        if not hmac.compare_digest(entry.cancel_key.to_bytes(4, "big"), (key & 0xFFFFFFFF).to_bytes(4, "big")):
-            return None
-        return entry
+            return None, False
+        ok = hmac.compare_digest(entry.cancel_key.to_bytes(4, "big"), (key & 0xFFFFFFFF).to_bytes(4, "big"))
+        return entry, ok

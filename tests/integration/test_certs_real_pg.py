@@ -100,10 +100,8 @@ def pg(request: pytest.FixtureRequest, pki: Path) -> Iterator[RealPostgres]:
             r = _psql(server, pki, "postgres", sql="create role alice login; create role bob login")
             assert r.returncode == 0, r.stderr + server.log()
         else:
-            from pgtls.auth.roles import RoleStore
-
             for user in ("alice", "bob"):
-                RoleStore(server.datadir).create(user, login=True)
+                server.create_role(user)
             server.start()
         yield server  # type: ignore[misc]
     finally:
@@ -112,7 +110,13 @@ def pg(request: pytest.FixtureRequest, pki: Path) -> Iterator[RealPostgres]:
 
 @pytest.mark.pg
 def test_verify_full_with_pgtls_server_cert(pg: RealPostgres, pki: Path) -> None:
-    r = _psql(pg, pki, "postgres", sql="select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+    # Behind pgtls, PostgreSQL's own pg_stat_ssl sees the private Unix socket; sslinfo's ssl_is_used()
+    # answers for the client's connection to pgtls (and is PostgreSQL's own sslinfo on the direct side).
+    if isinstance(pg, RealPostgres):
+        sql = "select ssl from pg_stat_ssl where pid = pg_backend_pid()"
+    else:
+        sql = "select ssl_is_used()"
+    r = _psql(pg, pki, "postgres", sql=sql)
     assert r.returncode == 0 and r.stdout.strip() == "t", r.stderr
 
 

@@ -27,7 +27,9 @@ def test_init_writes_postgres_files(tmp_path):
     conf = (d / "postgresql.conf").read_text()
     assert "#ssl = off" in conf and "#ssl_ciphers = 'HIGH:MEDIUM:+3DES:!aNULL'" in conf
     assert "#port = 5432" in conf
-    assert (d.stat().st_mode & 0o777) == 0o700
+    # 0700 like PostgreSQL's; as root, o+x (traverse only) so that the cluster's OS user reaches cluster/
+    assert (d.stat().st_mode & 0o776) == 0o700
+    assert (d / "cluster" / "PG_VERSION").is_file() and ((d / "cluster").stat().st_mode & 0o077) == 0
     roles = pgtls("role", "list", "-D", str(d))
     assert roles.returncode == 0 and "alice" in roles.stdout and "Superuser" in roles.stdout
     # init refuses a non-empty directory, like initdb
@@ -78,8 +80,10 @@ def test_unknown_parameter_refuses_start_naming_file_and_line(pgtls_factory):
             f"line {line}") in s.log()
 
 
+# pgtls's own settings are observed with SHOW, which the embedded backend answers from pgtls's snapshot
+# (through the relay, SHOW is the managed PostgreSQL's own).
 def test_c_overrides_file(pgtls_factory, client_home):
-    s = pgtls_factory().init()
+    s = pgtls_factory().init(backend="duckdb")
     s.conf(authentication_timeout="30s")
     s.start(args=["-c", "authentication_timeout=45s", "-c", "application_name=fromcmdline"])
     with psycopg.connect(s.dsn()) as c:
@@ -87,7 +91,7 @@ def test_c_overrides_file(pgtls_factory, client_home):
 
 
 def test_reload_bad_value_keeps_old_and_postmaster_param_needs_restart(pgtls_factory, client_home):
-    s = pgtls_factory().init()
+    s = pgtls_factory().init(backend="duckdb")
     s.conf(authentication_timeout="30s")
     s.start()
     s.conf(authentication_timeout="notatime")

@@ -23,7 +23,7 @@ from tests.pgtlsserver import PgtlsServer
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PgtlsServer]:
-    s = PgtlsServer().init()
+    s = PgtlsServer().init(backend="duckdb")
     try:
         s.start()
         with psycopg.connect(s.dsn(), autocommit=True) as c:

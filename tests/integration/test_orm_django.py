@@ -35,7 +35,7 @@ def dbs(certs, client_home, realpg) -> Iterator[dict[str, str]]:
 
     home = os.environ.get("HOME")
     os.environ["HOME"] = str(client_home)  # libpq: no ~/.postgresql files
-    server = tls_server(certs)
+    server = tls_server(certs, backend="duckdb")
     try:
         common = {"ENGINE": "django.db.backends.postgresql", "NAME": "postgres", "USER": "postgres",
                   "HOST": "127.0.0.1", "CONN_MAX_AGE": 0}  # fmt: skip

@@ -110,7 +110,7 @@ def run_app(url: str) -> dict[str, object]:
 
 def test_sqlalchemy_app_sees_the_same_as_on_postgres(certs, client_home, realpg, monkeypatch):
     monkeypatch.setenv("HOME", str(client_home))
-    s = tls_server(certs)
+    s = tls_server(certs, backend="duckdb")
     try:
         root = certs.path("root_ca.crt")
         ours = run_app(f"postgresql+psycopg://postgres@127.0.0.1:{s.port}/postgres"
@@ -145,7 +145,7 @@ def test_constraint_and_index_reflection_as_on_postgres(realpg):
     """Composite and single primary keys, unique constraints, plain, unique, expression and multi-column
     indexes, CHECK constraints, DuckDB's own foreign keys, and foreign keys pgtls keeps in the child table's
     comment (DEFERRABLE, ON DELETE CASCADE / SET NULL: real ones on PostgreSQL)."""
-    ours = PgtlsServer().init()
+    ours = PgtlsServer().init(backend="duckdb")
     ours.start()
     mark = fk_mark(MARKED_FKS, USER_COMMENT).replace("'", "''")
     comment = USER_COMMENT.replace("'", "''")

@@ -387,7 +387,7 @@ def test_reader_sees_every_commit_over_tls(certs: Any, client_home: Path) -> Non
 
     if not have_postgres():
         pytest.skip("PostgreSQL 15 client tools are not installed")
-    server = tls_server(certs, log_min_messages="debug1")
+    server = tls_server(certs, log_min_messages="debug1", backend="duckdb")
     try:
         dsn = (f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres sslmode=verify-full "
                f"sslrootcert={certs.path('root_ca.crt')}")  # fmt: skip

@@ -46,11 +46,9 @@ def _tls_files(server, certs) -> None:
 
 @pytest.fixture(scope="module")
 def ours(certs) -> Iterator[PgtlsServer]:
-    from pgtls.auth.roles import RoleStore
-
     s = PgtlsServer().init()
     _tls_files(s, certs)
-    RoleStore(s.datadir).create(USER, password=PASSWORD)
+    s.create_role(USER, password=PASSWORD)
     s.start()
     yield s
     s.cleanup()
@@ -353,7 +351,6 @@ def test_unknown_user_fails_like_wrong_password(ours, realpg):
 @pytest.fixture(scope="module")
 def ed25519_server(certs) -> Iterator[PgtlsServer]:
     """A server certificate signed with Ed25519: no hash for tls-server-end-point (RFC 5929 §4.1)."""
-    from pgtls.auth.roles import RoleStore
     from pgtls.certs import x509build as xb
 
     d = shared_tmpdir("pgtls-ed25519-")
@@ -367,7 +364,7 @@ def ed25519_server(certs) -> Iterator[PgtlsServer]:
     s.copy_in(d / "server.key", "server.key", 0o600)
     s.write("pg_hba.conf", HBA)
     s.conf(ssl="on")
-    RoleStore(s.datadir).create(USER, password=PASSWORD)
+    s.create_role(USER, password=PASSWORD)
     s.start()
     yield s
     s.cleanup()

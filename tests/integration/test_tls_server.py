@@ -310,7 +310,9 @@ def test_bad_ssl_settings_refuse_start(pgtls_factory, certs, conf, needle):
 
 
 def test_show_every_ssl_setting(pgtls_factory, certs, client_home):
-    s = tls_server(pgtls_factory, certs, ssl_ca_file="root+client_ca.crt", start=False)
+    # SHOW through the relay answers the managed PostgreSQL's own settings (its ssl is off: it serves only a
+    # private socket); the door's ssl_* values are what the embedded backend shows.
+    s = tls_server(pgtls_factory, certs, ssl_ca_file="root+client_ca.crt", start=False, backend="duckdb")
     s.copy_in(certs.path("root+client_ca.crt"), mode=0o644)
     s.start()
     expected = {

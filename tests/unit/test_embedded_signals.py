@@ -25,7 +25,7 @@ def test_match_cancel(sql, expected):
 def test_cancel_running_query_from_another_session(pgtls_factory):
     import psycopg
 
-    s = pgtls_factory().init()
+    s = pgtls_factory().init(backend="duckdb")
     s.start()
     victim = psycopg.connect(s.dsn(), autocommit=True)
     killer = psycopg.connect(s.dsn(), autocommit=True)
@@ -60,7 +60,7 @@ def test_non_superuser_may_not_cancel_others(pgtls_factory):
 
     from pgtls.auth.roles import RoleStore
 
-    s = pgtls_factory().init()
+    s = pgtls_factory().init(backend="duckdb")
     RoleStore(s.datadir).create("plain", login=True)
     s.start()
     with psycopg.connect(s.dsn()) as su, psycopg.connect(s.dsn(user="plain")) as plain:

@@ -1,0 +1,1 @@
+"""The relay backend: PostgreSQL behind the door (the managed cluster, pooled upstream sessions)."""

@@ -1,0 +1,259 @@
+"""The relay backend: PostgreSQL itself behind the door, reached over a private socket and pooled.
+
+It owns the managed cluster (start, supervision, reload, stop), the pools of
+upstream sessions, and pgtls's privileged connections (one per database, as
+the cluster's bootstrap superuser): role lookups for authentication, and the
+client-identity rows of :mod:`pgtls.backends.relay.identity`.
+
+The server layer drives it through :class:`pgtls.backends.base.AsyncBackend`:
+``role_lookup`` before authentication, ``open`` after it, then the session's
+``run`` relays until the client or the server ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from pgtls.backends.base import SessionInfo
+from pgtls.backends.relay import identity
+from pgtls.backends.relay.cluster import ManagedCluster, admin_user
+from pgtls.backends.relay.pgbin import find as find_pgbin
+from pgtls.backends.relay.pool import Key, Pool, PoolSettings
+from pgtls.backends.relay.roles import ROLE_QUERY, RoleView, role_view
+from pgtls.backends.relay.session import RelaySession
+from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone, connect_unix, send_cancel
+from pgtls.errors import FEATURE_NOT_SUPPORTED, PgError
+from pgtls.server import log
+
+CANNOT_CONNECT_NOW = "57P03"
+ADMIN_DATABASE = "postgres"  # where role lookups run (never template1: CREATE DATABASE needs it unused)
+MAINTENANCE_INTERVAL = 1.0
+# Startup parameters the door handled itself.
+_NOT_PASSED = frozenset({"user", "database", "replication"})
+
+
+def starting_up() -> PgError:
+    return PgError(CANNOT_CONNECT_NOW, "the database system is starting up", severity="FATAL")
+
+
+class RelayBackend:
+    is_async = True
+
+    def __init__(self, data_dir: Path, server: Any) -> None:
+        self.data_dir = data_dir
+        self.server = server
+        settings = server.snapshot.settings
+        self.pgbin = find_pgbin(str(settings["postgresql_bin_dir"]))
+        self.cluster = ManagedCluster(data_dir, self.pgbin)
+        self.cluster.on_restart = self._cluster_restarted
+        self.admin_name = admin_user(data_dir)
+        self.pools: dict[Key, Pool] = {}
+        self._admins: dict[str, UpstreamConn] = {}
+        self._admin_opening: dict[str, asyncio.Future[UpstreamConn]] = {}
+        self._identity_ready: set[str] = set()
+        self._identity_lock = asyncio.Lock()
+        self._maintenance: asyncio.Task[None] | None = None
+        # Bumped by statements after which no session opened before may serve a new client (CREATE/DROP/ALTER
+        # DATABASE, ALTER ROLE): idle ones are closed at once, those in use or being reset when released.
+        self.generation = 0
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def socket_path(self) -> Path:
+        return self.cluster.socket_path
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.cluster.start()
+        self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
+
+    def reload(self) -> None:
+        self.cluster.reload()
+
+    async def stop(self, mode: str) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+        for pool in self.pools.values():
+            pool.close()
+        for conn in self._admins.values():
+            conn.close()
+        self._admins.clear()
+        await self.cluster.stop(mode)
+
+    def close(self) -> None:  # the synchronous Backend interface; stop() does the work
+        pass
+
+    def _cluster_restarted(self) -> None:
+        for pool in self.pools.values():
+            pool.close_idle()
+        for conn in self._admins.values():
+            conn.abort()
+        self._admins.clear()
+        self._identity_ready.clear()
+
+    def close_idle_sessions(self) -> None:
+        """Before CREATE/DROP/ALTER DATABASE or ALTER ROLE: pooled sessions must not hold any database, and
+        none opened before may start a new client's session with stale role or database settings."""
+        self.generation += 1
+        self._identity_ready.clear()  # a database may be dropped and made again under its name
+        n = sum(pool.close_idle() for pool in self.pools.values())
+        for db, conn in list(self._admins.items()):
+            if db != ADMIN_DATABASE and conn.usable:
+                conn.close()
+                del self._admins[db]
+        if n:
+            log.debug(f"closed {n} idle pooled sessions before a database command")
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_INTERVAL)
+            for key, pool in list(self.pools.items()):
+                try:
+                    await pool.maintain()
+                except Exception as e:  # noqa: BLE001 - maintenance must go on
+                    log.log(f"pool maintenance failed: {e}")
+                if pool.size == 0 and not pool.waiters and self.pools.get(key) is pool:
+                    del self.pools[key]
+
+    # --- settings -----------------------------------------------------------------------------
+    def pool_settings(self) -> PoolSettings:
+        s = self.server.snapshot.settings
+        return PoolSettings(
+            pool_size=int(s["default_pool_size"]), min_pool_size=int(s["min_pool_size"]),
+            idle_timeout=float(s["server_idle_timeout"]), lifetime=float(s["server_lifetime"]),
+            wait_timeout=float(s["query_wait_timeout"]), reset_query=str(s["server_reset_query"]),
+        )
+
+    # --- upstream connections -----------------------------------------------------------------
+    async def _connect(self, user: str, database: str, extra: dict[str, str] | None = None) -> UpstreamConn:
+        if not self.cluster.ready:
+            raise starting_up()
+        params = {"user": user, "database": database, **(extra or {})}
+        generation = self.generation
+        try:
+            conn = await connect_unix(self.socket_path, params)
+        except (FileNotFoundError, ConnectionRefusedError, UpstreamGone, ConnectionResetError):
+            raise starting_up() from None
+        conn.generation = generation
+        return conn
+
+    async def admin(self, database: str) -> UpstreamConn:
+        conn = self._admins.get(database)
+        if conn is not None and not conn.closed:
+            return conn
+        opening = self._admin_opening.get(database)
+        if opening is not None:
+            return await asyncio.shield(opening)
+        fut: asyncio.Future[UpstreamConn] = asyncio.get_running_loop().create_future()
+        self._admin_opening[database] = fut
+        try:
+            conn = await self._connect(self.admin_name, database, {"application_name": "pgtls"})
+            self._admins[database] = conn
+            fut.set_result(conn)
+            return conn
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()
+            raise
+        finally:
+            del self._admin_opening[database]
+
+    async def role_lookup(self, user: str) -> RoleView:
+        """The role and its memberships, fresh from pg_authid (for one login)."""
+        conn = await self.admin(ADMIN_DATABASE)
+        try:
+            res = await conn.execute(ROLE_QUERY, [user])
+        except QueryError as e:
+            raise e.fields.to_error("FATAL") from None
+        except UpstreamGone:
+            raise starting_up() from None
+        return role_view(user, res.rows)
+
+    # --- sessions -----------------------------------------------------------------------------
+    def _pool(self, key: Key) -> Pool:
+        pool = self.pools.get(key)
+        if pool is None:
+            pool = self.pools[key] = Pool(
+                key, lambda startup: self._connect(key[0], key[1], dict(startup)), self.pool_settings)
+            pool.make_room = self._make_room
+        return pool
+
+    def _make_room(self, asking: Pool) -> int:
+        """The cluster is out of connections: close every idle session of the other pools."""
+        return sum(pool.close_idle() for pool in self.pools.values() if pool is not asking)
+
+    async def open(self, info: SessionInfo) -> RelaySession:
+        """An upstream session for an authenticated client, opened with its startup parameters."""
+        startup = self._startup_parameters(info)
+        pool = self._pool((info.user, info.database))
+        conn = await pool.acquire(startup)
+        try:
+            await self._identity(conn, info)
+        except BaseException:
+            pool.release(conn, conn.usable and not conn.closed)
+            raise
+        return RelaySession(self, pool, conn, info.database)
+
+    @staticmethod
+    def _startup_parameters(info: SessionInfo) -> tuple[tuple[str, str], ...]:
+        """What the client's startup packet said besides user and database, to open its upstream session
+        with (PostgreSQL then applies options, settings and their reset values as for a direct client)."""
+        opts = info.options
+        if opts.get("replication", "").lower() not in ("", "false", "off", "no", "0"):
+            raise PgError(FEATURE_NOT_SUPPORTED, "replication connections are not supported through pgtls",
+                          severity="FATAL")
+        return tuple(sorted((k, v) for k, v in opts.items() if k not in _NOT_PASSED and not k.startswith("_pq_.")))
+
+    async def _identity(self, conn: UpstreamConn, info: SessionInfo) -> None:
+        db = info.database
+        admin = await self.admin(db)
+        if db not in self._identity_ready:
+            async with self._identity_lock:
+                if db not in self._identity_ready:
+                    await self._install_identity(admin, db)
+        if db not in self._identity_ready:
+            # Never hand over a session whose identity row could be an earlier client's.
+            raise PgError(CANNOT_CONNECT_NOW, "could not record the client's TLS identity for this session",
+                          severity="FATAL", detail=f'See the server log for database "{db}".')
+        params = identity.upsert_params(conn.pid, info)
+        try:
+            await admin.execute(identity.UPSERT, params)
+        except QueryError as e:
+            if e.fields.sqlstate not in ("42P01", "42883", "3F000"):  # gone: dropped by a superuser
+                raise e.fields.to_error("FATAL") from None
+            self._identity_ready.discard(db)
+            async with self._identity_lock:
+                await self._install_identity(admin, db)
+            with contextlib.suppress(QueryError):
+                await admin.execute(identity.UPSERT, params)
+
+    async def _install_identity(self, admin: UpstreamConn, db: str) -> None:
+        try:
+            res = await admin.execute(identity.SCHEMA_CHECK)
+            if not res.rows or res.rows[0][0] != "t":
+                await admin.execute(identity.INSTALL)
+            await admin.execute(identity.PRUNE)
+            self._identity_ready.add(db)
+        except QueryError as e:
+            log.log(f'could not install the client identity functions in database "{db}": {e.fields.message}')
+
+    def forget_identity(self, conn: UpstreamConn, database: str) -> None:
+        admin = self._admins.get(database)
+        if admin is None or admin.closed or database not in self._identity_ready:
+            return
+        fut = admin.execute(identity.DELETE, [str(conn.pid)])
+        task = asyncio.ensure_future(fut)
+        self._background.add(task)
+        task.add_done_callback(self._done_background)
+
+    def _done_background(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    async def cancel_upstream(self, conn: UpstreamConn) -> None:
+        await send_cancel(self.socket_path, conn.pid, conn.key)
+

@@ -1,0 +1,214 @@
+"""Session pooling: upstream sessions kept per (role, database) and reused by the next client.
+
+The knobs have PgBouncer's names and meanings (``default_pool_size``,
+``min_pool_size``, ``server_idle_timeout``, ``server_lifetime``,
+``query_wait_timeout``, ``server_reset_query``), read from the current
+settings snapshot at each use, so a reload changes them for the next checkout.
+
+A pool never holds more than ``pool_size`` sessions (in use, idle or being
+opened).  A client that finds it full waits, first come first served, up to
+``query_wait_timeout``, then gets PostgreSQL's 53300.  Idle sessions are used
+last-in first-out (the warmest first); a maintenance pass closes those idle
+longer than ``server_idle_timeout`` or older than ``server_lifetime`` and opens
+sessions up to ``min_pool_size``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pgtls.backends.relay.upstream import UpstreamConn
+from pgtls.errors import TOO_MANY_CONNECTIONS, PgError
+
+Key = tuple[str, str]  # (role, database)
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    pool_size: int = 20
+    min_pool_size: int = 0
+    idle_timeout: float = 600.0  # 0: never
+    lifetime: float = 3600.0  # 0: never
+    wait_timeout: float = 120.0  # 0: forever
+    reset_query: str = "DISCARD ALL"
+
+
+def too_many_clients() -> PgError:
+    return PgError(TOO_MANY_CONNECTIONS, "sorry, too many clients already", severity="FATAL")
+
+
+Startup = tuple[tuple[str, str], ...]  # the startup parameters an upstream session was opened with
+
+
+class Pool:
+    """The sessions of one (role, database).
+
+    Each session is opened with its first client's startup parameters (``application_name``,
+    ``options``, ``DateStyle``, ...) in its startup packet, exactly as that client would open it, so
+    RESET and DISCARD ALL return to them, settings allowed only at connection start work, and
+    ``pg_settings.source`` says ``client``.  A session is reused only by a client with the same
+    parameters; the pool's size counts all of them, and an idle session with other parameters is
+    closed to make room when the pool is full.
+    """
+
+    def __init__(self, key: Key, connect: Callable[[Startup], Awaitable[UpstreamConn]],
+                 settings: Callable[[], PoolSettings]) -> None:
+        self.key = key
+        self._connect = connect
+        self._settings = settings
+        self.idle: list[UpstreamConn] = []
+        self.size = 0  # sessions this pool owns: idle, in use, or being opened
+        self.waiters: collections.deque[tuple[asyncio.Future[UpstreamConn | None], Startup]] = collections.deque()
+        self.last_startup: Startup = ()
+        self.make_room: Callable[[Pool], int] = lambda pool: 0  # close idle sessions of other pools
+
+    @property
+    def in_use(self) -> int:
+        return self.size - len(self.idle)
+
+    def _fresh(self, conn: UpstreamConn, now: float) -> bool:
+        s = self._settings()
+        if not conn.usable:
+            return False
+        if s.lifetime and now - conn.created > s.lifetime:
+            return False
+        return True
+
+    def _take_idle(self, startup: Startup, now: float) -> UpstreamConn | None:
+        for i in range(len(self.idle) - 1, -1, -1):  # the warmest first
+            conn = self.idle[i]
+            if conn.startup_params != startup:
+                continue
+            del self.idle[i]
+            if self._fresh(conn, now):
+                return conn
+            self._discard(conn)
+        return None
+
+    async def acquire(self, startup: Startup = ()) -> UpstreamConn:
+        loop = asyncio.get_running_loop()
+        self.last_startup = startup
+        granted = False  # woken because a slot was freed: open a session ahead of later waiters
+        while True:
+            now = loop.time()
+            conn = self._take_idle(startup, now)
+            if conn is not None:
+                return conn
+            s = self._settings()
+            if self.size >= s.pool_size and self.idle and (granted or not self.waiters):
+                self._discard(self.idle.pop(0))  # the coldest session with other parameters makes room
+            if self.size < s.pool_size and (granted or not self.waiters):
+                return await self._open(startup)
+            fut: asyncio.Future[UpstreamConn | None] = loop.create_future()
+            entry = (fut, startup)
+            self.waiters.append(entry)
+            try:
+                async with asyncio.timeout(s.wait_timeout or None):
+                    conn = await fut
+            except TimeoutError:
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    got = fut.result()
+                    if got is not None:
+                        return got
+                    self._wake_one(None)  # pass the freed slot on
+                raise too_many_clients() from None
+            finally:
+                with contextlib.suppress(ValueError):
+                    self.waiters.remove(entry)
+            if conn is not None:
+                return conn
+            granted = True
+
+    async def _open(self, startup: Startup) -> UpstreamConn:
+        self.size += 1
+        try:
+            try:
+                conn = await self._connect(startup)
+            except PgError as e:
+                # PostgreSQL counts idle pooled sessions against max_connections and a role's CONNECTION LIMIT:
+                # close idle ones (this pool's, else others') and try once more.
+                if e.sqlstate != TOO_MANY_CONNECTIONS or not (self.close_idle() or self.make_room(self)):
+                    raise
+                conn = await self._connect(startup)
+        except BaseException:
+            self.size -= 1
+            self._wake_one(None)
+            raise
+        conn.startup_params = startup
+        return conn
+
+    def release(self, conn: UpstreamConn, reusable: bool) -> None:
+        """Give a session back; ``reusable`` only when it was reset and is idle."""
+        loop = asyncio.get_running_loop()
+        if not reusable or not self._fresh(conn, loop.time()):
+            self._discard(conn)
+            self._wake_one(None)
+            return
+        conn.last_used = loop.time()
+        if self._wake_one(conn):
+            return
+        if self.waiters:  # clients with other parameters wait: the slot is theirs
+            self._discard(conn)
+            self._wake_one(None)
+            return
+        self.idle.append(conn)
+
+    def _wake_one(self, conn: UpstreamConn | None) -> bool:
+        """Hand ``conn`` to the first waiter with its parameters (None: a freed slot, to the first one)."""
+        for entry in list(self.waiters):
+            fut, startup = entry
+            if fut.done():
+                self.waiters.remove(entry)
+                continue
+            if conn is None or conn.startup_params == startup:
+                self.waiters.remove(entry)
+                fut.set_result(conn)
+                return True
+        return False
+
+    def _discard(self, conn: UpstreamConn) -> None:
+        self.size -= 1
+        conn.close()
+
+    def close_idle(self) -> int:
+        n = len(self.idle)
+        for conn in self.idle:
+            self.size -= 1
+            conn.close()
+        self.idle.clear()
+        for _ in range(n):
+            if not self._wake_one(None):
+                break
+        return n
+
+    async def maintain(self) -> None:
+        """Close idle sessions past their time; open up to min_pool_size (with the latest parameters)."""
+        s = self._settings()
+        now = asyncio.get_running_loop().time()
+        keep: list[UpstreamConn] = []
+        for conn in self.idle:
+            idle_too_long = s.idle_timeout and now - conn.last_used > s.idle_timeout
+            if idle_too_long or not self._fresh(conn, now):
+                self._discard(conn)
+            else:
+                keep.append(conn)
+        self.idle = keep
+        while self.size < min(s.min_pool_size, s.pool_size) and not self.waiters:
+            try:
+                conn = await self._open(self.last_startup)
+            except (PgError, OSError, TimeoutError, ConnectionError):
+                return
+            conn.last_used = now
+            self.idle.append(conn)
+
+    def close(self) -> None:
+        self.close_idle()
+        for fut, _ in self.waiters:
+            if not fut.done():
+                fut.set_exception(too_many_clients())
+                fut.exception()
+        self.waiters.clear()

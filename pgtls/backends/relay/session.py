@@ -1,0 +1,175 @@
+"""One relayed session: the client's bytes to the upstream session and back, then the session's return.
+
+The hot path does no per-message work on what PostgreSQL sends: each chunk
+the upstream socket delivers is handed to the client channel (TLS) from the
+protocol callback, with no task switch; the only look at it is whether the
+chunk ends with a ReadyForQuery (its last six bytes).  The client's direction
+walks message headers (a few per query, COPY data skipped in bulk) to keep a
+Terminate from a pooled session and to know where the client stopped.
+
+When the client goes, the upstream session is kept only if the client's last
+message completed a request, nothing was half sent, and the last chunk looked
+idle.  Then a marker query (an unguessable value, so nothing the client sent
+can look like it) is pipelined with the reset query: whatever the server still
+owed the client is skipped up to the marker, and the session returns to the
+pool only if both answers say idle.  Otherwise the session is closed, which
+ends an open transaction the way PostgreSQL does when a client vanishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from pgtls.backends.relay import wire
+from pgtls.backends.relay.pool import Pool
+from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone
+from pgtls.errors import PgError
+from pgtls.protocol import messages as m
+
+if TYPE_CHECKING:
+    from pgtls.backends.relay.backend import RelayBackend
+
+# How long the marker and reset may take after the client left.
+RESET_TIMEOUT = 10.0
+# Statements after which idle pooled sessions must go: CREATE/DROP/ALTER DATABASE need other sessions of a
+# database gone; ALTER ROLE|USER|DATABASE ... SET changes what a new session starts with, and a pooled
+# session is a new session to its next client.
+_POOL_FLUSHING = re.compile(rb"\s*(?:(?:drop|create|alter)\s+database|alter\s+(?:role|user))\b", re.IGNORECASE)
+_WATCH = frozenset(b"QP")
+CONNECTION_FAILURE = "08006"
+
+
+class ClientStream(Protocol):
+    """What the relay needs of the client connection (pgtls.server.channel.Channel)."""
+
+    raw: object
+
+    async def recv(self) -> bytes: ...
+
+    def send(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class RelaySession:
+    def __init__(self, backend: RelayBackend, pool: Pool, conn: UpstreamConn, database: str) -> None:
+        self.backend = backend
+        self.pool = pool
+        self.conn = conn
+        self.database = database
+        self.tail: str | None = "I"  # ReadyForQuery status the last upstream chunk ended with (None: mid-reply)
+        self.tracker = wire.FrontendTracker(_WATCH)
+        self.upstream_lost = False
+        self.released = False
+        self._paused = False
+        self._answered: asyncio.Event | None = None
+
+    def parameters(self) -> list[tuple[str, str]]:
+        return list(self.conn.params.items())
+
+    async def run(self, channel: ClientStream, pending: bytearray, stopping: Callable[[], bool]) -> None:
+        """Relay until the client terminates or goes, or the upstream session ends."""
+        conn = self.conn
+        raw = channel.raw
+        send = channel.send
+
+        def sink(data: bytes) -> None:
+            send(data)
+            self.tail = wire.ends_with_ready(data)
+            if self.tail is not None and self._answered is not None:
+                self._answered.set()
+            if raw.write_paused and not self._paused:  # type: ignore[attr-defined]
+                self._paused = True
+                conn.pause_reading()
+
+        def resumed() -> None:
+            if self._paused:
+                self._paused = False
+                conn.resume_reading()
+
+        def lost() -> None:
+            self.upstream_lost = True
+            if self.tail is not None:  # between replies: say why, as PostgreSQL's own FATALs do
+                send(m.error_response(PgError(
+                    CONNECTION_FAILURE, "the PostgreSQL server behind pgtls closed the connection unexpectedly",
+                    severity="FATAL")))
+            channel.close()
+
+        raw.resume_hook = resumed  # type: ignore[attr-defined]
+        conn.attach(sink, lost)
+        tracker = self.tracker
+        if pending:
+            data = bytes(pending)
+            pending.clear()
+            self._forward(tracker.feed(data))
+        while not tracker.terminated and not conn.closed:
+            data = await channel.recv()
+            if not data:
+                return
+            out = tracker.feed(data)
+            if tracker.watched:
+                self._watched()
+            if out:
+                self._forward(out)
+                await conn.drain()
+            if stopping():
+                return
+        if tracker.terminated and self.tail is None and not conn.closed:
+            # Terminate after a request: the client still reads the reply (as PostgreSQL sends it) first.
+            self._answered = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RESET_TIMEOUT):
+                    await self._answered.wait()
+
+    def _forward(self, data: bytes) -> None:
+        if data:
+            self.tail = None  # a reply is owed until a chunk ends with ReadyForQuery again
+            self.conn.write(data)
+
+    def _watched(self) -> None:
+        for head in self.tracker.watched:
+            body = head[5:]
+            if head[:1] == b"P":
+                body = body[body.find(b"\0") + 1 :]
+            if _POOL_FLUSHING.match(body):
+                self.backend.close_idle_sessions()
+        self.tracker.watched.clear()
+
+    async def cancel(self) -> None:
+        if not self.released and not self.conn.closed:
+            await self.backend.cancel_upstream(self.conn)
+
+    async def release(self, fast: bool = False) -> None:
+        """Give the upstream session back: reset and pooled, or closed."""
+        if self.released:
+            return
+        self.released = True
+        conn = self.conn
+        conn.detach()
+        if self._paused:
+            self._paused = False
+            conn.resume_reading()
+        reusable = False
+        if not fast and not self.upstream_lost and not conn.closed and self.tracker.synced and self.tail == "I":
+            probe, reset = conn.settle(self.pool._settings().reset_query)
+            try:
+                async with asyncio.timeout(RESET_TIMEOUT):
+                    first = await probe
+                    second = await reset
+                reusable = first.status == "I" and second.status == "I"
+            except (QueryError, UpstreamGone, PgError, TimeoutError, ConnectionError):
+                reusable = False
+            finally:
+                for f in (probe, reset):
+                    if f.done() and not f.cancelled():
+                        f.exception()
+        if conn.generation != self.backend.generation:
+            reusable = False  # opened before a CREATE/DROP/ALTER DATABASE or ALTER ROLE
+        if not reusable:
+            self.backend.forget_identity(conn, self.database)
+        with contextlib.suppress(RuntimeError):
+            self.pool.release(conn, reusable)
