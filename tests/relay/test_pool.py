@@ -220,3 +220,16 @@ def test_reload_changes_pool_settings():
         holder.close()
     finally:
         s.cleanup()
+
+
+def test_terminated_upstream_gives_postgres_fatal_and_closes(server):
+    """pg_terminate_backend on the upstream session: its client gets PostgreSQL's own FATAL, then EOF."""
+    a = conn(server)
+    pid = a.execute("select pg_backend_pid()").fetchone()[0]
+    server.sql(f"SELECT pg_terminate_backend({pid})")
+    with pytest.raises(psycopg.OperationalError) as ei:
+        a.execute("select 1")
+    assert "terminating connection due to administrator command" in str(ei.value)
+    assert a.closed or a.broken
+    a.close()
+    assert backend_pid(server) != pid
