@@ -8,9 +8,11 @@ read; the server listens on 127.0.0.1 and a private Unix socket directory only.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -70,11 +72,22 @@ def give_to_server_user(path: Path) -> None:
             os.chown(os.path.join(root, d), *ids)
 
 
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent(sig: int = signal.SIGINT) -> None:
+    """preexec_fn part: the server gets ``sig`` (a fast shutdown) if the test process dies, so a killed test
+    run leaves no servers behind.  Must come after any uid change (which clears it)."""
+    _libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+
 def _demote() -> None:  # preexec_fn
     ids = _run_as()
     if ids is not None:
         os.setgid(ids[1])
         os.setuid(ids[0])
+    die_with_parent()
 
 
 class ServerDir:

@@ -271,7 +271,10 @@ class Settings:
         return isinstance(name, str) and (lookup(name) is not None or name.lower() in self._custom)
 
     def __getitem__(self, name: str) -> Value:
-        return self._values[self.definition(name).key]
+        try:
+            return self._values[name]  # the canonical lower-case key: the common case, on hot paths
+        except KeyError:
+            return self._values[self.definition(name).key]
 
     def show(self, name: str) -> str:
         gucdef = self.definition(name)

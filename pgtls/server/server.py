@@ -13,6 +13,7 @@ SIGINT a fast one (end sessions with FATAL 57P01), SIGQUIT immediate.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import socket
@@ -202,12 +203,7 @@ class Server:
         value = s["log_connections"]
         if isinstance(value, bool):
             return value
-        try:
-            from pgtls.config.guc import log_connections_aspects
-
-            return aspect in log_connections_aspects(str(value))
-        except ImportError:
-            return str(value).lower() in ("on", "true", "yes", "1", "all")
+        return aspect in _aspects(str(value))
 
     # --- connections ---
     def _on_connect(self, raw: RawConn) -> None:
@@ -386,6 +382,13 @@ class Server:
             if conn.entry is None or conn.entry.session is None or mode == "immediate":
                 conn.channel.close()
         await self.backend.stop(mode)
+
+
+@functools.lru_cache(maxsize=16)
+def _aspects(value: str) -> frozenset[str]:
+    from pgtls.config.guc import log_connections_aspects
+
+    return frozenset(log_connections_aspects(value))
 
 
 def _path(settings: Settings, name: str, default: Path) -> Path:

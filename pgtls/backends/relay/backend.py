@@ -60,6 +60,7 @@ class RelayBackend:
         # DATABASE, ALTER ROLE): idle ones are closed at once, those in use or being reset when released.
         self.generation = 0
         self._background: set[asyncio.Task[Any]] = set()
+        self._pool_settings: tuple[object, PoolSettings] | None = None  # per settings snapshot
 
     @property
     def socket_path(self) -> Path:
@@ -121,11 +122,16 @@ class RelayBackend:
     # --- settings -----------------------------------------------------------------------------
     def pool_settings(self) -> PoolSettings:
         s = self.server.snapshot.settings
-        return PoolSettings(
+        cached = self._pool_settings
+        if cached is not None and cached[0] is s:
+            return cached[1]
+        ps = PoolSettings(
             pool_size=int(s["default_pool_size"]), min_pool_size=int(s["min_pool_size"]),
             idle_timeout=float(s["server_idle_timeout"]), lifetime=float(s["server_lifetime"]),
             wait_timeout=float(s["query_wait_timeout"]), reset_query=str(s["server_reset_query"]),
         )
+        self._pool_settings = (s, ps)
+        return ps
 
     # --- upstream connections -----------------------------------------------------------------
     async def _connect(self, user: str, database: str, extra: dict[str, str] | None = None) -> UpstreamConn:
@@ -165,7 +171,7 @@ class RelayBackend:
         """The role and its memberships, fresh from pg_authid (for one login)."""
         conn = await self.admin(ADMIN_DATABASE)
         try:
-            res = await conn.execute(ROLE_QUERY, [user])
+            res = await conn.execute_prepared("pgtls_role", ROLE_QUERY, [user])
         except QueryError as e:
             raise e.fields.to_error("FATAL") from None
         except UpstreamGone:
@@ -220,7 +226,7 @@ class RelayBackend:
                           severity="FATAL", detail=f'See the server log for database "{db}".')
         params = identity.upsert_params(conn.pid, info)
         try:
-            await admin.execute(identity.UPSERT, params)
+            await admin.execute_prepared("pgtls_identity", identity.UPSERT, params)
         except QueryError as e:
             if e.fields.sqlstate not in ("42P01", "42883", "3F000"):  # gone: dropped by a superuser
                 raise e.fields.to_error("FATAL") from None
@@ -228,7 +234,7 @@ class RelayBackend:
             async with self._identity_lock:
                 await self._install_identity(admin, db)
             with contextlib.suppress(QueryError):
-                await admin.execute(identity.UPSERT, params)
+                await admin.execute(identity.UPSERT, params)  # unnamed: the table was made again
 
     async def _install_identity(self, admin: UpstreamConn, db: str) -> None:
         try:

@@ -81,6 +81,7 @@ class UpstreamConn(asyncio.Protocol):
         self.created = 0.0
         self.last_used = 0.0
         self.startup_params: tuple[tuple[str, str], ...] = ()  # the client startup parameters it was opened with
+        self._prepared: set[str] = set()
         self.generation = 0  # the relay's pool generation when it was opened (see RelayBackend.generation)
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
@@ -248,6 +249,22 @@ class UpstreamConn(asyncio.Protocol):
         """One statement (simple protocol without params, extended with text params); errors raise."""
         data = wire.query(sql) if params is None else wire.extended_query(sql, params)
         return await self._request(data)
+
+    def execute_prepared(self, name: str, sql: str, params: Sequence[str | None]) -> asyncio.Future[Result]:
+        """Like :meth:`execute` with a named prepared statement, parsed on first use (pgtls's own
+        connections: PostgreSQL plans a per-login query once per connection instead of every time)."""
+        data = wire.bind_execute_sync(name, params)
+        if name not in self._prepared:
+            self._prepared.add(name)  # later requests pipelined behind this one may bind it already
+            fut = self._request(wire.parse(name, sql) + data)
+
+            def failed(f: asyncio.Future[Result]) -> None:
+                if f.cancelled() or f.exception() is not None:
+                    self._prepared.discard(name)
+
+            fut.add_done_callback(failed)
+            return fut
+        return self._request(data)
 
     def send_raw_request(self, data: bytes, on_message: Callable[[bytes, bytes], None] | None = None
                          ) -> asyncio.Future[Result]:

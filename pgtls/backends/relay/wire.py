@@ -63,9 +63,13 @@ def sasl_initial_response(mechanism: str, data: bytes) -> bytes:
     return message(b"p", _cstr(mechanism) + _I32.pack(len(data)) + data)
 
 
-def extended_query(sql: str, params: Sequence[str | None]) -> bytes:
-    """Parse (unnamed, untyped) + Bind (text in, text out) + Execute + Sync."""
-    parse = _cstr("") + _cstr(sql) + _I16.pack(0)
+def parse(name: str, sql: str) -> bytes:
+    """Parse (untyped parameters) into the prepared statement ``name`` ('' = unnamed)."""
+    return message(b"P", _cstr(name) + _cstr(sql) + _I16.pack(0))
+
+
+def bind_execute_sync(name: str, params: Sequence[str | None]) -> bytes:
+    """Bind ``name`` to the unnamed portal (text in, text out), Execute it, Sync."""
     vals = [_I16.pack(0), _I16.pack(len(params))]
     for p in params:
         if p is None:
@@ -73,9 +77,13 @@ def extended_query(sql: str, params: Sequence[str | None]) -> bytes:
         else:
             b = p.encode()
             vals.append(_I32.pack(len(b)) + b)
-    bind = _cstr("") + _cstr("") + b"".join(vals) + _I16.pack(0)
-    return (message(b"P", parse) + message(b"B", bind) + message(b"E", _cstr("") + _I32.pack(0))
-            + message(b"S"))
+    bind = _cstr("") + _cstr(name) + b"".join(vals) + _I16.pack(0)
+    return message(b"B", bind) + message(b"E", _cstr("") + _I32.pack(0)) + message(b"S")
+
+
+def extended_query(sql: str, params: Sequence[str | None]) -> bytes:
+    """Parse (unnamed, untyped) + Bind (text in, text out) + Execute + Sync."""
+    return parse("", sql) + bind_execute_sync("", params)
 
 
 def describe_statement(name: str) -> bytes:
