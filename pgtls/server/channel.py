@@ -41,6 +41,9 @@ class RawConn(asyncio.Protocol):
         self.peer: tuple[str, int] | None = None
         self.is_unix = False
         self.resume_hook: Callable[[], None] | None = None  # called when writing may go on (a relay resumes)
+        # A relay takes the bytes straight from data_received (no buffer, no waiter) and hears of EOF.
+        self.sink: Callable[[bytes], None] | None = None
+        self.on_eof: Callable[[], None] | None = None
 
     # --- asyncio.Protocol ---
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -59,6 +62,10 @@ class RawConn(asyncio.Protocol):
         self._on_connect(self)
 
     def data_received(self, data: bytes) -> None:
+        sink = self.sink
+        if sink is not None:
+            sink(data)
+            return
         self.inbox += data
         if len(self.inbox) > READ_HIGH_WATER and not self._reading_paused and self.transport:
             self.transport.pause_reading()
@@ -68,11 +75,29 @@ class RawConn(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         self._wake()
+        self._tell_eof()
         return True  # keep the socket open for a last FATAL message
+
+    def _tell_eof(self) -> None:
+        cb = self.on_eof
+        if cb is not None:
+            self.on_eof = None
+            cb()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.lost and not self._reading_paused:
+            self.transport.pause_reading()
+            self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.lost and self._reading_paused:
+            self.transport.resume_reading()
+            self._reading_paused = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.eof = True
+        self._tell_eof()
         self._wake()
         self._wake_drain()
 
@@ -236,6 +261,58 @@ class Channel:
                 return b""
             finally:
                 self._flush_tls()
+
+    # --- relaying: bytes pushed from the protocol callbacks, no task in between ---
+    def relay(self, on_plain: Callable[[bytes], None], on_eof: Callable[[], None]) -> None:
+        """From now on, hand every piece of plaintext the client sends to ``on_plain`` as it arrives (TLS
+        records decrypted in the callback), and call ``on_eof`` once when the client's side ends.  Bytes
+        already received but not read are handed over at once."""
+        raw = self.raw
+        done = False
+
+        def eof() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                on_eof()
+
+        if self.sslobj is None:
+            def sink(data: bytes) -> None:
+                on_plain(data)
+        else:
+            sslobj, inbio = self.sslobj, self._in
+            assert inbio is not None
+
+            def sink(data: bytes) -> None:
+                if data:
+                    inbio.write(data)
+                parts = []
+                try:
+                    while True:
+                        chunk = sslobj.read(1 << 17)
+                        if not chunk:  # close_notify
+                            raise ssl.SSLZeroReturnError
+                        parts.append(chunk)
+                except ssl.SSLWantReadError:
+                    pass
+                except (ssl.SSLZeroReturnError, ssl.SSLError):
+                    if parts:
+                        on_plain(b"".join(parts))
+                    self._flush_tls()
+                    eof()
+                    return
+                self._flush_tls()
+                if parts:
+                    on_plain(parts[0] if len(parts) == 1 else b"".join(parts))
+
+        raw.on_eof = eof
+        raw.sink = sink
+        pending = bytes(raw.inbox)
+        raw.inbox.clear()
+        if pending or self.sslobj is not None:
+            sink(pending)  # with TLS also what the engine holds already
+        if raw.eof:
+            eof()
 
     def send(self, data: bytes) -> None:
         """Queue plaintext for the client (event-loop thread only)."""

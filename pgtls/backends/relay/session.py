@@ -67,15 +67,27 @@ class RelaySession:
         self.released = False
         self._paused = False
         self._answered: asyncio.Event | None = None
+        self.client_error: PgError | None = None
 
     def parameters(self) -> list[tuple[str, str]]:
         return list(self.conn.params.items())
 
     async def run(self, channel: ClientStream, pending: bytearray, stopping: Callable[[], bool]) -> None:
-        """Relay until the client terminates or goes, or the upstream session ends."""
+        """Relay until the client terminates or goes, or the upstream session ends.
+
+        Both directions run in protocol callbacks: the client's bytes are decrypted and written to the
+        upstream socket in the client's data_received, the upstream's are encrypted and written to the
+        client in the upstream's; this coroutine only waits for the end.
+        """
         conn = self.conn
         raw = channel.raw
         send = channel.send
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        tracker = self.tracker
+
+        def end() -> None:
+            if not done.done():
+                done.set_result(None)
 
         def sink(data: bytes) -> None:
             send(data)
@@ -86,7 +98,7 @@ class RelaySession:
                 self._paused = True
                 conn.pause_reading()
 
-        def resumed() -> None:
+        def client_writable() -> None:
             if self._paused:
                 self._paused = False
                 conn.resume_reading()
@@ -98,26 +110,43 @@ class RelaySession:
                     CONNECTION_FAILURE, "the PostgreSQL server behind pgtls closed the connection unexpectedly",
                     severity="FATAL")))
             channel.close()
+            end()
 
-        raw.resume_hook = resumed  # type: ignore[attr-defined]
-        conn.attach(sink, lost)
-        tracker = self.tracker
-        if pending:
-            data = bytes(pending)
-            pending.clear()
-            self._forward(tracker.feed(data))
-        while not tracker.terminated and not conn.closed:
-            data = await channel.recv()
-            if not data:
+        def from_client(data: bytes) -> None:
+            if done.done():
                 return
-            out = tracker.feed(data)
+            try:
+                out = tracker.feed(data)
+            except PgError as e:
+                self.client_error = e
+                end()
+                return
             if tracker.watched:
                 self._watched()
             if out:
                 self._forward(out)
-                await conn.drain()
-            if stopping():
-                return
+                if conn.write_paused:
+                    raw.pause_reading()  # type: ignore[attr-defined]
+            if tracker.terminated:
+                end()
+
+        raw.resume_hook = client_writable  # type: ignore[attr-defined]
+        conn.on_resume = raw.resume_reading  # type: ignore[attr-defined]
+        conn.attach(sink, lost)
+        if pending:
+            data = bytes(pending)
+            pending.clear()
+            from_client(data)
+        channel.relay(from_client, end)  # type: ignore[attr-defined]
+        try:
+            await done
+        finally:
+            raw.sink = None  # type: ignore[attr-defined]
+            raw.on_eof = None  # type: ignore[attr-defined]
+            raw.resume_hook = None  # type: ignore[attr-defined]
+            conn.on_resume = None
+        if self.client_error is not None:
+            raise self.client_error
         if tracker.terminated and self.tail is None and not conn.closed:
             # Terminate after a request: the client still reads the reply (as PostgreSQL sends it) first.
             self._answered = asyncio.Event()

@@ -77,6 +77,7 @@ class UpstreamConn(asyncio.Protocol):
         self._scanbuf = bytearray()
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
+        self.on_resume: Callable[[], None] | None = None  # writing may go on (the relay resumes its client)
         self._stray = False  # bytes arrived with nobody asking (pooled and idle)
         self.created = 0.0
         self.last_used = 0.0
@@ -129,6 +130,8 @@ class UpstreamConn(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self.on_resume is not None:
+            self.on_resume()
         for w in self._drain_waiters:
             if not w.done():
                 w.set_result(None)
@@ -138,6 +141,10 @@ class UpstreamConn(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed and data:
             self.transport.write(data)
+
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused
 
     async def drain(self) -> None:
         while self._write_paused and not self.closed:
