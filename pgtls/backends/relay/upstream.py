@@ -24,14 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgtls.backends.relay import wire
-from pgtls.errors import CONNECTION_EXCEPTION, PROTOCOL_VIOLATION, PgError
+from pgtls.errors import PROTOCOL_VIOLATION, PgError
 
 # Startup of an upstream session over the private socket: a fork and backend start (a few ms).
 CONNECT_TIMEOUT = 30.0
-# How long a marker may take to come back before the connection is given up.
-SCAN_LIMIT = 1 << 20  # bytes kept while looking for the marker (a longer tail means the marker is far)
-# Pause reading the upstream when this much is queued for a client that reads slowly.
-READ_HIGH_WATER = 1 << 20
 
 Sink = Callable[[bytes], None]
 
@@ -273,11 +269,6 @@ class UpstreamConn(asyncio.Protocol):
             return fut
         return self._request(data)
 
-    def send_raw_request(self, data: bytes, on_message: Callable[[bytes, bytes], None] | None = None
-                         ) -> asyncio.Future[Result]:
-        """Send ``data`` (which must end in exactly one ReadyForQuery-producing message) as one request."""
-        return self._request(data, on_message)
-
     # --- after a client: find where the stream stands ---------------------------------------
     def _scanned(self, data: bytes) -> None:
         marker = self._scan
@@ -397,7 +388,3 @@ async def send_cancel(path: Path, pid: int, key: bytes) -> None:
 
 def new_marker() -> str:
     return "pgtls_probe_" + secrets.token_hex(16)
-
-
-def connection_failed(message: str) -> PgError:
-    return PgError(CONNECTION_EXCEPTION, message, severity="FATAL")

@@ -55,14 +55,6 @@ def query(sql: str) -> bytes:
     return message(b"Q", _cstr(sql))
 
 
-def password_message(data: bytes) -> bytes:
-    return message(b"p", data)
-
-
-def sasl_initial_response(mechanism: str, data: bytes) -> bytes:
-    return message(b"p", _cstr(mechanism) + _I32.pack(len(data)) + data)
-
-
 def parse(name: str, sql: str) -> bytes:
     """Parse (untyped parameters) into the prepared statement ``name`` ('' = unnamed)."""
     return message(b"P", _cstr(name) + _cstr(sql) + _I16.pack(0))
@@ -84,10 +76,6 @@ def bind_execute_sync(name: str, params: Sequence[str | None]) -> bytes:
 def extended_query(sql: str, params: Sequence[str | None]) -> bytes:
     """Parse (unnamed, untyped) + Bind (text in, text out) + Execute + Sync."""
     return parse("", sql) + bind_execute_sync("", params)
-
-
-def describe_statement(name: str) -> bytes:
-    return message(b"D", b"S" + _cstr(name))
 
 
 SYNC = message(b"S")
