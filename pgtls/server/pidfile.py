@@ -11,7 +11,10 @@ import os
 import time
 from pathlib import Path
 
+from pgtls.osproc import process_alive
+
 PIDFILE = "postmaster.pid"
+__all__ = ["PIDFILE", "PidFile", "process_alive", "read_pid"]
 
 
 def read_pid(data_dir: Path) -> int | None:
@@ -20,16 +23,6 @@ def read_pid(data_dir: Path) -> int | None:
         return int(first)
     except (OSError, ValueError, IndexError):
         return None
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class PidFile:

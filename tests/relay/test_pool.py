@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +10,7 @@ import psycopg
 import pytest
 
 from tests.pgtlsserver import PgtlsServer
+from tests.relay.util import query_message, raw_login, wait_for
 
 
 def make_server(**conf: str) -> PgtlsServer:
@@ -47,15 +46,6 @@ def client_backends(s: PgtlsServer) -> list[tuple[int, str, str]]:
     rows = s.sql("SELECT pid, usename, state FROM pg_stat_activity WHERE backend_type = 'client backend' "
                  "AND pid <> pg_backend_pid() AND application_name <> 'pgtls' ORDER BY pid")
     return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
-
-
-def wait_for(cond, timeout: float = 10.0) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def test_reused_per_role_and_database(server):
@@ -125,14 +115,8 @@ def test_client_leaving_a_failed_transaction_closes(server):
 def test_client_vanishing_mid_query_leaks_nothing(server):
     """A client that drops its socket while a query runs: the upstream session is closed, not pooled."""
     pid = backend_pid(server)
-    raw = socket.create_connection(("127.0.0.1", server.port))
-    body = struct.pack("!i", 196608) + b"user\0alice\0database\0postgres\0\0"
-    raw.sendall(struct.pack("!i", len(body) + 4) + body)
-    got = b""
-    while not got.endswith(b"Z\0\0\0\x05I"):
-        got += raw.recv(65536)
-    q = b"SELECT pg_sleep(1)\0"
-    raw.sendall(b"Q" + struct.pack("!i", len(q) + 4) + q)
+    raw = raw_login(server.port, "alice")
+    raw.sendall(query_message("SELECT pg_sleep(1)"))
     time.sleep(0.2)
     raw.close()
     assert wait_for(lambda: pid not in [b[0] for b in client_backends(server)], timeout=15)
@@ -142,15 +126,9 @@ def test_client_vanishing_mid_query_leaks_nothing(server):
 def test_terminate_is_not_forwarded(server):
     """A client's Terminate ends the client's session, not the pooled upstream one."""
     pid = backend_pid(server)
-    raw = socket.create_connection(("127.0.0.1", server.port))
-    body = struct.pack("!i", 196608) + b"user\0alice\0database\0postgres\0\0"
-    raw.sendall(struct.pack("!i", len(body) + 4) + body)
-    got = b""
-    while not got.endswith(b"Z\0\0\0\x05I"):
-        got += raw.recv(65536)
-    q = b"SELECT 1\0"
+    raw = raw_login(server.port, "alice")
     # Query and Terminate in one packet, then EOF.
-    raw.sendall(b"Q" + struct.pack("!i", len(q) + 4) + q + b"X\0\0\0\x04")
+    raw.sendall(query_message("SELECT 1") + b"X\0\0\0\x04")
     reply = b""
     while (chunk := raw.recv(65536)):
         reply += chunk

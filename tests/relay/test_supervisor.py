@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from tests.pgtlsserver import PgtlsServer
+from tests.relay.util import wait_for
 
 
 def postmaster_pid(s: PgtlsServer) -> int:
@@ -27,15 +28,6 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
-
-
-def wait_for(cond, timeout: float = 15.0) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def conn(s: PgtlsServer, **kw: object) -> psycopg.Connection:

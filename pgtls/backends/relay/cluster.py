@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pgtls.backends.relay.pgbin import OsUser, PgBin, cluster_user, make_reachable, programs_readable
+from pgtls.osproc import process_alive
 from pgtls.server import log
 
 CLUSTER_DIR = "cluster"
@@ -203,23 +204,13 @@ def _read_pidfile(pgdata: Path) -> list[str]:
         return []
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stop_orphan(data_dir: Path) -> int | None:
     """A postmaster an earlier pgtls left running (it was killed): fast shutdown, wait.  Its pid, or None."""
     lines = _read_pidfile(pgdata_of(data_dir))
     if not lines or not lines[0].strip().isdigit():
         return None
     pid = int(lines[0])
-    if pid == os.getpid() or not _alive(pid):
+    if pid == os.getpid() or not process_alive(pid):
         return None
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -231,9 +222,9 @@ def stop_orphan(data_dir: Path) -> int | None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGINT)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(pid):
+    if process_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGQUIT)
     return pid
@@ -390,7 +381,7 @@ def running(data_dir: Path, pgbin: PgBin) -> Iterator[Path]:
     sockdir = socket_dir_of(data_dir)
     sock = sockdir / f".s.PGSQL.{CLUSTER_PORT}"
     lines = _read_pidfile(pgdata)
-    if len(lines) >= 8 and lines[0].strip().isdigit() and _alive(int(lines[0])) and lines[7].strip() == "ready":
+    if len(lines) >= 8 and lines[0].strip().isdigit() and process_alive(int(lines[0])) and lines[7].strip() == "ready":
         yield sock
         return
     user = cluster_user(create=True)
