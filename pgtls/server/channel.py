@@ -280,8 +280,8 @@ class Channel:
             def sink(data: bytes) -> None:
                 on_plain(data)
         else:
-            sslobj, inbio = self.sslobj, self._in
-            assert inbio is not None
+            sslobj, inbio, outbio = self.sslobj, self._in, self._out
+            assert inbio is not None and outbio is not None
 
             def sink(data: bytes) -> None:
                 if data:
@@ -301,7 +301,8 @@ class Channel:
                     self._flush_tls()
                     eof()
                     return
-                self._flush_tls()
+                if outbio.pending:  # reading rarely produces TLS output (a key update's answer)
+                    self._flush_tls()
                 if parts:
                     on_plain(parts[0] if len(parts) == 1 else b"".join(parts))
 
