@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -78,8 +79,24 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def die_with_parent(sig: int = signal.SIGINT) -> None:
     """preexec_fn part: the server gets ``sig`` (a fast shutdown) if the test process dies, so a killed test
-    run leaves no servers behind.  Must come after any uid change (which clears it)."""
+    run leaves no servers behind.  Must come after any uid change (which clears it).  The kernel sends it
+    when the forking *thread* ends, so only servers started from the main thread get it (see preexec())."""
     _libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+
+def preexec(demote: bool = False):  # noqa: ANN201 - a preexec_fn or None
+    """The preexec_fn for a test server started from the calling thread."""
+    tie = threading.current_thread() is threading.main_thread()
+
+    def run() -> None:
+        ids = _run_as() if demote else None
+        if ids is not None:
+            os.setgid(ids[1])
+            os.setuid(ids[0])
+        if tie:
+            die_with_parent()
+
+    return run if demote or tie else None
 
 
 def _demote() -> None:  # preexec_fn
@@ -87,7 +104,6 @@ def _demote() -> None:  # preexec_fn
     if ids is not None:
         os.setgid(ids[1])
         os.setuid(ids[0])
-    die_with_parent()
 
 
 class ServerDir:
@@ -201,7 +217,7 @@ class RealPostgres(ServerDir):
         logf = open(self.logfile, "ab")
         self.proc = subprocess.Popen(
             [str(self.bindir / "postgres"), "-D", str(self.datadir)],
-            stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, preexec_fn=_demote,
+            stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, preexec_fn=preexec(demote=True),
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.pgserver import ServerDir, die_with_parent
+from tests.pgserver import ServerDir, preexec
 
 # pgtls's own line (the managed cluster's says "cluster: LOG:  database system is ready ...")
 READY = "] LOG:  database system is ready to accept connections"
@@ -127,7 +127,7 @@ class PgtlsServer(ServerDir):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pgtls", "serve", "-D", str(self.datadir), *(args or [])],
             stdout=logf, stderr=logf, stdin=stdin if stdin is not None else subprocess.DEVNULL, env=env,
-            preexec_fn=die_with_parent,
+            preexec_fn=preexec(),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -19,6 +19,7 @@ The client only ever sees PostgreSQL's generic text; reasons go to ``log`` lines
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -135,6 +136,7 @@ class AuthFlow:
     def __init__(
         self, line: HbaLine | None, conn: ConnFacts, tls: TlsFacts, *, roles: RoleLookup,
         ident: IdentMaps | None = None, settings: AuthSettings | None = None, hostname_detail: str | None = None,
+        abandoned: Callable[[], bool] | None = None,
     ) -> None:
         self.line = line
         self.conn = conn
@@ -145,6 +147,7 @@ class AuthFlow:
         self.hostname_detail = hostname_detail
         self.exchange: Exchange | None = None
         self.done = False
+        self.abandoned = abandoned  # blocking steps stop early once the login's timeout fired
 
     @property
     def blocking(self) -> bool:
@@ -166,6 +169,8 @@ class AuthFlow:
             err = reject_error(conn)
             return self._end(Failure(err, log=(_fatal_log(err),)))
         self.exchange = method_exchange(line, conn.user, self.roles.get(conn.user), self.tls, self.settings)
+        if isinstance(self.exchange, PasswordExchange):
+            self.exchange.abandoned = self.abandoned
         return self._after(self.exchange.start())
 
     def step(self, body: bytes, kind: bytes = b"p") -> Step:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -177,12 +178,13 @@ class PasswordExchange(_PasswordBase):
 
     method = "password"
     blocking = True  # verify_plain_password runs PBKDF2 for SCRAM secrets
+    abandoned: Callable[[], bool] | None = None  # set by the driver: the login's timeout fired
 
     def start(self) -> Step:
         return Continue(m.authentication(m.AUTH_CLEARTEXT))
 
     def _check(self, pw: bytes, secret: str) -> str | None:
-        ok, detail = verify_plain_password(self.user, pw, secret)
+        ok, detail = verify_plain_password(self.user, pw, secret, self.abandoned)
         return None if ok else (detail or f'Password does not match for user "{self.user}".')
 
 

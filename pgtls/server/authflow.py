@@ -13,12 +13,15 @@ import asyncio
 import os
 import secrets
 import struct
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pgtls.auth.decide import AuthFlow, AuthSettings, TlsFacts, check_login
 from pgtls.auth.exchange import Continue, Failure, Success
+from pgtls.auth.passwords import Abandoned
 from pgtls.config.hba import ConnFacts, match_detail
 from pgtls.errors import PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
 from pgtls.protocol import messages as m
@@ -29,6 +32,7 @@ from pgtls.tls import channel_binding_data
 if TYPE_CHECKING:
     from pgtls.server.connection import Connection
 
+T = TypeVar("T")
 CLUSTER_SECRET_FILE = Path("global") / "pgtls_mock_secret"
 
 
@@ -101,23 +105,30 @@ async def authenticate(conn: Connection, startup: Startup) -> AuthOutcome:
         cluster_secret=server.cluster_secret,
         log_connections=server.log_aspect(snap, "authentication"),
     )
-    if needs_lookups(snap.hba):
-        # Host names, samehost and samenet in pg_hba.conf mean DNS and interface lookups: never on the loop.
-        mr = await loop.run_in_executor(server.db_executor, match_detail, snap.hba, facts, roles)
-    else:
-        mr = match_detail(snap.hba, facts, roles)
-    flow = AuthFlow(mr.line, facts, tls, roles=roles, ident=snap.ident, settings=settings,
-                    hostname_detail=mr.hostname_detail)
-    out = flow.start()
-    while isinstance(out, Continue):
-        conn.channel.send(out.send)
-        kind, body, too_long = await _read_auth_message(conn, flow.max_message_length)
-        if too_long:
-            out = flow.too_long()
-        elif flow.blocking:
-            out = await loop.run_in_executor(server.db_executor, flow.step, body, kind)
+    # Blocking pre-authentication work (DNS and interface lookups for host-name hba lines, PBKDF2 of the
+    # password method) runs in its own small pool, never in the sessions' one and never on the loop, and
+    # stops when the login is abandoned (authentication_timeout): see pgtls.auth.passwords.salted_password.
+    gone = threading.Event()
+    try:
+        if needs_lookups(snap.hba):
+            mr = await loop.run_in_executor(server.preauth_executor, _unless_gone, gone, match_detail, snap.hba,
+                                            facts, roles)
         else:
-            out = flow.step(body, kind)
+            mr = match_detail(snap.hba, facts, roles)
+        flow = AuthFlow(mr.line, facts, tls, roles=roles, ident=snap.ident, settings=settings,
+                        hostname_detail=mr.hostname_detail, abandoned=gone.is_set)
+        out = flow.start()
+        while isinstance(out, Continue):
+            conn.channel.send(out.send)
+            kind, body, too_long = await _read_auth_message(conn, flow.max_message_length)
+            if too_long:
+                out = flow.too_long()
+            elif flow.blocking:
+                out = await loop.run_in_executor(server.preauth_executor, _unless_gone, gone, flow.step, body, kind)
+            else:
+                out = flow.step(body, kind)
+    finally:
+        gone.set()
     if isinstance(out, Failure):
         _log_lines(out.log)
         if out.silent:
@@ -131,10 +142,38 @@ async def authenticate(conn: Connection, startup: Startup) -> AuthOutcome:
     err = check_login(role, startup.user)
     if err is not None:
         raise err
+    assert role is not None
+    if not role.superuser:
+        reserved_slots_check(server, roles, startup.user)
     limit = getattr(roles, "connlimit", -1)
-    if limit >= 0 and role is not None and not role.superuser and server.registry.count_user(startup.user) >= limit:
+    if limit >= 0 and not role.superuser and server.registry.count_user(startup.user) >= limit:
         raise PgError(TOO_MANY_CONNECTIONS, f'too many connections for role "{startup.user}"', severity="FATAL")
     return AuthOutcome(is_superuser=bool(role and role.superuser), sent_ok=True, authn_id=out.authn_id)
+
+
+def reserved_slots_check(server: Any, roles: Any, user: str) -> None:
+    """InitPostgres()'s check of superuser_reserved_connections and reserved_connections (PostgreSQL 16+),
+    for a role that is not a superuser, after authentication."""
+    s = server.snapshot.settings
+    su_reserved, reserved = int(s["superuser_reserved_connections"]), int(s["reserved_connections"])
+    if su_reserved + reserved <= 0:
+        return
+    free = int(s["max_connections"]) - server.registry.count() - 1  # PostgreSQL's own slot is taken by then
+    if free >= su_reserved + reserved:
+        return
+    if free < su_reserved:
+        raise PgError(TOO_MANY_CONNECTIONS, "remaining connection slots are reserved for roles with the "
+                      "SUPERUSER attribute", severity="FATAL")
+    if not roles.is_member(user, "pg_use_reserved_connections"):
+        raise PgError(TOO_MANY_CONNECTIONS, "remaining connection slots are reserved for roles with privileges "
+                      'of the "pg_use_reserved_connections" role', severity="FATAL")
+
+
+def _unless_gone(gone: threading.Event, fn: Callable[..., T], *args: object) -> T:
+    """Run ``fn`` in the pre-authentication pool, unless its login was abandoned while it waited there."""
+    if gone.is_set():
+        raise Abandoned
+    return fn(*args)
 
 
 class AlreadyLogged(PgError):

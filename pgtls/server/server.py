@@ -33,6 +33,13 @@ from pgtls.tls import TlsConfig, TlsConfigError, build_tls_config
 
 # Handshakes get their own small pool so that long-running queries never delay a new client's handshake.
 TLS_WORKERS = 4
+# Blocking pre-authentication work (PBKDF2 of the password method, host-name lookups of hba lines) gets its
+# own pool too: a flood of logins can queue only behind each other, never in front of sessions, and work for
+# an abandoned login stops at its authentication_timeout.
+PREAUTH_WORKERS = 2
+# Connections still negotiating or authenticating, per max_connections slot, beyond which new ones are refused
+# with FATAL 53300 (PostgreSQL caps its live children at about twice max_connections).
+PREAUTH_CONNECTIONS_PER_SLOT = 2
 
 
 class StartupError(Exception):
@@ -75,6 +82,7 @@ class Server:
         s = self.snapshot.settings
         self.db_executor = ThreadPoolExecutor(max_workers=int(s["max_connections"]) + 8, thread_name_prefix="pgtls-db")
         self.tls_executor = ThreadPoolExecutor(max_workers=TLS_WORKERS, thread_name_prefix="pgtls-tls")
+        self.preauth_executor = ThreadPoolExecutor(max_workers=PREAUTH_WORKERS, thread_name_prefix="pgtls-auth")
         self.reload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgtls-reload")
         from pgtls.auth.roles import RoleStore
         from pgtls.server.authflow import cluster_secret
@@ -132,6 +140,11 @@ class Server:
         except ConfigError as e:
             raise StartupError(str(e)) from None
         log.configure(min_messages=str(settings["log_min_messages"]))
+        su, rc, mc = (int(settings[n]) for n in ("superuser_reserved_connections", "reserved_connections",
+                                                  "max_connections"))
+        if su + rc >= mc:  # PostgresMain's check, before anything else starts
+            raise StartupError(f'"superuser_reserved_connections" ({su}) plus "reserved_connections" ({rc}) must be '
+                               f'less than "max_connections" ({mc})')
         tls = None
         if settings["ssl"]:
             try:
@@ -209,6 +222,15 @@ class Server:
     def _on_connect(self, raw: RawConn) -> None:
         from pgtls.server.connection import Connection
 
+        limit = PREAUTH_CONNECTIONS_PER_SLOT * int(self.snapshot.settings["max_connections"])
+        if len(self.connections) - self.registry.count() >= limit:
+            # Like the postmaster's cap on live children: refuse at once, before reading anything.
+            from pgtls.errors import TOO_MANY_CONNECTIONS, PgError
+            from pgtls.protocol import messages as m
+
+            raw.write(m.error_response(PgError(TOO_MANY_CONNECTIONS, "sorry, too many clients already", severity="FATAL")))
+            raw.close()
+            return
         conn = Connection(self, raw)
         self.connections.add(conn)
         asyncio.get_running_loop().create_task(conn.run())
@@ -369,6 +391,7 @@ class Server:
             self.backend.close()
         self.db_executor.shutdown(wait=False, cancel_futures=True)
         self.tls_executor.shutdown(wait=False, cancel_futures=True)
+        self.preauth_executor.shutdown(wait=False, cancel_futures=True)
         self.reload_executor.shutdown(wait=False, cancel_futures=True)
         log.log("database system is shut down")
 

@@ -337,7 +337,7 @@ def test_unix_socket_psql(pgtls_factory, certs, client_home):
 
 
 def test_too_many_clients(pgtls_factory, certs):
-    s = tls_server(pgtls_factory, certs, max_connections="2")
+    s = tls_server(pgtls_factory, certs, max_connections="2", superuser_reserved_connections="0")
     a = psycopg.connect(s.dsn(sslmode="require"))
     b = psycopg.connect(s.dsn(sslmode="disable"))
     with pytest.raises(psycopg.OperationalError) as ei:
