@@ -190,7 +190,7 @@ def scram_build_secret(password: str | bytes, iterations: int = SCRAM_DEFAULT_IT
 
 def md5_hash(password: str | bytes, user: str) -> str:
     pw = password if isinstance(password, bytes) else password.encode("utf-8", "surrogatepass")
-    return "md5" + hashlib.md5(pw + user.encode("utf-8")).hexdigest()
+    return "md5" + hashlib.md5(pw + user.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def md5_challenge_response(md5_secret: str, salt: bytes) -> str:
@@ -234,4 +234,4 @@ def verify_plain_password(user: str, password: str | bytes, secret: str,
 
 def mock_salt(user: str, cluster_secret: bytes) -> bytes:
     """scram_mock_salt(): deterministic per user and cluster, so probing reveals nothing."""
-    return hashlib.sha256(user.encode("utf-8", "surrogatepass") + cluster_secret).digest()[:SCRAM_DEFAULT_SALT_LEN]
+    return hashlib.sha256(user.encode("utf-8", "surrogateescape") + cluster_secret).digest()[:SCRAM_DEFAULT_SALT_LEN]

@@ -32,7 +32,8 @@ def msg(kind: bytes, body: bytes = b"") -> bytes:
 
 
 def cstr(s: str) -> bytes:
-    return s.encode() + b"\0"
+    # surrogateescape: a name a client sent as bytes that are not UTF-8 goes back out as the same bytes
+    return s.encode("utf-8", "surrogateescape") + b"\0"
 
 
 # --- backend messages -------------------------------------------------------------------------
@@ -58,7 +59,7 @@ def auth_sasl(mechanisms: Sequence[str]) -> bytes:
 
 
 def backend_key_data(pid: int, key: int) -> bytes:
-    return msg(b"K", struct.pack("!ii", pid, key))
+    return msg(b"K", struct.pack("!iI", pid, key & 0xFFFFFFFF))
 
 
 def parameter_status(name: str, value: str) -> bytes:

@@ -259,8 +259,10 @@ class StartupMachine:
             end = body.index(b"\0", pos)
             value_b = body[pos:end]
             pos = end + 1
-            name = name_b.decode("utf-8", "replace")
-            value = value_b.decode("utf-8", "replace")
+            # Lossless: PostgreSQL compares these as bytes, so two different byte strings must never
+            # become the same str (errors="replace" would turn every bad byte into U+FFFD).
+            name = name_b.decode("utf-8", "surrogateescape")
+            value = value_b.decode("utf-8", "surrogateescape")
             if name.startswith("_pq_."):
                 unrecognized.append(name)
             else:
@@ -287,10 +289,12 @@ class StartupMachine:
 
 
 def _truncate_identifier(s: str) -> str:
-    raw = s.encode()
+    """ProcessStartupPacket's cut of over-long user and database names: at NAMEDATALEN - 1 bytes, even inside
+    a multibyte character (the cut bytes are kept as they are)."""
+    raw = s.encode("utf-8", "surrogateescape")
     if len(raw) < NAMEDATALEN:
         return s
-    return raw[: NAMEDATALEN - 1].decode("utf-8", "ignore")
+    return raw[: NAMEDATALEN - 1].decode("utf-8", "surrogateescape")
 
 
 def ssl_request_packet() -> bytes:

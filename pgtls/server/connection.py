@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 # Frontend message types a session may send (PostgreSQL's PostgresMain switch).
 SESSION_MESSAGE_TYPES = frozenset(b"QPBEDCHSFdcfX")
 MAX_SESSION_MESSAGE = 1 << 30  # PQ_LARGE_MESSAGE_LIMIT
+MAX_SMALL_MESSAGE = 10000  # PQ_SMALL_MESSAGE_LIMIT: every other message type
+LARGE_MESSAGE_TYPES = frozenset(b"QFBPd")  # Query, FunctionCall, Bind, Parse, CopyData
 UNENCRYPTED_AFTER_REQUEST_DETAIL = (
     "This could be either a client-software bug or evidence of an attempted man-in-the-middle attack."
 )
@@ -380,12 +382,22 @@ class Connection:
 
 
 def take_message(buf: bytearray, max_len: int) -> tuple[bytes, bytes] | None:
-    """Split one message (type byte, Int32 length, body) off the front of ``buf``."""
+    """Split one message (type byte, Int32 length, body) off the front of ``buf``.
+
+    As PostgreSQL's SocketBackend: a type that is no frontend message comes back at once with an empty body
+    (the caller refuses it with FATAL); only Query, FunctionCall, Bind, Parse and CopyData may be large, the
+    others are cut at PQ_SMALL_MESSAGE_LIMIT; a bad length is logged only (COMMERROR) and the connection ends.
+    """
     if len(buf) < 5:
         return None
+    if buf[0] not in SESSION_MESSAGE_TYPES and buf[0] != 88:  # 88: Terminate
+        kind = bytes(buf[0:1])
+        buf.clear()
+        return kind, b""
     (length,) = struct.unpack_from("!i", buf, 1)
-    if length < 4 or length > max_len:
-        raise PgError(PROTOCOL_VIOLATION, "invalid message length", severity="FATAL")
+    limit = max_len if buf[0] in LARGE_MESSAGE_TYPES else min(max_len, MAX_SMALL_MESSAGE)
+    if length < 4 or length > limit:
+        raise LogOnly("invalid message length")
     if len(buf) < 1 + length:
         return None
     kind = bytes(buf[0:1])

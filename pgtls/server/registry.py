@@ -45,7 +45,8 @@ class SessionRegistry:
 
     @staticmethod
     def new_cancel_key() -> int:
-        return secrets.randbits(31)
+        """32 random bits, as PostgreSQL's (protocol 3.0) cancel keys; sent as an unsigned 32-bit word."""
+        return secrets.randbits(32)
 
     def add(self, entry: Entry) -> None:
         with self._lock:

@@ -77,8 +77,9 @@ def peer_names(der: bytes) -> PeerNames:
             raise PeerCertError("SSL certificate's distinguished name contains embedded null")
         serial = names.serial_decimal(x509.ptr)
         return PeerNames(
-            cn=None if cn_raw is None else cn_raw.decode("utf-8", "replace"),
-            dn=dn_raw.decode("utf-8", "replace"),
+            # Lossless, as the startup packet's user name: PostgreSQL compares the CN with it as bytes.
+            cn=None if cn_raw is None else cn_raw.decode("utf-8", "surrogateescape"),
+            dn=dn_raw.decode("utf-8", "surrogateescape"),
             subject_slash=names.slash(subject),
             issuer_slash=names.slash(c.X509_get_issuer_name(x509.ptr)),
             serial=int(serial) if serial is not None else None,

@@ -197,3 +197,138 @@ def test_reserved_connections_must_leave_a_slot(pgtls_factory):
 
 def test_parse_messages_helper_sanity():
     assert parse_messages(b"Z\0\0\0\x05I") == [(b"Z", b"I")]
+
+
+# --- finding 4: superuser-only settings hidden from other roles -----------------------------------------------
+
+SU_ONLY_PROBES = ("SHOW hba_file", "SELECT current_setting('hba_file')", "SHOW data_directory",
+                  "SELECT current_setting('ssl_passphrase_command')")
+
+
+def _settings_view(port: int, user: str) -> list[object]:
+    out: list[object] = []
+    with psycopg.connect(host="127.0.0.1", port=port, user=user, dbname="postgres", autocommit=True) as c:
+        for sql in SU_ONLY_PROBES:
+            try:
+                c.execute(sql).fetchall()
+                out.append((sql, "ok"))
+            except psycopg.Error as e:
+                out.append((sql, e.sqlstate, e.diag.message_primary, e.diag.message_detail))
+        names = {r[0] for r in c.execute("SELECT name FROM pg_settings").fetchall()}
+        out.append(("pg_settings has hba_file", "hba_file" in names))
+        shown = {r[0] for r in c.execute("SHOW ALL").fetchall()}
+        out.append(("SHOW ALL has hba_file", "hba_file" in shown))
+    return out
+
+
+@pytest.fixture(scope="module")
+def pg18() -> Iterator[RealPostgres]:
+    pg = RealPostgres(bindir=managed_pg_bin())
+    try:
+        pg.init().start()
+        with psycopg.connect(host="127.0.0.1", port=pg.port, user="postgres", dbname="postgres") as c:
+            c.execute("CREATE ROLE plain LOGIN")
+        yield pg
+    finally:
+        pg.cleanup()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_superuser_only_settings_hidden_like_postgres(pgtls_factory, pg18, backend):
+    """Compared with PostgreSQL 18 (the embedded backend says it is 17; both use PostgreSQL 16+'s words)."""
+    s = pgtls_factory().init(backend=backend)
+    create_role(s, "plain")
+    s.start()
+    theirs = _settings_view(pg18.port, "plain")
+    assert theirs[0] == ("SHOW hba_file", "42501", 'permission denied to examine "hba_file"',
+                         'Only roles with privileges of the "pg_read_all_settings" role may examine this parameter.')
+    assert _settings_view(s.port, "plain") == theirs
+    assert all(x[1] == "ok" for x in _settings_view(s.port, "postgres")[:4])  # a superuser sees them
+
+
+# --- finding 6: the small ones ----------------------------------------------------------------------------------
+
+
+def _session(port: int, user: str = "postgres", extra: bytes = b"") -> tuple[Raw, bytes]:
+    r = Raw(port)
+    body = struct.pack("!i", 196608) + f"user\0{user}\0database\0postgres\0".encode() + extra + b"\0"
+    r.send(struct.pack("!i", len(body) + 4) + body)
+    got = b""
+    while b"Z\0\0\0\x05" not in got and not first_error(got):
+        chunk = r.s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return r, got
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cancel_keys_use_32_random_bits(pgtls_factory, backend):
+    s = pgtls_factory().init(backend=backend)
+    s.start()
+    keys = []
+    for _ in range(40):
+        r, got = _session(s.port)
+        (k,) = [b for kind, b in parse_messages(got) if kind == b"K"]
+        keys.append(struct.unpack("!II", k)[1])
+        r.close()
+    assert len(set(keys)) == 40
+    assert any(k >= 1 << 31 for k in keys), "the top bit is never set: 31-bit keys"  # 2**-40 chance to flake
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_small_messages_are_bounded_after_authentication(pgtls_factory, pg18, backend):
+    """A Sync claiming 20,000 bytes: PostgreSQL logs 'invalid message length' and closes without a reply."""
+    s = pgtls_factory().init(backend=backend)
+    s.start()
+    for port in (pg18.port, s.port):
+        r, _ = _session(port)
+        r.send(b"S" + struct.pack("!i", 20000) + b"x" * 100)
+        assert r.closed_by_server(timeout=3), port  # at once, not after waiting for the rest
+
+        r.close()
+    deadline = time.monotonic() + 5
+    while "invalid message length" not in s.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "invalid message length" in s.log()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_startup_packet_cannot_set_session_authorization(pgtls_factory, pg18, backend):
+    s = pgtls_factory().init(backend=backend)
+    create_role(s, "plain")
+    s.start()
+    outcomes = []
+    for port in (pg18.port, s.port):
+        seen = []
+        for extra in (b"session_authorization\0postgres\0", b"options\0-c session_authorization=postgres\0"):
+            r, got = _session(port, "plain", extra)
+            err = first_error(got)
+            seen.append(None if err is None else (err.get("S"), err.get("C"), err.get("M")))
+            r.close()
+        outcomes.append(seen)
+    assert outcomes[0][0] == ("FATAL", "42501", 'permission denied to set session authorization "postgres"')
+    if backend == "postgresql":
+        assert outcomes[1] == outcomes[0]
+    else:  # the embedded backend ignores `options`; the parameter itself is refused as PostgreSQL does
+        assert outcomes[1][0] == outcomes[0][0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_user_names_are_compared_as_bytes(pgtls_factory, pg18, backend):
+    """A user name that is not UTF-8 (0xFF) must not become the role whose name has U+FFFD in its place."""
+    s = pgtls_factory().init(backend=backend)
+    create_role(s, "al\ufffdice")
+    s.start()
+    with psycopg.connect(host="127.0.0.1", port=pg18.port, user="postgres", dbname="postgres", autocommit=True) as c:
+        c.execute("""DO $$ BEGIN CREATE ROLE "al\ufffdice" LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$""")
+    outcomes = []
+    for port in (pg18.port, s.port):
+        r = Raw(port)
+        body = struct.pack("!i", 196608) + b"user\0al\xffice\0database\0postgres\0\0"
+        r.send(struct.pack("!i", len(body) + 4) + body)
+        err = first_error(r.recv_all(timeout=5))
+        r.close()
+        outcomes.append(None if err is None else (err.get("C"), err.get("M")))
+    assert outcomes[0] is not None and outcomes[0][0] == "28000"
+    assert outcomes[1] == outcomes[0]

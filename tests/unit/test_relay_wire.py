@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pgtls.backends.relay import wire
 from pgtls.backends.relay.roles import parse_array, role_view
 from pgtls.errors import PgError
+from pgtls.protocol.startup import LogOnly
 
 KINDS = b"QPBEDCHSFdcf"
 
@@ -77,10 +78,11 @@ def test_a_half_sent_message_is_not_synced(ms, missing):
 
 @pytest.mark.parametrize("length", [0, 1, 3, -1, -2147483648])
 def test_tracker_refuses_a_bad_length(length):
+    """PostgreSQL logs it (COMMERROR, 08P01) and closes without a word to the client."""
     t = wire.FrontendTracker()
-    with pytest.raises(PgError) as ei:
+    with pytest.raises(LogOnly) as ei:
         t.feed(b"Q" + struct.pack("!i", length) + b"x")
-    assert ei.value.sqlstate == "08P01" and ei.value.severity == "FATAL"
+    assert ei.value.sqlstate == "08P01" and ei.value.message == "invalid message length"
 
 
 @settings(max_examples=300, deadline=None)
@@ -93,7 +95,7 @@ def test_tracker_on_garbage_forwards_or_refuses(data, points):
             out += t.feed(c)
             if t.terminated:
                 break
-    except PgError as e:
+    except LogOnly as e:
         assert e.sqlstate == "08P01"
         return
     assert data.startswith(out)

@@ -41,10 +41,17 @@ from pgtls.backends.embedded.pgcatalog import CAT, GUCS, S, _rows
 from pgtls.backends.embedded.pgcatalog import C as CM
 from pgtls.backends.embedded.sqltext import quote_literal as q
 from pgtls.backends.embedded.sqltext import tokens
+from pgtls.config.guc import GUCS as GUCS_TABLE
 
 if TYPE_CHECKING:
     from pgtls.backends.embedded.session import EmbeddedSession
 
+# GUC_SUPERUSER_ONLY parameters: a role without superuser (or pg_read_all_settings) may not see them
+# (SHOW, current_setting(), pg_settings), as in PostgreSQL.
+SUPERUSER_ONLY_SETTINGS = frozenset(g.key for g in GUCS_TABLE.values() if g.superuser_only)
+SUPERUSER_ONLY_SQL = pgcatalog.superuser_only_sql()
+SUPERUSER_ONLY_MESSAGE = ('permission denied to examine "', '"')  # PostgreSQL 16+ (sqlerrors adds the detail)
+SUPERUSER_ONLY_DETAIL = 'Only roles with privileges of the "pg_read_all_settings" role may examine this parameter.'
 NAMEDATALEN = 64  # pg_stat_ssl truncates client_dn/issuer_dn to NAMEDATALEN - 1 bytes
 
 # Long attribute names accepted by ssl_client_dn_field() (OpenSSL's OBJ_txt2nid).
@@ -122,10 +129,12 @@ def parse_dn(dn: str | None) -> list[tuple[str, str]]:
 def catalog_sql(server_version: str, settings: list[tuple[str, str]]) -> list[str]:
     """Statements that fill the catalog database (attached as ``pgtls_cat`` while it is built)."""
     guc_value = (
+        f"CASE WHEN NOT coalesce({S}.su, false) AND lower(n) IN ({SUPERUSER_ONLY_SQL}) "
+        f"THEN CAST(error({q(SUPERUSER_ONLY_MESSAGE[0])} || n || {q(SUPERUSER_ONLY_MESSAGE[1])}) AS VARCHAR) ELSE "
         f"coalesce({GUCS}[lower(n)], CASE lower(n) WHEN 'session_authorization' THEN CAST({S}.usr AS VARCHAR) "
         f"WHEN 'is_superuser' THEN CASE WHEN {S}.su THEN 'on' ELSE 'off' END "
         f"WHEN 'application_name' THEN CAST({S}.app AS VARCHAR) "
-        f"END, (SELECT value FROM {CM}.pgtls_settings WHERE name = lower(n)))"
+        f"END, (SELECT value FROM {CM}.pgtls_settings WHERE name = lower(n))) END"
     )
     aliases = ", ".join(f"{q(k)}: {q(v)}" for k, v in DN_FIELD_ALIASES.items())
     dn_field = (

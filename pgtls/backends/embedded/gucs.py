@@ -153,6 +153,9 @@ class Gucs:
         self._base["application_name"] = info.application_name
         self.option_keys: list[str] = []  # parameters the startup packet set
         for key, value in info.options.items():
+            refused = _startup_identity_change(key, value, info)
+            if refused is not None:
+                raise refused
             if key.lower() in self._canon or "." in key:
                 self._base[key.lower()] = self.normalize(key, value)
                 self.option_keys.append(key.lower())
@@ -279,6 +282,17 @@ class Gucs:
 
     def reported(self) -> list[tuple[str, str]]:
         return [(n, self.get(n)) for n in REPORTED]
+
+
+def _startup_identity_change(key: str, value: str, info: SessionInfo) -> PgError | None:
+    """A startup packet may not make a session another role: PostgreSQL refuses session_authorization and
+    role set there unless the role may (superuser; membership for role)."""
+    low = key.lower()
+    if low not in ("session_authorization", "role") or info.is_superuser or value in ("", info.user, "none"):
+        return None
+    if low == "session_authorization":
+        return PgError("42501", f'permission denied to set session authorization "{value}"', severity="FATAL")
+    return PgError("42501", f'permission denied to set role "{value}"', severity="FATAL")
 
 
 def check_timezone(value: str) -> str:

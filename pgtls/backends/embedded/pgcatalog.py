@@ -269,9 +269,17 @@ def shim_sql() -> list[str]:
         f"FROM (SELECT name, value, display FROM {C}.pgtls_settings UNION ALL "
         "SELECT k, v, k FROM (SELECT unnest(map_keys(m)) AS k, unnest(map_values(m)) AS v "
         f"FROM (SELECT {GUCS} AS m)) "
-        f"WHERE k NOT IN (SELECT name FROM {C}.pgtls_settings))"
+        f"WHERE k NOT IN (SELECT name FROM {C}.pgtls_settings)) "
+        # GUC_SUPERUSER_ONLY rows are not there for other roles, as in PostgreSQL's pg_settings
+        f"WHERE coalesce({S}.su, false) OR lower(name) NOT IN ({superuser_only_sql()})"
     )
     return sql
+
+
+def superuser_only_sql() -> str:
+    from pgtls.config.guc import GUCS as TABLE
+
+    return ", ".join("'" + g.key + "'" for g in sorted(TABLE.values(), key=lambda g: g.key) if g.superuser_only)
 
 
 # generate_series as PostgreSQL types it: DuckDB's returns BIGINT for integer arguments (PostgreSQL: int4 for

@@ -47,7 +47,7 @@ from pgtls.backends.embedded.sqltext import (
     unquote_ident,
     words,
 )
-from pgtls.errors import PgError
+from pgtls.errors import INSUFFICIENT_PRIVILEGE, PgError
 from pgtls.protocol import messages as m
 
 if TYPE_CHECKING:
@@ -837,9 +837,13 @@ class EmbeddedSession:
         return _tag("RESET")
 
     def show_command(self, name: str) -> Result:
+        hidden = frozenset() if self.info.is_superuser else catalog.SUPERUSER_ONLY_SETTINGS
         if name.lower() == "all":
-            rows = [(n, v, None) for n, v in self.gucs.all()]
+            rows = [(n, v, None) for n, v in self.gucs.all() if n.lower() not in hidden]
             return _text_result(["name", "setting", "description"], rows, "SHOW")
+        if name.lower() in hidden:
+            raise PgError(INSUFFICIENT_PRIVILEGE, f'permission denied to examine "{name}"',
+                          detail=catalog.SUPERUSER_ONLY_DETAIL)
         canon = self.gucs.canonical(name) or name
         return _text_result([canon], [(self.gucs.get(name),)], "SHOW")
 

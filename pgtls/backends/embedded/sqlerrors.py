@@ -31,6 +31,8 @@ def _r(exc: str, pattern: str, sqlstate: str, message: str = "", detail: str = "
 
 
 RULES: tuple[Rule, ...] = (
+    _r("", r'permission denied to examine "(?P<n>[^"]*)"', "42501", 'permission denied to examine "{n}"',
+       detail='Only roles with privileges of the "pg_read_all_settings" role may examine this parameter.'),
     _r("ParserException", r'syntax error at or near "(?P<tok>.*?)"', "42601", 'syntax error at or near "{tok}"'),
     _r("ParserException", r"syntax error at end of input", "42601", "syntax error at end of input"),
     _r("CatalogException", r"Table with name (?P<n>\S+) does not exist", "42P01", 'relation "{n}" does not exist'),

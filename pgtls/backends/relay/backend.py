@@ -169,6 +169,10 @@ class RelayBackend:
 
     async def role_lookup(self, user: str) -> RoleView:
         """The role and its memberships, fresh from pg_authid (for one login)."""
+        try:
+            user.encode("utf-8")
+        except UnicodeEncodeError:  # not UTF-8: no role of this UTF8 cluster can have that name
+            return RoleView(user, None)
         conn = await self.admin(ADMIN_DATABASE)
         try:
             res = await conn.execute_prepared("pgtls_role", ROLE_QUERY, [user])

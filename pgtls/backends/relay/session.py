@@ -29,6 +29,7 @@ from pgtls.backends.relay.pool import Pool
 from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
+from pgtls.protocol.startup import LogOnly
 
 if TYPE_CHECKING:
     from pgtls.backends.relay.backend import RelayBackend
@@ -67,7 +68,7 @@ class RelaySession:
         self.released = False
         self._paused = False
         self._answered: asyncio.Event | None = None
-        self.client_error: PgError | None = None
+        self.client_error: LogOnly | None = None
 
     def parameters(self) -> list[tuple[str, str]]:
         return list(self.conn.params.items())
@@ -117,7 +118,7 @@ class RelaySession:
                 return
             try:
                 out = tracker.feed(data)
-            except PgError as e:
+            except LogOnly as e:
                 self.client_error = e
                 end()
                 return

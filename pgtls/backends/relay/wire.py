@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pgtls.errors import PROTOCOL_VIOLATION, PgError
+from pgtls.protocol.startup import LogOnly
 
 PROTOCOL_3_0 = 196608
 CANCEL_REQUEST_CODE = 80877102
@@ -32,7 +33,7 @@ RFQ_PREFIX = b"Z\x00\x00\x00\x05"
 
 
 def _cstr(s: str) -> bytes:
-    b = s.encode()
+    b = s.encode("utf-8", "surrogateescape")  # bytes a client sent (not UTF-8) go on unchanged
     if b"\0" in b:
         raise ValueError("a protocol string cannot contain NUL")
     return b + b"\0"
@@ -240,8 +241,8 @@ class FrontendTracker:
                 self.terminated = True
                 return chunk[:pos]
             (length,) = _I32.unpack_from(chunk, pos + 1)
-            if length < 4:
-                raise PgError(PROTOCOL_VIOLATION, "invalid message length", severity="FATAL")
+            if length < 4:  # PostgreSQL logs it (COMMERROR) and closes, without a word to the client
+                raise LogOnly("invalid message length")
             if watch and kind in watch:
                 self.watched.append(chunk[pos : pos + min(WATCH_PREFIX, 1 + length)])
             self.last_kind = kind
