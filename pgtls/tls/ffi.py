@@ -23,6 +23,8 @@ from __future__ import annotations
 import ctypes
 import os
 import ssl
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -207,12 +209,39 @@ def _declare(s: ctypes.CDLL, c: ctypes.CDLL) -> None:
     _proto(c, "DH_set0_pqg", i, vp, vp, vp, vp)
 
 
+# Where pgtls reads CPython's object layout: CPython 3.11 to 3.14 on Linux, with OpenSSL 3.
+SUPPORTED = "CPython 3.11-3.14 on Linux with OpenSSL 3.x"
+_PROBE_ENV = "PGTLS_FFI_PROBE_CHILD"
+# How long the probe in a child process may take (it imports ssl, loads the libraries, checks one context).
+PROBE_TIMEOUT = 60
+
+
+def _probe_in_child() -> None:
+    """Do the layout check first in a child process: if this Python keeps its objects elsewhere, the child
+    may crash (a bad pointer read is a segfault, not an exception); the server then fails cleanly."""
+    if os.environ.get(_PROBE_ENV) == "1":
+        return
+    env = dict(os.environ, **{_PROBE_ENV: "1"})
+    try:
+        p = subprocess.run([sys.executable, "-c", "import pgtls.tls.ffi as f; f.libs()"], env=env,
+                           capture_output=True, text=True, timeout=PROBE_TIMEOUT)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise FfiError(f"could not probe OpenSSL's objects in a child process: {e}") from None
+    if p.returncode != 0:
+        how = f"signal {-p.returncode}" if p.returncode < 0 else f"exit code {p.returncode}"
+        last = (p.stderr.strip().splitlines() or [""])[-1]
+        raise FfiError(f"this Python's ssl module cannot be reached safely (the probe ended with {how}: {last}); "
+                       f"pgtls supports {SUPPORTED}")
+
+
 def libs() -> Libs:
-    """The libssl/libcrypto pair Python's ``_ssl`` uses, loaded once and layout-checked."""
+    """The libssl/libcrypto pair Python's ``_ssl`` uses, loaded once and layout-checked (first in a child
+    process, then here)."""
     global _libs
     if _libs is None:
         with _libs_lock:
             if _libs is None:
+                _probe_in_child()
                 s, sp = _open_matching("libssl.so", "OpenSSL_version_num")
                 c, cpath = _open_matching("libcrypto.so", "OpenSSL_version_num")
                 _declare(s, c)
@@ -411,7 +440,16 @@ def _ascii(value: str, what: str) -> bytes:
 
 
 def set_tls13_ciphersuites(context: ssl.SSLContext, suites: str) -> None:
-    """``SSL_CTX_set_ciphersuites``; ValueError (with OpenSSL's reason) when nothing valid remains."""
+    """``SSL_CTX_set_ciphersuites``; ValueError (with OpenSSL's reason) when nothing valid remains.
+
+    Python 3.15's ``SSLContext.set_ciphersuites`` is used where it exists."""
+    native = getattr(context, "set_ciphersuites", None)
+    if native is not None:
+        try:
+            native(suites)
+        except ssl.SSLError as e:
+            raise ValueError(f"could not set TLS 1.3 ciphersuites: {e.reason or e}") from None
+        return
     lib = libs()
     clear_errors()
     if lib.ssl.SSL_CTX_set_ciphersuites(ctx_ptr(context), _ascii(suites, "ciphersuites")) != 1:
@@ -419,7 +457,16 @@ def set_tls13_ciphersuites(context: ssl.SSLContext, suites: str) -> None:
 
 
 def set_groups(context: ssl.SSLContext, groups: str) -> None:
-    """``SSL_CTX_set1_groups_list``; ValueError (with OpenSSL's reason) for an unusable list."""
+    """``SSL_CTX_set1_groups_list``; ValueError (with OpenSSL's reason) for an unusable list.
+
+    Python 3.15's ``SSLContext.set_groups`` is used where it exists."""
+    native = getattr(context, "set_groups", None)
+    if native is not None:
+        try:
+            native(groups)
+        except ssl.SSLError as e:
+            raise ValueError(f"could not set groups: {e.reason or e}") from None
+        return
     lib = libs()
     clear_errors()
     if lib.ssl.SSL_CTX_ctrl(ctx_ptr(context), SSL_CTRL_SET_GROUPS_LIST, 0, _ascii(groups, "groups")) != 1:
