@@ -293,6 +293,8 @@ class Channel:
                         if not chunk:  # close_notify
                             raise ssl.SSLZeroReturnError
                         parts.append(chunk)
+                        if not inbio.pending and not sslobj.pending():
+                            break  # all decrypted: no second read just to be told WantRead
                 except ssl.SSLWantReadError:
                     pass
                 except (ssl.SSLZeroReturnError, ssl.SSLError):
