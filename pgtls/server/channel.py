@@ -16,6 +16,7 @@ import asyncio
 import socket
 import ssl
 import threading
+import typing
 from collections.abc import Callable
 from concurrent.futures import Executor
 
@@ -47,7 +48,7 @@ class RawConn(asyncio.Protocol):
 
     # --- asyncio.Protocol ---
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = typing.cast(asyncio.Transport, transport)  # uvloop's transports are no subclasses
         self.transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):

@@ -240,7 +240,7 @@ class ManagedCluster:
         self.socket_dir = socket_dir_of(data_dir)
         self.socket_path = self.socket_dir / f".s.PGSQL.{CLUSTER_PORT}"
         self.user = cluster_user(create=True)
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.ready = False
         self.stopping = False
         self.restarts = 0
@@ -263,33 +263,32 @@ class ManagedCluster:
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
     async def _spawn(self) -> None:
+        """The postmaster as a plain child process (not asyncio's: its subprocess support differs between
+        event loops, and uvloop's cannot change the user), watched and read by two threads."""
         self.ready = False
         self._ready_event.clear()
-        self.proc = await asyncio.create_subprocess_exec(
-            *postmaster_args(self.pgbin, self.data_dir), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(
+            postmaster_args(self.pgbin, self.data_dir), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, env=_child_env(), start_new_session=True, preexec_fn=_pdeathsig(),
-            **_as_user(self.user),  # type: ignore[arg-type]
+            **_as_user(self.user),  # type: ignore[call-overload]
         )
-        self._log_task = asyncio.get_running_loop().create_task(self._pass_log(self.proc))
+        self._log_task = asyncio.ensure_future(asyncio.to_thread(self._pass_log, self.proc))
 
     @staticmethod
-    async def _pass_log(proc: asyncio.subprocess.Process) -> None:
+    def _pass_log(proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
-        while True:
-            try:
-                line = await proc.stdout.readline()
-            except (ValueError, asyncio.LimitOverrunError):
-                continue
-            if not line:
-                return
+        for line in proc.stdout:
             log.passthrough(line.decode("utf-8", "replace"))
+
+    async def _wait(self, proc: subprocess.Popen[bytes], timeout: float | None = None) -> int:
+        return await asyncio.wait_for(asyncio.to_thread(proc.wait), timeout)
 
     async def _wait_ready(self) -> bool:
         proc = self.proc
         assert proc is not None
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
-            if proc.returncode is not None:
+            if proc.poll() is not None:
                 return False
             lines = _read_pidfile(self.pgdata)
             if len(lines) >= 8 and lines[0].strip() == str(proc.pid) and lines[7].strip() == "ready":
@@ -305,7 +304,7 @@ class ManagedCluster:
             proc = self.proc
             assert proc is not None
             started = time.monotonic()
-            code = await proc.wait()
+            code = await self._wait(proc)
             if self._log_task is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._log_task, 2)
@@ -359,13 +358,13 @@ class ManagedCluster:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(SHUTDOWN_SIGNALS[mode])
         try:
-            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+            await self._wait(proc, STOP_TIMEOUT)
         except TimeoutError:
             log.log("the managed PostgreSQL did not stop in time; sending SIGQUIT")
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGQUIT)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 10)
+                await self._wait(proc, 10)
         if self._log_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._log_task, 2)
