@@ -973,8 +973,8 @@ def main(argv: list[str] | None = None, **defaults: Any) -> int:
                                     **{k: v for k, v in t.info.items() if k != "server"}}
             print(f"[{t.name}] {t.label}, port {t.port}: {probe}; {describe_tree(t)}", flush=True)
         for t in targets:
-            if t.name == "pgbouncer":
-                continue  # reads PostgreSQL's tables
+            if t.name == "pgbouncer" and any(o.name == "postgres" for o in targets):
+                continue  # reads PostgreSQL's tables (loaded through PgBouncer when PostgreSQL is not measured)
             if "select" in args.parts:
                 print(f"[{t.name}] pgbench -i -s {args.scale}: {load_select_data(t, args, env):.1f} s", flush=True)
             if "copy" in args.parts:

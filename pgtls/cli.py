@@ -13,8 +13,9 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from pgtls import __version__
 
@@ -93,10 +94,26 @@ def serve(data_dir: Path, overrides: dict[str, str], on_ready: Callable[[], None
         return await server.serve_forever()
 
     try:
-        return asyncio.run(main())
+        return run_event_loop(main())
     except StartupError as e:
         log.emit("FATAL", e.message, detail=e.detail, hint=e.hint)
         return 1
+
+
+EVENT_LOOP_ENV = "PGTLS_EVENT_LOOP"
+
+
+def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on asyncio's event loop, or on uvloop's (an optional dependency) when
+    ``PGTLS_EVENT_LOOP=uvloop``."""
+    choice = os.environ.get(EVENT_LOOP_ENV, "asyncio")
+    if choice == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)
+    if choice != "asyncio":
+        raise SystemExit(f"pgtls: {EVENT_LOOP_ENV} must be asyncio or uvloop, not {choice!r}")
+    return asyncio.run(main)
 
 
 # --- reload / stop ----------------------------------------------------------------------------

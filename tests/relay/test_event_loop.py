@@ -1,0 +1,39 @@
+"""PGTLS_EVENT_LOOP: the server runs on uvloop when asked (the optional dependency), relays as on asyncio's
+loop, and refuses a value it does not know."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from tests.pgtlsserver import PgtlsServer, tls_server
+
+
+def test_uvloop_relays_tls_sessions(pgtls_factory, certs, monkeypatch):
+    pytest.importorskip("uvloop")  # in the test extra: installed by make test
+    monkeypatch.setenv("PGTLS_EVENT_LOOP", "uvloop")
+    s: PgtlsServer = tls_server(certs, pgtls_factory())
+    pid = s.proc.pid
+    maps = open(f"/proc/{pid}/maps").read()
+    assert "uvloop" in maps, "the server did not load uvloop"
+    with psycopg.connect(s.dsn(sslmode="require"), autocommit=True) as c:
+        assert c.info.pgconn.ssl_in_use
+        c.execute("CREATE TABLE t (i int)")
+        with c.cursor().copy("COPY t FROM STDIN") as cp:
+            for i in range(1000):
+                cp.write_row((i,))
+        assert c.execute("SELECT sum(i) FROM t").fetchone() == (499500,)
+        c.execute("LISTEN ch")
+        c.execute("NOTIFY ch, 'x'")
+        assert [n.payload for n in c.notifies(timeout=2, stop_after=1)] == ["x"]
+
+
+def test_unknown_event_loop_is_refused(pgtls_factory, monkeypatch):
+    s: PgtlsServer = pgtls_factory().init()
+    monkeypatch.setenv("PGTLS_EVENT_LOOP", "trio")
+    r = subprocess.run([sys.executable, "-m", "pgtls", "serve", "-D", str(s.datadir)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0 and "PGTLS_EVENT_LOOP must be asyncio or uvloop, not 'trio'" in r.stderr
