@@ -23,8 +23,10 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pgtls.backends.relay import wire
+from pgtls.backends.relay.upauth import Authenticator
 from pgtls.errors import PROTOCOL_VIOLATION, PgError
 
 # Startup of an upstream session over the private socket: a fork and backend start (a few ms).
@@ -81,6 +83,7 @@ class UpstreamConn(asyncio.Protocol):
         self.startup_params: tuple[tuple[str, str], ...] = ()  # the client startup parameters it was opened with
         self._prepared: set[str] = set()
         self.generation = 0  # the relay's pool generation when it was opened (see RelayBackend.generation)
+        self.endpoint: Any = None  # a network upstream: where it is and whether over TLS (netconnect)
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -311,17 +314,25 @@ class UpstreamConn(asyncio.Protocol):
         return probe, reset
 
     # --- startup ------------------------------------------------------------------------------
-    async def startup(self, params: dict[str, str]) -> None:
-        """StartupMessage and the exchange up to the first ReadyForQuery (trust only, for now)."""
+    async def startup(self, params: dict[str, str], auth: Authenticator | None = None) -> None:
+        """StartupMessage and the exchange up to the first ReadyForQuery.  Without ``auth`` only trust
+        (the private socket); with it, the methods an upstream may ask for (:mod:`upauth`)."""
         fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
 
         def on_message(kind: bytes, body: bytes) -> None:
             if kind == b"R":
-                code = int.from_bytes(body[:4], "big")
-                if code != 0:
-                    self._fail_all(PgError(
-                        PROTOCOL_VIOLATION, f"the upstream server asked for authentication method {code}, "
-                        "which pgtls does not answer", severity="FATAL"))
+                try:
+                    if auth is None:
+                        code = int.from_bytes(body[:4], "big")
+                        if code != 0:
+                            raise PgError(PROTOCOL_VIOLATION, f"the upstream server asked for authentication "
+                                          f"method {code}, which pgtls does not answer", severity="FATAL")
+                    else:
+                        reply = auth.on_request(body)
+                        if reply:
+                            self.write(reply)
+                except PgError as e:
+                    self._fail_all(e)
                     self.abort()
             elif kind == b"K":
                 self.pid = int.from_bytes(body[:4], "big")
