@@ -43,7 +43,12 @@ def _read(path: Path, what: str) -> bytes:
         size = path.stat().st_size
         if size > MAX_PEM_FILE_BYTES:
             raise CertError(f'{what} file "{path}" is too large ({size} bytes) to be a PEM file')
-        return path.read_bytes()
+        # A device or a growing file reports no useful size (/dev/zero: 0): the read itself is bounded.
+        with path.open("rb") as f:
+            data = f.read(MAX_PEM_FILE_BYTES + 1)
+        if len(data) > MAX_PEM_FILE_BYTES:
+            raise CertError(f'{what} file "{path}" is too large (over {MAX_PEM_FILE_BYTES} bytes) to be a PEM file')
+        return data
     except FileNotFoundError:
         raise CertError(f'{what} file "{path}" does not exist') from None
     except OSError as e:
@@ -127,7 +132,8 @@ def read_key(path: str | os.PathLike[str], passphrase: bytes | None = None, what
 
 def key_is_encrypted(path: str | os.PathLike[str]) -> bool:
     try:
-        data = Path(path).read_bytes()[:MAX_PEM_FILE_BYTES]
+        with open(path, "rb") as f:
+            data = f.read(MAX_PEM_FILE_BYTES)
     except OSError:
         return False
     return b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data

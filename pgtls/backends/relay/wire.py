@@ -195,7 +195,7 @@ class FrontendTracker:
     kept.
     """
 
-    __slots__ = ("_remaining", "_header", "last_kind", "terminated", "_watch", "watched")
+    __slots__ = ("_remaining", "_header", "last_kind", "terminated", "_watch", "watched", "_head", "_head_need")
 
     def __init__(self, watch: frozenset[int] = frozenset()) -> None:
         self._remaining = 0  # body bytes of the current message still to come
@@ -204,6 +204,8 @@ class FrontendTracker:
         self.terminated = False
         self._watch = watch  # message types whose start (type + first body bytes) the caller wants to see
         self.watched: list[bytes] = []
+        self._head = bytearray()  # the start of a watched message whose body continues in the next chunk
+        self._head_need = 0  # bytes still missing from _head
 
     @property
     def at_boundary(self) -> bool:
@@ -226,6 +228,13 @@ class FrontendTracker:
         n = len(chunk)
         pos = 0
         if self._remaining:
+            if self._head_need:  # a watched start is handed over whole, wherever the chunks were cut
+                take = chunk[: self._head_need]
+                self._head += take
+                self._head_need -= len(take)
+                if not self._head_need:
+                    self.watched.append(bytes(self._head))
+                    self._head.clear()
             if self._remaining >= n:
                 self._remaining -= n
                 return chunk
@@ -244,7 +253,13 @@ class FrontendTracker:
             if length < 4:  # PostgreSQL logs it (COMMERROR) and closes, without a word to the client
                 raise LogOnly("invalid message length")
             if watch and kind in watch:
-                self.watched.append(chunk[pos : pos + min(WATCH_PREFIX, 1 + length)])
+                want = min(WATCH_PREFIX, 1 + length)
+                head = chunk[pos : pos + want]
+                if len(head) == want:
+                    self.watched.append(head)
+                else:
+                    self._head[:] = head
+                    self._head_need = want - len(head)
             self.last_kind = kind
             pos += 1 + length
         if pos > n:

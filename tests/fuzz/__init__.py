@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing of pgtls's parsers with atheris (see docs/fuzzing.md)."""
