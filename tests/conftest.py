@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import certset
+from tests import certset, prereq
 from tests.pgserver import RealPostgres, have_postgres, managed_pg_bin, shared_tmpdir
 from tests.pgtlsserver import PgtlsServer, drop_templates
 
@@ -45,7 +45,7 @@ def client_home() -> Iterator[Path]:
 def realpg() -> Iterator[RealPostgres]:
     """A running PostgreSQL 15 (trust, no TLS) for a module of differential tests."""
     if not have_postgres():
-        pytest.skip("PostgreSQL 15 server binaries are not installed")
+        prereq.missing("PostgreSQL 15 server binaries are not installed")
     pg = RealPostgres().init()
     try:
         pg.start()
@@ -59,7 +59,7 @@ def pg_and_pgtls() -> Iterator[tuple[RealPostgres, PgtlsServer]]:
     """A PostgreSQL 15 and a pgtls server with the embedded DuckDB backend side by side (no TLS, trust), for a
     module of the embedded backend's differential tests."""
     if not have_postgres():
-        pytest.skip("PostgreSQL 15 server binaries are not installed")
+        prereq.missing("PostgreSQL 15 server binaries are not installed")
     pg = RealPostgres()
     ours = PgtlsServer()
     try:
@@ -108,7 +108,7 @@ def pgtls_factory() -> Iterator[type]:
 @pytest.fixture
 def realpg_factory() -> Iterator[type]:
     if not have_postgres():
-        pytest.skip("PostgreSQL 15 server binaries are not installed")
+        prereq.missing("PostgreSQL 15 server binaries are not installed")
     made: list[RealPostgres] = []
 
     def make(**kw: object) -> RealPostgres:

@@ -13,13 +13,11 @@ client that would fall back to plain text is refused by the server, not only by 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any
 
-import pytest
-
+from tests import prereq
 from tests.clients import pydrivers
 from tests.pgserver import RealPostgres, managed_pg_bin
 from tests.pgtlsserver import PgtlsServer
@@ -65,12 +63,11 @@ def start_realpg(certs: Any) -> RealPostgres:
 
 
 def client_missing(client: str) -> None:
-    """Skip a test whose client program is not installed; fail instead when CI=true (CI must have them)."""
+    """Skip a test whose client program is not installed; fail it instead under CI=true or `make test`
+    (tests/prereq.py)."""
     why = pydrivers.unavailable(client)
     if why:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{client}: {why} (CI=true: every client must be installed)")
-        pytest.skip(why)
+        prereq.missing(f"{client}: {why}")
 
 
 class Reports:

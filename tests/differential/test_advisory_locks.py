@@ -14,6 +14,7 @@ import pytest
 
 from tests.pgserver import RealPostgres
 from tests.pgtlsserver import PgtlsServer
+from tests.pgwire_util import assert_same_outcome, check_message_differences, error_outcome
 
 pytestmark = pytest.mark.pg
 
@@ -76,7 +77,8 @@ def outcome(conn: psycopg.Connection, sql: str) -> tuple[object, ...]:
     conn._test_notices = []  # type: ignore[attr-defined]
     state = res.error_field(psycopg.pq.DiagnosticField.SQLSTATE)
     if state:
-        return ("error", state.decode(), notices)
+        message = (res.error_field(psycopg.pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
+        return (*error_outcome(state.decode(), message), notices)
     values = [[None if res.get_value(r, c) is None else res.get_value(r, c).decode() for c in range(res.nfields)]
               for r in range(res.ntuples)]  # fmt: skip
     cols = [(res.fname(c).decode(), res.ftype(c)) for c in range(res.nfields)]
@@ -104,22 +106,30 @@ def _run(port: int, script: list[tuple[str, str]]) -> list[tuple[object, ...]]:
             c.close()
 
 
-def _errors_only(steps: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
-    # PostgreSQL and pgtls word some errors differently (a refused multi-call SELECT); compare SQLSTATE classes
-    return [s[:2] if s[0] == "error" else s for s in steps]
+# Errors with PostgreSQL's SQLSTATE and notices but another message: statement -> why.
+MESSAGE_DIFFERENCES = {
+    "SELECT pg_advisory_lock(1, 2, 3)": "42883 names the argument types as pgtls types the literals: "
+                                        "'function pg_advisory_lock(bigint, bigint, bigint) does not exist'; "
+                                        "PostgreSQL: '(integer, integer, integer)'",
+}
+
+
+def test_message_differences_are_run() -> None:
+    check_message_differences(MESSAGE_DIFFERENCES, [sql for script in SCRIPTS.values() for _, sql in script])
 
 
 @pytest.mark.parametrize("name", list(SCRIPTS))
 def test_script_matches_postgres(servers, name):
+    """Step by step: the same rows, notices, or error (SQLSTATE and message)."""
     pg, ours = servers
     script = SCRIPTS[name]
     want = _run(pg.port, script)
     got = _run(ours.port, script)
-    for (who, sql), w, g in zip(script, want, got, strict=True):
+    for (_who, sql), w, g in zip(script, want, got, strict=True):
         if sql.startswith("SELECT pg_try_advisory_lock(0, 5), "):
             assert w[0] == "ok" and g[0] == "error", "pgtls refuses two advisory calls in one SELECT"
             continue
-        assert _errors_only([g]) == _errors_only([w]), f"{who}: {sql!r}: PostgreSQL {w}, pgtls {g}"
+        assert_same_outcome(g, w, sql, MESSAGE_DIFFERENCES)
 
 
 def _blocked_lock(port: int, sql: str, setup: str = "") -> tuple[threading.Thread, dict[str, object]]:

@@ -47,6 +47,7 @@ import asyncpg
 import psycopg
 import pytest
 
+from tests import prereq
 from tests.conftest import run_psql
 from tests.pgserver import RealPostgres, have_postgres, shared_tmpdir
 from tests.pgtlsserver import PgtlsServer
@@ -317,7 +318,7 @@ class MatrixRun:
 @pytest.fixture(scope="module")
 def matrix(certs, keydir, client_home) -> Iterator[MatrixRun]:
     if not have_postgres():
-        pytest.skip("PostgreSQL 15 server binaries are not installed")
+        prereq.missing("PostgreSQL 15 server binaries are not installed")
     servers: dict[tuple[str, str], RealPostgres | PgtlsServer] = {}
     try:
         with ThreadPoolExecutor(6) as pool:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import prereq
 from tests.clients import pydrivers
 from tests.clients.harness import Reports, start_pgtls, start_realpg
 from tests.clients.scenario import BY_NAME, CHECK_NAMES, CHECKS_EXPECTED, TYPE_NAMES, compare_values
@@ -40,7 +41,7 @@ def _params(table: dict[tuple[str, str], str], names: list[str]) -> list[object]
 @pytest.fixture(scope="module")
 def servers(certs, client_home) -> Iterator[tuple[Reports, Reports]]:
     if not pydrivers.have_postgres():
-        pytest.skip("PostgreSQL 15 server binaries are not installed")
+        prereq.missing("PostgreSQL 15 server binaries are not installed")
     pg = start_realpg(certs)
     ours = start_pgtls(certs)
     try:

@@ -21,9 +21,11 @@ import psycopg
 import pytest
 from psycopg.types.string import TextLoader
 
+from tests import prereq
 from tests.conftest import run_psql
 from tests.pgserver import RealPostgres
 from tests.pgtlsserver import PgtlsServer
+from tests.pgwire_util import error_outcome
 
 TABLES = ("r_parent", "r_item", "r_child", "r_marked")
 SCHEMA = [
@@ -98,7 +100,7 @@ def _rows(dsn: str, sql: str) -> object:
         try:
             cur = c.execute(sql)
         except psycopg.Error as e:
-            return e.sqlstate
+            return error_outcome(e.sqlstate or "", e.diag.message_primary or "")
         return [d.name for d in cur.description or []], cur.fetchall()
 
 
@@ -212,7 +214,7 @@ print(json.dumps(out))
 def test_django_introspection_as_postgres(servers: tuple[RealPostgres, PgtlsServer]) -> None:
     """Django's get_constraints and get_relations (run in a child process: Django is configured once per
     process, and test_orm_django.py configures it its own way)."""
-    pytest.importorskip("django")
+    prereq.importorskip("django")
     pg, ours = servers
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     p = subprocess.run([sys.executable, "-c", DJANGO_SCRIPT, json.dumps({"ours": ours.port, "pg": pg.port}), *TABLES],

@@ -1,6 +1,7 @@
 """The embedded backend against a real PostgreSQL 15 for everyday result types: generate_series, jsonb
 (columns, casts, expressions; text and binary format) and ~40 common expressions tools send.  Each case
-compares the command tag, the RowDescription type OIDs and column names, and the values."""
+compares the command tag, the RowDescription type OIDs and column names, and the values; or, for an error,
+the SQLSTATE and the message."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from tests.pgwire_util import (
     BackendMessage,
     SessionDriver,
+    assert_same_outcome,
+    error_outcome,
     errors,
     fe,
     postgres_and_session,
@@ -142,7 +145,7 @@ def pg_outcome(conn: psycopg.Connection, sql: str) -> tuple[object, ...]:
     res = conn.pgconn.exec_(sql.encode())
     state = res.error_field(psycopg.pq.DiagnosticField.SQLSTATE)
     if state:
-        return ("error", state.decode())
+        return error_outcome(state.decode(), (res.error_field(psycopg.pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode())
     values = [[None if res.get_value(r, c) is None else res.get_value(r, c).decode() for c in range(res.nfields)]
               for r in range(res.ntuples)]  # fmt: skip
     cols = [(res.fname(c).decode(), res.ftype(c), res.fmod(c)) for c in range(res.nfields)]
@@ -158,7 +161,7 @@ def our_outcome(d: SessionDriver, sql: str) -> tuple[object, ...]:
     msgs = d.query(sql)
     errs = errors(msgs)
     if errs:
-        return ("error", errs[0]["C"])
+        return error_outcome(errs[0]["C"], errs[0]["M"])
     values = [[None if v is None else v.decode() for v in m["values"]] for m in msgs if m.kind == "D"]
     return ("ok", tags(msgs)[0], _described(msgs), values)
 
@@ -172,7 +175,7 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[psycopg.Con
 @pytest.mark.parametrize("sql", GENERATE_SERIES + JSONB + EVERYDAY)
 def test_same_text_outcome(both: tuple[psycopg.Connection, SessionDriver], sql: str) -> None:
     conn, d = both
-    assert our_outcome(d, sql) == pg_outcome(conn, sql)
+    assert_same_outcome(our_outcome(d, sql), pg_outcome(conn, sql), sql)  # errors: the same SQLSTATE and message
 
 
 @pytest.mark.parametrize("sql", BINARY)

@@ -21,7 +21,15 @@ import pytest
 from psycopg.adapt import Loader
 from psycopg.pq import Format
 
-from tests.pgwire_util import SessionDriver, errors, fe, postgres_and_session, tags
+from tests.pgwire_util import (
+    SessionDriver,
+    assert_same_outcome,
+    error_outcome,
+    errors,
+    fe,
+    postgres_and_session,
+    tags,
+)
 
 pytestmark = pytest.mark.pg
 
@@ -95,6 +103,7 @@ EXTRA = [
         "SELECT '294276-12-31 23:59:59'::timestamp",
         marks=pytest.mark.xfail(
             strict=True,
+            raises=AssertionError,
             reason="DuckDB's timestamps end at 294247-01-10 04:00:54.775806, PostgreSQL's at 294276-12-31",
         ),
     ),
@@ -123,7 +132,7 @@ def pg_result(conn: psycopg.Connection, sql: str, fmt: int | None, params: list[
         res = conn.pgconn.exec_params(sql.encode(), vals, types, pformats, result_format=fmt)
     err = res.error_field(psycopg.pq.DiagnosticField.SQLSTATE)
     if err:
-        return ("error", err.decode())
+        return error_outcome(err.decode(), (res.error_field(psycopg.pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode())
     values = [[res.get_value(r, c) for c in range(res.nfields)] for r in range(res.ntuples)]
     return ([res.ftype(c) for c in range(res.nfields)], values)
 
@@ -138,7 +147,7 @@ def our_result(d: SessionDriver, sql: str, fmt: int | None, params: list[Any] | 
                       fe.describe("P"), fe.execute(), fe.sync())  # fmt: skip
     errs = errors(msgs)
     if errs:
-        return ("error", errs[0]["C"])
+        return error_outcome(errs[0]["C"], errs[0]["M"])
     t = [m for m in msgs if m.kind == "T"]
     return ([c["oid"] for c in t[0]["columns"]] if t else [], [m["values"] for m in msgs if m.kind == "D"])
 
@@ -264,10 +273,40 @@ def test_copy_to(both, source, how, zone):
     assert b"".join(m["data"] for m in msgs if m.kind == "d") == _pg_copy(conn, sql)
 
 
+# --- input PostgreSQL refuses ----------------------------------------------------------------------------
+
+# Each must fail as on PostgreSQL 15, with its SQLSTATE and message; those pgtls gets wrong are strict xfails.
+INVALID = [
+    pytest.param("SELECT '5874898-01-01'::date", marks=pytest.mark.xfail(strict=True, raises=AssertionError,
+                 reason="pgtls accepts a date past PostgreSQL's last (5874897-12-31); PostgreSQL: 22008 "
+                        "'date out of range'")),
+    pytest.param("SELECT '0000-01-01'::date", marks=pytest.mark.xfail(strict=True, raises=AssertionError,
+                 reason="pgtls reads year 0 as 0001 BC; PostgreSQL: 22008 'date/time field value out of range'")),
+    pytest.param("SELECT '2024-02-30'::date", marks=pytest.mark.xfail(strict=True, raises=AssertionError,
+                 reason="pgtls: 22003 'date field value out of range' (DuckDB's); PostgreSQL: 22008 "
+                        "'date/time field value out of range'")),
+    pytest.param("SELECT 'notadate'::date", marks=pytest.mark.xfail(strict=True, raises=AssertionError,
+                 reason="pgtls: 22P02 with DuckDB's 'invalid date field format'; PostgreSQL: 22007 'invalid "
+                        "input syntax for type date'")),
+    pytest.param("SELECT 'infinity'::timestamp - 'infinity'::timestamp", marks=pytest.mark.xfail(
+                 strict=True, raises=AssertionError, reason="pgtls: 22023 'Cannot subtract infinite timestamps' "
+                 "(DuckDB's); PostgreSQL: 22008 'cannot subtract infinite timestamps'")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("sql", INVALID)
+def test_invalid_input_fails_as_on_postgres(both, sql):
+    conn, d = both
+    _zone(both, "UTC")
+    want = pg_result(conn, sql, None)
+    assert want[0] == "error", want
+    assert_same_outcome(our_result(d, sql, None), want, sql)
+
+
 # --- what does not work ----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="DuckDB cannot re-run or wrap an INSERT ... RETURNING, so a returned "
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="DuckDB cannot re-run or wrap an INSERT ... RETURNING, so a returned "
                    "infinity is indistinguishable from 9999-12-31 (see execute.py)")  # fmt: skip
 def test_returning_infinity(both):
     conn, d = both

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pgtls.backends.embedded import jsonb
 from pgtls.backends.embedded.sqltext import tokens
-from tests.pgwire_util import errors, fe, postgres_and_session, rows
+from tests.pgwire_util import error_outcome, errors, fe, postgres_and_session, rows
 
 SETUP = [
     "CREATE TABLE j (id int, d jsonb)",
@@ -34,14 +34,16 @@ QUERIES = [
 def _ours(d, sql: str) -> object:
     msgs = d.query(sql)
     errs = errors(msgs)
-    return errs[0]["C"] if errs else ([c["name"] for m in msgs if m.kind == "T" for c in m["columns"]], rows(msgs))
+    if errs:
+        return error_outcome(errs[0]["C"], errs[0]["M"])
+    return [c["name"] for m in msgs if m.kind == "T" for c in m["columns"]], rows(msgs)
 
 
 def _theirs(conn: psycopg.Connection, sql: str, args: tuple[object, ...] = ()) -> object:
     try:
         cur = conn.execute(sql, args)
     except psycopg.Error as e:
-        return e.sqlstate
+        return error_outcome(e.sqlstate or "", e.diag.message_primary or "")
     return ([c.name for c in cur.description or []],
             [[None if v is None else {True: "t", False: "f"}.get(v, str(v)) if isinstance(v, bool) else str(v)
               for v in r] for r in cur.fetchall()])  # fmt: skip

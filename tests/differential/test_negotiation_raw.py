@@ -12,6 +12,7 @@ import struct
 import pytest
 
 from pgtls.protocol.startup import ssl_request_packet, startup_packet
+from tests import prereq
 from tests.rawclient import Raw, first_error
 
 pytestmark = pytest.mark.pg
@@ -25,7 +26,7 @@ def pair(certs):
     from tests.pgtlsserver import PgtlsServer
 
     if not have_postgres():
-        pytest.skip("no PostgreSQL 15")
+        prereq.missing("PostgreSQL 15 server binaries are not installed")
     out = {}
     made = []
     for ssl in (True, False):

@@ -9,6 +9,7 @@ import re
 import psycopg
 import pytest
 
+from tests import prereq
 from tests.conftest import run_psql
 
 pytestmark = pytest.mark.pg
@@ -39,7 +40,7 @@ def servers(certs, tmp_path_factory):
     from tests.pgtlsserver import PgtlsServer
 
     if not have_postgres():
-        pytest.skip("no PostgreSQL 15")
+        prereq.missing("PostgreSQL 15 server binaries are not installed")
     made = []
     out = {}
     for ssl in (True, False):

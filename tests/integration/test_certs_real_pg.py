@@ -21,10 +21,12 @@ import pytest
 from pgtls.certs.checkdir import run_check
 from pgtls.certs.pemfiles import read_certs, read_crls
 from pgtls.cli import main as pgtls_main
+from tests import prereq
 from tests.pgserver import RealPostgres, have_postgres, shared_tmpdir
 
 PSQL = "/usr/bin/psql"
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None and not prereq.required(),
+                                   reason="needs the openssl CLI")
 
 
 def cli(*argv: object) -> None:
@@ -83,7 +85,7 @@ def _psql(pg: RealPostgres, pki: Path, user: str, *, cert: str | None = None, sq
 @pytest.fixture(scope="module", params=["postgres", "pgtls"])
 def pg(request: pytest.FixtureRequest, pki: Path) -> Iterator[RealPostgres]:
     if request.param == "postgres" and not have_postgres():
-        pytest.skip("PostgreSQL 15 is not installed")
+        prereq.missing("PostgreSQL 15 server binaries are not installed")
     from tests.pgtlsserver import PgtlsServer
 
     server = RealPostgres().init() if request.param == "postgres" else PgtlsServer().init()

@@ -8,6 +8,7 @@ import pytest
 from pgtls.protocol.startup import gssenc_request_packet, ssl_request_packet, startup_packet
 from tests.pgtlsserver import tls_server
 from tests.rawclient import Raw, first_error
+from tests.serverwatch import Watch
 
 HBA = "local all all trust\nhost all all 127.0.0.1/32 trust\n"
 
@@ -20,6 +21,7 @@ def server(certs):
 
 
 def test_gss_then_ssl_then_startup(server):
+    watch = Watch(server)
     r = Raw(server.port)
     r.send(gssenc_request_packet())
     assert r.recv_exact(1) == b"N"
@@ -31,10 +33,12 @@ def test_gss_then_ssl_then_startup(server):
     assert data[:1] == b"R"
     r.close()
     assert "GSSENCRequest rejected" in server.log() and "SSLRequest accepted" in server.log()
+    watch.check()  # no unexpected error logged, the server alive
 
 
 def test_ssl_gss_ssl_is_refused(server):
     """postmaster/004_negotiate with ssl=on: the third request is not answered with 'N'."""
+    watch = Watch(server)
     r = Raw(server.port)
     r.send(ssl_request_packet())
     assert r.recv_exact(1) == b"S"
@@ -46,9 +50,11 @@ def test_ssl_gss_ssl_is_refused(server):
     assert err is not None and err["C"] == "0A000"
     assert err["M"] == "unsupported frontend protocol 1234.5679: server supports 3.0 to 3.0"
     r.close()
+    watch.check()  # no unexpected error logged, the server alive
 
 
 def test_gss_twice_is_refused(server):
+    watch = Watch(server)
     r = Raw(server.port)
     r.send(gssenc_request_packet())
     assert r.recv_exact(1) == b"N"
@@ -56,9 +62,11 @@ def test_gss_twice_is_refused(server):
     err = first_error(r.recv_all(2.0))
     assert err is not None and err["M"] == "unsupported frontend protocol 1234.5680: server supports 3.0 to 3.0"
     r.close()
+    watch.check()  # no unexpected error logged, the server alive
 
 
 def test_requests_after_direct_tls(server):
+    watch = Watch(server)
     r = Raw(server.port)
     r.start_tls(alpn=["postgresql"])
     r.send(gssenc_request_packet())
@@ -67,9 +75,11 @@ def test_requests_after_direct_tls(server):
     err = first_error(r.recv_all(2.0))
     assert err is not None and err["M"].startswith("unsupported frontend protocol 1234.5679")
     r.close()
+    watch.check()  # no unexpected error logged, the server alive
 
 
 def test_unencrypted_data_after_gss_request(server):
+    watch = Watch(server)
     r = Raw(server.port)
     r.send(gssenc_request_packet() + startup_packet({"user": "postgres"}))
     data = r.recv_all(2.0)
@@ -78,6 +88,7 @@ def test_unencrypted_data_after_gss_request(server):
     err = first_error(data[1:])
     assert err is not None and err["C"] == "08P01"
     assert err["M"] == "received unencrypted data after GSSAPI encryption request"
+    watch.check()  # no unexpected error logged, the server alive
 
 
 def test_server_still_serves(server):
@@ -85,4 +96,6 @@ def test_server_still_serves(server):
 
     with psycopg.connect(server.dsn(sslmode="require")) as c:
         assert c.execute("select 1").fetchone() == (1,)
-    assert "Traceback" not in server.full_log()
+    watch = Watch(server)
+    watch.offset = 0  # the module's whole log: no pgtls bug in any test above
+    watch.check()

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-django = pytest.importorskip("django")
+from tests import prereq
+
+django = prereq.importorskip("django")
 
 from tests.pgtlsserver import tls_server  # noqa: E402
 
@@ -45,8 +47,8 @@ def dbs(certs, client_home, realpg) -> Iterator[dict[str, str]]:
             "postgres": {**common, "PORT": realpg.port},
         }  # fmt: skip
         databases["pgtls"] = databases["default"]
-        if settings.configured:
-            pytest.skip("Django was already configured by another test in this process")
+        # Django is configured once per process: no other test may do it in-process (the others use a child)
+        assert not settings.configured, "Django was already configured by another test in this process"
         settings.configure(
             DATABASES=databases,
             INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions",

@@ -15,9 +15,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
+from tests import prereq
 
-sqlalchemy = pytest.importorskip("sqlalchemy")
+sqlalchemy = prereq.importorskip("sqlalchemy")
 
 from sqlalchemy import ForeignKey, String, create_engine, func, inspect, select, text  # noqa: E402
 from sqlalchemy.exc import IntegrityError  # noqa: E402

@@ -21,6 +21,7 @@ import pytest
 from pgtls.backends.base import SessionInfo
 from pgtls.backends.embedded import EmbeddedBackend, create_database
 from pgtls.config.settings import load_settings
+from tests import prereq
 from tests.pgserver import PG_BIN, RealPostgres, have_postgres
 from tests.pgtlsserver import tls_server
 from tests.pgwire_util import Collector, SessionDriver, SimpleRegistry, errors, fe, parse_messages
@@ -386,7 +387,7 @@ def test_reader_sees_every_commit_over_tls(certs: Any, client_home: Path) -> Non
     import psycopg
 
     if not have_postgres():
-        pytest.skip("PostgreSQL 15 client tools are not installed")
+        prereq.missing("PostgreSQL 15 client tools are not installed")
     server = tls_server(certs, log_min_messages="debug1", backend="duckdb")
     try:
         dsn = (f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres sslmode=verify-full "

@@ -13,15 +13,19 @@ import base64
 import hashlib
 import hmac
 import os
+import shutil
+import ssl
 import struct
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from pgtls.protocol.startup import ssl_request_packet, startup_packet
+from tests import weaksig
 from tests.pgserver import RealPostgres, have_postgres, shared_tmpdir
 from tests.pgtlsserver import PgtlsServer
 from tests.rawclient import Raw, error_fields
@@ -343,6 +347,57 @@ def test_unknown_user_fails_like_wrong_password(ours, realpg):
         log = realpg.log()
         assert 'Role "nosuchuser" does not exist.' in log
     assert 'Role "nosuchuser" does not exist.' in ours.log()  # the reason goes to the log only
+
+
+# --- SHA-1 and MD5 signed server certificates --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def weak_sig_server() -> Iterator[tuple[PgtlsServer, dict[str, tuple[Path, Path]]]]:
+    """One server for both weak certificates (openssl CLI, self-signed), switched by a reload."""
+    d = shared_tmpdir("pgtls-weaksig-")
+    made = {digest: weaksig.make(d, digest) for digest in weaksig.DIGESTS}
+    s = PgtlsServer().init()
+    s.copy_in(made["sha1"][0], "server.crt", 0o644)
+    s.copy_in(made["sha1"][1], "server.key", 0o600)
+    s.write("pg_hba.conf", HBA)
+    s.conf(ssl="on")
+    s.create_role(USER, password=PASSWORD)
+    s.start()
+    yield s, made
+    s.cleanup()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("digest", weaksig.DIGESTS)
+def test_weak_signature_binds_with_sha256(weak_sig_server, digest):
+    """A server certificate signed with SHA-1 or MD5: tls-server-end-point hashes it with SHA-256 (RFC 5929
+    §4.1, PostgreSQL's be_tls_get_certificate_hash, libpq's pgtls_get_peer_certificate_hash), so libpq with
+    channel_binding=require logs in, and a client that binds with the signature's own hash is refused."""
+    server, made = weak_sig_server
+    crt, key = made[digest]
+    server.copy_in(crt, "server.crt", 0o644)
+    server.copy_in(key, "server.key", 0o600)
+    server.reload()
+    assert "SSL configuration was not reloaded" not in server.log()
+    expected_der = ssl.PEM_cert_to_DER_cert(crt.read_text())
+
+    s = Scram(server.port)
+    der = s.r.tls.getpeercert(binary_form=True)  # type: ignore[union-attr]
+    assert der == expected_der, "the server did not switch to the certificate signed with " + digest
+    assert s.mechanisms == [PLUS, PLAIN]
+    assert s.first(PLUS) is None
+    assert authenticated(s.final(cbind_data=hashlib.sha256(der).digest()))
+
+    s = Scram(server.port)
+    assert s.first(PLUS) is None
+    err = error_of(s.final(cbind_data=hashlib.new(digest, der).digest()))
+    assert err == {"S": "FATAL", "V": "FATAL", "C": "28000", "M": "SCRAM channel binding check failed"}
+
+    with psycopg.connect(server.dsn(user=USER, password=PASSWORD, sslmode="require", channel_binding="require",
+                                    sslrootcert="invalid", sslcert="invalid", connect_timeout=10)) as c:
+        assert c.pgconn.ssl_in_use
+        assert c.execute("select current_user").fetchone() == (USER,)
 
 
 # --- Ed25519 server certificate ----------------------------------------------------------------------------

@@ -34,8 +34,10 @@ from typing import Any
 
 import pytest
 
-sqlalchemy = pytest.importorskip("sqlalchemy")
-pytest.importorskip("django")
+from tests import prereq
+
+sqlalchemy = prereq.importorskip("sqlalchemy")
+prereq.importorskip("django")
 
 from sqlalchemy import ForeignKey, String, create_engine, func, inspect, select, text  # noqa: E402
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB  # noqa: E402

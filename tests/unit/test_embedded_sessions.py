@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -154,10 +155,40 @@ def test_psql_catalog_queries(db):
     assert db.value("SELECT current_schema()") == "public"
 
 
-def test_embedded_backend_close_releases_files(tmp_path: Path):
+def _open_files_under(*dirs: Path) -> list[str]:
+    """This process's open file descriptors on files inside ``dirs`` (from /proc/self/fd)."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if any(target.startswith(f"{d}/") for d in dirs):
+            out.append(target)
+    return out
+
+
+def test_embedded_backend_close_releases_files(tmp_path: Path, registry):
+    """After close(): no descriptor left on the database file or the catalog, the catalog's temporary
+    directory gone, and another process can open the database read-write and sees the committed row."""
     create_database(tmp_path, "postgres")
-    be = EmbeddedBackend(tmp_path, FakeSettings())
+    be = EmbeddedBackend(tmp_path, FakeSettings())  # idle databases stay open (IDLE_CLOSE_SECONDS) until close()
+    d = open_driver(be, registry)
+    assert not errors(d.query("CREATE TABLE kept (a int); INSERT INTO kept VALUES (7)"))
+    d.session.close()
+    catalog_dir = Path(be._catalog_dir or "")
+    assert be._catalog_dir is not None and catalog_dir.is_dir()
+    held = _open_files_under(tmp_path.resolve(), catalog_dir.resolve())
+    assert any(f.endswith(".duckdb") for f in held), held  # the check sees an open database file
     be.close()
+    assert _open_files_under(tmp_path.resolve(), catalog_dir.resolve()) == []
+    assert not catalog_dir.exists()
+    [db_file] = (tmp_path / "base").glob("postgres.duckdb")
+    code = "import duckdb, sys; c = duckdb.connect(sys.argv[1]); c.execute('INSERT INTO public.kept VALUES (8)'); " \
+           "print(c.execute('SELECT list(a ORDER BY a) FROM public.kept').fetchone()[0])"  # fmt: skip
+    p = subprocess.run([sys.executable, "-c", code, str(db_file)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[7, 8]"
 
 
 def test_statement_timeout(db):

@@ -84,28 +84,53 @@ def test_binary_output_matches_postgres(db):
     ]
 
 
-def test_numeric_binary_roundtrip():
-    for text in ["0", "1.50", "-123456789.000123", "10000", "0.0001", "99999999999999999999.5"]:
-        d = Decimal(text)
-        assert params.decode_binary(T.NUMERIC.oid, codecs.numeric_send(d)) == d
+# PostgreSQL 15.18's binary output for these numerics (``SELECT '<text>'::numeric`` with result format 1,
+# captured with psycopg's pgconn.exec_params): ndigits, weight, sign, dscale, base-10000 digits.
+PG_NUMERIC_BINARY = [
+    ("0", "0000000000000000"),
+    ("1.50", "000200000000000200011388"),
+    ("-123456789.000123", "0005000240000006000109291a85000108fc"),
+    ("10000", "00010001000000000001"),
+    ("0.0001", "0001ffff000000040001"),
+    ("99999999999999999999.5", "0006000400000001270f270f270f270f270f1388"),
+]
 
 
-@pytest.mark.parametrize(
-    ("oid", "value"),
-    [
-        (T.INT4.oid, 42), (T.INT8.oid, -(2**40)), (T.FLOAT8.oid, 2.5), (T.BOOL.oid, True),
-        (T.DATE.oid, dt.date(2024, 1, 2)), (T.TIMESTAMP.oid, dt.datetime(2024, 1, 2, 3, 4, 5, 6)),
-        (T.TIMESTAMPTZ.oid, dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)), (T.UUID.oid, uuid.uuid4()),
-        (T.BYTEA.oid, b"\x00\xff"), (T.TEXT.oid, "héllo"),
-    ],
-)  # fmt: skip
-def test_binary_params_roundtrip(db, oid, value):
-    t = T.BY_OID[oid]
-    data = codecs.binary_encoder(t, dt.UTC)(value)
-    msgs = db.send(fe.parse("SELECT $1", oids=[oid]), fe.bind([data], param_formats=[1], result_formats=[1]),
+@pytest.mark.parametrize(("text", "pg_hex"), PG_NUMERIC_BINARY)
+def test_numeric_binary_as_postgres(text, pg_hex):
+    """pgtls's numeric encoder gives PostgreSQL's bytes, and its parameter decoder reads them back."""
+    pg = bytes.fromhex(pg_hex)
+    assert codecs.numeric_send(Decimal(text)) == pg
+    decoded = params.decode_binary(T.NUMERIC.oid, pg)
+    assert decoded == Decimal(text) and str(decoded) == text
+
+
+# PostgreSQL 15.18's binary form of each value (captured as above, TimeZone UTC): what a client sends as a
+# binary parameter and gets back in a binary result column.
+PG_BINARY_VALUES = [
+    (T.INT4.oid, 42, "0000002a"),
+    (T.INT8.oid, -(2**40), "ffffff0000000000"),
+    (T.FLOAT8.oid, 2.5, "4004000000000000"),
+    (T.BOOL.oid, True, "01"),
+    (T.DATE.oid, dt.date(2024, 1, 2), "0000223f"),
+    (T.TIMESTAMP.oid, dt.datetime(2024, 1, 2, 3, 4, 5, 6), "0002b0ec8515f346"),
+    (T.TIMESTAMPTZ.oid, dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC), "0002b0ec8515f340"),
+    (T.UUID.oid, uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), "a0eebc999c0b4ef8bb6d6bb9bd380a11"),
+    (T.BYTEA.oid, b"\x00\xff", "00ff"),
+    (T.TEXT.oid, "héllo", "68c3a96c6c6f"),
+]
+
+
+@pytest.mark.parametrize(("oid", "value", "pg_hex"), PG_BINARY_VALUES)
+def test_binary_params_as_postgres(db, oid, value, pg_hex):
+    """PostgreSQL's bytes in as a binary parameter come back as the same bytes and type; pgtls's encoder for
+    the Python value gives those bytes too."""
+    pg = bytes.fromhex(pg_hex)
+    assert codecs.binary_encoder(T.BY_OID[oid], dt.UTC)(value) == pg
+    msgs = db.send(fe.parse("SELECT $1", oids=[oid]), fe.bind([pg], param_formats=[1], result_formats=[1]),
                    fe.describe("P"), fe.execute(), fe.sync())
     assert [m for m in msgs if m.kind == "T"][0]["columns"][0]["oid"] == oid
-    assert [m for m in msgs if m.kind == "D"][0]["values"] == [data]
+    assert [m for m in msgs if m.kind == "D"][0]["values"] == [pg]
 
 
 def test_text_array_param(db):

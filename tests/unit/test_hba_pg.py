@@ -14,11 +14,12 @@ import pytest
 
 from pgtls.config.hba import hba_file_rules
 from pgtls.config.ident import ident_file_mappings
+from tests import prereq
 from tests.pgserver import RealPostgres, have_postgres
 
-pytestmark = [pytest.mark.pg, pytest.mark.skipif(not have_postgres(), reason="PostgreSQL 15 not installed")]
+pytestmark = [pytest.mark.pg, pytest.mark.skipif(not have_postgres() and not prereq.required(), reason="PostgreSQL 15 not installed")]
 
-psycopg = pytest.importorskip("psycopg")
+psycopg = prereq.importorskip("psycopg")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pgtls.config.conffile import ConfigError
 from pgtls.config.guc import GUCS, log_connections_aspects, lookup, parse_bool
 from pgtls.config.settings import Settings, format_value, load_settings, parse_value, reload_settings
 from pgtls.errors import PgError
-from tests import pgserver
+from tests import pgserver, prereq
 
 
 def guc(name: str):
@@ -532,7 +532,7 @@ SHOW_CASES = [
 
 
 @pytest.mark.pg
-@pytest.mark.skipif(not pgserver.have_postgres(), reason="no PostgreSQL binary")
+@pytest.mark.skipif(not pgserver.have_postgres() and not prereq.required(), reason="no PostgreSQL binary")
 def test_show_matches_postgresql(tmp_path: Path) -> None:
     conf = "".join(f"{name} = {raw}\n" for name, raw in SHOW_CASES)
     with pgserver.RealPostgres() as pg:
