@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pgtls.config.authregex import AuthRegexMatchError
 from pgtls.config.hba import RoleMembership, _check_role
 from pgtls.config.tokenize import AuthToken, TokenizedLine, compile_auth_regex, tokenize_file, tokenize_text
 
@@ -135,19 +136,26 @@ def _check_line(
     """check_ident_usermap(): returns (found, error)."""
     if line.map_name != map_name:
         return False, False
-    if line.system_user.regex is not None:
-        m = line.system_user.regex.search(system_user)
-        if m is None:
-            return False, False
+    rx = line.system_user.regex
+    if rx is not None:
         pg_tok = line.pg_user
         if not pg_tok.is_member_check and pg_tok.regex is None and "\\1" in pg_tok.string:
-            if m.re.groups < 1 or m.group(1) is None:
+            try:
+                matched, group = rx.first_group(system_user)
+            except AuthRegexMatchError as e:
+                log.append(f'regular expression match for "{rx.source}" failed: {e}')
+                return False, True
+            if not matched:
+                return False, False
+            if group is None:
                 log.append(
                     f'regular expression "{line.system_user.string[1:]}" has no subexpressions as requested '
                     f'by backreference in "{pg_tok.string}"'
                 )
                 return False, True
-            pg_tok = AuthToken(pg_tok.string.replace("\\1", m.group(1), 1), True)
+            pg_tok = AuthToken(pg_tok.string.replace("\\1", group, 1), True)
+        elif not rx.search(system_user):
+            return False, False
         return _check_role(pg_user, [pg_tok], roles, case_insensitive), False
     if case_insensitive:
         if line.system_user.string.lower() != system_user.lower():

@@ -24,9 +24,10 @@ open raises :class:`OSError` (PostgreSQL cannot load anything either).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pgtls.config.authregex import AuthRegex, AuthRegexError, compile_are
 
 # MAX_TOKEN in hba.c is 256 bytes including the terminating NUL.
 MAX_TOKEN_LENGTH = 255
@@ -44,7 +45,7 @@ class AuthToken:
 
     string: str
     quoted: bool = False
-    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    regex: AuthRegex | None = field(default=None, compare=False, repr=False)
 
     def is_keyword(self, keyword: str) -> bool:
         return not self.quoted and self.string == keyword
@@ -276,15 +277,15 @@ def tokenize_text(text: str, file_name: str = "pg_hba.conf", log: list[str] | No
 def compile_auth_regex(token: AuthToken) -> tuple[AuthToken, str | None]:
     """regcomp_auth_token(): a token starting with ``/`` is a regular expression.
 
-    PostgreSQL uses its own ARE engine; pgtls uses Python's ``re`` (``search``, i.e.
-    unanchored, like ``regexec``).  The common subset (``^``, ``$``, classes, groups)
-    behaves identically.
+    PostgreSQL's own ARE syntax and semantics (``^``/``$`` only at the ends of the string, ``.``
+    and ``[^x]`` match a newline, C-locale classes, bytes), matched in linear time: see
+    :mod:`pgtls.config.authregex`.  A pattern PostgreSQL refuses gets PostgreSQL's message; one
+    pgtls cannot match exactly like PostgreSQL (back references, lookaround ...) is refused too.
     """
     if not token.string.startswith("/"):
         return token, None
     try:
-        rx = re.compile(token.string[1:])
-    except (re.error, RecursionError, OverflowError, ValueError) as e:
-        msg = e.msg if isinstance(e, re.error) else str(e)
-        return token, f'invalid regular expression "{token.string[1:]}": {msg}'
+        rx = compile_are(token.string[1:])
+    except AuthRegexError as e:
+        return token, f'invalid regular expression "{token.string[1:]}": {e.message}'
     return AuthToken(token.string, token.quoted, rx), None

@@ -178,8 +178,8 @@ BAD = [
     ("hostssl all all all cert clientcert=verify-ca", 'clientcert only accepts "verify-full" when using "cert" authentication'),
     ("hostnossl all all all trust clientname=CN", 'clientname can only be configured for "hostssl" rows'),
     ("hostssl all all all cert clientname=cn", 'invalid value for clientname: "cn"'),
-    ("local /( all trust", 'invalid regular expression "(": missing ), unterminated subpattern'),
-    ("local all /[ trust", 'invalid regular expression "[": unterminated character set'),
+    ("local /( all trust", 'invalid regular expression "(": parentheses () not balanced'),
+    ("local all /[ trust", 'invalid regular expression "[": brackets [] not balanced'),
 ]
 
 

@@ -65,7 +65,7 @@ def test_errors_and_rows(tmp_path: Path) -> None:
         load_ident(p)
     assert [(e.lineno, e.message) for e in ei.value.errors] == [
         (2, "missing entry at end of line"), (3, "multiple values in ident field"),
-        (4, 'invalid regular expression "(": missing ), unterminated subpattern')]
+        (4, 'invalid regular expression "(": parentheses () not balanced')]
     assert f'CONTEXT:  line 2 of configuration file "{p}"' in str(ei.value)
     rows = ident_file_mappings(p)
     assert rows[0] == (1, str(p), 1, "m1", "alice", "bob", None)
