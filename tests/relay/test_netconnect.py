@@ -211,7 +211,9 @@ def test_endpoint_rules_match_libpq():
     assert [(e.port) for e in endpoints({"host": "a,b", "port": "1,"})] == [1, 5432]
     for params, message in (({"host": "a,b", "port": "1,2,3"}, "could not match 3 port numbers to 2 hosts"),
                             ({"host": "a,b", "hostaddr": "127.0.0.1"}, "could not match 2 host names to 1 hostaddr values"),
-                            ({"host": "a", "port": "x"}, 'invalid port number: "x"')):
+                            ({"host": "a", "port": "5x"}, 'invalid integer value "5x" for connection option "port"'),
+                            ({"host": "a", "port": "70000"}, 'invalid port number: "70000"'),
+                            ({"host": "a", "port": "0"}, 'invalid port number: "0"')):
         with pytest.raises(PgError) as e:
             endpoints(params)
         assert e.value.message == message

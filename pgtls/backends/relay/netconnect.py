@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import os
 import random
+import re
 import socket
 import ssl
 import struct
@@ -88,13 +89,15 @@ def endpoints(params: dict[str, str]) -> list[Endpoint]:
         raise _fail(f"could not match {len(ports)} port numbers to {count} hosts")
     out = []
     for host, addr, port in zip(hosts, addrs, ports, strict=True):
-        text = port.strip()
+        text = port.strip(" \t\n\r\f\v")
         if not text:
             number = DEFAULT_PORT
-        elif text.isdigit() and 1 <= int(text) <= 65535:
+        else:  # libpq's pqParseIntParam, then the range check
+            if not re.fullmatch(r"[+-]?[0-9]+", text):
+                raise _fail(f'invalid integer value "{port}" for connection option "port"')
             number = int(text)
-        else:
-            raise _fail(f'invalid port number: "{port}"')
+            if not 1 <= number <= 65535:
+                raise _fail(f'invalid port number: "{port}"')
         if not host and not addr:
             host = DEFAULT_SOCKET_DIR
         out.append(Endpoint(host, addr, number))
