@@ -217,7 +217,7 @@ class AuthFlow:
         if authn_id is None and self.settings.log_connections:
             log.append(LogLine("LOG", f'connection authenticated: user="{self.conn.user}" method={line.method} '
                                       f"({line.filename}:{line.line_number})"))
-        return self._end(Success(out.send + m.auth_ok(), authn_id, tuple(log)))
+        return self._end(Success(out.send + m.auth_ok(), authn_id, tuple(log), out.proven))
 
     def _failed(self, f: Failure) -> Failure:
         if f.silent:

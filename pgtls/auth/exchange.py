@@ -24,7 +24,7 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pgtls.auth.passwords import md5_challenge_response, password_type, verify_plain_password
@@ -54,10 +54,22 @@ class Continue:
 
 
 @dataclass(frozen=True)
+class ProvenSecret:
+    """What a successful login proved, kept in memory for the relay's login upstream as the same role:
+    the cleartext password of the ``password`` method, or SCRAM's ClientKey (recovered from the client's
+    proof) with the verifier's ServerKey.  Never logged, never written anywhere (no repr)."""
+
+    password: bytes | None = field(default=None, repr=False)
+    client_key: bytes | None = field(default=None, repr=False)
+    server_key: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Success:
     send: bytes  # e.g. AuthenticationSASLFinal (the flow in decide.py appends AuthenticationOk)
     authn_id: str | None = None
     log: tuple[LogLine, ...] = ()
+    proven: ProvenSecret | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -182,6 +194,14 @@ class PasswordExchange(_PasswordBase):
 
     def start(self) -> Step:
         return Continue(m.authentication(m.AUTH_CLEARTEXT))
+
+    def step(self, body: bytes, kind: bytes = b"p") -> Step:
+        out = super().step(body, kind)
+        if isinstance(out, Success):
+            pw = read_password_packet(body, kind)
+            if isinstance(pw, bytes):
+                return Success(out.send, out.authn_id, out.log, ProvenSecret(password=pw))
+        return out
 
     def _check(self, pw: bytes, secret: str) -> str | None:
         ok, detail = verify_plain_password(self.user, pw, secret, self.abandoned)

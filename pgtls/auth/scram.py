@@ -29,7 +29,16 @@ import os
 import struct
 from enum import Enum
 
-from pgtls.auth.exchange import Continue, Failure, LogLine, Step, Success, auth_failed_error, protocol_error
+from pgtls.auth.exchange import (
+    Continue,
+    Failure,
+    LogLine,
+    ProvenSecret,
+    Step,
+    Success,
+    auth_failed_error,
+    protocol_error,
+)
 from pgtls.auth.passwords import (
     SCRAM_DEFAULT_ITERATIONS,
     SCRAM_KEY_LEN,
@@ -337,6 +346,7 @@ class ScramExchange:
             return Failure(auth_failed_error(self.method, self.user), self.logdetail, auth_failed=True, log=tuple(self.log))
         server_sig = base64.b64encode(hmac_sha256(self.server_key, auth_message)).decode()
         return Success(
-            m.authentication(m.AUTH_SASL_FINAL, f"v={server_sig}".encode()), authn_id=self.user, log=tuple(self.log)
+            m.authentication(m.AUTH_SASL_FINAL, f"v={server_sig}".encode()), authn_id=self.user, log=tuple(self.log),
+            proven=ProvenSecret(client_key=client_key, server_key=self.server_key),
         )
 

@@ -49,6 +49,9 @@ class SessionInfo:
     options: dict[str, str] = field(default_factory=dict)  # other startup parameters (DateStyle, ...)
     tls: TlsInfo | None = None
     is_superuser: bool = True
+    # What the login proved (a password, SCRAM's ClientKey/ServerKey): for a relay's login upstream as the
+    # same role.  In memory only; no repr, so it never reaches a log.
+    proven: object | None = field(default=None, repr=False, compare=False)
 
 
 class ActivityRow(Protocol):

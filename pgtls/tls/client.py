@@ -184,6 +184,12 @@ def _load_client_cert(ctx: ssl.SSLContext, params: dict[str, str], pgdir: Path) 
     key_path = Path(key) if key else pgdir / "postgresql.key"
     if not key_path.is_file():
         raise ClientTlsError(f'certificate present, but not private key file "{key_path}"')
+    st = key_path.stat()
+    loose = st.st_mode & 0o077 if st.st_uid == os.geteuid() else st.st_mode & 0o037
+    if loose:  # libpq: 0600 or less when owned by the user, 0640 or less when owned by root
+        raise ClientTlsError(f'private key file "{key_path}" has group or world access; file must have '
+                             "permissions u=rw (0600) or less if owned by the current user, or permissions "
+                             "u=rw,g=r (0640) or less if owned by root")
     password = params.get("sslpassword", "")
     try:
         ctx.load_cert_chain(str(cert_path), str(key_path), password=password.encode() if password else "")

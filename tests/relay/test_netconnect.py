@@ -7,7 +7,6 @@ import asyncio
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -22,43 +21,9 @@ from pgtls.backends.relay.upstream import QueryError
 from pgtls.certs import x509build as xb
 from pgtls.errors import PgError
 from pgtls.tls.client import client_tls
-from tests import prereq
-from tests.pgserver import RealPostgres, have_postgres
-
-HBA = """\
-local all all trust
-hostssl all scramu 127.0.0.1/32 scram-sha-256
-hostssl all md5u 127.0.0.1/32 md5
-hostssl all pwu 127.0.0.1/32 password
-hostssl all tru 127.0.0.1/32 trust
-host all plainu 127.0.0.1/32 trust
-"""
-
-
-@pytest.fixture(scope="module")
-def upstream(certs) -> Iterator[RealPostgres]:
-    if not have_postgres():
-        prereq.missing("PostgreSQL 15 server binaries are not installed")
-    pg = RealPostgres().init()
-    pg.copy_in(certs.path("server-chain.crt"), "server.crt", 0o644)
-    pg.copy_in(certs.path("server.key"), "server.key", 0o600)
-    pg.write("pg_hba.conf", HBA)
-    with open(pg.datadir / "postgresql.conf", "a") as f:
-        f.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
-    try:
-        pg.start()
-        with psycopg.connect(host=str(pg.sockdir), port=pg.port, user="postgres", dbname="postgres",
-                             autocommit=True) as c:
-            c.execute("CREATE ROLE scramu LOGIN PASSWORD 'scram-secret'")
-            c.execute("SET password_encryption = 'md5'")
-            c.execute("CREATE ROLE md5u LOGIN PASSWORD 'md5-secret'")
-            c.execute("RESET password_encryption")
-            c.execute("CREATE ROLE pwu LOGIN PASSWORD 'clear-secret'")
-            c.execute("CREATE ROLE tru LOGIN")
-            c.execute("CREATE ROLE plainu LOGIN")
-        yield pg
-    finally:
-        pg.cleanup()
+from tests.pgserver import RealPostgres
+from tests.relay.recorder import Recorder
+from tests.relay.upstreampg import upstream  # noqa: F401 - the fixture
 
 
 def base(pg: RealPostgres, certs, **kw: str) -> dict[str, str]:
@@ -302,45 +267,8 @@ def test_direct_tls_offers_alpn_and_requires_it(certs):
 
 # --- cancel over TLS -------------------------------------------------------------------------------------------
 
-class Recorder:
-    """A loopback TCP forwarder to the upstream that records the first 8 bytes of every connection."""
-
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.firsts: list[bytes] = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            u = socket.create_connection(("127.0.0.1", self.target))
-            first = c.recv(8, socket.MSG_PEEK | socket.MSG_WAITALL)
-            self.firsts.append(first)
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def pipe(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-
-def test_cancel_goes_over_tls_with_the_sessions_verification(upstream, certs):
-    rec = Recorder(upstream.port)
+def test_cancel_goes_over_tls_with_the_sessions_verification(upstream, certs, tmp_path):
+    rec = Recorder(upstream.port, tmp_path / "firsts")
     params = base(upstream, certs, port=str(rec.port))
     policy = client_tls(params)
 
@@ -358,6 +286,10 @@ def test_cancel_goes_over_tls_with_the_sessions_verification(upstream, certs):
         finally:
             conn.close()
 
-    assert run(scenario()) == "57014"
+    try:
+        assert run(scenario()) == "57014"
+        firsts = rec.firsts
+    finally:
+        rec.close()
     ssl_request = (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
-    assert len(rec.firsts) == 2 and all(f == ssl_request for f in rec.firsts), rec.firsts
+    assert len(firsts) == 2 and all(f == ssl_request for f in firsts), firsts

@@ -17,15 +17,26 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from pgtls.auth.exchange import ProvenSecret
+from pgtls.auth.scram_client import ScramKeys
 from pgtls.backends.base import SessionInfo
-from pgtls.backends.relay import identity
+from pgtls.backends.relay import identity, passfile, routing
 from pgtls.backends.relay.cluster import ManagedCluster, admin_user
+from pgtls.backends.relay.netconnect import (
+    HostHealth,
+    connect_upstream,
+    endpoints,
+    send_cancel_upstream,
+    session_attrs_problem,
+)
 from pgtls.backends.relay.pgbin import find as find_pgbin
 from pgtls.backends.relay.pool import Key, Pool, PoolSettings
 from pgtls.backends.relay.roles import ROLE_QUERY, RoleView, role_view
 from pgtls.backends.relay.session import RelaySession
+from pgtls.backends.relay.upauth import Credentials
 from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone, connect_unix, send_cancel
-from pgtls.errors import FEATURE_NOT_SUPPORTED, PgError
+from pgtls.config.routes import ROUTES_FILE
+from pgtls.errors import FEATURE_NOT_SUPPORTED, INVALID_AUTHORIZATION_SPECIFICATION, PgError
 from pgtls.server import log
 
 CANNOT_CONNECT_NOW = "57P03"
@@ -46,10 +57,21 @@ class RelayBackend:
         self.data_dir = data_dir
         self.server = server
         settings = server.snapshot.settings
-        self.pgbin = find_pgbin(str(settings["postgresql_bin_dir"]))
-        self.cluster = ManagedCluster(data_dir, self.pgbin)
-        self.cluster.on_restart = self._cluster_restarted
-        self.admin_name = admin_user(data_dir)
+        # Network upstreams (the upstream setting or a routes file) instead of the managed cluster.
+        self.routes: routing.Routes | None = None
+        self.cluster: ManagedCluster | None = None
+        self._upstream_setting = str(settings["upstream"])
+        if self._upstream_setting or (data_dir / ROUTES_FILE).exists():
+            self.routes = routing.load(data_dir, self._upstream_setting)
+            self.admin_name = ""
+        else:
+            self.pgbin = find_pgbin(str(settings["postgresql_bin_dir"]))
+            self.cluster = ManagedCluster(data_dir, self.pgbin)
+            self.cluster.on_restart = self._cluster_restarted
+            self.admin_name = admin_user(data_dir)
+        self._proven: dict[Key, ProvenSecret | None] = {}  # the last login's proof per pool (same role)
+        self._identity_off: set[str] = set()  # network upstreams where pgtls may not install the identity view
+        self.health = HostHealth()
         self.pools: dict[Key, Pool] = {}
         self._admins: dict[str, UpstreamConn] = {}
         self._admin_opening: dict[str, asyncio.Future[UpstreamConn]] = {}
@@ -64,15 +86,31 @@ class RelayBackend:
 
     @property
     def socket_path(self) -> Path:
+        assert self.cluster is not None
         return self.cluster.socket_path
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.cluster.start()
+        if self.cluster is not None:
+            await self.cluster.start()
         self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
 
     def reload(self) -> None:
-        self.cluster.reload()
+        if self.cluster is not None:
+            self.cluster.reload()
+            return
+        upstream = str(self.server.snapshot.settings["upstream"])
+        try:
+            routes = routing.load(self.data_dir, upstream)
+        except routing.RouterError as e:
+            for err in e.errors:
+                log.log(err.format())
+            log.log(f"{ROUTES_FILE} was not reloaded")
+            return
+        assert self.routes is not None
+        if routes != self.routes:
+            self.routes = routes
+            self.close_idle_sessions()  # no session opened for an old route serves a new client
 
     async def stop(self, mode: str) -> None:
         if self._maintenance is not None:
@@ -82,7 +120,8 @@ class RelayBackend:
         for conn in self._admins.values():
             conn.close()
         self._admins.clear()
-        await self.cluster.stop(mode)
+        if self.cluster is not None:
+            await self.cluster.stop(mode)
 
     def close(self) -> None:  # the synchronous Backend interface; stop() does the work
         pass
@@ -134,7 +173,11 @@ class RelayBackend:
         return ps
 
     # --- upstream connections -----------------------------------------------------------------
-    async def _connect(self, user: str, database: str, extra: dict[str, str] | None = None) -> UpstreamConn:
+    async def _connect(self, user: str, database: str, extra: dict[str, str] | None = None,
+                       proven: ProvenSecret | None = None, admin: bool = False) -> UpstreamConn:
+        if self.routes is not None:
+            return await self._connect_network(user, database, extra or {}, proven, admin)
+        assert self.cluster is not None
         if not self.cluster.ready:
             raise starting_up()
         params = {"user": user, "database": database, **(extra or {})}
@@ -146,6 +189,45 @@ class RelayBackend:
         conn.generation = generation
         return conn
 
+    async def _connect_network(self, user: str, database: str, extra: dict[str, str], proven: ProvenSecret | None,
+                               admin: bool) -> UpstreamConn:
+        assert self.routes is not None
+        target = self.routes.target(database)
+        params = target.libpq(database)
+        if admin:
+            if not target.auth_user:
+                raise PgError(INVALID_AUTHORIZATION_SPECIFICATION, f'no auth_user for the route of database "{database}"',
+                              severity="FATAL", detail=f"pgtls reads roles upstream as the route's auth_user ({ROUTES_FILE}).")
+            login, proven = target.auth_user, None
+        else:
+            login = target.forced_user or user
+            if target.forced_user:
+                proven = None  # a forced role logs in with the route's own secret
+        creds = self._credentials(params, login, proven)
+        startup = {**extra, "user": login, "database": params["dbname"]}
+        generation = self.generation
+        conn = await connect_upstream(params, startup, creds, target.policy, self.health)
+        conn.generation = generation
+        conn.target = target  # type: ignore[attr-defined]
+        return conn
+
+    @staticmethod
+    def _credentials(params: dict[str, str], login: str, proven: ProvenSecret | None) -> Credentials:
+        """What pgtls logs in upstream with: what the client's own login proved (SCRAM's keys, or the
+        password of the password method), else the route's password (with user=), else the password file."""
+        creds = Credentials(login, channel_binding=params.get("channel_binding", "prefer"))
+        if proven is not None and proven.client_key is not None and proven.server_key is not None:
+            creds.scram_keys = ScramKeys(proven.client_key, proven.server_key)
+        elif proven is not None and proven.password is not None:
+            creds.password = proven.password.decode("utf-8", "surrogateescape")
+        elif "password" in params:
+            creds.password = params["password"]
+        else:
+            first = endpoints(params)[0]
+            creds.password = passfile.lookup(params.get("passfile", ""), first.host or first.hostaddr, first.port,
+                                             params["dbname"], login)
+        return creds
+
     async def admin(self, database: str) -> UpstreamConn:
         conn = self._admins.get(database)
         if conn is not None and not conn.closed:
@@ -156,7 +238,7 @@ class RelayBackend:
         fut: asyncio.Future[UpstreamConn] = asyncio.get_running_loop().create_future()
         self._admin_opening[database] = fut
         try:
-            conn = await self._connect(self.admin_name, database, {"application_name": "pgtls"})
+            conn = await self._connect(self.admin_name, database, {"application_name": "pgtls"}, admin=True)
             self._admins[database] = conn
             fut.set_result(conn)
             return conn
@@ -167,13 +249,14 @@ class RelayBackend:
         finally:
             del self._admin_opening[database]
 
-    async def role_lookup(self, user: str) -> RoleView:
-        """The role and its memberships, fresh from pg_authid (for one login)."""
+    async def role_lookup(self, user: str, database: str = ADMIN_DATABASE) -> RoleView:
+        """The role and its memberships, fresh from pg_authid (for one login); on a network upstream, from the
+        route's upstream as its auth_user."""
         try:
             user.encode("utf-8")
         except UnicodeEncodeError:  # not UTF-8: no role of this UTF8 cluster can have that name
             return RoleView(user, None)
-        conn = await self.admin(ADMIN_DATABASE)
+        conn = await self.admin(database if self.routes is not None else ADMIN_DATABASE)
         try:
             res = await conn.execute_prepared("pgtls_role", ROLE_QUERY, [user])
         except QueryError as e:
@@ -187,9 +270,21 @@ class RelayBackend:
         pool = self.pools.get(key)
         if pool is None:
             pool = self.pools[key] = Pool(
-                key, lambda startup: self._connect(key[0], key[1], dict(startup)), self.pool_settings)
+                key, lambda startup: self._connect(key[0], key[1], dict(startup), self._proven.get(key)),
+                self.pool_settings)
             pool.make_room = self._make_room
+            pool.suitable = self._still_suitable
         return pool
+
+    @staticmethod
+    def _still_suitable(conn: UpstreamConn) -> bool:
+        """A pooled session on a network upstream still matches its route's target_session_attrs (a standby
+        promoted, a primary demoted: PostgreSQL 14+ reports in_hot_standby changes)."""
+        target = getattr(conn, "target", None)
+        if target is None:
+            return True
+        want = target.params.get("target_session_attrs", "any")
+        return want == "prefer-standby" or session_attrs_problem(conn, want) is None
 
     def _make_room(self, asking: Pool) -> int:
         """The cluster is out of connections: close every idle session of the other pools."""
@@ -198,7 +293,9 @@ class RelayBackend:
     async def open(self, info: SessionInfo) -> RelaySession:
         """An upstream session for an authenticated client, opened with its startup parameters."""
         startup = self._startup_parameters(info)
-        pool = self._pool((info.user, info.database))
+        key = (info.user, info.database)
+        self._proven[key] = info.proven if isinstance(info.proven, ProvenSecret) else None
+        pool = self._pool(key)
         conn = await pool.acquire(startup)
         try:
             await self._identity(conn, info)
@@ -219,11 +316,19 @@ class RelayBackend:
 
     async def _identity(self, conn: UpstreamConn, info: SessionInfo) -> None:
         db = info.database
+        if db in self._identity_off:
+            return
         admin = await self.admin(db)
         if db not in self._identity_ready:
             async with self._identity_lock:
                 if db not in self._identity_ready:
                     await self._install_identity(admin, db)
+        if db not in self._identity_ready and self.routes is not None:
+            if db not in self._identity_off:
+                self._identity_off.add(db)
+                log.log(f'the client identity view is not available in database "{db}" upstream; sessions there '
+                        "have no pgtls.client_identity")
+            return
         if db not in self._identity_ready:
             # Never hand over a session whose identity row could be an earlier client's.
             raise PgError(CANNOT_CONNECT_NOW, "could not record the client's TLS identity for this session",
@@ -265,5 +370,9 @@ class RelayBackend:
             task.exception()
 
     async def cancel_upstream(self, conn: UpstreamConn) -> None:
+        target = getattr(conn, "target", None)
+        if target is not None:
+            await send_cancel_upstream(conn, target.policy)
+            return
         await send_cancel(self.socket_path, conn.pid, conn.key)
 

@@ -15,7 +15,6 @@ PostgreSQL 14+ reports, else by asking).  Every failed attempt is reported in li
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import os
@@ -30,13 +29,15 @@ from pgtls.backends.relay import wire
 from pgtls.backends.relay.upauth import Authenticator, Credentials
 from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone
 from pgtls.errors import CONNECTION_EXCEPTION, PgError
+from pgtls.server import log
 from pgtls.tls.client import ALPN_POSTGRESQL, ClientTls, ClientTlsError, client_tls, peer_name_error
 from pgtls.tls.context import channel_binding_hash_name
 
 DEFAULT_PORT = 5432
 DEFAULT_SOCKET_DIR = "/var/run/postgresql"
 MIN_CONNECT_TIMEOUT = 2  # libpq: "a value of 1 is treated as 2"
-DEFAULT_CONNECT_TIMEOUT = 30.0  # libpq waits forever; an unreachable upstream must not hold a client that long
+DEFAULT_CONNECT_TIMEOUT = 30.0
+CANCEL_TIMEOUT = 5.0  # libpq waits forever; an unreachable upstream must not hold a client that long
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 TARGET_SESSION_ATTRS = ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")
 
@@ -231,6 +232,41 @@ class _Attempt:
         return hashlib.new(name, der).digest()
 
 
+HEALTH_BACKOFF_MIN = 1.0  # a host that failed is tried last for this long, doubling up to the maximum
+HEALTH_BACKOFF_MAX = 30.0
+
+
+class HostHealth:
+    """Hosts that failed to connect: tried after the others until their backoff has passed (libpq tries
+    in order every time; a dead first host would cost every login a connect timeout)."""
+
+    def __init__(self) -> None:
+        self._down: dict[tuple[str, str, int], tuple[float, float]] = {}  # endpoint -> (retry at, backoff)
+
+    @staticmethod
+    def _key(ep: Endpoint) -> tuple[str, str, int]:
+        return (ep.host, ep.hostaddr, ep.port)
+
+    def is_down(self, ep: Endpoint, now: float) -> bool:
+        entry = self._down.get(self._key(ep))
+        return entry is not None and entry[0] > now
+
+    def order(self, eps: list[Endpoint], now: float) -> list[Endpoint]:
+        return sorted(eps, key=lambda e: self.is_down(e, now))  # stable: the written order otherwise
+
+    def failed(self, ep: Endpoint, now: float) -> None:
+        prev = self._down.get(self._key(ep))
+        backoff = HEALTH_BACKOFF_MIN if prev is None else min(prev[1] * 2, HEALTH_BACKOFF_MAX)
+        self._down[self._key(ep)] = (now + backoff, backoff)
+
+    def ok(self, ep: Endpoint) -> None:
+        self._down.pop(self._key(ep), None)
+
+
+def session_attrs_problem(conn: UpstreamConn, want: str) -> str | None:
+    return _session_attrs_ok(conn, want)
+
+
 def _session_attrs_ok(conn: UpstreamConn, want: str) -> str | None:
     """None when the session suits target_session_attrs, else libpq's reason."""
     standby = conn.params.get("in_hot_standby") == "on"
@@ -247,7 +283,7 @@ def _session_attrs_ok(conn: UpstreamConn, want: str) -> str | None:
 
 
 async def connect_upstream(params: dict[str, str], startup: dict[str, str], creds: Credentials,
-                           policy: ClientTls | None = None) -> UpstreamConn:
+                           policy: ClientTls | None = None, health: HostHealth | None = None) -> UpstreamConn:
     """A started session on the first suitable upstream of ``params`` (libpq's order and rules)."""
     try:
         policy = policy or client_tls(params)
@@ -264,6 +300,9 @@ async def connect_upstream(params: dict[str, str], startup: dict[str, str], cred
     eps = endpoints(params)
     if balance == "random":
         random.shuffle(eps)
+    loop = asyncio.get_running_loop()
+    if health is not None:
+        eps = health.order(eps, loop.time())
     errors: list[str] = []
     server_error: PgError | None = None  # the last refusal a server sent (its SQLSTATE is kept)
     passes = [want] if want != "prefer-standby" else ["prefer-standby", "any"]
@@ -282,8 +321,12 @@ async def connect_upstream(params: dict[str, str], startup: dict[str, str], cred
                 except (PgError, OSError, TimeoutError) as e:
                     errors.append(f"{ep.describe(shown)}: {_text(e)}")
                     if isinstance(e, PgError) and e.sqlstate != CONNECTION_EXCEPTION:
-                        server_error = e
+                        server_error = e  # the server answered: it is up
+                    elif health is not None:
+                        health.failed(ep, loop.time())
                     continue
+                if health is not None:
+                    health.ok(ep)
                 problem = _session_attrs_ok(conn, attempt_want)
                 if problem is None:
                     return conn
@@ -331,29 +374,36 @@ async def send_cancel_upstream(conn: UpstreamConn, policy: ClientTls) -> None:
     assert conn.endpoint is not None
     ep, family, address, tls = conn.endpoint
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(OSError, TimeoutError, PgError, ssl.SSLError):
-        async with asyncio.timeout(5):
-            sock = await _open_socket(ep, address[0] if family == socket.AF_UNIX else address, family, {})
-            try:
-                ctx = policy.context if tls else None
-                if ctx is not None and not policy.direct:
-                    await loop.sock_sendall(sock, SSL_REQUEST)
-                    if await loop.sock_recv(sock, 1) != b"S":
-                        return
-            except BaseException:
-                sock.close()
-                raise
-            sni = policy.server_hostname(ep.host) if ctx is not None else None
-            reader, writer = await asyncio.open_connection(sock=sock, ssl=ctx,
-                                                           server_hostname=(sni or "") if ctx is not None else None)
-            try:
-                if ctx is not None and policy.verify_name:
-                    obj = writer.get_extra_info("ssl_object")
-                    der = obj.getpeercert(binary_form=True) if obj is not None else None
-                    if der is None or peer_name_error(der, ep.host or ep.hostaddr) is not None:
-                        return
-                writer.write(wire.cancel_request(conn.pid, conn.key))
-                await writer.drain()
-                await reader.read(1)
-            finally:
-                writer.close()
+    try:
+        await asyncio.wait_for(_cancel(conn, policy, ep, family, address, tls, loop), CANCEL_TIMEOUT)
+    except (OSError, TimeoutError, PgError, ssl.SSLError) as e:
+        log.log(f"could not send a cancel request to the upstream server: {_text(e)}")
+
+
+async def _cancel(conn: UpstreamConn, policy: ClientTls, ep: Endpoint, family: int, address: tuple, tls: bool,
+                  loop: asyncio.AbstractEventLoop) -> None:
+    sock = await _open_socket(ep, address[0] if family == socket.AF_UNIX else address, family, {})
+    ctx = policy.context if tls else None
+    try:
+        if ctx is not None and not policy.direct:
+            await loop.sock_sendall(sock, SSL_REQUEST)
+            if await loop.sock_recv(sock, 1) != b"S":
+                raise _fail("the server refused SSL for the cancel request")
+    except BaseException:
+        sock.close()
+        raise
+    sni = policy.server_hostname(ep.host) if ctx is not None else None
+    reader, writer = await asyncio.open_connection(sock=sock, ssl=ctx,
+                                                   server_hostname=(sni or "") if ctx is not None else None)
+    try:
+        if ctx is not None and policy.verify_name:
+            obj = writer.get_extra_info("ssl_object")
+            der = obj.getpeercert(binary_form=True) if obj is not None else None
+            problem = "no server certificate" if der is None else peer_name_error(der, ep.host or ep.hostaddr)
+            if problem is not None:
+                raise _fail(problem)
+        writer.write(wire.cancel_request(conn.pid, conn.key))
+        await writer.drain()
+        await reader.read(1)
+    finally:
+        writer.close()

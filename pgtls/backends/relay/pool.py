@@ -60,6 +60,7 @@ class Pool:
         self.key = key
         self._connect = connect
         self._settings = settings
+        self.suitable: Callable[[UpstreamConn], bool] | None = None  # still right for its route (e.g. primary)
         self.idle: list[UpstreamConn] = []
         self.size = 0  # sessions this pool owns: idle, in use, or being opened
         self.waiters: collections.deque[tuple[asyncio.Future[UpstreamConn | None], Startup]] = collections.deque()
@@ -73,6 +74,8 @@ class Pool:
     def _fresh(self, conn: UpstreamConn, now: float) -> bool:
         s = self._settings()
         if not conn.usable:
+            return False
+        if self.suitable is not None and not self.suitable(conn):
             return False
         if s.lifetime and now - conn.created > s.lifetime:
             return False
