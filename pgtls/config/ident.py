@@ -9,34 +9,21 @@ tokenizer (quoting, ``@file``, ``include*``) is shared with pg_hba.conf.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgtls.config.authregex import AuthRegexMatchError
 from pgtls.config.hba import RoleMembership, _check_role
+from pgtls.config.lineerror import FileErrors, LineError
 from pgtls.config.tokenize import AuthToken, TokenizedLine, compile_auth_regex, tokenize_file, tokenize_text
 
 
-@dataclass(frozen=True)
-class IdentLineError:
-    filename: str
-    lineno: int
-    message: str
-
-    def format(self) -> str:
-        if not self.lineno:
-            return self.message
-        return f'{self.message}\nCONTEXT:  line {self.lineno} of configuration file "{self.filename}"'
+class IdentLineError(LineError):
+    """A bad line of this file."""
 
 
-class IdentError(Exception):
-    def __init__(self, errors: Sequence[IdentLineError]) -> None:
-        self.errors = list(errors)
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return "\n".join(e.format() for e in self.errors)
+class IdentError(FileErrors):
+    """This file was refused."""
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ its file and line number, so that a reload keeps the routes that were serving.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgtls.config.conninfo import LIBPQ_KEYWORDS, ConninfoError, parse_conninfo
+from pgtls.config.lineerror import FileErrors, LineError
 
 ROUTES_FILE = "pgtls_databases.conf"
 FALLBACK = "*"
@@ -35,25 +35,12 @@ POOL_KEYWORDS = frozenset({"pool_size", "min_pool_size", "max_db_connections"}) 
 ROUTE_KEYWORDS = LIBPQ_KEYWORDS | POOL_KEYWORDS | {"auth_user"}  # auth_user: PgBouncer's, who looks roles up
 
 
-@dataclass(frozen=True)
-class RouteLineError:
-    filename: str
-    lineno: int
-    message: str
-
-    def format(self) -> str:
-        if not self.lineno:
-            return self.message
-        return f'{self.message}\nCONTEXT:  line {self.lineno} of configuration file "{self.filename}"'
+class RouteLineError(LineError):
+    """A bad line of this file."""
 
 
-class RoutesError(Exception):
-    def __init__(self, errors: Sequence[RouteLineError]) -> None:
-        self.errors = list(errors)
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return "\n".join(e.format() for e in self.errors)
+class RoutesError(FileErrors):
+    """This file was refused."""
 
 
 @dataclass(frozen=True)
