@@ -42,10 +42,12 @@ def relay(upstream, certs, tmp_path_factory) -> Iterator[tuple[PgtlsServer, Reco
     key.write_bytes(Path(certs.path("client.key")).read_bytes())
     key.chmod(0o600)
     s = tls_server(certs, PgtlsServer(), hba=PGTLS_HBA, start=False,
-                   upstream=conninfo(upstream, certs, rec.port, passfile=str(pgpass), channel_binding="require"))
+                   upstream=conninfo(upstream, certs, rec.port, passfile=str(pgpass), channel_binding="require"),
+                   query_wait_timeout="2")
     s.write("pgtls_databases.conf", "\n".join([
         "; the certdb route logs in upstream with a client certificate",
         f"certdb = {conninfo(upstream, certs, dbname='postgres', sslcert=certs.path('client.crt'), sslkey=str(key), passfile=str(pgpass))}",
+        f"small = {conninfo(upstream, certs, dbname='postgres', passfile=str(pgpass), pool_size='1')}",
         f"* = {conninfo(upstream, certs, rec.port, passfile=str(pgpass), channel_binding='require')}",
     ]) + "\n")
     s.start()
@@ -133,13 +135,26 @@ def test_route_typo_on_reload_keeps_the_old_routes(relay, certs, upstream):  # n
             time.sleep(0.05)
         log = s.log()
         assert 'invalid route "broken = hots=localhost": invalid connection option "hots"' in log
-        assert f'line 4 of configuration file "{routes}"' in log and "pgtls_databases.conf was not reloaded" in log
+        assert f'line 5 of configuration file "{routes}"' in log and "pgtls_databases.conf was not reloaded" in log
         with client(s, certs) as c:
             assert c.execute("SELECT 1").fetchone() == (1,)
     finally:
         routes.write_text(good)
         s.reload()
         time.sleep(0.5)
+
+
+def test_a_routes_pool_size(relay, certs):
+    """pool_size=1 on the route: a second client of the same role waits, then gets PostgreSQL's 53300."""
+    s, _, _ = relay
+    with client(s, certs, db="small") as first:
+        first.execute("SELECT 1")
+        started = time.monotonic()
+        with pytest.raises(psycopg.OperationalError, match="sorry, too many clients already"):
+            client(s, certs, db="small")
+        assert time.monotonic() - started >= 1.5  # query_wait_timeout = 2 s
+    with client(s, certs, db="small") as again:  # the slot is free again
+        assert again.execute("SELECT current_database()").fetchone() == ("postgres",)
 
 
 def test_unknown_database_without_a_fallback(upstream, certs, pgtls_factory):  # noqa: F811

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,21 @@ class RelayBackend:
         self._pool_settings = (s, ps)
         return ps
 
+    def _route_pool_settings(self, database: str) -> PoolSettings:
+        """The global pool settings, with a route's own pool_size/min_pool_size (PgBouncer's per-database
+        keys) for the pools of its database."""
+        base = self.pool_settings()
+        if self.routes is None:
+            return base
+        try:
+            pool = self.routes.target(database).pool
+        except PgError:  # the route is gone (reload): its pools drain with the global settings
+            return base
+        if not pool:
+            return base
+        return dataclasses.replace(base, pool_size=pool.get("pool_size", base.pool_size) or base.pool_size,
+                                   min_pool_size=pool.get("min_pool_size", base.min_pool_size))
+
     # --- upstream connections -----------------------------------------------------------------
     async def _connect(self, user: str, database: str, extra: dict[str, str] | None = None,
                        proven: ProvenSecret | None = None, admin: bool = False) -> UpstreamConn:
@@ -271,7 +287,7 @@ class RelayBackend:
         if pool is None:
             pool = self.pools[key] = Pool(
                 key, lambda startup: self._connect(key[0], key[1], dict(startup), self._proven.get(key)),
-                self.pool_settings)
+                lambda: self._route_pool_settings(key[1]))
             pool.make_room = self._make_room
             pool.suitable = self._still_suitable
         return pool
