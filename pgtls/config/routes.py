@@ -31,7 +31,7 @@ from pgtls.config.lineerror import FileErrors, LineError
 ROUTES_FILE = "pgtls_databases.conf"
 FALLBACK = "*"
 MAX_ROUTES_FILE_SIZE = 1 << 20  # a routes file is configuration, not data
-POOL_KEYWORDS = frozenset({"pool_size", "min_pool_size", "max_db_connections"})  # PgBouncer's names
+POOL_KEYWORDS = frozenset({"pool_size", "min_pool_size"})  # PgBouncer's names
 ROUTE_KEYWORDS = LIBPQ_KEYWORDS | POOL_KEYWORDS | {"auth_user"}  # auth_user: PgBouncer's, who looks roles up
 
 
