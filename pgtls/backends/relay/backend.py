@@ -97,10 +97,13 @@ class RelayBackend:
         self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
 
     def reload(self) -> None:
+        upstream = str(self.server.snapshot.settings["upstream"])
         if self.cluster is not None:
             self.cluster.reload()
+            if upstream or (self.data_dir / ROUTES_FILE).exists():
+                log.log("the managed cluster stays until the server restarts: network upstreams (the upstream "
+                        f"setting, {ROUTES_FILE}) take effect at the next start")
             return
-        upstream = str(self.server.snapshot.settings["upstream"])
         try:
             routes = routing.load(self.data_dir, upstream)
         except routing.RouterError as e:
