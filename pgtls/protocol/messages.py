@@ -58,8 +58,9 @@ def auth_sasl(mechanisms: Sequence[str]) -> bytes:
     return authentication(AUTH_SASL, b"".join(cstr(m) for m in mechanisms) + b"\0")
 
 
-def backend_key_data(pid: int, key: int) -> bytes:
-    return msg(b"K", struct.pack("!iI", pid, key & 0xFFFFFFFF))
+def backend_key_data(pid: int, key: bytes) -> bytes:
+    """BackendKeyData: the pid and the cancel key (4 bytes in protocol 3.0, up to 256 in 3.2)."""
+    return msg(b"K", struct.pack("!i", pid) + key)
 
 
 def parameter_status(name: str, value: str) -> bytes:

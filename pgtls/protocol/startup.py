@@ -45,7 +45,9 @@ MIN_STARTUP_PACKET_LENGTH = 4
 NAMEDATALEN = 64  # identifiers are truncated to NAMEDATALEN-1 bytes
 
 PROTOCOL_MAJOR = 3
-PROTOCOL_LATEST_MINOR = 0  # pgtls speaks protocol 3.0 (as PostgreSQL <= 17)
+PROTOCOL_LATEST_MINOR = 2  # protocol 3.2 (PostgreSQL 18): longer cancel keys; 3.0 clients keep 4-byte ones
+MAX_CANCEL_KEY_LENGTH = 32  # PostgreSQL 18's: the key length a 3.2 session gets, the most a CancelRequest may carry
+CANCEL_KEY_OFFSET = 8  # offsetof(CancelRequestPacket, cancelAuthCode): request code and pid
 
 TLS_HANDSHAKE_RECORD = 0x16
 
@@ -102,7 +104,7 @@ class GSSENCRequest:
 @dataclass(frozen=True)
 class CancelRequest:
     pid: int
-    key: int
+    key: bytes  # 4 bytes (protocol 3.0) or up to MAX_CANCEL_KEY_LENGTH (3.2)
 
 
 @dataclass(frozen=True)
@@ -215,9 +217,13 @@ class StartupMachine:
 
         if code == CANCEL_REQUEST_CODE:
             self.phase = Phase.DONE
-            if len(payload) != 12:
+            # PostgreSQL 18's processCancelRequest: any key length from 1 to MAX_CANCEL_KEY_LENGTH.
+            if len(payload) < CANCEL_KEY_OFFSET:
                 raise LogOnly("invalid length of query cancel packet")
-            pid, key = struct.unpack_from("!ii", payload, 4)
+            key = payload[CANCEL_KEY_OFFSET:]
+            if not key or len(key) > MAX_CANCEL_KEY_LENGTH:
+                raise LogOnly("invalid length of query cancel key")
+            (pid,) = struct.unpack_from("!i", payload, 4)
             return CancelRequest(pid, key)
         if code == SSL_REQUEST_CODE and not self.ssl_done:
             self.phase = Phase.AWAIT_SSL_ANSWER
@@ -305,8 +311,9 @@ def gssenc_request_packet() -> bytes:
     return struct.pack("!ii", 8, GSSENC_REQUEST_CODE)
 
 
-def cancel_request_packet(pid: int, key: int) -> bytes:
-    return struct.pack("!iiii", 16, CANCEL_REQUEST_CODE, pid, key)
+def cancel_request_packet(pid: int, key: int | bytes) -> bytes:
+    raw = key if isinstance(key, bytes) else (key & 0xFFFFFFFF).to_bytes(4, "big")
+    return struct.pack("!iii", 12 + len(raw), CANCEL_REQUEST_CODE, pid) + raw
 
 
 def startup_packet(params: dict[str, str], minor: int = 0) -> bytes:

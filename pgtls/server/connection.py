@@ -23,6 +23,7 @@ from pgtls.backends.base import Send, Session, SessionInfo, TlsInfo
 from pgtls.errors import ADMIN_SHUTDOWN, INTERNAL_ERROR, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
 from pgtls.protocol import messages as m
 from pgtls.protocol.startup import (
+    PROTOCOL_LATEST_MINOR,
     CancelRequest,
     Closed,
     DirectTLS,
@@ -217,7 +218,8 @@ class Connection:
         self.startup = startup
         ch = self.channel
         if startup.needs_negotiation:
-            ch.send(m.negotiate_protocol_version(0, startup.unrecognized))
+            # The newest minor version this server speaks that the client asked for (ProcessStartupPacket).
+            ch.send(m.negotiate_protocol_version(min(startup.minor, PROTOCOL_LATEST_MINOR), startup.unrecognized))
         if self.server.shutting_down:
             raise PgError(ADMIN_SHUTDOWN, "the database system is shutting down", severity="FATAL")
         max_conn = int(self.settings["max_connections"])
@@ -244,7 +246,7 @@ class Connection:
             is_superuser=ident.is_superuser,
             proven=ident.proven,
         )
-        entry = Entry(info=info, cancel_key=self.server.registry.new_cancel_key())
+        entry = Entry(info=info, cancel_key=self.server.registry.new_cancel_key(startup.minor))
         self.server.registry.add(entry)
         self.entry = entry
         if self.server.is_async:

@@ -15,12 +15,13 @@ import threading
 from dataclasses import dataclass, field
 
 from pgtls.backends.base import Session, SessionInfo
+from pgtls.protocol.startup import MAX_CANCEL_KEY_LENGTH
 
 
 @dataclass
 class Entry:
     info: SessionInfo
-    cancel_key: int
+    cancel_key: bytes
     state: str = "idle"
     query: str = ""
     session: Session | None = None
@@ -44,9 +45,9 @@ class SessionRegistry:
                     return pid
 
     @staticmethod
-    def new_cancel_key() -> int:
-        """32 random bits, as PostgreSQL's (protocol 3.0) cancel keys; sent as an unsigned 32-bit word."""
-        return secrets.randbits(32)
+    def new_cancel_key(minor: int = 0) -> bytes:
+        """Random bytes, as PostgreSQL 18's cancel keys: 4 for a protocol 3.0 or 3.1 session, 32 for 3.2."""
+        return secrets.token_bytes(MAX_CANCEL_KEY_LENGTH if minor >= 2 else 4)
 
     def add(self, entry: Entry) -> None:
         with self._lock:
@@ -72,10 +73,10 @@ class SessionRegistry:
         with self._lock:
             return sum(1 for e in self._entries.values() if e.info.user == user)
 
-    def find_for_cancel(self, pid: int, key: int) -> tuple[Entry | None, bool]:
-        """(the entry with that pid, whether the key matches it), the key compared in constant time."""
+    def find_for_cancel(self, pid: int, key: bytes) -> tuple[Entry | None, bool]:
+        """(the entry with that pid, whether the key matches it), compared in constant time (a key of
+        another length never matches)."""
         entry = self.get(pid)
         if entry is None:
             return None, False
-        ok = hmac.compare_digest(entry.cancel_key.to_bytes(4, "big"), (key & 0xFFFFFFFF).to_bytes(4, "big"))
-        return entry, ok
+        return entry, hmac.compare_digest(entry.cancel_key, key)

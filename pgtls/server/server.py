@@ -245,7 +245,7 @@ class Server:
         if self.shutting_down and not self.connections and self._done is not None:
             self._done.set()
 
-    async def cancel(self, pid: int, key: int) -> None:
+    async def cancel(self, pid: int, key: bytes) -> None:
         entry, key_ok = self.registry.find_for_cancel(pid, key)
         if entry is None or entry.session is None:
             log.log(f"PID {pid} in cancel request did not match any process")

@@ -79,7 +79,7 @@ def test_repeat_request_is_unsupported_protocol(first, second) -> None:  # CVE-2
         sm.next_event()
     assert ei.value.sqlstate == "0A000"
     assert ei.value.message.startswith("unsupported frontend protocol 1234.")
-    assert ei.value.message.endswith("server supports 3.0 to 3.0")
+    assert ei.value.message.endswith("server supports 3.0 to 3.2")
 
 
 def test_ssl_gss_ssl_is_refused() -> None:  # postmaster/004_negotiate
@@ -122,12 +122,18 @@ def test_buffered_after_request_is_visible() -> None:  # CVE-2021-23214
 
 def test_cancel_request() -> None:
     ev = feed(cancel_request_packet(1234, -5)).next_event()
-    assert ev == CancelRequest(1234, -5)
+    assert ev == CancelRequest(1234, b"\xff\xff\xff\xfb")
+    long_key = bytes(range(32))  # protocol 3.2 (PostgreSQL 18)
+    assert feed(cancel_request_packet(7, long_key)).next_event() == CancelRequest(7, long_key)
 
 
 def test_cancel_request_bad_length() -> None:
     with pytest.raises(LogOnly, match="invalid length of query cancel packet"):
-        feed(struct.pack("!iii", 12, 80877102, 1)).next_event()
+        feed(struct.pack("!ii", 8, 80877102)).next_event()
+    with pytest.raises(LogOnly, match="invalid length of query cancel key"):
+        feed(struct.pack("!iii", 12, 80877102, 1)).next_event()  # pid, no key
+    with pytest.raises(LogOnly, match="invalid length of query cancel key"):
+        feed(cancel_request_packet(1, bytes(33))).next_event()
 
 
 @pytest.mark.parametrize("length", [0, 3, 7, 10005, 1 << 30, -1])
@@ -149,7 +155,7 @@ def test_protocol_versions() -> None:
     ev = feed(startup_packet({"user": "u", "_pq_.foo": "1"}, minor=2)).next_event()
     assert isinstance(ev, Startup) and ev.needs_negotiation and ev.unrecognized == ("_pq_.foo",)
     bad = struct.pack("!ii", 8 + 8, 2 << 16) + b"user\0u\0\0"
-    with pytest.raises(PgError, match=r"unsupported frontend protocol 2\.0: server supports 3\.0 to 3\.0"):
+    with pytest.raises(PgError, match=r"unsupported frontend protocol 2\.0: server supports 3\.0 to 3\.2"):
         feed(bad).next_event()
 
 

@@ -1,0 +1,78 @@
+"""Protocol 3.2 (PostgreSQL 18): 32-byte cancel keys for a client that asks for 3.2, 4-byte ones for 3.0,
+NegotiateProtocolVersion down to 3.2 for a newer minor; compared with PostgreSQL 18 run directly. A 3.2 client
+(libpq 18 with max_protocol_version=latest) cancels a query through pgtls with its long key."""
+
+from __future__ import annotations
+
+import struct
+import threading
+
+import psycopg
+import pytest
+
+from pgtls.protocol.startup import cancel_request_packet, startup_packet
+from tests.rawclient import Raw, parse_messages
+
+
+def hello(port: int, minor: int, extra: dict[str, str] | None = None) -> list[tuple[bytes, bytes]]:
+    """The server's messages up to ReadyForQuery after a startup packet of protocol 3.<minor> (trust)."""
+    r = Raw(port)
+    try:
+        r.send(startup_packet({"user": "postgres", "database": "postgres", **(extra or {})}, minor=minor))
+        data = b""
+        while not data.endswith(b"Z\x00\x00\x00\x05I"):
+            chunk = r.s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return parse_messages(data)
+    finally:
+        r.close()
+
+
+def shape(msgs: list[tuple[bytes, bytes]]) -> list[tuple[str, object]]:
+    """What must agree: message types in order, the key length of BackendKeyData, NegotiateProtocolVersion."""
+    out: list[tuple[str, object]] = []
+    for kind, body in msgs:
+        if kind == b"K":
+            out.append(("K", len(body) - 4))
+        elif kind == b"v":
+            out.append(("v", body))
+        elif kind in (b"R", b"Z", b"E"):
+            out.append((kind.decode(), body[:4] if kind == b"R" else body))
+    return out
+
+
+@pytest.mark.parametrize(("minor", "extra"), [(0, None), (1, None), (2, None), (3, None),
+                                               (2, {"_pq_.unknown": "1"})])
+def test_startup_agrees_with_postgresql_18(relay_and_pg, minor, extra):
+    ours, pg = relay_and_pg
+    got, want = shape(hello(ours.port, minor, extra)), shape(hello(pg.port, minor, extra))
+    assert got == want
+    keylen = dict(x for x in got if x[0] == "K")["K"]
+    assert keylen == (32 if minor >= 2 else 4)
+
+
+def test_a_32_byte_key_cancels_and_a_wrong_one_does_not(relay_and_pg):
+    ours, _ = relay_and_pg
+    with psycopg.connect(ours.dsn(max_protocol_version="latest"), autocommit=True) as c:
+        assert c.pgconn.full_protocol_version == 30002  # libpq 18 and pgtls agreed on 3.2
+        # libpq 18 keeps the long key: cancel through it, then with a forged key of the right length.
+        threading.Timer(0.5, c.cancel).start()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            c.execute("SELECT pg_sleep(10)")
+        pid = c.info.backend_pid
+        r = Raw(ours.port)
+        r.send(cancel_request_packet(pid, bytes(32)))
+        assert r.closed_by_server()
+        r.close()
+        c.execute("SELECT 1")
+    assert "wrong key in cancel request for process" in ours.log()
+
+
+def test_backend_key_data_bytes(relay_and_pg):
+    ours, _ = relay_and_pg
+    msgs = hello(ours.port, 2)
+    body = next(b for k, b in msgs if k == b"K")
+    (pid,) = struct.unpack("!i", body[:4])
+    assert pid > 0 and len(set(body[4:])) > 4  # random bytes, not a padded 32-bit key
