@@ -23,7 +23,6 @@ from pgtls.errors import PgError
 from pgtls.tls.client import client_tls
 from tests.pgserver import RealPostgres
 from tests.relay.recorder import Recorder
-from tests.relay.upstreampg import upstream  # noqa: F401 - the fixture
 
 
 def base(pg: RealPostgres, certs, **kw: str) -> dict[str, str]:

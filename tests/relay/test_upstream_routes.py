@@ -16,7 +16,6 @@ import pytest
 from tests.pgserver import RealPostgres
 from tests.pgtlsserver import PgtlsServer, tls_server
 from tests.relay.recorder import Recorder
-from tests.relay.upstreampg import upstream  # noqa: F401 - the fixture
 
 PGTLS_HBA = """\
 local all all trust
@@ -32,7 +31,7 @@ def conninfo(pg: RealPostgres, certs, port: int | None = None, **kw: str) -> str
 
 
 @pytest.fixture(scope="module")
-def relay(upstream, certs, tmp_path_factory) -> Iterator[tuple[PgtlsServer, Recorder, Path]]:  # noqa: F811
+def relay(upstream, certs, tmp_path_factory) -> Iterator[tuple[PgtlsServer, Recorder, Path]]:
     d = tmp_path_factory.mktemp("pgpass")
     rec = Recorder(upstream.port, d / "firsts")
     pgpass = d / "pgpass"
@@ -64,7 +63,7 @@ def client(s: PgtlsServer, certs, user: str = "alice", password: str = "alice-se
                            connect_timeout=10, **kw)
 
 
-def test_scram_pass_through_with_channel_binding_on_both_legs(relay, certs, upstream):  # noqa: F811
+def test_scram_pass_through_with_channel_binding_on_both_legs(relay, certs, upstream):
     s, _, pgpass = relay
     with client(s, certs, channel_binding="require") as c:
         assert c.pgconn.used_password
@@ -88,7 +87,7 @@ def test_wrong_password_refused_by_pgtls_against_the_upstream_verifier(relay, ce
         client(s, certs, password="wrong")
 
 
-def test_password_change_upstream_counts_at_once(relay, certs, upstream):  # noqa: F811
+def test_password_change_upstream_counts_at_once(relay, certs, upstream):
     s, _, _ = relay
     admin = psycopg.connect(host=str(upstream.sockdir), port=upstream.port, user="postgres", dbname="postgres",
                             autocommit=True)
@@ -123,7 +122,7 @@ def test_cancel_reaches_the_upstream_over_tls(relay, certs):
     assert new and all(f == ssl_request for f in new), new  # the cancel's connection began with SSLRequest too
 
 
-def test_route_typo_on_reload_keeps_the_old_routes(relay, certs, upstream):  # noqa: F811
+def test_route_typo_on_reload_keeps_the_old_routes(relay, certs, upstream):
     s, _, _ = relay
     routes = s.datadir / "pgtls_databases.conf"
     good = routes.read_text()
@@ -157,7 +156,7 @@ def test_a_routes_pool_size(relay, certs):
         assert again.execute("SELECT current_database()").fetchone() == ("postgres",)
 
 
-def test_unknown_database_without_a_fallback(upstream, certs, pgtls_factory):  # noqa: F811
+def test_unknown_database_without_a_fallback(upstream, certs, pgtls_factory):
     s = tls_server(certs, pgtls_factory(), hba="hostssl all all 127.0.0.1/32 trust\n", start=False)
     s.write("pgtls_databases.conf", f"app = {conninfo(upstream, certs, dbname='postgres')}\n")
     s.start()
@@ -165,7 +164,7 @@ def test_unknown_database_without_a_fallback(upstream, certs, pgtls_factory):  #
         psycopg.connect(host="127.0.0.1", port=s.port, user="tru", dbname="nope", sslmode="require")
 
 
-def test_bad_route_refuses_to_start(upstream, certs, pgtls_factory):  # noqa: F811
+def test_bad_route_refuses_to_start(upstream, certs, pgtls_factory):
     s = tls_server(certs, pgtls_factory(), start=False)
     s.write("pgtls_databases.conf", "app = host=x sslmode=sometimes\n")
     assert not s.start(check=False)

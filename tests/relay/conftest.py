@@ -1,5 +1,6 @@
-"""A PostgreSQL 15 with its own TLS as a network upstream: roles for every authentication method, the
-certificate set's server chain, client certificates accepted for ``ssltestuser``."""
+"""Fixtures of the relay tests. ``upstream``: a PostgreSQL 15 with its own TLS as a network upstream, with
+roles for every authentication method, the certificate set's server chain, and client certificates accepted
+for ``ssltestuser``."""
 
 from __future__ import annotations
 
