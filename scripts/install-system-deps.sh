@@ -9,6 +9,9 @@ command -v openssl >/dev/null || need+=(openssl)
 [ -e /usr/share/java/postgresql.jar ] || need+=(libpostgresql-jdbc-java)
 command -v java >/dev/null || need+=(default-jre-headless)
 { command -v node >/dev/null && command -v npm >/dev/null; } || need+=(nodejs npm)
+# tests/relay/test_ha_manager.py: pg_auto_failover as the HA manager (pg_autoctl, and the monitor's extension).
+[ -x /usr/bin/pg_autoctl ] || need+=(pg-auto-failover-cli)
+[ -e /usr/share/postgresql/15/extension/pgautofailover.control ] || need+=(postgresql-15-auto-failover)
 if [ "${1:-}" = "--bench" ]; then
   # bench/connect_rate.py: PgBouncer (in /usr/sbin, often not on a non-root PATH) and pgbench
   # (Debian 12 ships it with postgresql-15; postgresql-contrib only if it is still missing).
