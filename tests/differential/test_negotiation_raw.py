@@ -1,8 +1,9 @@
-"""Raw-socket negotiation, the same bytes against PostgreSQL 15 and pgtls.
+"""Raw-socket negotiation, the same bytes against PostgreSQL 18 (the version pgtls manages, in a release
+build with OpenSSL) and pgtls.
 
-Cases where PostgreSQL 15 and 17 agree are compared directly; the PostgreSQL 17+
-behaviours PostgreSQL 15 lacks (direct TLS, feeding pipelined bytes into TLS) are
-tested against pgtls alone in tests/integration/test_negotiation.py.
+PostgreSQL 18 speaks protocol 3.0 to 3.2, as pgtls does, so even the "unsupported frontend protocol"
+message agrees word for word.  Direct TLS and pipelined bytes fed into TLS are tested in
+tests/integration/test_negotiation.py and tests/relay/test_direct_tls.py.
 """
 
 from __future__ import annotations
@@ -22,15 +23,17 @@ HBA = "local all all trust\nhost all all 127.0.0.1/32 trust\n"
 
 @pytest.fixture(scope="module")
 def pair(certs):
-    from tests.pgserver import RealPostgres, have_postgres
+    from tests.pgserver import RealPostgres, binary_version, managed_pg_bin, tls_build_bindir
     from tests.pgtlsserver import PgtlsServer
 
-    if not have_postgres():
-        prereq.missing("PostgreSQL 15 server binaries are not installed")
+    try:
+        bindir = tls_build_bindir(binary_version(managed_pg_bin()))
+    except (RuntimeError, OSError) as e:
+        prereq.missing(f"no PostgreSQL 18 built with OpenSSL: {e}")
     out = {}
     made = []
     for ssl in (True, False):
-        pg = RealPostgres().init()
+        pg = RealPostgres(bindir=bindir).init()
         ours = PgtlsServer().init()
         for s in (pg, ours):
             s.copy_in(certs.path("server-chain.crt"), "server.crt", 0o644)
