@@ -169,3 +169,15 @@ def test_bad_route_refuses_to_start(upstream, certs, pgtls_factory):
     s.write("pgtls_databases.conf", "app = host=x sslmode=sometimes\n")
     assert not s.start(check=False)
     assert 'invalid sslmode value: "sometimes"' in s.full_log()
+
+
+def test_a_released_upstream_session_is_reused(relay, certs):
+    """Session pooling on a network upstream: the next login of the same role and database gets the session
+    the last one released (same upstream backend), within server_lifetime."""
+    s, _, _ = relay
+    pids = []
+    for _ in range(3):
+        with client(s, certs, db="small") as c:
+            pids.append(c.execute("SELECT pg_backend_pid()").fetchone()[0])
+        time.sleep(0.2)  # the release runs after the client's Terminate
+    assert len(set(pids)) == 1, pids

@@ -329,6 +329,7 @@ async def connect_upstream(params: dict[str, str], startup: dict[str, str], cred
                     health.ok(ep)
                 problem = _session_attrs_ok(conn, attempt_want)
                 if problem is None:
+                    conn.created = conn.last_used = loop.time()  # server_lifetime and idle timeouts count from here
                     return conn
                 conn.close()
                 errors.append(f"{ep.describe(shown)}: {problem}")
