@@ -89,15 +89,50 @@ def serve(data_dir: Path, overrides: dict[str, str], on_ready: Callable[[], None
         log.emit("FATAL", e.message, detail=e.detail, hint=e.hint)
         return 1
     server.on_ready = on_ready
+    count = _workers(server)
+    if count > 1:
+        from pgtls.server.supervisor import Supervisor
 
-    async def main() -> int:
-        return await server.serve_forever()
+        supervisor = Supervisor(server, count)
+        supervisor.on_ready = on_ready
+
+        async def main() -> int:
+            return await supervisor.run()
+    else:
+        async def main() -> int:
+            return await server.serve_forever()
 
     try:
         return run_event_loop(main())
     except StartupError as e:
         log.emit("FATAL", e.message, detail=e.detail, hint=e.hint)
         return 1
+
+
+def _workers(server: Any) -> int:
+    """How many worker processes serve: ``workers`` for the relay backends; one for the DuckDB backend, and
+    one when the server key's passphrase was typed at the terminal (a worker could not ask for it)."""
+    from pgtls.server import log
+    from pgtls.server.supervisor import worker_count
+
+    if not server.is_async:
+        return 1
+    s = server.snapshot.settings
+    count = worker_count(int(s["workers"]))
+    if count > 1 and server.interactive and s["ssl"] and not str(s["ssl_passphrase_command"]) \
+            and _key_encrypted(server.data_dir, str(s["ssl_key_file"])):
+        log.log("the server key's passphrase was typed at the terminal: serving in one process (set "
+                "ssl_passphrase_command to use worker processes)")
+        return 1
+    return count
+
+
+def _key_encrypted(data_dir: Path, key_file: str) -> bool:
+    path = Path(key_file) if Path(key_file).is_absolute() else data_dir / key_file
+    try:
+        return b"ENCRYPTED" in path.read_bytes()[:4096]
+    except OSError:
+        return False
 
 
 EVENT_LOOP_ENV = "PGTLS_EVENT_LOOP"

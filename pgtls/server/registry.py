@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 
 from pgtls.backends.base import Session, SessionInfo
 from pgtls.protocol.startup import MAX_CANCEL_KEY_LENGTH
+from pgtls.server.shared import SharedState
+
+_MAX_PID = 2_147_483_647
 
 
 @dataclass
@@ -30,19 +33,32 @@ class Entry:
 
 
 class SessionRegistry:
-    def __init__(self) -> None:
+    """With worker processes (``stride`` > 1) worker ``offset`` hands out the pids ``p`` with
+    ``p % stride == offset``, so any worker knows which one a CancelRequest's pid belongs to; ``shared``
+    then holds every worker's session count, and :meth:`count` is the server's total."""
+
+    def __init__(self, stride: int = 1, offset: int = 0, shared: SharedState | None = None) -> None:
         self._lock = threading.Lock()
         self._entries: dict[int, Entry] = {}
-        # Backend "pids" are unique per server process; they start above the real pid range
-        # of this process so they do not collide with the server's own pid in logs.
-        self._pids = itertools.count(os.getpid() * 10 % 2_000_000_000 + 1)
+        self.stride, self.offset, self.shared = stride, offset, shared
+        # Backend "pids" are unique per server; they start above the real pid range of this process so they
+        # do not collide with the server's own pid in logs.
+        self._pids = itertools.count(os.getpid() * 10 % 2_000_000_000 // stride + 1)
 
     def new_pid(self) -> int:
         with self._lock:
             while True:
-                pid = next(self._pids) % 2_147_483_647 or 1
-                if pid not in self._entries:
+                pid = (next(self._pids) % (_MAX_PID // self.stride)) * self.stride + self.offset
+                if pid and pid not in self._entries:
                     return pid
+
+    def owner(self, pid: int) -> int:
+        """The worker whose session ``pid`` is."""
+        return pid % self.stride
+
+    def _changed(self) -> None:
+        if self.shared is not None:
+            self.shared.set_sessions(len(self._entries))
 
     @staticmethod
     def new_cancel_key(minor: int = 0) -> bytes:
@@ -52,10 +68,12 @@ class SessionRegistry:
     def add(self, entry: Entry) -> None:
         with self._lock:
             self._entries[entry.info.pid] = entry
+            self._changed()
 
     def remove(self, pid: int) -> None:
         with self._lock:
             self._entries.pop(pid, None)
+            self._changed()
 
     def get(self, pid: int) -> Entry | None:
         with self._lock:
@@ -66,6 +84,14 @@ class SessionRegistry:
             return list(self._entries.values())
 
     def count(self) -> int:
+        """Sessions of the whole server (every worker's)."""
+        with self._lock:
+            if self.shared is not None:
+                return self.shared.total_sessions()
+            return len(self._entries)
+
+    def local_count(self) -> int:
+        """Sessions of this process."""
         with self._lock:
             return len(self._entries)
 

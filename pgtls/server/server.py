@@ -29,6 +29,8 @@ from pgtls.server import log
 from pgtls.server.channel import RawConn
 from pgtls.server.pidfile import PidFile
 from pgtls.server.registry import SessionRegistry
+from pgtls.server.shared import SharedState, cancel_socket
+from pgtls.server.worker import Control, WorkerRole, cancel_peer_handler, forward_cancel
 from pgtls.tls import TlsConfig, TlsConfigError, build_tls_config
 
 # Handshakes get their own small pool so that long-running queries never delay a new client's handshake.
@@ -66,11 +68,19 @@ class Server:
         *,
         interactive: bool = False,
         backend: Backend | None = None,
+        worker: WorkerRole | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.overrides = dict(overrides or {})
         self.interactive = interactive
-        self.registry = SessionRegistry()
+        self.worker = worker  # set in a worker process of a multi-process server (see server/supervisor.py)
+        self.shared: SharedState | None = None
+        if worker is not None:
+            self.shared = SharedState(worker.run_dir, worker.count, worker.index)
+            self.registry = SessionRegistry(worker.count, worker.index, self.shared)
+        else:
+            self.registry = SessionRegistry()
+        self.control: Control | None = None
         self.connections: set[Any] = set()
         self.shutting_down = False
         self.shutting_down_fast = False
@@ -187,7 +197,9 @@ class Server:
             log.log("pg_ident.conf was not reloaded")
         return hba, ident
 
-    def reload(self) -> None:
+    def reload(self) -> list[str]:
+        """Re-read the configuration (Table 19.2); the parts that kept their old configuration."""
+        kept: list[str] = []
         log.log("received SIGHUP, reloading configuration files")
         old = self.snapshot
         settings, lines = reload_settings(old.settings, self.data_dir, self.overrides)
@@ -205,13 +217,18 @@ class Server:
                     log.log(earlier.message, detail=earlier.detail, hint=earlier.hint)
                 log.log(e.message, detail=e.detail, hint=e.hint)
                 log.log("SSL configuration was not reloaded")
+                kept.append("SSL configuration")
         else:
             tls = None
         hba, ident = self._load_auth_files(settings, at_start=False, old=old)
+        kept += [name for name, new, before in (("pg_hba.conf", hba, old.hba), ("pg_ident.conf", ident, old.ident))
+                 if new is before]
+        kept += [line for line in lines if "not applied" in line or "contains errors" in line]
         self.snapshot = replace(old, settings=settings, tls=tls, hba=hba, ident=ident)
         reload_backend = getattr(self.backend, "reload", None)
         if reload_backend is not None:
             reload_backend()
+        return kept
 
     def log_aspect(self, snap: Snapshot, aspect: str) -> bool:
         """Whether log_connections / log_disconnections covers ``aspect``."""
@@ -228,7 +245,7 @@ class Server:
         from pgtls.server.connection import Connection
 
         limit = PREAUTH_CONNECTIONS_PER_SLOT * int(self.snapshot.settings["max_connections"])
-        if len(self.connections) - self.registry.count() >= limit:
+        if len(self.connections) - self.registry.local_count() >= limit:
             # Like the postmaster's cap on live children: refuse at once, before reading anything.
             from pgtls.errors import TOO_MANY_CONNECTIONS, PgError
             from pgtls.protocol import messages as m
@@ -246,6 +263,9 @@ class Server:
             self._done.set()
 
     async def cancel(self, pid: int, key: bytes) -> None:
+        if self.worker is not None and self.registry.owner(pid) != self.worker.index:
+            await forward_cancel(self.worker.run_dir, self.registry.owner(pid), pid, key)
+            return
         entry, key_ok = self.registry.find_for_cancel(pid, key)
         if entry is None or entry.session is None:
             log.log(f"PID {pid} in cancel request did not match any process")
@@ -259,7 +279,30 @@ class Server:
         await asyncio.get_running_loop().run_in_executor(None, entry.session.cancel)
 
     # --- listening ---
+    async def _start_worker(self) -> None:
+        """A worker serves the sockets its supervisor made, and its own cancel socket."""
+        assert self.worker is not None
+        loop = asyncio.get_running_loop()
+        self._done = asyncio.Event()
+        for fd in self.worker.tcp_fds:
+            self._servers.append(await loop.create_server(lambda: RawConn(self._on_connect), sock=socket.socket(
+                fileno=fd)))
+        for fd in self.worker.unix_fds:
+            self._servers.append(await loop.create_unix_server(lambda: RawConn(self._on_connect), sock=socket.socket(
+                fileno=fd)))
+        path = cancel_socket(self.worker.run_dir, self.worker.index)
+        path.unlink(missing_ok=True)
+        self._servers.append(await asyncio.start_unix_server(cancel_peer_handler(self._cancel_here), str(path)))
+        os.chmod(path, 0o600)
+
+    async def _cancel_here(self, pid: int, key: bytes) -> None:
+        if self.registry.owner(pid) == self.worker.index:  # type: ignore[union-attr]
+            await self.cancel(pid, key)
+
     async def start(self) -> None:
+        if self.worker is not None:
+            await self._start_worker()
+            return
         loop = asyncio.get_running_loop()
         s = self.snapshot.settings
         port = int(s["port"])
@@ -306,7 +349,51 @@ class Server:
         if not self._servers:
             raise StartupError("no socket created for listening")
 
+    async def serve_worker(self) -> int:
+        """The life of a worker process: serve until the supervisor's signal (or its end)."""
+        assert self.worker is not None
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        self.control = Control(self.worker.control_fd)
+
+        def on_message(msg: dict[str, Any]) -> None:
+            state = msg.get("cluster")
+            if state is not None and hasattr(self.backend, "cluster_state"):
+                self.backend.cluster_state(state == "ready")
+
+        def supervisor_gone() -> None:
+            if not stop.is_set():
+                self._stop_mode = "fast"
+                stop.set()
+
+        def reload_and_report() -> None:
+            try:
+                kept = self.reload()
+            except Exception as e:  # noqa: BLE001 - a reload must never take the worker down
+                log.log(f"configuration reload failed: {e}")
+                kept = [f"everything ({e})"]
+            loop.call_soon_threadsafe(self.control.send, {"reload": kept})  # type: ignore[union-attr]
+
+        def on_signal(sig: int) -> None:
+            if sig == signal.SIGHUP:
+                loop.run_in_executor(self.reload_executor, reload_and_report)
+                return
+            self._stop_mode = {signal.SIGTERM: "smart", signal.SIGINT: "fast", signal.SIGQUIT: "immediate"}[sig]
+            stop.set()
+
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            loop.add_signal_handler(sig, on_signal, sig)
+        await self.control.open(on_message, supervisor_gone)
+        await self.backend.start()
+        await self.start()
+        self.control.send({"ready": True})
+        await stop.wait()
+        await self.shutdown(self._stop_mode)
+        return 0
+
     async def serve_forever(self) -> int:
+        if self.worker is not None:
+            return await self.serve_worker()
         self.pidfile = PidFile(self.data_dir)
         try:
             self.pidfile.acquire()
@@ -363,8 +450,9 @@ class Server:
             log.log(f"configuration reload failed: {e}")
 
     async def shutdown(self, mode: str) -> None:
-        log.log({"smart": "received smart shutdown request", "fast": "received fast shutdown request",
-                 "immediate": "received immediate shutdown request"}[mode])
+        if self.worker is None:  # the supervisor says it for a multi-process server
+            log.log({"smart": "received smart shutdown request", "fast": "received fast shutdown request",
+                     "immediate": "received immediate shutdown request"}[mode])
         self.shutting_down = True
         for srv in self._servers:
             srv.close()
@@ -398,7 +486,8 @@ class Server:
         self.tls_executor.shutdown(wait=False, cancel_futures=True)
         self.preauth_executor.shutdown(wait=False, cancel_futures=True)
         self.reload_executor.shutdown(wait=False, cancel_futures=True)
-        log.log("database system is shut down")
+        if self.worker is None:
+            log.log("database system is shut down")
 
     async def _shutdown_relay(self, mode: str) -> None:
         """Relayed sessions end the way PostgreSQL ends them: its backends send the FATAL (57P01 on a

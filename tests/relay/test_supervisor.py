@@ -1,4 +1,6 @@
-"""The managed PostgreSQL as a supervised child: private socket only, restarts, reload, stop modes."""
+"""The managed PostgreSQL as a supervised child: private socket only, restarts, reload, stop modes; each
+with one pgtls process and with two worker processes (the supervisor then owns the cluster and tells the
+workers when it restarts)."""
 
 from __future__ import annotations
 
@@ -35,9 +37,10 @@ def conn(s: PgtlsServer, **kw: object) -> psycopg.Connection:
                            connect_timeout=10, **kw)
 
 
-@pytest.fixture
-def server(pgtls_factory) -> PgtlsServer:
+@pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
+def server(pgtls_factory, request) -> PgtlsServer:
     s = pgtls_factory().init()
+    s.conf(workers=str(request.param))
     s.start()
     return s
 

@@ -22,7 +22,7 @@ from pgtls.auth.exchange import ProvenSecret
 from pgtls.auth.scram_client import ScramKeys
 from pgtls.backends.base import SessionInfo
 from pgtls.backends.relay import identity, passfile, routing
-from pgtls.backends.relay.cluster import ManagedCluster, admin_user
+from pgtls.backends.relay.cluster import ClusterLink, ManagedCluster, admin_user
 from pgtls.backends.relay.netconnect import (
     HostHealth,
     connect_upstream,
@@ -43,6 +43,7 @@ from pgtls.server import log
 CANNOT_CONNECT_NOW = "57P03"
 ADMIN_DATABASE = "postgres"  # where role lookups run (never template1: CREATE DATABASE needs it unused)
 MAINTENANCE_INTERVAL = 1.0
+RECHECKS = 3  # pooled sessions tried before a fresh one is used anyway (see RelayBackend._checked)
 # Startup parameters the door handled itself.
 _NOT_PASSED = frozenset({"user", "database", "replication"})
 
@@ -60,11 +61,14 @@ class RelayBackend:
         settings = server.snapshot.settings
         # Network upstreams (the upstream setting or a routes file) instead of the managed cluster.
         self.routes: routing.Routes | None = None
-        self.cluster: ManagedCluster | None = None
+        self.cluster: ManagedCluster | ClusterLink | None = None
         self._upstream_setting = str(settings["upstream"])
         if self._upstream_setting or (data_dir / ROUTES_FILE).exists():
             self.routes = routing.load(data_dir, self._upstream_setting)
             self.admin_name = ""
+        elif getattr(server, "worker", None) is not None:
+            self.cluster = ClusterLink(data_dir)  # the supervisor runs the cluster and says when it restarts
+            self.admin_name = admin_user(data_dir)
         else:
             self.pgbin = find_pgbin(str(settings["postgresql_bin_dir"]))
             self.cluster = ManagedCluster(data_dir, self.pgbin)
@@ -130,6 +134,14 @@ class RelayBackend:
     def close(self) -> None:  # the synchronous Backend interface; stop() does the work
         pass
 
+    def cluster_state(self, ready: bool) -> None:
+        """In a worker process: the supervisor's word that the managed cluster went down or is back."""
+        assert isinstance(self.cluster, ClusterLink)
+        was = self.cluster.ready
+        self.cluster.ready = ready
+        if was and not ready:
+            self._cluster_restarted()
+
     def _cluster_restarted(self) -> None:
         for pool in self.pools.values():
             pool.close_idle()
@@ -141,6 +153,18 @@ class RelayBackend:
     def close_idle_sessions(self) -> None:
         """Before CREATE/DROP/ALTER DATABASE or ALTER ROLE: pooled sessions must not hold any database, and
         none opened before may start a new client's session with stale role or database settings."""
+        shared = getattr(self.server, "shared", None)
+        if shared is not None:
+            shared.bump_generation()  # the other workers close theirs too (see _sync_generation)
+        self._close_idle_local()
+
+    def _sync_generation(self) -> None:
+        """Another worker relayed a database or role command: do as it did."""
+        shared = getattr(self.server, "shared", None)
+        if shared is not None and shared.generation_changed():
+            self._close_idle_local()
+
+    def _close_idle_local(self) -> None:
         self.generation += 1
         self._identity_ready.clear()  # a database may be dropped and made again under its name
         n = sum(pool.close_idle() for pool in self.pools.values())
@@ -154,6 +178,7 @@ class RelayBackend:
     async def _maintain(self) -> None:
         while True:
             await asyncio.sleep(MAINTENANCE_INTERVAL)
+            self._sync_generation()
             for key, pool in list(self.pools.items()):
                 try:
                     await pool.maintain()
@@ -305,6 +330,26 @@ class RelayBackend:
         want = target.params.get("target_session_attrs", "any")
         return want == "prefer-standby" or session_attrs_problem(conn, want) is None
 
+    async def _checked(self, pool: Pool, conn: UpstreamConn, startup: tuple[tuple[str, str], ...]) -> UpstreamConn:
+        """A pooled session of a route that picks primaries or standbys (target_session_attrs) makes one round
+        trip before it is handed out: PostgreSQL reports a promotion (in_hot_standby) only when it next sends
+        ReadyForQuery, and an idle pooled session sends nothing."""
+        for _ in range(RECHECKS):
+            target = getattr(conn, "target", None)
+            want = target.params.get("target_session_attrs", "any") if target is not None else "any"
+            if want in ("any", "prefer-standby") or conn.last_used == conn.created:  # fresh: checked at connect
+                return conn
+            try:
+                await conn.execute("")
+                ok = self._still_suitable(conn)
+            except (QueryError, UpstreamGone, ConnectionError):
+                ok = False
+            if ok:
+                return conn
+            pool.release(conn, False)
+            conn = await pool.acquire(startup)
+        return conn
+
     def _make_room(self, asking: Pool) -> int:
         """The cluster is out of connections: close every idle session of the other pools."""
         return sum(pool.close_idle() for pool in self.pools.values() if pool is not asking)
@@ -312,10 +357,11 @@ class RelayBackend:
     async def open(self, info: SessionInfo) -> RelaySession:
         """An upstream session for an authenticated client, opened with its startup parameters."""
         startup = self._startup_parameters(info)
+        self._sync_generation()
         key = (info.user, info.database)
         self._proven[key] = info.proven if isinstance(info.proven, ProvenSecret) else None
         pool = self._pool(key)
-        conn = await pool.acquire(startup)
+        conn = await self._checked(pool, await pool.acquire(startup), startup)
         try:
             await self._identity(conn, info)
         except BaseException:

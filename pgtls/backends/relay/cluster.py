@@ -248,6 +248,7 @@ class ManagedCluster:
         self._log_task: asyncio.Task[None] | None = None
         self._ready_event = asyncio.Event()
         self.on_restart: Callable[[], None] | None = None  # the relay drops its pooled sessions
+        self.on_ready: Callable[[], None] | None = None  # a supervisor tells its workers
 
     async def start(self) -> None:
         """Start and wait until ready; raise ClusterError if it cannot start."""
@@ -294,6 +295,8 @@ class ManagedCluster:
             if len(lines) >= 8 and lines[0].strip() == str(proc.pid) and lines[7].strip() == "ready":
                 self.ready = True
                 self._ready_event.set()
+                if self.on_ready is not None:
+                    self.on_ready()
                 return True
             await asyncio.sleep(0.02)
         return False
@@ -368,6 +371,25 @@ class ManagedCluster:
         if self._log_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._log_task, 2)
+
+
+class ClusterLink:
+    """A worker process's view of the cluster its supervisor runs: where its socket is and whether it is up
+    (the supervisor says so over the control channel); starting, reloading and stopping are the
+    supervisor's."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.socket_path = socket_dir_of(data_dir) / f".s.PGSQL.{CLUSTER_PORT}"
+        self.ready = True  # workers start once the cluster is ready
+
+    async def start(self) -> None:
+        pass
+
+    def reload(self) -> None:
+        pass
+
+    async def stop(self, mode: str = "fast") -> None:
+        self.ready = False
 
 
 @contextlib.contextmanager
