@@ -53,7 +53,11 @@ from tests.pgtlsserver import READY, PgtlsServer  # noqa: E402
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CERT, KEY = "server-chain.crt", "server.key"  # tests/certset.py: ECDSA P-256 leaf + intermediate, its key
 # Clients come over TCP with TLS only (hostssl); the local line is for nothing but the servers' own tools.
-HBA = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n"
+# The scram part of compare.py logs in as SCRAM_ROLE with a password; everyone else is trusted.
+SCRAM_ROLE = "scram_bench"
+HBA = ("local all all trust\n"
+       f"hostssl all {SCRAM_ROLE} 127.0.0.1/32 scram-sha-256\n"
+       "hostssl all all 127.0.0.1/32 trust\n")
 # compare.py --upstream-tls: SCRAM for every client over TCP (and for the proxies' logins upstream); the local
 # line stays for setup (roles, pgbench -i, CHECKPOINT over PostgreSQL's Unix socket).
 HBA_SCRAM = "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n"

