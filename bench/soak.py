@@ -1,12 +1,13 @@
 """Soak: many TLS connect/disconnect cycles; pgtls's descriptors and memory before and after.
 
-    .venv/bin/python bench/soak.py [--cycles 100000] [--backend postgresql|duckdb]
+    .venv/bin/python bench/soak.py [--cycles 100000] [--backend postgresql|duckdb] [--workers N]
 
 Each cycle is one `pgbench -C` transaction (TCP connect, SSLRequest, TLS 1.3 handshake, trust login,
 SELECT 1, disconnect), 4 clients at once.  After a warm-up of 1,000 cycles (pools and caches reach their
 working size) the pgtls process's open descriptors and resident memory are read, then again after the run
 (once its connections have ended).  For the managed PostgreSQL, the cluster's client backends are counted
-too.  Results go to bench/results/soak.json.
+too.  With ``--workers N`` (N > 1, the relay) descriptors and memory are read for the supervisor and each
+worker process.  Results go to bench/results/soak-<backend>[-workers<N>].json.
 """
 
 from __future__ import annotations
@@ -51,6 +52,22 @@ def cycles(port: int, n: int, home: Path, script: Path) -> tuple[int, int, float
     return int(done.group(1)), int(failed.group(1)) if failed else 0, took
 
 
+def pgtls_processes(pid: int) -> dict[str, int]:
+    """The server process and its worker processes (children running pgtls.server.worker), by name."""
+    out = {"server": pid}
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        cmd = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        if b"pgtls.server.worker" in cmd:
+            out[f"worker {child}"] = int(child)
+    return out
+
+
+def reading(pid: int, s: PgtlsServer) -> dict[str, object]:
+    procs = pgtls_processes(pid)
+    return {"fds": {n: fds(p) for n, p in procs.items()}, "rss_kb": {n: rss_kb(p) for n, p in procs.items()},
+            "cluster_client_backends": backends(s)}
+
+
 def backends(s: PgtlsServer) -> int | None:
     if s.backend != "postgresql":
         return None
@@ -63,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--cycles", type=int, default=100_000)
     p.add_argument("--backend", choices=("postgresql", "duckdb"), default="postgresql")
+    p.add_argument("--workers", type=int, default=1, help="pgtls's workers setting (1: one process)")
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="pgtls-soak-"))
     certs = certset.build(tmp / "certs")
@@ -74,22 +92,23 @@ def main(argv: list[str] | None = None) -> int:
     s.copy_in(certs.path("server-chain.crt"), "server.crt", 0o644)
     s.copy_in(certs.path("server.key"), "server.key", 0o600)
     s.write("pg_hba.conf", "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
-    s.conf(ssl="on", log_connections="off")
+    s.conf(ssl="on", log_connections="off", workers=str(args.workers))
     s.start()
     try:
         assert s.proc is not None
         pid = s.proc.pid
         cycles(s.port, 1000, home, script)
         time.sleep(2)
-        before = {"fds": fds(pid), "rss_kb": rss_kb(pid), "cluster_client_backends": backends(s)}
+        before = reading(pid, s)
         done, failed, took = cycles(s.port, args.cycles, home, script)
         time.sleep(3)
-        after = {"fds": fds(pid), "rss_kb": rss_kb(pid), "cluster_client_backends": backends(s)}
-        out = {"backend": args.backend, "cycles": done, "failed": failed, "seconds": round(took, 1),
+        after = reading(pid, s)
+        out = {"backend": args.backend, "workers": args.workers, "cycles": done, "failed": failed, "seconds": round(took, 1),
                "conn_per_s": round(done / took, 1), "before": before, "after": after}
         print(json.dumps(out, indent=1))
         Path(__file__).with_name("results").mkdir(exist_ok=True)
-        Path(__file__).with_name("results").joinpath(f"soak-{args.backend}.json").write_text(
+        Path(__file__).with_name("results").joinpath(
+            f"soak-{args.backend}{'' if args.workers == 1 else f'-workers{args.workers}'}.json").write_text(
             json.dumps(out, indent=1) + "\n")
     finally:
         s.cleanup()

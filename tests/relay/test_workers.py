@@ -218,3 +218,30 @@ def test_fast_stop_ends_sessions_on_every_worker(certs, pgtls_factory):
         c.close()
     assert wait_for(lambda: not s.running)
     assert "database system is shut down" in s.log()
+
+
+def test_malformed_packets_on_a_cancel_socket_change_nothing(server):
+    """A worker's cancel socket (in the 0700 run directory) takes one CancelRequest per connection: garbage,
+    wrong lengths, a wrong code and a silent peer are dropped without an error line or a stall."""
+    import socket as socketlib
+
+    from pgtls.server.shared import cancel_socket, run_dir_of
+
+    path = cancel_socket(run_dir_of(server.datadir), 0)
+    assert (path.parent.stat().st_mode & 0o777) == 0o700
+    with connect(server) as c:
+        pid = c.info.backend_pid
+        bad = [b"", b"\x00", b"garbage" * 100, (0x7FFFFFFF).to_bytes(4, "big") + b"x" * 64,
+               (12).to_bytes(4, "big") + (80877102).to_bytes(4, "big") + pid.to_bytes(4, "big"),  # no key
+               (16).to_bytes(4, "big") + (80877103).to_bytes(4, "big") + pid.to_bytes(4, "big") + b"kkkk",
+               (16).to_bytes(4, "big") + (80877102).to_bytes(4, "big")]  # cut short
+        for packet in bad:
+            with socketlib.socket(socketlib.AF_UNIX) as s:
+                s.settimeout(10)
+                s.connect(str(path))
+                s.sendall(packet)
+                s.shutdown(socketlib.SHUT_WR)
+                assert s.recv(100) == b""  # closed, nothing said
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    log = server.log()
+    assert "unexpected error" not in log and "Traceback" not in log
