@@ -32,7 +32,7 @@ from pgtls.server import log
 from pgtls.server.listeners import ListenError, Listeners, bind_tcp, bind_unix
 from pgtls.server.pidfile import PidFile
 from pgtls.server.shared import SharedState, prepare_run_dir
-from pgtls.server.worker import MAX_CONTROL_LINE, WORKER_ENV, WorkerRole
+from pgtls.server.worker import MAX_CONTROL_LINE, WORKER_ENV, WorkerRole, control_messages
 
 MAX_WORKERS = 64
 READY_TIMEOUT = 120.0  # seconds for every worker to report ready at start
@@ -189,14 +189,8 @@ class Supervisor:
     async def _watch(self, w: _Worker, proc: subprocess.Popen[bytes], control: socket.socket) -> None:
         started = time.monotonic()
         reader, w.writer = await asyncio.open_unix_connection(sock=control, limit=MAX_CONTROL_LINE)
-        while True:
-            try:
-                line = await reader.readline()
-            except (ConnectionError, ValueError):
-                line = b""
-            if not line:
-                break
-            self._from_worker(w, proc, line)
+        async for msg in control_messages(reader):
+            self._from_worker(w, proc, msg)
         code = await asyncio.to_thread(proc.wait)
         w.writer.close()
         w.writer = None
@@ -215,13 +209,7 @@ class Supervisor:
         if not self.stopping:
             self._spawn(w)
 
-    def _from_worker(self, w: _Worker, proc: subprocess.Popen[bytes], line: bytes) -> None:
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            return
-        if not isinstance(msg, dict):
-            return
+    def _from_worker(self, w: _Worker, proc: subprocess.Popen[bytes], msg: dict[str, Any]) -> None:
         if msg.get("ready"):
             if w.ready.is_set() or w.restarts:
                 log.log(f"worker process {w.index} (PID {proc.pid}) is serving again")

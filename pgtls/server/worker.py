@@ -24,7 +24,7 @@ import os
 import socket
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,23 @@ class WorkerRole:
                    Path(d["run_dir"]), dict(d["overrides"]))
 
 
+async def control_messages(reader: asyncio.StreamReader) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects of a control channel, until its end (lines that are not one are skipped)."""
+    while True:
+        try:
+            line = await reader.readline()
+        except (ConnectionError, ValueError):
+            return
+        if not line:
+            return
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(msg, dict):
+            yield msg
+
+
 class Control:
     """The worker's end of its control channel."""
 
@@ -74,20 +91,9 @@ class Control:
         reader, self._writer = await asyncio.open_unix_connection(sock=self._sock, limit=MAX_CONTROL_LINE)
 
         async def read() -> None:
-            while True:
-                try:
-                    line = await reader.readline()
-                except (ConnectionError, ValueError):
-                    line = b""
-                if not line:
-                    on_eof()
-                    return
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(msg, dict):
-                    on_message(msg)
+            async for msg in control_messages(reader):
+                on_message(msg)
+            on_eof()
 
         self._task = asyncio.get_running_loop().create_task(read())
 
