@@ -78,8 +78,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def serve(data_dir: Path, overrides: dict[str, str], on_ready: Callable[[], None] | None = None) -> int:
     """Run the server in the foreground; ``on_ready`` once it (and what stands behind it) accepts connections."""
     from pgtls.server import log
-    from pgtls.server.server import Server, StartupError
+    from pgtls.server.server import Server, StartupError, hold_early_sighup
 
+    hold_early_sighup()
     if not (data_dir / "postgresql.conf").exists():
         log.fatal(f'could not access the server configuration file "{data_dir / "postgresql.conf"}": No such file or directory')
         return 1

@@ -17,6 +17,7 @@ import functools
 import os
 import signal
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,6 +43,24 @@ PREAUTH_WORKERS = 2
 # Connections still negotiating or authenticating, per max_connections slot, beyond which new ones are refused
 # with FATAL 53300 (PostgreSQL caps its live children at about twice max_connections).
 PREAUTH_CONNECTIONS_PER_SLOT = 2
+
+
+_EARLY_SIGHUP = threading.Event()
+
+
+def hold_early_sighup() -> None:
+    """From the start of ``pgtls serve`` (or a worker) until the event loop's handlers are in place, a SIGHUP
+    (``pgtls reload`` during start-up) is noted instead of ending the process (its default action); the
+    reload then runs once the handlers are installed."""
+    signal.signal(signal.SIGHUP, lambda signum, frame: _EARLY_SIGHUP.set())
+
+
+def early_sighup() -> bool:
+    """Whether a SIGHUP arrived before the loop's handlers (and forget it)."""
+    if _EARLY_SIGHUP.is_set():
+        _EARLY_SIGHUP.clear()
+        return True
+    return False
 
 
 class StartupError(Exception):
@@ -383,6 +402,8 @@ class Server:
 
         for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             loop.add_signal_handler(sig, on_signal, sig)
+        if early_sighup():
+            on_signal(signal.SIGHUP)
         await self.control.open(on_message, supervisor_gone)
         await self.backend.start()
         await self.start()
@@ -429,6 +450,8 @@ class Server:
 
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
                 loop.add_signal_handler(sig, on_signal, sig)
+            if early_sighup():
+                on_signal(signal.SIGHUP)
             log.log("database system is ready to accept connections")
             if self.on_ready is not None:
                 self.on_ready()

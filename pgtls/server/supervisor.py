@@ -60,6 +60,7 @@ class _Worker:
     writer: asyncio.StreamWriter | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     restarts: int = 0
+    reload_pending: bool = False  # a SIGHUP came while it was starting: sent once it is ready
 
 
 class Supervisor:
@@ -92,7 +93,7 @@ class Supervisor:
 
     async def _run(self, pidfile: PidFile) -> int:
         from pgtls.backends.relay.cluster import ClusterError
-        from pgtls.server.server import StartupError
+        from pgtls.server.server import StartupError, early_sighup
 
         backend = self.server.backend
         cluster = getattr(backend, "cluster", None)
@@ -134,13 +135,18 @@ class Supervisor:
                 if cluster is not None:
                     cluster.reload()
                 for w in self.workers:
-                    self._signal(w, signal.SIGHUP)
+                    if w.ready.is_set():
+                        self._signal(w, signal.SIGHUP)
+                    else:  # still importing: SIGHUP's default action would end it
+                        w.reload_pending = True
                 return
             mode["value"] = {signal.SIGTERM: "smart", signal.SIGINT: "fast", signal.SIGQUIT: "immediate"}[sig]
             stop.set()
 
         for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             loop.add_signal_handler(sig, on_signal, sig)
+        if early_sighup():
+            on_signal(signal.SIGHUP)
         ready = asyncio.gather(*(w.ready.wait() for w in self.workers))
         waiting = loop.create_task(stop.wait())
         failed = loop.create_task(self._failed.wait())
@@ -214,6 +220,9 @@ class Supervisor:
             if w.ready.is_set() or w.restarts:
                 log.log(f"worker process {w.index} (PID {proc.pid}) is serving again")
             w.ready.set()
+            if w.reload_pending:
+                w.reload_pending = False
+                self._signal(w, signal.SIGHUP)
         kept = msg.get("reload")
         if isinstance(kept, list):
             if kept:

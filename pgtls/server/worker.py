@@ -139,10 +139,12 @@ def cancel_peer_handler(cancel: Callable[[int, bytes], Any]) -> Callable[..., An
 
 
 def main() -> int:
+    from pgtls.server.server import Server, StartupError, hold_early_sighup
+
+    hold_early_sighup()
     role = WorkerRole.from_env(os.environ.pop(WORKER_ENV))
     data_dir = Path(sys.argv[sys.argv.index("-D") + 1])
     from pgtls.cli import run_event_loop
-    from pgtls.server.server import Server, StartupError
 
     try:
         server = Server(data_dir, role.overrides, worker=role)

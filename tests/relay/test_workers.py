@@ -245,3 +245,41 @@ def test_malformed_packets_on_a_cancel_socket_change_nothing(server):
         assert c.execute("SELECT 1").fetchone() == (1,)
     log = server.log()
     assert "unexpected error" not in log and "Traceback" not in log
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_reload_during_start_up(certs, pgtls_factory, workers):
+    """`pgtls reload` as soon as the pid file names the server, again and again while it starts (its
+    cluster, its workers): the server starts, nothing dies of SIGHUP's default action, the reloads run."""
+    from pgtls.server.pidfile import read_pid
+
+    s = tls_server(certs, pgtls_factory(), start=False, workers=str(workers))
+    stop = threading.Event()
+    sent = [0]
+
+    def storm() -> None:
+        while not stop.is_set():
+            pid = read_pid(s.datadir)
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGHUP)
+                    sent[0] += 1
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+
+    t = threading.Thread(target=storm)
+    t.start()
+    try:
+        s.start()
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join()
+    assert sent[0] > 5
+    assert s.running
+    assert "exited with exit code" not in s.log(), s.log()[-3000:]
+    for _ in range(10):
+        with connect(s) as c:
+            assert c.execute("SELECT 1").fetchone() == (1,)
+    assert wait_for(lambda: "received SIGHUP" in s.log(), 5)
