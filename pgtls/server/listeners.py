@@ -57,7 +57,7 @@ def _addrinfos(host: str | None, port: int) -> list[tuple[int, tuple[object, ...
 def _bind(fam: int, addr: tuple[object, ...], reuse_port: bool) -> socket.socket:
     s = socket.socket(fam, socket.SOCK_STREAM)
     try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as PostgreSQL: rebind over TIME_WAIT
         if reuse_port:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if fam == socket.AF_INET6:
@@ -70,7 +70,8 @@ def _bind(fam: int, addr: tuple[object, ...], reuse_port: bool) -> socket.socket
 
 
 def bind_tcp(listen_addresses: str, port: int, workers: int) -> list[list[socket.socket]]:
-    """``workers`` listening sockets per address of ``listen_addresses``; PostgreSQL's log lines."""
+    """``workers`` listening sockets per address of ``listen_addresses`` (one without ``SO_REUSEPORT`` for a
+    one-process server); PostgreSQL's log lines (pqcomm.c's ListenServerPort, postmaster.c)."""
     per_worker: list[list[socket.socket]] = [[] for _ in range(workers)]
     addresses = [a.strip() for a in listen_addresses.split(",") if a.strip()]
     for name in addresses:
@@ -78,24 +79,32 @@ def bind_tcp(listen_addresses: str, port: int, workers: int) -> list[list[socket
             infos = _addrinfos(None if name == "*" else name, port)
         except socket.gaierror as e:
             log.log(f'could not translate host name "{name}", service "{port}" to address: {e.strerror}')
+            log.emit("WARNING", f'could not create listen socket for "{name}"')
             continue
+        made = False
         for fam, addr in infos:
+            fam_name = "IPv6" if fam == socket.AF_INET6 else "IPv4"
             try:
-                _bind(fam, addr, reuse_port=False).close()  # is the port free (no other server, shared or not)?
-                group = [_bind(fam, addr, reuse_port=True) for _ in range(workers)]
+                if workers == 1:
+                    group = [_bind(fam, addr, reuse_port=False)]
+                else:
+                    _bind(fam, addr, reuse_port=False).close()  # is the port free (no other server, shared or not)?
+                    group = [_bind(fam, addr, reuse_port=True) for _ in range(workers)]
             except OSError as e:
                 hint = None
                 if e.errno == errno.EADDRINUSE:
                     hint = f"Is another postmaster already running on port {port}? If not, wait a few seconds and retry."
-                log.log(f'could not bind address "{name}": {e.strerror or e}', hint=hint)
+                log.log(f'could not bind {fam_name} address "{addr[0]}": {e.strerror or e}', hint=hint)
                 continue
             for s in group:
                 s.listen(BACKLOG)
                 s.setblocking(False)
-            fam_name = "IPv6" if fam == socket.AF_INET6 else "IPv4"
             log.log(f'listening on {fam_name} address "{addr[0]}", port {port}')
+            made = True
             for i, s in enumerate(group):
                 per_worker[i].append(s)
+        if not made:
+            log.emit("WARNING", f'could not create listen socket for "{name}"')
     if addresses and not per_worker[0]:
         for group in per_worker:
             for s in group:

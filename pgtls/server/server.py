@@ -28,6 +28,7 @@ from pgtls.config.conffile import ConfigError
 from pgtls.config.settings import Settings, load_settings, reload_settings
 from pgtls.server import log
 from pgtls.server.channel import RawConn
+from pgtls.server.listeners import ListenError, bind_tcp, bind_unix
 from pgtls.server.pidfile import PidFile
 from pgtls.server.registry import SessionRegistry
 from pgtls.server.shared import SharedState, cancel_socket
@@ -326,45 +327,16 @@ class Server:
         s = self.snapshot.settings
         port = int(s["port"])
         self._done = asyncio.Event()
-        addresses = [a.strip() for a in str(s["listen_addresses"]).split(",") if a.strip()]
-        bound = 0
-        for addr in addresses:
-            hosts: list[str | None]
-            if addr == "*":
-                hosts = [None]
-            else:
-                hosts = [addr]
-            for host in hosts:
-                try:
-                    srv = await loop.create_server(
-                        lambda: RawConn(self._on_connect), host=host, port=port, reuse_address=True, backlog=1024
-                    )
-                except OSError as e:
-                    log.log(f'could not bind address "{addr}": {e.strerror or e}',
-                            hint="Is another postmaster already running on port "
-                            f"{port}? If not, wait a few seconds and retry.")
-                    continue
-                for sock in srv.sockets:
-                    fam = "IPv6" if sock.family == socket.AF_INET6 else "IPv4"
-                    log.log(f'listening on {fam} address "{sock.getsockname()[0]}", port {sock.getsockname()[1]}')
-                self._servers.append(srv)
-                bound += 1
-        if addresses and not bound:
-            raise StartupError("could not create any TCP/IP sockets")
-        sockdirs = [d.strip() for d in str(s["unix_socket_directories"]).split(",") if d.strip()]
-        for d in sockdirs:
-            path = Path(d) / f".s.PGSQL.{port}"
-            try:
-                if path.exists():
-                    path.unlink()
-                srv = await loop.create_unix_server(lambda: RawConn(self._on_connect), path=str(path), backlog=1024)
-                os.chmod(path, int(s["unix_socket_permissions"]))
-            except OSError as e:
-                log.log(f'could not create Unix socket for address "{path}": {e.strerror or e}')
-                continue
-            self._servers.append(srv)
-            self._socket_paths.append(path)
-            log.log(f'listening on Unix socket "{path}"')
+        try:
+            tcp = bind_tcp(str(s["listen_addresses"]), port, 1)[0]
+        except ListenError as e:
+            raise StartupError(str(e)) from None
+        unix, self._socket_paths = bind_unix(str(s["unix_socket_directories"]), port,
+                                             int(s["unix_socket_permissions"]))
+        for sock in tcp:
+            self._servers.append(await loop.create_server(lambda: RawConn(self._on_connect), sock=sock))
+        for sock in unix:
+            self._servers.append(await loop.create_unix_server(lambda: RawConn(self._on_connect), sock=sock))
         if not self._servers:
             raise StartupError("no socket created for listening")
 
@@ -428,7 +400,12 @@ class Server:
                     await self.backend.start()
                 except ClusterError as e:
                     raise StartupError(str(e)) from None
-            await self.start()
+            try:
+                await self.start()
+            except StartupError:
+                if self.is_async:  # the cluster started: stop it, or its log reader keeps the process alive
+                    await self.backend.stop("fast")
+                raise
             s = self.snapshot.settings
             self.pidfile.write(
                 port=int(s["port"]),

@@ -87,6 +87,10 @@ class Supervisor:
             raise StartupError(str(e.args[0]), hint=e.args[1] if len(e.args) > 1 else None) from None
         try:
             return await self._run(pidfile)
+        except StartupError:
+            # The cluster may be running: stop it (its log reader would otherwise keep the process alive).
+            await self.server.backend.stop("fast")
+            raise
         finally:
             self.listeners.close()
             pidfile.release()

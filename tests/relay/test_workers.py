@@ -283,3 +283,29 @@ def test_reload_during_start_up(certs, pgtls_factory, workers):
         with connect(s) as c:
             assert c.execute("SELECT 1").fetchone() == (1,)
     assert wait_for(lambda: "received SIGHUP" in s.log(), 5)
+
+
+@pytest.mark.parametrize(("workers", "reuse_port"), [(1, False), (2, False), (2, True)])
+def test_a_port_held_by_another_server_refuses_the_start(certs, pgtls_factory, workers, reuse_port):
+    """Another listener on the port (even one with SO_REUSEPORT, as a second pgtls with workers would
+    have): the server does not silently share it, it refuses to start as PostgreSQL does, and stops the
+    cluster it had started."""
+    import socket as socketlib
+
+    s = tls_server(certs, pgtls_factory(), start=False, workers=str(workers))
+    other = socketlib.socket()
+    try:
+        other.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_REUSEADDR, 1)
+        if reuse_port:
+            other.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", s.port))
+        other.listen(1)
+        assert s.start(check=False) is False
+    finally:
+        other.close()
+    log = s.log()
+    assert 'LOG:  could not bind IPv4 address "127.0.0.1": Address already in use' in log
+    assert 'WARNING:  could not create listen socket for "127.0.0.1"' in log
+    assert f"Is another postmaster already running on port {s.port}?" in log
+    assert "FATAL:  could not create any TCP/IP sockets" in log
+    assert "cluster: LOG:  database system is shut down" in log
