@@ -132,17 +132,22 @@ def test_client_vanishing_mid_query_leaks_nothing(server):
 
 
 def test_terminate_is_not_forwarded(server):
-    """A client's Terminate ends the client's session, not the pooled upstream one."""
-    pid = backend_pid(server)
+    """A client's Terminate ends the client's session, not the pooled upstream one: the upstream backend
+    that answered the client is still there (idle, pooled) afterwards."""
     raw = raw_login(server.port, "alice")
     # Query and Terminate in one packet, then EOF.
-    raw.sendall(query_message("SELECT 1") + b"X\0\0\0\x04")
+    raw.sendall(query_message("SELECT pg_backend_pid()") + b"X\0\0\0\x04")
     reply = b""
     while (chunk := raw.recv(65536)):
         reply += chunk
     raw.close()
     assert reply.startswith(b"T") and b"C\0\0\0\x0dSELECT 1\0" in reply and reply.endswith(b"Z\0\0\0\x05I")
-    assert wait_for(lambda: backend_pid(server) == pid)
+    row = reply[reply.index(b"D\0"):]
+    width = int.from_bytes(row[7:11], "big")
+    pid = int(row[11:11 + width])
+    assert wait_for(lambda: (pid, "alice", "idle") in client_backends(server))
+    time.sleep(0.5)
+    assert (pid, "alice", "idle") in client_backends(server)
 
 
 def test_drop_database_with_idle_pooled_sessions(server):

@@ -37,15 +37,26 @@ def conn(s: PgtlsServer, **kw: object) -> psycopg.Connection:
                            connect_timeout=10, **kw)
 
 
-@pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
-def server(pgtls_factory, request) -> PgtlsServer:
+def _start(pgtls_factory, workers: int) -> PgtlsServer:
     s = pgtls_factory().init()
-    s.conf(workers=str(request.param))
+    s.conf(workers=str(workers))
     s.start()
     return s
 
 
-def test_cluster_has_no_tcp_port_and_a_private_socket(server):
+@pytest.fixture
+def one_process(pgtls_factory) -> PgtlsServer:
+    return _start(pgtls_factory, 1)
+
+
+@pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
+def server(pgtls_factory, request) -> PgtlsServer:
+    """For what the supervisor of worker processes does differently: the cluster's restarts, reload, stop."""
+    return _start(pgtls_factory, request.param)
+
+
+def test_cluster_has_no_tcp_port_and_a_private_socket(one_process):
+    server = one_process
     pid = postmaster_pid(server)
     lines = (server.datadir / "cluster" / "postmaster.pid").read_text().splitlines()
     assert lines[5].strip() == ""  # listen_addresses: none
@@ -185,10 +196,11 @@ def test_cluster_that_cannot_start_refuses_to_start_pgtls(pgtls_factory):
     assert "FATAL:  the managed PostgreSQL did not start" in log
 
 
-def test_kill_9_during_pgbench_loses_no_commit(server):
+def test_kill_9_during_pgbench_loses_no_commit(one_process):
     """The acceptance's run: pgbench TPC-B through pgtls, kill -9 of the managed PostgreSQL; pgbench sees errors,
     pgtls restarts the cluster, a new login works within seconds, and every transaction pgbench counted as
     committed is there (one pgbench_history row each)."""
+    server = one_process
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres"
     r = subprocess.run(["pgbench", "-i", "-s", "1", "-q", dsn], capture_output=True, text=True, timeout=120, env=env)

@@ -131,15 +131,14 @@ def test_a_cancel_landing_on_the_other_worker_cancels(server, protocol):
         owner = c.info.backend_pid % WORKERS
         for _ in range(16):
             before = server.log().count("passing the cancel request")
-            threading.Timer(0.4, c.cancel_safe).start()
+            threading.Timer(0.25, c.cancel_safe).start()
             started = time.monotonic()
             with pytest.raises(psycopg.errors.QueryCanceled):
                 c.execute("SELECT pg_sleep(20)")
             assert time.monotonic() - started < 10
             if wait_for(lambda b=before: server.log().count("passing the cancel request") > b, 0.5):
                 forwarded += 1
-                if forwarded >= 2:
-                    break
+                break
     assert forwarded >= 1, "no cancel landed on the other worker in 16 tries"
     assert re.search(rf"passing the cancel request for process \d+ to worker {owner}", server.log())
 
