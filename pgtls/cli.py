@@ -177,10 +177,10 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    from pgtls.osproc import SHUTDOWN_SIGNALS
     from pgtls.server.pidfile import process_alive
 
-    sig = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}[args.mode]
-    pid = _signal(args, sig)
+    pid = _signal(args, SHUTDOWN_SIGNALS[args.mode])
     if pid is None:
         return 1
     print("waiting for server to shut down...", end="", flush=True)

@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 from pgtls.backends.base import Backend
 from pgtls.config.conffile import ConfigError
 from pgtls.config.settings import Settings, load_settings, reload_settings
+from pgtls.osproc import SHUTDOWN_SIGNALS
 from pgtls.server import log
 from pgtls.server.channel import RawConn
 from pgtls.server.listeners import ListenError, bind_tcp, bind_unix
@@ -62,6 +64,24 @@ def early_sighup() -> bool:
         _EARLY_SIGHUP.clear()
         return True
     return False
+
+
+
+
+def shutdown_request(mode: str) -> str:
+    return f"received {mode} shutdown request"
+
+
+def handle_signals(loop: asyncio.AbstractEventLoop, on_reload: Callable[[], None],
+                   on_stop: Callable[[str], None]) -> None:
+    """Signal handlers on the loop (they only record or schedule; the uvicorn pattern): SIGHUP calls
+    ``on_reload``, the shutdown signals ``on_stop(mode)``.  A SIGHUP noted by :func:`hold_early_sighup`
+    before this is acted on now."""
+    loop.add_signal_handler(signal.SIGHUP, on_reload)
+    for mode, sig in SHUTDOWN_SIGNALS.items():
+        loop.add_signal_handler(sig, on_stop, mode)
+    if early_sighup():
+        on_reload()
 
 
 class StartupError(Exception):
@@ -352,10 +372,13 @@ class Server:
             if state is not None and hasattr(self.backend, "cluster_state"):
                 self.backend.cluster_state(state == "ready")
 
+        def on_stop(mode: str) -> None:
+            self._stop_mode = mode
+            stop.set()
+
         def supervisor_gone() -> None:
             if not stop.is_set():
-                self._stop_mode = "fast"
-                stop.set()
+                on_stop("fast")
 
         def reload_and_report() -> None:
             try:
@@ -365,17 +388,7 @@ class Server:
                 kept = [f"everything ({e})"]
             loop.call_soon_threadsafe(self.control.send, {"reload": kept})  # type: ignore[union-attr]
 
-        def on_signal(sig: int) -> None:
-            if sig == signal.SIGHUP:
-                loop.run_in_executor(self.reload_executor, reload_and_report)
-                return
-            self._stop_mode = {signal.SIGTERM: "smart", signal.SIGINT: "fast", signal.SIGQUIT: "immediate"}[sig]
-            stop.set()
-
-        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-            loop.add_signal_handler(sig, on_signal, sig)
-        if early_sighup():
-            on_signal(signal.SIGHUP)
+        handle_signals(loop, lambda: loop.run_in_executor(self.reload_executor, reload_and_report), on_stop)
         await self.control.open(on_message, supervisor_gone)
         await self.backend.start()
         await self.start()
@@ -416,19 +429,13 @@ class Server:
             loop = asyncio.get_running_loop()
             stop = asyncio.Event()
 
-            def on_signal(sig: int) -> None:
-                if sig == signal.SIGHUP:
-                    # Reading files, loading keys and running ssl_passphrase_command never happen on the
-                    # loop; a one-thread pool also keeps reloads in order.
-                    loop.run_in_executor(self.reload_executor, self._safe_reload)
-                    return
-                self._stop_mode = {signal.SIGTERM: "smart", signal.SIGINT: "fast", signal.SIGQUIT: "immediate"}[sig]
+            def on_stop(mode: str) -> None:
+                self._stop_mode = mode
                 stop.set()
 
-            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-                loop.add_signal_handler(sig, on_signal, sig)
-            if early_sighup():
-                on_signal(signal.SIGHUP)
+            # Reading files, loading keys and running ssl_passphrase_command never happen on the loop; a
+            # one-thread pool also keeps reloads in order.
+            handle_signals(loop, lambda: loop.run_in_executor(self.reload_executor, self._safe_reload), on_stop)
             log.log("database system is ready to accept connections")
             if self.on_ready is not None:
                 self.on_ready()
@@ -451,8 +458,7 @@ class Server:
 
     async def shutdown(self, mode: str) -> None:
         if self.worker is None:  # the supervisor says it for a multi-process server
-            log.log({"smart": "received smart shutdown request", "fast": "received fast shutdown request",
-                     "immediate": "received immediate shutdown request"}[mode])
+            log.log(shutdown_request(mode))
         self.shutting_down = True
         for srv in self._servers:
             srv.close()
@@ -482,12 +488,13 @@ class Server:
             await self.backend.stop(mode)
         else:
             self.backend.close()
-        self.db_executor.shutdown(wait=False, cancel_futures=True)
-        self.tls_executor.shutdown(wait=False, cancel_futures=True)
-        self.preauth_executor.shutdown(wait=False, cancel_futures=True)
-        self.reload_executor.shutdown(wait=False, cancel_futures=True)
+        self.close_executors()
         if self.worker is None:
             log.log("database system is shut down")
+
+    def close_executors(self) -> None:
+        for ex in (self.db_executor, self.tls_executor, self.preauth_executor, self.reload_executor):
+            ex.shutdown(wait=False, cancel_futures=True)
 
     async def _shutdown_relay(self, mode: str) -> None:
         """Relayed sessions end the way PostgreSQL ends them: its backends send the FATAL (57P01 on a

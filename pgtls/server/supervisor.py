@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pgtls.osproc import SHUTDOWN_SIGNALS
 from pgtls.server import log
 from pgtls.server.listeners import ListenError, Listeners, bind_tcp, bind_unix
 from pgtls.server.pidfile import PidFile
@@ -97,7 +98,7 @@ class Supervisor:
 
     async def _run(self, pidfile: PidFile) -> int:
         from pgtls.backends.relay.cluster import ClusterError
-        from pgtls.server.server import StartupError, early_sighup
+        from pgtls.server.server import StartupError, handle_signals
 
         backend = self.server.backend
         cluster = getattr(backend, "cluster", None)
@@ -133,24 +134,21 @@ class Supervisor:
         stop = asyncio.Event()
         mode = {"value": "smart"}
 
-        def on_signal(sig: int) -> None:
-            if sig == signal.SIGHUP:
-                log.log("received SIGHUP, passing it to the workers")
-                if cluster is not None:
-                    cluster.reload()
-                for w in self.workers:
-                    if w.ready.is_set():
-                        self._signal(w, signal.SIGHUP)
-                    else:  # still importing: SIGHUP's default action would end it
-                        w.reload_pending = True
-                return
-            mode["value"] = {signal.SIGTERM: "smart", signal.SIGINT: "fast", signal.SIGQUIT: "immediate"}[sig]
+        def on_reload() -> None:
+            log.log("received SIGHUP, passing it to the workers")
+            if cluster is not None:
+                cluster.reload()
+            for w in self.workers:
+                if w.ready.is_set():
+                    self._signal(w, signal.SIGHUP)
+                else:  # still importing: SIGHUP's default action would end it
+                    w.reload_pending = True
+
+        def on_stop(how: str) -> None:
+            mode["value"] = how
             stop.set()
 
-        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-            loop.add_signal_handler(sig, on_signal, sig)
-        if early_sighup():
-            on_signal(signal.SIGHUP)
+        handle_signals(loop, on_reload, on_stop)
         ready = asyncio.gather(*(w.ready.wait() for w in self.workers))
         waiting = loop.create_task(stop.wait())
         failed = loop.create_task(self._failed.wait())
@@ -249,12 +247,12 @@ class Supervisor:
 
     # --- stop ---------------------------------------------------------------------------------
     async def _stop_all(self, mode: str) -> None:
-        log.log({"smart": "received smart shutdown request", "fast": "received fast shutdown request",
-                 "immediate": "received immediate shutdown request"}[mode])
+        from pgtls.server.server import shutdown_request
+
+        log.log(shutdown_request(mode))
         self.stopping = True
-        sig = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode]
         for w in self.workers:
-            self._signal(w, sig)
+            self._signal(w, SHUTDOWN_SIGNALS[mode])
         backend = self.server.backend
         stopping_cluster = None
         if mode != "smart":  # the cluster's backends end the relayed sessions with PostgreSQL's FATAL
@@ -274,7 +272,5 @@ class Supervisor:
             await stopping_cluster
         else:
             await backend.stop(mode)
-        for ex in (self.server.db_executor, self.server.tls_executor, self.server.preauth_executor,
-                   self.server.reload_executor):
-            ex.shutdown(wait=False, cancel_futures=True)
+        self.server.close_executors()
         log.log("database system is shut down")

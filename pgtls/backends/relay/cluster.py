@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pgtls.backends.relay.pgbin import OsUser, PgBin, cluster_user, make_reachable, programs_readable
-from pgtls.osproc import process_alive
+from pgtls.osproc import SHUTDOWN_SIGNALS, process_alive
 from pgtls.server import log
 
 CLUSTER_DIR = "cluster"
@@ -47,7 +47,6 @@ STOP_TIMEOUT = 60.0
 RESTART_BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 10.0)
 STABLE_AFTER = 30.0  # a postmaster that lived this long resets the backoff
 MAX_SOCKET_PATH = 107  # sizeof(sun_path) - 1
-SHUTDOWN_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 
 CLUSTER_HBA = """\
 # pg_hba.conf of the PostgreSQL cluster that pgtls manages.
