@@ -48,10 +48,24 @@ def client_backends(s: PgtlsServer) -> list[tuple[int, str, str]]:
     return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
 
+def pooled_after_reset(s: PgtlsServer, pid: int) -> bool:
+    """The backend ``pid`` has run the reset query and is idle (seen directly on the cluster)."""
+    rows = s.sql(f"SELECT state, query FROM pg_stat_activity WHERE pid = {int(pid)}")
+    return bool(rows) and rows[0][0] == "idle" and rows[0][1] == "DISCARD ALL"
+
+
+def pooled_pid(s: PgtlsServer, user: str = "alice") -> int:
+    """A login's upstream backend, once it is back in the pool for the next client."""
+    pid = backend_pid(s, user)
+    assert wait_for(lambda: pooled_after_reset(s, pid))
+    time.sleep(0.1)
+    return pid
+
+
 def test_reused_per_role_and_database(server):
-    first = backend_pid(server)
-    assert backend_pid(server) == first
-    other = backend_pid(server, "bob")
+    first = pooled_pid(server)
+    assert pooled_pid(server) == first
+    other = pooled_pid(server, "bob")
     assert other != first
     assert backend_pid(server) == first
 
@@ -66,6 +80,9 @@ def test_session_state_is_reset_between_clients(server):
         a.execute("SELECT pg_advisory_lock(42)")
         a.execute("SET DateStyle = 'German'")
         assert a.info.parameter_status("DateStyle") == "German, DMY"
+    # The reset runs after the client has gone; the next client reuses the session once it is pooled.
+    assert wait_for(lambda: pooled_after_reset(server, pid))
+    time.sleep(0.3)
     with conn(server) as b:
         assert b.execute("select pg_backend_pid()").fetchone()[0] == pid
         assert b.execute("SHOW work_mem").fetchone() == ("4MB",)
@@ -191,8 +208,8 @@ def test_idle_timeout_lifetime_and_min_pool_size():
     s = make_server(server_lifetime="4")
     try:
         started = time.monotonic()
-        pid = backend_pid(s)
-        again = backend_pid(s)
+        pid = pooled_pid(s)
+        again = pooled_pid(s)
         if time.monotonic() - started < 3.5:  # on a loaded machine the two logins may outlast the lifetime
             assert again == pid
         time.sleep(4.3)
