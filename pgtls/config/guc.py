@@ -326,6 +326,10 @@ _DEFS: tuple[GucDef, ...] = (
          "released (0: never).", 0, INT_MAX, "s"),
     _int("query_wait_timeout", 120, "sighup", "Sets how long a client waits for a full pool before it is "
          "refused (0: forever).", 0, INT_MAX, "s"),
+    _enum("pool_mode", "session", "sighup", "Sets when a client gives its upstream session back: when it leaves "
+          "(session) or after each transaction (transaction).", ("session", "transaction")),
+    _int("max_prepared_statements", 200, "sighup", "Sets the most protocol-level prepared statements kept per "
+         "upstream session in transaction mode (0: a named statement pins its client).", 0, INT_MAX),
     _str("server_reset_query", "DISCARD ALL", "sighup", "Sets the query that cleans an upstream session "
          "before another client gets it."),
     _int("pgtls.point_lookup_rows", 2_000_000, "sighup", "Sets the most table rows the embedded database keeps "
@@ -373,7 +377,7 @@ def _embedded_only() -> frozenset[str]:
     keys = [d.key for d in _DEFS]
     first, last = keys.index(_EMBEDDED_FIRST.lower()), keys.index(_EMBEDDED_LAST)
     own = {"backend", "upstream", "postgresql_bin_dir", "workers", "default_pool_size", "min_pool_size", "server_idle_timeout",
-           "server_lifetime", "query_wait_timeout", "server_reset_query"}
+           "server_lifetime", "query_wait_timeout", "server_reset_query", "pool_mode", "max_prepared_statements"}
     return frozenset(k for k in keys[first : last + 1] if k not in own) - {"server_version", "server_version_num"}
 
 

@@ -32,7 +32,9 @@ ROUTES_FILE = "pgtls_databases.conf"
 FALLBACK = "*"
 MAX_ROUTES_FILE_SIZE = 1 << 20  # a routes file is configuration, not data
 POOL_KEYWORDS = frozenset({"pool_size", "min_pool_size"})  # PgBouncer's names
-ROUTE_KEYWORDS = LIBPQ_KEYWORDS | POOL_KEYWORDS | {"auth_user"}  # auth_user: PgBouncer's, who looks roles up
+POOL_MODES = ("session", "transaction")
+# auth_user: PgBouncer's, who looks roles up; pool_mode: PgBouncer's, per database
+ROUTE_KEYWORDS = LIBPQ_KEYWORDS | POOL_KEYWORDS | {"auth_user", "pool_mode"}
 
 
 class RouteLineError(LineError):

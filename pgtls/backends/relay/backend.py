@@ -31,9 +31,10 @@ from pgtls.backends.relay.netconnect import (
     session_attrs_problem,
 )
 from pgtls.backends.relay.pgbin import find as find_pgbin
-from pgtls.backends.relay.pool import Key, Pool, PoolSettings
+from pgtls.backends.relay.pool import Key, Pool, PoolSettings, Startup
 from pgtls.backends.relay.roles import ROLE_QUERY, RoleView, role_view
 from pgtls.backends.relay.session import RelaySession
+from pgtls.backends.relay.txnsession import TxnRelaySession
 from pgtls.backends.relay.upauth import Credentials
 from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone, connect_unix, send_cancel
 from pgtls.config.routes import ROUTES_FILE
@@ -88,6 +89,7 @@ class RelayBackend:
         self.generation = 0
         self._background: set[asyncio.Task[Any]] = set()
         self._pool_settings: tuple[object, PoolSettings] | None = None  # per settings snapshot
+        self.pinned_clients = 0  # transaction mode: clients kept on their server connection (sessionstate)
 
     @property
     def socket_path(self) -> Path:
@@ -197,6 +199,7 @@ class RelayBackend:
             pool_size=int(s["default_pool_size"]), min_pool_size=int(s["min_pool_size"]),
             idle_timeout=float(s["server_idle_timeout"]), lifetime=float(s["server_lifetime"]),
             wait_timeout=float(s["query_wait_timeout"]), reset_query=str(s["server_reset_query"]),
+            mode=str(s["pool_mode"]), max_prepared=int(s["max_prepared_statements"]),
         )
         self._pool_settings = (s, ps)
         return ps
@@ -208,13 +211,16 @@ class RelayBackend:
         if self.routes is None:
             return base
         try:
-            pool = self.routes.target(database).pool
+            pool = self.routes.target(database)
         except PgError:  # the route is gone (reload): its pools drain with the global settings
             return base
-        if not pool:
+        if pool.pool_mode:
+            base = dataclasses.replace(base, mode=pool.pool_mode)
+        pool_keys = pool.pool
+        if not pool_keys:
             return base
-        return dataclasses.replace(base, pool_size=pool.get("pool_size", base.pool_size) or base.pool_size,
-                                   min_pool_size=pool.get("min_pool_size", base.min_pool_size))
+        return dataclasses.replace(base, pool_size=pool_keys.get("pool_size", base.pool_size) or base.pool_size,
+                                   min_pool_size=pool_keys.get("min_pool_size", base.min_pool_size))
 
     # --- upstream connections -----------------------------------------------------------------
     async def _connect(self, user: str, database: str, extra: dict[str, str] | None = None,
@@ -354,20 +360,36 @@ class RelayBackend:
         """The cluster is out of connections: close every idle session of the other pools."""
         return sum(pool.close_idle() for pool in self.pools.values() if pool is not asking)
 
-    async def open(self, info: SessionInfo) -> RelaySession:
-        """An upstream session for an authenticated client, opened with its startup parameters."""
+    async def checkout(self, pool: Pool, startup: Startup) -> UpstreamConn:
+        return await self._checked(pool, await pool.acquire(startup), startup)
+
+    async def open(self, info: SessionInfo) -> RelaySession | TxnRelaySession:
+        """An upstream session for an authenticated client, opened with its startup parameters; in
+        transaction mode only the ParameterStatus values such a session starts with."""
         startup = self._startup_parameters(info)
         self._sync_generation()
         key = (info.user, info.database)
         self._proven[key] = info.proven if isinstance(info.proven, ProvenSecret) else None
         pool = self._pool(key)
-        conn = await self._checked(pool, await pool.acquire(startup), startup)
+        if self._route_pool_settings(info.database).mode == "transaction":
+            welcome = pool.welcome.get(startup)
+            if welcome is None:  # the first client with these parameters: a session says what they give
+                conn = await self.checkout(pool, startup)
+                welcome = list(conn.params.items())
+                pool.release(conn, conn.usable and not conn.closed)
+            return TxnRelaySession(self, pool, info, startup, welcome)
+        conn = await self.checkout(pool, startup)
         try:
             await self._identity(conn, info)
         except BaseException:
             pool.release(conn, conn.usable and not conn.closed)
             raise
+        conn.holder = None
         return RelaySession(self, pool, conn, info.database)
+
+    async def record_identity(self, conn: UpstreamConn, info: SessionInfo) -> None:
+        """Transaction mode: the identity row of ``conn``'s backend says ``info``'s client from now on."""
+        await self._identity(conn, info)
 
     @staticmethod
     def _startup_parameters(info: SessionInfo) -> tuple[tuple[str, str], ...]:

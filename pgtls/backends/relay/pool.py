@@ -35,6 +35,12 @@ class PoolSettings:
     lifetime: float = 3600.0  # 0: never
     wait_timeout: float = 120.0  # 0: forever
     reset_query: str = "DISCARD ALL"
+    mode: str = "session"  # pool_mode: session | transaction
+    max_prepared: int = 200  # max_prepared_statements: per server connection, in transaction mode
+
+
+# Startup-parameter sets whose ParameterStatus a pool remembers (clients with others take a server at login).
+MAX_WELCOMES = 64
 
 
 def too_many_clients() -> PgError:
@@ -66,6 +72,9 @@ class Pool:
         self.waiters: collections.deque[tuple[asyncio.Future[UpstreamConn | None], Startup]] = collections.deque()
         self.last_startup: Startup = ()
         self.make_room: Callable[[Pool], int] = lambda pool: 0  # close idle sessions of other pools
+        # ParameterStatus of the latest session opened per startup parameters: what a client logging in in
+        # transaction mode is told without holding a server connection.
+        self.welcome: dict[Startup, list[tuple[str, str]]] = {}
 
     @property
     def in_use(self) -> int:
@@ -142,6 +151,8 @@ class Pool:
             self._wake_one(None)
             raise
         conn.startup_params = startup
+        if len(self.welcome) < MAX_WELCOMES or startup in self.welcome:
+            self.welcome[startup] = list(conn.params.items())
         return conn
 
     def release(self, conn: UpstreamConn, reusable: bool) -> None:

@@ -17,6 +17,7 @@ from pgtls.config.conninfo import ConninfoError, parse_conninfo
 from pgtls.config.routes import (
     FALLBACK,
     POOL_KEYWORDS,
+    POOL_MODES,
     ROUTE_KEYWORDS,
     ROUTES_FILE,
     RouteLineError,
@@ -36,6 +37,7 @@ class Target:
     policy: ClientTls = field(compare=False)
     auth_user: str | None = None  # the role pgtls looks roles up as (PgBouncer's auth_user)
     pool: dict[str, int] = field(default_factory=dict)
+    pool_mode: str = ""  # the route's own pool_mode ("": the setting's)
 
     def libpq(self, database: str) -> dict[str, str]:
         params = dict(self.params)
@@ -56,11 +58,15 @@ class RouterError(Exception):
 def _target(name: str, params: dict[str, str], pool: dict[str, int], where: tuple[str, int]) -> Target:
     params = dict(params)
     auth_user = params.pop("auth_user", None)
+    pool_mode = params.pop("pool_mode", "")
+    if pool_mode and pool_mode not in POOL_MODES:
+        raise RouterError([RouteLineError(where[0], where[1], f'invalid route "{name}": invalid value for pool_mode: '
+                                          f'"{pool_mode}" (session or transaction)')])
     try:
         policy = client_tls(params)
     except ClientTlsError as e:
         raise RouterError([RouteLineError(where[0], where[1], f'invalid route "{name}": {e.message}')]) from None
-    return Target(name, params, policy, auth_user, pool)
+    return Target(name, params, policy, auth_user, pool, pool_mode)
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,7 @@ class RelaySession:
                     first = await probe
                     second = await reset
                 reusable = first.status == "I" and second.status == "I"
+                conn.statements.clear()  # the reset query may have dropped transaction pooling's statements
             except (QueryError, UpstreamGone, PgError, TimeoutError, ConnectionError):
                 reusable = False
             finally:

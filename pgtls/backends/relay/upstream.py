@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pgtls.backends.relay import wire
+from pgtls.backends.relay.txnwire import ServerStatements
 from pgtls.backends.relay.upauth import Authenticator
 from pgtls.errors import PROTOCOL_VIOLATION, PgError
 
@@ -84,6 +85,8 @@ class UpstreamConn(asyncio.Protocol):
         self._prepared: set[str] = set()
         self.generation = 0  # the relay's pool generation when it was opened (see RelayBackend.generation)
         self.endpoint: Any = None  # a network upstream: where it is and whether over TLS (netconnect)
+        self.holder: object = None  # the client session whose identity row this backend's pid has
+        self.statements = ServerStatements()  # statements transaction pooling prepared here (txnwire)
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

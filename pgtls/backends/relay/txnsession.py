@@ -1,0 +1,312 @@
+"""One client in transaction mode: a server connection only while a transaction runs.
+
+The client logs in without holding anything upstream (its ParameterStatus
+values are those of the first server session opened with its startup
+parameters).  Its first message takes a server connection from the pool
+(the client's TLS identity row is written for it if another client held it
+last); the connection goes back when ReadyForQuery says idle with nothing
+more owed (:class:`pgtls.backends.relay.txnwire.TxnState`).  A statement that
+leaves session state pins the client to its connection until it leaves
+(:mod:`pgtls.backends.relay.sessionstate`); it then gets the reset query, as
+in session mode.
+
+Both directions run in protocol callbacks, as in session mode; only taking a
+connection from the pool is a task, during which the client's messages are
+held and its reading paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pgtls.backends.base import SessionInfo
+from pgtls.backends.relay import txnwire
+from pgtls.backends.relay.pool import Pool, Startup
+from pgtls.backends.relay.session import _POOL_FLUSHING, CONNECTION_FAILURE, RESET_TIMEOUT, ClientStream
+from pgtls.backends.relay.sessionstate import inspect, plain
+from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone
+from pgtls.errors import PgError
+from pgtls.protocol import messages as m
+from pgtls.protocol.startup import LogOnly
+from pgtls.server import log
+
+if TYPE_CHECKING:
+    from pgtls.backends.relay.backend import RelayBackend
+
+# Client bytes held while no server connection is attached, before the client's reading is paused.
+MAX_HELD_BYTES = 1 << 20
+
+
+class TxnRelaySession:
+    def __init__(self, backend: RelayBackend, pool: Pool, info: SessionInfo, startup: Startup,
+                 parameters: list[tuple[str, str]]) -> None:
+        self.backend = backend
+        self.pool = pool
+        self.info = info
+        self.database = info.database
+        self.startup = startup
+        self._parameters = parameters
+        self.conn: UpstreamConn | None = None
+        self.state = txnwire.TxnState(lambda: backend.pool_settings().max_prepared)
+        self.client = txnwire.ClientMessages()
+        self.held: list[bytes] = []
+        self.held_bytes = 0
+        self.pinned: str | None = None
+        self.released = False
+        self.transactions = 0  # server connections taken (for the logs and tests)
+        self._attaching: asyncio.Task[None] | None = None
+        self._paused_upstream = False
+        self._paused_client = False
+        self._done: asyncio.Future[None] | None = None
+        self._channel: ClientStream | None = None
+        self.client_error: LogOnly | None = None
+        self.upstream_lost = False
+
+    def parameters(self) -> list[tuple[str, str]]:
+        return self._parameters
+
+    # --- the relay ------------------------------------------------------------------------------
+    async def run(self, channel: ClientStream, pending: bytearray, stopping: Callable[[], bool]) -> None:
+        self._channel = channel
+        loop = asyncio.get_running_loop()
+        done = self._done = loop.create_future()
+        raw = channel.raw
+
+        def client_writable() -> None:
+            if self._paused_upstream and self.conn is not None:
+                self._paused_upstream = False
+                self.conn.resume_reading()
+
+        raw.resume_hook = client_writable  # type: ignore[attr-defined]
+        if pending:
+            data = bytes(pending)
+            pending.clear()
+            self._from_client(data)
+        channel.relay(self._from_client, self._end)  # type: ignore[attr-defined]
+        try:
+            await done
+        finally:
+            raw.sink = None  # type: ignore[attr-defined]
+            raw.on_eof = None  # type: ignore[attr-defined]
+            raw.resume_hook = None  # type: ignore[attr-defined]
+            if self._attaching is not None and not self._attaching.done():
+                self._attaching.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._attaching
+        if self.client_error is not None:
+            raise self.client_error
+        conn = self.conn
+        if self.client.terminated and conn is not None and self.state.queue and not conn.closed:
+            # Terminate after a request: the client still reads the reply first.
+            answered = loop.create_future()
+            self._answered = answered
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RESET_TIMEOUT):
+                    await answered
+
+    _answered: asyncio.Future[None] | None = None
+
+    def _end(self) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    def _from_client(self, data: bytes) -> None:
+        done = self._done
+        if done is None or done.done():
+            return
+        try:
+            msgs = self.client.feed(data)
+        except LogOnly as e:
+            self.client_error = e
+            self._end()
+            return
+        if msgs:
+            self.held.extend(msgs)
+            self.held_bytes += sum(len(x) for x in msgs) if len(msgs) > 1 else len(msgs[0])
+            if self.conn is not None:
+                self._flush()
+            elif self._attaching is None and (answer := self.state.parse_alone(self.held, plain)) is not None:
+                # libpq's PQprepare outside a transaction: answered here, so that a client that prepares
+                # while others of its thread hold every server connection (pgbench -M prepared) cannot wait
+                # for itself.
+                self.held = []
+                self.held_bytes = 0
+                self._channel.send(answer)  # type: ignore[union-attr]
+            elif self._attaching is None:
+                self._attaching = asyncio.get_running_loop().create_task(self._attach())
+            if self.conn is None and self.held_bytes > MAX_HELD_BYTES and not self._paused_client:
+                self._paused_client = True
+                self._channel.raw.pause_reading()  # type: ignore[union-attr]
+        if self.client.terminated and self.conn is None and not self.held:
+            self._end()
+
+    def _flush(self) -> None:
+        """Send what the client sent on to the attached server connection."""
+        conn = self.conn
+        assert conn is not None
+        msgs = self.held
+        self.held = []
+        self.held_bytes = 0
+        for msg in msgs:
+            if msg[0] in (81, 80):  # Query, Parse: a look at what it does to the session
+                self._inspect(msg)
+        out, to_client = self.state.to_server(msgs)
+        if to_client:
+            self._channel.send(to_client)  # type: ignore[union-attr]
+        if out:
+            conn.write(out)
+            if conn.write_paused and not self._paused_client:
+                self._paused_client = True
+                self._channel.raw.pause_reading()  # type: ignore[union-attr]
+        self._maybe_release()
+
+    def _inspect(self, msg: bytes) -> None:
+        body = msg[5:-1] if msg[0] == 81 else msg[5:]
+        if msg[0] == 80:
+            name_end = body.find(b"\0")
+            sql_end = body.find(b"\0", name_end + 1)
+            if name_end > 0 and self.backend.pool_settings().max_prepared == 0 and self.pinned is None:
+                self._pin("a named prepared statement (max_prepared_statements = 0)")
+            body = body[name_end + 1 : sql_end if sql_end >= 0 else None]
+        if _POOL_FLUSHING.match(body):
+            self.backend.close_idle_sessions()
+        verdict = inspect(body)
+        if verdict.forget_statements:
+            self.state.forget_all()
+        if verdict.pin is not None and self.pinned is None:
+            self._pin(verdict.pin)
+
+    def _pin(self, why: str) -> None:
+        self.pinned = why
+        self.backend.pinned_clients += 1
+        log.debug(f"client pinned to its server connection in transaction mode: {why}")
+
+    async def _attach(self) -> None:
+        try:
+            conn = await self.backend.checkout(self.pool, self.startup)
+            try:
+                if conn.holder is not self:
+                    await self.backend.record_identity(conn, self.info)
+            except BaseException:
+                self.pool.release(conn, conn.usable and not conn.closed)
+                raise
+        except PgError as e:
+            if self._channel is not None:
+                self._channel.send(m.error_response(PgError(e.sqlstate, e.message, severity="FATAL",
+                                                            detail=e.detail, hint=e.hint)))
+                self._channel.close()
+            self._end()
+            return
+        finally:
+            self._attaching = None
+        done = self._done
+        if done is None or done.done():
+            self.pool.release(conn, conn.usable and not conn.closed)
+            return
+        conn.holder = self
+        self.conn = conn
+        self.transactions += 1
+        self.state.cache = conn.statements
+        conn.on_resume = self._upstream_writable
+        conn.attach(self._from_server, self._lost)
+        if self._paused_client:
+            self._paused_client = False
+            self._channel.raw.resume_reading()  # type: ignore[union-attr]
+        if self.held:
+            self._flush()
+
+    def _upstream_writable(self) -> None:
+        if self._paused_client:
+            self._paused_client = False
+            self._channel.raw.resume_reading()  # type: ignore[union-attr]
+
+    def _from_server(self, data: bytes) -> None:
+        channel = self._channel
+        assert channel is not None
+        out = self.state.from_server(data)
+        if out:
+            channel.send(out)
+        if self._answered is not None and not self.state.queue and not self._answered.done():
+            self._answered.set_result(None)
+        if channel.raw.write_paused and not self._paused_upstream and self.conn is not None:  # type: ignore[attr-defined]
+            self._paused_upstream = True
+            self.conn.pause_reading()
+        self._maybe_release()
+
+    def _maybe_release(self) -> None:
+        """Between transactions: the server connection goes back to the pool."""
+        conn = self.conn
+        if conn is None or self.pinned is not None or not self.state.idle or self.held or self.client.terminated:
+            return
+        self._let_go(conn, conn.generation == self.backend.generation and not conn.closed)
+
+    def _let_go(self, conn: UpstreamConn, reusable: bool) -> None:
+        conn.detach()
+        conn.on_resume = None
+        if self._paused_upstream:
+            self._paused_upstream = False
+            conn.resume_reading()
+        self.conn = None
+        self.state.cache = txnwire.ServerStatements()
+        with contextlib.suppress(RuntimeError):
+            self.pool.release(conn, reusable)
+
+    def _lost(self) -> None:
+        self.upstream_lost = True
+        channel = self._channel
+        if channel is not None:
+            if not self.state.queue:
+                channel.send(m.error_response(PgError(
+                    CONNECTION_FAILURE, "the PostgreSQL server behind pgtls closed the connection unexpectedly",
+                    severity="FATAL")))
+            channel.close()
+        self._end()
+
+    async def cancel(self) -> None:
+        conn = self.conn
+        if conn is not None and not self.released and not conn.closed:
+            await self.backend.cancel_upstream(conn)
+
+    async def release(self, fast: bool = False) -> None:
+        """The client left: a server connection it still holds is reset and pooled, or closed."""
+        if self.released:
+            return
+        self.released = True
+        if self.pinned is not None:
+            self.backend.pinned_clients -= 1
+        conn = self.conn
+        if conn is None:
+            return
+        self.conn = None
+        conn.detach()
+        conn.on_resume = None
+        if self._paused_upstream:
+            self._paused_upstream = False
+            conn.resume_reading()
+        reusable = False
+        idle = self.state.idle and not self.upstream_lost and not conn.closed and not fast
+        if idle and self.pinned is None:
+            reusable = True  # nothing of the session's was changed that pgtls saw: as after any transaction
+        elif idle:
+            probe, reset = conn.settle(self.pool._settings().reset_query)
+            try:
+                async with asyncio.timeout(RESET_TIMEOUT):
+                    first = await probe
+                    second = await reset
+                reusable = first.status == "I" and second.status == "I"
+            except (QueryError, UpstreamGone, PgError, TimeoutError, ConnectionError):
+                reusable = False
+            finally:
+                for f in (probe, reset):
+                    if f.done() and not f.cancelled():
+                        f.exception()
+            conn.statements.clear()  # DISCARD ALL (or whatever the reset query does) may have dropped them
+        if conn.generation != self.backend.generation:
+            reusable = False
+        if not reusable:
+            self.backend.forget_identity(conn, self.database)
+        with contextlib.suppress(RuntimeError):
+            self.pool.release(conn, reusable)
