@@ -90,6 +90,12 @@ def serve(data_dir: Path, overrides: dict[str, str], on_ready: Callable[[], None
         log.emit("FATAL", e.message, detail=e.detail, hint=e.hint)
         return 1
     server.on_ready = on_ready
+    from pgtls.osproc import raise_descriptor_limit
+
+    needed, limit = raise_descriptor_limit(int(server.snapshot.settings["max_connections"]))
+    if limit < needed:
+        log.log(f"the open-file limit is {limit}; max_connections = {server.snapshot.settings['max_connections']} "
+                f"may need {needed} descriptors")
     count = _workers(server)
     if count > 1:
         from pgtls.server.supervisor import Supervisor

@@ -330,6 +330,8 @@ _DEFS: tuple[GucDef, ...] = (
           "(session) or after each transaction (transaction).", ("session", "transaction")),
     _int("max_prepared_statements", 200, "sighup", "Sets the most protocol-level prepared statements kept per "
          "upstream session in transaction mode (0: a named statement pins its client).", 0, INT_MAX),
+    _bool("server_round_robin", False, "sighup", "Gives out the idle upstream session used least recently "
+          "instead of the one used last."),
     _str("server_reset_query", "DISCARD ALL", "sighup", "Sets the query that cleans an upstream session "
          "before another client gets it."),
     _int("pgtls.point_lookup_rows", 2_000_000, "sighup", "Sets the most table rows the embedded database keeps "
@@ -377,7 +379,8 @@ def _embedded_only() -> frozenset[str]:
     keys = [d.key for d in _DEFS]
     first, last = keys.index(_EMBEDDED_FIRST.lower()), keys.index(_EMBEDDED_LAST)
     own = {"backend", "upstream", "postgresql_bin_dir", "workers", "default_pool_size", "min_pool_size", "server_idle_timeout",
-           "server_lifetime", "query_wait_timeout", "server_reset_query", "pool_mode", "max_prepared_statements"}
+           "server_lifetime", "query_wait_timeout", "server_reset_query", "pool_mode", "max_prepared_statements",
+           "server_round_robin"}
     return frozenset(k for k in keys[first : last + 1] if k not in own) - {"server_version", "server_version_num"}
 
 

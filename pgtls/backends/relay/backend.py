@@ -200,6 +200,7 @@ class RelayBackend:
             idle_timeout=float(s["server_idle_timeout"]), lifetime=float(s["server_lifetime"]),
             wait_timeout=float(s["query_wait_timeout"]), reset_query=str(s["server_reset_query"]),
             mode=str(s["pool_mode"]), max_prepared=int(s["max_prepared_statements"]),
+            round_robin=bool(s["server_round_robin"]),
         )
         self._pool_settings = (s, ps)
         return ps

@@ -37,6 +37,7 @@ class PoolSettings:
     reset_query: str = "DISCARD ALL"
     mode: str = "session"  # pool_mode: session | transaction
     max_prepared: int = 200  # max_prepared_statements: per server connection, in transaction mode
+    round_robin: bool = False  # server_round_robin: the coldest idle session first (default: the warmest)
 
 
 # Startup-parameter sets whose ParameterStatus a pool remembers (clients with others take a server at login).
@@ -91,15 +92,17 @@ class Pool:
         return True
 
     def _take_idle(self, startup: Startup, now: float) -> UpstreamConn | None:
-        for i in range(len(self.idle) - 1, -1, -1):  # the warmest first
-            conn = self.idle[i]
-            if conn.startup_params != startup:
-                continue
-            del self.idle[i]
+        """An idle session opened with ``startup``: the warmest (last released) first, or the coldest with
+        server_round_robin.  Stale ones met on the way are closed."""
+        coldest_first = self._settings().round_robin
+        while True:
+            matching = [i for i, c in enumerate(self.idle) if c.startup_params == startup]
+            if not matching:
+                return None
+            conn = self.idle.pop(matching[0] if coldest_first else matching[-1])
             if self._fresh(conn, now):
                 return conn
             self._discard(conn)
-        return None
 
     async def acquire(self, startup: Startup = ()) -> UpstreamConn:
         loop = asyncio.get_running_loop()

@@ -140,8 +140,8 @@ class TxnRelaySession:
             if self.conn is None and self.held_bytes > MAX_HELD_BYTES and not self._paused_client:
                 self._paused_client = True
                 self._channel.raw.pause_reading()  # type: ignore[union-attr]
-        if self.client.terminated and self.conn is None and not self.held:
-            self._end()
+        if self.client.terminated and (self.conn is not None or not self.held):
+            self._end()  # with messages held for a server still being taken, after they are sent (_attach)
 
     def _flush(self) -> None:
         """Send what the client sent on to the attached server connection."""
@@ -217,6 +217,8 @@ class TxnRelaySession:
             self._channel.raw.resume_reading()  # type: ignore[union-attr]
         if self.held:
             self._flush()
+        if self.client.terminated:
+            self._end()
 
     def _upstream_writable(self) -> None:
         if self._paused_client:
@@ -226,7 +228,16 @@ class TxnRelaySession:
     def _from_server(self, data: bytes) -> None:
         channel = self._channel
         assert channel is not None
-        out = self.state.from_server(data)
+        try:
+            out = self.state.from_server(data)
+        except PgError as e:  # not PostgreSQL's protocol: end the client's session, drop the connection
+            channel.send(m.error_response(e))
+            channel.close()
+            self.upstream_lost = True
+            if self.conn is not None:
+                self.conn.abort()
+            self._end()
+            return
         if out:
             channel.send(out)
         if self._answered is not None and not self.state.queue and not self._answered.done():
@@ -277,6 +288,9 @@ class TxnRelaySession:
         self.released = True
         if self.pinned is not None:
             self.backend.pinned_clients -= 1
+        log.debug(f"transaction mode: the client took a server connection {self.transactions} times; pgtls "
+                  f"prepared its statements on them {self.state.added_parses} times"
+                  + (f"; pinned by {self.pinned}" if self.pinned else ""))
         conn = self.conn
         if conn is None:
             return

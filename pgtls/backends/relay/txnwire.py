@@ -30,6 +30,7 @@ import hashlib
 import struct
 from collections.abc import Callable
 
+from pgtls.errors import PROTOCOL_VIOLATION, PgError
 from pgtls.protocol.startup import LogOnly
 
 _I32 = struct.Struct("!i")
@@ -132,6 +133,7 @@ class TxnState:
         self.synced = True  # the last message sent on was a sync point (Query, Sync, FunctionCall)
         self.cache = ServerStatements()  # the statements of the server connection now attached
         self._preparing: collections.deque[str] = collections.deque()  # names of the Parses in the queue
+        self.added_parses = 0  # statements pgtls prepared on a server before a Bind or Describe of them
         self._max_prepared = max_prepared
         # the server walk
         self._remaining = 0
@@ -245,6 +247,7 @@ class TxnState:
             cache.names.move_to_end(sname)
         else:
             self._prepare(sname, rest, cache, out)
+            self.added_parses += 1
 
     def _prepare(self, sname: str, rest: bytes, cache: ServerStatements, out: list[bytes]) -> None:
         """Prepare ``sname`` on the server (its answer dropped), making room in the cache first."""
@@ -285,7 +288,7 @@ class TxnState:
         parts: list[bytes] | None = None  # only when something is taken out or put in
         start = 0  # first byte not yet copied into parts
         if self._remaining:
-            if self._remaining >= n:
+            if self._remaining > n:
                 self._remaining -= n
                 return data
             pos = self._remaining
@@ -306,6 +309,8 @@ class TxnState:
                 return b"".join(parts)
             kind = data[pos]
             (length,) = _I32.unpack_from(data, pos + 1)
+            if length < 4:
+                raise PgError(PROTOCOL_VIOLATION, "invalid message length from the upstream server", severity="FATAL")
             end = pos + 1 + length
             head = self.queue[0] if self.queue else -1
             drop = (head == DROP_PARSE and kind == 49) or (head == DROP_CLOSE and kind == 51)
