@@ -47,6 +47,7 @@ def relay(upstream, certs, tmp_path_factory) -> Iterator[tuple[PgtlsServer, Reco
         "; the certdb route logs in upstream with a client certificate",
         f"certdb = {conninfo(upstream, certs, dbname='postgres', sslcert=certs.path('client.crt'), sslkey=str(key), passfile=str(pgpass))}",
         f"small = {conninfo(upstream, certs, dbname='postgres', passfile=str(pgpass), pool_size='1')}",
+        f"smalltx = {conninfo(upstream, certs, dbname='postgres', passfile=str(pgpass), pool_size='1', pool_mode='transaction')}",
         f"* = {conninfo(upstream, certs, rec.port, passfile=str(pgpass), channel_binding='require')}",
     ]) + "\n")
     s.start()
@@ -154,6 +155,17 @@ def test_a_routes_pool_size(relay, certs):
         assert time.monotonic() - started >= 1.5  # query_wait_timeout = 2 s
     with client(s, certs, db="small") as again:  # the slot is free again
         assert again.execute("SELECT current_database()").fetchone() == ("postgres",)
+
+
+def test_a_routes_pool_mode(relay, certs):
+    """pool_size=1 and pool_mode=transaction on the route: two clients share its one upstream session, one
+    transaction at a time (the other routes stay in session mode: see test_a_routes_pool_size)."""
+    s, _, _ = relay
+    with client(s, certs, db="smalltx") as a, client(s, certs, db="smalltx") as b:
+        for _ in range(3):
+            pa = a.execute("SELECT pg_backend_pid()").fetchone()[0]
+            pb = b.execute("SELECT pg_backend_pid()").fetchone()[0]
+            assert pa == pb
 
 
 def test_unknown_database_without_a_fallback(upstream, certs, pgtls_factory):

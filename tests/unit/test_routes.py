@@ -81,3 +81,20 @@ def test_arbitrary_text_routes_or_clean_error(text):
         assert isinstance(parse_routes(text, "f"), Routes)
     except RoutesError as e:
         assert e.errors and all(x.lineno >= 1 for x in e.errors)
+
+
+def test_pool_mode_per_route(tmp_path):
+    from pgtls.backends.relay import routing
+
+    (tmp_path / "pgtls_databases.conf").write_text("tx = host=db1 sslmode=disable pool_mode=transaction\n* = host=db2 sslmode=disable\n")
+    routes = routing.load(tmp_path, "")
+    assert routes.target("tx").pool_mode == "transaction" and "pool_mode" not in routes.target("tx").params
+    assert routes.target("other").pool_mode == ""  # the pool_mode setting's
+    (tmp_path / "pgtls_databases.conf").write_text("tx = host=db1 sslmode=disable pool_mode=transaction\n")
+    fallback = routing.load(tmp_path, "host=db3 sslmode=disable pool_mode=session").fallback  # the upstream setting
+    assert fallback is not None and fallback.pool_mode == "session"
+    (tmp_path / "pgtls_databases.conf").write_text("ok = host=db1 sslmode=disable\nbad = host=db1 sslmode=disable pool_mode=statement\n")
+    with pytest.raises(routing.RouterError) as e:
+        routing.load(tmp_path, "")
+    assert e.value.errors[0].lineno == 2
+    assert 'invalid value for pool_mode: "statement" (session or transaction)' in str(e.value)

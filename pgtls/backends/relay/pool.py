@@ -40,6 +40,8 @@ class PoolSettings:
     round_robin: bool = False  # server_round_robin: the coldest idle session first (default: the warmest)
 
 
+# Sessions a pool opens at once for clients that found no idle one (each also takes one given back sooner).
+MAX_OPENING = 4
 # Startup-parameter sets whose ParameterStatus a pool remembers (clients with others take a server at login).
 MAX_WELCOMES = 64
 
@@ -76,6 +78,7 @@ class Pool:
         # ParameterStatus of the latest session opened per startup parameters: what a client logging in in
         # transaction mode is told without holding a server connection.
         self.welcome: dict[Startup, list[tuple[str, str]]] = {}
+        self._racing: set[int] = set()  # waiters that are also opening a session (ids of their futures)
 
     @property
     def in_use(self) -> int:
@@ -114,10 +117,11 @@ class Pool:
             if conn is not None:
                 return conn
             s = self._settings()
-            if self.size >= s.pool_size and self.idle and (granted or not self.waiters):
+            first = granted or len(self.waiters) == len(self._racing)  # no client waits before this one
+            if self.size >= s.pool_size and self.idle and first:
                 self._discard(self.idle.pop(0))  # the coldest session with other parameters makes room
-            if self.size < s.pool_size and (granted or not self.waiters):
-                return await self._open(startup)
+            if self.size < s.pool_size and first and (granted or len(self._racing) < MAX_OPENING):
+                return await self._open_racing(startup)
             fut: asyncio.Future[UpstreamConn | None] = loop.create_future()
             entry = (fut, startup)
             self.waiters.append(entry)
@@ -131,6 +135,9 @@ class Pool:
                         return got
                     self._wake_one(None)  # pass the freed slot on
                 raise too_many_clients() from None
+            except asyncio.CancelledError:
+                self._give_back(fut)
+                raise
             finally:
                 with contextlib.suppress(ValueError):
                     self.waiters.remove(entry)
@@ -138,8 +145,55 @@ class Pool:
                 return conn
             granted = True
 
+    async def _open_racing(self, startup: Startup) -> UpstreamConn:
+        """Open a session, but take one that another client gives back first if that comes sooner (a
+        waiting client gets whichever server is ready first, as in PgBouncer); the session being opened then
+        joins the pool."""
+        loop = asyncio.get_running_loop()
+        self.size += 1  # counted at once: concurrent acquirers see it
+        task = loop.create_task(self._open(startup))
+        fut: asyncio.Future[UpstreamConn | None] = loop.create_future()
+        entry = (fut, startup)
+        self.waiters.append(entry)
+        self._racing.add(id(fut))
+        try:
+            await asyncio.wait((task, fut), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.add_done_callback(self._adopt)
+            self._give_back(fut)
+            raise
+        finally:
+            self._racing.discard(id(fut))
+            with contextlib.suppress(ValueError):
+                self.waiters.remove(entry)
+        if fut.done() and not fut.cancelled():
+            got = fut.result()
+            if got is not None:
+                task.add_done_callback(self._adopt)
+                return got
+            self._wake_one(None)  # a freed slot this client does not need: the next waiter's
+        return await task
+
+    def _adopt(self, task: asyncio.Task[UpstreamConn]) -> None:
+        """A session opened for a client that got another one first: into the pool."""
+        if task.cancelled() or task.exception() is not None:
+            return
+        conn = task.result()
+        self.release(conn, True)
+
+    def _give_back(self, fut: asyncio.Future[UpstreamConn | None]) -> None:
+        """A waiter that was cancelled after being handed a session: the session goes back."""
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            got = fut.result()
+            if got is not None:
+                self.release(got, got.usable)
+            else:
+                self._wake_one(None)
+        elif not fut.done():
+            fut.cancel()
+
     async def _open(self, startup: Startup) -> UpstreamConn:
-        self.size += 1
+        """Open a session in a slot already counted in ``size``."""
         try:
             try:
                 conn = await self._connect(startup)
@@ -168,7 +222,7 @@ class Pool:
         conn.last_used = loop.time()
         if self._wake_one(conn):
             return
-        if self.waiters:  # clients with other parameters wait: the slot is theirs
+        if any(id(f) not in self._racing for f, _ in self.waiters):  # others wait (other parameters): the slot is theirs
             self._discard(conn)
             self._wake_one(None)
             return
@@ -215,6 +269,7 @@ class Pool:
                 keep.append(conn)
         self.idle = keep
         while self.size < min(s.min_pool_size, s.pool_size) and not self.waiters:
+            self.size += 1
             try:
                 conn = await self._open(self.last_startup)
             except (PgError, OSError, TimeoutError, ConnectionError):
