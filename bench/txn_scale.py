@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._servers import PgBouncer, pgbouncer_binary, start_postgres, start_pgtls  # noqa: E402
+from bench._servers import PgBouncer, pgbouncer_binary, start_pgtls, start_postgres  # noqa: E402
 from tests import certset  # noqa: E402
 
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
