@@ -131,6 +131,27 @@ def frontend_seeds() -> dict[str, bytes]:
     }
 
 
+def txnwire_seeds() -> dict[str, bytes]:
+    parse = _msg(b"P", b"s1\0SELECT $1\0\0\0")
+    bind = _msg(b"B", b"\0s1\0\0\0\0\0\0\0")
+    exe = _msg(b"E", b"\0\0\0\0\0")
+    sync = _msg(b"S")
+    client = parse + bind + exe + sync
+    reply = _msg(b"1") + _msg(b"1") + _msg(b"2") + _msg(b"C", b"SELECT 1\0") + _msg(b"Z", b"I")
+    error = _msg(b"E", b"SERROR\0C42P01\0Mx\0\0") + _msg(b"Z", b"I")
+
+    def seed(control: int, c: bytes, r: bytes) -> bytes:
+        return bytes([control, 255 * len(c) // max(1, len(c) + len(r))]) + c + r
+
+    return {
+        "extended": seed(0x00, client, reply),
+        "extended-chunked": seed(0x13, client, reply),
+        "warm": seed(0x85, client + _msg(b"C", b"Ss1\0") + sync, reply[5:] + _msg(b"Z", b"I")),
+        "error": seed(0x07, client, error),
+        "query": seed(0x02, _msg(b"Q", b"BEGIN\0"), _msg(b"C", b"BEGIN\0") + _msg(b"Z", b"T")),
+    }
+
+
 USER, PASSWORD = "alice", "secret"
 SALT, ITERATIONS = b"0123456789abcdef", 4096
 SERVER_NONCE = "c2VydmVybm9uY2VzZXJ2ZXJub25jZQ=="
@@ -268,7 +289,7 @@ def main() -> None:
     seeds = {
         "startup": startup_seeds(), "frontend": frontend_seeds(), "scram": scram_seeds(),
         "password": password_seeds(), "hba": hba_seeds(), "ident": ident_seeds(), "conf": conf_seeds(),
-        "pem": pem_seeds(fx), "check": check_seeds(fx),
+        "pem": pem_seeds(fx), "check": check_seeds(fx), "txnwire": txnwire_seeds(),
     }
     for target, files in seeds.items():
         d = CORPUS / target

@@ -419,3 +419,84 @@ def test_pgbench_1000_clients_on_20_servers(certs, keys):
         stop.set()
         print(s.full_log()[-3000:])
         s.cleanup()
+
+
+# ---------------------------------------------------------------- many idle TLS clients
+
+IDLE_CLIENTS = 2000
+MAX_KB_PER_IDLE_CLIENT = 100  # measured about 30 (bench/txn_scale.py: 29.3 KB with 10,000 clients)
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def _idle_clients(port: int, n: int, rootcert: str, hold: Any) -> int:
+    """Open ``n`` TLS sessions (SSLRequest, trust login), call ``hold()`` while all are open, run one
+    query on each, close them; the number that worked end to end."""
+    import ssl
+    import struct
+
+    ctx = ssl.create_default_context(cafile=rootcert)
+    gate = asyncio.Semaphore(100)
+    body = struct.pack("!i", 196608) + b"user\0alice\0database\0postgres\0\0"
+    startup = struct.pack("!i", len(body) + 4) + body
+
+    async def to_ready(reader: asyncio.StreamReader) -> bytes:
+        while True:
+            head = await reader.readexactly(5)
+            data = await reader.readexactly(struct.unpack("!i", head[1:])[0] - 4)
+            if head[:1] == b"Z":
+                return data
+
+    async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with gate:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(struct.pack("!ii", 8, 80877103))
+            assert await reader.readexactly(1) == b"S"
+            await writer.start_tls(ctx, server_hostname="localhost")
+            writer.write(startup)
+            await to_ready(reader)
+            return reader, writer
+
+    conns = await asyncio.gather(*(one() for _ in range(n)))
+    await asyncio.get_running_loop().run_in_executor(None, hold)
+    ok = 0
+    for reader, writer in conns:
+        writer.write(b"Q\0\0\0\x0dSELECT 1\0")
+        if await to_ready(reader) == b"I":
+            ok += 1
+        writer.write(b"X\0\0\0\x04")
+        writer.close()
+    return ok
+
+
+def test_thousands_of_idle_tls_clients_cost_little(certs, keys):
+    """2,000 TLS clients logged in and idle in transaction mode: pgtls's memory grows by a bounded amount per
+    client and no PostgreSQL backend is held for them; each then runs a query."""
+    _more_descriptors()
+    s = txn_server(certs, max_connections=str(IDLE_CLIENTS + 50))
+    try:
+        assert s.proc is not None
+        with conn(s, keys) as c:  # warm: the pool's first session and its ParameterStatus
+            c.execute("SELECT 1")
+        time.sleep(0.5)
+        before = _rss_kb(s.proc.pid)
+        seen: dict[str, int] = {}
+
+        def hold() -> None:
+            time.sleep(1)
+            seen["rss"] = _rss_kb(s.proc.pid)  # type: ignore[union-attr]
+            seen["backends"] = backends(s)
+
+        ok = asyncio.run(_idle_clients(s.port, IDLE_CLIENTS, str(keys / "root_ca.crt"), hold))
+        assert ok == IDLE_CLIENTS
+        per_client = (seen["rss"] - before) / IDLE_CLIENTS
+        print(f"pgtls: {per_client:.1f} KB per idle TLS client, {seen['backends']} backends")
+        assert per_client < MAX_KB_PER_IDLE_CLIENT
+        assert seen["backends"] <= 1
+    finally:
+        s.cleanup()
