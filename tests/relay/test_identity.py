@@ -7,7 +7,6 @@ forge them.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,15 +41,6 @@ def server(certs) -> Iterator[PgtlsServer]:
     yield s
     print(s.full_log()[-4000:])
     s.cleanup()
-
-
-@pytest.fixture(scope="module")
-def keys(certs, tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("keys")
-    for name in ("client.crt", "client.key", "root_ca.crt", "anotheruser.crt", "anotheruser.key"):
-        shutil.copy(certs.path(name), d / name)
-        (d / name).chmod(0o600)
-    return d
 
 
 def connect(server: PgtlsServer, keys: Path, user: str = "ssltestuser", cert: str | None = "client",

@@ -11,7 +11,6 @@ import asyncio
 import os
 import re
 import resource
-import shutil
 import subprocess
 import threading
 import time
@@ -65,15 +64,6 @@ def server(certs) -> Iterator[PgtlsServer]:
     yield s
     print(s.full_log()[-4000:])
     s.cleanup()
-
-
-@pytest.fixture(scope="module")
-def keys(certs, tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("keys")
-    for name in ("client.crt", "client.key", "root_ca.crt"):
-        shutil.copy(certs.path(name), d / name)
-        (d / name).chmod(0o600)
-    return d
 
 
 def conn(s: PgtlsServer, keys: Path, user: str = "alice", cert: bool = False, **kw: Any) -> psycopg.Connection:
@@ -262,6 +252,44 @@ def test_session_state_pins_the_client(single, keys, name, statement, probe, kep
         a.close()
     with conn(single, keys) as c:
         assert wait_for(lambda: c.execute(probe).fetchone()[0] == fresh, timeout=5)
+
+
+RELEASES = [
+    ("set", "SET work_mem = '1234kB'", "RESET ALL"),
+    ("set_config", "SELECT set_config('work_mem', '2345kB', false)", "RESET ALL"),
+    ("listen", "LISTEN chan", "UNLISTEN *"),
+    ("advisory_lock", "SELECT pg_advisory_lock(42)", "SELECT pg_advisory_unlock_all()"),
+    ("hold_cursor", "DECLARE c CURSOR WITH HOLD FOR SELECT 1", "CLOSE ALL"),
+    ("temp_table", "CREATE TEMP TABLE scratch (x int)", "DISCARD TEMP"),
+    ("prepare", "PREPARE p AS SELECT 1", "DEALLOCATE ALL"),
+    ("discard_all", "LISTEN chan; SET work_mem = '1234kB'; CREATE TEMP TABLE scratch (x int)", "DISCARD ALL"),
+    ("asyncpg_reset", "LISTEN chan; SELECT pg_advisory_lock(1); SET work_mem = '1234kB'",
+     "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;"),
+]
+
+
+@pytest.mark.parametrize("name,statement,release", RELEASES, ids=[x[0] for x in RELEASES])
+def test_releasing_the_state_unpins(single, keys, name, statement, release):
+    """Once the client ends the state that pinned it (outside a transaction block, without an error), its
+    server connection goes back to the pool between transactions again."""
+    with conn(single, keys) as a, conn(single, keys) as b:
+        a.execute(statement)
+        a.execute(release)
+        assert b.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_release_that_may_be_rolled_back_keeps_the_pin(single, keys):
+    with conn(single, keys) as a:
+        a.execute("LISTEN chan")
+        a.execute("BEGIN")
+        a.execute("UNLISTEN *")
+        a.execute("ROLLBACK")  # PostgreSQL: still listening
+        assert a.execute("SELECT count(*) FROM pg_listening_channels()").fetchone() == (1,)
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            a.execute("UNLISTEN *; SELECT 1/0")  # one implicit transaction: the UNLISTEN is rolled back too
+        assert a.execute("SELECT count(*) FROM pg_listening_channels()").fetchone() == (1,)
+        with conn(single, keys) as b, pytest.raises(psycopg.OperationalError, match="too many clients"):
+            b.execute("SELECT 1")
 
 
 @pytest.mark.parametrize("statement", [

@@ -56,6 +56,31 @@ class ClientStream(Protocol):
     def close(self) -> None: ...
 
 
+async def reset_for_pool(conn: UpstreamConn, reset_query: str) -> bool:
+    """After a client left at a message boundary with the session idle: the marker query and the reset query
+    (see the module's docstring); True when both answered idle and the session may serve another client."""
+    probe, reset = conn.settle(reset_query)
+    try:
+        async with asyncio.timeout(RESET_TIMEOUT):
+            first = await probe
+            second = await reset
+        conn.statements.clear()  # the reset query may have dropped transaction pooling's statements
+        return first.status == "I" and second.status == "I"
+    except (QueryError, UpstreamGone, PgError, TimeoutError, ConnectionError):
+        return False
+    finally:
+        for f in (probe, reset):
+            if f.done() and not f.cancelled():
+                f.exception()
+
+
+def unhook_client(raw: object) -> None:
+    """The client connection's callbacks into a relay, removed when the relay ends."""
+    raw.sink = None  # type: ignore[attr-defined]
+    raw.on_eof = None  # type: ignore[attr-defined]
+    raw.resume_hook = None  # type: ignore[attr-defined]
+
+
 class RelaySession:
     def __init__(self, backend: RelayBackend, pool: Pool, conn: UpstreamConn, database: str) -> None:
         self.backend = backend
@@ -145,9 +170,7 @@ class RelaySession:
         try:
             await done
         finally:
-            raw.sink = None  # type: ignore[attr-defined]
-            raw.on_eof = None  # type: ignore[attr-defined]
-            raw.resume_hook = None  # type: ignore[attr-defined]
+            unhook_client(raw)
             conn.on_resume = None
         if self.client_error is not None:
             raise self.client_error
@@ -188,19 +211,7 @@ class RelaySession:
             conn.resume_reading()
         reusable = False
         if not fast and not self.upstream_lost and not conn.closed and self.tracker.synced and self.tail == "I":
-            probe, reset = conn.settle(self.pool._settings().reset_query)
-            try:
-                async with asyncio.timeout(RESET_TIMEOUT):
-                    first = await probe
-                    second = await reset
-                reusable = first.status == "I" and second.status == "I"
-                conn.statements.clear()  # the reset query may have dropped transaction pooling's statements
-            except (QueryError, UpstreamGone, PgError, TimeoutError, ConnectionError):
-                reusable = False
-            finally:
-                for f in (probe, reset):
-                    if f.done() and not f.cancelled():
-                        f.exception()
+            reusable = await reset_for_pool(conn, self.pool._settings().reset_query)
         if conn.generation != self.backend.generation:
             reusable = False  # opened before a CREATE/DROP/ALTER DATABASE or ALTER ROLE
         if not reusable:

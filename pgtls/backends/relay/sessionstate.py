@@ -4,22 +4,24 @@ In transaction mode a client's next transaction may run on another server
 connection, so anything a statement leaves behind in the *session* (not the
 transaction) would silently vanish.  pgtls reads each Query and Parse with
 PostgreSQL's own parser (pglast) when a cheap look at the text says it might
-matter, and pins the client to its server connection until it leaves when it
-does (docs/relay.md, "Transaction pooling"):
+matter.  :func:`inspect` says which kinds of session state a text makes and
+which it ends (its statements taken in order); the relay pins the client
+while any kind lasts (docs/relay.md, "Transaction pooling", has the table):
 
-=========================================  =====================================
-statement                                  effect
-=========================================  =====================================
-``SET`` / ``SET SESSION`` (not ``LOCAL``)  pin
-``set_config(name, value, false)``         pin (``true``: transaction-local, fine)
-``LISTEN``                                 pin
-``pg_advisory_lock`` & co (session level)  pin (the ``_xact_`` ones are fine)
-``DECLARE ... WITH HOLD``                  pin
-``CREATE TEMP`` table, view, sequence      pin
-``PREPARE`` (SQL)                          pin
-``LOAD``                                   pin
-``DISCARD ALL`` / ``DEALLOCATE ALL``       the client's and the server's prepared statements are forgotten
-=========================================  =====================================
+====================================  ===========================================
+makes (pins)                          ended by
+====================================  ===========================================
+SET / set_config(..., false)          RESET ALL
+LISTEN                                UNLISTEN *
+session-level advisory locks          pg_advisory_unlock_all()
+DECLARE ... WITH HOLD                 CLOSE ALL
+CREATE TEMP table, view, sequence     DISCARD TEMP
+PREPARE (SQL)                         DEALLOCATE ALL
+LOAD                                  (nothing)
+====================================  ===========================================
+
+``DISCARD ALL`` ends all of them but LOAD; with ``DEALLOCATE ALL`` it also
+forgets the client's protocol-level prepared statements.
 
 A statement that does not parse is left to PostgreSQL (which will refuse it).
 State made inside functions (``EXECUTE 'SET ...'`` in PL/pgSQL) is not seen.
@@ -32,7 +34,8 @@ from dataclasses import dataclass
 
 # Text that may hide one of the statements above; anything else is not parsed at all.
 _MAYBE = re.compile(
-    rb"(?:^|;)\s*(?:set|listen|declare|prepare|create|load|discard|deallocate)\b|advisory_lock|set_config|/\*|--",
+    rb"(?:^|;)\s*(?:set|reset|listen|unlisten|declare|close|prepare|create|load|discard|deallocate)\b"
+    rb"|advisory_|set_config|/\*|--",
     re.IGNORECASE,
 )
 _SESSION_LOCKS = frozenset({"pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock",
@@ -41,70 +44,112 @@ CURSOR_OPT_HOLD = 0x0020
 # The largest statement text read; a longer one that looks like it may leave state pins its client.
 MAX_INSPECTED = 1 << 20
 
+# What pins a client, by kind of state; each kind is released by the statements of RELEASED_BY.
+SETTINGS, LISTENING, LOCKS, HELD_CURSORS, TEMP_TABLES, PREPARED, LOADED, TOO_LONG = (
+    "SET", "LISTEN", "a session-level advisory lock", "a cursor WITH HOLD", "a temporary table", "PREPARE",
+    "LOAD", "a statement too long to inspect")
+EVERYTHING = frozenset({SETTINGS, LISTENING, LOCKS, HELD_CURSORS, TEMP_TABLES, PREPARED})  # DISCARD ALL
+
 
 @dataclass(frozen=True)
 class Verdict:
-    pin: str | None = None  # why the client must keep its server connection
+    pins: frozenset[str] = frozenset()  # kinds of session state the text leaves (after its releases)
+    releases: frozenset[str] = frozenset()  # kinds it ends (and does not make again later in the text)
     forget_statements: bool = False  # DISCARD ALL / DEALLOCATE ALL
+
+    @property
+    def pin(self) -> str | None:
+        return min(self.pins) if self.pins else None
 
 
 NOTHING = Verdict()
 
 
 def inspect(sql: bytes) -> Verdict:
-    """What running ``sql`` (one Query's or Parse's text) does to the session."""
+    """What running ``sql`` (one Query's or Parse's text) does to the session, statement by statement."""
     if not _MAYBE.search(sql):
         return NOTHING
     if len(sql) > MAX_INSPECTED:
-        return Verdict(pin="a statement too long to inspect")
+        return Verdict(pins=frozenset({TOO_LONG}))
     try:
         from pglast import parse_sql
 
         stmts = parse_sql(sql.decode("utf-8", "replace"))
     except Exception:  # noqa: BLE001 - PostgreSQL will say what is wrong with it
         return NOTHING
-    pin: str | None = None
+    pins: set[str] = set()
+    releases: set[str] = set()
     forget = False
     for raw in stmts:
-        stmt = raw.stmt
-        name = type(stmt).__name__
-        why: str | None = None
-        if name == "VariableSetStmt":
-            kind = getattr(stmt.kind, "name", str(stmt.kind))
-            var = (stmt.name or "").upper()
-            if stmt.is_local or not kind.startswith("VAR_SET") or var in ("TRANSACTION", "TRANSACTION SNAPSHOT"):
-                pass  # SET LOCAL, SET TRANSACTION ...: this transaction only; RESET: back to the default
-            elif var == "SESSION CHARACTERISTICS":
-                why = "SET SESSION CHARACTERISTICS"
-            else:
-                why = "SET"
-        elif name == "ListenStmt":
-            why = "LISTEN"
-        elif name == "DeclareCursorStmt" and stmt.options & CURSOR_OPT_HOLD:
-            why = "a cursor WITH HOLD"
-        elif name == "PrepareStmt":
-            why = "PREPARE"
-        elif name == "LoadStmt":
-            why = "LOAD"
-        elif name in ("CreateStmt", "CreateTableAsStmt", "ViewStmt", "CreateSeqStmt"):
-            rel = stmt.into.rel if name == "CreateTableAsStmt" else (stmt.view if name == "ViewStmt" else (
-                stmt.sequence if name == "CreateSeqStmt" else stmt.relation))
-            if getattr(rel, "relpersistence", "p") == "t":
-                why = "a temporary table"
-        elif name == "DiscardStmt" and getattr(stmt.target, "name", "") == "DISCARD_ALL":
+        made, ended = _effects(raw.stmt)
+        if DeallocateAll in ended:
             forget = True
-        elif name == "DeallocateStmt" and getattr(stmt, "isall", stmt.name is None):
-            forget = True
-        if why is None:
-            why = _calls(stmt)
-        if why is not None and pin is None:
-            pin = why
-    return Verdict(pin=pin, forget_statements=forget)
+        ended.discard(DeallocateAll)
+        pins -= ended
+        releases |= ended
+        pins |= made
+        releases -= made
+    return Verdict(frozenset(pins), frozenset(releases), forget)
+
+
+DeallocateAll = "DEALLOCATE ALL"  # a marker among the kinds a statement ends: the protocol statements go too
+
+
+def _effects(stmt: object) -> tuple[set[str], set[str]]:
+    """(kinds of state the statement makes, kinds it ends)."""
+    name = type(stmt).__name__
+    made: set[str] = set()
+    ended: set[str] = set()
+    if name == "VariableSetStmt":
+        kind = getattr(stmt.kind, "name", str(stmt.kind))  # type: ignore[attr-defined]
+        var = (stmt.name or "").upper()  # type: ignore[attr-defined]
+        if kind == "VAR_RESET_ALL":
+            ended.add(SETTINGS)
+        elif stmt.is_local or not kind.startswith("VAR_SET") or var in ("TRANSACTION", "TRANSACTION SNAPSHOT"):  # type: ignore[attr-defined]
+            pass  # SET LOCAL, SET TRANSACTION ...: this transaction only; RESET x: one of several
+        else:
+            made.add(SETTINGS)
+    elif name == "ListenStmt":
+        made.add(LISTENING)
+    elif name == "UnlistenStmt" and stmt.conditionname is None:  # type: ignore[attr-defined]
+        ended.add(LISTENING)
+    elif name == "DeclareCursorStmt" and stmt.options & CURSOR_OPT_HOLD:  # type: ignore[attr-defined]
+        made.add(HELD_CURSORS)
+    elif name == "ClosePortalStmt" and stmt.portalname is None:  # type: ignore[attr-defined]
+        ended.add(HELD_CURSORS)
+    elif name == "PrepareStmt":
+        made.add(PREPARED)
+    elif name == "LoadStmt":
+        made.add(LOADED)
+    elif name in ("CreateStmt", "CreateTableAsStmt", "ViewStmt", "CreateSeqStmt"):
+        rel = (stmt.into.rel if name == "CreateTableAsStmt" else stmt.view if name == "ViewStmt"  # type: ignore[attr-defined]
+               else stmt.sequence if name == "CreateSeqStmt" else stmt.relation)  # type: ignore[attr-defined]
+        if getattr(rel, "relpersistence", "p") == "t":
+            made.add(TEMP_TABLES)
+    elif name == "DiscardStmt":
+        target = getattr(stmt.target, "name", "")  # type: ignore[attr-defined]
+        if target == "DISCARD_ALL":
+            ended |= EVERYTHING | {DeallocateAll}
+        elif target == "DISCARD_TEMP":
+            ended.add(TEMP_TABLES)
+    elif name == "DeallocateStmt" and getattr(stmt, "isall", stmt.name is None):  # type: ignore[attr-defined]
+        ended |= {PREPARED, DeallocateAll}
+    calls = _calls(stmt)
+    if "lock" in calls:
+        made.add(LOCKS)
+    if "set_config" in calls:
+        made.add(SETTINGS)
+    if "unlock_all" in calls:
+        ended.add(LOCKS)
+    return made, ended
 
 
 def plain(sql: bytes) -> bool:
     """PostgreSQL's parser takes ``sql`` and it leaves nothing in the session (a Parse pgtls may answer)."""
-    if len(sql) > MAX_INSPECTED or inspect(sql) is not NOTHING:
+    if len(sql) > MAX_INSPECTED:
+        return False
+    v = inspect(sql)
+    if v.pins or v.releases or v.forget_statements:
         return False
     try:
         from pglast.parser import parse_sql_json
@@ -115,25 +160,28 @@ def plain(sql: bytes) -> bool:
     return True
 
 
-def _calls(stmt: object) -> str | None:
-    """Session-level advisory locks and session-wide set_config among the statement's function calls."""
+def _calls(stmt: object) -> set[str]:
+    """Among the statement's function calls: session-level advisory locks ("lock"), session-wide set_config
+    ("set_config"), pg_advisory_unlock_all ("unlock_all")."""
     from pglast import ast
     from pglast.visitors import Visitor
 
-    found: list[str] = []
+    found: set[str] = set()
 
     class Calls(Visitor):  # type: ignore[misc]
         def visit_FuncCall(self, ancestors: object, node: ast.FuncCall) -> None:  # noqa: N802 - pglast's name
             fname = node.funcname[-1].sval.lower() if node.funcname else ""
             if fname in _SESSION_LOCKS:
-                found.append("a session-level advisory lock")
+                found.add("lock")
+            elif fname == "pg_advisory_unlock_all":
+                found.add("unlock_all")
             elif fname == "set_config":
                 args = node.args or ()
                 local = args[2] if len(args) == 3 else None
                 val = getattr(local, "val", None)
                 if not (isinstance(val, ast.Boolean) and val.boolval) and not (
                         isinstance(val, ast.String) and val.sval.lower() in ("t", "true", "on", "yes", "1")):
-                    found.append("set_config(..., false)")
+                    found.add("set_config")
 
     Calls()(stmt)
-    return found[0] if found else None
+    return found

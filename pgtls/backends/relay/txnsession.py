@@ -25,9 +25,16 @@ from typing import TYPE_CHECKING
 from pgtls.backends.base import SessionInfo
 from pgtls.backends.relay import txnwire
 from pgtls.backends.relay.pool import Pool, Startup
-from pgtls.backends.relay.session import _POOL_FLUSHING, CONNECTION_FAILURE, RESET_TIMEOUT, ClientStream
+from pgtls.backends.relay.session import (
+    _POOL_FLUSHING,
+    CONNECTION_FAILURE,
+    RESET_TIMEOUT,
+    ClientStream,
+    reset_for_pool,
+    unhook_client,
+)
 from pgtls.backends.relay.sessionstate import inspect, plain
-from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone
+from pgtls.backends.relay.upstream import UpstreamConn
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 from pgtls.protocol.startup import LogOnly
@@ -54,8 +61,11 @@ class TxnRelaySession:
         self.client = txnwire.ClientMessages()
         self.held: list[bytes] = []
         self.held_bytes = 0
-        self.pinned: str | None = None
+        self.pins: set[str] = set()  # kinds of session state that keep the client on its connection
+        # Kinds a statement ended, applied once it is known to have worked: (kinds, errors seen when sent).
+        self._releasing: tuple[frozenset[str], int] | None = None
         self.released = False
+        self.ever_pinned = False  # a connection that was pinned gets the reset query when the client leaves
         self.transactions = 0  # server connections taken (for the logs and tests)
         self._attaching: asyncio.Task[None] | None = None
         self._paused_upstream = False
@@ -89,9 +99,7 @@ class TxnRelaySession:
         try:
             await done
         finally:
-            raw.sink = None  # type: ignore[attr-defined]
-            raw.on_eof = None  # type: ignore[attr-defined]
-            raw.resume_hook = None  # type: ignore[attr-defined]
+            unhook_client(raw)
             if self._attaching is not None and not self._attaching.done():
                 self._attaching.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -150,10 +158,22 @@ class TxnRelaySession:
         msgs = self.held
         self.held = []
         self.held_bytes = 0
-        for msg in msgs:
-            if msg[0] in (81, 80):  # Query, Parse: a look at what it does to the session
+        outs: list[bytes] = []
+        answers: list[bytes] = []
+        start = 0
+        for i, msg in enumerate(msgs):
+            if msg[0] in (81, 80):  # Query, Parse: a look at what it does to the session, with what was
+                if i > start:       # sent before it already queued (is it inside a transaction block?)
+                    out, to_client = self.state.to_server(msgs[start:i])
+                    outs.append(out)
+                    answers.append(to_client)
+                    start = i
                 self._inspect(msg)
-        out, to_client = self.state.to_server(msgs)
+        out, to_client = self.state.to_server(msgs[start:] if start else msgs)
+        outs.append(out)
+        answers.append(to_client)
+        to_client = b"".join(answers)
+        out = b"".join(outs)
         if to_client:
             self._channel.send(to_client)  # type: ignore[union-attr]
         if out:
@@ -168,21 +188,46 @@ class TxnRelaySession:
         if msg[0] == 80:
             name_end = body.find(b"\0")
             sql_end = body.find(b"\0", name_end + 1)
-            if name_end > 0 and self.backend.pool_settings().max_prepared == 0 and self.pinned is None:
-                self._pin("a named prepared statement (max_prepared_statements = 0)")
+            if name_end > 0 and self.backend.pool_settings().max_prepared == 0:
+                self._pin({"a named prepared statement (max_prepared_statements = 0)"})
             body = body[name_end + 1 : sql_end if sql_end >= 0 else None]
         if _POOL_FLUSHING.match(body):
             self.backend.close_idle_sessions()
         verdict = inspect(body)
         if verdict.forget_statements:
             self.state.forget_all()
-        if verdict.pin is not None and self.pinned is None:
-            self._pin(verdict.pin)
+        if verdict.pins:
+            self._pin(verdict.pins)
+        if verdict.releases and self.pins:
+            state = self.state
+            if not state.queue and state.status == "I":
+                # Outside a transaction block: it takes effect if it works (an error rolls it back).
+                self._releasing = (verdict.releases, state.errors)
+            else:
+                self._releasing = None  # inside one, a later ROLLBACK could undo it: stay pinned
 
-    def _pin(self, why: str) -> None:
-        self.pinned = why
-        self.backend.pinned_clients += 1
-        log.debug(f"client pinned to its server connection in transaction mode: {why}")
+    @property
+    def pinned(self) -> str | None:
+        return ", ".join(sorted(self.pins)) if self.pins else None
+
+    def _pin(self, kinds: set[str] | frozenset[str]) -> None:
+        if not self.pins:
+            self.backend.pinned_clients += 1
+            self.ever_pinned = True
+        if self._releasing is not None:
+            self._releasing = (self._releasing[0] - kinds, self._releasing[1])
+        self.pins |= kinds
+        log.debug(f"client pinned to its server connection in transaction mode: {self.pinned}")
+
+    def _released_state(self) -> None:
+        """At an idle point: session state a statement ended is gone if no error came since it was sent."""
+        releasing, self._releasing = self._releasing, None
+        if releasing is None or releasing[1] != self.state.errors or not self.pins:
+            return
+        self.pins -= releasing[0]
+        if not self.pins:
+            self.backend.pinned_clients -= 1
+            log.debug("client unpinned in transaction mode: its session state was released")
 
     async def _attach(self) -> None:
         try:
@@ -250,7 +295,11 @@ class TxnRelaySession:
     def _maybe_release(self) -> None:
         """Between transactions: the server connection goes back to the pool."""
         conn = self.conn
-        if conn is None or self.pinned is not None or not self.state.idle or self.held or self.client.terminated:
+        if conn is None or not self.state.idle or self.held or self.client.terminated:
+            return
+        if self._releasing is not None:
+            self._released_state()
+        if self.pins:
             return
         self._let_go(conn, conn.generation == self.backend.generation and not conn.closed)
 
@@ -286,11 +335,12 @@ class TxnRelaySession:
         if self.released:
             return
         self.released = True
-        if self.pinned is not None:
+        if self.pins:
             self.backend.pinned_clients -= 1
         log.debug(f"transaction mode: the client took a server connection {self.transactions} times; pgtls "
                   f"prepared its statements on them {self.state.added_parses} times"
-                  + (f"; pinned by {self.pinned}" if self.pinned else ""))
+                  + (f"; pinned by {self.pinned}" if self.pinned else "")
+                  + ("; was pinned" if self.ever_pinned and not self.pinned else ""))
         conn = self.conn
         if conn is None:
             return
@@ -302,22 +352,10 @@ class TxnRelaySession:
             conn.resume_reading()
         reusable = False
         idle = self.state.idle and not self.upstream_lost and not conn.closed and not fast
-        if idle and self.pinned is None:
+        if idle and not self.pins:
             reusable = True  # nothing of the session's was changed that pgtls saw: as after any transaction
         elif idle:
-            probe, reset = conn.settle(self.pool._settings().reset_query)
-            try:
-                async with asyncio.timeout(RESET_TIMEOUT):
-                    first = await probe
-                    second = await reset
-                reusable = first.status == "I" and second.status == "I"
-            except (QueryError, UpstreamGone, PgError, TimeoutError, ConnectionError):
-                reusable = False
-            finally:
-                for f in (probe, reset):
-                    if f.done() and not f.cancelled():
-                        f.exception()
-            conn.statements.clear()  # DISCARD ALL (or whatever the reset query does) may have dropped them
+            reusable = await reset_for_pool(conn, self.pool._settings().reset_query)
         if conn.generation != self.backend.generation:
             reusable = False
         if not reusable:

@@ -134,6 +134,7 @@ class TxnState:
         self.cache = ServerStatements()  # the statements of the server connection now attached
         self._preparing: collections.deque[str] = collections.deque()  # names of the Parses in the queue
         self.added_parses = 0  # statements pgtls prepared on a server before a Bind or Describe of them
+        self.errors = 0  # ErrorResponses the server sent (a statement that ended session state may have failed)
         self._max_prepared = max_prepared
         # the server walk
         self._remaining = 0
@@ -345,6 +346,8 @@ class TxnState:
     def _done_message(self, kind: int) -> None:
         """A whole server message of type ``kind`` went by: pop what it completes."""
         queue = self.queue
+        if kind == 69:
+            self.errors += 1
         if kind in _ASYNC or not queue:
             if kind == 90 and not queue:  # a ReadyForQuery nobody asked for: believe its status anyway
                 self.skipping = False
