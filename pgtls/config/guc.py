@@ -330,6 +330,10 @@ _DEFS: tuple[GucDef, ...] = (
           "(session) or after each transaction (transaction).", ("session", "transaction")),
     _int("max_prepared_statements", 200, "sighup", "Sets the most protocol-level prepared statements kept per "
          "upstream session in transaction mode (0: a named statement pins its client).", 0, INT_MAX),
+    _str("metrics_address", "", "postmaster", "Sets the host:port of the Prometheus metrics listener (empty: "
+         "none; the host defaults to 127.0.0.1)."),
+    _str("admin_users", "", "sighup", "Sets the roles besides superusers that may use the admin console "
+         "(database pgtls), comma-separated."),
     _bool("server_round_robin", False, "sighup", "Gives out the idle upstream session used least recently "
           "instead of the one used last."),
     _str("server_reset_query", "DISCARD ALL", "sighup", "Sets the query that cleans an upstream session "
@@ -380,7 +384,7 @@ def _embedded_only() -> frozenset[str]:
     first, last = keys.index(_EMBEDDED_FIRST.lower()), keys.index(_EMBEDDED_LAST)
     own = {"backend", "upstream", "postgresql_bin_dir", "workers", "default_pool_size", "min_pool_size", "server_idle_timeout",
            "server_lifetime", "query_wait_timeout", "server_reset_query", "pool_mode", "max_prepared_statements",
-           "server_round_robin"}
+           "server_round_robin", "metrics_address", "admin_users"}
     return frozenset(k for k in keys[first : last + 1] if k not in own) - {"server_version", "server_version_num"}
 
 

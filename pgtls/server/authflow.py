@@ -130,6 +130,8 @@ async def authenticate(conn: Connection, startup: Startup) -> AuthOutcome:
                 out = flow.step(body, kind)
     finally:
         gone.set()
+    server.stats.authenticated(str(getattr(mr.line, "method", None) or "no pg_hba.conf line"),
+                               isinstance(out, Success))
     if isinstance(out, Failure):
         _log_lines(out.log)
         if out.silent:

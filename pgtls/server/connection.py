@@ -35,9 +35,10 @@ from pgtls.protocol.startup import (
     Startup,
     StartupMachine,
 )
-from pgtls.server import log
+from pgtls.server import admin, log
 from pgtls.server.channel import Channel, RawConn, TlsFailed
 from pgtls.server.registry import Entry
+from pgtls.server.state import ADMIN_DATABASE
 
 if TYPE_CHECKING:
     from pgtls.server.authflow import AuthOutcome
@@ -204,12 +205,15 @@ class Connection:
                 e.exc if e.exc is not None else EOFError(), self.channel.handshake_obj, tls.protocol_range
             )
             log.log(err.message, detail=err.detail, hint=err.hint)
+            self.server.stats.handshake_failed(str(e))
             raise
         assert self.channel.sslobj is not None
         try:
             self.tls_facts = tlsmod.connection_facts(self.channel.sslobj)
         except tlsmod.PeerCertError as e:
+            self.server.stats.handshake_failed("client certificate name")
             raise LogOnly(str(e)) from None
+        self.server.stats.handshake(self.tls_facts.version, self.tls_facts.cipher)
 
     # --- startup, limits, authentication ---
 
@@ -249,7 +253,12 @@ class Connection:
         entry = Entry(info=info, cancel_key=self.server.registry.new_cancel_key(startup.minor))
         self.server.registry.add(entry)
         self.entry = entry
-        if self.server.is_async:
+        if self.server.is_async and startup.database == ADMIN_DATABASE:
+            if not admin.allowed(self.server, startup.user, ident.is_superuser):
+                raise admin.refused(startup.user)
+            entry.session = admin.AdminSession(self.server, info.pid)
+            parameters = entry.session.parameters()
+        elif self.server.is_async:
             entry.session = await self.server.backend.open(info)
             parameters = entry.session.parameters()
         else:

@@ -34,6 +34,8 @@ from pgtls.server.listeners import ListenError, bind_tcp, bind_unix
 from pgtls.server.pidfile import PidFile
 from pgtls.server.registry import SessionRegistry
 from pgtls.server.shared import SharedState, cancel_socket
+from pgtls.server.state import ADMIN_DATABASE
+from pgtls.server.stats import Stats
 from pgtls.server.worker import Control, WorkerRole, cancel_peer_handler, forward_cancel
 from pgtls.tls import TlsConfig, TlsConfigError, build_tls_config
 
@@ -121,6 +123,7 @@ class Server:
         else:
             self.registry = SessionRegistry()
         self.control: Control | None = None
+        self.stats = Stats()
         self.connections: set[Any] = set()
         self.shutting_down = False
         self.shutting_down_fast = False
@@ -175,6 +178,8 @@ class Server:
         """The roles authentication consults for ``user``: the backend's (fresh per login, from the upstream
         that serves ``database``) or the role store."""
         if self.is_async:
+            if database == ADMIN_DATABASE and getattr(self.backend, "routes", None) is None:
+                database = "postgres"  # the admin console: the managed cluster's roles
             return await self.backend.role_lookup(user, database)
         return self.roles
 
@@ -247,6 +252,7 @@ class Server:
         for line in lines:
             log.log(line)
         tls = old.tls
+        ssl_errors: list[str] = []
         if settings["ssl"]:
             try:
                 tls = build_tls_config(_ssl_view(settings), self.data_dir, is_start=False, interactive=False)
@@ -258,17 +264,28 @@ class Server:
                 log.log(e.message, detail=e.detail, hint=e.hint)
                 log.log("SSL configuration was not reloaded")
                 kept.append("SSL configuration")
+                ssl_errors = [x.message for x in e.logged_before] + [e.message]
         else:
             tls = None
         hba, ident = self._load_auth_files(settings, at_start=False, old=old)
         kept += [name for name, new, before in (("pg_hba.conf", hba, old.hba), ("pg_ident.conf", ident, old.ident))
                  if new is before]
         kept += [line for line in lines if "not applied" in line or "contains errors" in line]
+        self._record_reload(kept, lines, ssl_errors)
         self.snapshot = replace(old, settings=settings, tls=tls, hba=hba, ident=ident)
         reload_backend = getattr(self.backend, "reload", None)
         if reload_backend is not None:
             reload_backend()
         return kept
+
+    def _record_reload(self, kept: list[str], conf_lines: list[str], ssl_errors: list[str]) -> None:
+        """What the admin console (SHOW RELOAD) and the metrics say about this reload, per file."""
+        conf_errors = [line for line in conf_lines if "not applied" in line or "contains errors" in line]
+        self.stats.reloaded("postgresql.conf", not conf_errors, conf_errors)
+        self.stats.reloaded("SSL configuration", "SSL configuration" not in kept, ssl_errors)
+        for name in ("pg_hba.conf", "pg_ident.conf"):
+            self.stats.reloaded(name, name not in kept, [f"{name} was not reloaded (see the server log)"]
+                                if name in kept else [])
 
     def log_aspect(self, snap: Snapshot, aspect: str) -> bool:
         """Whether log_connections / log_disconnections covers ``aspect``."""
@@ -339,7 +356,48 @@ class Server:
         if self.registry.owner(pid) == self.worker.index:  # type: ignore[union-attr]
             await self.cancel(pid, key)
 
+    async def _start_operations(self) -> None:
+        """The metrics listener (metrics_address) and, in a worker, the socket its peers ask (peers.py)."""
+        from pgtls.server import admin, peers
+
+        async def here(req: dict[str, Any]) -> dict[str, Any]:
+            return await admin.local_op(self, req)
+
+        if self.worker is not None and self.is_async:
+            self._servers.append(await peers.serve(self.worker.run_dir, self.worker.index, here))
+        address = str(self.snapshot.settings["metrics_address"])
+        if address:
+            from pgtls.server import metrics
+
+            try:
+                host, port = metrics.parse_address(address)
+            except ValueError as e:
+                raise StartupError(str(e)) from None
+
+            async def gather() -> list[dict[str, Any]]:
+                return (await peers.ask_all(self, {"op": "snapshot"}, here))[0]
+
+            try:
+                self._servers.append(await metrics.serve(host, port, gather, reuse_port=self.worker is not None))
+            except OSError as e:
+                raise StartupError(f'could not listen for metrics on "{address}": {e.strerror or e}') from None
+
+    def kill_client(self, pid: int) -> bool:
+        """The admin console's KILL: end a client session of this process as PostgreSQL's
+        pg_terminate_backend() does."""
+        from pgtls.errors import ADMIN_SHUTDOWN, PgError
+        from pgtls.protocol import messages as m
+
+        for conn in list(self.connections):
+            if conn.entry is not None and conn.entry.info.pid == pid:
+                conn.channel.send(m.error_response(PgError(
+                    ADMIN_SHUTDOWN, "terminating connection due to administrator command", severity="FATAL")))
+                conn.channel.close()
+                return True
+        return False
+
     async def start(self) -> None:
+        await self._start_operations()
         if self.worker is not None:
             await self._start_worker()
             return

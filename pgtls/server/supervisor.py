@@ -177,7 +177,7 @@ class Supervisor:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         tcp, unix = self.listeners.fds_for(w.index)
         role = WorkerRole(w.index, self.count, theirs.fileno(), tuple(tcp), tuple(unix), self.run_dir,
-                          self.server.overrides)
+                          self.server.overrides, w.restarts)
         env = dict(os.environ)
         env[WORKER_ENV] = role.to_env()
         w.ready = asyncio.Event()

@@ -44,6 +44,7 @@ from pgtls.server import log
 CANNOT_CONNECT_NOW = "57P03"
 ADMIN_DATABASE = "postgres"  # where role lookups run (never template1: CREATE DATABASE needs it unused)
 MAINTENANCE_INTERVAL = 1.0
+PAUSE_POLL = 0.05  # seconds between looks at the sessions in use while PAUSE waits for them
 RECHECKS = 3  # pooled sessions tried before a fresh one is used anyway (see RelayBackend._checked)
 # Startup parameters the door handled itself.
 _NOT_PASSED = frozenset({"user", "database", "replication"})
@@ -90,6 +91,9 @@ class RelayBackend:
         self._background: set[asyncio.Task[Any]] = set()
         self._pool_settings: tuple[object, PoolSettings] | None = None  # per settings snapshot
         self.pinned_clients = 0  # transaction mode: clients kept on their server connection (sessionstate)
+        self.paused = False  # the admin console's PAUSE: no upstream session is handed out until RESUME
+        self._unpaused = asyncio.Event()
+        self._unpaused.set()
 
     @property
     def socket_path(self) -> Path:
@@ -362,7 +366,22 @@ class RelayBackend:
         return sum(pool.close_idle() for pool in self.pools.values() if pool is not asking)
 
     async def checkout(self, pool: Pool, startup: Startup) -> UpstreamConn:
+        if self.paused:
+            await self._unpaused.wait()
         return await self._checked(pool, await pool.acquire(startup), startup)
+
+    async def pause(self) -> None:
+        """PgBouncer's PAUSE: hand out no upstream session, wait until none is in use, close the idle ones."""
+        self.paused = True
+        self._unpaused.clear()
+        while any(pool.in_use for pool in self.pools.values()):
+            await asyncio.sleep(PAUSE_POLL)
+        for pool in self.pools.values():
+            pool.close_idle()
+
+    def resume(self) -> None:
+        self.paused = False
+        self._unpaused.set()
 
     async def open(self, info: SessionInfo) -> RelaySession | TxnRelaySession:
         """An upstream session for an authenticated client, opened with its startup parameters; in
