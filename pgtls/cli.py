@@ -175,10 +175,38 @@ def _signal(args: argparse.Namespace, sig: int) -> int | None:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
+    """SIGHUP, then the server's answer (pgtls.server.reloadanswer): exit status 1 when some part kept its
+    old configuration, with the reason per file."""
+    from pgtls.server.reloadanswer import read_answer
+
+    data_dir = _data_dir(args)
+    before = int((read_answer(data_dir) or {}).get("seq", 0))
     pid = _signal(args, signal.SIGHUP)
     if pid is None:
         return 1
     print("server signaled")
+    deadline = time.monotonic() + args.timeout
+    answer = None
+    while time.monotonic() < deadline:
+        got = read_answer(data_dir)
+        if got is not None and int(got["seq"]) > before:
+            answer = got
+            break
+        time.sleep(0.05)
+    if answer is None:
+        print(f"pgtls: the server did not answer within {args.timeout:g} s; see its log", file=sys.stderr)
+        return 1
+    failed = False
+    for proc in answer.get("processes", []):
+        who = "the server" if proc.get("worker") is None else f"worker process {proc['worker']}"
+        for part in proc.get("kept", []):
+            failed = True
+            errors = proc.get("errors", {}).get(part) or []
+            print(f"pgtls: {who} kept its old configuration for {part}" + (": " + "; ".join(errors) if errors else ""),
+                  file=sys.stderr)
+    if failed:
+        return 1
+    print("configuration reloaded")
     return 0
 
 
@@ -225,8 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--port", type=int, default=None)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("reload", help="make a running server re-read its configuration (SIGHUP)")
+    p = sub.add_parser("reload", help="make a running server re-read its configuration (SIGHUP) and say "
+                       "whether it took")
     _add_datadir(p)
+    p.add_argument("-t", "--timeout", type=float, default=60.0, help="seconds to wait for the server's answer")
     p.set_defaults(func=cmd_reload)
 
     p = sub.add_parser("stop", help="stop a running server")

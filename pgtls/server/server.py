@@ -33,6 +33,7 @@ from pgtls.server.channel import RawConn
 from pgtls.server.listeners import ListenError, bind_tcp, bind_unix
 from pgtls.server.pidfile import PidFile
 from pgtls.server.registry import SessionRegistry
+from pgtls.server.reloadanswer import ensure_run_dir, process_answer, read_answer, write_answer
 from pgtls.server.shared import SharedState, cancel_socket
 from pgtls.server.state import ADMIN_DATABASE
 from pgtls.server.stats import Stats
@@ -124,6 +125,7 @@ class Server:
             self.registry = SessionRegistry()
         self.control: Control | None = None
         self.stats = Stats()
+        self._reload_seq = int((read_answer(self.data_dir) or {}).get("seq", 0))
         self.connections: set[Any] = set()
         self.shutting_down = False
         self.shutting_down_fast = False
@@ -444,7 +446,9 @@ class Server:
             except Exception as e:  # noqa: BLE001 - a reload must never take the worker down
                 log.log(f"configuration reload failed: {e}")
                 kept = [f"everything ({e})"]
-            loop.call_soon_threadsafe(self.control.send, {"reload": kept})  # type: ignore[union-attr]
+            answer = process_answer(self.worker.index, kept, self.stats)  # type: ignore[union-attr]
+            loop.call_soon_threadsafe(self.control.send, {"reload": kept,  # type: ignore[union-attr]
+                                                          "errors": answer["errors"]})
 
         handle_signals(loop, lambda: loop.run_in_executor(self.reload_executor, reload_and_report), on_stop)
         await self.control.open(on_message, supervisor_gone)
@@ -510,9 +514,15 @@ class Server:
 
     def _safe_reload(self) -> None:
         try:
-            self.reload()
+            kept = self.reload()
         except Exception as e:  # noqa: BLE001 - a reload must never take the server down
             log.log(f"configuration reload failed: {e}")
+            kept = [f"everything ({e})"]
+        try:
+            self._reload_seq += 1
+            write_answer(ensure_run_dir(self.data_dir), self._reload_seq, [process_answer(None, kept, self.stats)])
+        except OSError as e:
+            log.log(f"could not write the reload answer: {e}")
 
     async def shutdown(self, mode: str) -> None:
         if self.worker is None:  # the supervisor says it for a multi-process server

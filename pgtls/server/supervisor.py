@@ -32,6 +32,7 @@ from pgtls.osproc import SHUTDOWN_SIGNALS
 from pgtls.server import log
 from pgtls.server.listeners import ListenError, Listeners, bind_tcp, bind_unix
 from pgtls.server.pidfile import PidFile
+from pgtls.server.reloadanswer import read_answer, write_answer
 from pgtls.server.shared import SharedState, prepare_run_dir
 from pgtls.server.worker import MAX_CONTROL_LINE, WORKER_ENV, WorkerRole, control_messages
 
@@ -76,6 +77,9 @@ class Supervisor:
         self.started = False
         self._failed = asyncio.Event()  # a worker died before all were ready
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._reload_seq = int((read_answer(self.data_dir) or {}).get("seq", 0))
+        self._reload_waiting: set[int] = set()
+        self._reload_answers: list[dict[str, Any]] = []
 
     # --- start ------------------------------------------------------------------------------
     async def run(self) -> int:
@@ -136,6 +140,9 @@ class Supervisor:
 
         def on_reload() -> None:
             log.log("received SIGHUP, passing it to the workers")
+            self._reload_seq += 1
+            self._reload_waiting = {w.index for w in self.workers}
+            self._reload_answers = []
             if cluster is not None:
                 cluster.reload()
             for w in self.workers:
@@ -203,6 +210,8 @@ class Supervisor:
         w.writer.close()
         w.writer = None
         self.shared.set_sessions(0, w.index)  # its sessions died with it
+        if w.index in self._reload_waiting:  # it starts again with the new configuration files
+            self._reload_reported(w, [f"worker process {w.index} exited during the reload"], {})
         if self.stopping:
             return
         if not self.started:
@@ -227,11 +236,25 @@ class Supervisor:
                 self._signal(w, signal.SIGHUP)
         kept = msg.get("reload")
         if isinstance(kept, list):
+            self._reload_reported(w, kept, msg.get("errors"))
             if kept:
                 log.log(f"worker process {w.index} (PID {proc.pid}) kept its old configuration for: "
                         + "; ".join(str(k) for k in kept))
             else:
                 log.log(f"worker process {w.index} (PID {proc.pid}) reloaded its configuration")
+
+    def _reload_reported(self, w: _Worker, kept: list[Any], errors: Any) -> None:
+        """A worker's answer to the current reload; the last one writes the server's (reloadanswer.py)."""
+        if w.index not in self._reload_waiting:
+            return
+        self._reload_waiting.discard(w.index)
+        self._reload_answers.append({"worker": w.index, "kept": [str(k) for k in kept],
+                                     "errors": errors if isinstance(errors, dict) else {}})
+        if not self._reload_waiting:
+            try:
+                write_answer(self.run_dir, self._reload_seq, sorted(self._reload_answers, key=lambda a: a["worker"]))
+            except OSError as e:
+                log.log(f"could not write the reload answer: {e}")
 
     def _tell_all(self, msg: dict[str, Any]) -> None:
         data = json.dumps(msg).encode() + b"\n"

@@ -173,9 +173,13 @@ def test_failed_reload_is_shown_and_the_old_certificate_stays(certs, keys):
     s, port = admin_server(certs)
     try:
         before = ssl_fingerprint(s.port)
+        ok = pgtls_reload(s)
+        assert ok.returncode == 0 and "configuration reloaded" in ok.stdout, (ok.stdout, ok.stderr)
         (s.datadir / "server.crt").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
-        s.reload()
-        assert wait_for(lambda: "SSL configuration was not reloaded" in s.log())
+        r = pgtls_reload(s)
+        assert r.returncode == 1 and "server signaled" in r.stdout
+        assert "the server kept its old configuration for SSL configuration" in r.stderr
+        assert '"server.crt"' in r.stderr, r.stderr
         rows = psql(s, keys, "SHOW RELOAD").stdout
         assert re.search(r"^0\|SSL configuration\|[^|]+\|f\|.*server\.crt", rows, re.M), rows
         assert sample(metrics(port), "pgtls_reload_success", file="SSL configuration") == 0
@@ -183,6 +187,13 @@ def test_failed_reload_is_shown_and_the_old_certificate_stays(certs, keys):
         assert ssl_fingerprint(s.port) == before
     finally:
         s.cleanup()
+
+
+def pgtls_reload(s: PgtlsServer) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "pgtls", "reload", "-D", str(s.datadir), "-t", "30"],
+                          capture_output=True, text=True, timeout=60)
 
 
 def ssl_fingerprint(port: int) -> bytes:
@@ -216,6 +227,14 @@ def test_two_workers_answer_for_each_other(certs, keys):
             total = sum(sample(text, "pgtls_tls_handshakes_total", worker=w, protocol="TLSv1.3") or 0
                         for w in ("0", "1"))
             assert total >= 6
+            # pgtls reload answers once both workers have reloaded; a bad pg_hba.conf line is named per worker
+            ok = pgtls_reload(s)
+            assert ok.returncode == 0 and "configuration reloaded" in ok.stdout, (ok.stdout, ok.stderr)
+            (s.datadir / "pg_hba.conf").write_text(HBA + "hostssl all all 127.0.0.1/32 nosuchmethod\n")
+            bad = pgtls_reload(s)
+            assert bad.returncode == 1
+            assert "worker process 0 kept its old configuration for pg_hba.conf" in bad.stderr, bad.stderr
+            assert "worker process 1 kept its old configuration for pg_hba.conf" in bad.stderr, bad.stderr
         finally:
             for c in clients:
                 c.close()
