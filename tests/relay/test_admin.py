@@ -21,7 +21,6 @@ import pytest
 from cryptography import x509
 
 from tests.pgtlsserver import PgtlsServer
-from tests.relay.util import wait_for
 
 HBA = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n"
 
