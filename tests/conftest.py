@@ -143,3 +143,14 @@ def run_psql(conninfo: str, sql: str = "select 1", *, home: Path | None = None, 
         capture_output=True, text=True, env=e, timeout=timeout,
     )
     return PsqlResult(p.returncode, p.stdout.strip(), p.stderr.strip())
+
+
+@pytest.fixture(scope="module")
+def keys(certs, tmp_path_factory) -> Path:
+    """The certificate set's client keys and root, copied with the modes libpq demands of a client key."""
+    d = tmp_path_factory.mktemp("keys")
+    for name in ("client.crt", "client.key", "root_ca.crt", "anotheruser.crt", "anotheruser.key"):
+        shutil.copy(certs.path(name), d / name)
+        (d / name).chmod(0o600)
+    return d
+

@@ -235,12 +235,12 @@ def _stats(answers: Sequence[dict[str, Any]]) -> Rows:
 
 
 def _ssl(answers: Sequence[dict[str, Any]]) -> Rows:
-    cols = ["kind", "file", "subject", "issuer", "not_after", "seconds_left"]
+    cols = ["kind", "file", "hosts", "subject", "issuer", "not_after", "seconds_left"]
     data = []
     for a in answers:
         for c in a["certificates"]:
             na = c.get("not_after")
-            data.append([a["worker"], c["kind"], c["file"], c["subject"], c["issuer"],
+            data.append([a["worker"], c["kind"], c["file"], c.get("hosts") or None, c["subject"], c["issuer"],
                          time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(na)) if na else None,
                          int(na - time.time()) if na else None])
     return ["worker", *cols], data

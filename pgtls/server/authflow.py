@@ -91,13 +91,14 @@ async def authenticate(conn: Connection, startup: Startup) -> AuthOutcome:
     tf = conn.tls_facts
     tls = TlsFacts(
         active=conn.channel.tls,
-        ca_loaded=bool(snap.tls is not None and snap.tls.ca_loaded),
+        ca_loaded=bool(conn.tls_config is not None and conn.tls_config.ca_loaded),
         peer_cert=bool(tf is not None and tf.peer_cert_der is not None),
         peer_cn=None if tf is None else tf.peer_cn,
         peer_dn=None if tf is None else tf.peer_dn,
         # The certificate hash is fixed by the snapshot this connection started with (a reload
         # during the login cannot change it).
-        channel_binding=channel_binding_data(snap.tls) if conn.channel.tls and snap.tls is not None else None,
+        channel_binding=channel_binding_data(conn.tls_config) if conn.channel.tls and conn.tls_config is not None
+        else None,
     )
     s = snap.settings
     settings = AuthSettings(

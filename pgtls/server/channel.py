@@ -401,7 +401,7 @@ def _rest_is_cheap(context: ssl.SSLContext, sslobj: ssl.SSLObject) -> bool:
     left without a client certificate to verify is the client's Finished: a few MACs, cheaper on the loop
     than a thread hand-off.  TLS 1.2 (its key exchange comes in the next step) and client certificates
     (public-key verification) stay in the thread."""
-    if context.verify_mode != ssl.CERT_NONE:
+    if sslobj.context.verify_mode != ssl.CERT_NONE:  # SNI may have switched to a host that asks for one
         return False
     cipher = sslobj.cipher()
     return cipher is not None and cipher[1] == "TLSv1.3"

@@ -62,6 +62,7 @@ class Connection:
         self.channel = Channel(raw, server.tls_executor)
         self.entry: Entry | None = None
         self.tls_facts: tlsmod.ConnectionFacts | None = None
+        self.tls_config: tlsmod.TlsConfig | None = None  # the configuration the handshake used (SNI: its host's)
         self.host = "[local]" if raw.is_unix or raw.peer is None else raw.peer[0]
         self.port = None if raw.peer is None else raw.peer[1]
         self.startup: Startup | None = None
@@ -208,6 +209,7 @@ class Connection:
             self.server.stats.handshake_failed(str(e))
             raise
         assert self.channel.sslobj is not None
+        self.tls_config = tls.for_context(self.channel.sslobj.context)  # SNI may have chosen another host's
         try:
             self.tls_facts = tlsmod.connection_facts(self.channel.sslobj)
         except tlsmod.PeerCertError as e:

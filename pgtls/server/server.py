@@ -38,7 +38,7 @@ from pgtls.server.shared import SharedState, cancel_socket
 from pgtls.server.state import ADMIN_DATABASE
 from pgtls.server.stats import Stats
 from pgtls.server.worker import Control, WorkerRole, cancel_peer_handler, forward_cancel
-from pgtls.tls import TlsConfig, TlsConfigError, build_tls_config
+from pgtls.tls import TlsConfig, TlsConfigError
 
 # Handshakes get their own small pool so that long-running queries never delay a new client's handshake.
 TLS_WORKERS = 4
@@ -210,7 +210,7 @@ class Server:
         tls = None
         if settings["ssl"]:
             try:
-                tls = build_tls_config(_ssl_view(settings), self.data_dir, is_start=True, interactive=self.interactive)
+                tls = _build_tls(settings, self.data_dir, is_start=True, interactive=self.interactive)
             except TlsConfigError as e:
                 for earlier in e.logged_before:
                     log.log(earlier.message, detail=earlier.detail, hint=earlier.hint)
@@ -257,7 +257,7 @@ class Server:
         ssl_errors: list[str] = []
         if settings["ssl"]:
             try:
-                tls = build_tls_config(_ssl_view(settings), self.data_dir, is_start=False, interactive=False)
+                tls = _build_tls(settings, self.data_dir, is_start=False, interactive=False)
                 for notice in tls.notices:
                     log.log(notice.message, detail=notice.detail, hint=notice.hint)
             except TlsConfigError as e:
@@ -592,6 +592,16 @@ def _path(settings: Settings, name: str, default: Path) -> Path:
         return default
     p = Path(str(v))
     return p if p.is_absolute() else settings.data_dir / p
+
+
+def _build_tls(settings: Settings, data_dir: Path, *, is_start: bool, interactive: bool) -> TlsConfig:
+    """postgresql.conf's TLS configuration, or with ssl_sni the hosts file's (pgtls.tls.sni)."""
+    from pgtls.tls.sni import build_server_tls
+
+    return build_server_tls(
+        _ssl_view(settings), data_dir, is_start=is_start, interactive=interactive, sni=bool(settings["ssl_sni"]),
+        hosts_file=str(settings["hosts_file"]),
+        log_no_fallback=lambda: log.log("no hostname provided in callback, and no fallback configured"))
 
 
 def _ssl_view(settings: Settings) -> dict[str, object]:

@@ -118,17 +118,11 @@ def certificates(server: Any) -> list[dict[str, Any]]:
 
     rows: list[dict[str, Any]] = []
     s = server.snapshot.settings
-    for i, der in enumerate(tls.cert_chain or (tls.leaf_der,)):
-        rows.append(_cert_row("certificate" if i == 0 else "chain", str(s["ssl_cert_file"]),
-                              x509.load_der_x509_certificate(der)))
-    ca_file = str(s["ssl_ca_file"])
-    if ca_file:
-        path = _path(server.data_dir, ca_file)
-        try:
-            for cert in x509.load_pem_x509_certificates(path.read_bytes()):
-                rows.append(_cert_row("ca", ca_file, cert))
-        except (OSError, ValueError):
-            pass
+    if tls.sni is not None:  # every host of the hosts file (pgtls.tls.sni)
+        for entry, cfg in tls.sni.entries:
+            rows += _config_rows(server, cfg, entry.cert, entry.ca, ",".join(entry.names))
+    else:
+        rows += _config_rows(server, tls, str(s["ssl_cert_file"]), str(s["ssl_ca_file"]), "")
     crl_file = str(s["ssl_crl_file"])
     if crl_file:
         try:
@@ -143,8 +137,22 @@ def certificates(server: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _cert_row(kind: str, file: str, cert: Any) -> dict[str, Any]:
-    return {"kind": kind, "file": file, "subject": cert.subject.rfc4514_string(),
+def _config_rows(server: Any, cfg: Any, cert_file: str, ca_file: str, hosts: str) -> list[dict[str, Any]]:
+    from cryptography import x509
+
+    rows = [_cert_row("certificate" if i == 0 else "chain", cert_file, x509.load_der_x509_certificate(der), hosts)
+            for i, der in enumerate(cfg.cert_chain or (cfg.leaf_der,))]
+    if ca_file:
+        try:
+            for cert in x509.load_pem_x509_certificates(_path(server.data_dir, ca_file).read_bytes()):
+                rows.append(_cert_row("ca", ca_file, cert, hosts))
+        except (OSError, ValueError):
+            pass
+    return rows
+
+
+def _cert_row(kind: str, file: str, cert: Any, hosts: str = "") -> dict[str, Any]:
+    return {"kind": kind, "file": file, "subject": cert.subject.rfc4514_string(), "hosts": hosts,
             "issuer": cert.issuer.rfc4514_string(), "not_after": cert.not_valid_after_utc.timestamp()}
 
 

@@ -30,8 +30,9 @@ import hashlib
 import os
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pgtls.tls import dh, ffi, handshake
 from pgtls.tls.errors import TlsConfigError
@@ -85,6 +86,14 @@ class TlsConfig:
     notices: tuple[TlsConfigError, ...] = ()
     # Effective (min, max) protocol names for the accept-failure HINT.
     protocol_range: tuple[str, str] = (MIN_TLS_VERSION_NAME, MAX_TLS_VERSION_NAME)
+    # Server-side SNI (pgtls.tls.sni.SniHosts): every host's configuration; this one is the first entry's.
+    sni: Any = field(default=None, compare=False)
+
+    def for_context(self, context: ssl.SSLContext) -> TlsConfig:
+        """The configuration a handshake ended up with (SNI may have switched its context)."""
+        if self.sni is None or context is self.context:
+            return self
+        return self.sni.config_of(context) or self
 
 
 # --- settings access ---------------------------------------------------------------------------

@@ -4,9 +4,7 @@ for ``ssltestuser``."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -60,14 +58,3 @@ def upstream(certs) -> Iterator[RealPostgres]:
         yield pg
     finally:
         pg.cleanup()
-
-
-@pytest.fixture(scope="module")
-def keys(certs, tmp_path_factory) -> Path:
-    """The certificate set's client keys and root, copied with the modes libpq demands of a client key."""
-    d = tmp_path_factory.mktemp("keys")
-    for name in ("client.crt", "client.key", "root_ca.crt", "anotheruser.crt", "anotheruser.key"):
-        shutil.copy(certs.path(name), d / name)
-        (d / name).chmod(0o600)
-    return d
-
