@@ -236,6 +236,8 @@ _DEFS: tuple[GucDef, ...] = (
          "Sets the list of allowed TLSv1.2 (and lower) ciphers.", su=True),
     _str("ssl_tls13_ciphers", "", "sighup", "Sets the list of allowed TLSv1.3 cipher suites.", su=True),
     _bool("ssl_prefer_server_ciphers", True, "sighup", "Give priority to server ciphersuite order.", su=True),
+    _int("ssl_expiry_warning_days", 30, "sighup", "Sets how many days before a loaded certificate or CRL "
+         "expires a warning is logged at start and reload (0: never).", 0, 36500),
     _bool("ssl_sni", False, "sighup", "Sets whether to interpret SNI and use the hosts file.", su=True),
     _str("hosts_file", "pg_hosts.conf", "postmaster", "Sets the server's \"hosts\" configuration file."),
     _str("ssl_groups", "X25519:prime256v1", "sighup", "Sets the group(s) to use for Diffie-Hellman key exchange.",

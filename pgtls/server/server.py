@@ -134,6 +134,8 @@ class Server:
         self._done: asyncio.Event | None = None
         self._stop_mode = "smart"
         self.snapshot = self._load_initial()
+        if worker is None:  # a worker's supervisor has said it already
+            self.warn_expiry()
         s = self.snapshot.settings
         self.db_executor = ThreadPoolExecutor(max_workers=int(s["max_connections"]) + 8, thread_name_prefix="pgtls-db")
         self.tls_executor = ThreadPoolExecutor(max_workers=TLS_WORKERS, thread_name_prefix="pgtls-tls")
@@ -275,10 +277,22 @@ class Server:
         kept += [line for line in lines if "not applied" in line or "contains errors" in line]
         self._record_reload(kept, lines, ssl_errors)
         self.snapshot = replace(old, settings=settings, tls=tls, hba=hba, ident=ident)
+        if self.worker is None or self.worker.index == 0:  # once per server
+            self.warn_expiry()
         reload_backend = getattr(self.backend, "reload", None)
         if reload_backend is not None:
             reload_backend()
         return kept
+
+    def warn_expiry(self) -> None:
+        """ssl_expiry_warning_days: a WARNING for every loaded certificate or CRL close to its end."""
+        from pgtls.server.state import expiry_warnings
+
+        try:
+            for line in expiry_warnings(self, int(self.snapshot.settings["ssl_expiry_warning_days"])):
+                log.emit("WARNING", line, hint="Replace it and reload (pgtls reload): clients keep connecting.")
+        except Exception as e:  # noqa: BLE001 - a report must not stop a start or reload
+            log.log(f"could not check the certificates' expiry: {e}")
 
     def _record_reload(self, kept: list[str], conf_lines: list[str], ssl_errors: list[str]) -> None:
         """What the admin console (SHOW RELOAD) and the metrics say about this reload, per file."""

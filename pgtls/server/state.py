@@ -161,5 +161,29 @@ def _path(data_dir: Path, name: str) -> Path:
     return p if p.is_absolute() else data_dir / p
 
 
+_KIND_NAMES = {"certificate": "server certificate", "chain": "intermediate certificate", "ca": "CA certificate",
+               "crl": "certificate revocation list"}
+
+
+def expiry_warnings(server: Any, days: int) -> list[str]:
+    """One line per loaded certificate (every SNI host's, CAs) or CRL that expires within ``days``."""
+    if days <= 0:
+        return []
+    out = []
+    now = time.time()
+    for c in certificates(server):
+        na = c.get("not_after")
+        if na is None or na - now > days * 86400:
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(na))
+        what = _KIND_NAMES.get(c["kind"], c["kind"])
+        if na <= now:
+            out.append(f'{what} "{c["subject"]}" in file "{c["file"]}" expired on {when}')
+        else:
+            out.append(f'{what} "{c["subject"]}" in file "{c["file"]}" expires in {int((na - now) // 86400)} '
+                       f"days, on {when}" + (" (next update)" if c["kind"] == "crl" else ""))
+    return out
+
+
 def seconds_left(not_after: float | None) -> float | None:
     return None if not_after is None else not_after - time.time()
