@@ -120,9 +120,13 @@ def add_cert_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ig
 
 def add_check_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``check``: diagnose the SSL setup of a data directory."""
-    p = subparsers.add_parser("check", help="diagnose the SSL setup of a data directory",
-                              description="Check postgresql.conf, pg_hba.conf and the SSL files they name. "
+    p = subparsers.add_parser("check", help="diagnose the SSL setup of a data directory or a running server",
+                              description="Check postgresql.conf, pg_hba.conf and the SSL files they name, or "
+                                          "(--server) what a running server presents. "
                                           "Exit status: 0 clean, 1 warnings, 2 errors.")
+    p.add_argument("--server", metavar="HOST:PORT", help="inspect a live server over SSLRequest instead")
+    p.add_argument("--sni", metavar="NAME", help="with --server: the name to send as SNI")
+    p.add_argument("--rootcert", metavar="FILE", help="with --server: verify the chain and name (verify-full)")
     p.add_argument("-D", "--pgdata", type=Path, default=os.environ.get("PGDATA"), help="data directory (default: $PGDATA)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--passphrase", metavar="SOURCE", help=f"passphrase of an encrypted server key: {PASSPHRASE_SOURCES}")
@@ -247,6 +251,15 @@ def _check(args: argparse.Namespace) -> int:
             print(f"pgtls check: error: {msg}", file=sys.stderr)
         return 2
 
+    if args.server:
+        from pgtls.certs.liveserver import check_server, format_report
+
+        rep = check_server(args.server, args.sni, args.rootcert)
+        if args.json:
+            print(json.dumps(rep.to_dict(), indent=2))
+        else:
+            print("\n".join(format_report(rep)))
+        return rep.status
     if args.pgdata is None:
         return fail("no data directory given (use -D or set PGDATA)")
     try:

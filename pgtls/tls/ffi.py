@@ -154,6 +154,8 @@ def _declare(s: ctypes.CDLL, c: ctypes.CDLL) -> None:
     _proto(s, "SSL_CTX_set_alpn_select_cb", None, vp, ALPN_SELECT_CB, vp)
     _proto(s, "SSL_get_SSL_CTX", vp, vp)
     _proto(s, "SSL_set_verify", None, vp, i, VERIFY_CB)
+    _proto(s, "SSL_get_peer_cert_chain", vp, vp)
+    _proto(s, "SSL_ctrl", c_long, vp, i, c_long, vp)
     _proto(s, "SSL_get_ex_data", vp, vp, i)
     _proto(s, "SSL_get_ex_data_X509_STORE_CTX_idx", i)
     # libcrypto: errors

@@ -190,3 +190,23 @@ def test_off_ignores_the_file_and_reload_switches(certs, hosts):
         assert fingerprint(s.port, "example.org") == file_fingerprint(hosts / "com.crt")
     finally:
         s.cleanup()
+
+
+def test_check_server_sees_what_each_name_presents(server, hosts, certs):
+    import json
+    import sys
+
+    def check(*args: str) -> tuple[int, dict]:
+        r = subprocess.run([sys.executable, "-m", "pgtls", "check", "--server", f"127.0.0.1:{server.port}", "--json",
+                            *args], capture_output=True, text=True, timeout=120)
+        return r.returncode, json.loads(r.stdout)
+
+    code, rep = check("--sni", "example.org", "--rootcert", str(hosts / "org_ca.crt"))
+    assert code == 0 and rep["verified"] == "ok" and rep["chain"][0]["subject"] == "CN=example.org"
+    assert rep["protocol"] == "TLSv1.3" and rep["versions"] == {"TLSv1": False, "TLSv1.1": False, "TLSv1.2": True,
+                                                                 "TLSv1.3": True}
+    assert rep["groups"]["X25519"] and rep["groups"]["P-256"] and not rep["groups"]["ffdhe2048"]
+    code, rep = check("--sni", "example.com", "--rootcert", str(hosts / "org_ca.crt"))
+    assert code == 2 and rep["chain"][0]["subject"] == "CN=example.com" and rep["verified"] != "ok"
+    code, rep = check()  # no SNI: the /no_sni/ entry
+    assert code == 0 and rep["chain"][0]["names"][0] == "localhost"
