@@ -66,6 +66,9 @@ class _Snapshots(Collector):
                                       "kept the old configuration (0).", labels=["worker", "file"])
         restarts = CounterMetricFamily("pgtls_worker_restarts", "Times the supervisor restarted a worker.",
                                        labels=["worker"])
+        upstream = GaugeMetricFamily("pgtls_upstream_up", "The managed cluster accepting connections (1) or "
+                                     "restarting (0); a network host in connect backoff (0).",
+                                     labels=["worker", "upstream"])
         paused = GaugeMetricFamily("pgtls_paused", "Whether the worker is paused (admin console PAUSE).",
                                    labels=["worker"])
         now = time.time()
@@ -96,9 +99,11 @@ class _Snapshots(Collector):
                 reload_time.add_metric([w, f], r["time"])
                 reload_ok.add_metric([w, f], 1 if r["ok"] else 0)
             restarts.add_metric([w], ans["restarts"])
+            for u in ans.get("upstreams", []):
+                upstream.add_metric([w, u["upstream"]], 1 if u["up"] else 0)
             paused.add_metric([w], 1 if ans["paused"] else 0)
         yield from (clients, handshakes, hs_fail, auth, pool_size, waiting, pinned, expiry, reload_time, reload_ok,
-                    restarts, paused)
+                    restarts, upstream, paused)
 
 
 def render(answers: Sequence[dict[str, Any]]) -> bytes:

@@ -33,6 +33,7 @@ def snapshot(server: Any) -> dict[str, Any]:
         "stats": stats.to_dict(),
         "certificates": certificates(server),
         "paused": bool(getattr(server.backend, "paused", False)),
+        "upstreams": _upstreams(server),
         "pinned": int(getattr(server.backend, "pinned_clients", 0)),
     }
 
@@ -54,6 +55,19 @@ def _clients(server: Any) -> list[dict[str, Any]]:
             "upstream_pid": getattr(getattr(session, "conn", None), "pid", None),
         })
     return rows
+
+
+def _upstreams(server: Any) -> list[dict[str, Any]]:
+    """The managed cluster (up or restarting), or the network hosts known to be down (in backoff)."""
+    backend = server.backend
+    cluster = getattr(backend, "cluster", None)
+    if cluster is not None:
+        return [{"upstream": "managed cluster", "up": bool(getattr(cluster, "ready", False))}]
+    health = getattr(backend, "health", None)
+    down = getattr(health, "_down", {}) if health is not None else {}
+    now = time.monotonic()
+    return [{"upstream": f"{host or addr}:{port}", "up": retry <= now} for (host, addr, port), (retry, _) in
+            list(down.items())]
 
 
 def _pools(server: Any) -> list[dict[str, Any]]:

@@ -159,6 +159,7 @@ def test_metrics(served, keys):
     assert sample(text, "pgtls_tls_handshakes_total", protocol="TLSv1.3") >= 1
     assert sample(text, "pgtls_authentications_total", method="trust", outcome="success") >= 1
     assert sample(text, "pgtls_client_connections", state="active") is not None
+    assert sample(text, "pgtls_upstream_up", upstream="managed cluster") == 1
     cert = x509.load_pem_x509_certificates((s.datadir / "server.crt").read_bytes())[0]
     left = sample(text, "pgtls_certificate_expiry_seconds", kind="certificate")
     assert left is not None and abs(left - (cert.not_valid_after_utc.timestamp() - time.time())) < 60
