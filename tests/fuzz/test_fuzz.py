@@ -1,6 +1,6 @@
 """The fuzz stage of the test suite: every atheris target for a bounded time, plus the regression replay.
 
-* ``test_fuzz_target[<name>]`` -- the target fuzzed for ``$PGTLS_FUZZ_SECONDS`` (default 8) seconds from its
+* ``test_fuzz_target[<name>]`` -- the target fuzzed for ``$PGTLS_FUZZ_SECONDS`` (default 6) seconds from its
   committed corpus.  The selected targets run together, ``$PGTLS_FUZZ_JOBS`` (default 2) at a time, when the
   first of these tests starts; each test then reports its own target.  Any crash, hang or uncaught exception
   fails it, and the message names the saved input.
@@ -20,7 +20,7 @@ import pytest
 from tests.fuzz import run
 
 HERE = Path(__file__).resolve().parent
-SECONDS = int(os.environ.get("PGTLS_FUZZ_SECONDS", "8"))
+SECONDS = int(os.environ.get("PGTLS_FUZZ_SECONDS", "6"))
 JOBS = int(os.environ.get("PGTLS_FUZZ_JOBS", "2"))
 TARGETS = run.all_targets()
 # Generous: all targets may run inside the first test (pytest-timeout counts fixture setup).

@@ -451,7 +451,7 @@ def test_pgbench_1000_clients_on_20_servers(certs, keys):
 
 # ---------------------------------------------------------------- many idle TLS clients
 
-IDLE_CLIENTS = 2000
+IDLE_CLIENTS = 1000
 MAX_KB_PER_IDLE_CLIENT = 100  # measured about 30 (bench/txn_scale.py: 29.3 KB with 10,000 clients)
 
 
@@ -503,7 +503,7 @@ async def _idle_clients(port: int, n: int, rootcert: str, hold: Any) -> int:
 
 
 def test_thousands_of_idle_tls_clients_cost_little(certs, keys):
-    """2,000 TLS clients logged in and idle in transaction mode: pgtls's memory grows by a bounded amount per
+    """1,000 TLS clients logged in and idle in transaction mode: pgtls's memory grows by a bounded amount per
     client and no PostgreSQL backend is held for them; each then runs a query."""
     _more_descriptors()
     s = txn_server(certs, max_connections=str(IDLE_CLIENTS + 50))
