@@ -106,7 +106,7 @@ def test_show_pools_servers_stats_ssl_and_config(served, keys):
     stats = psql(s, keys, "show stats;").stdout.split("|")
     assert int(stats[8]) >= 2 and int(stats[10]) >= 2  # handshakes, logins
     ssl_rows = psql(s, keys, "SHOW SSL").stdout.splitlines()
-    assert any(r.startswith("0|certificate|server.crt|CN=localhost") for r in ssl_rows), ssl_rows
+    assert any(r.startswith("0|certificate|server.crt||CN=localhost") for r in ssl_rows), ssl_rows
     assert "pool_mode|transaction" in psql(s, keys, "SHOW CONFIG").stdout
 
 

@@ -368,7 +368,7 @@ def test_client_scenario_as_on_postgresql(paired, client):
     for part in ("errors", "values", "roundtrip", "checks"):
         assert ours[part] == theirs[part], part
     if client == "asyncpg":  # its type introspection: set_config('jit', 'off', false) outside a transaction
-        assert wait_for(lambda: "pinned by set_config(..., false)" in paired.server.log())
+        assert wait_for(lambda: "pinned to its server connection in transaction mode: SET" in paired.server.log())
 
 
 def test_asyncpg_statements_follow_the_client(paired):
