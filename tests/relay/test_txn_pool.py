@@ -528,3 +528,30 @@ def test_thousands_of_idle_tls_clients_cost_little(certs, keys):
         assert seen["backends"] <= 1
     finally:
         s.cleanup()
+
+
+def test_idle_client_during_a_cluster_restart_gets_57p03_not_a_hang(certs, keys):
+    """kill -9 of the managed PostgreSQL while a transaction-mode client holds no server: its next query
+    gets PostgreSQL's 57P03 FATAL (or, once the cluster is back, an answer), never a hang."""
+    import signal
+
+    s = txn_server(certs)
+    try:
+        c = conn(s, keys)
+        assert c.execute("SELECT 1").fetchone() == (1,)
+        pm = int((s.datadir / "cluster" / "postmaster.pid").read_text().splitlines()[0])
+        os.kill(pm, signal.SIGKILL)
+        assert wait_for(lambda: f"the managed PostgreSQL (PID {pm}) exited" in s.log(), timeout=10)
+        t0 = time.monotonic()
+        try:
+            got = c.execute("SELECT 2").fetchone()
+            assert got == (2,)  # the cluster was back already
+        except psycopg.OperationalError as e:
+            assert "the database system is starting up" in str(e) or "closed the connection" in str(e), str(e)
+        assert time.monotonic() - t0 < 10
+        c.close()
+        assert wait_for(lambda: "the managed PostgreSQL is running again" in s.log(), timeout=30)
+        with conn(s, keys) as again:
+            assert again.execute("SELECT 3").fetchone() == (3,)
+    finally:
+        s.cleanup()

@@ -34,7 +34,7 @@ from pgtls.backends.relay.session import (
     unhook_client,
 )
 from pgtls.backends.relay.sessionstate import inspect, plain
-from pgtls.backends.relay.upstream import UpstreamConn
+from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 from pgtls.protocol.startup import LogOnly
@@ -238,10 +238,12 @@ class TxnRelaySession:
             except BaseException:
                 self.pool.release(conn, conn.usable and not conn.closed)
                 raise
-        except PgError as e:
+        except (PgError, OSError, UpstreamGone, QueryError, TimeoutError) as e:
+            err = e if isinstance(e, PgError) else e.fields.to_error() if isinstance(e, QueryError) else PgError(
+                CONNECTION_FAILURE, "could not reach the PostgreSQL server behind pgtls", detail=str(e) or None)
             if self._channel is not None:
-                self._channel.send(m.error_response(PgError(e.sqlstate, e.message, severity="FATAL",
-                                                            detail=e.detail, hint=e.hint)))
+                self._channel.send(m.error_response(PgError(err.sqlstate, err.message, severity="FATAL",
+                                                            detail=err.detail, hint=err.hint)))
                 self._channel.close()
             self._end()
             return
