@@ -1,5 +1,5 @@
-"""PGTLS_EVENT_LOOP: the server runs on uvloop when asked (the optional dependency), relays as on asyncio's
-loop, and refuses a value it does not know."""
+"""PGTLS_EVENT_LOOP: the server runs on uvloop by default (asyncio's own loop with PGTLS_EVENT_LOOP=asyncio),
+relays as on asyncio's loop, and refuses a value it does not know."""
 
 from __future__ import annotations
 
@@ -29,6 +29,18 @@ def test_uvloop_relays_tls_sessions(pgtls_factory, certs, monkeypatch):
         c.execute("LISTEN ch")
         c.execute("NOTIFY ch, 'x'")
         assert [n.payload for n in c.notifies(timeout=2, stop_after=1)] == ["x"]
+
+
+def test_uvloop_is_the_default_and_asyncio_the_off_switch(pgtls_factory, certs, monkeypatch):
+    pytest.importorskip("uvloop")
+    monkeypatch.delenv("PGTLS_EVENT_LOOP", raising=False)
+    s: PgtlsServer = tls_server(certs, pgtls_factory())
+    assert "uvloop" in open(f"/proc/{s.proc.pid}/maps").read(), "the default is uvloop when installed"
+    monkeypatch.setenv("PGTLS_EVENT_LOOP", "asyncio")
+    a: PgtlsServer = tls_server(certs, pgtls_factory())
+    assert "uvloop" not in open(f"/proc/{a.proc.pid}/maps").read()
+    with psycopg.connect(a.dsn(sslmode="require"), autocommit=True) as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_unknown_event_loop_is_refused(pgtls_factory, monkeypatch):
