@@ -84,7 +84,12 @@ def fingerprint(port: int, server_name: str | None) -> str:
 
 
 def file_fingerprint(path: Path | str) -> str:
-    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(Path(path).read_text())).hexdigest()
+    """The first certificate of a PEM file (a chain file holds several)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    first = x509.load_pem_x509_certificates(Path(path).read_bytes())[0]
+    return hashlib.sha256(first.public_bytes(Encoding.DER)).hexdigest()
 
 
 def psql(port: int, host: str, *extra: str, user: str = "postgres") -> subprocess.CompletedProcess[str]:
