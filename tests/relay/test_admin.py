@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -131,13 +133,44 @@ def test_only_superusers_and_admin_users(served, keys):
     assert psql(s, keys, "SHOW CLIENTS", user="watcher").returncode == 0
 
 
+def tls_session(port: int, user: str = "postgres") -> tuple[ssl.SSLSocket, int]:
+    """A raw TLS session (SSLRequest, trust login) and its BackendKeyData pid: a victim whose FATAL is read
+    before anything is sent (a client sending after the close can meet a TCP reset that discards it)."""
+    raw = socket.create_connection(("127.0.0.1", port))
+    raw.sendall(b"\0\0\0\x08\x04\xd2\x16\x2f")
+    assert raw.recv(1) == b"S"
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    t = ctx.wrap_socket(raw, server_hostname="localhost")
+    body = struct.pack("!i", 196608) + f"user\0{user}\0database\0postgres\0\0".encode()
+    t.sendall(struct.pack("!i", len(body) + 4) + body)
+    got = b""
+    while not got.endswith(b"Z\0\0\0\x05I"):
+        chunk = t.recv(65536)
+        assert chunk, got
+        got += chunk
+    key = got[got.index(b"K\0\0\0") :]
+    return t, struct.unpack("!i", key[5:9])[0]
+
+
 def test_kill_pause_and_resume(served, keys):
     s, _ = served
-    victim = client(s, keys)
-    pid = victim.info.backend_pid
+    victim, pid = tls_session(s.port)
     assert psql(s, keys, f"KILL {pid}").returncode == 0
-    with pytest.raises(psycopg.OperationalError, match="terminating connection due to administrator command"):
-        victim.execute("SELECT 1")
+    victim.settimeout(10)
+    rest = b""
+    while True:
+        try:
+            chunk = victim.recv(65536)
+        except (ssl.SSLEOFError, ConnectionResetError):  # closed without close_notify
+            break
+        if not chunk:
+            break
+        rest += chunk
+    victim.close()
+    assert rest.startswith(b"E") and b"C57P01\0" in rest
+    assert b"terminating connection due to administrator command" in rest
     with client(s, keys) as c:
         assert psql(s, keys, "PAUSE").returncode == 0
         done: list[float] = []
@@ -197,8 +230,6 @@ def pgtls_reload(s: PgtlsServer) -> subprocess.CompletedProcess[str]:
 
 
 def ssl_fingerprint(port: int) -> bytes:
-    import ssl
-
     raw = socket.create_connection(("127.0.0.1", port))
     raw.sendall(b"\0\0\0\x08\x04\xd2\x16\x2f")
     assert raw.recv(1) == b"S"
