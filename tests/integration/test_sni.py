@@ -215,3 +215,23 @@ def test_check_server_sees_what_each_name_presents(server, hosts, certs):
     assert code == 2 and rep["chain"][0]["subject"] == "CN=example.com" and rep["verified"] != "ok"
     code, rep = check()  # no SNI: the /no_sni/ entry
     assert code == 0 and rep["chain"][0]["names"][0] == "localhost"
+
+
+def test_a_bad_host_file_on_reload_keeps_every_host_as_it_was(certs, hosts):
+    """Table 19.2 per host: a reload whose hosts-file entry cannot be loaded keeps the old configuration of
+    every host (and says so); a good reload then takes."""
+    s = sni_server(certs, hosts, GOOD)
+    try:
+        org, com = file_fingerprint(hosts / "org.crt"), file_fingerprint(hosts / "com.crt")
+        s.write("pg_hosts.conf", GOOD.replace("example.com,www.example.com  com.crt      com.key",
+                                              "example.com,www.example.com  missing.crt  com.key"))
+        s.reload()
+        assert "SSL configuration was not reloaded" in s.log()
+        assert 'could not load server certificate file "missing.crt"' in s.log()
+        assert fingerprint(s.port, "example.org") == org and fingerprint(s.port, "example.com") == com
+        s.write("pg_hosts.conf", GOOD.replace("example.org                  org.crt      org.key",
+                                              "example.org                  com.crt      com.key"))
+        s.reload()
+        assert fingerprint(s.port, "example.org") == com
+    finally:
+        s.cleanup()
