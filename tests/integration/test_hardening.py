@@ -66,7 +66,6 @@ def test_abandoned_password_logins_stop_at_the_timeout(pgtls_factory, backend):
     s.start()
     assert s.proc is not None
     attempts = []
-    t0 = time.monotonic()
     for _ in range(16):
         r = Raw(s.port)
         r.send(startup_packet("big"))
@@ -76,15 +75,19 @@ def test_abandoned_password_logins_stop_at_the_timeout(pgtls_factory, backend):
             pw = b"wrong\0"
             r.send(b"p" + struct.pack("!i", len(pw) + 4) + pw)
         attempts.append(r)
-    time.sleep(max(0.0, t0 + 2.6 - time.monotonic()))
+    time.sleep(2.6)  # authentication_timeout (2 s) runs from each login's start: the last one's ends after this
     started = time.monotonic()
     with psycopg.connect(host="127.0.0.1", port=s.port, user="other", dbname="postgres", connect_timeout=10) as c:
         assert c.execute("select 1").fetchone() == (1,)
     assert time.monotonic() - started < 2.0
+    # A PBKDF2 that went on would keep a pre-authentication thread busy: 1.5 s of CPU or more in this
+    # window (2 threads: up to 3 s).  Half a core leaves room for a loaded machine's noise.
+    time.sleep(0.5)
     cpu = process_cpu(s.proc.pid)
     time.sleep(1.5)
     used = process_cpu(s.proc.pid) - cpu
-    assert used < 0.5, f"pgtls used {used:.2f} s of CPU in 1.5 s after every login was abandoned"
+    print(f"pgtls CPU in the 1.5 s after every login was abandoned: {used:.2f} s")
+    assert used < 0.75, f"pgtls used {used:.2f} s of CPU in 1.5 s after every login was abandoned"
     for r in attempts:
         r.close()
 
