@@ -97,11 +97,9 @@ def _servers(server: Any) -> list[dict[str, Any]]:
     if not pools:
         return []
     rows = []
-    holders: dict[int, int] = {}
     for e in server.registry.sessions():
         conn = getattr(e.session, "conn", None)
         if conn is not None:
-            holders[id(conn)] = e.info.pid
             rows.append(_server_row(conn, e.info.user, e.info.database, "active", e.info.pid))
     for key, pool in list(pools.items()):
         for conn in pool.idle:

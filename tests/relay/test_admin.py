@@ -23,6 +23,7 @@ import pytest
 from cryptography import x509
 
 from tests.pgtlsserver import PgtlsServer
+from tests.relay.util import read_to_eof, read_to_ready, startup_message, tls_request
 
 HBA = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n"
 
@@ -136,20 +137,9 @@ def test_only_superusers_and_admin_users(served, keys):
 def tls_session(port: int, user: str = "postgres") -> tuple[ssl.SSLSocket, int]:
     """A raw TLS session (SSLRequest, trust login) and its BackendKeyData pid: a victim whose FATAL is read
     before anything is sent (a client sending after the close can meet a TCP reset that discards it)."""
-    raw = socket.create_connection(("127.0.0.1", port))
-    raw.sendall(b"\0\0\0\x08\x04\xd2\x16\x2f")
-    assert raw.recv(1) == b"S"
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    t = ctx.wrap_socket(raw, server_hostname="localhost")
-    body = struct.pack("!i", 196608) + f"user\0{user}\0database\0postgres\0\0".encode()
-    t.sendall(struct.pack("!i", len(body) + 4) + body)
-    got = b""
-    while not got.endswith(b"Z\0\0\0\x05I"):
-        chunk = t.recv(65536)
-        assert chunk, got
-        got += chunk
+    t = tls_request(port)
+    t.sendall(startup_message(user))
+    got = read_to_ready(t)
     key = got[got.index(b"K\0\0\0") :]
     return t, struct.unpack("!i", key[5:9])[0]
 
@@ -159,15 +149,7 @@ def test_kill_pause_and_resume(served, keys):
     victim, pid = tls_session(s.port)
     assert psql(s, keys, f"KILL {pid}").returncode == 0
     victim.settimeout(10)
-    rest = b""
-    while True:
-        try:
-            chunk = victim.recv(65536)
-        except (ssl.SSLEOFError, ConnectionResetError):  # closed without close_notify
-            break
-        if not chunk:
-            break
-        rest += chunk
+    rest = read_to_eof(victim)
     victim.close()
     assert rest.startswith(b"E") and b"C57P01\0" in rest
     assert b"terminating connection due to administrator command" in rest
@@ -230,13 +212,7 @@ def pgtls_reload(s: PgtlsServer) -> subprocess.CompletedProcess[str]:
 
 
 def ssl_fingerprint(port: int) -> bytes:
-    raw = socket.create_connection(("127.0.0.1", port))
-    raw.sendall(b"\0\0\0\x08\x04\xd2\x16\x2f")
-    assert raw.recv(1) == b"S"
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+    with tls_request(port) as t:
         der = t.getpeercert(binary_form=True)
     assert der is not None
     return der

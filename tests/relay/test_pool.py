@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from tests.pgtlsserver import PgtlsServer
-from tests.relay.util import query_message, raw_login, wait_for
+from tests.relay.util import query_message, raw_login, read_to_eof, read_to_ready, wait_for
 
 
 def make_server(**conf: str) -> PgtlsServer:
@@ -240,19 +240,13 @@ def test_terminated_upstream_gives_postgres_fatal_and_closes(server):
     reset that discards the FATAL still unread (the same with PostgreSQL directly)."""
     raw = raw_login(server.port, "alice")
     raw.sendall(query_message("SELECT pg_backend_pid()"))
-    reply = b""
-    while not reply.endswith(b"Z\0\0\0\x05I"):
-        chunk = raw.recv(65536)
-        assert chunk, reply
-        reply += chunk
+    reply = read_to_ready(raw)
     row = reply[reply.index(b"D\0"):]
     width = int.from_bytes(row[7:11], "big")
     pid = int(row[11:11 + width])
     server.sql(f"SELECT pg_terminate_backend({pid})")
     raw.settimeout(10)
-    rest = b""
-    while (chunk := raw.recv(65536)):
-        rest += chunk
+    rest = read_to_eof(raw)
     raw.close()
     assert rest.startswith(b"E") and b"SFATAL\0" in rest and b"C57P01\0" in rest
     assert b"terminating connection due to administrator command" in rest

@@ -74,6 +74,7 @@ class TxnRelaySession:
         self._channel: ClientStream | None = None
         self.client_error: LogOnly | None = None
         self.upstream_lost = False
+        self._answered: asyncio.Future[None] | None = None  # a Terminate came after a request: its reply
 
     def parameters(self) -> list[tuple[str, str]]:
         return self._parameters
@@ -114,8 +115,6 @@ class TxnRelaySession:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(RESET_TIMEOUT):
                     await answered
-
-    _answered: asyncio.Future[None] | None = None
 
     def _end(self) -> None:
         if self._done is not None and not self._done.done():
