@@ -18,7 +18,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pgtls.errors import PgError
@@ -166,35 +166,57 @@ class AdminSession:
         return b"".join(out)
 
     async def command(self, text: str) -> tuple[str, Rows | None]:
+        """One console command: its verb picks the handler from ``_COMMANDS`` (PgBouncer's admin.c keeps
+        the same kind of table); a handler returns None when the words after the verb do not fit it."""
         words = text.split()
-        verb = words[0].upper()
-        if verb == "SHOW" and len(words) == 2:
-            what = words[1].upper()
-            show = _SHOWS.get(what)
-            if show is None:
-                raise PgError(UNDEFINED_OBJECT, f'unrecognized admin console item "{words[1]}"',
-                              hint="SHOW CLIENTS, SERVERS, POOLS, STATS, CONFIG, SSL or RELOAD.")
-            if what == "CONFIG":
-                return "SHOW", _config(self.server)
-            answers, missing = await peers.ask_all(self.server, {"op": "snapshot"}, self._local)
-            if missing:
-                log.log(f"admin console: workers {missing} did not answer")
-            return "SHOW", show(answers)
-        if verb == "RELOAD" and len(words) == 1:
-            target = os.getppid() if getattr(self.server, "worker", None) is not None else os.getpid()
-            os.kill(target, signal.SIGHUP)
-            return "RELOAD", None
-        if verb in ("PAUSE", "RESUME") and len(words) == 1:
-            await peers.ask_all(self.server, {"op": verb.lower()}, self._local)
-            return verb, None
-        if verb == "KILL" and len(words) == 2 and re.fullmatch(r"\d{1,10}", words[1]):
-            pid = int(words[1])
-            answers, _ = await peers.ask_all(self.server, {"op": "kill", "pid": pid}, self._local)
-            if not any(a.get("killed") for a in answers):
-                raise PgError(UNDEFINED_OBJECT, f"no client with pid {pid}")
-            return "KILL", None
-        raise PgError(SYNTAX_ERROR, f'unrecognized admin console command "{text[:100]}"',
-                      hint="SHOW CLIENTS|SERVERS|POOLS|STATS|CONFIG|SSL|RELOAD, RELOAD, PAUSE, RESUME, KILL <pid>.")
+        handler = _COMMANDS.get(words[0].upper())
+        answer = await handler(self, words[1:]) if handler is not None else None
+        if answer is None:
+            raise PgError(SYNTAX_ERROR, f'unrecognized admin console command "{text[:100]}"', hint=_COMMAND_HINT)
+        return answer
+
+    async def _cmd_show(self, args: list[str]) -> tuple[str, Rows | None] | None:
+        if len(args) != 1:
+            return None
+        what = args[0].upper()
+        local = _SHOW_LOCAL.get(what)
+        if local is not None:
+            return "SHOW", local(self.server)
+        gathered = _SHOW_GATHERED.get(what)
+        if gathered is None:
+            raise PgError(UNDEFINED_OBJECT, f'unrecognized admin console item "{args[0]}"', hint=_SHOW_HINT)
+        answers, missing = await peers.ask_all(self.server, {"op": "snapshot"}, self._local)
+        if missing:
+            log.log(f"admin console: workers {missing} did not answer")
+        return "SHOW", gathered(answers)
+
+    async def _cmd_reload(self, args: list[str]) -> tuple[str, Rows | None] | None:
+        if args:
+            return None
+        target = os.getppid() if getattr(self.server, "worker", None) is not None else os.getpid()
+        os.kill(target, signal.SIGHUP)
+        return "RELOAD", None
+
+    async def _cmd_pause(self, args: list[str]) -> tuple[str, Rows | None] | None:
+        if args:
+            return None
+        await peers.ask_all(self.server, {"op": "pause"}, self._local)
+        return "PAUSE", None
+
+    async def _cmd_resume(self, args: list[str]) -> tuple[str, Rows | None] | None:
+        if args:
+            return None
+        await peers.ask_all(self.server, {"op": "resume"}, self._local)
+        return "RESUME", None
+
+    async def _cmd_kill(self, args: list[str]) -> tuple[str, Rows | None] | None:
+        if len(args) != 1 or not re.fullmatch(r"\d{1,10}", args[0]):
+            return None
+        pid = int(args[0])
+        answers, _ = await peers.ask_all(self.server, {"op": "kill", "pid": pid}, self._local)
+        if not any(a.get("killed") for a in answers):
+            raise PgError(UNDEFINED_OBJECT, f"no client with pid {pid}")
+        return "KILL", None
 
     async def _local(self, req: dict[str, Any]) -> dict[str, Any]:
         return await local_op(self.server, req)
@@ -260,9 +282,20 @@ def _config(server: Any) -> Rows:
     return ["name", "setting"], [[n, s.show(n)] for n in sorted(s.names())]
 
 
-_SHOWS: dict[str, Callable[[Sequence[dict[str, Any]]], Rows]] = {
-    "CLIENTS": _clients, "SERVERS": _servers, "POOLS": _pools, "STATS": _stats, "SSL": _ssl,
-    "RELOAD": _reload, "CONFIG": lambda answers: ([], []),
+# SHOW items built from every worker's snapshot (asked over the admin sockets) ...
+_SHOW_GATHERED: dict[str, Callable[[Sequence[dict[str, Any]]], Rows]] = {
+    "CLIENTS": _clients, "SERVERS": _servers, "POOLS": _pools, "STATS": _stats, "SSL": _ssl, "RELOAD": _reload,
 }
+# ... and those this worker answers alone (the settings are the same in every worker).
+_SHOW_LOCAL: dict[str, Callable[[Any], Rows]] = {"CONFIG": _config}
+_SHOW_HINT = "SHOW " + ", ".join(sorted([*_SHOW_GATHERED, *_SHOW_LOCAL])) + "."
+
+_Handler = Callable[["AdminSession", list[str]], Awaitable["tuple[str, Rows | None] | None"]]
+_COMMANDS: dict[str, _Handler] = {
+    "SHOW": AdminSession._cmd_show, "RELOAD": AdminSession._cmd_reload, "PAUSE": AdminSession._cmd_pause,
+    "RESUME": AdminSession._cmd_resume, "KILL": AdminSession._cmd_kill,
+}
+_COMMAND_HINT = "SHOW <item>, RELOAD, PAUSE, RESUME, KILL <pid>; items: " + ", ".join(
+    sorted([*_SHOW_GATHERED, *_SHOW_LOCAL])) + "."
 
 __all__ = ["ADMIN_DATABASE", "AdminSession", "allowed", "local_op", "refused"]
