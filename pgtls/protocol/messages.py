@@ -8,6 +8,7 @@ touches a socket.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable, Sequence
 
@@ -17,6 +18,9 @@ from pgtls.errors import PROTOCOL_VIOLATION, PgError
 MAX_STARTUP_PACKET_LENGTH = 10000  # MAX_STARTUP_PACKET_LENGTH in pqcomm.h (payload after the length word)
 MAX_MESSAGE_LENGTH = 1 << 30  # PQ_LARGE_MESSAGE_LIMIT
 MAX_AUTH_MESSAGE_LENGTH = 10000  # PG_MAX_AUTH_TOKEN_LENGTH-ish bound for password/SASL messages
+
+# Distinct (name, value) ParameterStatus messages kept encoded (bounded: application_name is the client's).
+PARAMETER_STATUS_CACHE = 512
 
 _I32 = struct.Struct("!i")
 _I16 = struct.Struct("!h")
@@ -63,7 +67,9 @@ def backend_key_data(pid: int, key: bytes) -> bytes:
     return msg(b"K", struct.pack("!i", pid) + key)
 
 
+@functools.lru_cache(maxsize=PARAMETER_STATUS_CACHE)
 def parameter_status(name: str, value: str) -> bytes:
+    """ParameterStatus; memoized, since every login sends the same dozen or so (name, value) pairs."""
     return msg(b"S", cstr(name) + cstr(value))
 
 

@@ -32,8 +32,10 @@ def _psql(conninfo: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _start_demo(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
-    demo = subprocess.Popen([sys.executable, "-m", "pgtls.demo", "--dir", str(tmp_path / "demo")], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    errors = tmp_path / "demo-stderr.log"
+    with errors.open("w") as err:
+        demo = subprocess.Popen([sys.executable, "-m", "pgtls.demo", "--dir", str(tmp_path / "demo")], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
     assert demo.stdout is not None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -44,7 +46,9 @@ def _start_demo(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
         if m:
             return demo, shlex.split(m.group(1))[0]
     demo.kill()
-    pytest.fail("make demo printed no psql line")
+    demo.wait(timeout=30)
+    pytest.fail(f"make demo printed no psql line (exit {demo.returncode}); its stderr ends:\n"
+                + errors.read_text(errors="replace")[-3000:])
 
 
 @pytest.mark.parametrize("attempt", range(2))
