@@ -11,10 +11,13 @@ from pgtls.config.conninfo import LIBPQ_KEYWORDS, ConninfoError, parse_conninfo
 
 
 def libpq(text: str) -> dict[str, str] | str:
+    """PQconninfoParse's keywords and values; values that are not UTF-8 (``%db`` decodes to the byte 0xdb)
+    decoded as pgtls keeps them, with surrogateescape (psycopg's conninfo_to_dict cannot decode them)."""
     try:
-        return psycopg.conninfo.conninfo_to_dict(text)  # type: ignore[return-value]
-    except psycopg.ProgrammingError as e:
+        options = psycopg.pq.Conninfo.parse(text.encode("utf-8", "surrogateescape"))
+    except psycopg.OperationalError as e:
         return str(e).rstrip("\n")
+    return {o.keyword.decode(): o.val.decode("utf-8", "surrogateescape") for o in options if o.val is not None}
 
 
 def ours(text: str) -> dict[str, str] | str:
@@ -38,7 +41,7 @@ CASES = [
     "postgresql://a@b@c/d", "postgresql://h/db/x", "postgresql://h?", "postgresql://h/?sslmode",
     "POSTGRESQL://h", "postgresql:/h", "postgresql:// ", "postgresql://h x/db", "postgresql://h /db ",
     "postgresql://u v@h", "postgresql://h/db?application_name=a b", "postgresql://h:5 /x", "postgresql://h/%zz x",
-    "postgresql://h/a b%zz", "postgresql://h/a%20b",
+    "postgresql://h/a b%zz", "postgresql://h/a%20b", "postgresql://%dbname", "postgresql://h/%db",
 ]
 
 
