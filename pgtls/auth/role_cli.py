@@ -217,7 +217,7 @@ def _attrs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
 
 
-def add_role_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_role_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``role add|alter|drop|list``; each sets ``func(args) -> int``."""
     role = subparsers.add_parser("role", help="manage roles (pg_authid)")
     sub = role.add_subparsers(dest="role_command", required=True)

@@ -31,6 +31,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pglast import ast
 
 # Text that may hide one of the statements above; anything else is not parsed at all.
 _MAYBE = re.compile(
@@ -81,6 +85,8 @@ def inspect(sql: bytes) -> Verdict:
     releases: set[str] = set()
     forget = False
     for raw in stmts:
+        if raw.stmt is None:  # not from parse_sql (empty statements are left out), but RawStmt allows it
+            continue
         made, ended = _effects(raw.stmt)
         if DeallocateAll in ended:
             forget = True
@@ -95,7 +101,7 @@ def inspect(sql: bytes) -> Verdict:
 DeallocateAll = "DEALLOCATE ALL"  # a marker among the kinds a statement ends: the protocol statements go too
 
 
-def _effects(stmt: object) -> tuple[set[str], set[str]]:
+def _effects(stmt: ast.Node) -> tuple[set[str], set[str]]:
     """(kinds of state the statement makes, kinds it ends)."""
     name = type(stmt).__name__
     made: set[str] = set()
@@ -160,7 +166,7 @@ def plain(sql: bytes) -> bool:
     return True
 
 
-def _calls(stmt: object) -> set[str]:
+def _calls(stmt: ast.Node) -> set[str]:
     """Among the statement's function calls: session-level advisory locks ("lock"), session-wide set_config
     ("set_config"), pg_advisory_unlock_all ("unlock_all")."""
     from pglast import ast
@@ -168,7 +174,7 @@ def _calls(stmt: object) -> set[str]:
 
     found: set[str] = set()
 
-    class Calls(Visitor):  # type: ignore[misc]
+    class Calls(Visitor):
         def visit_FuncCall(self, ancestors: object, node: ast.FuncCall) -> None:  # noqa: N802 - pglast's name
             fname = node.funcname[-1].sval.lower() if node.funcname else ""
             if fname in _SESSION_LOCKS:
@@ -180,7 +186,7 @@ def _calls(stmt: object) -> set[str]:
                 local = args[2] if len(args) == 3 else None
                 val = getattr(local, "val", None)
                 if not (isinstance(val, ast.Boolean) and val.boolval) and not (
-                        isinstance(val, ast.String) and val.sval.lower() in ("t", "true", "on", "yes", "1")):
+                        isinstance(val, ast.String) and (val.sval or "").lower() in ("t", "true", "on", "yes", "1")):
                     found.add("set_config")
 
     Calls()(stmt)
