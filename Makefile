@@ -33,7 +33,7 @@ test: venv system-deps node-deps
 # The fast checks before a commit (under a minute on 2 cores; installs no Debian packages): lint, types
 # (mypy over pgtls/, configured in pyproject.toml) and the unit tests that are quick by construction.
 # Which unit tests: all of tests/unit except
-#   - tests/unit/test_embedded_*.py: every test opens DuckDB sessions (5 of the 6 minutes of tests/unit);
+#   - tests/unit/test_embedded_*.py: every test opens DuckDB sessions (four fifths of tests/unit's time);
 #   - property-based tests: the `hypothesis` marker, which Hypothesis's pytest plugin puts on every
 #     @given test (hundreds of generated examples each);
 #   - tests that need a PostgreSQL server: the `pg` marker.
