@@ -1,9 +1,9 @@
-# pgtls — quick start: `make demo` runs the server, `make test` runs the whole suite.
+# pgtls — quick start: `make demo` runs the server, `make test` runs the whole suite, `make check` the fast checks.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv system-deps node-deps lint bench clean
+.PHONY: demo test check venv system-deps node-deps lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,7 +26,25 @@ demo: venv
 
 test: venv system-deps node-deps
 	$(VENV)/bin/ruff check pgtls tests bench
+#	$(VENV)/bin/ruff format --check pgtls tests bench  # enabled by the formatting commit
+	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fast checks before a commit (under a minute on 2 cores; installs no Debian packages): lint, types
+# (mypy over pgtls/, configured in pyproject.toml) and the unit tests that are quick by construction.
+# Which unit tests: all of tests/unit except
+#   - tests/unit/test_embedded_*.py: every test opens DuckDB sessions (four fifths of tests/unit's time);
+#   - property-based tests: the `hypothesis` marker, which Hypothesis's pytest plugin puts on every
+#     @given test (hundreds of generated examples each);
+#   - tests that need a PostgreSQL server: the `pg` marker.
+# `make test` runs all of them.
+CHECK_TESTS := tests/unit --ignore-glob='tests/unit/test_embedded_*' -m 'not hypothesis and not pg'
+
+check: venv
+	$(VENV)/bin/ruff check pgtls tests bench
+#	$(VENV)/bin/ruff format --check pgtls tests bench  # enabled by the formatting commit
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -p no:cacheprovider -q -x $(CHECK_TESTS)
 
 lint: venv
 	$(VENV)/bin/ruff check pgtls tests bench
@@ -36,4 +54,4 @@ bench: venv
 	$(PY) bench/compare.py
 
 clean:
-	rm -rf $(VENV) demo-data .pytest_cache
+	rm -rf $(VENV) demo-data .pytest_cache .mypy_cache

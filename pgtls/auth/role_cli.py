@@ -17,10 +17,15 @@ import argparse
 import getpass
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pgtls.auth.passwords import PASSWORD_METHODS, SCRAM_DEFAULT_ITERATIONS
 from pgtls.auth.roles import Role, RoleError, RoleStore
+
+if TYPE_CHECKING:
+    from pgtls.backends.relay.upstream import Result
 
 
 def _read_password(args: argparse.Namespace) -> str | None:
@@ -83,11 +88,11 @@ class ClusterRoles:
         self.password_encryption = password_encryption
         self.scram_iterations = scram_iterations
 
-    def _run(self, *statements: str) -> list[object]:
+    def _run(self, *statements: str) -> list[Result]:
         from pgtls.backends.relay.setup import SqlError, run_sql
 
         try:
-            return run_sql(self.data_dir, [(sql, None) for sql in statements])  # type: ignore[return-value]
+            return run_sql(self.data_dir, [(sql, None) for sql in statements])
         except SqlError as e:
             raise RoleError(str(e)) from None
 
@@ -141,7 +146,7 @@ class ClusterRoles:
             "       WHERE m.member = a.oid ORDER BY 1)::text"
             " FROM pg_authid a WHERE a.rolname !~ '^pg_' ORDER BY a.oid")[0]
         out = []
-        for oid, name, su, login, cdb, crole, inh, has_pw, kind, until, groups in res.rows:  # type: ignore[attr-defined]
+        for oid, name, su, login, cdb, crole, inh, has_pw, kind, until, groups in res.rows:
             pw = None if has_pw != "t" else ("md5" if kind == "md5" else "SCRAM-SHA-256")
             out.append(Role(str(name), int(oid or 0), su == "t", login == "t", cdb == "t", crole == "t", inh == "t",
                             pw, until, tuple(parse_array(groups))))
@@ -193,10 +198,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wrap(fn: object) -> object:
+def _wrap(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
-            return int(fn(args))  # type: ignore[operator]
+            return int(fn(args))
         except RoleError as e:
             print(f"pgtls role: error: {e}", file=sys.stderr)
             return 1
@@ -217,7 +222,7 @@ def _attrs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
 
 
-def add_role_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_role_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``role add|alter|drop|list``; each sets ``func(args) -> int``."""
     role = subparsers.add_parser("role", help="manage roles (pg_authid)")
     sub = role.add_subparsers(dest="role_command", required=True)

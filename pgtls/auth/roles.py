@@ -14,6 +14,7 @@ superuser is not implicitly a member of everything.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import json
@@ -193,7 +194,7 @@ class RoleStore:
 
     def create(self, name: str, *, password: str | None = None, superuser: bool = False, login: bool = True,
                createdb: bool = False, createrole: bool = False, inherit: bool = True,
-               valid_until: str | None = None, member_of: tuple[str, ...] | list[str] = ()) -> Role:
+               valid_until: str | None = None, member_of: tuple[str, ...] | builtins.list[str] = ()) -> Role:
         _check_name(name)
         secret = self._secret(name, password)  # PBKDF2 outside the lock
         with self._locked() as roles:

@@ -17,7 +17,7 @@ chunks (tens of kB) rather than one call per row.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -65,7 +65,7 @@ class ActivityRow(Protocol):
 class Registry(Protocol):
     """What a backend may ask the server about all sessions (for pg_stat_ssl, pg_stat_activity)."""
 
-    def sessions(self) -> list[ActivityRow]: ...
+    def sessions(self) -> Sequence[ActivityRow]: ...
 
 
 class Session(Protocol):
@@ -116,12 +116,34 @@ class RoleLookup(Protocol):
     def is_member(self, user: str, group: str) -> bool: ...
 
 
+class ClientConn(Protocol):
+    """The connection under a :class:`ClientStream` (the server's RawConn), as a relay drives it."""
+
+    resume_hook: Callable[[], None] | None  # called when writing to the client may go on
+    sink: Callable[[bytes], None] | None  # set by ClientStream.relay: the bytes, straight from the socket
+    on_eof: Callable[[], None] | None
+
+    @property
+    def write_paused(self) -> bool: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
 class ClientStream(Protocol):
     """The client's side of a relayed session (the server's Channel)."""
+
+    @property
+    def raw(self) -> ClientConn: ...
 
     async def recv(self) -> bytes: ...
 
     def send(self, data: bytes) -> None: ...
+
+    def relay(self, on_plain: Callable[[bytes], None], on_eof: Callable[[], None]) -> None:
+        """From now on the client's bytes (decrypted) go to ``on_plain`` as they arrive, its EOF to ``on_eof``."""
+        ...
 
     def close(self) -> None: ...
 
@@ -147,8 +169,9 @@ class AsyncBackend(Protocol):
 
     async def start(self) -> None: ...
 
-    async def role_lookup(self, user: str) -> RoleLookup:
-        """What authentication needs to know about ``user`` (and its memberships), fresh."""
+    async def role_lookup(self, user: str, database: str) -> RoleLookup:
+        """What authentication needs to know about ``user`` (and its memberships), fresh, from the upstream
+        that serves ``database``."""
         ...
 
     async def open(self, info: SessionInfo) -> AsyncSession:

@@ -354,10 +354,14 @@ def check_crl_dir_name(display: str, filename: str, crl: x509.CertificateRevocat
 
 
 class HbaLineLike(Protocol):
-    conn_type: str
-    method: str
-    options: dict[str, str]
-    line_number: int
+    @property
+    def conn_type(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def options(self) -> dict[str, str]: ...
+    @property
+    def line_number(self) -> int: ...
 
 
 def check_hba_needs_ca(hba_file: str, lines: Sequence[HbaLineLike], ca_file: str) -> list[Finding]:

@@ -14,12 +14,14 @@ Nothing here raises on bad file contents: every unreadable file becomes an
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import ssl
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 
@@ -27,9 +29,9 @@ from pgtls.certs import check as rules
 from pgtls.certs.authority import is_self_signed, issued_by
 from pgtls.certs.check import Finding, error, warning
 from pgtls.certs.pemfiles import CertError, key_is_encrypted, read_certs, read_crls, read_key
-from pgtls.certs.x509build import name_hash
+from pgtls.certs.x509build import PrivateKey, name_hash
 from pgtls.config.conffile import ConfigError
-from pgtls.config.hba import HbaError, load_hba
+from pgtls.config.hba import HbaError, HbaLine, load_hba
 from pgtls.config.settings import load_settings
 
 DEFAULTS = {
@@ -104,7 +106,10 @@ def _guard(findings: list[Finding], file: str, fn: Callable[[], list[Finding]]) 
                               f"replace {file} with a valid PEM file"))
 
 
-def _load(findings: list[Finding], file: str, fn: Callable[[], object]) -> object | None:
+_T = TypeVar("_T")
+
+
+def _load(findings: list[Finding], file: str, fn: Callable[[], _T]) -> _T | None:
     try:
         return fn()
     except CertError as e:
@@ -125,7 +130,10 @@ def run_check(datadir: Path, *, passphrase: Callable[[], bytes] | None = None, n
         raise CertError(f'data directory "{datadir}" does not exist or is not a directory')
     now = now or dt.datetime.now(dt.UTC)
     conf = dict(settings) if settings is not None else read_settings(datadir)
-    get = lambda k: conf.get(k, DEFAULTS[k])  # noqa: E731
+
+    def get(k: str) -> str:
+        return conf.get(k, DEFAULTS[k])
+
     findings: list[Finding] = []
 
     hba_path = _resolve(datadir, get("hba_file") or "pg_hba.conf")
@@ -141,7 +149,7 @@ def run_check(datadir: Path, *, passphrase: Callable[[], bytes] | None = None, n
     key = _load_key(findings, datadir, key_name, passphrase)
     ca_certs: list[x509.Certificate] = []
     if ca_name:
-        ca_certs = _load(findings, ca_name, lambda: read_certs(_resolve(datadir, ca_name), "root certificate")) or []  # type: ignore[assignment]
+        ca_certs = _load(findings, ca_name, lambda: read_certs(_resolve(datadir, ca_name), "root certificate")) or []
 
     if isinstance(certs, list):
         leaf_first = True
@@ -166,7 +174,7 @@ def run_check(datadir: Path, *, passphrase: Callable[[], bytes] | None = None, n
                lambda: rules.check_crls(crl_sources, ca_name or None, ca_certs, now,
                                         certs[1:] if isinstance(certs, list) else []))
     if hba_lines is not None:
-        _guard(findings, hba_name, lambda: rules.check_hba_needs_ca(hba_name, hba_lines, ca_name))  # type: ignore[arg-type]
+        _guard(findings, hba_name, lambda: rules.check_hba_needs_ca(hba_name, hba_lines, ca_name))
     return findings
 
 
@@ -177,7 +185,7 @@ def _trusted(certs: list[x509.Certificate], ca_certs: list[x509.Certificate]) ->
     return ca_certs + system_roots()
 
 
-def _load_key(findings: list[Finding], datadir: Path, key_name: str, passphrase: Callable[[], bytes] | None) -> object | None:
+def _load_key(findings: list[Finding], datadir: Path, key_name: str, passphrase: Callable[[], bytes] | None) -> PrivateKey | None:
     path = _resolve(datadir, key_name)
     try:
         st = os.stat(path)
@@ -197,7 +205,7 @@ def _load_key(findings: list[Finding], datadir: Path, key_name: str, passphrase:
         return None
     pw: bytes | None = None
     if passphrase is not None and key_is_encrypted(path):
-        pw = _load(findings, key_name, passphrase)  # type: ignore[assignment]
+        pw = _load(findings, key_name, passphrase)
         if pw is None:
             return None
     return _load(findings, key_name, lambda: read_key(path, pw))
@@ -226,7 +234,7 @@ def _load_crls(findings: list[Finding], datadir: Path, crl_file: str, crl_dir: s
                     continue  # OpenSSL ignores files that are not hash-named; so do we
                 findings.extend(rules.check_crl_dir_name(display, p.name, stray[0], name_hash(stray[0].issuer)))
                 continue
-            crls = _load(findings, display, lambda p=p: read_crls(p))  # type: ignore[misc]
+            crls = _load(findings, display, functools.partial(read_crls, p))
             if not isinstance(crls, list):
                 continue
             mismatch = rules.check_crl_dir_name(display, p.name, crls[0], name_hash(crls[0].issuer))
@@ -236,7 +244,7 @@ def _load_crls(findings: list[Finding], datadir: Path, crl_file: str, crl_dir: s
     return sources
 
 
-def _hba_lines(findings: list[Finding], path: Path, display: str, ssl_on: bool) -> list[object] | None:
+def _hba_lines(findings: list[Finding], path: Path, display: str, ssl_on: bool) -> list[HbaLine] | None:
     if not path.exists():
         return None
     try:
@@ -248,4 +256,4 @@ def _hba_lines(findings: list[Finding], path: Path, display: str, ssl_on: bool) 
         findings.append(error("hba-invalid", display, f"pg_hba.conf is rejected: {msg}",
                               "fix the line; PostgreSQL will not load the file", line=line))
         return None
-    return list(getattr(loaded, "lines", loaded))
+    return list(loaded.lines)

@@ -67,7 +67,7 @@ def _signed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ca-passphrase", metavar="SOURCE", help=f"passphrase of an encrypted CA key: {PASSPHRASE_SOURCES}")
 
 
-def add_cert_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_cert_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``cert`` and its subcommands (the recipes of §19.9.5)."""
     cert = subparsers.add_parser("cert", help="create certificates, keys and CRLs (§19.9.5)",
                                  description="Create certificates, keys and CRLs for PostgreSQL SSL (§19.9.5).")
@@ -118,7 +118,7 @@ def add_cert_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     p.set_defaults(func=_run(_crl))
 
 
-def add_check_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_check_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``check``: diagnose the SSL setup of a data directory."""
     p = subparsers.add_parser("check", help="diagnose the SSL setup of a data directory or a running server",
                               description="Check postgresql.conf, pg_hba.conf and the SSL files they name, or "

@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from cryptography import x509
 
@@ -44,6 +45,15 @@ class KeySpec:
     passphrase: bytes | None = field(default=None, repr=False)
 
 
+class ValidityArgs(TypedDict):
+    """The validity keyword arguments of pgtls.certs.x509build's make_* functions."""
+
+    days: int
+    not_before: dt.datetime | None
+    not_after: dt.datetime | None
+    serial: int | None
+
+
 @dataclass(frozen=True)
 class Validity:
     days: int | None = None  # None: the command's default (DAYS)
@@ -51,7 +61,7 @@ class Validity:
     not_after: dt.datetime | None = None
     serial: int | None = None
 
-    def kw(self, command: str) -> dict[str, object]:
+    def kw(self, command: str) -> ValidityArgs:
         days = self.days if self.days is not None else DAYS[command]
         if days <= 0:
             raise CertError("--days must be positive")
@@ -130,9 +140,11 @@ def selfsigned(prefix: Path, subject: x509.Name, san: Sequence[str] = (), key: K
     """The manual's first recipe: server.crt/server.key, self-signed, 365 days."""
     crt, keyfile = _paths(prefix)
     _refuse_overwrite([keyfile], force)
-    issued = xb.make_selfsigned(subject, san=_san_list(san, subject), key=_key(key), **validity.kw("selfsigned"))  # type: ignore[arg-type]
+    names = _san_list(san, subject)
+    private = _key(key)
+    issued = xb.make_selfsigned(subject, san=names, key=private, **validity.kw("selfsigned"))
     xb.write_certs(crt, [issued.cert])
-    xb.write_key(keyfile, issued.key, key.passphrase)  # type: ignore[arg-type]
+    xb.write_key(keyfile, private, key.passphrase)
     return [
         Written(crt, "server", "ssl_cert_file; clients that verify the server use it as their root.crt (it is its own CA)"),
         Written(keyfile, "server", _key_note("ssl_key_file", key)),
@@ -144,9 +156,10 @@ def new_ca(prefix: Path, subject: x509.Name, key: KeySpec = KeySpec(), validity:
     """A root CA with the v3_ca profile, 3650 days."""
     crt, keyfile = _paths(prefix)
     _refuse_overwrite([keyfile], force)
-    issued = xb.make_ca(subject, key=_key(key), **validity.kw("ca"))  # type: ignore[arg-type]
+    private = _key(key)
+    issued = xb.make_ca(subject, key=private, **validity.kw("ca"))
     xb.write_certs(crt, [issued.cert])
-    xb.write_key(keyfile, issued.key, key.passphrase)  # type: ignore[arg-type]
+    xb.write_key(keyfile, private, key.passphrase)
     return [
         Written(crt, "clients", "root.crt / sslrootcert to verify the server; on the server: ssl_ca_file to verify client certificates"),
         Written(keyfile, "offline", _key_note("CA key: keep it off the server, it only signs certificates and CRLs", key)),
@@ -158,9 +171,10 @@ def intermediate(prefix: Path, ca: Authority, subject: x509.Name, key: KeySpec =
     """An intermediate CA (v3_ca with pathlen) signed by ``ca``, 1825 days."""
     crt, keyfile = _paths(prefix)
     _refuse_overwrite([keyfile], force)
-    issued = xb.make_ca(subject, issuer=ca.issued, key=_key(key), path_length=path_length, **validity.kw("intermediate"))  # type: ignore[arg-type]
+    private = _key(key)
+    issued = xb.make_ca(subject, issuer=ca.issued, key=private, path_length=path_length, **validity.kw("intermediate"))
     xb.write_certs(crt, [issued.cert, *_intermediates(ca.chain)])
-    xb.write_key(keyfile, issued.key, key.passphrase)  # type: ignore[arg-type]
+    xb.write_key(keyfile, private, key.passphrase)
     return [
         Written(crt, "offline", f'intermediate CA: sign with --ca {prefix}; server/client certificates it signs carry it in their chain'),
         Written(keyfile, "offline", _key_note("intermediate CA key: keep it off the server", key)),
@@ -172,10 +186,12 @@ def server(prefix: Path, ca: Authority, subject: x509.Name, san: Sequence[str] =
     """A serverAuth leaf; server.crt holds the leaf then the intermediates (never the root)."""
     crt, keyfile = _paths(prefix)
     _refuse_overwrite([keyfile], force)
-    issued = xb.make_leaf(subject, ca.issued, purpose="server", san=_san_list(san, subject), key=_key(key), **validity.kw("server"))  # type: ignore[arg-type]
+    names = _san_list(san, subject)
+    private = _key(key)
+    issued = xb.make_leaf(subject, ca.issued, purpose="server", san=names, key=private, **validity.kw("server"))
     inter = _intermediates(ca.chain)
     xb.write_certs(crt, [issued.cert, *inter])
-    xb.write_key(keyfile, issued.key, key.passphrase)  # type: ignore[arg-type]
+    xb.write_key(keyfile, private, key.passphrase)
     return [
         Written(crt, "server", f"ssl_cert_file (server certificate + {len(inter)} intermediate(s); the root stays with the clients)"),
         Written(keyfile, "server", _key_note("ssl_key_file", key)),
@@ -196,16 +212,17 @@ def client(prefix: Path, ca: Authority, subject: x509.Name, key: KeySpec = KeySp
     else:
         crt, keyfile = _paths(prefix)
     _refuse_overwrite([keyfile], force)
-    issued = xb.make_leaf(subject, ca.issued, purpose="client", key=_key(key), **validity.kw("client"))  # type: ignore[arg-type]
+    private = _key(key)
+    issued = xb.make_leaf(subject, ca.issued, purpose="client", key=private, **validity.kw("client"))
     xb.write_certs(crt, [issued.cert, *_intermediates(ca.chain)])
-    xb.write_key(keyfile, issued.key, key.passphrase)  # type: ignore[arg-type]
+    xb.write_key(keyfile, private, key.passphrase)
     out = [
         Written(crt, "client", "sslcert (libpq default ~/.postgresql/postgresql.crt); the CN is the database user"),
         Written(keyfile, "client", _key_note("sslkey (libpq default ~/.postgresql/postgresql.key)", key)),
     ]
-    if root is not None:
-        xb.write_certs(libpq_dir / "root.crt", [root])  # type: ignore[operator]
-        out.append(Written(libpq_dir / "root.crt", "client", "sslrootcert: the root CA that verifies the server"))  # type: ignore[operator]
+    if root is not None and libpq_dir is not None:  # root is found only for a libpq_dir
+        xb.write_certs(libpq_dir / "root.crt", [root])
+        out.append(Written(libpq_dir / "root.crt", "client", "sslrootcert: the root CA that verifies the server"))
     return out
 
 

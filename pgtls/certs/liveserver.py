@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 
 from pgtls.tls import ffi
 
@@ -118,8 +117,8 @@ def _cert_facts(der: bytes, now: dt.datetime) -> dict[str, Any]:
     cert = x509.load_der_x509_certificate(der)
     names: list[str] = []
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
-        names = [str(n.value) for n in san]  # type: ignore[attr-defined]
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(n.value) for n in san]
     except x509.ExtensionNotFound:
         pass
     not_after = cert.not_valid_after_utc

@@ -164,7 +164,7 @@ def same_public_key(a: object, b: object) -> bool:
 
     def spki(k: object) -> bytes:
         pub = k.public_key() if hasattr(k, "private_bytes") else k  # type: ignore[attr-defined]
-        return pub.public_bytes(  # type: ignore[attr-defined, no-any-return]
+        return pub.public_bytes(  # type: ignore[union-attr]
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 

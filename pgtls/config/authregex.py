@@ -407,20 +407,20 @@ class _Lexer:
                 self.now += 1
                 if self.ateos():
                     raise AuthRegexError(REG_BADRPT)
-                d = chr(p[self.now])
+                kind = chr(p[self.now])
                 self.now += 1
-                if d == ":":
+                if kind == ":":
                     return self.ret("(", 0)
-                if d == "#":
+                if kind == "#":
                     while not self.ateos() and p[self.now] != ord(")"):
                         self.now += 1
                     if not self.ateos():
                         self.now += 1
                     self.nexttype = self.lasttype
                     return self.next()
-                if d in "=!":
+                if kind in "=!":
                     return self.ret(LACON, 0)
-                if d == "<":
+                if kind == "<":
                     if self.ateos():
                         raise AuthRegexError(REG_BADRPT)
                     e = chr(p[self.now])

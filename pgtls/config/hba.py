@@ -22,7 +22,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from pgtls.config.hba_net import SYSTEM_RESOLVER, HostCheck, IPAddr, Resolver, check_ip, parse_ip
 from pgtls.config.tokenize import AuthToken, TokenizedLine, compile_auth_regex, tokenize_file, tokenize_text
@@ -129,7 +129,19 @@ class _Parsed:
     warning: HbaLineError | None = None
 
 
-def _parse_address(tok: AuthToken, fields: list[list[AuthToken]], idx: int) -> tuple[dict[str, object], int]:
+class _LineFields(TypedDict, total=False):
+    """The HbaLine fields an address or an option sets."""
+
+    ip_cmp: str | None
+    hostname: str | None
+    addr: IPAddr | None
+    mask: IPAddr | None
+    clientcert: str | None
+    clientname: str
+    usermap: str | None
+
+
+def _parse_address(tok: AuthToken, fields: list[list[AuthToken]], idx: int) -> tuple[_LineFields, int]:
     """The address (and possibly netmask) fields of a host line."""
     if tok.is_keyword("all"):
         return {"ip_cmp": "all"}, idx
@@ -190,7 +202,7 @@ def _cidr_mask(bits: str, version: int) -> IPAddr | None:
     return ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
 
 
-def _parse_option(name: str, val: str, kw: dict[str, object], conn_type: str, method: str) -> None:
+def _parse_option(name: str, val: str, kw: _LineFields, conn_type: str, method: str) -> None:
     """parse_hba_auth_opt() for the options pgtls supports."""
     if name == "map":
         if method != "cert":
@@ -263,7 +275,7 @@ def parse_hba_line(tl: TokenizedLine, *, ssl_enabled: bool = True) -> _Parsed:
                     raise _LineFailed(rx_err)
                 toks.append(ct)
             lists.append(tuple(toks))
-        kw: dict[str, object] = {}
+        kw: _LineFields = {}
         idx = 2
         if conn_type != "local":
             idx += 1
@@ -305,7 +317,7 @@ def parse_hba_line(tl: TokenizedLine, *, ssl_enabled: bool = True) -> _Parsed:
         line = HbaLine(
             filename=tl.file_name, line_number=tl.line_num, raw=tl.raw_line, conn_type=conn_type,
             databases=lists[0], users=lists[1], method=method, options=options,
-            **kw,  # type: ignore[arg-type]
+            **kw,
         )
         return _Parsed(line, None, warning)
     except _LineFailed as e:

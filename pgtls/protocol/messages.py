@@ -148,6 +148,7 @@ class Reader:
     def int32(self) -> int:
         if self.pos + 4 > len(self.data):
             raise ProtocolError("invalid message format")
+        v: int
         (v,) = _I32.unpack_from(self.data, self.pos)
         self.pos += 4
         return v
@@ -155,6 +156,7 @@ class Reader:
     def int16(self) -> int:
         if self.pos + 2 > len(self.data):
             raise ProtocolError("invalid message format")
+        v: int
         (v,) = _I16.unpack_from(self.data, self.pos)
         self.pos += 2
         return v

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pgtls.auth.decide import AuthFlow, AuthSettings, TlsFacts, check_login
-from pgtls.auth.exchange import Continue, Failure, ProvenSecret, Success
+from pgtls.auth.exchange import Continue, Failure, LogLine, ProvenSecret, Success
 from pgtls.auth.passwords import Abandoned
 from pgtls.config.hba import ConnFacts, match_detail
 from pgtls.errors import PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
@@ -67,7 +67,7 @@ def needs_lookups(rules: object) -> bool:
     )
 
 
-def _log_lines(lines: tuple) -> None:  # type: ignore[type-arg]
+def _log_lines(lines: tuple[LogLine, ...]) -> None:
     for line in lines:
         level = "LOG" if line.level == "COMMERROR" else line.level
         log.emit(level, line.message, detail=line.detail)

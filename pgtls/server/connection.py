@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pgtls import tls as tlsmod
-from pgtls.backends.base import Send, Session, SessionInfo, TlsInfo
+from pgtls.backends.base import AsyncBackend, AsyncSession, Backend, Send, Session, SessionInfo, TlsInfo
 from pgtls.errors import ADMIN_SHUTDOWN, INTERNAL_ERROR, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
 from pgtls.protocol import messages as m
 from pgtls.protocol.startup import (
@@ -128,9 +128,10 @@ class Connection:
                 session = entry.session
                 try:
                     if self.server.is_async:
-                        await session.release(fast=self.server.shutting_down_fast)
+                        await cast(AsyncSession, session).release(fast=self.server.shutting_down_fast)
                     else:
-                        await asyncio.get_running_loop().run_in_executor(self.server.db_executor, session.close)
+                        await asyncio.get_running_loop().run_in_executor(self.server.db_executor,
+                                                                         cast(Session, session).close)
                 except Exception as e:  # noqa: BLE001 - a failing close must not take the server down
                     log.log(f"error closing session: {e}")
             if self.server.log_aspect(self.snap, "disconnections"):
@@ -261,14 +262,15 @@ class Connection:
             entry.session = admin.AdminSession(self.server, info.pid)
             parameters = entry.session.parameters()
         elif self.server.is_async:
-            entry.session = await self.server.backend.open(info)
+            entry.session = await cast(AsyncBackend, self.server.backend).open(info)
             parameters = entry.session.parameters()
         else:
             loop = asyncio.get_running_loop()
-            entry.session = await loop.run_in_executor(
-                self.server.db_executor, self.server.backend.open_session, info, self.server.registry
+            session = await loop.run_in_executor(
+                self.server.db_executor, cast(Backend, self.server.backend).open_session, info, self.server.registry
             )
-            parameters = entry.session.startup_parameters()
+            entry.session = session
+            parameters = session.startup_parameters()
         out: list[bytes] = [] if ident.sent_ok else [m.auth_ok()]
         for name, value in parameters:
             out.append(m.parameter_status(name, value))
@@ -314,11 +316,12 @@ class Connection:
     async def session_loop(self) -> None:
         entry = self.entry
         assert entry is not None and entry.session is not None
-        session = entry.session
         if self.server.is_async:
             entry.state = "active"
-            await session.run(self.channel, self.inbuf, lambda: self.server.shutting_down_fast)
+            relayed = cast(AsyncSession, entry.session)
+            await relayed.run(self.channel, self.inbuf, lambda: self.server.shutting_down_fast)
             return
+        session = cast(Session, entry.session)  # not is_async: a blocking Session
         loop = asyncio.get_running_loop()
         send = self.channel.threadsafe_sender(loop)
         channel = self.channel
@@ -327,7 +330,10 @@ class Connection:
             if not channel.closing:
                 channel.send(data)
 
-        session.set_async_sender(lambda data: loop.call_soon_threadsafe(post_on_loop, data))
+        def post(data: bytes) -> None:
+            loop.call_soon_threadsafe(post_on_loop, data)
+
+        session.set_async_sender(post)
         buf = self.inbuf
         while True:
             first = await self.read_message(buf, MAX_SESSION_MESSAGE)

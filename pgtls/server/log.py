@@ -12,7 +12,7 @@ import datetime as dt
 import os
 import sys
 import threading
-from typing import TextIO
+from typing import TextIO, TypedDict, Unpack
 
 _out: TextIO = sys.stderr
 _lock = threading.Lock()
@@ -68,16 +68,25 @@ def emit(
             pass
 
 
-def log(message: str, **kw: object) -> None:
-    emit("LOG", message, **kw)  # type: ignore[arg-type]
+class Fields(TypedDict, total=False):
+    """The keyword arguments of :func:`emit`."""
+
+    detail: str | None
+    hint: str | None
+    context: str | None
+    pid: int | None
 
 
-def fatal(message: str, **kw: object) -> None:
-    emit("FATAL", message, **kw)  # type: ignore[arg-type]
+def log(message: str, **kw: Unpack[Fields]) -> None:
+    emit("LOG", message, **kw)
 
 
-def debug(message: str, level: str = "DEBUG1", **kw: object) -> None:
-    emit(level, message, **kw)  # type: ignore[arg-type]
+def fatal(message: str, **kw: Unpack[Fields]) -> None:
+    emit("FATAL", message, **kw)
+
+
+def debug(message: str, level: str = "DEBUG1", **kw: Unpack[Fields]) -> None:
+    emit(level, message, **kw)
 
 
 def passthrough(line: str) -> None:

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from pgtls.backends.base import Backend
+from pgtls.backends.base import AsyncBackend, AsyncSession, Backend, Session
 from pgtls.config.conffile import ConfigError
 from pgtls.config.settings import Settings, load_settings, reload_settings
 from pgtls.osproc import SHUTDOWN_SIGNALS
@@ -75,7 +75,7 @@ def shutdown_request(mode: str) -> str:
     return f"received {mode} shutdown request"
 
 
-def handle_signals(loop: asyncio.AbstractEventLoop, on_reload: Callable[[], None],
+def handle_signals(loop: asyncio.AbstractEventLoop, on_reload: Callable[[], object],
                    on_stop: Callable[[str], None]) -> None:
     """Signal handlers on the loop (they only record or schedule; the uvicorn pattern): SIGHUP calls
     ``on_reload``, the shutdown signals ``on_stop(mode)``.  A SIGHUP noted by :func:`hold_early_sighup`
@@ -110,7 +110,7 @@ class Server:
         overrides: dict[str, str] | None = None,
         *,
         interactive: bool = False,
-        backend: Backend | None = None,
+        backend: Backend | AsyncBackend | None = None,
         worker: WorkerRole | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
@@ -129,7 +129,7 @@ class Server:
         self.connections: set[Any] = set()
         self.shutting_down = False
         self.shutting_down_fast = False
-        self._servers: list[asyncio.base_events.Server] = []
+        self._servers: list[asyncio.AbstractServer] = []
         self._socket_paths: list[Path] = []
         self._done: asyncio.Event | None = None
         self._stop_mode = "smart"
@@ -150,12 +150,13 @@ class Server:
         self.cluster_secret = cluster_secret(self.data_dir)
         if backend is None:
             backend = self._make_backend()
-        self.backend = backend
+        # is_async says which of the two protocols the backend follows (hence the casts: mypy cannot follow a flag)
+        self.backend: Backend | AsyncBackend = backend
         self.is_async = bool(getattr(backend, "is_async", False))
         self.pidfile: PidFile | None = None
         self.on_ready: Any = None  # called once the server (and its backend) accepts connections
 
-    def _make_backend(self) -> Any:
+    def _make_backend(self) -> Backend | AsyncBackend:
         """What the settings (``backend``) and the data directory ask for: the relay to the managed
         PostgreSQL, or the embedded DuckDB database (also for a data directory made before the relay)."""
         from pgtls.backends.relay.cluster import has_cluster
@@ -184,7 +185,7 @@ class Server:
         if self.is_async:
             if database == ADMIN_DATABASE and getattr(self.backend, "routes", None) is None:
                 database = "postgres"  # the admin console: the managed cluster's roles
-            return await self.backend.role_lookup(user, database)
+            return await cast(AsyncBackend, self.backend).role_lookup(user, database)
         return self.roles
 
     # --- settings facade used by backends (SHOW) ---
@@ -347,9 +348,9 @@ class Server:
             log.log(f"wrong key in cancel request for process {pid}")
             return
         if self.is_async:
-            await entry.session.cancel()
+            await cast(AsyncSession, entry.session).cancel()
             return
-        await asyncio.get_running_loop().run_in_executor(None, entry.session.cancel)
+        await asyncio.get_running_loop().run_in_executor(None, cast(Session, entry.session).cancel)
 
     # --- listening ---
     async def _start_worker(self) -> None:
@@ -466,7 +467,7 @@ class Server:
 
         handle_signals(loop, lambda: loop.run_in_executor(self.reload_executor, reload_and_report), on_stop)
         await self.control.open(on_message, supervisor_gone)
-        await self.backend.start()
+        await cast(AsyncBackend, self.backend).start()
         await self.start()
         self.control.send({"ready": True})
         await stop.wait()
@@ -486,14 +487,14 @@ class Server:
                 from pgtls.backends.relay.cluster import ClusterError
 
                 try:
-                    await self.backend.start()
+                    await cast(AsyncBackend, self.backend).start()
                 except ClusterError as e:
                     raise StartupError(str(e)) from None
             try:
                 await self.start()
             except StartupError:
                 if self.is_async:  # the cluster started: stop it, or its log reader keeps the process alive
-                    await self.backend.stop("fast")
+                    await cast(AsyncBackend, self.backend).stop("fast")
                 raise
             s = self.snapshot.settings
             self.pidfile.write(
@@ -567,9 +568,9 @@ class Server:
             except TimeoutError:
                 log.log(f"{len(self.connections)} connections did not end in time")
         if self.is_async:
-            await self.backend.stop(mode)
+            await cast(AsyncBackend, self.backend).stop(mode)
         else:
-            self.backend.close()
+            cast(Backend, self.backend).close()
         self.close_executors()
         if self.worker is None:
             log.log("database system is shut down")
@@ -587,7 +588,7 @@ class Server:
         for conn in list(self.connections):
             if conn.entry is None or conn.entry.session is None or mode == "immediate":
                 conn.channel.close()
-        await self.backend.stop(mode)
+        await cast(AsyncBackend, self.backend).stop(mode)
 
 
 @functools.lru_cache(maxsize=16)

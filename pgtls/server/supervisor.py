@@ -159,8 +159,8 @@ class Supervisor:
         ready = asyncio.gather(*(w.ready.wait() for w in self.workers))
         waiting = loop.create_task(stop.wait())
         failed = loop.create_task(self._failed.wait())
-        done, _ = await asyncio.wait([ready, waiting, failed], timeout=READY_TIMEOUT,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        watched: list[asyncio.Future[Any]] = [ready, waiting, failed]
+        done, _ = await asyncio.wait(watched, timeout=READY_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
         failed.cancel()
         if ready not in done:
             ready.cancel()

@@ -22,7 +22,7 @@ def builtin_dh() -> int:
     c = ffi.libs().crypto
     p = c.BN_get_rfc3526_prime_2048(None)
     g = c.BN_new()
-    dh = c.DH_new()
+    dh: int | None = c.DH_new()  # c_void_p: NULL is None
     if p and g and dh and c.BN_set_word(g, 2) == 1 and c.DH_set0_pqg(dh, p, None, g) == 1:
         return dh  # the DH owns p and g now
     for bn in (p, g):

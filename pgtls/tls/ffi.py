@@ -334,7 +334,7 @@ def errmessage(code: int) -> str:
     """PostgreSQL's ``SSLerrmessage()``: reason string, else strerror for system errors, else the number."""
     if code == 0:
         return "no SSL error reported"
-    reason = libs().crypto.ERR_reason_error_string(code)
+    reason: bytes | None = libs().crypto.ERR_reason_error_string(code)
     if reason is not None:
         return reason.decode("utf-8", "replace")
     if code & _ERR_SYSTEM_FLAG:

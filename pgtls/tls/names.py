@@ -48,7 +48,7 @@ def _entry_field_name(entry: int) -> str:
     nid = c.OBJ_obj2nid(c.X509_NAME_ENTRY_get_object(entry))
     if nid == ffi.NID_undef:
         raise ValueError("could not get NID for ASN1_OBJECT object")
-    sn = c.OBJ_nid2sn(nid) or c.OBJ_nid2ln(nid)
+    sn: bytes | None = c.OBJ_nid2sn(nid) or c.OBJ_nid2ln(nid)
     if sn is None:
         raise ValueError(f"could not convert NID {nid} to an ASN1_OBJECT structure")
     return sn.decode("ascii", "replace")

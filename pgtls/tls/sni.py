@@ -17,7 +17,6 @@ Messages are PostgreSQL 19's (``../shared/reference/postgresql-ssl-behaviour.md`
 
 from __future__ import annotations
 
-import ctypes
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -29,7 +28,7 @@ from pgtls.tls import ffi
 from pgtls.tls.context import TlsConfig, build_tls_config
 from pgtls.tls.errors import TlsConfigError
 
-_NO_CALLBACK = ctypes.cast(None, ffi.VERIFY_CB)
+_NO_CALLBACK = ffi.VERIFY_CB()  # a NULL function pointer: OpenSSL's own verification
 DEFAULT_HOST = "*"
 NO_SNI = "/no_sni/"
 _FIELD_NAMES = ("SSL certificate", "SSL key", "SSL CA", "SSL passphrase command")
@@ -114,15 +113,15 @@ def parse_hosts_file(path: Path) -> list[HostEntry]:
         raise HostsFileError(errors + [f'could not load "{path}": loading config from "{path}" failed due to '
                                        "parsing error"])
     seen: dict[str, tuple[str, int]] = {}
-    for e in entries:
-        for n in e.names:
+    for entry in entries:
+        for n in entry.names:
             if n in seen:
                 if n == DEFAULT_HOST:
                     raise HostsFileError(["multiple default hosts specified"])
                 if n == NO_SNI:
                     raise HostsFileError(["multiple no_sni hosts specified"])
                 raise HostsFileError([f'multiple entries for host "{n}" specified'])
-            seen[n] = e.where
+            seen[n] = entry.where
     return entries
 
 

@@ -33,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypedDict
 
 from pgtls.backends.relay.pgbin import OsUser, PgBin, cluster_user, make_reachable, programs_readable
 from pgtls.osproc import SHUTDOWN_SIGNALS, process_alive
@@ -131,7 +132,7 @@ def init_cluster(data_dir: Path, superuser: str, pgbin: PgBin) -> list[str]:
     else:
         args += ["--locale=C.UTF-8"]
     p = subprocess.run(args, capture_output=True, text=True, env=_child_env(), timeout=300,
-                       **_as_user(user))  # type: ignore[call-overload]
+                       **_as_user(user))
     if p.returncode != 0:
         raise ClusterError(f"initdb failed:\n{p.stdout}{p.stderr}")
     (pgdata / "pg_hba.conf").write_text(CLUSTER_HBA)
@@ -161,7 +162,14 @@ def copy_cluster(template: Path, data_dir: Path, superuser: str) -> list[str]:
     return [f'copied the managed PostgreSQL cluster from "{template}"']
 
 
-def _as_user(user: OsUser) -> dict[str, object]:
+class _UserArgs(TypedDict, total=False):
+    """Popen's arguments that change the user."""
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
+def _as_user(user: OsUser) -> _UserArgs:
     if user.is_self:
         return {}
     return {"user": user.uid, "group": user.gid, "extra_groups": []}
@@ -262,17 +270,18 @@ class ManagedCluster:
             raise ClusterError(f"the managed PostgreSQL did not start (exit code {code}); see its log lines above")
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
-    async def _spawn(self) -> None:
+    async def _spawn(self) -> subprocess.Popen[bytes]:
         """The postmaster as a plain child process (not asyncio's: its subprocess support differs between
         event loops, and uvloop's cannot change the user), watched and read by two threads."""
         self.ready = False
         self._ready_event.clear()
-        self.proc = subprocess.Popen(
+        proc = self.proc = subprocess.Popen(
             postmaster_args(self.pgbin, self.data_dir), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, env=_child_env(), start_new_session=True, preexec_fn=_pdeathsig(),
-            **_as_user(self.user),  # type: ignore[call-overload]
+            **_as_user(self.user),
         )
-        self._log_task = asyncio.ensure_future(asyncio.to_thread(self._pass_log, self.proc))
+        self._log_task = asyncio.ensure_future(asyncio.to_thread(self._pass_log, proc))
+        return proc
 
     @staticmethod
     def _pass_log(proc: subprocess.Popen[bytes]) -> None:
@@ -326,13 +335,13 @@ class ManagedCluster:
             if self.stopping:
                 return
             try:
-                await self._spawn()
+                proc = await self._spawn()
             except OSError as e:
                 log.log(f"could not start the managed PostgreSQL: {e}")
                 continue
             if await self._wait_ready():
                 self.restarts += 1
-                log.log(f"the managed PostgreSQL is running again (PID {self.proc.pid})")
+                log.log(f"the managed PostgreSQL is running again (PID {proc.pid})")
 
     async def wait_ready(self, timeout: float) -> bool:
         if self.ready:
@@ -408,7 +417,7 @@ def running(data_dir: Path, pgbin: PgBin) -> Iterator[Path]:
     _prepare_socket_dir(sockdir, user)
     proc = subprocess.Popen(postmaster_args(pgbin, data_dir), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env=_child_env(), start_new_session=True,
-                            **_as_user(user))  # type: ignore[call-overload]
+                            **_as_user(user))
     try:
         deadline = time.monotonic() + READY_TIMEOUT
         while True:

@@ -155,7 +155,7 @@ async def _addresses(ep: Endpoint, shuffle: bool) -> list[tuple[int, tuple]]:
         infos = await loop.getaddrinfo(name, ep.port, type=socket.SOCK_STREAM, flags=flags)
     except socket.gaierror as e:
         raise _fail(f'could not translate host name "{name}" to address: {e.strerror}') from None
-    out = [(family, addr) for family, _, _, _, addr in infos]
+    out: list[tuple[int, tuple]] = [(family, addr) for family, _, _, _, addr in infos]
     if shuffle:
         random.shuffle(out)
     return out

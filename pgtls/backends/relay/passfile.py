@@ -21,7 +21,9 @@ DEFAULT_PASSFILE = "~/.pgpass"
 
 
 def _fields(line: str) -> list[str]:
-    out, cur, i = [], [], 0
+    out: list[str] = []
+    cur: list[str] = []
+    i = 0
     while i < len(line):
         c = line[i]
         if c == "\\" and i + 1 < len(line):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgtls.config.conninfo import ConninfoError, parse_conninfo
+from pgtls.config.lineerror import LineError
 from pgtls.config.routes import (
     FALLBACK,
     POOL_KEYWORDS,
@@ -50,7 +51,7 @@ class Target:
 
 
 class RouterError(Exception):
-    def __init__(self, errors: list[RouteLineError]) -> None:
+    def __init__(self, errors: list[LineError]) -> None:
         self.errors = errors
         super().__init__("\n".join(e.format() for e in errors))
 
@@ -84,7 +85,7 @@ class Routes:
 
 def load(data_dir: Path, upstream: str) -> Routes:
     """The targets of the ``upstream`` setting and the routes file; raises RouterError with every bad line."""
-    errors: list[RouteLineError] = []
+    errors: list[LineError] = []
     fallback: Target | None = None
     if upstream:
         try:

@@ -22,8 +22,9 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
+from pgtls.backends.base import ClientConn, ClientStream
 from pgtls.backends.relay import wire
 from pgtls.backends.relay.pool import Pool
 from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone
@@ -44,18 +45,6 @@ _WATCH = frozenset(b"QP")
 CONNECTION_FAILURE = "08006"
 
 
-class ClientStream(Protocol):
-    """What the relay needs of the client connection (pgtls.server.channel.Channel)."""
-
-    raw: object
-
-    async def recv(self) -> bytes: ...
-
-    def send(self, data: bytes) -> None: ...
-
-    def close(self) -> None: ...
-
-
 async def reset_for_pool(conn: UpstreamConn, reset_query: str) -> bool:
     """After a client left at a message boundary with the session idle: the marker query and the reset query
     (see the module's docstring); True when both answered idle and the session may serve another client."""
@@ -74,11 +63,11 @@ async def reset_for_pool(conn: UpstreamConn, reset_query: str) -> bool:
                 f.exception()
 
 
-def unhook_client(raw: object) -> None:
+def unhook_client(raw: ClientConn) -> None:
     """The client connection's callbacks into a relay, removed when the relay ends."""
-    raw.sink = None  # type: ignore[attr-defined]
-    raw.on_eof = None  # type: ignore[attr-defined]
-    raw.resume_hook = None  # type: ignore[attr-defined]
+    raw.sink = None
+    raw.on_eof = None
+    raw.resume_hook = None
 
 
 class RelaySession:
@@ -123,7 +112,7 @@ class RelaySession:
             self.tail = chr(data[-1]) if data[-6:-1] == rfq and data[-1] in (73, 84, 69) else None
             if self.tail is not None and self._answered is not None:
                 self._answered.set()
-            if raw.write_paused and not self._paused:  # type: ignore[attr-defined]
+            if raw.write_paused and not self._paused:
                 self._paused = True
                 conn.pause_reading()
 
@@ -155,18 +144,18 @@ class RelaySession:
             if out:
                 self._forward(out)
                 if conn.write_paused:
-                    raw.pause_reading()  # type: ignore[attr-defined]
+                    raw.pause_reading()
             if tracker.terminated:
                 end()
 
-        raw.resume_hook = client_writable  # type: ignore[attr-defined]
-        conn.on_resume = raw.resume_reading  # type: ignore[attr-defined]
+        raw.resume_hook = client_writable
+        conn.on_resume = raw.resume_reading
         conn.attach(sink, lost)
         if pending:
             data = bytes(pending)
             pending.clear()
             from_client(data)
-        channel.relay(from_client, end)  # type: ignore[attr-defined]
+        channel.relay(from_client, end)
         try:
             await done
         finally:

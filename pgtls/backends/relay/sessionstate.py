@@ -31,6 +31,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pglast import ast
 
 # Text that may hide one of the statements above; anything else is not parsed at all.
 _MAYBE = re.compile(
@@ -81,6 +85,8 @@ def inspect(sql: bytes) -> Verdict:
     releases: set[str] = set()
     forget = False
     for raw in stmts:
+        if raw.stmt is None:  # not from parse_sql (empty statements are left out), but RawStmt allows it
+            continue
         made, ended = _effects(raw.stmt)
         if DeallocateAll in ended:
             forget = True
@@ -95,44 +101,48 @@ def inspect(sql: bytes) -> Verdict:
 DeallocateAll = "DEALLOCATE ALL"  # a marker among the kinds a statement ends: the protocol statements go too
 
 
-def _effects(stmt: object) -> tuple[set[str], set[str]]:
+def _effects(stmt: ast.Node) -> tuple[set[str], set[str]]:
     """(kinds of state the statement makes, kinds it ends)."""
-    name = type(stmt).__name__
+    from pglast import ast
+
     made: set[str] = set()
     ended: set[str] = set()
-    if name == "VariableSetStmt":
-        kind = getattr(stmt.kind, "name", str(stmt.kind))  # type: ignore[attr-defined]
-        var = (stmt.name or "").upper()  # type: ignore[attr-defined]
+    if isinstance(stmt, ast.VariableSetStmt):
+        kind = getattr(stmt.kind, "name", str(stmt.kind))
+        var = (stmt.name or "").upper()
         if kind == "VAR_RESET_ALL":
             ended.add(SETTINGS)
-        elif stmt.is_local or not kind.startswith("VAR_SET") or var in ("TRANSACTION", "TRANSACTION SNAPSHOT"):  # type: ignore[attr-defined]
+        elif stmt.is_local or not kind.startswith("VAR_SET") or var in ("TRANSACTION", "TRANSACTION SNAPSHOT"):
             pass  # SET LOCAL, SET TRANSACTION ...: this transaction only; RESET x: one of several
         else:
             made.add(SETTINGS)
-    elif name == "ListenStmt":
+    elif isinstance(stmt, ast.ListenStmt):
         made.add(LISTENING)
-    elif name == "UnlistenStmt" and stmt.conditionname is None:  # type: ignore[attr-defined]
+    elif isinstance(stmt, ast.UnlistenStmt) and stmt.conditionname is None:
         ended.add(LISTENING)
-    elif name == "DeclareCursorStmt" and stmt.options & CURSOR_OPT_HOLD:  # type: ignore[attr-defined]
+    # (a DECLARE's options are never None: the grammar always sets CURSOR_OPT_FAST_PLAN)
+    elif isinstance(stmt, ast.DeclareCursorStmt) and (stmt.options or 0) & CURSOR_OPT_HOLD:
         made.add(HELD_CURSORS)
-    elif name == "ClosePortalStmt" and stmt.portalname is None:  # type: ignore[attr-defined]
+    elif isinstance(stmt, ast.ClosePortalStmt) and stmt.portalname is None:
         ended.add(HELD_CURSORS)
-    elif name == "PrepareStmt":
+    elif isinstance(stmt, ast.PrepareStmt):
         made.add(PREPARED)
-    elif name == "LoadStmt":
+    elif isinstance(stmt, ast.LoadStmt):
         made.add(LOADED)
-    elif name in ("CreateStmt", "CreateTableAsStmt", "ViewStmt", "CreateSeqStmt"):
-        rel = (stmt.into.rel if name == "CreateTableAsStmt" else stmt.view if name == "ViewStmt"  # type: ignore[attr-defined]
-               else stmt.sequence if name == "CreateSeqStmt" else stmt.relation)  # type: ignore[attr-defined]
+    elif isinstance(stmt, ast.CreateStmt | ast.CreateTableAsStmt | ast.ViewStmt | ast.CreateSeqStmt):
+        rel = (stmt.into.rel if isinstance(stmt, ast.CreateTableAsStmt) and stmt.into is not None
+               else stmt.view if isinstance(stmt, ast.ViewStmt)
+               else stmt.sequence if isinstance(stmt, ast.CreateSeqStmt)
+               else stmt.relation if isinstance(stmt, ast.CreateStmt) else None)
         if getattr(rel, "relpersistence", "p") == "t":
             made.add(TEMP_TABLES)
-    elif name == "DiscardStmt":
-        target = getattr(stmt.target, "name", "")  # type: ignore[attr-defined]
+    elif isinstance(stmt, ast.DiscardStmt):
+        target = getattr(stmt.target, "name", "")
         if target == "DISCARD_ALL":
             ended |= EVERYTHING | {DeallocateAll}
         elif target == "DISCARD_TEMP":
             ended.add(TEMP_TABLES)
-    elif name == "DeallocateStmt" and getattr(stmt, "isall", stmt.name is None):  # type: ignore[attr-defined]
+    elif isinstance(stmt, ast.DeallocateStmt) and getattr(stmt, "isall", stmt.name is None):
         ended |= {PREPARED, DeallocateAll}
     calls = _calls(stmt)
     if "lock" in calls:
@@ -160,7 +170,7 @@ def plain(sql: bytes) -> bool:
     return True
 
 
-def _calls(stmt: object) -> set[str]:
+def _calls(stmt: ast.Node) -> set[str]:
     """Among the statement's function calls: session-level advisory locks ("lock"), session-wide set_config
     ("set_config"), pg_advisory_unlock_all ("unlock_all")."""
     from pglast import ast
@@ -168,7 +178,7 @@ def _calls(stmt: object) -> set[str]:
 
     found: set[str] = set()
 
-    class Calls(Visitor):  # type: ignore[misc]
+    class Calls(Visitor):
         def visit_FuncCall(self, ancestors: object, node: ast.FuncCall) -> None:  # noqa: N802 - pglast's name
             fname = node.funcname[-1].sval.lower() if node.funcname else ""
             if fname in _SESSION_LOCKS:
@@ -180,7 +190,7 @@ def _calls(stmt: object) -> set[str]:
                 local = args[2] if len(args) == 3 else None
                 val = getattr(local, "val", None)
                 if not (isinstance(val, ast.Boolean) and val.boolval) and not (
-                        isinstance(val, ast.String) and val.sval.lower() in ("t", "true", "on", "yes", "1")):
+                        isinstance(val, ast.String) and (val.sval or "").lower() in ("t", "true", "on", "yes", "1")):
                     found.add("set_config")
 
     Calls()(stmt)

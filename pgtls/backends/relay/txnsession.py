@@ -22,14 +22,13 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pgtls.backends.base import SessionInfo
+from pgtls.backends.base import ClientStream, SessionInfo
 from pgtls.backends.relay import txnwire
 from pgtls.backends.relay.pool import Pool, Startup
 from pgtls.backends.relay.session import (
     _POOL_FLUSHING,
     CONNECTION_FAILURE,
     RESET_TIMEOUT,
-    ClientStream,
     reset_for_pool,
     unhook_client,
 )
@@ -91,12 +90,12 @@ class TxnRelaySession:
                 self._paused_upstream = False
                 self.conn.resume_reading()
 
-        raw.resume_hook = client_writable  # type: ignore[attr-defined]
+        raw.resume_hook = client_writable
         if pending:
             data = bytes(pending)
             pending.clear()
             self._from_client(data)
-        channel.relay(self._from_client, self._end)  # type: ignore[attr-defined]
+        channel.relay(self._from_client, self._end)
         try:
             await done
         finally:
@@ -288,7 +287,7 @@ class TxnRelaySession:
             channel.send(out)
         if self._answered is not None and not self.state.queue and not self._answered.done():
             self._answered.set_result(None)
-        if channel.raw.write_paused and not self._paused_upstream and self.conn is not None:  # type: ignore[attr-defined]
+        if channel.raw.write_paused and not self._paused_upstream and self.conn is not None:
             self._paused_upstream = True
             self.conn.pause_reading()
         self._maybe_release()

@@ -113,10 +113,10 @@ class UpstreamConn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._queue and self._queue[0].error is not None:  # a FATAL, then the server closed
+        if self._queue and (error := self._queue[0].error) is not None:  # a FATAL, then the server closed
             req = self._queue.popleft()
             if not req.future.done():
-                req.future.set_exception(QueryError(req.error, ""))
+                req.future.set_exception(QueryError(error, ""))
                 req.future.exception()
         self._fail_all(UpstreamGone(str(exc) if exc else "upstream closed the connection"))
         for w in self._drain_waiters:
@@ -375,7 +375,7 @@ async def connect_unix(path: Path, params: dict[str, str], timeout: float = CONN
             await conn.startup(params)
         except QueryError as e:
             conn.abort()
-            raise PgError(**_as_fatal(e.fields)) from None
+            raise _as_fatal(e.fields) from None
         except BaseException:
             conn.abort()
             raise
@@ -384,10 +384,9 @@ async def connect_unix(path: Path, params: dict[str, str], timeout: float = CONN
     return conn
 
 
-def _as_fatal(fields: wire.ErrorFields) -> dict[str, object]:
+def _as_fatal(fields: wire.ErrorFields) -> PgError:
     err = fields.to_error("FATAL")
-    return {"sqlstate": err.sqlstate, "message": err.message, "severity": "FATAL", "detail": err.detail,
-            "hint": err.hint, "extra": err.extra}
+    return PgError(err.sqlstate, err.message, severity="FATAL", detail=err.detail, hint=err.hint, extra=err.extra)
 
 
 async def send_cancel(path: Path, pid: int, key: bytes) -> None:
