@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-from typing import TYPE_CHECKING
+from concurrent.futures import Executor
+from typing import Any, Protocol
 
+from pgtls import log
 from pgtls import tls as tlsmod
 from pgtls.backends.base import Send, Session, SessionInfo, TlsInfo
 from pgtls.errors import ADMIN_SHUTDOWN, INTERNAL_ERROR, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
@@ -35,14 +37,12 @@ from pgtls.protocol.startup import (
     Startup,
     StartupMachine,
 )
-from pgtls.server import admin, log
+from pgtls.server import admin
+from pgtls.server.authflow import AlreadyLogged, AuthOutcome, AuthServer, authenticate
 from pgtls.server.channel import Channel, RawConn, TlsFailed
 from pgtls.server.registry import Entry
+from pgtls.server.snapshot import Snapshot
 from pgtls.server.state import ADMIN_DATABASE
-
-if TYPE_CHECKING:
-    from pgtls.server.authflow import AuthOutcome
-    from pgtls.server.server import Server, Snapshot
 
 # Frontend message types a session may send (PostgreSQL's PostgresMain switch).
 SESSION_MESSAGE_TYPES = frozenset(b"QPBEDCHSFdcfX")
@@ -54,8 +54,29 @@ UNENCRYPTED_AFTER_REQUEST_DETAIL = (
 )
 
 
+class ConnServer(AuthServer, Protocol):
+    """What a connection needs of its server (:class:`pgtls.server.server.Server` is one)."""
+
+    @property
+    def backend(self) -> Any: ...
+    @property
+    def is_async(self) -> bool: ...
+    @property
+    def shutting_down(self) -> bool: ...
+    @property
+    def shutting_down_fast(self) -> bool: ...
+    @property
+    def tls_executor(self) -> Executor: ...
+    @property
+    def db_executor(self) -> Executor: ...
+
+    def connection_done(self, conn: Any) -> None: ...
+
+    async def cancel(self, pid: int, key: bytes) -> None: ...
+
+
 class Connection:
-    def __init__(self, server: Server, raw: RawConn) -> None:
+    def __init__(self, server: ConnServer, raw: RawConn) -> None:
         self.server = server
         self.raw = raw
         self.snap: Snapshot = server.snapshot
@@ -114,8 +135,6 @@ class Connection:
             await self.finish()
 
     def send_error(self, e: PgError) -> None:
-        from pgtls.server.authflow import AlreadyLogged
-
         if not isinstance(e, AlreadyLogged):
             log.emit(e.severity, e.message, detail=e.detail, hint=e.hint)
         self.channel.send(e.v2_bytes() if isinstance(e, LegacyProtocolError) else m.error_response(e))
@@ -231,8 +250,6 @@ class Connection:
         max_conn = int(self.settings["max_connections"])
         if self.server.registry.count() >= max_conn:
             raise PgError(TOO_MANY_CONNECTIONS, "sorry, too many clients already", severity="FATAL")
-
-        from pgtls.server.authflow import authenticate
 
         return await authenticate(self, startup)
 

@@ -279,7 +279,7 @@ def secrets_of(datadir: Path) -> set[str]:
     from pgtls.backends.relay.cluster import has_cluster
 
     if has_cluster(datadir):
-        from pgtls.backends.relay.setup import run_sql
+        from pgtls.backends.relay.clustersql import run_sql
 
         rows = run_sql(datadir, [("SELECT rolpassword FROM pg_authid WHERE rolpassword IS NOT NULL", None)])[0].rows
         return {r[0] for r in rows if r[0]}

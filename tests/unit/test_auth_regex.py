@@ -21,9 +21,9 @@ from pgtls.config.authregex import (
     AuthRegexMatchError,
     compile_are,
 )
+from pgtls.config.authtokens import AuthToken, compile_auth_regex
 from pgtls.config.hba import ConnFacts, match, parse_hba_text
 from pgtls.config.ident import check_usermap, check_usermap_log, parse_ident_text
-from pgtls.config.tokenize import AuthToken, compile_auth_regex
 
 
 class NoRoles:

@@ -34,9 +34,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from pgtls import log
 from pgtls.backends.relay.pgbin import OsUser, PgBin, cluster_user, make_reachable, programs_readable
 from pgtls.osproc import SHUTDOWN_SIGNALS, process_alive
-from pgtls.server import log
 
 CLUSTER_DIR = "cluster"
 SOCKET_DIR = "cluster-socket"

@@ -25,11 +25,11 @@ import ssl
 import struct
 from dataclasses import dataclass
 
+from pgtls import log
 from pgtls.backends.relay import wire
 from pgtls.backends.relay.upauth import Authenticator, Credentials
 from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone
 from pgtls.errors import CONNECTION_EXCEPTION, PgError
-from pgtls.server import log
 from pgtls.tls.client import ALPN_POSTGRESQL, ClientTls, ClientTlsError, client_tls, peer_name_error
 from pgtls.tls.context import channel_binding_hash_name
 
