@@ -24,6 +24,7 @@ from pgtls import tls as tlsmod
 from pgtls.backends.base import Send, Session, SessionInfo, TlsInfo
 from pgtls.errors import ADMIN_SHUTDOWN, INTERNAL_ERROR, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
 from pgtls.protocol import messages as m
+from pgtls.protocol.limits import PQ_LARGE_MESSAGE_LIMIT, PQ_SMALL_MESSAGE_LIMIT
 from pgtls.protocol.startup import (
     PROTOCOL_LATEST_MINOR,
     CancelRequest,
@@ -46,8 +47,6 @@ from pgtls.server.state import ADMIN_DATABASE
 
 # Frontend message types a session may send (PostgreSQL's PostgresMain switch).
 SESSION_MESSAGE_TYPES = frozenset(b"QPBEDCHSFdcfX")
-MAX_SESSION_MESSAGE = 1 << 30  # PQ_LARGE_MESSAGE_LIMIT
-MAX_SMALL_MESSAGE = 10000  # PQ_SMALL_MESSAGE_LIMIT: every other message type
 LARGE_MESSAGE_TYPES = frozenset(b"QFBPd")  # Query, FunctionCall, Bind, Parse, CopyData
 UNENCRYPTED_AFTER_REQUEST_DETAIL = (
     "This could be either a client-software bug or evidence of an attempted man-in-the-middle attack."
@@ -347,11 +346,11 @@ class Connection:
         session.set_async_sender(lambda data: loop.call_soon_threadsafe(post_on_loop, data))
         buf = self.inbuf
         while True:
-            first = await self.read_message(buf, MAX_SESSION_MESSAGE)
+            first = await self.read_message(buf, PQ_LARGE_MESSAGE_LIMIT)
             if first is None:
                 return
             batch = [first]
-            while (more := take_message(buf, MAX_SESSION_MESSAGE)) is not None:
+            while (more := take_message(buf, PQ_LARGE_MESSAGE_LIMIT)) is not None:
                 batch.append(more)
             terminate = False
             for i, (kind, _body) in enumerate(batch):
@@ -426,7 +425,7 @@ def take_message(buf: bytearray, max_len: int) -> tuple[bytes, bytes] | None:
         buf.clear()
         return kind, b""
     (length,) = struct.unpack_from("!i", buf, 1)
-    limit = max_len if buf[0] in LARGE_MESSAGE_TYPES else min(max_len, MAX_SMALL_MESSAGE)
+    limit = max_len if buf[0] in LARGE_MESSAGE_TYPES else min(max_len, PQ_SMALL_MESSAGE_LIMIT)
     if length < 4 or length > limit:
         raise LogOnly("invalid message length")
     if len(buf) < 1 + length:

@@ -38,7 +38,8 @@ PACKAGE_DIR = Path(pgtls.__file__).resolve().parent
 # package's own __init__ (its version).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("pgtls", "pgtls.errors", "pgtls.osproc", "pgtls.log"),  # no pgtls imports at all
-    ("pgtls.protocol", "pgtls.config"),  # the wire format (sans-IO); the configuration files
+    ("pgtls.protocol",),  # the wire format (sans-IO) and PostgreSQL's limits (protocol/limits.py)
+    ("pgtls.config",),  # the configuration files
     ("pgtls.tls",),  # TLS contexts, handshakes, certificate facts (uses config for SNI files)
     ("pgtls.auth", "pgtls.certs"),  # roles and authentication exchanges; certificate tooling
     ("pgtls.backends",),  # the package and base.py: what a backend and a session are
@@ -64,6 +65,12 @@ STDLIB_SHADOW_PENDING: tuple[str, ...] = ("pgtls.backends.embedded",)
 
 # Not the standard library's, but misleading all the same: a setup.py reads as a packaging script.
 MISLEADING_NAMES: tuple[str, ...] = ("setup",)
+
+# PostgreSQL's limits are defined once, in pgtls/protocol/limits.py.  The embedded backend still defines
+# NAMEDATALEN again (catalog.py, notify.py): being restructured on another branch (issue 16); remove the entry
+# when it imports pgtls.protocol.limits.
+LIMITS_MODULE = "pgtls.protocol.limits"
+LIMITS_DEFINED_AGAIN_PENDING: tuple[str, ...] = ("pgtls.backends.embedded",)
 
 # Test modules that still import another test module (for its fixtures): the embedded backend's tests, which
 # are being laid out on another branch (issue 16); remove the entry when that work lands.
@@ -351,6 +358,24 @@ def test_no_stdlib_names(modules: dict[str, Path]) -> None:
     assert [m for m in shadows if m not in pending] == []
     if pending:
         pytest.xfail(f"being renamed on another branch: {', '.join(pending)}")
+
+
+def _module_level_names(path: Path) -> set[str]:
+    names = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def test_limits_defined_once(modules: dict[str, Path]) -> None:
+    limits = _module_level_names(modules[LIMITS_MODULE])
+    assert "NAMEDATALEN" in limits
+    assigned = re.compile(rf"^(?:{'|'.join(sorted(limits))})\b\s*(?::[^=]*)?=", re.M)
+    again = {name: sorted(limits & _module_level_names(path)) for name, path in modules.items()
+             if name != LIMITS_MODULE and assigned.search(path.read_text(encoding="utf-8"))}
+    pending = [n for n in again if any(_matches(n, p, PACKAGE) for p in LIMITS_DEFINED_AGAIN_PENDING)]
+    assert {n: v for n, v in again.items() if n not in pending and v} == {}, f"import them from {LIMITS_MODULE}"
 
 
 # A line that may import a test module (only those files are parsed).
