@@ -3,7 +3,9 @@
 * no import cycle between pgtls modules;
 * no import that runs up a layer (:data:`LAYERS`, lowest first), nor sideways between the independent parts
   of one layer;
-* no module named like a standard-library module.
+* no module named like a standard-library module;
+* PostgreSQL's limits defined once (pgtls/protocol/limits.py);
+* no test module importing another (shared fixtures go in a conftest.py, shared helpers in support modules).
 
 What counts as an import: every ``import`` / ``from … import`` statement, at module level or inside a
 function (a function-level import is still a dependency: it only moves the moment it bites), except those
@@ -26,10 +28,8 @@ from pathlib import Path
 
 import pytest
 
-import pgtls
-
 PACKAGE = "pgtls"
-PACKAGE_DIR = Path(pgtls.__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[2] / PACKAGE  # this checkout's, whatever is installed
 
 # The layers of pgtls, lowest first.  A module may import from its own part and from lower layers; the parts
 # of one layer are independent of each other (neither imports the other).  An entry names a module or a
