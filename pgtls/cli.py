@@ -6,14 +6,13 @@ The data directory is ``-D DIR`` or ``$PGDATA``, as with PostgreSQL's tools.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +76,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def serve(data_dir: Path, overrides: dict[str, str], on_ready: Callable[[], None] | None = None) -> int:
     """Run the server in the foreground; ``on_ready`` once it (and what stands behind it) accepts connections."""
-    from pgtls.server import log
+    from pgtls import log
+    from pgtls.server.eventloop import run_event_loop
     from pgtls.server.server import Server, StartupError, hold_early_sighup
 
     hold_early_sighup()
@@ -119,7 +119,7 @@ def serve(data_dir: Path, overrides: dict[str, str], on_ready: Callable[[], None
 def _workers(server: Any) -> int:
     """How many worker processes serve: ``workers`` for the relay backends; one for the DuckDB backend, and
     one when the server key's passphrase was typed at the terminal (a worker could not ask for it)."""
-    from pgtls.server import log
+    from pgtls import log
     from pgtls.server.supervisor import worker_count
 
     if not server.is_async:
@@ -140,27 +140,6 @@ def _key_encrypted(data_dir: Path, key_file: str) -> bool:
         return b"ENCRYPTED" in path.read_bytes()[:4096]
     except OSError:
         return False
-
-
-EVENT_LOOP_ENV = "PGTLS_EVENT_LOOP"
-
-
-def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
-    """Run ``main`` on uvloop when it is installed (the default: measurably less CPU per connection and per
-    transaction, docs/architecture.md), or on asyncio's own loop; ``PGTLS_EVENT_LOOP=asyncio|uvloop``
-    chooses (uvloop then must be installed)."""
-    choice = os.environ.get(EVENT_LOOP_ENV, "")
-    if choice not in ("", "asyncio", "uvloop"):
-        raise SystemExit(f"pgtls: {EVENT_LOOP_ENV} must be asyncio or uvloop, not {choice!r}")
-    if choice != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if choice == "uvloop":
-                raise SystemExit(f"pgtls: {EVENT_LOOP_ENV}=uvloop, but uvloop is not installed") from None
-        else:
-            return uvloop.run(main)
-    return asyncio.run(main)
 
 
 # --- reload / stop ----------------------------------------------------------------------------
@@ -278,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:
         pass
     try:
-        from pgtls.auth.role_cli import add_role_parser
+        from pgtls.role_cli import add_role_parser
 
         add_role_parser(sub)
     except ImportError:

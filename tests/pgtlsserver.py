@@ -97,7 +97,7 @@ class PgtlsServer(ServerDir):
         if not self.running:
             self._queued_sql.append((database, statement))
             return []
-        from pgtls.backends.relay.setup import run_sql
+        from pgtls.backends.relay.clustersql import run_sql
 
         return run_sql(self.datadir, [(statement, None)], database=database)[0].rows
 
@@ -115,7 +115,7 @@ class PgtlsServer(ServerDir):
     def _run_queued(self) -> None:
         if not self._queued_sql:
             return
-        from pgtls.backends.relay.setup import run_sql_in
+        from pgtls.backends.relay.clustersql import run_sql_in
 
         work = [(db, [(stmt, None)]) for db, stmt in self._queued_sql]
         self._queued_sql = []

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from pgtls.auth.passwords import SCRAM_DEFAULT_ITERATIONS, encrypt_password
+from pgtls.protocol.limits import NAMEDATALEN
 
 AUTHID_FILE = "pg_authid.json"
 FIRST_USER_OID = 16384  # FirstNormalObjectId; the bootstrap superuser gets 10 like PG
 BOOTSTRAP_SUPERUSER_OID = 10
-NAMEDATALEN = 64
 
 
 class RoleError(Exception):

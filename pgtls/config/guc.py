@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pgtls.errors import INVALID_PARAMETER_VALUE, PgError
+from pgtls.protocol.limits import NAMEDATALEN
 
 GucType = Literal["bool", "int", "real", "string", "enum"]
 # PostgreSQL's GucContext names as pg_settings.context shows them, least to most changeable.
@@ -308,7 +309,8 @@ _DEFS: tuple[GucDef, ...] = (
     _str("lc_numeric", "C", "user", "Sets the locale for formatting numbers."),
     _str("lc_time", "C", "user", "Sets the locale for formatting date and time values."),
     _str("default_text_search_config", "pg_catalog.simple", "user", "Sets default text search configuration."),
-    _int("max_identifier_length", 63, "internal", "Shows the maximum identifier length.", 63, 63),
+    _int("max_identifier_length", NAMEDATALEN - 1, "internal", "Shows the maximum identifier length.", NAMEDATALEN - 1,
+         NAMEDATALEN - 1),
     _int("block_size", BLCKSZ, "internal", "Shows the size of a disk block.", BLCKSZ, BLCKSZ),
     # --- pgtls's own ---
     _enum("backend", "", "postmaster", "Selects what stands behind the door: the managed PostgreSQL cluster or "

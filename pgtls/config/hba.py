@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypedDict
 
+from pgtls.config.authtokens import AuthToken, TokenizedLine, compile_auth_regex, tokenize_file, tokenize_text
 from pgtls.config.hba_net import SYSTEM_RESOLVER, HostCheck, IPAddr, Resolver, check_ip, parse_ip
-from pgtls.config.tokenize import AuthToken, TokenizedLine, compile_auth_regex, tokenize_file, tokenize_text
 
 CONN_TYPES = ("local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
 SUPPORTED_METHODS = ("trust", "reject", "password", "md5", "scram-sha-256", "cert")

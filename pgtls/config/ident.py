@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgtls.config.authregex import AuthRegexMatchError
+from pgtls.config.authtokens import AuthToken, TokenizedLine, compile_auth_regex, tokenize_file, tokenize_text
 from pgtls.config.hba import RoleMembership, _check_role
 from pgtls.config.lineerror import FileErrors, LineError
-from pgtls.config.tokenize import AuthToken, TokenizedLine, compile_auth_regex, tokenize_file, tokenize_text
 
 
 class IdentLineError(LineError):

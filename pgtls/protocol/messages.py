@@ -14,11 +14,6 @@ from collections.abc import Iterable, Sequence
 
 from pgtls.errors import PROTOCOL_VIOLATION, PgError
 
-# Bounds that protect the server from a hostile peer (PostgreSQL uses the same numbers).
-MAX_STARTUP_PACKET_LENGTH = 10000  # MAX_STARTUP_PACKET_LENGTH in pqcomm.h (payload after the length word)
-MAX_MESSAGE_LENGTH = 1 << 30  # PQ_LARGE_MESSAGE_LIMIT
-MAX_AUTH_MESSAGE_LENGTH = 10000  # PG_MAX_AUTH_TOKEN_LENGTH-ish bound for password/SASL messages
-
 # Distinct (name, value) ParameterStatus messages kept encoded (bounded: application_name is the client's).
 PARAMETER_STATUS_CACHE = 512
 

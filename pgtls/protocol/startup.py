@@ -33,16 +33,16 @@ from pgtls.errors import (
     PROTOCOL_VIOLATION,
     PgError,
 )
+from pgtls.protocol.limits import MAX_STARTUP_PACKET_LENGTH, NAMEDATALEN
 
 SSL_REQUEST_CODE = 80877103  # 1234.5679
 GSSENC_REQUEST_CODE = 80877104  # 1234.5680
 CANCEL_REQUEST_CODE = 80877102  # 1234.5678
 
 # Bounds from PostgreSQL's pqcomm.h: the startup packet payload (after the length word)
-# is at least a protocol version and at most MAX_STARTUP_PACKET_LENGTH bytes.
-MAX_STARTUP_PACKET_LENGTH = 10000
+# is at least a protocol version and at most MAX_STARTUP_PACKET_LENGTH bytes; identifiers are truncated to
+# NAMEDATALEN-1 bytes (both in pgtls.protocol.limits).
 MIN_STARTUP_PACKET_LENGTH = 4
-NAMEDATALEN = 64  # identifiers are truncated to NAMEDATALEN-1 bytes
 
 PROTOCOL_MAJOR = 3
 PROTOCOL_LATEST_MINOR = 2  # protocol 3.2 (PostgreSQL 18): longer cancel keys; 3.0 clients keep 4-byte ones

@@ -21,9 +21,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from pgtls import log
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
-from pgtls.server import log, peers
+from pgtls.server import peers
 from pgtls.server.state import ADMIN_DATABASE, snapshot
 
 TEXT_OID = 25

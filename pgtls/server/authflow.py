@@ -15,10 +15,12 @@ import secrets
 import struct
 import threading
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from pgtls import log
 from pgtls.auth.decide import AuthFlow, AuthSettings, TlsFacts, check_login
 from pgtls.auth.exchange import Continue, Failure, LogLine, ProvenSecret, Success
 from pgtls.auth.passwords import Abandoned
@@ -26,11 +28,11 @@ from pgtls.config.hba import ConnFacts, match_detail
 from pgtls.errors import PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
 from pgtls.protocol import messages as m
 from pgtls.protocol.startup import Closed, Startup
-from pgtls.server import log
-from pgtls.tls import channel_binding_data
-
-if TYPE_CHECKING:
-    from pgtls.server.connection import Connection
+from pgtls.server.channel import Channel, RawConn
+from pgtls.server.registry import SessionRegistry
+from pgtls.server.snapshot import Snapshot
+from pgtls.server.stats import Stats
+from pgtls.tls import ConnectionFacts, TlsConfig, channel_binding_data
 
 T = TypeVar("T")
 CLUSTER_SECRET_FILE = Path("global") / "pgtls_mock_secret"
@@ -42,6 +44,46 @@ class AuthOutcome:
     sent_ok: bool  # AuthenticationOk already sent
     authn_id: str | None = None
     proven: ProvenSecret | None = field(default=None, repr=False)  # for the relay's upstream login
+
+
+class AuthServer(Protocol):
+    """What authentication needs of the server (:class:`pgtls.server.server.Server` is one)."""
+
+    @property
+    def snapshot(self) -> Snapshot: ...
+    @property
+    def cluster_secret(self) -> bytes: ...
+    @property
+    def preauth_executor(self) -> Executor: ...
+    @property
+    def registry(self) -> SessionRegistry: ...
+    @property
+    def stats(self) -> Stats: ...
+
+    async def role_lookup(self, user: str, database: str) -> Any: ...
+
+    def log_aspect(self, snap: Snapshot, aspect: str) -> bool: ...
+
+
+class AuthConn(Protocol):
+    """What authentication needs of its connection (:class:`pgtls.server.connection.Connection` is one)."""
+
+    @property
+    def server(self) -> AuthServer: ...
+    @property
+    def snap(self) -> Snapshot: ...
+    @property
+    def raw(self) -> RawConn: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def channel(self) -> Channel: ...
+    @property
+    def tls_facts(self) -> ConnectionFacts | None: ...
+    @property
+    def tls_config(self) -> TlsConfig | None: ...
+    @property
+    def inbuf(self) -> bytearray: ...
 
 
 def cluster_secret(data_dir: Path) -> bytes:
@@ -73,7 +115,7 @@ def _log_lines(lines: tuple[LogLine, ...]) -> None:
         log.emit(level, line.message, detail=line.detail)
 
 
-async def authenticate(conn: Connection, startup: Startup) -> AuthOutcome:
+async def authenticate(conn: AuthConn, startup: Startup) -> AuthOutcome:
     server = conn.server
     snap = conn.snap
     loop = asyncio.get_running_loop()
@@ -156,7 +198,7 @@ async def authenticate(conn: Connection, startup: Startup) -> AuthOutcome:
                        proven=out.proven)
 
 
-def reserved_slots_check(server: Any, roles: Any, user: str) -> None:
+def reserved_slots_check(server: AuthServer, roles: Any, user: str) -> None:
     """InitPostgres()'s check of superuser_reserved_connections and reserved_connections (PostgreSQL 16+),
     for a role that is not a superuser, after authentication."""
     s = server.snapshot.settings
@@ -188,7 +230,7 @@ class AlreadyLogged(PgError):
         super().__init__(err.sqlstate, err.message, severity=err.severity, detail=err.detail, hint=err.hint)
 
 
-async def _read_auth_message(conn: Connection, max_len: int) -> tuple[bytes, bytes, bool]:
+async def _read_auth_message(conn: AuthConn, max_len: int) -> tuple[bytes, bytes, bool]:
     """One frontend message during authentication (PostgreSQL's pq_getmessage with a limit)."""
     buf = conn.inbuf
     while len(buf) < 5:

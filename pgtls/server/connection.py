@@ -16,12 +16,15 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-from typing import TYPE_CHECKING, cast
+from concurrent.futures import Executor
+from typing import Any, Protocol, cast
 
+from pgtls import log
 from pgtls import tls as tlsmod
 from pgtls.backends.base import AsyncBackend, AsyncSession, Backend, Send, Session, SessionInfo, TlsInfo
 from pgtls.errors import ADMIN_SHUTDOWN, INTERNAL_ERROR, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
 from pgtls.protocol import messages as m
+from pgtls.protocol.limits import PQ_LARGE_MESSAGE_LIMIT, PQ_SMALL_MESSAGE_LIMIT
 from pgtls.protocol.startup import (
     PROTOCOL_LATEST_MINOR,
     CancelRequest,
@@ -35,27 +38,44 @@ from pgtls.protocol.startup import (
     Startup,
     StartupMachine,
 )
-from pgtls.server import admin, log
+from pgtls.server import admin
+from pgtls.server.authflow import AlreadyLogged, AuthOutcome, AuthServer, authenticate
 from pgtls.server.channel import Channel, RawConn, TlsFailed
 from pgtls.server.registry import Entry
+from pgtls.server.snapshot import Snapshot
 from pgtls.server.state import ADMIN_DATABASE
-
-if TYPE_CHECKING:
-    from pgtls.server.authflow import AuthOutcome
-    from pgtls.server.server import Server, Snapshot
 
 # Frontend message types a session may send (PostgreSQL's PostgresMain switch).
 SESSION_MESSAGE_TYPES = frozenset(b"QPBEDCHSFdcfX")
-MAX_SESSION_MESSAGE = 1 << 30  # PQ_LARGE_MESSAGE_LIMIT
-MAX_SMALL_MESSAGE = 10000  # PQ_SMALL_MESSAGE_LIMIT: every other message type
 LARGE_MESSAGE_TYPES = frozenset(b"QFBPd")  # Query, FunctionCall, Bind, Parse, CopyData
 UNENCRYPTED_AFTER_REQUEST_DETAIL = (
     "This could be either a client-software bug or evidence of an attempted man-in-the-middle attack."
 )
 
 
+class ConnServer(AuthServer, Protocol):
+    """What a connection needs of its server (:class:`pgtls.server.server.Server` is one)."""
+
+    @property
+    def backend(self) -> Any: ...
+    @property
+    def is_async(self) -> bool: ...
+    @property
+    def shutting_down(self) -> bool: ...
+    @property
+    def shutting_down_fast(self) -> bool: ...
+    @property
+    def tls_executor(self) -> Executor: ...
+    @property
+    def db_executor(self) -> Executor: ...
+
+    def connection_done(self, conn: Any) -> None: ...
+
+    async def cancel(self, pid: int, key: bytes) -> None: ...
+
+
 class Connection:
-    def __init__(self, server: Server, raw: RawConn) -> None:
+    def __init__(self, server: ConnServer, raw: RawConn) -> None:
         self.server = server
         self.raw = raw
         self.snap: Snapshot = server.snapshot
@@ -114,8 +134,6 @@ class Connection:
             await self.finish()
 
     def send_error(self, e: PgError) -> None:
-        from pgtls.server.authflow import AlreadyLogged
-
         if not isinstance(e, AlreadyLogged):
             log.emit(e.severity, e.message, detail=e.detail, hint=e.hint)
         self.channel.send(e.v2_bytes() if isinstance(e, LegacyProtocolError) else m.error_response(e))
@@ -233,8 +251,6 @@ class Connection:
         if self.server.registry.count() >= max_conn:
             raise PgError(TOO_MANY_CONNECTIONS, "sorry, too many clients already", severity="FATAL")
 
-        from pgtls.server.authflow import authenticate
-
         return await authenticate(self, startup)
 
     async def open_session(self, startup: Startup, ident: AuthOutcome) -> None:
@@ -336,11 +352,11 @@ class Connection:
         session.set_async_sender(post)
         buf = self.inbuf
         while True:
-            first = await self.read_message(buf, MAX_SESSION_MESSAGE)
+            first = await self.read_message(buf, PQ_LARGE_MESSAGE_LIMIT)
             if first is None:
                 return
             batch = [first]
-            while (more := take_message(buf, MAX_SESSION_MESSAGE)) is not None:
+            while (more := take_message(buf, PQ_LARGE_MESSAGE_LIMIT)) is not None:
                 batch.append(more)
             terminate = False
             for i, (kind, _body) in enumerate(batch):
@@ -415,7 +431,7 @@ def take_message(buf: bytearray, max_len: int) -> tuple[bytes, bytes] | None:
         buf.clear()
         return kind, b""
     (length,) = struct.unpack_from("!i", buf, 1)
-    limit = max_len if buf[0] in LARGE_MESSAGE_TYPES else min(max_len, MAX_SMALL_MESSAGE)
+    limit = max_len if buf[0] in LARGE_MESSAGE_TYPES else min(max_len, PQ_SMALL_MESSAGE_LIMIT)
     if length < 4 or length > limit:
         raise LogOnly("invalid message length")
     if len(buf) < 1 + length:

@@ -6,7 +6,7 @@ behind the door: by default the managed PostgreSQL cluster (PostgreSQL's own
 initdb into ``cluster/``, whose superuser is the initial role), or with
 ``backend="duckdb"`` the embedded database ``postgres`` and the role store.  With ``tls=True`` it also
 makes a root CA, a server certificate and a client certificate for the
-superuser (see :mod:`pgtls.certs.setup`) and turns ``ssl`` on.
+superuser (see :mod:`pgtls.certs.initialset`) and turns ``ssl`` on.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def init_data_dir(
     if port is not None:
         extra["port"] = str(port)
     if tls:
-        from pgtls.certs.setup import init_tls
+        from pgtls.certs.initialset import init_tls
 
         names = list(hostnames or [])
         fqdn = socket.getfqdn()

@@ -17,7 +17,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pgtls.server import log
+from pgtls import log
 
 BACKLOG = 1024
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from pgtls.server.worker import MAX_CONTROL_LINE
+from pgtls.server.shared import MAX_CONTROL_LINE
 
 PEER_TIMEOUT = 5.0
 PAUSE_TIMEOUT = 3600.0  # PAUSE waits for server connections in use; the admin client may cancel it sooner

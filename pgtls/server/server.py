@@ -1,6 +1,6 @@
 """The server process: configuration snapshots, listeners, signals, pid file, shutdown.
 
-Configuration is a value (:class:`Snapshot`): start-up builds one and refuses
+Configuration is a value (:class:`~pgtls.server.snapshot.Snapshot`): start-up builds one and refuses
 to start on any error; SIGHUP builds a new one part by part and keeps the old
 part wherever the new one fails (Table 19.2 of the manual).  Each connection
 keeps the snapshot it started with, so a reload never disturbs open sessions.
@@ -20,24 +20,25 @@ import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
+from pgtls import log
 from pgtls.backends.base import AsyncBackend, AsyncSession, Backend, Session
 from pgtls.config.conffile import ConfigError
 from pgtls.config.settings import Settings, load_settings, reload_settings
 from pgtls.osproc import SHUTDOWN_SIGNALS
-from pgtls.server import log
 from pgtls.server.channel import RawConn
 from pgtls.server.listeners import ListenError, bind_tcp, bind_unix
 from pgtls.server.pidfile import PidFile
 from pgtls.server.registry import SessionRegistry
 from pgtls.server.reloadanswer import ensure_run_dir, process_answer, read_answer, write_answer
 from pgtls.server.shared import SharedState, cancel_socket
+from pgtls.server.snapshot import Snapshot
 from pgtls.server.state import ADMIN_DATABASE
 from pgtls.server.stats import Stats
-from pgtls.server.worker import Control, WorkerRole, cancel_peer_handler, forward_cancel
+from pgtls.server.workerlink import Control, WorkerRole, cancel_peer_handler, forward_cancel
 from pgtls.tls import TlsConfig, TlsConfigError
 
 # Handshakes get their own small pool so that long-running queries never delay a new client's handshake.
@@ -93,14 +94,6 @@ class StartupError(Exception):
     def __init__(self, message: str, detail: str | None = None, hint: str | None = None) -> None:
         super().__init__(message)
         self.message, self.detail, self.hint = message, detail, hint
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    settings: Settings
-    tls: TlsConfig | None
-    hba: Any = None
-    ident: Any = None
 
 
 class Server:

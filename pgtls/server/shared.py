@@ -10,7 +10,7 @@ Layout (native 64-bit integers): ``[generation][sessions of worker 0]...[session
   pooled sessions, so PostgreSQL's wait for other sessions of a database (up to 5 s in DROP DATABASE) ends.
 
 The run directory also holds each worker's cancel socket (``cancel-<n>``): a CancelRequest that lands on
-another worker is passed on there (see :mod:`pgtls.server.worker`).
+another worker is passed on there (see :mod:`pgtls.server.workerlink`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 RUN_DIR = "pgtls_run"
 STATE_FILE = "workers.state"
 MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
+MAX_CONTROL_LINE = 1 << 16  # a JSON line between the processes: supervisor–worker control, worker–worker asks
 _SLOT = struct.Struct("=q")
 
 

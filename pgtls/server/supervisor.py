@@ -28,13 +28,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pgtls import log
 from pgtls.osproc import SHUTDOWN_SIGNALS
-from pgtls.server import log
 from pgtls.server.listeners import ListenError, Listeners, bind_tcp, bind_unix
 from pgtls.server.pidfile import PidFile
 from pgtls.server.reloadanswer import read_answer, write_answer
-from pgtls.server.shared import SharedState, prepare_run_dir
-from pgtls.server.worker import MAX_CONTROL_LINE, WORKER_ENV, WorkerRole, control_messages
+from pgtls.server.shared import MAX_CONTROL_LINE, SharedState, prepare_run_dir
+from pgtls.server.workerlink import WORKER_ENV, WorkerRole, control_messages
 
 MAX_WORKERS = 64
 READY_TIMEOUT = 120.0  # seconds for every worker to report ready at start

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 
+from pgtls.protocol.limits import NAMEDATALEN
 from pgtls.tls import ffi
 
 # ASN1_STRFLGS_* / XN_FLAG_* (OpenSSL asn1.h, x509.h)
@@ -31,7 +32,6 @@ SLASH_VALUE_FLAGS = (ASN1_STRFLGS_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) | ASN1_STRFLG
 # Common Names are at most 64 characters; ".../CN=" + 64 fits in 71 (prepare_cert_name).
 LOG_NAME_MAX = 71
 # pg_stat_ssl / sslinfo copy names into a NAMEDATALEN (64) buffer.
-NAMEDATALEN = 64
 
 
 def rfc2253_bytes(name: int) -> bytes:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pgtls.config.tokenize import tokenize_file
+from pgtls.config.authtokens import tokenize_file
 from pgtls.tls import ffi
 from pgtls.tls.context import TlsConfig, build_tls_config
 from pgtls.tls.errors import TlsConfigError

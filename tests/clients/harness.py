@@ -70,6 +70,12 @@ def client_missing(client: str) -> None:
         prereq.missing(f"{client}: {why}")
 
 
+def client_report(reports: Reports, client: str) -> dict:
+    """``client``'s report from ``reports`` (skipped, or failed under CI, when the client is not installed)."""
+    client_missing(client)
+    return reports.get(client)
+
+
 class Reports:
     """Runs each client once against one server, on first use, and keeps its report."""
 

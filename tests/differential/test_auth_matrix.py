@@ -51,6 +51,7 @@ from tests import prereq
 from tests.conftest import run_psql
 from tests.pgserver import RealPostgres, have_postgres, shared_tmpdir
 from tests.pgtlsserver import PgtlsServer
+from tests.secretleaks import find_leaks, secrets_of
 
 pytestmark = [pytest.mark.pg, pytest.mark.timeout(400)]
 
@@ -336,8 +337,6 @@ def matrix(certs, keydir, client_home) -> Iterator[MatrixRun]:
         with ThreadPoolExecutor(10) as pool:
             outs = list(pool.map(lambda j: run_row(j[2], j[1], keydir, client_home), jobs))
         results = {(kind, row): out for (kind, row, _), out in zip(jobs, outs, strict=True)}
-        from tests.integration.test_auth import secrets_of
-
         pgtls = {config: s for (kind, config), s in servers.items() if kind == "pgtls"}
         logs = {f"pgtls/{config}": s.full_log() for config, s in pgtls.items()}
         secrets = set().union(*(secrets_of(s.datadir) for s in pgtls.values()))
@@ -384,8 +383,6 @@ def test_matrix_summary(matrix):
 
 
 def test_matrix_logs_hold_no_secrets(matrix, certs):
-    from tests.integration.test_auth import find_leaks
-
     assert len(matrix.secrets) == len(CONFIGS) + 1  # a SCRAM verifier each (own salt), one shared md5 hash
     leaks = find_leaks(matrix.logs, {PASSWORD, WRONG_PASSWORD}, matrix.secrets, certs)
     assert not leaks, "\n".join(leaks)

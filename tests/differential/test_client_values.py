@@ -13,16 +13,9 @@ import pytest
 
 from tests import prereq
 from tests.clients import pydrivers
-from tests.clients.harness import Reports, start_pgtls, start_realpg
+from tests.clients.expectations import ALL, CHECK_XFAIL, ROUNDTRIP_XFAIL, VALUE_XFAIL, xfail_marks
+from tests.clients.harness import Reports, client_report, start_pgtls, start_realpg
 from tests.clients.scenario import BY_NAME, CHECK_NAMES, CHECKS_EXPECTED, TYPE_NAMES, compare_values
-from tests.integration.test_client_scenarios import (
-    ALL,
-    CHECK_XFAIL,
-    ROUNDTRIP_XFAIL,
-    VALUE_XFAIL,
-    _report,
-    _xfail,
-)
 
 pytestmark = pytest.mark.pg
 
@@ -35,7 +28,7 @@ DIFF_VALUE_XFAIL = {
 
 
 def _params(table: dict[tuple[str, str], str], names: list[str]) -> list[object]:
-    return [pytest.param(c, n, id=f"{c}-{n}", marks=_xfail(table, c, n)) for c in CLIENTS for n in names]
+    return [pytest.param(c, n, id=f"{c}-{n}", marks=xfail_marks(table, c, n)) for c in CLIENTS for n in names]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +48,7 @@ def servers(certs, client_home) -> Iterator[tuple[Reports, Reports]]:
 
 @pytest.mark.parametrize("client,name", _params(CLIENT_BUGS, TYPE_NAMES))
 def test_postgres_gives_the_expected_values(servers, client, name):
-    rep = _report(servers[0], client)
+    rep = client_report(servers[0], client)
     assert name not in rep["errors"], rep["errors"].get(name)
     problems = compare_values(BY_NAME[name], rep["values"].get(name))
     assert not problems, f"{client} {name} on PostgreSQL: " + "; ".join(problems)
@@ -63,7 +56,7 @@ def test_postgres_gives_the_expected_values(servers, client, name):
 
 @pytest.mark.parametrize("client,name", _params(DIFF_VALUE_XFAIL, TYPE_NAMES))
 def test_same_values_as_postgres(servers, client, name):
-    theirs, ours = _report(servers[0], client), _report(servers[1], client)
+    theirs, ours = client_report(servers[0], client), client_report(servers[1], client)
     assert ours["errors"].get(name) is None, f"pgtls: {ours['errors'][name]}"
     assert ours["values"].get(name) == theirs["values"].get(name)
     if name in theirs["roundtrip"]:
@@ -72,6 +65,6 @@ def test_same_values_as_postgres(servers, client, name):
 
 @pytest.mark.parametrize("client,name", _params(CHECK_XFAIL, CHECK_NAMES))
 def test_same_checks_as_postgres(servers, client, name):
-    theirs, ours = _report(servers[0], client), _report(servers[1], client)
+    theirs, ours = client_report(servers[0], client), client_report(servers[1], client)
     assert theirs["checks"].get(name) == CHECKS_EXPECTED[name], "PostgreSQL itself"
     assert ours["checks"].get(name) == theirs["checks"][name]

@@ -34,9 +34,9 @@ import pytest
 from pgtls.certs import x509build as xb
 from pgtls.config.authregex import AuthRegexError, AuthRegexMatchError, compile_are, to_bytes
 from tests import prereq
+from tests.authregex_cases import POSTGRESQL_ERRORS, SEMANTICS
 from tests.pgserver import RealPostgres, have_postgres, managed_pg_bin, shared_tmpdir
 from tests.pgtlsserver import PgtlsServer
-from tests.unit.test_auth_regex import POSTGRESQL_ERRORS, SEMANTICS
 
 pytestmark = [pytest.mark.pg, pytest.mark.timeout(600)]
 

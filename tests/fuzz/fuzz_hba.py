@@ -1,4 +1,4 @@
-"""pg_hba.conf: the tokenizer (pgtls.config.tokenize), line parsing and checks (pgtls.config.hba), and
+"""pg_hba.conf: the tokenizer (pgtls.config.authtokens), line parsing and checks (pgtls.config.hba), and
 matching a few connections against the rules that loaded.
 
 Input: the file's bytes (decoded as the server reads the file: UTF-8, bad bytes replaced).  ``include``

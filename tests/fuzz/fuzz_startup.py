@@ -15,8 +15,8 @@ from tests.fuzz.common import chunked, instrumented, main
 
 with instrumented(__name__):
     from pgtls.errors import PgError
+    from pgtls.protocol.limits import NAMEDATALEN
     from pgtls.protocol.startup import (
-        NAMEDATALEN,
         NEED_DATA,
         CancelRequest,
         Closed,

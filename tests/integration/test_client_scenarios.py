@@ -17,7 +17,7 @@ Two backends:
 * the embedded DuckDB backend, a smaller run (DUCKDB_CLIENTS) against the expected texts; where it still
   lacks something, that exact (client, item) is a strict xfail whose reason says what PostgreSQL gives and
   what pgtls gives.  tests/differential/test_client_values.py runs every client on it against PostgreSQL 15
-  (with the same xfail tables, imported from here).
+  (with the same xfail tables, tests/clients/expectations.py).
 """
 
 from __future__ import annotations
@@ -34,60 +34,31 @@ import psycopg
 import pytest
 
 from tests.clients import pydrivers
-from tests.clients.harness import PairedReports, Reports, client_missing, start_managed_pg, start_pgtls
+from tests.clients.expectations import CHECK_XFAIL, CLIENT_BUGS, ROUNDTRIP_XFAIL, VALUE_XFAIL, xfail_marks
+from tests.clients.harness import (
+    PairedReports,
+    Reports,
+    client_missing,
+    client_report,
+    start_managed_pg,
+    start_pgtls,
+)
 from tests.clients.scenario import BY_NAME, CHECK_NAMES, CHECKS_EXPECTED, TYPE_NAMES, compare_values
 from tests.pgserver import RealPostgres
 from tests.pgtlsserver import PgtlsServer
 
-ALL = "*"
 PY_PARAM_CLIENTS = ("psycopg-text", "psycopg-binary", "asyncpg")
 DUCKDB_CLIENTS = ("psql", "psycopg-binary", "node-pg")
 RELAY_POOL_SIZE = 20  # default_pool_size: upstream sessions per (role, database)
-
-# Bugs of a client, not of any server: the same on PostgreSQL itself (checked against the expected texts).
-CLIENT_BUGS: dict[tuple[str, str], str] = {
-    ("pg8000", "interval"): "pg8000 bug, not pgtls: it reads '-00:00:01' as +1 second (the same on PostgreSQL 15)",
-    ("pg8000", "interval_arr"): "pg8000 bug, not pgtls: it reads '-00:00:01' as +1 second (the same on PostgreSQL 15)",
-    ("pg8000", "interval_mixed_signs"): "pg8000 bug, not pgtls: it reads '-04:05:06' as -4 h +5 min +6 s (the same "
-                                        "on PostgreSQL 15)",
-}
-
-# The embedded DuckDB backend: (client or ALL, type name) -> why pgtls differs from PostgreSQL 15 there.
-VALUE_XFAIL: dict[tuple[str, str], str] = {
-    (ALL, "numeric_exact"): "unconstrained numeric is DuckDB DECIMAL(38,8) (docs/embedded.md, Numeric): 30 integer "
-                            "and 8 fractional digits, printed without trailing zeros; PostgreSQL keeps every digit "
-                            "and each value's scale ('12345678901234567890.1234567890', '-0.000...01', '-1.50')",
-    (ALL, "int4_arr_2d"): "multidimensional arrays in an int4[] column: the column is DuckDB INTEGER[] (one "
-                          "dimension), so inserting {{1,2},{3,4}} fails with 22P02 (SELECT of the value works)",
-    **CLIENT_BUGS,
-}
-
-# The embedded DuckDB backend: (client, type name) -> why sending the values back as parameters fails.
-ROUNDTRIP_XFAIL: dict[tuple[str, str], str] = {
-    (ALL, "numeric_exact"): VALUE_XFAIL[(ALL, "numeric_exact")],
-    (ALL, "int4_arr_2d"): "no values to send back: " + VALUE_XFAIL[(ALL, "int4_arr_2d")],
-}
 
 # (client, type name) that a client does not send back as parameters at all (tests/clients/pydrivers.py):
 # left out of the roundtrip tests, which fail for any other type missing from a report's roundtrip.
 NO_ROUNDTRIP = {(c, n) for c in ("psycopg-text", "psycopg-binary") for n in ("json_arr", "jsonb_arr")}  # psycopg
 # cannot dump a list of Json wrappers of lists (PostgreSQL refuses it too)
 
-CHECK_XFAIL: dict[tuple[str, str], str] = {}
-
-
-def _xfail(table: dict[tuple[str, str], str], client: str, name: str) -> list[pytest.MarkDecorator]:
-    reason = table.get((client, name)) or table.get((ALL, name))
-    return [pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)] if reason else []
-
 
 def _params(table: dict[tuple[str, str], str], clients: tuple[str, ...], names: list[str]) -> list[object]:
-    return [pytest.param(c, n, id=f"{c}-{n}", marks=_xfail(table, c, n)) for c in clients for n in names]
-
-
-def _report(reports: Reports, client: str) -> dict:
-    client_missing(client)
-    return reports.get(client)
+    return [pytest.param(c, n, id=f"{c}-{n}", marks=xfail_marks(table, c, n)) for c in clients for n in names]
 
 
 def _ssl(certs):
@@ -160,7 +131,7 @@ def test_relay_values(relay, client, name):
 
 
 def _roundtrip_params(table: dict[tuple[str, str], str], clients: tuple[str, ...]) -> list[object]:
-    return [pytest.param(c, n, id=f"{c}-{n}", marks=_xfail(table, c, n))
+    return [pytest.param(c, n, id=f"{c}-{n}", marks=xfail_marks(table, c, n))
             for c in clients for n in TYPE_NAMES if (c, n) not in NO_ROUNDTRIP]  # fmt: skip
 
 
@@ -183,7 +154,7 @@ def test_relay_checks(relay, client, name):
 
 @pytest.mark.parametrize("client,name", _params(VALUE_XFAIL, DUCKDB_CLIENTS, TYPE_NAMES))
 def test_duckdb_values(embedded, client, name):
-    rep = _report(embedded.reports, client)
+    rep = client_report(embedded.reports, client)
     assert name not in rep["errors"], f"{client} {name}: {rep['errors'][name]}"
     problems = compare_values(BY_NAME[name], rep["values"].get(name), exact_json=client == "psql")
     assert not problems, f"{client} {name}: " + "; ".join(problems)
@@ -192,7 +163,7 @@ def test_duckdb_values(embedded, client, name):
 @pytest.mark.parametrize("client,name", _roundtrip_params(ROUNDTRIP_XFAIL, tuple(c for c in PY_PARAM_CLIENTS
                                                                                    if c in DUCKDB_CLIENTS)))
 def test_duckdb_parameter_roundtrip(embedded, client, name):
-    rep = _report(embedded.reports, client)
+    rep = client_report(embedded.reports, client)
     assert name not in rep["errors"], f"no values to send back: {rep['errors'][name]}"
     assert name in rep["roundtrip"], f"{client} did not send {name} back as a parameter"
     problems = compare_values(BY_NAME[name], rep["roundtrip"].get(name))
@@ -201,7 +172,7 @@ def test_duckdb_parameter_roundtrip(embedded, client, name):
 
 @pytest.mark.parametrize("client,name", _params(CHECK_XFAIL, DUCKDB_CLIENTS, CHECK_NAMES))
 def test_duckdb_checks(embedded, client, name):
-    rep = _report(embedded.reports, client)
+    rep = client_report(embedded.reports, client)
     assert rep["checks"].get(name) == CHECKS_EXPECTED[name]
 
 

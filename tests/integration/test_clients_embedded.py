@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.conftest import run_psql
-from tests.integration.test_tls_server import tls_server
+from tests.pgtlsserver import tls_server
 
 VALUES = (
     1, 2**40, 1.5, Decimal("3.25"), "héllo", b"\x00\x01", dt.date(2024, 1, 2), dt.datetime(2024, 1, 2, 3, 4, 5, 6),
@@ -30,7 +30,7 @@ CREATE = ("CREATE TABLE ty (i int, b bigint, f float8, n numeric(10,2), t text, 
 
 @pytest.fixture
 def server(pgtls_factory, certs):
-    return tls_server(pgtls_factory, certs, backend="duckdb")
+    return tls_server(certs, pgtls_factory(), backend="duckdb")
 
 
 def dsn(server, certs, **kw):
@@ -205,7 +205,7 @@ ROLE_PASSWORD = "Sw0rdf1sh-over-SQL"
 def test_psql_create_role_then_scram_login(pgtls_factory, certs, client_home):
     hba = ("local all all trust\nhostssl all postgres 127.0.0.1/32 trust\n"
            "hostssl all all 127.0.0.1/32 scram-sha-256\n")  # fmt: skip
-    server = tls_server(pgtls_factory, certs, start=False, backend="duckdb")
+    server = tls_server(certs, pgtls_factory(), start=False, backend="duckdb")
     server.write("pg_hba.conf", hba)
     server.start()
     su = dsn(server, certs)

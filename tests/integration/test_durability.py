@@ -7,7 +7,7 @@ import signal
 
 import psycopg
 
-from tests.integration.test_tls_server import tls_server
+from tests.pgtlsserver import tls_server
 
 
 def _dsn(s, certs, **kw):
@@ -16,7 +16,7 @@ def _dsn(s, certs, **kw):
 
 
 def test_kill_9_keeps_committed_and_drops_uncommitted(pgtls_factory, certs):
-    s = tls_server(pgtls_factory, certs, backend="duckdb")
+    s = tls_server(certs, pgtls_factory(), backend="duckdb")
     with psycopg.connect(_dsn(s, certs), autocommit=True) as c:
         c.execute("CREATE TABLE kept (id int PRIMARY KEY, t text, ts timestamptz)")
         c.execute("INSERT INTO kept VALUES (1, 'autocommit', '2024-01-02 03:04:05+00')")

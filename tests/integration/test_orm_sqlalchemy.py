@@ -23,7 +23,7 @@ from sqlalchemy import ForeignKey, String, create_engine, func, inspect, select,
 from sqlalchemy.exc import IntegrityError  # noqa: E402
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload  # noqa: E402
 
-from tests.differential.test_constraint_catalog import (  # noqa: E402
+from tests.constraint_schema import (  # noqa: E402
     MARKED_FKS,
     PG_FKS,
     SCHEMA,

@@ -29,6 +29,7 @@ from tests import weaksig
 from tests.pgserver import RealPostgres, have_postgres, shared_tmpdir
 from tests.pgtlsserver import PgtlsServer
 from tests.rawclient import Raw, error_fields
+from tests.secretleaks import find_leaks, secrets_of
 
 PASSWORD = "Wire-pass-3b9d"
 USER = "scramuser"
@@ -447,8 +448,6 @@ def test_ed25519_certificate_offers_no_plus(ed25519_server):
 
 def test_zz_no_secret_in_logs(ours, ed25519_server, certs):
     """Last in this file: neither server logged the password, the stored verifier or key material."""
-    from tests.integration.test_auth import find_leaks, secrets_of
-
     logs = {"ours": ours.full_log(), "ed25519": ed25519_server.full_log()}
     secrets = secrets_of(ours.datadir) | secrets_of(ed25519_server.datadir)
     assert len(secrets) == 2

@@ -45,7 +45,7 @@ from sqlalchemy.exc import IntegrityError  # noqa: E402
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload  # noqa: E402
 
 from tests.clients.harness import PG_SETTINGS  # noqa: E402
-from tests.differential.test_constraint_catalog import PG_FKS, SCHEMA, TABLES, USER_COMMENT  # noqa: E402
+from tests.constraint_schema import PG_FKS, SCHEMA, TABLES, USER_COMMENT  # noqa: E402
 from tests.pgserver import RealPostgres, managed_pg_bin  # noqa: E402
 from tests.pgtlsserver import PgtlsServer, quote_literal, tls_server  # noqa: E402
 

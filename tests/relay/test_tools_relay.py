@@ -25,7 +25,7 @@ import pytest
 from pgtls.protocol.startup import cancel_request_packet
 from tests.pgserver import RealPostgres, shared_tmpdir
 from tests.pgtlsserver import PgtlsServer
-from tests.relay.test_sql_relay import (
+from tests.relay.sidebyside import (
     client_env,
     client_keys,
     conninfo,

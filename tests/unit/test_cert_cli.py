@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pgtls.certs.checkdir import run_check
+from pgtls.certs.initialset import init_tls
 from pgtls.certs.pemfiles import CertError, read_certs, read_crls, read_key
-from pgtls.certs.setup import init_tls
 from pgtls.cli import main as pgtls_main
 from tests import prereq
 

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -57,19 +59,25 @@ def test_no_plain_skip_for_postgres() -> None:
 
 
 def test_every_client_test_checks_for_its_client() -> None:
-    """Each test taking a ``client`` parameter gets its report through _report/_pair, which call
-    client_missing first (so none can reach a missing program another way, or skip on its own)."""
-    from tests.differential import test_client_values as values
-    from tests.integration import test_client_scenarios as scenarios
-
-    for helper in (scenarios._report, scenarios._pair):
-        assert "client_missing(client)" in inspect.getsource(helper)
+    """Each test taking a ``client`` parameter gets its report through client_report/_pair, which call
+    client_missing first (so none can reach a missing program another way, or skip on its own).  The test
+    modules are read, not imported (a test module imports no other)."""
+    root = Path(__file__).resolve().parents[1]
+    sources = {f: (root / f).read_text() for f in ("integration/test_client_scenarios.py",
+                                                  "differential/test_client_values.py")}
+    trees = {f: ast.parse(text) for f, text in sources.items()}
+    pair = next(node for node in trees["integration/test_client_scenarios.py"].body
+                if isinstance(node, ast.FunctionDef) and node.name == "_pair")
+    for helper_src in (inspect.getsource(harness.client_report),
+                       ast.get_source_segment(sources["integration/test_client_scenarios.py"], pair)):
+        assert "client_missing(client)" in (helper_src or "")
     checked = 0
-    for module in (scenarios, values):
-        for name, fn in vars(module).items():
-            if name.startswith("test_") and callable(fn) and "client" in inspect.signature(fn).parameters:
-                src = inspect.getsource(fn)
-                assert "_report(" in src or "_pair(" in src, f"{module.__name__}.{name} does not call _report/_pair"
+    for f, tree in trees.items():
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_") \
+                    and "client" in [a.arg for a in node.args.args]:
+                src = ast.get_source_segment(sources[f], node) or ""
+                assert "_report(" in src or "_pair(" in src, f"{f}::{node.name} does not call client_report/_pair"
                 checked += 1
     assert checked >= 10
 

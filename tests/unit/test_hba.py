@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pgtls.config.authtokens import MAX_TOKEN_LENGTH, next_token, tokenize_text
 from pgtls.config.hba import (
     ConnFacts,
     HbaError,
@@ -17,7 +18,6 @@ from pgtls.config.hba import (
     parse_hba_text,
 )
 from pgtls.config.hba_net import ResolveError
-from pgtls.config.tokenize import MAX_TOKEN_LENGTH, next_token, tokenize_text
 
 
 class Roles:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import sys
 
+from pgtls import log
 from pgtls.backends.relay.passfile import lookup
-from pgtls.server import log
 
 
 def write(tmp_path, text: str, mode: int = 0o600):  # noqa: ANN001, ANN201

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from pgtls.auth.passwords import parse_scram_secret, verify_plain_password
-from pgtls.auth.role_cli import add_role_parser
 from pgtls.auth.roles import RoleError, RoleStore
+from pgtls.role_cli import add_role_parser
 
 
 def test_create_get_persist(tmp_path: Path) -> None:

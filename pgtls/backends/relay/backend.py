@@ -18,6 +18,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from pgtls import log
 from pgtls.auth.exchange import ProvenSecret
 from pgtls.auth.scram_client import ScramKeys
 from pgtls.backends.base import SessionInfo
@@ -39,7 +40,6 @@ from pgtls.backends.relay.upauth import Credentials
 from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone, connect_unix, send_cancel
 from pgtls.config.routes import ROUTES_FILE
 from pgtls.errors import FEATURE_NOT_SUPPORTED, INVALID_AUTHORIZATION_SPECIFICATION, PgError
-from pgtls.server import log
 
 CANNOT_CONNECT_NOW = "57P03"
 ADMIN_DATABASE = "postgres"  # where role lookups run (never template1: CREATE DATABASE needs it unused)

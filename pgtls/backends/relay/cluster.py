@@ -35,9 +35,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypedDict
 
+from pgtls import log
 from pgtls.backends.relay.pgbin import OsUser, PgBin, cluster_user, make_reachable, programs_readable
 from pgtls.osproc import SHUTDOWN_SIGNALS, process_alive
-from pgtls.server import log
 
 CLUSTER_DIR = "cluster"
 SOCKET_DIR = "cluster-socket"

@@ -25,11 +25,12 @@ import ssl
 import struct
 from dataclasses import dataclass
 
+from pgtls import log
 from pgtls.backends.relay import wire
 from pgtls.backends.relay.upauth import Authenticator, Credentials
 from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone
 from pgtls.errors import CONNECTION_EXCEPTION, PgError
-from pgtls.server import log
+from pgtls.protocol.startup import SSL_REQUEST_CODE
 from pgtls.tls.client import ALPN_POSTGRESQL, ClientTls, ClientTlsError, client_tls, peer_name_error
 from pgtls.tls.context import channel_binding_hash_name
 
@@ -38,7 +39,7 @@ DEFAULT_SOCKET_DIR = "/var/run/postgresql"
 MIN_CONNECT_TIMEOUT = 2  # libpq: "a value of 1 is treated as 2"
 DEFAULT_CONNECT_TIMEOUT = 30.0
 CANCEL_TIMEOUT = 5.0  # libpq waits forever; an unreachable upstream must not hold a client that long
-SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+SSL_REQUEST = struct.pack("!ii", 8, SSL_REQUEST_CODE)
 TARGET_SESSION_ATTRS = ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")
 
 

@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from pgtls.server import log
+from pgtls import log
 
 MAX_PASSFILE_SIZE = 1 << 20
 DEFAULT_PASSFILE = "~/.pgpass"

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pgtls.backends.base import ClientConn, ClientStream
 from pgtls.backends.relay import wire
@@ -31,9 +31,6 @@ from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 from pgtls.protocol.startup import LogOnly
-
-if TYPE_CHECKING:
-    from pgtls.backends.relay.backend import RelayBackend
 
 # How long the marker and reset may take after the client left.
 RESET_TIMEOUT = 10.0
@@ -70,8 +67,22 @@ def unhook_client(raw: ClientConn) -> None:
     raw.resume_hook = None
 
 
+class SessionBackend(Protocol):
+    """What a relayed session needs of its backend (:class:`pgtls.backends.relay.backend.RelayBackend` is
+    one)."""
+
+    @property
+    def generation(self) -> int: ...
+
+    def close_idle_sessions(self) -> None: ...
+
+    async def cancel_upstream(self, conn: UpstreamConn) -> None: ...
+
+    def forget_identity(self, conn: UpstreamConn, database: str) -> None: ...
+
+
 class RelaySession:
-    def __init__(self, backend: RelayBackend, pool: Pool, conn: UpstreamConn, database: str) -> None:
+    def __init__(self, backend: SessionBackend, pool: Pool, conn: UpstreamConn, database: str) -> None:
         self.backend = backend
         self.pool = pool
         self.conn = conn

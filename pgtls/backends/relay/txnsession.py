@@ -20,15 +20,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from pgtls import log
 from pgtls.backends.base import ClientStream, SessionInfo
 from pgtls.backends.relay import txnwire
-from pgtls.backends.relay.pool import Pool, Startup
+from pgtls.backends.relay.pool import Pool, PoolSettings, Startup
 from pgtls.backends.relay.session import (
     _POOL_FLUSHING,
     CONNECTION_FAILURE,
     RESET_TIMEOUT,
+    SessionBackend,
     reset_for_pool,
     unhook_client,
 )
@@ -37,17 +39,26 @@ from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 from pgtls.protocol.startup import LogOnly
-from pgtls.server import log
-
-if TYPE_CHECKING:
-    from pgtls.backends.relay.backend import RelayBackend
 
 # Client bytes held while no server connection is attached, before the client's reading is paused.
 MAX_HELD_BYTES = 1 << 20
 
 
+class TxnBackend(SessionBackend, Protocol):
+    """What a transaction-pooled session needs of its backend (:class:`pgtls.backends.relay.backend.RelayBackend`
+    is one)."""
+
+    pinned_clients: int
+
+    def pool_settings(self) -> PoolSettings: ...
+
+    async def checkout(self, pool: Pool, startup: Startup) -> UpstreamConn: ...
+
+    async def record_identity(self, conn: UpstreamConn, info: SessionInfo) -> None: ...
+
+
 class TxnRelaySession:
-    def __init__(self, backend: RelayBackend, pool: Pool, info: SessionInfo, startup: Startup,
+    def __init__(self, backend: TxnBackend, pool: Pool, info: SessionInfo, startup: Startup,
                  parameters: list[tuple[str, str]]) -> None:
         self.backend = backend
         self.pool = pool

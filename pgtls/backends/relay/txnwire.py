@@ -31,12 +31,13 @@ import struct
 from collections.abc import Callable
 
 from pgtls.errors import PROTOCOL_VIOLATION, PgError
+from pgtls.protocol.limits import PQ_LARGE_MESSAGE_LIMIT
 from pgtls.protocol.startup import LogOnly
 
 _I32 = struct.Struct("!i")
 
 # The largest client message held whole (PostgreSQL's own limit for a frontend message, PQ_LARGE_MESSAGE_LIMIT).
-MAX_HELD_MESSAGE = (1 << 30) - 1
+MAX_HELD_MESSAGE = PQ_LARGE_MESSAGE_LIMIT - 1
 PARSE_COMPLETE = b"1\0\0\0\x04"
 CLOSE_COMPLETE = b"3\0\0\0\x04"
 SYNC = b"S\0\0\0\x04"

@@ -17,12 +17,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pgtls.errors import PROTOCOL_VIOLATION, PgError
-from pgtls.protocol.startup import LogOnly
+from pgtls.protocol.limits import PQ_LARGE_MESSAGE_LIMIT
+from pgtls.protocol.startup import CANCEL_REQUEST_CODE, LogOnly
 
 PROTOCOL_3_0 = 196608
-CANCEL_REQUEST_CODE = 80877102
-# A backend message longer than this is a protocol error (PQ_LARGE_MESSAGE_LIMIT, plus slack for DataRow).
-MAX_BACKEND_MESSAGE = 1 << 30
+# A backend message longer than this is a protocol error.
+MAX_BACKEND_MESSAGE = PQ_LARGE_MESSAGE_LIMIT
 
 _I32 = struct.Struct("!i")
 _I16 = struct.Struct("!h")

@@ -89,7 +89,7 @@ class ClusterRoles:
         self.scram_iterations = scram_iterations
 
     def _run(self, *statements: str) -> list[Result]:
-        from pgtls.backends.relay.setup import SqlError, run_sql
+        from pgtls.backends.relay.clustersql import SqlError, run_sql
 
         try:
             return run_sql(self.data_dir, [(sql, None) for sql in statements])
