@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgtls.backends.embedded import jsonb, jsonb_edit
-from pgtls.backends.embedded.codecs import jsonb_text
-from pgtls.backends.embedded.rewrite import rewrite
-from pgtls.backends.embedded.sqltext import tokens
+from pgtls.backends.embedded.jsonb import edit as jsonb_edit
+from pgtls.backends.embedded.jsonb import operators as jsonb
+from pgtls.backends.embedded.pgtypes.encode import jsonb_text
+from pgtls.backends.embedded.rewrite.pipeline import rewrite
+from pgtls.backends.embedded.sql.lexer import tokens
 from tests.pgwire_util import SessionDriver, errors, fe, postgres_and_session, rows
 
 SETUP = [

@@ -557,7 +557,7 @@ def test_malformed_extended_batches_are_left_to_the_normal_path(two: tuple[Embed
 
 
 def test_invented_shapes_cost_no_memory(two: tuple[EmbeddedBackend, Sess, Sess]) -> None:
-    from pgtls.backends.embedded.lookup import MAX_SHAPES
+    from pgtls.backends.embedded.fastpath.lookup import MAX_SHAPES
 
     be, _a, b = two
     for k in range(MAX_SHAPES + 500):

@@ -7,10 +7,9 @@ import time
 
 import pytest
 
-from pgtls.backends.embedded import copyout
-from pgtls.backends.embedded.copy import CopyState
+from pgtls.backends.embedded.session import copy_out as copyout
+from pgtls.backends.embedded.session.copy_protocol import CopyState
 from tests.pgwire_util import errors, fe, rows, tags
-from tests.unit.test_embedded_simple import backend, db, registry  # noqa: F401 - fixtures
 
 
 def test_copy_in_text(db):
