@@ -29,7 +29,6 @@ from __future__ import annotations
 import functools
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -38,13 +37,11 @@ from pgtls.backends.base import Registry, SessionInfo
 from pgtls.backends.embedded.catalog import shims as pgcatalog
 from pgtls.backends.embedded.catalog.shims import CAT, GUCS, S, _rows
 from pgtls.backends.embedded.catalog.shims import C as CM
+from pgtls.backends.embedded.engine.context import StatementContext
 from pgtls.backends.embedded.sql.commands import duck_search_path
 from pgtls.backends.embedded.sql.lexer import quote_literal as q
 from pgtls.backends.embedded.sql.lexer import tokens
 from pgtls.config.guc import GUCS as GUCS_TABLE
-
-if TYPE_CHECKING:
-    from pgtls.backends.embedded.session.core import EmbeddedSession
 
 # GUC_SUPERUSER_ONLY parameters: a role without superuser (or pg_read_all_settings) may not see them
 # (SHOW, current_setting(), pg_settings), as in PostgreSQL.
@@ -267,7 +264,7 @@ def _set(cur: duckdb.DuckDBPyConnection, var: str, typ: str, rows: list[dict[str
     cur.execute(f"SET VARIABLE {var} = CAST(? AS {typ})", [rows])
 
 
-def refresh(session: EmbeddedSession, sql: str) -> None:
+def refresh(session: StatementContext, sql: str) -> None:
     """Fill the variables behind the catalogs ``sql`` names (and refuse the superuser-only ones)."""
     words = mentioned(sql)
     if not words:

@@ -12,14 +12,11 @@ a CancelRequest's.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
+from pgtls.backends.embedded.engine.context import StatementContext
 from pgtls.backends.embedded.engine.execute import Result, one_row
 from pgtls.backends.embedded.pgtypes import typemap as T
 from pgtls.errors import INSUFFICIENT_PRIVILEGE, PgError
-
-if TYPE_CHECKING:
-    from pgtls.backends.embedded.session.core import EmbeddedSession
 
 _CANCEL = re.compile(
     r"""^\s*select\s+(?:pg_catalog\.)?pg_cancel_backend\s*\(\s*
@@ -38,7 +35,7 @@ def match_cancel(sql: str) -> tuple[int, str] | None:
     return int(mt.group("pid")), alias.strip('"') if alias else "pg_cancel_backend"
 
 
-def cancel_backend(session: EmbeddedSession, pid: int, column: str) -> Result:
+def cancel_backend(session: StatementContext, pid: int, column: str) -> Result:
     target = next((row for row in session.registry.sessions() if row.info.pid == pid), None)
     ok = False
     if target is None:

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from pgtls.backends.embedded.engine.context import StatementContext
 from pgtls.backends.embedded.sql.lexer import Token, string_value, tokens, unquote_ident
 from pgtls.errors import PgError
 
 if TYPE_CHECKING:
     from pgtls.auth.roles import Role, RoleStore
-    from pgtls.backends.embedded.session.core import EmbeddedSession
 
 _FLAGS = {
     "SUPERUSER": ("superuser", True), "NOSUPERUSER": ("superuser", False),
@@ -132,7 +132,7 @@ class _Options:
     members: list[str] = field(default_factory=list)
 
 
-def _parse_options(p: _Parser, create: bool, session: EmbeddedSession) -> _Options:
+def _parse_options(p: _Parser, create: bool, session: StatementContext) -> _Options:
     opts = _Options()
     seen: set[str] = set()
 
@@ -196,7 +196,7 @@ def _parse_options(p: _Parser, create: bool, session: EmbeddedSession) -> _Optio
     return opts
 
 
-def _timestamp(text: str, session: EmbeddedSession) -> str | None:
+def _timestamp(text: str, session: StatementContext) -> str | None:
     """VALID UNTIL's timestamptz input as an ISO 8601 string with offset (None: 'infinity')."""
     v = text.strip()
     if v.lower() in ("infinity", "+infinity"):
@@ -213,7 +213,7 @@ def _timestamp(text: str, session: EmbeddedSession) -> str | None:
 class _Actor:
     """The role running the statement, as the role store knows it now."""
 
-    def __init__(self, session: EmbeddedSession, store: RoleStore) -> None:
+    def __init__(self, session: StatementContext, store: RoleStore) -> None:
         self.name = session.info.user
         role = store.get(self.name)
         self.superuser = role.superuser if role is not None else session.info.is_superuser
@@ -241,7 +241,7 @@ def _check_new_name(name: str) -> None:
         raise PgError("42939", f'role name "{name}" is reserved')
 
 
-def _secret(session: EmbeddedSession, name: str, password: str | None) -> str | None:
+def _secret(session: StatementContext, name: str, password: str | None) -> str | None:
     """The stored form of a new password (None: no password)."""
     if password is None:
         return None
@@ -251,11 +251,11 @@ def _secret(session: EmbeddedSession, name: str, password: str | None) -> str | 
     from pgtls.auth.passwords import SCRAM_DEFAULT_ITERATIONS, encrypt_password
 
     try:
-        method = session.gucs.get("password_encryption")
+        method = session.setting("password_encryption")
     except PgError:
         method = "scram-sha-256"
     try:
-        iterations = int(session.gucs.get("scram_iterations"))
+        iterations = int(session.setting("scram_iterations"))
     except (PgError, ValueError):
         iterations = SCRAM_DEFAULT_ITERATIONS
     try:
@@ -264,7 +264,7 @@ def _secret(session: EmbeddedSession, name: str, password: str | None) -> str | 
         raise PgError("22023", str(e)) from None
 
 
-def execute(session: EmbeddedSession, sql: str, offset: int = 0) -> str:
+def execute(session: StatementContext, sql: str, offset: int = 0) -> str:
     """Run a role statement; returns the command tag."""
     toks = tokens(sql)
     first = toks[0].text.upper()
@@ -293,7 +293,7 @@ def execute(session: EmbeddedSession, sql: str, offset: int = 0) -> str:
         raise
 
 
-def _create(session: EmbeddedSession, store: RoleStore, actor: _Actor, p: _Parser) -> str:
+def _create(session: StatementContext, store: RoleStore, actor: _Actor, p: _Parser) -> str:
     kind = p.peek()
     p.i += 1
     name = p.name()
@@ -337,7 +337,7 @@ def _check_alter(actor: _Actor, target: Role, verb: str, only_own_password: bool
                          f"may {what}.")  # fmt: skip
 
 
-def _alter(session: EmbeddedSession, store: RoleStore, actor: _Actor, p: _Parser) -> str:
+def _alter(session: StatementContext, store: RoleStore, actor: _Actor, p: _Parser) -> str:
     p.i += 1  # ROLE / USER / GROUP
     if p.peek() == "ALL":
         raise PgError("0A000", "ALTER ROLE ALL is not supported by pgtls")
@@ -384,7 +384,7 @@ def _alter(session: EmbeddedSession, store: RoleStore, actor: _Actor, p: _Parser
     return "ALTER ROLE"
 
 
-def _drop(session: EmbeddedSession, store: RoleStore, actor: _Actor, p: _Parser) -> str:
+def _drop(session: StatementContext, store: RoleStore, actor: _Actor, p: _Parser) -> str:
     p.i += 1
     if_exists = False
     if p.accept("IF"):
@@ -418,7 +418,7 @@ def _drop(session: EmbeddedSession, store: RoleStore, actor: _Actor, p: _Parser)
     return "DROP ROLE"
 
 
-def _grant(session: EmbeddedSession, store: RoleStore, actor: _Actor, p: _Parser, revoke: bool) -> str:
+def _grant(session: StatementContext, store: RoleStore, actor: _Actor, p: _Parser, revoke: bool) -> str:
     if revoke and p.accept("ADMIN", "INHERIT", "SET"):
         p.expect("OPTION")
         p.expect("FOR")

@@ -32,6 +32,7 @@ from pgtls.backends.embedded.pgtypes import typemap as T
 from pgtls.backends.embedded.pgtypes.encode import text_encoder
 from pgtls.backends.embedded.rewrite.pipeline import rewrite
 from pgtls.backends.embedded.session import copy_out as copyout
+from pgtls.backends.embedded.session.context import SessionContext
 from pgtls.backends.embedded.sql.lexer import (
     Token,
     quote_ident,
@@ -44,7 +45,6 @@ from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 
 if TYPE_CHECKING:
-    from pgtls.backends.embedded.session.core import EmbeddedSession
     from pgtls.backends.embedded.session.output import Output
 
 INSERT_BATCH_ROWS = 50000
@@ -382,7 +382,7 @@ def _binary_field_text(t: T.PgType, b: bytes, tz: dt.tzinfo) -> str:
 class CopyState:
     """The COPY sub-protocol of one session."""
 
-    def __init__(self, session: EmbeddedSession) -> None:
+    def __init__(self, session: SessionContext) -> None:
         self.s = session
         self.active = False
         self.extended = False
@@ -439,7 +439,7 @@ class CopyState:
         n = 0
         pack = _INT32.pack
         try:
-            self.s._running.set()
+            self.s.running.set()
             while True:
                 batch = res.fetch(COPY_OUT_BATCH)
                 if not batch:
@@ -456,7 +456,7 @@ class CopyState:
         except duckdb.Error as e:
             raise sqlerrors.translate(e) from None
         finally:
-            self.s._running.clear()
+            self.s.running.clear()
         out.add(m.copy_done())
         return Result(None, _none, lambda _n: f"COPY {n}")
 
@@ -525,7 +525,7 @@ class CopyState:
             head.append(m.copy_data(copyout.header_line([c.name for c in columns], opts).encode()))
         n = 0
         stream: copyout.BlobStream | None = None
-        running = self.s._running
+        running = self.s.running
         try:
             running.set()
             if plan.framed:

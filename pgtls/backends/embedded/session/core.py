@@ -114,11 +114,11 @@ class EmbeddedSession:
         self.advisory = advisory.AdvisoryLocks(backend.locks, info.database)
         self.lookups = backend.lookups.database(info.database)
         self.fkeys = foreignkeys.Guard()  # the foreign keys pgtls keeps itself (foreignkeys.py)
-        self._writing = False  # may have changed data since it was last idle (lookup.py)
-        self._temp_objects = False  # created a TEMP object, which may hide a table from the point-lookup index
+        self.writing = False  # may have changed data since it was last idle (lookup.py)
+        self.temp_objects = False  # created a TEMP object, which may hide a table from the point-lookup index
         self._cancelled = threading.Event()  # a cancel arrived while a statement ran (for waits outside DuckDB)
         self.tz = tzinfo(self.gucs.get("TimeZone"))
-        self._running = threading.Event()
+        self.running = threading.Event()
         self._closed = False
         self._timed_out = False
         self.out: Output | None = None
@@ -146,6 +146,10 @@ class EmbeddedSession:
             self._apply_duck("TimeZone", tz)
 
     # --- Session interface --------------------------------------------------------------------
+    def setting(self, name: str) -> str:
+        """The session's value of a configuration parameter (StatementContext)."""
+        return self.gucs.get(name)
+
     def startup_parameters(self) -> list[tuple[str, str]]:
         return self.gucs.reported()
 
@@ -197,7 +201,7 @@ class EmbeddedSession:
             return None
 
         def fire() -> None:
-            if self._running.is_set():
+            if self.running.is_set():
                 self._timed_out = True
                 self.cancel()
 
@@ -207,7 +211,7 @@ class EmbeddedSession:
         return timer
 
     def cancel(self) -> None:
-        if self._running.is_set():
+        if self.running.is_set():
             self._cancelled.set()
             try:
                 self.cur.interrupt()
@@ -218,8 +222,8 @@ class EmbeddedSession:
         if self._closed:
             return
         self._closed = True
-        if self._writing:
-            self._writing = False
+        if self.writing:
+            self.writing = False
             self.lookups.leave()
         self.listener.close()
         self.advisory.close()
@@ -271,8 +275,8 @@ class EmbeddedSession:
 
     def ready(self, out: Output) -> str:
         """ParameterStatus for changed reported parameters, then ReadyForQuery."""
-        if self._writing and self.tx == "I" and not self.implicit and not self.copy.active:
-            self._writing = False  # its writes are committed or rolled back
+        if self.writing and self.tx == "I" and not self.implicit and not self.copy.active:
+            self.writing = False  # its writes are committed or rolled back
             self.lookups.leave()
         for name, value in self.pending_status:
             out.add(m.parameter_status(name, value))
@@ -362,7 +366,7 @@ class EmbeddedSession:
         encode = row_encoder(res.columns, fmts, self.tz)
         n = 0
         try:
-            self._running.set()
+            self.running.set()
             while not limit or n < limit:
                 if res.buffered:
                     rows, res.buffered = res.buffered, []
@@ -385,7 +389,7 @@ class EmbeddedSession:
         except duckdb.Error as e:
             raise sqlerrors.translate(e) from None
         finally:
-            self._running.clear()
+            self.running.clear()
         res.sent += n
         return n
 
@@ -408,11 +412,11 @@ class EmbeddedSession:
         first = w[0] if w else ""
         if self.tx == "E" and first not in ("COMMIT", "END", "ROLLBACK", "ABORT"):
             raise sqlerrors.aborted_transaction()
-        if not self._writing and first not in _NO_DATA_WORDS and not is_pure_read(first, sql):
-            self._writing = True  # before DuckDB runs it: no point-lookup index may be used from now on
+        if not self.writing and first not in _NO_DATA_WORDS and not is_pure_read(first, sql):
+            self.writing = True  # before DuckDB runs it: no point-lookup index may be used from now on
             self.lookups.enter()
         if first == "CREATE" and "temp" in sql.lower():
-            self._temp_objects = True
+            self.temp_objects = True
         if first in ("DECLARE", "FETCH", "MOVE") or (first == "CLOSE" and len(w) > 1):
             return self.cursors.command(first, sql)
         self.detach_stream()
@@ -479,11 +483,11 @@ class EmbeddedSession:
                 sql2, duck_type = stmts[-1], None
             for n in notices:
                 self.notice(n)
-            self._running.set()
+            self.running.set()
             try:
                 res = run(self.cur, sql2, w, duck_type)
             finally:
-                self._running.clear()
+                self.running.clear()
             after: list[str] = []
             if keys_created:
                 after = ddl.kept_keys_after_create(self.cur, sql)
@@ -620,12 +624,12 @@ class EmbeddedSession:
                 return advisory.result(call, None, null=True)  # strict functions: NULL in, NULL out (no lock)
             values = [int(v) for v in row]
         self._cancelled.clear()
-        self._running.set()
+        self.running.set()
         try:
             value = self.advisory.call(call, values, self.in_transaction, self._cancelled.is_set,
                                        self.notice)  # fmt: skip
         finally:
-            self._running.clear()
+            self.running.clear()
         return advisory.result(call, value)
 
     def notify_command(self, sql: str, offset: int) -> Result:
@@ -651,7 +655,7 @@ class EmbeddedSession:
                 self.cur.execute("ROLLBACK")
             except duckdb.Error:
                 pass  # DuckDB may have ended the failed transaction already
-            self._running.set()
+            self.running.set()
             try:
                 self.cur.execute("BEGIN")
                 for stmt, params in entries:
@@ -662,7 +666,7 @@ class EmbeddedSession:
                 err.detail = err.detail or f'while running again the statements before savepoint "{name}"'
                 raise err from None
             finally:
-                self._running.clear()
+                self.running.clear()
 
         sp = self.journal.rollback_to(name, replay)
         self.tx = "T"

@@ -12,17 +12,14 @@ COMMIT, as PostgreSQL materializes holdable cursors.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import duckdb
 
 from pgtls.backends.embedded.engine import errormap as sqlerrors
 from pgtls.backends.embedded.engine.execute import Result, Row, _none
+from pgtls.backends.embedded.session.context import SessionContext
 from pgtls.backends.embedded.sql.lexer import Token, tokens, unquote_ident
 from pgtls.errors import PgError
-
-if TYPE_CHECKING:
-    from pgtls.backends.embedded.session.core import EmbeddedSession
 
 ALL = 1 << 62
 
@@ -52,7 +49,7 @@ def _pull(res: Result, n: int) -> list[Row]:
 
 
 class SqlCursors:
-    def __init__(self, session: EmbeddedSession) -> None:
+    def __init__(self, session: SessionContext) -> None:
         self.s = session
         self.cursors: dict[str, Cursor] = {}
         self.live: Cursor | None = None  # the cursor whose result is pending on the connection

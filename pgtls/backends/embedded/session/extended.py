@@ -23,6 +23,7 @@ from pgtls.backends.embedded.jsonb import operators as jsonb
 from pgtls.backends.embedded.pgtypes import params
 from pgtls.backends.embedded.pgtypes import typemap as T
 from pgtls.backends.embedded.rewrite.pipeline import rewrite
+from pgtls.backends.embedded.session.context import SessionContext
 from pgtls.backends.embedded.session.cursors import fetch_target
 from pgtls.backends.embedded.sql.commands import parse_show
 from pgtls.backends.embedded.sql.lexer import Token, split_statements, substitute_params, tokens, words
@@ -30,7 +31,6 @@ from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 
 if TYPE_CHECKING:
-    from pgtls.backends.embedded.session.core import EmbeddedSession
     from pgtls.backends.embedded.session.output import Output
 
 MAX_PARAMS = 65535  # the protocol's Int16 parameter count
@@ -89,7 +89,7 @@ def _returning_probe(sql: str) -> str | None:
 
 
 class Extended:
-    def __init__(self, session: EmbeddedSession) -> None:
+    def __init__(self, session: SessionContext) -> None:
         self.s = session
         self.statements: dict[str, Prepared] = {}
         self.portals: dict[str, Portal] = {}

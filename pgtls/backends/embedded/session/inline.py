@@ -20,20 +20,18 @@ from __future__ import annotations
 
 import functools
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pgtls.backends.embedded.catalog import shared as catalog
 from pgtls.backends.embedded.fastpath import lookup
 from pgtls.backends.embedded.pgtypes import typemap as T
 from pgtls.backends.embedded.pgtypes.encode import row_encoder
+from pgtls.backends.embedded.session.context import SessionContext
 from pgtls.backends.embedded.session.extended import Prepared, resolve_formats
 from pgtls.backends.embedded.session.output import Output
 from pgtls.backends.embedded.sql.lexer import words
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
-
-if TYPE_CHECKING:
-    from pgtls.backends.embedded.session.core import EmbeddedSession
 
 Batch = list[tuple[bytes, bytes]]
 
@@ -44,8 +42,8 @@ _TEXT_OIDS = {T.TEXT.oid, T.VARCHAR.oid}
 _EXTENDED = {b"PBDES", b"PBES", b"BDES", b"BES"}
 
 
-def answer(s: EmbeddedSession, batch: Batch) -> bytes | None:
-    if (s.tx != "I" or s.implicit or s._writing or s._temp_objects or s.extended.skipping
+def answer(s: SessionContext, batch: Batch) -> bytes | None:
+    if (s.tx != "I" or s.implicit or s.writing or s.temp_objects or s.extended.skipping
             or s.copy.active):  # fmt: skip
         return None
     try:
@@ -59,11 +57,11 @@ def answer(s: EmbeddedSession, batch: Batch) -> bytes | None:
     return None
 
 
-def _search_path(s: EmbeddedSession) -> str:
+def _search_path(s: SessionContext) -> str:
     return catalog.duck_path(s.gucs.get("search_path"))
 
 
-def _simple(s: EmbeddedSession, body: bytes) -> bytes | None:
+def _simple(s: SessionContext, body: bytes) -> bytes | None:
     if not body.endswith(b"\0"):
         return None
     sql = body[:-1].decode("utf-8")
@@ -82,7 +80,7 @@ def _simple(s: EmbeddedSession, body: bytes) -> bytes | None:
     return _reply(s, index, rows if q.limit is None else rows[: q.limit], [], [0] * len(index.columns), describe=True)
 
 
-def _extended(s: EmbeddedSession, batch: Batch) -> bytes | None:
+def _extended(s: SessionContext, batch: Batch) -> bytes | None:
     ext = s.extended
     out: list[bytes] = []
     i = 0
@@ -230,7 +228,7 @@ _SELECT_TAGS = [m.command_complete(f"SELECT {n}") for n in range(8)]
 _READY_IDLE = m.ready_for_query("I")
 
 
-def _reply(s: EmbeddedSession, index: lookup.Index, rows: list[tuple[Any, ...]], out: list[bytes],
+def _reply(s: SessionContext, index: lookup.Index, rows: list[tuple[Any, ...]], out: list[bytes],
            formats: list[int], describe: bool) -> bytes:  # fmt: skip
     fkey = tuple(formats)  # (the index holds no type whose text depends on the session: lookup._VALUE_TYPES)
     encode = index.encoders.get(fkey)
