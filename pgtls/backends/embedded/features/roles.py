@@ -44,20 +44,6 @@ _SELF_WORDS = {"CURRENT_USER", "SESSION_USER", "CURRENT_ROLE"}
 _RESERVED_NAMES = {"public", "none"}
 
 
-def is_role_statement(toks: list[Token]) -> bool:
-    """CREATE/ALTER/DROP ROLE|USER|GROUP, or GRANT/REVOKE of role membership (no ON clause)."""
-    if len(toks) < 2 or toks[0].kind != "word":
-        return False
-    first = toks[0].text.upper()
-    second = toks[1].text.upper() if toks[1].kind == "word" else ""
-    if first in ("CREATE", "ALTER", "DROP") and second in ("ROLE", "USER", "GROUP"):
-        third = toks[2].text.upper() if len(toks) > 2 and toks[2].kind == "word" else ""
-        return third != "MAPPING"  # CREATE USER MAPPING is about foreign servers
-    if first in ("GRANT", "REVOKE"):
-        return not any(t.kind == "word" and t.text.upper() == "ON" for t in toks)
-    return False
-
-
 def _error_near(sql: str, toks: list[Token], i: int, offset: int) -> PgError:
     if i >= len(toks):
         return PgError("42601", "syntax error at end of input", position=offset + len(sql) + 1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -34,6 +35,7 @@ from pgtls.backends.embedded.rewrite.pipeline import rewrite
 from pgtls.backends.embedded.session import inline
 from pgtls.backends.embedded.session.output import Output
 from pgtls.backends.embedded.sql import commands
+from pgtls.backends.embedded.sql.kinds import Kind, Statement, classify
 from pgtls.backends.embedded.sql.lexer import (
     quote_literal,
     split_with_offsets,
@@ -417,45 +419,35 @@ class EmbeddedSession:
             self.lookups.enter()
         if first == "CREATE" and "temp" in sql.lower():
             self.temp_objects = True
-        if first in ("DECLARE", "FETCH", "MOVE") or (first == "CLOSE" and len(w) > 1):
-            return self.cursors.command(first, sql)
-        self.detach_stream()
-        self.cursors.detach()
-        if first in commands.TX_WORDS:
-            return self.transaction_command(first, w, sql)
-        if first == "SET" and len(w) > 1 and w[1] == "CONSTRAINTS":
-            return self.set_constraints(sql, offset)
-        if first == "SET":
-            return self.set_command(sql)
-        if first == "RESET":
-            return self.reset_command(sql)
-        if first == "SHOW":
-            name = commands.parse_show(sql)
-            if name.upper() not in ("TABLES", "DATABASES") and not name.upper().startswith("ALL TABLES"):
-                return self.show_command(name)
-        if first == "COPY":
-            return self.copy.start(sql)
-        if first in ("CREATE", "DROP") and len(w) > 1 and w[1] == "DATABASE":
-            return self.database_command(first, sql)
-        if first == "DISCARD":
-            return self.discard(w)
-        if first == "LOCK":
-            return self.lock_table(sql)
-        if first in ("LISTEN", "UNLISTEN", "NOTIFY"):
-            return self.notify_command(sql, offset)
-        if first == "SELECT" and "advisory" in sql and (lock_call := advisory.match(sql)) is not None:
+        kind = classify(sql, w)
+        if kind is not Kind.CURSOR:  # a cursor command reads the pending result it owns
+            self.detach_stream()
+            self.cursors.detach()
+        return _HANDLERS[kind](self, Statement(sql, offset, w, duck_type))
+
+    # --- handlers of statement kinds that need more than one call (see _HANDLERS) ---------------------
+    def show(self, st: Statement) -> Result:
+        name = commands.parse_show(st.sql)
+        if name.upper() not in ("TABLES", "DATABASES") and not name.upper().startswith("ALL TABLES"):
+            return self.show_command(name)
+        return self.run_in_duckdb(st)
+
+    def query(self, st: Statement) -> Result:
+        """A SELECT: a function call a feature answers itself, or a query for DuckDB."""
+        sql = st.sql
+        if "advisory" in sql and (lock_call := advisory.match(sql)) is not None:
             return self.advisory_call(lock_call)
-        if first == "SELECT" and "pg_notify" in sql and (call := notify.match_pg_notify(sql)) is not None:
+        if "pg_notify" in sql and (call := notify.match_pg_notify(sql)) is not None:
             self.listener.notify(call[0], call[1], in_block=self.in_transaction)
             return notify.void_result(call[2])
-        if first == "SELECT" and "pg_cancel_backend" in sql and (sig := signals.match_cancel(sql)) is not None:
+        if "pg_cancel_backend" in sql and (sig := signals.match_cancel(sql)) is not None:
             return signals.cancel_backend(self, *sig)
-        if first in ("CREATE", "ALTER", "DROP", "GRANT", "REVOKE") and roles_sql.is_role_statement(tokens(sql)):
-            return _tag(roles_sql.execute(self, sql, offset))
-        if first in ("ATTACH", "DETACH"):  # the file system is off limits, and the catalog database stays
-            raise PgError("42501", f"permission denied to {first.lower()} a database")
-        if first == "DEALLOCATE" and len(w) > 1 and w[-1] == "ALL":
-            return _tag("DEALLOCATE ALL")
+        return self.run_in_duckdb(st)
+
+    def run_in_duckdb(self, st: Statement) -> Result:
+        """A statement DuckDB runs, after the rewrites and with the kept foreign keys' work around it."""
+        sql, offset, w, duck_type = st.sql, st.offset, st.words, st.duck_type
+        first = st.first
         try:
             sql2 = rewrite(sql)
             if first in ("INSERT", "UPDATE", "DELETE", "SELECT", "WITH") and bytea_input.needs_rewrite(sql2):
@@ -852,3 +844,30 @@ class EmbeddedSession:
             else:
                 raise
         return _tag("DROP DATABASE")
+
+
+def _refuse_attach(s: EmbeddedSession, st: Statement) -> Result:
+    # the file system is off limits, and the catalog database stays
+    raise PgError("42501", f"permission denied to {st.first.lower()} a database")
+
+
+Handler = Callable[[EmbeddedSession, Statement], Result]
+# Statement kind (sql/kinds.py) -> what the session does with it, as PostgreSQL's utility.c does.
+_HANDLERS: dict[Kind, Handler] = {
+    Kind.CURSOR: lambda s, st: s.cursors.command(st.first, st.sql),
+    Kind.TRANSACTION: lambda s, st: s.transaction_command(st.first, st.words, st.sql),
+    Kind.SET_CONSTRAINTS: lambda s, st: s.set_constraints(st.sql, st.offset),
+    Kind.SET: lambda s, st: s.set_command(st.sql),
+    Kind.RESET: lambda s, st: s.reset_command(st.sql),
+    Kind.SHOW: EmbeddedSession.show,
+    Kind.COPY: lambda s, st: s.copy.start(st.sql),
+    Kind.DATABASE: lambda s, st: s.database_command(st.first, st.sql),
+    Kind.DISCARD: lambda s, st: s.discard(st.words),
+    Kind.LOCK: lambda s, st: s.lock_table(st.sql),
+    Kind.LISTEN: lambda s, st: s.notify_command(st.sql, st.offset),
+    Kind.QUERY: EmbeddedSession.query,
+    Kind.ROLE: lambda s, st: _tag(roles_sql.execute(s, st.sql, st.offset)),
+    Kind.ATTACH: _refuse_attach,
+    Kind.DEALLOCATE_ALL: lambda s, st: _tag("DEALLOCATE ALL"),
+    Kind.DUCKDB: EmbeddedSession.run_in_duckdb,
+}
