@@ -74,6 +74,17 @@ def drain(rows: list[Row]) -> Callable[[int], list[Row]]:
     return fetch
 
 
+def materialized(res: Result) -> Result:
+    """``res`` with its rows read (RETURNING): the session's cursor is about to run other statements."""
+    if res.columns is None:
+        return res
+    rows: list[Row] = []
+    while chunk := res.fetch(4096):
+        rows += chunk
+    res.fetch = drain(rows)
+    return res
+
+
 def one_row(column: T.Column, value: object) -> Result:
     """A result of one row and one column, as a function call gives (``SELECT f()``)."""
     return Result([column], drain([(value,)]), lambda n: f"SELECT {n}")

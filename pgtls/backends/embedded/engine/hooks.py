@@ -9,6 +9,8 @@ statement runs.  The order of registration is the order of the calls.
 * ``result_columns``: the RowDescription columns of a result, retyped (json or jsonb).
 * ``comment_statements``: a ``COMMENT ON`` statement as it should run (a feature keeps marks in comments).
 * ``after_ddl``: after CREATE / ALTER / DROP / COMMENT succeeded; a DuckDB error here is ignored.
+
+Per session, features hook in around each statement DuckDB runs through statement_hooks.py.
 """
 
 from __future__ import annotations
@@ -59,3 +61,4 @@ class EngineHooks:
 
 
 HOOKS = EngineHooks()
+

@@ -21,10 +21,12 @@ import duckdb
 from pgtls.backends.base import Registry, Send, SessionInfo
 from pgtls.backends.embedded.catalog import shared as catalog
 from pgtls.backends.embedded.engine import errormap as sqlerrors
-from pgtls.backends.embedded.engine.execute import Result, Row, _none, drain, run
+from pgtls.backends.embedded.engine.execute import Result, _none, drain, materialized, run
+from pgtls.backends.embedded.engine.statement_hooks import StatementHook
 from pgtls.backends.embedded.features import advisory, ddl, foreignkeys, notify
 from pgtls.backends.embedded.features import cancel as signals
 from pgtls.backends.embedded.features import roles as roles_sql
+from pgtls.backends.embedded.features.kept_keys import KeptKeys
 from pgtls.backends.embedded.features.savepoints import Entry, Journal, is_pure_read
 from pgtls.backends.embedded.features.settings import REPORTED, Gucs, tzinfo
 from pgtls.backends.embedded.jsonb import operators as jsonb
@@ -77,20 +79,6 @@ def parse_duration_ms(value: str) -> float:
         return 0.0
 
 
-_KEY_CHECKED = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "WITH"})  # may write a table of a kept foreign key
-
-
-def _materialized(res: Result) -> Result:
-    """``res`` with its rows read (RETURNING): the session's cursor is about to run other statements."""
-    if res.columns is None:
-        return res
-    rows: list[Row] = []
-    while chunk := res.fetch(4096):
-        rows += chunk
-    res.fetch = drain(rows)
-    return res
-
-
 def _tag(text: str) -> Result:
     return Result(None, _none, lambda n: text)
 
@@ -116,6 +104,8 @@ class EmbeddedSession:
         self.advisory = advisory.AdvisoryLocks(backend.locks, info.database)
         self.lookups = backend.lookups.database(info.database)
         self.fkeys = foreignkeys.Guard()  # the foreign keys pgtls keeps itself (foreignkeys.py)
+        # features that work around each statement DuckDB runs (engine/statement_hooks.py)
+        self.statement_hooks: list[StatementHook] = [KeptKeys(self.fkeys)]
         self.writing = False  # may have changed data since it was last idle (lookup.py)
         self.temp_objects = False  # created a TEMP object, which may hide a table from the point-lookup index
         self._cancelled = threading.Event()  # a cancel arrived while a statement ran (for waits outside DuckDB)
@@ -260,7 +250,7 @@ class EmbeddedSession:
                 if k == len(stmts) - 1 and self.implicit and self.fkeys.pending:
                     # PostgreSQL commits before it completes the last statement: a deferred foreign key that
                     # fails there fails that statement
-                    res = _materialized(res)
+                    res = materialized(res)
                     self.fkeys.before_commit(self.cur)
                 self.send_result(res, out, describe=True)
                 if self.copy.active:
@@ -457,14 +447,15 @@ class EmbeddedSession:
             if first in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES"):
                 sql2 = jsonb.with_operators(self.cur, sql2)
             catalog.refresh(self, sql2)
-            keys_created = first == "CREATE" and "references" in sql.lower() and ddl.keeps_keys(self.cur, sql)
-            # the names in a writing statement that names a table of a kept foreign key
-            checked = self.fkeys.involved(self.cur, sql2) if first in _KEY_CHECKED and not is_pure_read(first, sql2) \
-                else None
-            if (keys_created or checked) and not self.in_transaction:
-                self.begin_implicit()  # the statement and its foreign key work commit together, or not at all
-            if first == "DROP" and len(w) > 1 and w[1] == "TABLE" and self.fkeys.current(self.cur):
-                self._drop_dependents(first, sql2)
+            works = [work for hook in self.statement_hooks if (work := hook.before(self.cur, w, sql, sql2)) is not None]
+            for work in works:
+                if work.transaction and not self.in_transaction:
+                    self.begin_implicit()  # the statement and the feature's work commit together, or not at all
+                for stmt in work.pre:
+                    self.cur.execute(stmt)
+                    self._journal(first, stmt)
+                for n in work.notices:
+                    self.notice(n)
             notices: list[PgError] = []
             if first in ("CREATE", "ALTER", "TRUNCATE") and (stmts := ddl.plan(self.cur, sql2, notices)) is not None:
                 if len(stmts) > 1 and not self.in_transaction:
@@ -481,33 +472,19 @@ class EmbeddedSession:
             finally:
                 self.running.clear()
             after: list[str] = []
-            if keys_created:
-                after = ddl.kept_keys_after_create(self.cur, sql)
-                for stmt in after:
-                    self.cur.execute(stmt)
-            if checked:
-                res = _materialized(res)
-                after = self.fkeys.after_statement(self.cur, checked)
+            for work in works:
+                if work.after is not None:
+                    res, more = work.after(self.cur, res)
+                    after += more
             if first in ("CREATE", "ALTER", "DROP", "COMMENT", "TRUNCATE"):
-                foreignkeys.bump()
-                self.fkeys.ddl_in_transaction = self.fkeys.ddl_in_transaction or self.in_transaction
+                for hook in self.statement_hooks:
+                    hook.after_ddl(self.in_transaction)
             self._journal(first, sql2)
             for stmt in after:
                 self._journal(first, stmt)
             return res
         except duckdb.Error as e:
             raise sqlerrors.translate(e, sql, offset, self.cur) from None
-
-    def _drop_dependents(self, first: str, sql: str) -> None:
-        """DROP TABLE of a parent of kept foreign keys: 2BP01, or with CASCADE those keys dropped first."""
-        stmts, notices = ddl.drop_table_plan(self.cur, sql)
-        if stmts and not self.in_transaction:
-            self.begin_implicit()
-        for stmt in stmts:
-            self.cur.execute(stmt)
-            self._journal(first, stmt)
-        for n in notices:
-            self.notice(n)
 
     def _journal(self, first: str, sql: str) -> None:
         if self.in_transaction and not is_pure_read(first, sql):
