@@ -9,20 +9,19 @@ helper's class for them.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from pgtls.backends.embedded.engine.context import BackendFacts, StatementContext
+from pgtls.backends.embedded.engine.databases import DatabaseFiles
 from pgtls.backends.embedded.engine.execute import Result
 from pgtls.backends.embedded.fastpath.lookup import PointLookups
+from pgtls.backends.embedded.features.advisory import LockTable
 from pgtls.backends.embedded.features.foreignkeys import Guard
-from pgtls.backends.embedded.features.notify import Listener
+from pgtls.backends.embedded.features.notify import Hub, Listener
 from pgtls.backends.embedded.features.savepoints import Journal
-from pgtls.backends.embedded.features.settings import Gucs
+from pgtls.backends.embedded.features.settings import GucDefaults, Gucs
 from pgtls.backends.embedded.session.output import Output
 from pgtls.errors import PgError
-
-if TYPE_CHECKING:
-    from pgtls.backends.embedded.session.cursors import Cursor
 
 
 class ExtendedFlags(Protocol):
@@ -36,15 +35,46 @@ class CopyFlags(Protocol):
     extended: bool  # the COPY came through the extended protocol
 
 
-class CursorTable(Protocol):
-    def get(self, name: str) -> Cursor | None: ...
+class OpenCursor(Protocol):
+    @property
+    def result(self) -> Result: ...
 
-    def detach(self, keep: Cursor | None = None) -> None: ...
+
+class CursorTable(Protocol):
+    def get(self, name: str) -> OpenCursor | None: ...
+
+    def detach(self) -> None: ...  # read the pending result of the cursor that holds it into memory
 
 
 class SessionBackend(BackendFacts, Protocol):
     @property
     def lookups(self) -> PointLookups: ...  # the point-lookup indexes of every database
+
+
+class HostBackend(SessionBackend, Protocol):
+    """What the session itself (core.py) uses of the backend that opened it (backend.py)."""
+
+    @property
+    def settings(self) -> object: ...  # the server's settings snapshot source
+
+    @property
+    def catalog_values(self) -> dict[str, str]: ...  # lower name -> value in the catalog's pgtls_settings
+
+    @property
+    def catalog_timezone(self) -> str: ...
+
+    @property
+    def files(self) -> DatabaseFiles: ...
+
+    @property
+    def hub(self) -> Hub: ...  # LISTEN/NOTIFY between sessions
+
+    @property
+    def locks(self) -> LockTable: ...  # advisory locks between sessions
+
+    def defaults(self) -> GucDefaults: ...
+
+    def default_overrides(self, defaults: GucDefaults) -> dict[str, str]: ...
 
 
 class SessionContext(StatementContext, Protocol):

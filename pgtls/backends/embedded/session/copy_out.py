@@ -20,16 +20,14 @@ import re
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 
 from pgtls.backends.embedded.pgtypes import typemap as T
 from pgtls.backends.embedded.pgtypes.encode import text_encoder
+from pgtls.backends.embedded.session.copy_options import CopyOptions
 from pgtls.backends.embedded.sql.lexer import quote_ident, quote_literal
-
-if TYPE_CHECKING:
-    from pgtls.backends.embedded.session.copy_protocol import CopyOptions
 
 _INT32 = struct.Struct("!i")
 ARROW_BATCH_ROWS = 2048  # rows per Arrow batch (DuckDB's vector size): bounded memory for wide rows

@@ -18,7 +18,7 @@ import datetime as dt
 import io
 import json
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,7 @@ from pgtls.backends.embedded.pgtypes.encode import text_encoder
 from pgtls.backends.embedded.rewrite.pipeline import rewrite
 from pgtls.backends.embedded.session import copy_out as copyout
 from pgtls.backends.embedded.session.context import SessionContext
+from pgtls.backends.embedded.session.copy_options import CopyOptions
 from pgtls.backends.embedded.sql.lexer import (
     Token,
     quote_ident,
@@ -52,20 +53,6 @@ PARSE_CHUNK_BYTES = 1 << 20  # parse and insert buffered COPY data once this muc
 _QUERY_START = {"SELECT", "WITH", "VALUES", "FROM", "("}  # COPY (query) that DuckDB can wrap as a subquery
 _UTC_NAMES = {"UTC", "ETC/UTC", "UCT", "ETC/UCT", "GMT", "ETC/GMT", "Z", "ZULU", "ETC/ZULU", "UNIVERSAL",
               "ETC/UNIVERSAL"}  # fmt: skip
-
-
-@dataclass
-class CopyOptions:
-    csv: bool = False
-    delimiter: str = "\t"
-    null: str = "\\N"
-    header: bool = False
-    quote: str = '"'
-    escape: str = '"'
-    force_quote: list[str] = field(default_factory=list)
-    force_quote_all: bool = False  # FORCE_QUOTE *
-    binary: bool = False
-    given: set[str] = field(default_factory=set)  # the options the statement named
 
 
 @dataclass

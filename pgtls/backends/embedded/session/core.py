@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -35,6 +34,10 @@ from pgtls.backends.embedded.pgtypes.encode import row_encoder
 from pgtls.backends.embedded.rewrite import bytea_input, groupby
 from pgtls.backends.embedded.rewrite.pipeline import rewrite
 from pgtls.backends.embedded.session import inline
+from pgtls.backends.embedded.session.context import HostBackend
+from pgtls.backends.embedded.session.copy_protocol import CopyState
+from pgtls.backends.embedded.session.cursors import SqlCursors
+from pgtls.backends.embedded.session.extended import Extended
 from pgtls.backends.embedded.session.output import Output
 from pgtls.backends.embedded.sql import commands
 from pgtls.backends.embedded.sql.kinds import Kind, Statement, classify
@@ -48,9 +51,6 @@ from pgtls.backends.embedded.sql.lexer import (
 )
 from pgtls.errors import INSUFFICIENT_PRIVILEGE, PgError
 from pgtls.protocol import messages as m
-
-if TYPE_CHECKING:
-    from pgtls.backends.embedded.backend import EmbeddedBackend
 
 FETCH_ROWS = 1000
 # Statements that change no table data (or that change it only through a statement run by execute() again).
@@ -85,12 +85,8 @@ def _tag(text: str) -> Result:
 
 class EmbeddedSession:
     def __init__(
-        self, backend: EmbeddedBackend, info: SessionInfo, registry: Registry, cur: duckdb.DuckDBPyConnection
+        self, backend: HostBackend, info: SessionInfo, registry: Registry, cur: duckdb.DuckDBPyConnection
     ) -> None:
-        from pgtls.backends.embedded.session.copy_protocol import CopyState
-        from pgtls.backends.embedded.session.cursors import SqlCursors
-        from pgtls.backends.embedded.session.extended import Extended
-
         self.backend = backend
         self.info = info
         self.registry = registry
