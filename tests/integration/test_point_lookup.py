@@ -1,4 +1,4 @@
-"""The point-lookup index of the embedded backend (pgtls/backends/embedded/lookup.py).
+"""The point-lookup index of the embedded backend (pgtls/backends/embedded/fastpath/lookup.py).
 
 In-process tests drive real EmbeddedBackend sessions: ``answer_inline`` (the event-loop path the
 server tries first) must give byte for byte what ``handle`` (DuckDB) gives for the same query, must

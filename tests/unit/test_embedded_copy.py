@@ -90,7 +90,7 @@ def test_copy_in_extended(db):
     assert db.value("SELECT a FROM t") == "7"
 
 
-# --- COPY TO with DuckDB making the lines (copyout.py) --------------------------------------------------------
+# --- COPY TO with DuckDB making the lines (session/copy_out.py) --------------------------------------------------------
 
 COPY_TABLE = (
     "CREATE TABLE ct (k int, i2 int2, i4 int4, i8 int8, n numeric(12,3), nf numeric, f8 float8, f4 float4, b bool,"
@@ -98,7 +98,7 @@ COPY_TABLE = (
     " iv interval, ia int[], ta text[])"
 )
 # Values both PostgreSQL 15 and pgtls take, and whose text the Python encoders (the path COPY took before
-# copyout.py) print as PostgreSQL does: escapes, quotes, delimiters, unicode, empty string vs NULL, '\.'.
+# session/copy_out.py) print as PostgreSQL does: escapes, quotes, delimiters, unicode, empty string vs NULL, '\.'.
 COPY_ROWS = [
     "INSERT INTO ct VALUES (1, -32768, 2147483647, -9223372036854775808, 123456789.125, 1.5, 1.5, 1.5, true, 'plain',"
     " 'v', '2024-01-02', '12:34:56.789', '2024-01-02 03:04:05.123456', '2024-01-02 03:04:05.5+00',"

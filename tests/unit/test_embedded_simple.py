@@ -158,6 +158,6 @@ def test_serial_identity_and_jsonb(db):
         "CREATE TABLE"]
     msgs = db.query("""INSERT INTO s (x) VALUES ('{"a": 1}'), ('[]') RETURNING id, big, x""")
     assert rows(msgs) == [["1", "1", '{"a": 1}'], ["2", "2", "[]"]]
-    assert [c["oid"] for c in msgs[0]["columns"]] == [23, 20, 3802]  # a jsonb column is jsonb (jsonb.py)
+    assert [c["oid"] for c in msgs[0]["columns"]] == [23, 20, 3802]  # a jsonb column is jsonb (jsonb/operators.py)
     assert db.rows("INSERT INTO i (y) VALUES ('a') RETURNING id") == [["1"]]
     assert db.value("SELECT nextval('s_id_seq')") == "3"

@@ -1,5 +1,5 @@
 """Constraints and indexes in the catalog shims: pg_constraint, pg_index, the index rows of pg_class,
-pg_indexes, pg_am, pg_get_constraintdef and pg_get_indexdef (pgcatalog.py adds these to the catalog
+pg_indexes, pg_am, pg_get_constraintdef and pg_get_indexdef (catalog/shims.py adds these to the catalog
 database; nothing here runs unless a statement reads one of them).
 
 DuckDB's own pg_catalog lists no index for a PRIMARY KEY or UNIQUE constraint, names constraints its own
@@ -30,7 +30,7 @@ PostgreSQL's int2vector columns: ``indkey`` is USMALLINT[] (int4[] on the wire),
 at 0 as an int2vector's do: the catalog's ``generate_subscripts`` counts from 0 for this type only
 (SQLAlchemy pairs ``unnest(indkey)`` with ``generate_subscripts(indkey, 1)`` and asks
 ``pg_get_indexdef(i, ord + 1)``); ``indoption`` is int2vector's text (``'0 0'``), which SQLAlchemy's
-psycopg dialect splits (rewrite.py turns Django's ``unnest(i.indkey, i.indoption)`` into one DuckDB runs).
+psycopg dialect splits (rewrite/pipeline.py turns Django's ``unnest(i.indkey, i.indoption)`` into one DuckDB runs).
 
 DuckDB plans a view at every use, and planning costs by the expression (tens of milliseconds here):
 pg_class does not read the constraint views' dear parts (duckdb_columns(), the marks' column numbers),
@@ -154,7 +154,7 @@ def _late_macros() -> list[str]:
         f"pg_get_indexdef(i) AS (SELECT indexdef FROM {C}.pgtls_indexes WHERE indexrelid = i), "
         f"(i, c, p) AS (SELECT CASE WHEN c <> 0 THEN coalesce(keys[c], '') WHEN p THEN indexdef_pretty "
         f"ELSE indexdef END FROM {C}.pgtls_indexes WHERE indexrelid = i)",
-        # x::regclass of a column (rewrite.py): the relation's name, qualified when its schema is not on the path
+        # x::regclass of a column (rewrite/pipeline.py): the relation's name, qualified when its schema is not on the path
         # (from DuckDB's lists, not pg_class, which costs more to plan; a constraint's index is not found)
         "pgtls_regclass(x) AS CASE WHEN TRY_CAST(x AS BIGINT) = 0 THEN '-' ELSE coalesce((SELECT CASE WHEN list_contains(current_schemas(false), s) THEN "
         f"{_q('r')} ELSE {_q('s')} || '.' || {_q('r')} END FROM (SELECT table_oid AS o, schema_name AS s, "

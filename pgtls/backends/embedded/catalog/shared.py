@@ -141,7 +141,7 @@ def catalog_sql(server_version: str, settings: list[tuple[str, str]]) -> list[st
     macros = [
         f"version() AS {q(version_string(server_version))}",
         f"pg_backend_pid() AS CAST({S}.pid AS INTEGER)",
-        # Runs only where the session did not intercept the call (see signals.py): refuse, never fake a result.
+        # Runs only where the session did not intercept the call (see features/cancel.py): refuse, never fake a result.
         "pg_cancel_backend(pid) AS CAST(error('pg_cancel_backend() is supported only as "
         "SELECT pg_cancel_backend(<pid>)') AS BOOLEAN)",
         f"current_user() AS CAST({S}.usr AS VARCHAR)",

@@ -1,8 +1,8 @@
 """pg_catalog shims for tools (psql's backslash commands, tab completion, drivers' introspection).
 
-DuckDB ships a partial pg_catalog.  The catalog database (catalog.py: built once,
+DuckDB ships a partial pg_catalog.  The catalog database (catalog/shared.py: built once,
 attached read-only to every database file, on each session's search path before
-DuckDB's own pg_catalog; rewrite.py strips ``pg_catalog.`` from these names) adds:
+DuckDB's own pg_catalog; rewrite/pipeline.py strips ``pg_catalog.`` from these names) adds:
 
 * views over DuckDB's own catalogs with the columns PostgreSQL 17 has and
   DuckDB lacks (pg_class, pg_database, pg_roles, ...), filled with the values a
@@ -12,7 +12,7 @@ DuckDB's own pg_catalog; rewrite.py strips ``pg_catalog.`` from these names) add
 * macros for the catalog functions psql calls (format_type, pg_get_indexdef,
   pg_encoding_to_char, quote_ident, ...);
 * constraints and indexes (pg_constraint, pg_index, the index rows of pg_class, pg_get_constraintdef,
-  pg_get_indexdef): pgconstraints.py.
+  pg_get_indexdef): catalog/constraints.py.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ SHIM_NAMES = set(EMPTY_CATALOGS) | {"pg_type", "pg_namespace", "pg_range", "pg_c
                                     "pg_get_serial_sequence", "to_regtype", "to_regclass"} | pgconstraints.NAMES  # fmt: skip
 
 
-CAT = "pgtls_cat"  # the read-only catalog database attached to every database file (catalog.py)
+CAT = "pgtls_cat"  # the read-only catalog database attached to every database file (catalog/shared.py)
 C = CAT + ".main"
 S = "getvariable('pgtls_session')"  # the session's facts (catalog.SESSION_TYPE)
 # The parameters a session changed (or that differ from the catalog's defaults), name -> value.
@@ -230,7 +230,7 @@ def shim_sql() -> list[str]:
         f"UNION ALL SELECT view_oid FROM duckdb_views() WHERE NOT internal AND NOT temporary AND database_name <> '{CAT}' "
         "UNION ALL SELECT index_oid FROM duckdb_indexes() "
         "UNION ALL SELECT sequence_oid FROM duckdb_sequences() WHERE NOT temporary) "
-        # the index of a PRIMARY KEY / UNIQUE constraint (pgconstraints.py: table oid * 1000 + 501..899)
+        # the index of a PRIMARY KEY / UNIQUE constraint (catalog/constraints.py: table oid * 1000 + 501..899)
         "OR (o % 1000 BETWEEN 501 AND 899 AND o // 1000 IN (SELECT table_oid FROM duckdb_tables() "
         f"WHERE NOT internal AND NOT temporary AND database_name <> '{CAT}'))",
         "format_type(o, m) AS CASE o WHEN 16 THEN 'boolean' WHEN 20 THEN 'bigint' WHEN 21 THEN 'smallint' "
@@ -249,7 +249,7 @@ def shim_sql() -> list[str]:
     # ``::jsonb`` casts name this type wherever the session's search path points (databases.py has one too)
     sql.append(f"CREATE TYPE {C}.jsonb AS JSON")
     mark = q(T.JSONB_MARK)
-    # a column's jsonb mark and a table's foreign-key mark (pgconstraints.py) are pgtls's, not the user's
+    # a column's jsonb mark and a table's foreign-key mark (catalog/constraints.py) are pgtls's, not the user's
     # (only the objects that have a comment, as in PostgreSQL: DuckDB lists every object)
     sql.append(
         f"CREATE VIEW {C}.pg_description AS SELECT * FROM (SELECT objoid, classoid, objsubid, CASE WHEN "
@@ -288,7 +288,7 @@ def superuser_only_sql() -> str:
 # so the steps of the date/time forms are untyped (``'1 day'``) and an untyped overload per arity passes
 # anything else to DuckDB's function as before.  The table macro serves ``FROM generate_series(...)``, the
 # scalar one the set-returning call in a select list (DuckDB's scalar generate_series returns one list;
-# unnest gives PostgreSQL's rows).  DuckDB ignores WITH ORDINALITY after a table macro, so rewrite.py sends
+# unnest gives PostgreSQL's rows).  DuckDB ignores WITH ORDINALITY after a table macro, so rewrite/pipeline.py sends
 # those calls to DuckDB's own function.
 _GS = "system.main.generate_series"
 _N = T.FREE_NUMERIC_DUCK

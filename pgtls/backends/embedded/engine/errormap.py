@@ -94,7 +94,7 @@ RULES: tuple[Rule, ...] = (
     _r("OutOfMemoryException", r"", "53200"),
     _r("IOException", r"", "58030"),
     _r("InvalidInputException", r"Values were not provided", "08P01"),
-    # jsonb_edit.py's errors, raised through DuckDB's error() with PostgreSQL's text
+    # jsonb/edit.py's errors, raised through DuckDB's error() with PostgreSQL's text
     _r("InvalidInputException", r"^path element at position \d+ is null", "22004"),
     _r("InvalidInputException", r"^path element at position \d+ is not an integer", "22P02"),
     _r("InvalidInputException", r"^wrong number of array subscripts", "2202E"),

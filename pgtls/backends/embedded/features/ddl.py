@@ -906,14 +906,14 @@ def _jsonb_columns(t: Table) -> set[str]:
 
 
 def _own_jsonb(cur: duckdb.DuckDBPyConnection, table: str, columns: set[str]) -> None:
-    """Tell jsonb.py which columns of ``table`` are jsonb for this session now (its committed marks are read
+    """Tell jsonb/operators.py which columns of ``table`` are jsonb for this session now (its committed marks are read
     on another connection, which does not see this transaction's comments yet)."""
     from pgtls.backends.embedded.jsonb import operators as jsonb
 
     jsonb.set_session_columns(cur, table, columns)
 
 
-# --- text-only rewrites (rewrite.py calls these) ----------------------------------------------------------
+# --- text-only rewrites (rewrite/pipeline.py calls these) ---------------------------------------------------
 
 _INDEX_METHODS_DROPPED = {"btree", "hash"}  # DuckDB has one (ART) index: PostgreSQL's default methods map to it
 

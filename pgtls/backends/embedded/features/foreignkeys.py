@@ -10,7 +10,7 @@ keeps it and checks it itself:
 * **Storage.**  The child table's comment starts with the line ``pgtls:fk [ ... ]``: a JSON list of
   :class:`ForeignKey` records (then, after a newline, the user's own comment, if any).  A comment is
   transactional DDL in DuckDB, travels with the table through renames and ALTER TABLE rebuilds, and is
-  gone with the table.  pg_constraint shows these rows like PostgreSQL's (pgcatalog.py); obj_description()
+  gone with the table.  pg_constraint shows these rows like PostgreSQL's (catalog/shims.py); obj_description()
   does not show the mark.
 * **When.**  After each statement that may write a table of such a foreign key (its name appears in the
   statement: DuckDB has no triggers and its views cannot be written through), in the statement's

@@ -15,7 +15,7 @@ query text calls it through a rewrite:
 A path or right operand goes over as ``to_json(x)``, so that one function tells a ``'{a,b}'`` literal (text[]
 input) from a list, a key from an index.  An error comes back as its message behind ``\\x01``, raised by
 DuckDB's ``error()`` in the wrapper of :func:`_checked`, so that clients see PostgreSQL's message (its SQLSTATE
-is the fallback of sqlerrors.py for DuckDB's invalid-input errors, 22023, which is PostgreSQL's for all but
+is the fallback of engine/errormap.py for DuckDB's invalid-input errors, 22023, which is PostgreSQL's for all but
 the null/not-integer path element and multi-dimensional path errors).  Results are written as jsonb_out does
 (codecs), and the calls are wrapped in ``CAST(… AS jsonb)`` so that the result column is sent as jsonb.
 """

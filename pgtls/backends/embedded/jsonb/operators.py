@@ -551,7 +551,7 @@ JSON_FUNCTIONS: dict[str, tuple[str, bool, str | None]] = {
 
 
 def function_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
-    """:func:`_function_edits`, then jsonb_set & co., ``#-`` and ``-`` of a jsonb value (jsonb_edit.py; one
+    """:func:`_function_edits`, then jsonb_set & co., ``#-`` and ``-`` of a jsonb value (jsonb/edit.py; one
     edit of the whole text then)."""
     edits = _function_edits(sql, toks)
     low = sql.lower()
@@ -717,7 +717,7 @@ def with_operators(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
 def operators(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
     """``sql`` with its jsonb ``||``, ``@>``, ``<@``, ``-`` and ``#-`` as PostgreSQL's (:func:`concat_edits`,
     :func:`containment_edits`, jsonb_edit.operator_text)."""
-    if "-" in sql:  # #- and the minus of a jsonb column (jsonb_edit.py), first: - binds tighter than || and @>
+    if "-" in sql:  # #- and the minus of a jsonb column (jsonb/edit.py), first: - binds tighter than || and @>
         text = sql
         sql = jsonb_edit.operator_text(sql, lambda: _jsonb_names(cur, tokens(text))) or sql
     if "||" in sql:

@@ -3,7 +3,7 @@
 PostgreSQL reads ``'\\xdeadbeef'`` put into (or compared with) a bytea column as bytea's hex input:
 four bytes.  DuckDB casts the same string to BLOB with its own escapes, ``\\xHH`` per byte, and keeps
 the rest as characters: ``\\xde`` then ``adbeef``, seven bytes, silently.  Explicit casts
-(``'\\x…'::bytea``) are rewritten without any catalog (rewrite.py); this module handles the implicit
+(``'\\x…'::bytea``) are rewritten without any catalog (rewrite/pipeline.py); this module handles the implicit
 ones, which need the column types: a string constant that is a whole ``VALUES`` entry of an INSERT
 into a bytea column, or the other side of a comparison or ``SET col =`` with a bytea column, becomes
 ``from_hex('…')``.  The hex text is checked as PostgreSQL's hex_decode does (whitespace between digit

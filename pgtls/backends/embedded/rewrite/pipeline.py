@@ -1,7 +1,7 @@
 """Token-level rewriting of PostgreSQL query text into DuckDB's dialect.
 
 Only what DuckDB cannot take as it is: ``pg_catalog.``-qualified names lose
-their qualifier, so that the session's temp shims (catalog.py, pgcatalog.py) are
+their qualifier, so that the session's temp shims (catalog/shared.py, catalog/shims.py) are
 found first and DuckDB's own pg_catalog objects after them; PostgreSQL-only casts (``::regclass``, ``::oid``, ``::name``) and the
 ``OPERATOR(pg_catalog.~)`` spelling psql uses become DuckDB equivalents;
 ``COLLATE pg_catalog.default`` is dropped; CREATE INDEX loses operator classes and ``USING btree``, and
@@ -77,7 +77,7 @@ def _in_from_clause(toks: list[Token], i: int) -> bool:
 def srf_alias_edits(toks: list[Token]) -> list[tuple[int, int, str]]:
     """``FROM generate_series(1, 3) [AS] g`` -> ``... g(g)``: in PostgreSQL the one column of a function that
     returns a scalar takes the table alias as its name (DuckDB keeps the function's name, and ``g`` alone
-    would be the whole row).  ``WITH ORDINALITY`` calls DuckDB's own generate_series (see pgcatalog.py)."""
+    would be the whole row).  ``WITH ORDINALITY`` calls DuckDB's own generate_series (see catalog/shims.py)."""
     edits: list[tuple[int, int, str]] = []
     n = len(toks)
     for i, t in enumerate(toks):
@@ -200,7 +200,7 @@ _SQLALCHEMY_COLLATION = re.compile(
 
 
 # Django's index introspection zips two int2vectors, ``unnest(i.indkey, i.indoption) WITH ORDINALITY koi(key,
-# option, arridx)``, which DuckDB cannot parse; pg_index's indoption is int2vector's text (pgconstraints.py).
+# option, arridx)``, which DuckDB cannot parse; pg_index's indoption is int2vector's text (catalog/constraints.py).
 _DJANGO_INDEX_KEYS = re.compile(
     r"\bunnest\(\s*i\.indkey\s*,\s*i\.indoption\s*\)\s+WITH\s+ORDINALITY\s+koi\(\s*key\s*,\s*option\s*,\s*arridx\s*\)",
     re.IGNORECASE,
@@ -271,7 +271,7 @@ def rewrite(sql: str) -> str:
         if alias_edits:
             sql = apply_edits(sql, alias_edits)
     low = sql.lower()
-    if "json" in low:  # json[b]_build_object, jsonb_agg, ... (jsonb.py)
+    if "json" in low:  # json[b]_build_object, jsonb_agg, ... (jsonb/operators.py)
         calls = jsonb.function_edits(sql, tokens(sql))
         if calls:
             sql = apply_edits(sql, calls)

@@ -8,7 +8,7 @@ CopyAttributeOutCSV, joins the fields and frames each line as one complete CopyD
 sends one row per message, and psycopg's ``Copy.rows()`` relies on it).  When every column is such a type,
 the messages are read through the Arrow C stream interface (ctypes, no pyarrow): a batch's messages are one
 contiguous buffer, copied out in one call, so no Python code runs per row.  Columns whose text only the
-Python encoders of codecs.py give (interval, arrays, timetz, jsonb, STRUCT/MAP as json, timestamptz outside
+Python encoders of pgtypes/encode.py give (interval, arrays, timetz, jsonb, STRUCT/MAP as json, timestamptz outside
 UTC, nanosecond types, ...) are fetched as values and formatted between the DuckDB-made segments of the line.
 """
 
@@ -252,7 +252,7 @@ def header_line(names: list[str], opts: CopyOptions) -> str:
 
 @dataclass(frozen=True)
 class PyColumn:
-    """A column Python formats: its text encoder (codecs.py) and the escaping/quoting of that text."""
+    """A column Python formats: its text encoder (pgtypes/encode.py) and the escaping/quoting of that text."""
 
     encode: Callable[[Any], str]
     field: Callable[[str], str]

@@ -3,7 +3,7 @@
 Formats follow PostgreSQL's copyfromparse.c / copyto.c: text is tab-separated
 with backslash escapes and ``\\N`` for NULL; CSV uses quote doubling, an empty
 unquoted field for NULL and an optional header line.  COPY TO of a query DuckDB
-can describe has DuckDB make the lines (copyout.py); binary COPY TO and COPY TO
+can describe has DuckDB make the lines (session/copy_out.py); binary COPY TO and COPY TO
 of DML with RETURNING format the fetched values in Python.  Incoming rows are
 inserted in batches, each sent as one string list per column and unnested by
 DuckDB, which casts the strings to the column types (bytea via from_hex); when no transaction
@@ -495,7 +495,7 @@ class CopyState:
         return bool(rows) and str(rows[0][0]).upper() in _UTC_NAMES
 
     def _copy_out_lines(self, cmd: CopyCommand, sql: str, columns: list[T.Column]) -> Result:
-        """Text/CSV COPY TO with DuckDB making the lines (copyout.py): CopyData messages come out of DuckDB
+        """Text/CSV COPY TO with DuckDB making the lines (session/copy_out.py): CopyData messages come out of DuckDB
         ready to send when every column type allows, else DuckDB-made segments are joined with the values
         Python formats.  CopyOutResponse waits for the first rows, so that errors DuckDB raises before
         any row comes (as the usual path's execute would) come before it."""

@@ -6,7 +6,7 @@ worker thread.  Output is collected in an :class:`Output` buffer and passed to
 PostgreSQL's xact.c does, because DuckDB has no "aborted, awaiting ROLLBACK"
 state of its own that a client could see: after an error in a transaction block
 every statement but COMMIT/ROLLBACK fails with 25P02.  The extended query
-protocol lives in extended.py and COPY in copy.py; both use :meth:`execute`.
+protocol lives in extended.py and COPY in session/copy_protocol.py; both use :meth:`execute`.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ class EmbeddedSession:
         self.extended = Extended(self)
         self.copy = CopyState(self)
         # Everything PostgreSQL-like is in the shared catalog database; a session only sets its search path,
-        # its facts and the parameters that differ from the catalog's defaults (catalog.py).
+        # its facts and the parameters that differ from the catalog's defaults (catalog/shared.py).
         try:
             cur.execute(f"SET search_path = {quote_literal(catalog.duck_path(self.gucs.get('search_path')))}")
         except duckdb.Error:
