@@ -15,12 +15,13 @@ from pgtls.backends.embedded.engine.context import BackendFacts, StatementContex
 from pgtls.backends.embedded.engine.databases import DatabaseFiles
 from pgtls.backends.embedded.engine.execute import Result
 from pgtls.backends.embedded.fastpath.lookup import PointLookups
-from pgtls.backends.embedded.features.advisory import LockTable
+from pgtls.backends.embedded.features.advisory import AdvisoryLocks, LockTable
 from pgtls.backends.embedded.features.foreignkeys import Guard
 from pgtls.backends.embedded.features.notify import Hub, Listener
 from pgtls.backends.embedded.features.savepoints import Journal
 from pgtls.backends.embedded.features.settings import GucDefaults, Gucs
 from pgtls.backends.embedded.session.output import Output
+from pgtls.backends.embedded.sql.kinds import Statement
 from pgtls.errors import PgError
 
 
@@ -87,7 +88,18 @@ class SessionContext(StatementContext, Protocol):
     pending_status: list[tuple[str, str]]  # ParameterStatus to send before ReadyForQuery
 
     @property
-    def backend(self) -> SessionBackend: ...
+    def backend(self) -> HostBackend: ...
+
+    @property
+    def in_transaction(self) -> bool: ...  # a transaction block or an implicit transaction
+
+    @property
+    def cancelled(self) -> threading.Event:
+        """Set when a cancel arrived while a statement ran (for waits outside DuckDB: advisory locks)."""
+        ...
+
+    @property
+    def advisory(self) -> AdvisoryLocks: ...
 
     @property
     def out(self) -> Output | None: ...
@@ -121,6 +133,8 @@ class SessionContext(StatementContext, Protocol):
     def execute(self, sql: str, offset: int = 0, duck_type: str | None = None) -> Result: ...
 
     def detach_stream(self) -> None: ...
+
+    def run_in_duckdb(self, st: Statement) -> Result: ...
 
     def send_result(
         self, res: Result, out: Output, describe: bool, formats: list[int] | None = None, limit: int = 0

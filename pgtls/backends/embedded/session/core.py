@@ -20,47 +20,38 @@ import duckdb
 from pgtls.backends.base import Registry, Send, SessionInfo
 from pgtls.backends.embedded.catalog import shared as catalog
 from pgtls.backends.embedded.engine import errormap as sqlerrors
-from pgtls.backends.embedded.engine.execute import Result, _none, drain, materialized, run
+from pgtls.backends.embedded.engine.execute import Result, _none, materialized, run
 from pgtls.backends.embedded.engine.statement_hooks import StatementHook
 from pgtls.backends.embedded.features import advisory, ddl, foreignkeys, notify
-from pgtls.backends.embedded.features import cancel as signals
 from pgtls.backends.embedded.features import roles as roles_sql
 from pgtls.backends.embedded.features.kept_keys import KeptKeys
 from pgtls.backends.embedded.features.savepoints import Entry, Journal, is_pure_read
 from pgtls.backends.embedded.features.settings import REPORTED, Gucs, tzinfo
 from pgtls.backends.embedded.jsonb import operators as jsonb
-from pgtls.backends.embedded.pgtypes import typemap as T
 from pgtls.backends.embedded.pgtypes.encode import row_encoder
 from pgtls.backends.embedded.rewrite import bytea_input, groupby
 from pgtls.backends.embedded.rewrite.pipeline import rewrite
-from pgtls.backends.embedded.session import inline
+from pgtls.backends.embedded.session import inline, utility
 from pgtls.backends.embedded.session.context import HostBackend
 from pgtls.backends.embedded.session.copy_protocol import CopyState
 from pgtls.backends.embedded.session.cursors import SqlCursors
 from pgtls.backends.embedded.session.extended import Extended
 from pgtls.backends.embedded.session.output import Output
+from pgtls.backends.embedded.session.utility import tag
 from pgtls.backends.embedded.sql import commands
 from pgtls.backends.embedded.sql.kinds import Kind, Statement, classify
 from pgtls.backends.embedded.sql.lexer import (
     quote_literal,
     split_with_offsets,
-    table_list,
-    tokens,
-    unquote_ident,
     words,
 )
-from pgtls.errors import INSUFFICIENT_PRIVILEGE, PgError
+from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 
 FETCH_ROWS = 1000
 # Statements that change no table data (or that change it only through a statement run by execute() again).
 _NO_DATA_WORDS = commands.TX_WORDS | {"SET", "RESET", "SHOW", "LISTEN", "UNLISTEN", "NOTIFY", "DISCARD",
                                       "DEALLOCATE", "DECLARE", "FETCH", "MOVE", "CLOSE"}  # fmt: skip
-
-
-def _text_result(columns: list[str], rows: list[tuple[str | None, ...]], tag: str = "") -> Result:
-    cols = [T.Column(c, T.TEXT, -1, "VARCHAR") for c in columns]
-    return Result(cols, drain(list(rows)), (lambda n: tag) if tag else (lambda n: f"SELECT {n}"))
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60000, "h": 3600000, "d": 86400000}
@@ -77,10 +68,6 @@ def parse_duration_ms(value: str) -> float:
         return float(v)
     except ValueError:
         return 0.0
-
-
-def _tag(text: str) -> Result:
-    return Result(None, _none, lambda n: text)
 
 
 class EmbeddedSession:
@@ -104,7 +91,7 @@ class EmbeddedSession:
         self.statement_hooks: list[StatementHook] = [KeptKeys(self.fkeys)]
         self.writing = False  # may have changed data since it was last idle (lookup.py)
         self.temp_objects = False  # created a TEMP object, which may hide a table from the point-lookup index
-        self._cancelled = threading.Event()  # a cancel arrived while a statement ran (for waits outside DuckDB)
+        self.cancelled = threading.Event()  # a cancel arrived while a statement ran (for waits outside DuckDB)
         self.tz = tzinfo(self.gucs.get("TimeZone"))
         self.running = threading.Event()
         self._closed = False
@@ -200,7 +187,7 @@ class EmbeddedSession:
 
     def cancel(self) -> None:
         if self.running.is_set():
-            self._cancelled.set()
+            self.cancelled.set()
             try:
                 self.cur.interrupt()
             except duckdb.Error:
@@ -411,25 +398,6 @@ class EmbeddedSession:
             self.cursors.detach()
         return _HANDLERS[kind](self, Statement(sql, offset, w, duck_type))
 
-    # --- handlers of statement kinds that need more than one call (see _HANDLERS) ---------------------
-    def show(self, st: Statement) -> Result:
-        name = commands.parse_show(st.sql)
-        if name.upper() not in ("TABLES", "DATABASES") and not name.upper().startswith("ALL TABLES"):
-            return self.show_command(name)
-        return self.run_in_duckdb(st)
-
-    def query(self, st: Statement) -> Result:
-        """A SELECT: a function call a feature answers itself, or a query for DuckDB."""
-        sql = st.sql
-        if "advisory" in sql and (lock_call := advisory.match(sql)) is not None:
-            return self.advisory_call(lock_call)
-        if "pg_notify" in sql and (call := notify.match_pg_notify(sql)) is not None:
-            self.listener.notify(call[0], call[1], in_block=self.in_transaction)
-            return notify.void_result(call[2])
-        if "pg_cancel_backend" in sql and (sig := signals.match_cancel(sql)) is not None:
-            return signals.cancel_backend(self, *sig)
-        return self.run_in_duckdb(st)
-
     def run_in_duckdb(self, st: Statement) -> Result:
         """A statement DuckDB runs, after the rewrites and with the kept foreign keys' work around it."""
         sql, offset, w, duck_type = st.sql, st.offset, st.words, st.duck_type
@@ -499,7 +467,7 @@ class EmbeddedSession:
         if first in ("BEGIN", "START"):
             if self.tx != "I":
                 notice(PgError("25001", "there is already a transaction in progress", severity="WARNING"))
-                return _tag("BEGIN")
+                return tag("BEGIN")
             if self.implicit:
                 self.implicit = False  # an explicit BEGIN takes over the implicit transaction
             else:
@@ -507,11 +475,11 @@ class EmbeddedSession:
                 self.journal.reset()
             self.tx = "T"
             self.gucs.begin()
-            return _tag("BEGIN")
+            return tag("BEGIN")
         if first in ("COMMIT", "END") and (len(w) < 2 or w[1] != "PREPARED"):
             if self.tx == "I":
                 notice(PgError("25P01", "there is no transaction in progress", severity="WARNING"))
-                return _tag("COMMIT")
+                return tag("COMMIT")
             failed = self.tx == "E"
             self.tx = "I"
             self.journal.reset()
@@ -520,7 +488,7 @@ class EmbeddedSession:
             if failed:
                 self._transaction_ended(commit=False)
                 self._rollback_quietly()
-                return _tag("ROLLBACK")
+                return tag("ROLLBACK")
             try:
                 self.fkeys.before_commit(self.cur)
                 self.cur.execute("COMMIT")
@@ -533,32 +501,32 @@ class EmbeddedSession:
                 self._rollback_quietly()
                 raise sqlerrors.translate(e) from None
             self._transaction_ended(commit=True)
-            return _tag("COMMIT")
+            return tag("COMMIT")
         if first in ("ROLLBACK", "ABORT"):
             name = commands.parse_savepoint_name(sql) if first == "ROLLBACK" else None
             if name is not None:
                 return self.rollback_to_savepoint(name)
             if self.tx == "I":
                 notice(PgError("25P01", "there is no transaction in progress", severity="WARNING"))
-                return _tag("ROLLBACK")
+                return tag("ROLLBACK")
             self.tx = "I"
             self.journal.reset()
             self._transaction_ended(commit=False)
             self.cursors.end_transaction(commit=False)
             self._end_gucs(commit=False)
             self._rollback_quietly()
-            return _tag("ROLLBACK")
+            return tag("ROLLBACK")
         if first == "SAVEPOINT":
             if self.tx == "I":
                 raise PgError("25P01", "SAVEPOINT can only be used in transaction blocks")
             name = commands.parse_savepoint_name(sql) or ""
             self.journal.push(name, self.gucs.mark(), frozenset(self.cursors.cursors), self.listener.mark())
-            return _tag("SAVEPOINT")
+            return tag("SAVEPOINT")
         if first == "RELEASE":
             if self.tx == "I":
                 raise PgError("25P01", "RELEASE SAVEPOINT can only be used in transaction blocks")
             self.journal.release(commands.parse_savepoint_name(sql) or "")
-            return _tag("RELEASE")
+            return tag("RELEASE")
         raise PgError("0A000", f"{first} is not supported")
 
     def _transaction_ended(self, commit: bool) -> None:
@@ -569,46 +537,6 @@ class EmbeddedSession:
             self.listener.rollback()
         self.advisory.end_transaction()
         self.fkeys.end_transaction()
-
-    def advisory_call(self, call: advisory.Call) -> Result:
-        arity_ok = not call.args if call.function == "pg_advisory_unlock_all" else len(call.args) in (1, 2)
-        if not arity_ok:
-            types = ", ".join(["bigint"] * len(call.args))
-            raise PgError("42883", f"function {call.function}({types}) does not exist",
-                          hint="No function matches the given name and argument types. "
-                               "You might need to add explicit type casts.")  # fmt: skip
-        values: list[int] = []
-        if call.args:
-            duck = "BIGINT" if len(call.args) == 1 else "INTEGER"
-            exprs = ", ".join(f"CAST(({rewrite(a)}) AS {duck})" for a in call.args)
-            try:
-                row = self.cur.execute(f"SELECT {exprs}").fetchone()
-            except duckdb.Error as e:
-                raise sqlerrors.translate(e) from None
-            if row is None or any(v is None for v in row):
-                return advisory.result(call, None, null=True)  # strict functions: NULL in, NULL out (no lock)
-            values = [int(v) for v in row]
-        self._cancelled.clear()
-        self.running.set()
-        try:
-            value = self.advisory.call(call, values, self.in_transaction, self._cancelled.is_set,
-                                       self.notice)  # fmt: skip
-        finally:
-            self.running.clear()
-        return advisory.result(call, value)
-
-    def notify_command(self, sql: str, offset: int) -> Result:
-        command, channel, payload = notify.parse_listen(sql, offset)
-        in_block = self.in_transaction
-        if command == "LISTEN":
-            assert channel is not None
-            self.listener.listen(channel, in_block)
-        elif command == "UNLISTEN":
-            self.listener.unlisten(channel, in_block)
-        else:
-            assert channel is not None
-            self.listener.notify(channel, payload, in_block)
-        return _tag(command)
 
     def rollback_to_savepoint(self, name: str) -> Result:
         """ROLLBACK TO SAVEPOINT by replay (savepoints.py); leaves the aborted state as PostgreSQL does."""
@@ -639,7 +567,7 @@ class EmbeddedSession:
         self.listener.rollback_to(sp.notify)
         for canon in self.gucs.restore(sp.gucs):
             self._changed(canon)
-        return _tag("ROLLBACK")
+        return tag("ROLLBACK")
 
     def _end_gucs(self, commit: bool) -> None:
         for canon in self.gucs.end(commit):
@@ -695,78 +623,27 @@ class EmbeddedSession:
         if canon in REPORTED:
             self.pending_status.append((canon, value))
 
-    def lock_table(self, sql: str) -> Result:
-        """LOCK [TABLE] [ONLY] name [*], ... [IN mode MODE] [NOWAIT]: PostgreSQL's checks (a transaction
-        block, tables that exist), and nothing to lock: DuckDB has no table locks, and its optimistic
-        concurrency gives 40001 to the second writer of a row instead (docs/embedded.md)."""
-        if self.tx == "I" and not self.implicit:
-            raise PgError("25P01", "LOCK TABLE can only be used in transaction blocks")
-        toks = [t for t in tokens(sql) if t.text != ";"]
-        found, _next = table_list(toks, 2 if len(toks) > 1 and toks[1].text.upper() == "TABLE" else 1)
-        for a, b in found:
-            try:
-                self.cur.execute(f"SELECT 1 FROM {sql[toks[a].start : toks[b].end]} LIMIT 0")
-            except duckdb.Error as e:
-                err = sqlerrors.translate(e)
-                raise PgError(err.sqlstate, err.message) from None  # PostgreSQL gives no position here
-        return _tag("LOCK TABLE")
-
-    def set_constraints(self, sql: str, offset: int) -> Result:
-        """SET CONSTRAINTS {ALL | name, ...} {DEFERRED | IMMEDIATE}: accepted, with PostgreSQL's syntax
-        errors and warning.  The switch applies to the DEFERRABLE foreign keys pgtls keeps (foreignkeys.py);
-        IMMEDIATE checks what was deferred.  DuckDB's own foreign keys are never deferrable."""
-        toks = [t for t in tokens(sql) if t.text != ";"][2:]
-        i = 0
-        names: list[str] | None = None
-        if toks and toks[0].text.upper() == "ALL":
-            i = 1
-        else:
-            names = []
-            while i < len(toks) and toks[i].kind in ("word", "ident"):
-                if i + 1 < len(toks) and toks[i + 1].text == ".":
-                    i += 2
-                    continue
-                names.append(unquote_ident(toks[i].text))
-                if i + 1 < len(toks) and toks[i + 1].text == ",":
-                    i += 2
-                    continue
-                i += 1
-                break
-        mode = toks[i] if i < len(toks) else None
-        if i == 0 or mode is None or mode.text.upper() not in ("DEFERRED", "IMMEDIATE") or i + 1 < len(toks):
-            bad = toks[i + 1] if mode is not None and mode.text.upper() in ("DEFERRED", "IMMEDIATE") else mode
-            if bad is None:
-                raise PgError("42601", "syntax error at end of input", position=offset + len(sql.rstrip(" ;\n")) + 1)
-            raise PgError("42601", f'syntax error at or near "{bad.text}"', position=offset + bad.start + 1)
-        if self.tx == "I" and not self.implicit:
-            self.notice(PgError("25P01", "SET CONSTRAINTS can only be used in transaction blocks", severity="WARNING"))
-        try:
-            self.fkeys.set_constraints(self.cur, names, mode.text.upper() == "DEFERRED")
-        except duckdb.Error as e:
-            raise sqlerrors.translate(e) from None
-        return _tag("SET CONSTRAINTS")
-
     def set_command(self, sql: str) -> Result:
         cmd = commands.parse_set(sql)
         if cmd.name is None:
-            return _tag("SET")
+            return tag("SET")
         if not self.gucs.known(cmd.name):
             if not self.info.is_superuser:
                 raise PgError("42704", f'unrecognized configuration parameter "{cmd.name}"')
             try:  # DuckDB's own settings (threads, memory_limit, ...), for superusers: they are process-wide
                 self.cur.execute(f"SET {cmd.name} = {cmd.raw_value}")
-                return _tag("SET")
+                return tag("SET")
             except duckdb.Error:
                 raise PgError("42704", f'unrecognized configuration parameter "{cmd.name}"') from None
         if cmd.local and self.tx == "I":
             self.notice(PgError("25P01", "SET LOCAL can only be used in transaction blocks", severity="WARNING"))
-            return _tag("SET")
+            return tag("SET")
         if cmd.value is None:
             canon = self.gucs.reset(cmd.name)
         else:
             canon = self.gucs.set(cmd.name, cmd.value, local=cmd.local)
         self._changed(canon)
-        return _tag("SET")
+        return tag("SET")
 
     def reset_command(self, sql: str) -> Result:
         name = commands.parse_reset(sql)
@@ -775,18 +652,7 @@ class EmbeddedSession:
                 self._changed(canon)
         else:
             self._changed(self.gucs.reset(name))
-        return _tag("RESET")
-
-    def show_command(self, name: str) -> Result:
-        hidden = frozenset() if self.info.is_superuser else catalog.SUPERUSER_ONLY_SETTINGS
-        if name.lower() == "all":
-            rows = [(n, v, None) for n, v in self.gucs.all() if n.lower() not in hidden]
-            return _text_result(["name", "setting", "description"], rows, "SHOW")
-        if name.lower() in hidden:
-            raise PgError(INSUFFICIENT_PRIVILEGE, f'permission denied to examine "{name}"',
-                          detail=catalog.SUPERUSER_ONLY_DETAIL)
-        canon = self.gucs.canonical(name) or name
-        return _text_result([canon], [(self.gucs.get(name),)], "SHOW")
+        return tag("RESET")
 
     def discard(self, w: list[str]) -> Result:
         if len(w) > 1 and w[1] == "ALL":
@@ -795,52 +661,26 @@ class EmbeddedSession:
             for canon in self.gucs.reset_all():
                 self._changed(canon)
             self.extended.discard_all()
-            return _tag("DISCARD ALL")
-        return _tag("DISCARD " + (w[1] if len(w) > 1 else ""))
-
-    def database_command(self, first: str, sql: str) -> Result:
-        if self.in_transaction:
-            raise PgError("25001", f"{first} DATABASE cannot run inside a transaction block")
-        name, if_exists = commands.parse_database_name(sql, 2)
-        if first == "CREATE":
-            self.backend.files.create(name)
-            return _tag("CREATE DATABASE")
-        if name == self.info.database:
-            raise PgError("55006", "cannot drop the currently open database")
-        try:
-            self.backend.files.drop(name)
-            self.backend.lookups.forget(name)
-        except PgError as e:
-            if e.sqlstate == "3D000" and if_exists:
-                self.notice(PgError("00000", f'database "{name}" does not exist, skipping',
-                                             severity="NOTICE"))  # fmt: skip
-            else:
-                raise
-        return _tag("DROP DATABASE")
-
-
-def _refuse_attach(s: EmbeddedSession, st: Statement) -> Result:
-    # the file system is off limits, and the catalog database stays
-    raise PgError("42501", f"permission denied to {st.first.lower()} a database")
-
+            return tag("DISCARD ALL")
+        return tag("DISCARD " + (w[1] if len(w) > 1 else ""))
 
 Handler = Callable[[EmbeddedSession, Statement], Result]
 # Statement kind (sql/kinds.py) -> what the session does with it, as PostgreSQL's utility.c does.
 _HANDLERS: dict[Kind, Handler] = {
     Kind.CURSOR: lambda s, st: s.cursors.command(st.first, st.sql),
     Kind.TRANSACTION: lambda s, st: s.transaction_command(st.first, st.words, st.sql),
-    Kind.SET_CONSTRAINTS: lambda s, st: s.set_constraints(st.sql, st.offset),
+    Kind.SET_CONSTRAINTS: utility.set_constraints,
     Kind.SET: lambda s, st: s.set_command(st.sql),
     Kind.RESET: lambda s, st: s.reset_command(st.sql),
-    Kind.SHOW: EmbeddedSession.show,
+    Kind.SHOW: utility.show,
     Kind.COPY: lambda s, st: s.copy.start(st.sql),
-    Kind.DATABASE: lambda s, st: s.database_command(st.first, st.sql),
+    Kind.DATABASE: utility.database_command,
     Kind.DISCARD: lambda s, st: s.discard(st.words),
-    Kind.LOCK: lambda s, st: s.lock_table(st.sql),
-    Kind.LISTEN: lambda s, st: s.notify_command(st.sql, st.offset),
-    Kind.QUERY: EmbeddedSession.query,
-    Kind.ROLE: lambda s, st: _tag(roles_sql.execute(s, st.sql, st.offset)),
-    Kind.ATTACH: _refuse_attach,
-    Kind.DEALLOCATE_ALL: lambda s, st: _tag("DEALLOCATE ALL"),
+    Kind.LOCK: utility.lock_table,
+    Kind.LISTEN: utility.notify_command,
+    Kind.QUERY: utility.query,
+    Kind.ROLE: lambda s, st: tag(roles_sql.execute(s, st.sql, st.offset)),
+    Kind.ATTACH: utility.refuse_attach,
+    Kind.DEALLOCATE_ALL: lambda s, st: tag("DEALLOCATE ALL"),
     Kind.DUCKDB: EmbeddedSession.run_in_duckdb,
 }
