@@ -6,7 +6,12 @@ worker thread.  Output is collected in an :class:`Output` buffer and passed to
 PostgreSQL's xact.c does, because DuckDB has no "aborted, awaiting ROLLBACK"
 state of its own that a client could see: after an error in a transaction block
 every statement but COMMIT/ROLLBACK fails with 25P02.  The extended query
-protocol lives in extended.py and COPY in session/copy_protocol.py; both use :meth:`execute`.
+protocol lives in extended.py and COPY in copy_protocol.py; both use :meth:`execute`.
+
+:meth:`EmbeddedSession.execute` classifies a statement once (sql/kinds.py) and calls the handler
+``_HANDLERS`` (at the end of this module) lists for its kind: a method here for what changes the
+transaction state or the settings, a function of utility.py for the other utility statements, or
+:meth:`EmbeddedSession.run_in_duckdb`.
 """
 
 from __future__ import annotations
