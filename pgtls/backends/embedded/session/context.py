@@ -21,12 +21,19 @@ from pgtls.backends.embedded.features.notify import Hub, Listener
 from pgtls.backends.embedded.features.savepoints import Journal
 from pgtls.backends.embedded.features.settings import GucDefaults, Gucs
 from pgtls.backends.embedded.session.output import Output
+from pgtls.backends.embedded.session.prepared import Portal, Prepared
 from pgtls.backends.embedded.sql.kinds import Statement
 from pgtls.errors import PgError
 
 
 class ExtendedFlags(Protocol):
     skipping: bool  # after an extended-protocol error, everything up to Sync is ignored
+
+    @property
+    def statements(self) -> dict[str, Prepared]: ...  # prepared statements by name ("" unnamed)
+
+    @property
+    def portals(self) -> dict[str, Portal]: ...
 
 
 class CopyFlags(Protocol):

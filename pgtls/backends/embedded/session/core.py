@@ -103,10 +103,10 @@ class EmbeddedSession:
         self._timed_out = False
         self.out: Output | None = None
         self.streaming: Result | None = None  # a suspended portal's result still pending on the connection
-        self.cursors = SqlCursors(self)
+        self.cursors: SqlCursors = SqlCursors(self)
         self.pending_status: list[tuple[str, str]] = []
-        self.extended = Extended(self)
-        self.copy = CopyState(self)
+        self.extended: Extended = Extended(self)
+        self.copy: CopyState = CopyState(self)
         # Everything PostgreSQL-like is in the shared catalog database; a session only sets its search path,
         # its facts and the parameters that differ from the catalog's defaults (catalog/shared.py).
         try:

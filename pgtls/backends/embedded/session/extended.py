@@ -11,13 +11,12 @@ literals (params.py), so a portal is simply the statement text with values.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import duckdb
 
 from pgtls.backends.embedded.engine import errormap as sqlerrors
-from pgtls.backends.embedded.engine.execute import EXPLAIN_COLUMNS, Result, describe_only, statement_type
+from pgtls.backends.embedded.engine.execute import EXPLAIN_COLUMNS, describe_only, statement_type
 from pgtls.backends.embedded.features import advisory, notify
 from pgtls.backends.embedded.jsonb import operators as jsonb
 from pgtls.backends.embedded.pgtypes import params
@@ -25,6 +24,7 @@ from pgtls.backends.embedded.pgtypes import typemap as T
 from pgtls.backends.embedded.rewrite.pipeline import rewrite
 from pgtls.backends.embedded.session.context import SessionContext
 from pgtls.backends.embedded.session.cursors import fetch_target
+from pgtls.backends.embedded.session.prepared import Portal, Prepared
 from pgtls.backends.embedded.sql.commands import parse_show
 from pgtls.backends.embedded.sql.lexer import Token, split_statements, substitute_params, tokens, words
 from pgtls.errors import PgError
@@ -34,26 +34,6 @@ if TYPE_CHECKING:
     from pgtls.backends.embedded.session.output import Output
 
 MAX_PARAMS = 65535  # the protocol's Int16 parameter count
-
-
-@dataclass
-class Prepared:
-    sql: str
-    param_oids: list[int]
-    words: list[str]
-    duck_type: str | None = None  # DuckDB's statement type, when DuckDB parsed it at Parse time
-
-
-@dataclass
-class Portal:
-    stmt: Prepared
-    sql: str
-    formats: list[int]  # result format codes as sent by Bind (0, 1 or n of them)
-    columns: list[T.Column] | None = None
-    described: bool = False
-    result: Result | None = None
-    finished: bool = False
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def resolve_formats(codes: list[int], n: int) -> list[int]:

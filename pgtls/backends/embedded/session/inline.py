@@ -27,8 +27,9 @@ from pgtls.backends.embedded.fastpath import lookup
 from pgtls.backends.embedded.pgtypes import typemap as T
 from pgtls.backends.embedded.pgtypes.encode import row_encoder
 from pgtls.backends.embedded.session.context import SessionContext
-from pgtls.backends.embedded.session.extended import Prepared, resolve_formats
+from pgtls.backends.embedded.session.extended import resolve_formats
 from pgtls.backends.embedded.session.output import Output
+from pgtls.backends.embedded.session.prepared import Prepared
 from pgtls.backends.embedded.sql.lexer import words
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
