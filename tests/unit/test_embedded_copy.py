@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pgtls.backends.embedded.session import copy_out as copyout
+from pgtls.backends.embedded.session import copy_out
 from pgtls.backends.embedded.session.copy_protocol import CopyState
 from tests.pgwire_util import errors, fe, rows, tags
 
@@ -180,9 +180,9 @@ def copy_db(db):
 
 def test_copy_out_duckdb_lines_equal_python_formatting(copy_db, monkeypatch):
     """Every option and column set: the bytes DuckDB makes are the bytes the Python encoders make."""
-    plans: list[copyout.Plan] = []
-    real_plan = copyout.plan
-    monkeypatch.setattr(copyout, "plan", lambda *a: plans.append(real_plan(*a)) or plans[-1])
+    plans: list[copy_out.Plan] = []
+    real_plan = copy_out.plan
+    monkeypatch.setattr(copy_out, "plan", lambda *a: plans.append(real_plan(*a)) or plans[-1])
     statements = [s for c in COPY_COLUMNS for s in _copy_statements(c)]
     fast = [_copy_bytes(copy_db, s) for s in statements]
     assert len(plans) == len(statements) and any(p.framed for p in plans) and not all(p.framed for p in plans)
@@ -232,9 +232,9 @@ def test_copy_out_without_arrow_stream(copy_db, monkeypatch):
     expected = _copy_bytes(copy_db, sql)
 
     def no_stream(self, capsule):
-        raise copyout.StreamError("test")
+        raise copy_out.StreamError("test")
 
-    monkeypatch.setattr(copyout.BlobStream, "__init__", no_stream)
+    monkeypatch.setattr(copy_out.BlobStream, "__init__", no_stream)
     assert _copy_bytes(copy_db, sql) == expected and expected.startswith(b"1,plain,1.5,2024-01-02\n2,,,\n")
 
 

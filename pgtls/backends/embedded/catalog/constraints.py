@@ -39,7 +39,7 @@ and pg_get_constraintdef finds its constraint by the oid alone.
 
 from __future__ import annotations
 
-CAT = "pgtls_cat"  # the catalog database (pgcatalog.CAT; repeated to keep this module free of imports)
+CAT = "pgtls_cat"  # the catalog database (shims.CAT; repeated to keep this module free of imports)
 C = CAT + ".main"
 
 FK_MARK = "pgtls:fk "  # first line of a child table's comment: this, then a JSON array of foreign keys
@@ -398,7 +398,7 @@ PG_INDEX_COLUMNS = (
 
 
 def pg_class_sql(extra: str) -> str:
-    """pg_class: DuckDB's tables, views and sequences (``extra``: pgcatalog's columns DuckDB lacks; heap;
+    """pg_class: DuckDB's tables, views and sequences (``extra``: shims.py's columns DuckDB lacks; heap;
     relhastriggers where a foreign key is, as PostgreSQL's foreign-key triggers are: psql's ``\\d`` shows
     foreign keys only then) and a row for each index (as pgtls_index_rels) instead of DuckDB's (which lack
     the constraints')."""
@@ -437,7 +437,7 @@ def pg_class_sql(extra: str) -> str:
 
 
 def constraint_sql(pg_class_extra: str) -> list[str]:
-    """The CREATE statements of this module's macros and views, pg_class among them (after pgcatalog's
+    """The CREATE statements of this module's macros and views, pg_class among them (after shims.py's
     quote_ident, to_regclass, pg_namespace and pg_description)."""
     sql = [f"CREATE MACRO {C}.{m}" for m in _macros()]
     sql.append(_fk_marks_view())

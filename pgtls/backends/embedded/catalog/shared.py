@@ -34,7 +34,7 @@ import duckdb
 
 from pgtls import __version__ as PGTLS_VERSION
 from pgtls.backends.base import Registry, SessionInfo
-from pgtls.backends.embedded.catalog import shims as pgcatalog
+from pgtls.backends.embedded.catalog import shims
 from pgtls.backends.embedded.catalog.shims import CAT, GUCS, S, _rows
 from pgtls.backends.embedded.catalog.shims import C as CM
 from pgtls.backends.embedded.engine.context import StatementContext
@@ -46,7 +46,7 @@ from pgtls.config.guc import GUCS as GUCS_TABLE
 # GUC_SUPERUSER_ONLY parameters: a role without superuser (or pg_read_all_settings) may not see them
 # (SHOW, current_setting(), pg_settings), as in PostgreSQL.
 SUPERUSER_ONLY_SETTINGS = frozenset(g.key for g in GUCS_TABLE.values() if g.superuser_only)
-SUPERUSER_ONLY_SQL = pgcatalog.superuser_only_sql()
+SUPERUSER_ONLY_SQL = shims.superuser_only_sql()
 SUPERUSER_ONLY_MESSAGE = ('permission denied to examine "', '"')  # PostgreSQL 16+ (sqlerrors adds the detail)
 SUPERUSER_ONLY_DETAIL = 'Only roles with privileges of the "pg_read_all_settings" role may examine this parameter.'
 NAMEDATALEN = 64  # pg_stat_ssl truncates client_dn/issuer_dn to NAMEDATALEN - 1 bytes
@@ -179,7 +179,7 @@ def catalog_sql(server_version: str, settings: list[tuple[str, str]]) -> list[st
     )
     sql.append(f"CREATE VIEW {CM}.pg_hba_file_rules AS SELECT * FROM {_rows('pgtls_hba', HBA_TYPE)}")
     sql.append(f"CREATE VIEW {CM}.pg_ident_file_mappings AS SELECT * FROM {_rows('pgtls_ident', IDENT_TYPE)}")
-    sql += pgcatalog.shim_sql()
+    sql += shims.shim_sql()
     return sql
 
 
@@ -283,12 +283,12 @@ def refresh(session: StatementContext, sql: str) -> None:
     if "pg_database" in words:
         from pgtls.backends.embedded.engine.databases import list_databases
 
-        dbs = pgcatalog.database_rows(list_databases(session.backend.data_dir))
-        _set(cur, "pgtls_databases", pgcatalog.DATABASE_TYPE, dbs)
+        dbs = shims.database_rows(list_databases(session.backend.data_dir))
+        _set(cur, "pgtls_databases", shims.DATABASE_TYPE, dbs)
     if any(w in words for w in _ROLE_WORDS):
         roles, members = session.backend.role_rows(session.info, secrets=session.is_superuser())
-        _set(cur, "pgtls_roles", pgcatalog.ROLE_TYPE, roles)
-        _set(cur, "pgtls_members", pgcatalog.MEMBER_TYPE, members)
+        _set(cur, "pgtls_roles", shims.ROLE_TYPE, roles)
+        _set(cur, "pgtls_members", shims.MEMBER_TYPE, members)
     if "pg_hba_file_rules" in words:
         keys = ("rule_number", "file_name", "line_number", "type", "database", "user_name", "address", "netmask",
                 "auth_method", "options", "error")  # fmt: skip

@@ -31,7 +31,7 @@ from pgtls.backends.embedded.pgtypes import encode, params
 from pgtls.backends.embedded.pgtypes import typemap as T
 from pgtls.backends.embedded.pgtypes.encode import text_encoder
 from pgtls.backends.embedded.rewrite.pipeline import rewrite
-from pgtls.backends.embedded.session import copy_out as copyout
+from pgtls.backends.embedded.session import copy_out
 from pgtls.backends.embedded.session.context import SessionContext
 from pgtls.backends.embedded.session.copy_options import CopyOptions
 from pgtls.backends.embedded.sql.lexer import (
@@ -320,7 +320,7 @@ def parse_text_line(line: str, opts: CopyOptions) -> list[str | None]:
 def format_text_row(values: list[str | None], opts: CopyOptions) -> str:
     """One line of text-format COPY output (CopyAttributeOutText for each value)."""
     null = opts.null
-    return opts.delimiter.join(null if v is None else copyout.text_field(v, opts) for v in values) + "\n"
+    return opts.delimiter.join(null if v is None else copy_out.text_field(v, opts) for v in values) + "\n"
 
 
 def format_csv_row(values: list[str | None], opts: CopyOptions, force: list[bool] | None = None) -> str:
@@ -329,7 +329,7 @@ def format_csv_row(values: list[str | None], opts: CopyOptions, force: list[bool
     null = opts.null
     return (
         opts.delimiter.join(
-            null if v is None else copyout.csv_field(v, opts, bool(force and force[k]), single)
+            null if v is None else copy_out.csv_field(v, opts, bool(force and force[k]), single)
             for k, v in enumerate(values)
         )
         + "\n"
@@ -421,7 +421,7 @@ class CopyState:
         encs = [text_encoder(c.type, self.s.tz) for c in res.columns]
         out.add(m.copy_out_response(0, [0] * len(res.columns)))
         if opts.header:
-            out.add(m.copy_data(copyout.header_line([c.name for c in res.columns], opts).encode()))
+            out.add(m.copy_data(copy_out.header_line([c.name for c in res.columns], opts).encode()))
         flags = [k in force for k in range(len(res.columns))]
         n = 0
         pack = _INT32.pack
@@ -503,22 +503,22 @@ class CopyState:
         cur = self.s.cur
         force = self._forced(cmd, columns)
         utc = any(c.duck == "TIMESTAMP WITH TIME ZONE" for c in columns) and self._utc()
-        plan = copyout.plan(columns, opts, self.s.tz, utc, force)
-        stmt = copyout.wrap(sql, len(columns), plan)
+        plan = copy_out.plan(columns, opts, self.s.tz, utc, force)
+        stmt = copy_out.wrap(sql, len(columns), plan)
         out = self.s.out
         assert out is not None
         head = [m.copy_out_response(0, [0] * len(columns))]
         if opts.header:
-            head.append(m.copy_data(copyout.header_line([c.name for c in columns], opts).encode()))
+            head.append(m.copy_data(copy_out.header_line([c.name for c in columns], opts).encode()))
         n = 0
-        stream: copyout.BlobStream | None = None
+        stream: copy_out.BlobStream | None = None
         running = self.s.running
         try:
             running.set()
             if plan.framed:
                 try:
-                    stream = copyout.BlobStream(copyout.open_stream(cur, stmt))
-                except copyout.StreamError:
+                    stream = copy_out.BlobStream(copy_out.open_stream(cur, stmt))
+                except copy_out.StreamError:
                     stream = None  # the capsule is gone with the half-made reader: fetch the messages as rows
             if stream is not None:
                 for rows, data in stream.batches():
@@ -536,7 +536,7 @@ class CopyState:
                     if plan.framed:
                         out.add(b"".join([r[0] for r in batch]))
                     else:
-                        out.add(b"".join(copyout.python_lines(batch, plan, opts.null)))
+                        out.add(b"".join(copy_out.python_lines(batch, plan, opts.null)))
                     n += len(batch)
         except duckdb.Error as e:
             raise sqlerrors.translate(e) from None

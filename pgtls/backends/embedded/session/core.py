@@ -27,8 +27,7 @@ from pgtls.backends.embedded.catalog import shared as catalog
 from pgtls.backends.embedded.engine import errormap as sqlerrors
 from pgtls.backends.embedded.engine.execute import Result, _none, materialized, run
 from pgtls.backends.embedded.engine.statement_hooks import StatementHook
-from pgtls.backends.embedded.features import advisory, ddl, foreignkeys, notify
-from pgtls.backends.embedded.features import roles as roles_sql
+from pgtls.backends.embedded.features import advisory, ddl, foreignkeys, notify, roles
 from pgtls.backends.embedded.features.kept_keys import KeptKeys
 from pgtls.backends.embedded.features.savepoints import Entry, Journal, is_pure_read
 from pgtls.backends.embedded.features.settings import REPORTED, Gucs, tzinfo
@@ -684,7 +683,7 @@ _HANDLERS: dict[Kind, Handler] = {
     Kind.LOCK: utility.lock_table,
     Kind.LISTEN: utility.notify_command,
     Kind.QUERY: utility.query,
-    Kind.ROLE: lambda s, st: tag(roles_sql.execute(s, st.sql, st.offset)),
+    Kind.ROLE: lambda s, st: tag(roles.execute(s, st.sql, st.offset)),
     Kind.ATTACH: utility.refuse_attach,
     Kind.DEALLOCATE_ALL: lambda s, st: tag("DEALLOCATE ALL"),
     Kind.DUCKDB: EmbeddedSession.run_in_duckdb,

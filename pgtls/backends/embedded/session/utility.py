@@ -12,8 +12,7 @@ import duckdb
 from pgtls.backends.embedded.catalog import shared as catalog
 from pgtls.backends.embedded.engine import errormap as sqlerrors
 from pgtls.backends.embedded.engine.execute import Result, _none, drain
-from pgtls.backends.embedded.features import advisory, notify
-from pgtls.backends.embedded.features import cancel as signals
+from pgtls.backends.embedded.features import advisory, cancel, notify
 from pgtls.backends.embedded.pgtypes import typemap as T
 from pgtls.backends.embedded.rewrite.pipeline import rewrite
 from pgtls.backends.embedded.session.context import SessionContext
@@ -46,8 +45,8 @@ def query(s: SessionContext, st: Statement) -> Result:
     if "pg_notify" in sql and (call := notify.match_pg_notify(sql)) is not None:
         s.listener.notify(call[0], call[1], in_block=s.in_transaction)
         return notify.void_result(call[2])
-    if "pg_cancel_backend" in sql and (sig := signals.match_cancel(sql)) is not None:
-        return signals.cancel_backend(s, *sig)
+    if "pg_cancel_backend" in sql and (sig := cancel.match_cancel(sql)) is not None:
+        return cancel.cancel_backend(s, *sig)
     return s.run_in_duckdb(st)
 
 
