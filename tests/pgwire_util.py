@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgtls.backends.base import SessionInfo, TlsInfo
+
 
 def _cstr(s: str) -> bytes:
     return s.encode() + b"\0"
@@ -242,6 +244,32 @@ class SessionDriver:
         if not errs:
             raise AssertionError(f"{sql!r} did not fail")
         return errs[0]
+
+
+# --- an embedded-backend session for unit tests (the fixtures are in tests/unit/conftest.py) ---------------
+TLS = TlsInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", 256, True, "/CN=alice", 12345, "/CN=Test Root CA")
+
+
+class FakeSettings:
+    def __init__(self) -> None:
+        self.values = {"server_version": "17.0", "TimeZone": "UTC", "ssl": "on", "port": "5432"}
+
+    def show(self, name: str) -> str:
+        for k, v in self.values.items():
+            if k.lower() == name.lower():
+                return v
+        raise KeyError(name)
+
+    def names(self) -> list[str]:
+        return list(self.values)
+
+
+def open_driver(backend: Any, registry: SimpleRegistry, pid: int = 1001, tls: TlsInfo | None = TLS, user: str = "alice",
+                database: str = "postgres") -> SessionDriver:  # fmt: skip
+    info = SessionInfo(pid=pid, user=user, database=database, client_addr="127.0.0.1", client_port=40000, tls=tls)
+    s = backend.open_session(info, registry)
+    registry.rows.append(ActivityRowStub(info, "active", "SELECT 1"))
+    return SessionDriver(s)
 
 
 @contextmanager

@@ -173,7 +173,7 @@ def init_data_dir(
         notes += _init_cluster(data_dir, superuser, cluster_template)
     else:
         from pgtls.auth.roles import RoleStore
-        from pgtls.backends.embedded.databases import create_database
+        from pgtls.backends.embedded.engine.databases import create_database
 
         RoleStore(data_dir).create(superuser, superuser=True, login=True)
         create_database(data_dir, "postgres")

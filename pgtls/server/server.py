@@ -170,7 +170,7 @@ class Server:
                 raise StartupError(str(e)) from None
         from pgtls.backends.embedded.backend import EmbeddedBackend
 
-        return EmbeddedBackend(self.data_dir, self)
+        return EmbeddedBackend(self.data_dir, self, debug_log=log.debug)
 
     async def role_lookup(self, user: str, database: str) -> Any:
         """The roles authentication consults for ``user``: the backend's (fresh per login, from the upstream

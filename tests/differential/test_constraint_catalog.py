@@ -1,4 +1,4 @@
-"""Constraints and indexes in the catalog (pgconstraints.py) against PostgreSQL 15: pg_constraint, pg_index,
+"""Constraints and indexes in the catalog (catalog/constraints.py) against PostgreSQL 15: pg_constraint, pg_index,
 the index rows of pg_class, pg_indexes, pg_get_constraintdef, pg_get_indexdef, obj_description, psql's
 ``\\d TABLE`` and Django's introspection (get_constraints, get_relations).
 

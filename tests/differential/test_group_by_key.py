@@ -10,7 +10,7 @@ import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgtls.backends.embedded import groupby
+from pgtls.backends.embedded.rewrite import groupby
 from tests.pgwire_util import assert_same_as_postgres
 
 SETUP = [

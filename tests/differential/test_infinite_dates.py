@@ -4,7 +4,7 @@ batch, portals, cursors, parameters (text and binary), COPY TO, and real clients
 
 DuckDB's Python binding gives infinity as the largest/smallest Python value, which real values also are
 (9999-12-31, 0001-01-01), and BC / years beyond 9999 as DuckDB's text ('0044-03-15 (BC)'); see
-execute.py (DateProbe) and codecs.py.  SQL literals here use the '(BC)' spelling, which both PostgreSQL
+execute.py (DateProbe) and pgtypes/encode.py.  SQL literals here use the '(BC)' spelling, which both PostgreSQL
 and DuckDB read; PostgreSQL's '0044-03-15 BC' in a cast is rewritten to it (literals.py).
 """
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgtls.backends.embedded import jsonb
+from pgtls.backends.embedded.jsonb import operators as jsonb
 from tests.pgwire_util import assert_same_as_postgres
 
 CASES = [

@@ -1,4 +1,4 @@
-"""jsonb's modification operators and functions (jsonb_edit.py): ``-`` (key, keys, array element), ``#-``,
+"""jsonb's modification operators and functions (jsonb/edit.py): ``-`` (key, keys, array element), ``#-``,
 jsonb_set, jsonb_set_lax, jsonb_insert, jsonb_pretty, jsonb_strip_nulls and json_strip_nulls -- the same
 values, result text, column names, NULLs and errors (SQLSTATE and message) as PostgreSQL 15."""
 
@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgtls.backends.embedded import jsonb, jsonb_edit
-from pgtls.backends.embedded.codecs import jsonb_text
-from pgtls.backends.embedded.rewrite import rewrite
-from pgtls.backends.embedded.sqltext import tokens
+from pgtls.backends.embedded.jsonb import edit as jsonb_edit
+from pgtls.backends.embedded.jsonb import operators as jsonb
+from pgtls.backends.embedded.pgtypes.encode import jsonb_text
+from pgtls.backends.embedded.rewrite.pipeline import rewrite
+from pgtls.backends.embedded.sql.lexer import tokens
 from tests.pgwire_util import SessionDriver, errors, fe, postgres_and_session, rows
 
 SETUP = [
@@ -30,7 +31,7 @@ SETUP = [
        (2, '[1, null]'), (3, NULL)""",
 ]
 
-# Operands the query text shows to be jsonb: the rewrite of every statement (rewrite.py) handles them.
+# Operands the query text shows to be jsonb: the rewrite of every statement (rewrite/pipeline.py) handles them.
 QUERIES = [
     # jsonb - text, - text[], - int
     """SELECT '{"a":1,"b":2}'::jsonb - 'a', '["a","b",1,["a"]]'::jsonb - 'a', '{"a":1}'::jsonb - '{a}', """
@@ -105,7 +106,7 @@ QUERIES = [
 ]
 
 # Errors whose SQLSTATE is not 22023 in PostgreSQL: pgtls raises them with PostgreSQL's message through
-# DuckDB's error(), and sqlerrors.py gives them PostgreSQL's SQLSTATE.
+# DuckDB's error(), and engine/errormap.py gives them PostgreSQL's SQLSTATE.
 OTHER_STATES = [
     """SELECT '{"a":{"b":[1,2]}}'::jsonb #- '{a,b,x}'""",  # 22P02
     """SELECT '{"a":{"b":[1,2]}}'::jsonb #- '{a,NULL}'""",  # 22004

@@ -9,8 +9,8 @@ import psycopg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgtls.backends.embedded import jsonb
-from pgtls.backends.embedded.sqltext import tokens
+from pgtls.backends.embedded.jsonb import operators as jsonb
+from pgtls.backends.embedded.sql.lexer import tokens
 from tests.pgwire_util import error_outcome, errors, fe, postgres_and_session, rows
 
 SETUP = [

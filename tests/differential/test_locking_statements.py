@@ -10,8 +10,8 @@ import psycopg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgtls.backends.embedded.rewrite import locking_edits
-from pgtls.backends.embedded.sqltext import tokens
+from pgtls.backends.embedded.rewrite.pipeline import locking_edits
+from pgtls.backends.embedded.sql.lexer import tokens
 from tests.pgwire_util import errors, postgres_and_session, rows, tags
 
 SETUP = [

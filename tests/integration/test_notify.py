@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgtls.backends.embedded import notify
-from pgtls.backends.embedded.sqltext import words
+from pgtls.backends.embedded.features import notify
+from pgtls.backends.embedded.sql.lexer import words
 from pgtls.errors import PgError
 from tests.pgserver import PG_BIN
 from tests.pgtlsserver import PgtlsServer

@@ -7,7 +7,7 @@ and ``get_table_names`` through pg_catalog, ``metadata.create_all`` with SERIAL/
 RETURNING, ORM relationships with lazy and selectin loading, ``session.begin_nested()`` (a SAVEPOINT),
 rollback, and executemany.  Reflection of keys, constraints and indexes (``inspect()``'s get_pk_constraint,
 get_unique_constraints, get_indexes, get_foreign_keys, get_check_constraints) gives
-PostgreSQL's answers for a schema with every kind of them (pgconstraints.py).
+PostgreSQL's answers for a schema with every kind of them (catalog/constraints.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The point-lookup index of the embedded backend (pgtls/backends/embedded/lookup.py).
+"""The point-lookup index of the embedded backend (pgtls/backends/embedded/fastpath/lookup.py).
 
 In-process tests drive real EmbeddedBackend sessions: ``answer_inline`` (the event-loop path the
 server tries first) must give byte for byte what ``handle`` (DuckDB) gives for the same query, must
@@ -557,7 +557,7 @@ def test_malformed_extended_batches_are_left_to_the_normal_path(two: tuple[Embed
 
 
 def test_invented_shapes_cost_no_memory(two: tuple[EmbeddedBackend, Sess, Sess]) -> None:
-    from pgtls.backends.embedded.lookup import MAX_SHAPES
+    from pgtls.backends.embedded.fastpath.lookup import MAX_SHAPES
 
     be, _a, b = two
     for k in range(MAX_SHAPES + 500):

@@ -11,8 +11,7 @@ import pytest
 
 from pgtls.backends.base import SessionInfo, TlsInfo
 from pgtls.backends.embedded import EmbeddedBackend, create_database
-from tests.pgwire_util import ActivityRowStub, SessionDriver, errors, rows, tags
-from tests.unit.test_embedded_simple import FakeSettings, backend, registry  # noqa: F401
+from tests.pgwire_util import ActivityRowStub, FakeSettings, SessionDriver, errors, rows, tags
 
 ALICE_TLS = TlsInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", 256, True, "/C=US/O=Org A/CN=alice", 1111,
                     "/CN=Root A")  # fmt: skip

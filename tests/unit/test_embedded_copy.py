@@ -7,10 +7,9 @@ import time
 
 import pytest
 
-from pgtls.backends.embedded import copyout
-from pgtls.backends.embedded.copy import CopyState
+from pgtls.backends.embedded.session import copy_out
+from pgtls.backends.embedded.session.copy_protocol import CopyState
 from tests.pgwire_util import errors, fe, rows, tags
-from tests.unit.test_embedded_simple import backend, db, registry  # noqa: F401 - fixtures
 
 
 def test_copy_in_text(db):
@@ -91,7 +90,7 @@ def test_copy_in_extended(db):
     assert db.value("SELECT a FROM t") == "7"
 
 
-# --- COPY TO with DuckDB making the lines (copyout.py) --------------------------------------------------------
+# --- COPY TO with DuckDB making the lines (session/copy_out.py) --------------------------------------------------------
 
 COPY_TABLE = (
     "CREATE TABLE ct (k int, i2 int2, i4 int4, i8 int8, n numeric(12,3), nf numeric, f8 float8, f4 float4, b bool,"
@@ -99,7 +98,7 @@ COPY_TABLE = (
     " iv interval, ia int[], ta text[])"
 )
 # Values both PostgreSQL 15 and pgtls take, and whose text the Python encoders (the path COPY took before
-# copyout.py) print as PostgreSQL does: escapes, quotes, delimiters, unicode, empty string vs NULL, '\.'.
+# session/copy_out.py) print as PostgreSQL does: escapes, quotes, delimiters, unicode, empty string vs NULL, '\.'.
 COPY_ROWS = [
     "INSERT INTO ct VALUES (1, -32768, 2147483647, -9223372036854775808, 123456789.125, 1.5, 1.5, 1.5, true, 'plain',"
     " 'v', '2024-01-02', '12:34:56.789', '2024-01-02 03:04:05.123456', '2024-01-02 03:04:05.5+00',"
@@ -181,9 +180,9 @@ def copy_db(db):
 
 def test_copy_out_duckdb_lines_equal_python_formatting(copy_db, monkeypatch):
     """Every option and column set: the bytes DuckDB makes are the bytes the Python encoders make."""
-    plans: list[copyout.Plan] = []
-    real_plan = copyout.plan
-    monkeypatch.setattr(copyout, "plan", lambda *a: plans.append(real_plan(*a)) or plans[-1])
+    plans: list[copy_out.Plan] = []
+    real_plan = copy_out.plan
+    monkeypatch.setattr(copy_out, "plan", lambda *a: plans.append(real_plan(*a)) or plans[-1])
     statements = [s for c in COPY_COLUMNS for s in _copy_statements(c)]
     fast = [_copy_bytes(copy_db, s) for s in statements]
     assert len(plans) == len(statements) and any(p.framed for p in plans) and not all(p.framed for p in plans)
@@ -233,9 +232,9 @@ def test_copy_out_without_arrow_stream(copy_db, monkeypatch):
     expected = _copy_bytes(copy_db, sql)
 
     def no_stream(self, capsule):
-        raise copyout.StreamError("test")
+        raise copy_out.StreamError("test")
 
-    monkeypatch.setattr(copyout.BlobStream, "__init__", no_stream)
+    monkeypatch.setattr(copy_out.BlobStream, "__init__", no_stream)
     assert _copy_bytes(copy_db, sql) == expected and expected.startswith(b"1,plain,1.5,2024-01-02\n2,,,\n")
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pgtls.backends.embedded import ddl, foreignkeys
-from pgtls.backends.embedded.rewrite import rewrite
+from pgtls.backends.embedded.features import ddl, foreignkeys
+from pgtls.backends.embedded.rewrite.pipeline import rewrite
 from pgtls.errors import PgError
 
 

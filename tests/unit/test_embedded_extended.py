@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 
 from tests.pgwire_util import errors, fe, rows, tags
-from tests.unit.test_embedded_simple import backend, db, registry  # noqa: F401 - fixtures
 
 
 def kinds(msgs):

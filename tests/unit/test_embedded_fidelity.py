@@ -10,11 +10,20 @@ import duckdb
 import pytest
 
 from pgtls.backends.base import SessionInfo
-from pgtls.backends.embedded import EmbeddedBackend, codecs, create_database, params
-from pgtls.backends.embedded.rewrite import rewrite
-from pgtls.backends.embedded.types import JSONB_MARK
-from tests.pgwire_util import BackendMessage, SessionDriver, SimpleRegistry, errors, fe, rows, tags
-from tests.unit.test_embedded_simple import FakeSettings, backend, db, registry  # noqa: F401 - fixtures
+from pgtls.backends.embedded import EmbeddedBackend, create_database
+from pgtls.backends.embedded.pgtypes import encode, params
+from pgtls.backends.embedded.pgtypes.typemap import JSONB_MARK
+from pgtls.backends.embedded.rewrite.pipeline import rewrite
+from tests.pgwire_util import (
+    BackendMessage,
+    FakeSettings,
+    SessionDriver,
+    SimpleRegistry,
+    errors,
+    fe,
+    rows,
+    tags,
+)
 
 INT4, INT8, NUMERIC, TIMESTAMPTZ, JSON, JSONB, JSONB_ARRAY = 23, 20, 1700, 1184, 114, 3802, 3807
 
@@ -142,7 +151,7 @@ def test_column_names(db):
     ],
 )  # fmt: skip
 def test_jsonb_text(text, out):
-    assert codecs.jsonb_text(text) == out
+    assert encode.jsonb_text(text) == out
 
 
 def test_jsonb_columns(db):

@@ -7,9 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from pgtls.backends.embedded import codecs, literals, params
+from pgtls.backends.embedded.pgtypes import encode, literals, params
 from tests.pgwire_util import errors, fe, rows, tags
-from tests.unit.test_embedded_simple import backend, db, registry  # noqa: F401 - fixtures
 
 # (expression, PostgreSQL 15's text output)
 VALUES = [
@@ -95,7 +94,7 @@ def test_jsonb_text():
 )
 def test_numeric_binary_roundtrip(text):
     d = Decimal(text)
-    assert format(params.decode_binary(1700, codecs.numeric_send(d)), "f") == format(d, "f")
+    assert format(params.decode_binary(1700, encode.numeric_send(d)), "f") == format(d, "f")
 
 
 def test_binary_infinite_dates_and_timestamps(db):
@@ -128,7 +127,7 @@ def test_numeric_38_binary_parameter(db):
     v = Decimal("1234567890123456789012.12345678")
     msgs = db.send(
         fe.parse("SELECT CAST($1 AS numeric(38,8))::text", oids=[1700]),
-        fe.bind(params=[codecs.numeric_send(v)], param_formats=[1]),
+        fe.bind(params=[encode.numeric_send(v)], param_formats=[1]),
         fe.execute(),
         fe.sync(),
     )
@@ -176,7 +175,7 @@ def test_copy_in_binary(db):
     msgs = db.query("COPY cb (a, b, c, d, e, f) FROM STDIN (FORMAT binary)")
     assert [m.kind for m in msgs] == ["G"], errors(msgs)
     data = _binary_copy([
-        (struct.pack("!i", 1), "tab\there ü".encode(), codecs.numeric_send(Decimal("-0.00000001")),
+        (struct.pack("!i", 1), "tab\there ü".encode(), encode.numeric_send(Decimal("-0.00000001")),
          struct.pack("!i", -730119), b"\x00\xff", struct.pack("!d", 0.1)),
         (struct.pack("!i", 2), None, None, None, None, None),
     ])  # fmt: skip

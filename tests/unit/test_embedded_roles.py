@@ -11,8 +11,7 @@ from pgtls.auth.passwords import password_type, verify_plain_password
 from pgtls.auth.roles import RoleStore
 from pgtls.backends.base import SessionInfo
 from pgtls.backends.embedded import EmbeddedBackend, create_database
-from tests.pgwire_util import SessionDriver, SimpleRegistry, errors, tags
-from tests.unit.test_embedded_simple import FakeSettings
+from tests.pgwire_util import FakeSettings, SessionDriver, SimpleRegistry, errors, tags
 
 SECRET = "Tr0ub4dor&3-not-logged"
 

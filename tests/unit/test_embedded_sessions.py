@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 from pgtls.backends.embedded import EmbeddedBackend, create_database
-from tests.pgwire_util import errors, rows, tags
-from tests.unit.test_embedded_simple import FakeSettings, backend, db, open_driver, registry  # noqa: F401
+from tests.pgwire_util import FakeSettings, errors, open_driver, rows, tags
 
 LONG_QUERY = "SELECT count(*) FROM range(100000000000) a"
 

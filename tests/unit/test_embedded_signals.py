@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pgtls.backends.embedded.signals import match_cancel
+from pgtls.backends.embedded.features.cancel import match_cancel
 
 
 @pytest.mark.parametrize("sql,expected", [

@@ -6,53 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pgtls.backends.base import SessionInfo, TlsInfo
-from pgtls.backends.embedded import EmbeddedBackend, create_database, list_databases
+from pgtls.backends.base import SessionInfo
+from pgtls.backends.embedded import list_databases
 from pgtls.errors import PgError
-from tests.pgwire_util import ActivityRowStub, SessionDriver, SimpleRegistry, errors, rows, tags
-
-TLS = TlsInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", 256, True, "/CN=alice", 12345, "/CN=Test Root CA")
-
-
-class FakeSettings:
-    def __init__(self) -> None:
-        self.values = {"server_version": "17.0", "TimeZone": "UTC", "ssl": "on", "port": "5432"}
-
-    def show(self, name: str) -> str:
-        for k, v in self.values.items():
-            if k.lower() == name.lower():
-                return v
-        raise KeyError(name)
-
-    def names(self) -> list[str]:
-        return list(self.values)
-
-
-@pytest.fixture
-def backend(tmp_path: Path):
-    create_database(tmp_path, "postgres")
-    be = EmbeddedBackend(tmp_path, FakeSettings())
-    yield be
-    be.close()
-
-
-@pytest.fixture
-def registry() -> SimpleRegistry:
-    return SimpleRegistry()
-
-
-def open_driver(backend, registry, pid=1001, tls=TLS, user="alice", database="postgres") -> SessionDriver:
-    info = SessionInfo(pid=pid, user=user, database=database, client_addr="127.0.0.1", client_port=40000, tls=tls)
-    s = backend.open_session(info, registry)
-    registry.rows.append(ActivityRowStub(info, "active", "SELECT 1"))
-    return SessionDriver(s)
-
-
-@pytest.fixture
-def db(backend, registry):
-    d = open_driver(backend, registry)
-    yield d
-    d.session.close()
+from tests.pgwire_util import errors, open_driver, rows, tags
 
 
 def test_databases(tmp_path: Path, backend, registry):
@@ -201,6 +158,6 @@ def test_serial_identity_and_jsonb(db):
         "CREATE TABLE"]
     msgs = db.query("""INSERT INTO s (x) VALUES ('{"a": 1}'), ('[]') RETURNING id, big, x""")
     assert rows(msgs) == [["1", "1", '{"a": 1}'], ["2", "2", "[]"]]
-    assert [c["oid"] for c in msgs[0]["columns"]] == [23, 20, 3802]  # a jsonb column is jsonb (jsonb.py)
+    assert [c["oid"] for c in msgs[0]["columns"]] == [23, 20, 3802]  # a jsonb column is jsonb (jsonb/operators.py)
     assert db.rows("INSERT INTO i (y) VALUES ('a') RETURNING id") == [["1"]]
     assert db.value("SELECT nextval('s_id_seq')") == "3"

@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgtls.backends.embedded import advisory, bytea_input, commands
-from pgtls.backends.embedded.sqltext import words
+from pgtls.backends.embedded.features import advisory
+from pgtls.backends.embedded.rewrite import bytea_input
+from pgtls.backends.embedded.sql import commands
+from pgtls.backends.embedded.sql.lexer import words
 from pgtls.errors import PgError
 
 PIECES = st.sampled_from([

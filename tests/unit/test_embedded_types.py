@@ -10,10 +10,10 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from pgtls.backends.embedded import codecs, execute, params
-from pgtls.backends.embedded import types as T
+from pgtls.backends.embedded.engine import execute
+from pgtls.backends.embedded.pgtypes import encode, params
+from pgtls.backends.embedded.pgtypes import typemap as T
 from tests.pgwire_util import fe, rows
-from tests.unit.test_embedded_simple import backend, db, registry  # noqa: F401 - fixtures
 
 # (expression, PostgreSQL's text output, type oid) -- outputs copied from a real PostgreSQL 15 (TimeZone UTC)
 CASES = [
@@ -100,7 +100,7 @@ PG_NUMERIC_BINARY = [
 def test_numeric_binary_as_postgres(text, pg_hex):
     """pgtls's numeric encoder gives PostgreSQL's bytes, and its parameter decoder reads them back."""
     pg = bytes.fromhex(pg_hex)
-    assert codecs.numeric_send(Decimal(text)) == pg
+    assert encode.numeric_send(Decimal(text)) == pg
     decoded = params.decode_binary(T.NUMERIC.oid, pg)
     assert decoded == Decimal(text) and str(decoded) == text
 
@@ -126,7 +126,7 @@ def test_binary_params_as_postgres(db, oid, value, pg_hex):
     """PostgreSQL's bytes in as a binary parameter come back as the same bytes and type; pgtls's encoder for
     the Python value gives those bytes too."""
     pg = bytes.fromhex(pg_hex)
-    assert codecs.binary_encoder(T.BY_OID[oid], dt.UTC)(value) == pg
+    assert encode.binary_encoder(T.BY_OID[oid], dt.UTC)(value) == pg
     msgs = db.send(fe.parse("SELECT $1", oids=[oid]), fe.bind([pg], param_formats=[1], result_formats=[1]),
                    fe.describe("P"), fe.execute(), fe.sync())
     assert [m for m in msgs if m.kind == "T"][0]["columns"][0]["oid"] == oid
@@ -141,10 +141,10 @@ def test_text_array_param(db):
 
 
 def test_float_format():
-    assert codecs.format_float(1e16) == "1e+16"
-    assert codecs.format_float(123456.0, single=True) == "123456"
-    assert codecs.format_float(1234567.0, single=True) == "1.234567e+06"
-    assert codecs.format_float(-0.0) == "-0"
+    assert encode.format_float(1e16) == "1e+16"
+    assert encode.format_float(123456.0, single=True) == "123456"
+    assert encode.format_float(1234567.0, single=True) == "1.234567e+06"
+    assert encode.format_float(-0.0) == "-0"
 
 
 def test_binary_infinity(db):
@@ -161,12 +161,12 @@ def test_binary_infinity(db):
 
 def test_calendar_beyond_python():
     for y, m, d in [(2000, 1, 1), (1, 1, 1), (9999, 12, 31), (0, 2, 29), (-43, 3, 15), (-4712, 1, 1), (294276, 12, 31)]:
-        days = codecs.days_from_civil(y, m, d)
-        assert codecs.civil_from_days(days) == (y, m, d)
+        days = encode.days_from_civil(y, m, d)
+        assert encode.civil_from_days(days) == (y, m, d)
         if 1 <= y <= 9999:
             assert days == (dt.date(y, m, d) - dt.date(2000, 1, 1)).days
-    assert codecs.duck_date_text(-43, 3, 15) == "0044-03-15 (BC)"
-    assert params.decode_binary(T.DATE.oid, struct.pack("!i", codecs.days_from_civil(-43, 3, 15))) == params.DuckText(
+    assert encode.duck_date_text(-43, 3, 15) == "0044-03-15 (BC)"
+    assert params.decode_binary(T.DATE.oid, struct.pack("!i", encode.days_from_civil(-43, 3, 15))) == params.DuckText(
         "DATE", "0044-03-15 (BC)"
     )
     assert params.duck_datetime_input("0044-03-15 10:00:00+00 BC") == "0044-03-15 (BC) 10:00:00+00"

@@ -5,19 +5,23 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from pgtls.backends.base import Registry, SessionInfo
-from pgtls.backends.embedded import catalog, jsonb, jsonb_edit, lookup
-from pgtls.backends.embedded.advisory import LockTable
-from pgtls.backends.embedded.databases import IDLE_CLOSE_SECONDS, DatabaseFiles
-from pgtls.backends.embedded.gucs import GucDefaults, settings_token
-from pgtls.backends.embedded.notify import Hub
-from pgtls.backends.embedded.session import EmbeddedSession
-from pgtls.backends.embedded.sqltext import quote_literal
+from pgtls.backends.embedded.catalog import shared as catalog
+from pgtls.backends.embedded.engine.databases import IDLE_CLOSE_SECONDS, DatabaseFiles
+from pgtls.backends.embedded.fastpath import lookup
+from pgtls.backends.embedded.features.advisory import LockTable
+from pgtls.backends.embedded.features.notify import Hub
+from pgtls.backends.embedded.features.settings import GucDefaults, settings_token
+from pgtls.backends.embedded.jsonb import edit as jsonb_edit
+from pgtls.backends.embedded.jsonb import operators as jsonb
+from pgtls.backends.embedded.session.core import EmbeddedSession
+from pgtls.backends.embedded.sql.lexer import quote_literal
 
 if TYPE_CHECKING:
     from pgtls.auth.roles import RoleStore
@@ -27,7 +31,8 @@ class EmbeddedBackend:
     """``Backend`` implementation; ``settings`` is the server's settings object (``.show``, ``.names``;
     the server also offers ``.roles``, its RoleStore)."""
 
-    def __init__(self, data_dir: Path, settings: object | None = None, idle_close: float = IDLE_CLOSE_SECONDS) -> None:
+    def __init__(self, data_dir: Path, settings: object | None = None, idle_close: float = IDLE_CLOSE_SECONDS,
+                 debug_log: Callable[[str], None] | None = None) -> None:  # fmt: skip
         self.data_dir = Path(data_dir)
         self.settings = settings
         self._lock = threading.Lock()
@@ -41,7 +46,8 @@ class EmbeddedBackend:
         self.files = DatabaseFiles(self.data_dir, prepare=self._prepare_file, idle_close=idle_close)
         self.hub = Hub()  # LISTEN/NOTIFY between sessions
         self.locks = LockTable()  # advisory locks between sessions
-        self.lookups = lookup.PointLookups(self.files.acquire, self.files.release, self._lookup_rows)
+        self.lookups = lookup.PointLookups(self.files.acquire, self.files.release, self._lookup_rows,
+                                           debug=debug_log)  # fmt: skip
 
     # --- shared, per settings snapshot --------------------------------------------------------
     def defaults(self) -> GucDefaults:
