@@ -49,32 +49,41 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pgtls.demo", "pgtls.__main__"),  # entry points over the command line
 )
 
+# Packages with layers of their own, lowest first, with the same rules inside them (docs/architecture.md).
+# The DuckDB backend: SQL text, then types, DuckDB execution, jsonb, the catalog, features, rewrites, point
+# lookups, the session, the backend object, and the package's __init__ on top.
+_EMBEDDED = "pgtls.backends.embedded"
+SUBLAYERS: dict[str, tuple[tuple[str, ...], ...]] = {
+    _EMBEDDED: (
+        *((f"{_EMBEDDED}.{part}",) for part in ("sql", "pgtypes", "engine", "jsonb", "catalog", "features",
+                                                "rewrite", "fastpath", "session")),
+        (f"{_EMBEDDED}.backend",),
+        (_EMBEDDED,),  # its __init__: what the package exports
+    ),
+}
+# Packages in which an import of a third-party module would be out of place: (package, module).
+FORBIDDEN_THIRD_PARTY: tuple[tuple[str, str], ...] = ((f"{_EMBEDDED}.sql", "duckdb"),)
+
 # Cycles among the modules inside these packages are not reported (each package counts as one node, so a
-# cycle through it and the rest of pgtls still is).  pgtls.backends.embedded is being untangled on another
-# branch (issue 16): remove it from here when that work lands.
-CYCLE_CHECK_EXCLUDES: tuple[str, ...] = ("pgtls.backends.embedded",)
+# cycle through it and the rest of pgtls still is).  None now; kept for a package being untangled.
+CYCLE_CHECK_EXCLUDES: tuple[str, ...] = ()
 
-# Known imports up a layer, as (importing module or package, imported module or package).  The embedded
-# backend still logs through pgtls.server.log (now a shim that is pgtls.log); this goes once it imports
-# pgtls.log directly, together with pgtls/server/log.py (issue 16, after the embedded restructuring lands).
-KNOWN_UP_LAYER_IMPORTS: tuple[tuple[str, str], ...] = (("pgtls.backends.embedded", "pgtls.server.log"),)
+# Known imports up a layer, as (importing module or package, imported module or package).  None now.
+KNOWN_UP_LAYER_IMPORTS: tuple[tuple[str, str], ...] = ()
 
-# Module names inside these packages that still shadow the standard library (types, copy, codecs): they are
-# being renamed on another branch (issue 16); remove the entry when that work lands.
-STDLIB_SHADOW_PENDING: tuple[str, ...] = ("pgtls.backends.embedded",)
+# Module names inside these packages that still shadow the standard library.  None now.
+STDLIB_SHADOW_PENDING: tuple[str, ...] = ()
 
 # Not the standard library's, but misleading all the same: a setup.py reads as a packaging script.
 MISLEADING_NAMES: tuple[str, ...] = ("setup",)
 
-# PostgreSQL's limits are defined once, in pgtls/protocol/limits.py.  The embedded backend still defines
-# NAMEDATALEN again (catalog.py, notify.py): being restructured on another branch (issue 16); remove the entry
-# when it imports pgtls.protocol.limits.
+# PostgreSQL's limits are defined once, in pgtls/protocol/limits.py.  LIMITS_DEFINED_AGAIN_PENDING: packages
+# still defining one again (none now).
 LIMITS_MODULE = "pgtls.protocol.limits"
-LIMITS_DEFINED_AGAIN_PENDING: tuple[str, ...] = ("pgtls.backends.embedded",)
+LIMITS_DEFINED_AGAIN_PENDING: tuple[str, ...] = ()
 
-# Test modules that still import another test module (for its fixtures): the embedded backend's tests, which
-# are being laid out on another branch (issue 16); remove the entry when that work lands.
-TEST_IMPORTS_PENDING: tuple[str, ...] = ("tests.unit.test_embedded_",)
+# Test modules that still import another test module (none now): prefixes of their names.
+TEST_IMPORTS_PENDING: tuple[str, ...] = ()
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -343,6 +352,31 @@ def test_every_module_has_a_layer(modules: dict[str, Path]) -> None:
 def test_no_imports_up_a_layer(imports: list[Import]) -> None:
     bad = layer_violations(imports, LAYERS, allowed=KNOWN_UP_LAYER_IMPORTS)
     assert not bad, "imports against the layers (LAYERS in this file):\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("package", sorted(SUBLAYERS))
+def test_no_imports_up_a_layer_inside(package: str, imports: list[Import], modules: dict[str, Path]) -> None:
+    layers = SUBLAYERS[package]
+    inside = [m for m in modules if _matches(m, package, PACKAGE)]
+    assert [m for m in inside if layer_of(m, layers, package) is None] == []
+    bad = layer_violations([i for i in imports if i.importer in inside and i.target in inside], layers, package)
+    assert not bad, f"imports against {package}'s layers (SUBLAYERS in this file):\n" + "\n".join(bad)
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_no_forbidden_third_party_imports(modules: dict[str, Path]) -> None:
+    bad = [f"{name} imports {lib}" for package, lib in FORBIDDEN_THIRD_PARTY
+           for name, path in modules.items() if _matches(name, package, PACKAGE) and lib in _third_party_imports(path)]
+    assert bad == []
 
 
 def test_known_up_layer_imports_still_exist(imports: list[Import]) -> None:

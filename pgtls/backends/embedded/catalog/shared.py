@@ -42,6 +42,7 @@ from pgtls.backends.embedded.sql.commands import duck_search_path
 from pgtls.backends.embedded.sql.lexer import quote_literal as q
 from pgtls.backends.embedded.sql.lexer import tokens
 from pgtls.config.guc import GUCS as GUCS_TABLE
+from pgtls.tls.names import truncate_name
 
 # GUC_SUPERUSER_ONLY parameters: a role without superuser (or pg_read_all_settings) may not see them
 # (SHOW, current_setting(), pg_settings), as in PostgreSQL.
@@ -49,7 +50,6 @@ SUPERUSER_ONLY_SETTINGS = frozenset(g.key for g in GUCS_TABLE.values() if g.supe
 SUPERUSER_ONLY_SQL = shims.superuser_only_sql()
 SUPERUSER_ONLY_MESSAGE = ('permission denied to examine "', '"')  # PostgreSQL 16+ (sqlerrors adds the detail)
 SUPERUSER_ONLY_DETAIL = 'Only roles with privileges of the "pg_read_all_settings" role may examine this parameter.'
-NAMEDATALEN = 64  # pg_stat_ssl truncates client_dn/issuer_dn to NAMEDATALEN - 1 bytes
 
 # Long attribute names accepted by ssl_client_dn_field() (OpenSSL's OBJ_txt2nid).
 DN_FIELD_ALIASES = {
@@ -212,12 +212,8 @@ def session_facts(info: SessionInfo) -> dict[str, object]:
 
 
 def _truncate(s: str | None) -> str | None:
-    if s is None:
-        return None
-    b = s.encode()
-    if len(b) < NAMEDATALEN:
-        return s
-    return b[: NAMEDATALEN - 1].decode(errors="ignore")
+    """pg_stat_ssl cuts client_dn and issuer_dn to NAMEDATALEN - 1 bytes."""
+    return None if s is None else truncate_name(s)
 
 
 def mentioned(sql: str) -> set[str]:
@@ -290,7 +286,7 @@ def refresh(session: StatementContext, sql: str) -> None:
         _set(cur, "pgtls_roles", shims.ROLE_TYPE, roles)
         _set(cur, "pgtls_members", shims.MEMBER_TYPE, members)
     if "pg_hba_file_rules" in words:
-        keys = ("rule_number", "file_name", "line_number", "type", "database", "user_name", "address", "netmask",
+        keys: tuple[str, ...] = ("rule_number", "file_name", "line_number", "type", "database", "user_name", "address", "netmask",
                 "auth_method", "options", "error")  # fmt: skip
         rows = [dict(zip(keys, r, strict=True)) for r in session.backend.hba_rules()]
         _set(cur, "pgtls_hba", HBA_TYPE, rows)

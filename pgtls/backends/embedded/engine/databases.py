@@ -20,9 +20,10 @@ from pathlib import Path
 import duckdb
 
 from pgtls.errors import PgError
+from pgtls.protocol.limits import NAMEDATALEN
 
 # PostgreSQL's NAMEDATALEN - 1; names are also file names, so we refuse path characters.
-MAX_NAME_LENGTH = 63
+MAX_NAME_LENGTH = NAMEDATALEN - 1
 _VALID_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 SUFFIX = ".duckdb"
 
@@ -119,7 +120,9 @@ class DatabaseFiles:
         self._stop = threading.Event()
 
     def _connect(self, path: Path) -> duckdb.DuckDBPyConnection:
-        config = {k: v for k, v in DB_CONFIG.items() if k != "enable_external_access"}
+        config: dict[str, str | bool | int | float | list[str]] = {
+            k: v for k, v in DB_CONFIG.items() if k != "enable_external_access"
+        }
         con = duckdb.connect(str(path), config=config)
         try:
             _init_file(con)

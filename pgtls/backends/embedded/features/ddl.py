@@ -438,7 +438,8 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
                 return
             raise _no_column(name, t)
         cascade = words_at(toks, b - 1, "CASCADE")
-        _drop_referenced(cur, t, lambda fk: col.name.lower() in (c.lower() for c in fk.ref_columns), cascade,
+        dropped = col
+        _drop_referenced(cur, t, lambda fk: dropped.name.lower() in (c.lower() for c in fk.ref_columns), cascade,
                          f"column {col.name} of table {t.name}")
         kept = t.kept()
         left = [fk for fk in kept if col.name.lower() not in (c.lower() for c in fk.columns)]
@@ -460,14 +461,14 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
     if w == "VALIDATE" and words_at(toks, a + 1, "CONSTRAINT") and a + 2 < b:
         name = unquote_ident(toks[a + 2].text)
         kept = t.kept()
-        hit = next((fk for fk in kept if fk.name.lower() == name.lower()), None)
-        if hit is None:
+        found = next((fk for fk in kept if fk.name.lower() == name.lower()), None)
+        if found is None:
             if any(k.lower() == name.lower() for k in t.constraint_names):
                 return  # DuckDB's own constraints are always valid
             raise PgError("42704", f'constraint "{name}" of relation "{t.name}" does not exist')
-        done = replace(hit, validated=True, exempt=())
+        done = replace(found, validated=True, exempt=())
         fkeys.check(cur, done, child_side=True)
-        t.set_kept([done if fk is hit else fk for fk in kept])
+        t.set_kept([done if fk is found else fk for fk in kept])
         return
     if w == "ALTER":
         i = a + 1

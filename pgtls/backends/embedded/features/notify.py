@@ -29,9 +29,9 @@ from pgtls.backends.embedded.pgtypes import typemap as T
 from pgtls.backends.embedded.sql.lexer import Token, string_value, tokens, unquote_ident
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
+from pgtls.protocol.limits import NAMEDATALEN
 
 NOTIFY_PAYLOAD_MAX_LENGTH = 8000  # bytes including the terminator, as in async.c
-NAMEDATALEN = 64
 
 _PG_NOTIFY = re.compile(r"^\s*select\s+(?:pg_catalog\.)?pg_notify\s*\(", re.IGNORECASE)
 

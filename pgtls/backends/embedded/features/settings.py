@@ -14,6 +14,7 @@ from typing import Protocol
 
 from pgtls.backends.base import SessionInfo
 from pgtls.errors import PgError
+from pgtls.protocol.limits import NAMEDATALEN
 
 SERVER_VERSION = "17.0"
 
@@ -63,7 +64,7 @@ DEFAULTS: dict[str, str] = {
     "lc_numeric": "C",
     "lc_time": "C",
     "lock_timeout": "0",
-    "max_identifier_length": "63",
+    "max_identifier_length": str(NAMEDATALEN - 1),
     "scram_iterations": "4096",
     "search_path": '"$user", public',
     "server_encoding": "UTF8",
@@ -131,7 +132,7 @@ def _from_settings(settings: object | None, name: str, default: str) -> str:
     if settings is None or not hasattr(settings, "show"):
         return default
     try:
-        return str(settings.show(name))  # type: ignore[attr-defined]
+        return str(settings.show(name))
     except Exception:
         return default
 

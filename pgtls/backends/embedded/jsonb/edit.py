@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
+import duckdb.func
 
 from pgtls.backends.embedded.jsonb.operands import is_jsonb_operand, operand_end, operand_start
 from pgtls.backends.embedded.pgtypes.encode import _json_string, _jsonb_out
@@ -372,7 +373,7 @@ def _udf(fn: Callable[..., str | None]) -> Callable[..., str | None]:
 
 V, B = "VARCHAR", "BOOLEAN"
 # DuckDB function -> (Python function, parameter types, strict: NULL in gives NULL without a call)
-FUNCTIONS: dict[str, tuple[Callable[..., str | None], list[str], bool]] = {
+FUNCTIONS: dict[str, tuple[Callable[..., str | None], list[Any], bool]] = {  # list[Any]: duckdb's parameter type list
     "pgtls_jsonb_minus": (jsonb_minus, [V, V], True),
     "pgtls_jsonb_delete_path": (jsonb_delete_path, [V, V], True),
     "pgtls_jsonb_set": (jsonb_set, [V, V, V, B], True),
@@ -387,7 +388,7 @@ FUNCTIONS: dict[str, tuple[Callable[..., str | None], list[str], bool]] = {
 def register(con: duckdb.DuckDBPyConnection) -> None:
     """Register the functions on a database file's connection (its cursors see them)."""
     for name, (fn, params, strict) in FUNCTIONS.items():
-        con.create_function(name, _udf(fn), params, V, null_handling="default" if strict else "special")
+        con.create_function(name, _udf(fn), params, V, null_handling=duckdb.func.DEFAULT if strict else duckdb.func.SPECIAL)
 
 
 # --- query text ---------------------------------------------------------------------------------------

@@ -192,7 +192,7 @@ def is_jsonb(e: Any, cols: set[str]) -> bool:
     if cls == "SUBQUERY":
         node = _select_node((e.get("subquery") or {}).get("node"))
         items = node.get("select_list") if node else None
-        return bool(items) and is_jsonb(items[0], cols)
+        return is_jsonb(items[0], cols) if items else False
     return False
 
 
@@ -792,7 +792,7 @@ def path_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
         # the chain of ->, ->>, #>, #>> this operator belongs to, from its first operand
         lo = operand_start(toks, i - 1)
         while lo is not None and lo >= 2:
-            back = next((k for k in (lo - 2, lo - 3) if k >= 0 and _arrow_at(toks, k) and _arrow_at(toks, k)[1] == lo),
+            back = next((k for k in (lo - 2, lo - 3) if k >= 0 and (arrow := _arrow_at(toks, k)) is not None and arrow[1] == lo),
                         None)  # fmt: skip
             if back is None:
                 break

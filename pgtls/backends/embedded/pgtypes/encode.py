@@ -34,7 +34,7 @@ def _neighbours(v: float, single: bool) -> tuple[float, float]:
     if not single:
         return math.nextafter(v, 0.0), math.nextafter(v, math.inf)
     (bits,) = struct.unpack("!I", struct.pack("!f", v))
-    return tuple(struct.unpack("!f", struct.pack("!I", b))[0] for b in (bits - 1, bits + 1))  # type: ignore[return-value]
+    return tuple(struct.unpack("!f", struct.pack("!I", b))[0] for b in (bits - 1, bits + 1))
 
 
 def _half_way(s: str, v: float, single: bool) -> bool:

@@ -158,8 +158,8 @@ def rewrite(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
             add.append(text)
     if not add:
         return sql
-    last = toks[group_end - 1]
-    return apply_edits(sql, [(last.end, last.end, ", " + ", ".join(add))])
+    end = toks[group_end - 1].end
+    return apply_edits(sql, [(end, end, ", " + ", ".join(add))])
 
 
 def _primary_key(cur: duckdb.DuckDBPyConnection, table: str) -> tuple[list[str], set[str]] | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import datetime as dt
+import functools
 import re
 import struct
 from collections.abc import Callable, Iterator
@@ -273,6 +274,18 @@ class Plan:
     framed: bool  # every column is DuckDB-made: select[0] is the whole line, and DuckDB frames it
 
 
+def _intermediate_name(k: int, n: str) -> str:
+    return quote_ident(f"c{k + 1}_{n}")
+
+
+def _csv_field_text(opts: CopyOptions, force: bool, single: bool, s: str) -> str:
+    return csv_field(s, opts, force, single)
+
+
+def _text_field_text(opts: CopyOptions, s: str) -> str:
+    return text_field(s, opts)
+
+
 def column_ref(k: int) -> str:
     return quote_ident(f"c{k + 1}")
 
@@ -296,7 +309,7 @@ def plan(columns: list[T.Column], opts: CopyOptions, tz: dt.tzinfo, utc: bool, f
         if k:
             segment.append(quote_literal(opts.delimiter))
         ref = column_ref(k)
-        made = value_sql(col, ref, utc, lambda n, k=k: quote_ident(f"c{k + 1}_{n}"))
+        made = value_sql(col, ref, utc, functools.partial(_intermediate_name, k))
         if made is not None:
             for depth, step in enumerate(made.steps):
                 if len(layers) <= depth:
@@ -316,9 +329,9 @@ def plan(columns: list[T.Column], opts: CopyOptions, tz: dt.tzinfo, utc: bool, f
         select.append(text or ref)
         if opts.csv:
             fq = k in force
-            field_text: Callable[[str], str] = lambda s, fq=fq: csv_field(s, opts, fq, single)  # noqa: E731
+            field_text: Callable[[str], str] = functools.partial(_csv_field_text, opts, fq, single)
         else:
-            field_text = lambda s: text_field(s, opts)  # noqa: E731
+            field_text = functools.partial(_text_field_text, opts)
         # Python gets infinite timestamps as datetime.max/min: DuckDB's text ('infinity') is PostgreSQL's
         infinite = col.duck == "TIMESTAMP WITH TIME ZONE"
         python.append(PyColumn(text_encoder(col.type, tz), field_text, infinite))

@@ -218,7 +218,7 @@ class EmbeddedSession:
         self.backend.files.release(self.info.database)
 
     # --- simple query -------------------------------------------------------------------------
-    def simple_query(self, sql: str, out: Output) -> str:
+    def simple_query(self, sql: str, out: Output) -> str | None:
         stmts = split_with_offsets(sql)
         if not stmts:
             out.add(m.empty_query_response())

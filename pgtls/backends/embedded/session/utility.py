@@ -7,6 +7,8 @@ state or its settings are methods of the session (core.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 
 from pgtls.backends.embedded.catalog import shared as catalog
@@ -27,7 +29,7 @@ def tag(text: str) -> Result:
     return Result(None, _none, lambda n: text)
 
 
-def text_result(columns: list[str], rows: list[tuple[str | None, ...]], tag: str = "") -> Result:
+def text_result(columns: list[str], rows: Sequence[tuple[str | None, ...]], tag: str = "") -> Result:
     cols = [T.Column(c, T.TEXT, -1, "VARCHAR") for c in columns]
     return Result(cols, drain(list(rows)), (lambda n: tag) if tag else (lambda n: f"SELECT {n}"))
 
