@@ -26,7 +26,7 @@ demo: venv
 
 test: venv system-deps node-deps
 	$(VENV)/bin/ruff check pgtls tests bench
-#	$(VENV)/bin/ruff format --check pgtls tests bench  # enabled by the formatting commit
+	$(VENV)/bin/ruff format --check pgtls tests bench
 	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -42,7 +42,7 @@ CHECK_TESTS := tests/unit --ignore-glob='tests/unit/test_embedded_*' -m 'not hyp
 
 check: venv
 	$(VENV)/bin/ruff check pgtls tests bench
-#	$(VENV)/bin/ruff format --check pgtls tests bench  # enabled by the formatting commit
+	$(VENV)/bin/ruff format --check pgtls tests bench
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -p no:cacheprovider -q -x $(CHECK_TESTS)
 

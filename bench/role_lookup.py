@@ -59,14 +59,21 @@ def main(argv: list[str] | None = None) -> int:
             cpu0 = tree_cpu_seconds(pm)
             wall, n = asyncio.run(run(sock, args.n, inflight))
             cpu = tree_cpu_seconds(pm) - cpu0
-            out[f"inflight_{inflight}"] = {"lookups": n, "wall_us_per_lookup": round(wall / n * 1e6, 1),
-                                           "postgres_cpu_us_per_lookup": round(cpu / n * 1e6, 1)}
-            print(f"{inflight} in flight: {wall / n * 1e6:.1f} µs per lookup (wall), "
-                  f"PostgreSQL CPU {cpu / n * 1e6:.1f} µs per lookup, {n} lookups")
+            out[f"inflight_{inflight}"] = {
+                "lookups": n,
+                "wall_us_per_lookup": round(wall / n * 1e6, 1),
+                "postgres_cpu_us_per_lookup": round(cpu / n * 1e6, 1),
+            }
+            print(
+                f"{inflight} in flight: {wall / n * 1e6:.1f} µs per lookup (wall), "
+                f"PostgreSQL CPU {cpu / n * 1e6:.1f} µs per lookup, {n} lookups"
+            )
     finally:
         s.cleanup()
     Path(__file__).with_name("results").mkdir(exist_ok=True)
-    Path(__file__).with_name("results").joinpath("role_lookup.json").write_text(json.dumps(out, indent=1) + "\n")
+    Path(__file__).with_name("results").joinpath("role_lookup.json").write_text(
+        json.dumps(out, indent=1) + "\n"
+    )
     return 0
 
 

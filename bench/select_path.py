@@ -43,7 +43,9 @@ def main() -> None:
         data = Path(d)
         create_database(data, "postgres")
         be = EmbeddedBackend(data, Settings())
-        info = SessionInfo(pid=1, user="postgres", database="postgres", client_addr="127.0.0.1", client_port=1)
+        info = SessionInfo(
+            pid=1, user="postgres", database="postgres", client_addr="127.0.0.1", client_port=1
+        )
         s = be.open_session(info, Registry())
         sink: list[bytes] = []
 
@@ -60,13 +62,17 @@ def main() -> None:
             "duckdb execute+fetch": per_query_us(
                 lambda k: (cur.execute(sql.format(k)), cur.fetchmany(1000)), args.n, args.rows
             ),
-            "duckdb SELECT 1": per_query_us(lambda k: (cur.execute("SELECT 1"), cur.fetchmany(1000)), args.n, args.rows),
+            "duckdb SELECT 1": per_query_us(
+                lambda k: (cur.execute("SELECT 1"), cur.fetchmany(1000)), args.n, args.rows
+            ),
         }
         s.close()
         be.close()
     for name, us in results.items():
         print(f"{name:26} {us:8.1f} us CPU/query")
-    print(f"{'pgtls session layer':26} {results['session.handle (pgtls)'] - results['duckdb execute+fetch']:8.1f} us")
+    print(
+        f"{'pgtls session layer':26} {results['session.handle (pgtls)'] - results['duckdb execute+fetch']:8.1f} us"
+    )
 
 
 if __name__ == "__main__":

@@ -54,14 +54,20 @@ def main() -> None:
             settings = load_settings(Path(d))
         be = EmbeddedBackend(Path(d), settings)
         reg = Registry()
-        keep = be.open_session(SessionInfo(1, "u", "postgres", "127.0.0.1", 1, tls=tls), reg) if args.concurrent else None
+        keep = (
+            be.open_session(SessionInfo(1, "u", "postgres", "127.0.0.1", 1, tls=tls), reg)
+            if args.concurrent
+            else None
+        )
         sink: list[bytes] = []
         for warm in (True, False):
             n = 20 if warm else args.n
             t_open = t_query = t_close = 0.0
             for i in range(n):
                 t0 = time.process_time()
-                s = be.open_session(SessionInfo(100 + i, "alice", "postgres", "127.0.0.1", 40000 + i, tls=tls), reg)
+                s = be.open_session(
+                    SessionInfo(100 + i, "alice", "postgres", "127.0.0.1", 40000 + i, tls=tls), reg
+                )
                 for k, v in s.startup_parameters():
                     sink.append(m.parameter_status(k, v))
                 t1 = time.process_time()
@@ -74,9 +80,11 @@ def main() -> None:
                 t_close += t3 - t2
                 sink.clear()
             if not warm:
-                print(f"{n} sessions: open {t_open / n * 1000:.2f} ms, SELECT 1 {t_query / n * 1000:.2f} ms, "
-                      f"close {t_close / n * 1000:.2f} ms, total {(t_open + t_query + t_close) / n * 1000:.2f} "
-                      "ms CPU per session")
+                print(
+                    f"{n} sessions: open {t_open / n * 1000:.2f} ms, SELECT 1 {t_query / n * 1000:.2f} ms, "
+                    f"close {t_close / n * 1000:.2f} ms, total {(t_open + t_query + t_close) / n * 1000:.2f} "
+                    "ms CPU per session"
+                )
         if keep is not None:
             keep.close()
         be.close()

@@ -41,9 +41,25 @@ def rss_kb(pid: int) -> int:
 def cycles(port: int, n: int, home: Path, script: Path) -> tuple[int, int, float]:
     env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
     t0 = time.monotonic()
-    r = subprocess.run(["pgbench", "-n", "-C", "-c", "4", "-j", "2", "-t", str(max(1, n // 4)), "-f", str(script),
-                        f"host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=require"],
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [
+            "pgbench",
+            "-n",
+            "-C",
+            "-c",
+            "4",
+            "-j",
+            "2",
+            "-t",
+            str(max(1, n // 4)),
+            "-f",
+            str(script),
+            f"host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=require",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     took = time.monotonic() - t0
     done = re.search(r"actually processed: (\d+)", r.stdout)
     failed = re.search(r"number of failed transactions: (\d+)", r.stdout)
@@ -64,15 +80,20 @@ def pgtls_processes(pid: int) -> dict[str, int]:
 
 def reading(pid: int, s: PgtlsServer) -> dict[str, object]:
     procs = pgtls_processes(pid)
-    return {"fds": {n: fds(p) for n, p in procs.items()}, "rss_kb": {n: rss_kb(p) for n, p in procs.items()},
-            "cluster_client_backends": backends(s)}
+    return {
+        "fds": {n: fds(p) for n, p in procs.items()},
+        "rss_kb": {n: rss_kb(p) for n, p in procs.items()},
+        "cluster_client_backends": backends(s),
+    }
 
 
 def backends(s: PgtlsServer) -> int | None:
     if s.backend != "postgresql":
         return None
-    rows = s.sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-                 "AND pid <> pg_backend_pid()")
+    rows = s.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+        "AND pid <> pg_backend_pid()"
+    )
     return int(rows[0][0] or 0)
 
 
@@ -103,13 +124,21 @@ def main(argv: list[str] | None = None) -> int:
         done, failed, took = cycles(s.port, args.cycles, home, script)
         time.sleep(3)
         after = reading(pid, s)
-        out = {"backend": args.backend, "workers": args.workers, "cycles": done, "failed": failed, "seconds": round(took, 1),
-               "conn_per_s": round(done / took, 1), "before": before, "after": after}
+        out = {
+            "backend": args.backend,
+            "workers": args.workers,
+            "cycles": done,
+            "failed": failed,
+            "seconds": round(took, 1),
+            "conn_per_s": round(done / took, 1),
+            "before": before,
+            "after": after,
+        }
         print(json.dumps(out, indent=1))
         Path(__file__).with_name("results").mkdir(exist_ok=True)
         Path(__file__).with_name("results").joinpath(
-            f"soak-{args.backend}{'' if args.workers == 1 else f'-workers{args.workers}'}.json").write_text(
-            json.dumps(out, indent=1) + "\n")
+            f"soak-{args.backend}{'' if args.workers == 1 else f'-workers{args.workers}'}.json"
+        ).write_text(json.dumps(out, indent=1) + "\n")
     finally:
         s.cleanup()
     return 0

@@ -72,8 +72,16 @@ async def _read_to_ready(reader: asyncio.StreamReader) -> bool:
         del body
 
 
-async def _client(port: int, ctx: ssl.SSLContext, gate: asyncio.Semaphore, connected: asyncio.Event,
-                  start_txns: asyncio.Event, stats: dict[str, Any], hold: float, every: float) -> None:
+async def _client(
+    port: int,
+    ctx: ssl.SSLContext,
+    gate: asyncio.Semaphore,
+    connected: asyncio.Event,
+    start_txns: asyncio.Event,
+    stats: dict[str, Any],
+    hold: float,
+    every: float,
+) -> None:
     try:
         async with gate:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -115,9 +123,20 @@ async def _client(port: int, ctx: ssl.SSLContext, gate: asyncio.Semaphore, conne
         stats.setdefault("txn_error_samples", []).append(repr(e)[:200])
 
 
-def _client_process(port: int, n: int, concurrency: int, hold: float, every: float, rootcert: str,
-                    ready_q: Any, go: Any, out_q: Any) -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(n + 1000, resource.getrlimit(resource.RLIMIT_NOFILE)[1]),) * 2)
+def _client_process(
+    port: int,
+    n: int,
+    concurrency: int,
+    hold: float,
+    every: float,
+    rootcert: str,
+    ready_q: Any,
+    go: Any,
+    out_q: Any,
+) -> None:
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (min(n + 1000, resource.getrlimit(resource.RLIMIT_NOFILE)[1]),) * 2
+    )
     try:
         import uvloop
 
@@ -127,15 +146,29 @@ def _client_process(port: int, n: int, concurrency: int, hold: float, every: flo
 
     async def main() -> dict[str, Any]:
         ctx = ssl.create_default_context(cafile=rootcert)
-        stats: dict[str, Any] = {"want": n, "connected": 0, "login_errors": 0, "txn_errors": 0, "latencies": []}
+        stats: dict[str, Any] = {
+            "want": n,
+            "connected": 0,
+            "login_errors": 0,
+            "txn_errors": 0,
+            "latencies": [],
+        }
         gate = asyncio.Semaphore(concurrency)
         connected, start_txns = asyncio.Event(), asyncio.Event()
         t0 = time.monotonic()
-        tasks = [asyncio.ensure_future(_client(port, ctx, gate, connected, start_txns, stats, hold, every))
-                 for _ in range(n)]
+        tasks = [
+            asyncio.ensure_future(_client(port, ctx, gate, connected, start_txns, stats, hold, every))
+            for _ in range(n)
+        ]
         await connected.wait()
-        ready_q.put((stats["connected"], stats["login_errors"], time.monotonic() - t0,
-                     stats.get("login_error_samples", [])[:3]))
+        ready_q.put(
+            (
+                stats["connected"],
+                stats["login_errors"],
+                time.monotonic() - t0,
+                stats.get("login_error_samples", [])[:3],
+            )
+        )
         await asyncio.get_running_loop().run_in_executor(None, go.wait)
         start_txns.set()
         await asyncio.gather(*tasks)
@@ -178,17 +211,37 @@ def percentile(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p * len(xs)))]
 
 
-def run_one(name: str, port: int, pids: Callable[[], list[int]], count_backends: Callable[[], int],
-            args: argparse.Namespace, rootcert: str) -> dict[str, Any]:
+def run_one(
+    name: str,
+    port: int,
+    pids: Callable[[], list[int]],
+    count_backends: Callable[[], int],
+    args: argparse.Namespace,
+    rootcert: str,
+) -> dict[str, Any]:
     time.sleep(1)
     before = rss_kb(pids())
     procs = max(1, args.client_procs)
     ctx = multiprocessing.get_context("fork")
     ready_q, out_q, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     share = [args.clients // procs + (1 if i < args.clients % procs else 0) for i in range(procs)]
-    workers = [ctx.Process(target=_client_process, args=(port, k, max(1, args.concurrency // procs), args.hold,
-                                                          args.every, rootcert, ready_q, go, out_q))
-               for k in share]
+    workers = [
+        ctx.Process(
+            target=_client_process,
+            args=(
+                port,
+                k,
+                max(1, args.concurrency // procs),
+                args.hold,
+                args.every,
+                rootcert,
+                ready_q,
+                go,
+                out_q,
+            ),
+        )
+        for k in share
+    ]
     t0 = time.monotonic()
     for w in workers:
         w.start()
@@ -221,14 +274,22 @@ def run_one(name: str, port: int, pids: Callable[[], list[int]], count_backends:
     watcher.join()
     lat = [x for r in results for x in r["latencies"]]
     row = {
-        "server": name, "clients": args.clients, "connected": connected, "login_errors": errors,
-        "login_error_samples": samples[:3], "connect_s": round(connect_s, 2),
-        "rss_before_kb": before, "rss_connected_kb": during,
+        "server": name,
+        "clients": args.clients,
+        "connected": connected,
+        "login_errors": errors,
+        "login_error_samples": samples[:3],
+        "connect_s": round(connect_s, 2),
+        "rss_before_kb": before,
+        "rss_connected_kb": during,
         "kb_per_client": round((during - before) / max(1, connected), 1),
-        "transactions": len(lat), "txn_errors": sum(r["txn_errors"] for r in results),
+        "transactions": len(lat),
+        "txn_errors": sum(r["txn_errors"] for r in results),
         "txn_error_samples": [s for r in results for s in r.get("txn_error_samples", [])][:3],
-        "latency_ms": {k: round(percentile(lat, p) * 1000, 2) for k, p in
-                       (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))},
+        "latency_ms": {
+            k: round(percentile(lat, p) * 1000, 2)
+            for k, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
+        },
         "peak_backends": peak,
     }
     print(json.dumps(row), flush=True)
@@ -239,14 +300,21 @@ def backends_of(port_or_sock: tuple[str, int], user_app: str = "") -> Callable[[
     host, port = port_or_sock
 
     def count() -> int:
-        sql = ("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-               f"AND pid <> pg_backend_pid() {user_app}")
-        r = subprocess.run(["psql", "-XAtq", "-h", host, "-p", str(port), "-U", "postgres", "-d", "postgres",
-                            "-c", sql], capture_output=True, text=True, env={**os.environ, "PGSSLMODE": "disable"})
+        sql = (
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            f"AND pid <> pg_backend_pid() {user_app}"
+        )
+        r = subprocess.run(
+            ["psql", "-XAtq", "-h", host, "-p", str(port), "-U", "postgres", "-d", "postgres", "-c", sql],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PGSSLMODE": "disable"},
+        )
         try:
             return int(r.stdout.strip())
         except ValueError:
             return 0
+
     return count
 
 
@@ -275,14 +343,28 @@ def main() -> int:
         servers = args.servers.split(",")
         if "pgtls" in servers:
             per_worker = max(1, args.pool // max(1, args.workers))
-            s = start_pgtls(certs, cleanup, pool_mode="transaction", default_pool_size=str(per_worker),
-                            max_connections=str(args.clients + 100), workers=str(args.workers),
-                            query_wait_timeout="60",
-                            cluster_conf={"max_connections": str(args.pool + 30)})
+            s = start_pgtls(
+                certs,
+                cleanup,
+                pool_mode="transaction",
+                default_pool_size=str(per_worker),
+                max_connections=str(args.clients + 100),
+                workers=str(args.workers),
+                query_wait_timeout="60",
+                cluster_conf={"max_connections": str(args.pool + 30)},
+            )
             assert s.proc is not None
             sock = (str(s.datadir / "cluster-socket"), 5432)
-            rows.append(run_one("pgtls", s.port, lambda: proxy_pids(s.proc.pid, "pgtls"),  # type: ignore[union-attr]
-                                backends_of(sock, "AND application_name <> 'pgtls'"), args, rootcert))
+            rows.append(
+                run_one(
+                    "pgtls",
+                    s.port,
+                    lambda: proxy_pids(s.proc.pid, "pgtls"),  # type: ignore[union-attr]
+                    backends_of(sock, "AND application_name <> 'pgtls'"),
+                    args,
+                    rootcert,
+                )
+            )
             s.cleanup()
         if "pgbouncer" in servers and pgbouncer_binary():
             pg = start_postgres(certs, cleanup)
@@ -290,15 +372,31 @@ def main() -> int:
                 f.write(f"max_connections = {args.pool + 30}\n")
             pg.stop()
             pg.start()
-            b = PgBouncer(upstream_sockdir=pg.sockdir, upstream_port=pg.port, cert=certs.path("server-chain.crt"),
-                          key=certs.path("server.key"), pool_size=args.pool,
-                          settings={"pool_mode": "transaction", "max_client_conn": str(args.clients + 100),
-                                    "query_wait_timeout": "60"})
+            b = PgBouncer(
+                upstream_sockdir=pg.sockdir,
+                upstream_port=pg.port,
+                cert=certs.path("server-chain.crt"),
+                key=certs.path("server.key"),
+                pool_size=args.pool,
+                settings={
+                    "pool_mode": "transaction",
+                    "max_client_conn": str(args.clients + 100),
+                    "query_wait_timeout": "60",
+                },
+            )
             cleanup.append(b.cleanup)
             b.start()
             assert b.proc is not None
-            rows.append(run_one("pgbouncer", b.port, lambda: [b.proc.pid],  # type: ignore[union-attr]
-                                backends_of((str(pg.sockdir), pg.port)), args, rootcert))
+            rows.append(
+                run_one(
+                    "pgbouncer",
+                    b.port,
+                    lambda: [b.proc.pid],  # type: ignore[union-attr]
+                    backends_of((str(pg.sockdir), pg.port)),
+                    args,
+                    rootcert,
+                )
+            )
     finally:
         for c in reversed(cleanup):
             try:
@@ -309,8 +407,10 @@ def main() -> int:
     if "pgtls" in by and "pgbouncer" in by:
         a, b2 = by["pgtls"], by["pgbouncer"]
         print(f"memory per client: pgtls {a['kb_per_client']} KB, PgBouncer {b2['kb_per_client']} KB")
-        print(f"latency p50/p99 ms: pgtls {a['latency_ms']['p50']}/{a['latency_ms']['p99']}, "
-              f"PgBouncer {b2['latency_ms']['p50']}/{b2['latency_ms']['p99']}")
+        print(
+            f"latency p50/p99 ms: pgtls {a['latency_ms']['p50']}/{a['latency_ms']['p99']}, "
+            f"PgBouncer {b2['latency_ms']['p50']}/{b2['latency_ms']['p99']}"
+        )
     Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2) + "\n")
     return 0
 

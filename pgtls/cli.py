@@ -41,7 +41,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     user = args.username or getpass.getuser()
     try:
         notes = init_data_dir(
-            data_dir, superuser=user, tls=args.tls, auth=args.auth, hostnames=args.hostname or [], port=args.port,
+            data_dir,
+            superuser=user,
+            tls=args.tls,
+            auth=args.auth,
+            hostnames=args.hostname or [],
+            port=args.port,
             backend=args.backend,
         )
     except InitError as e:
@@ -60,7 +65,7 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
     for item in pairs:
         name, sep, value = item.partition("=")
         if not sep:
-            print(f'pgtls: -c {item} requires a value', file=sys.stderr)
+            print(f"pgtls: -c {item} requires a value", file=sys.stderr)
             raise SystemExit(1)
         out[name.strip().replace("-", "_")] = value
     return out
@@ -82,7 +87,9 @@ def serve(data_dir: Path, overrides: dict[str, str], on_ready: Callable[[], None
 
     hold_early_sighup()
     if not (data_dir / "postgresql.conf").exists():
-        log.fatal(f'could not access the server configuration file "{data_dir / "postgresql.conf"}": No such file or directory')
+        log.fatal(
+            f'could not access the server configuration file "{data_dir / "postgresql.conf"}": No such file or directory'
+        )
         return 1
     try:
         server = Server(data_dir, overrides, interactive=sys.stdin.isatty())
@@ -94,8 +101,10 @@ def serve(data_dir: Path, overrides: dict[str, str], on_ready: Callable[[], None
 
     needed, limit = raise_descriptor_limit(int(server.snapshot.settings["max_connections"]))
     if limit < needed:
-        log.log(f"the open-file limit is {limit}; max_connections = {server.snapshot.settings['max_connections']} "
-                f"may need {needed} descriptors")
+        log.log(
+            f"the open-file limit is {limit}; max_connections = {server.snapshot.settings['max_connections']} "
+            f"may need {needed} descriptors"
+        )
     count = _workers(server)
     if count > 1:
         from pgtls.server.supervisor import Supervisor
@@ -106,6 +115,7 @@ def serve(data_dir: Path, overrides: dict[str, str], on_ready: Callable[[], None
         async def main() -> int:
             return await supervisor.run()
     else:
+
         async def main() -> int:
             return await server.serve_forever()
 
@@ -126,10 +136,17 @@ def _workers(server: Any) -> int:
         return 1
     s = server.snapshot.settings
     count = worker_count(int(s["workers"]))
-    if count > 1 and server.interactive and s["ssl"] and not str(s["ssl_passphrase_command"]) \
-            and _key_encrypted(server.data_dir, str(s["ssl_key_file"])):
-        log.log("the server key's passphrase was typed at the terminal: serving in one process (set "
-                "ssl_passphrase_command to use worker processes)")
+    if (
+        count > 1
+        and server.interactive
+        and s["ssl"]
+        and not str(s["ssl_passphrase_command"])
+        and _key_encrypted(server.data_dir, str(s["ssl_key_file"]))
+    ):
+        log.log(
+            "the server key's passphrase was typed at the terminal: serving in one process (set "
+            "ssl_passphrase_command to use worker processes)"
+        )
         return 1
     return count
 
@@ -186,8 +203,11 @@ def cmd_reload(args: argparse.Namespace) -> int:
         for part in proc.get("kept", []):
             failed = True
             errors = proc.get("errors", {}).get(part) or []
-            print(f"pgtls: {who} kept its old configuration for {part}" + (": " + "; ".join(errors) if errors else ""),
-                  file=sys.stderr)
+            print(
+                f"pgtls: {who} kept its old configuration for {part}"
+                + (": " + "; ".join(errors) if errors else ""),
+                file=sys.stderr,
+            )
     if failed:
         return 1
     print("configuration reloaded")
@@ -216,31 +236,46 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pgtls", description="PostgreSQL-protocol server with PostgreSQL's TLS")
+    parser = argparse.ArgumentParser(
+        prog="pgtls", description="PostgreSQL-protocol server with PostgreSQL's TLS"
+    )
     parser.add_argument("--version", action="version", version=f"pgtls {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("init", help="create a data directory (like initdb)")
     _add_datadir(p)
     p.add_argument("-U", "--username", help="name of the initial superuser (default: the OS user)")
-    p.add_argument("--tls", action="store_true", help="also create a CA, a server and a client certificate; ssl=on")
+    p.add_argument(
+        "--tls", action="store_true", help="also create a CA, a server and a client certificate; ssl=on"
+    )
     p.add_argument("--auth", default=None, help="authentication method for local and loopback lines")
-    p.add_argument("--hostname", action="append", help="extra host name for the server certificate (with --tls)")
+    p.add_argument(
+        "--hostname", action="append", help="extra host name for the server certificate (with --tls)"
+    )
     p.add_argument("-p", "--port", type=int, default=None, help="port to write into postgresql.conf")
-    p.add_argument("--backend", choices=("postgresql", "duckdb"), default="postgresql",
-                   help="what stands behind the door: a managed PostgreSQL cluster (default) or embedded DuckDB")
+    p.add_argument(
+        "--backend",
+        choices=("postgresql", "duckdb"),
+        default="postgresql",
+        help="what stands behind the door: a managed PostgreSQL cluster (default) or embedded DuckDB",
+    )
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("serve", help="run the server in the foreground")
     _add_datadir(p)
-    p.add_argument("-c", dest="set", action="append", metavar="NAME=VALUE", help="set a configuration parameter")
+    p.add_argument(
+        "-c", dest="set", action="append", metavar="NAME=VALUE", help="set a configuration parameter"
+    )
     p.add_argument("-p", "--port", type=int, default=None)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("reload", help="make a running server re-read its configuration (SIGHUP) and say "
-                       "whether it took")
+    p = sub.add_parser(
+        "reload", help="make a running server re-read its configuration (SIGHUP) and say whether it took"
+    )
     _add_datadir(p)
-    p.add_argument("-t", "--timeout", type=float, default=60.0, help="seconds to wait for the server's answer")
+    p.add_argument(
+        "-t", "--timeout", type=float, default=60.0, help="seconds to wait for the server's answer"
+    )
     p.set_defaults(func=cmd_reload)
 
     p = sub.add_parser("stop", help="stop a running server")

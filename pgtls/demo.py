@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\nStarting the server in the foreground (Ctrl-C stops it)...\n", flush=True)
 
     def ready() -> None:
-        print(f"\nThe server accepts connections. Connect with:\n\n    psql {shlex.quote(conninfo)}\n", flush=True)
+        print(
+            f"\nThe server accepts connections. Connect with:\n\n    psql {shlex.quote(conninfo)}\n",
+            flush=True,
+        )
 
     overrides = {"unix_socket_directories": str(sockdir), "log_connections": "on"}
     return serve(data, overrides, on_ready=ready)

@@ -54,7 +54,9 @@ def _store(args: argparse.Namespace) -> RoleStore | ClusterRoles:
 
     if has_cluster(data):
         return ClusterRoles(data, args.password_encryption, args.scram_iterations)
-    return RoleStore(data, password_encryption=args.password_encryption, scram_iterations=args.scram_iterations)
+    return RoleStore(
+        data, password_encryption=args.password_encryption, scram_iterations=args.scram_iterations
+    )
 
 
 def _flags(args: argparse.Namespace) -> dict[str, object]:
@@ -79,9 +81,13 @@ def quote_literal(value: str) -> str:
 class ClusterRoles:
     """The role commands as SQL in the managed cluster (same interface as RoleStore's mutations)."""
 
-    _ATTRS = {"superuser": ("SUPERUSER", "NOSUPERUSER"), "login": ("LOGIN", "NOLOGIN"),
-              "createdb": ("CREATEDB", "NOCREATEDB"), "createrole": ("CREATEROLE", "NOCREATEROLE"),
-              "inherit": ("INHERIT", "NOINHERIT")}
+    _ATTRS = {
+        "superuser": ("SUPERUSER", "NOSUPERUSER"),
+        "login": ("LOGIN", "NOLOGIN"),
+        "createdb": ("CREATEDB", "NOCREATEDB"),
+        "createrole": ("CREATEROLE", "NOCREATEROLE"),
+        "inherit": ("INHERIT", "NOINHERIT"),
+    }
 
     def __init__(self, data_dir: Path, password_encryption: str, scram_iterations: int) -> None:
         self.data_dir = data_dir
@@ -114,8 +120,14 @@ class ClusterRoles:
             opts.append(f"VALID UNTIL {quote_literal(str(changes['valid_until'] or 'infinity'))}")
         return " ".join(opts)
 
-    def create(self, name: str, *, password: str | None = None, member_of: tuple[str, ...] | list[str] = (),
-               **flags: object) -> None:
+    def create(
+        self,
+        name: str,
+        *,
+        password: str | None = None,
+        member_of: tuple[str, ...] | list[str] = (),
+        **flags: object,
+    ) -> None:
         changes: dict[str, object] = {"login": True, **flags}
         if password is not None:
             changes["password"] = password
@@ -144,12 +156,25 @@ class ClusterRoles:
             " a.rolpassword IS NOT NULL, left(a.rolpassword, 3), a.rolvaliduntil::text,"
             " ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_authid g ON g.oid = m.roleid"
             "       WHERE m.member = a.oid ORDER BY 1)::text"
-            " FROM pg_authid a WHERE a.rolname !~ '^pg_' ORDER BY a.oid")[0]
+            " FROM pg_authid a WHERE a.rolname !~ '^pg_' ORDER BY a.oid"
+        )[0]
         out = []
         for oid, name, su, login, cdb, crole, inh, has_pw, kind, until, groups in res.rows:
             pw = None if has_pw != "t" else ("md5" if kind == "md5" else "SCRAM-SHA-256")
-            out.append(Role(str(name), int(oid or 0), su == "t", login == "t", cdb == "t", crole == "t", inh == "t",
-                            pw, until, tuple(parse_array(groups))))
+            out.append(
+                Role(
+                    str(name),
+                    int(oid or 0),
+                    su == "t",
+                    login == "t",
+                    cdb == "t",
+                    crole == "t",
+                    inh == "t",
+                    pw,
+                    until,
+                    tuple(parse_array(groups)),
+                )
+            )
         return out
 
 
@@ -188,9 +213,17 @@ def _cmd_drop(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     for r in _store(args).list():
-        attrs = [a for a, on in (("Superuser", r.superuser), ("Create role", r.createrole),
-                                 ("Create DB", r.createdb), ("Cannot login", not r.login),
-                                 ("No inheritance", not r.inherit)) if on]
+        attrs = [
+            a
+            for a, on in (
+                ("Superuser", r.superuser),
+                ("Create role", r.createrole),
+                ("Create DB", r.createdb),
+                ("Cannot login", not r.login),
+                ("No inheritance", not r.inherit),
+            )
+            if on
+        ]
         kind = "none" if r.password is None else ("md5" if r.password.startswith("md5") else "scram-sha-256")
         until = f" valid until {r.valid_until}" if r.valid_until else ""
         groups = f" member of {{{','.join(r.member_of)}}}" if r.member_of else ""
@@ -205,6 +238,7 @@ def _wrap(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespa
         except RoleError as e:
             print(f"pgtls role: error: {e}", file=sys.stderr)
             return 1
+
     return run
 
 

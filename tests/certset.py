@@ -48,34 +48,55 @@ def build(directory: Path) -> CertSet:
     other_root = xb.make_ca(xb.cn("Unrelated root CA"))
     other_client_ca = xb.make_ca(xb.cn("Test CA for pgtls client certs"), issuer=other_root)
 
-    server = xb.make_leaf(xb.make_name(("OU", "pgtls test suite"), ("CN", "localhost")), server_ca, san=SERVER_NAMES)
-    server2 = xb.make_leaf(xb.make_name(("OU", "pgtls test suite"), ("CN", "localhost")), server_ca, san=SERVER_NAMES)
+    server = xb.make_leaf(
+        xb.make_name(("OU", "pgtls test suite"), ("CN", "localhost")), server_ca, san=SERVER_NAMES
+    )
+    server2 = xb.make_leaf(
+        xb.make_name(("OU", "pgtls test suite"), ("CN", "localhost")), server_ca, san=SERVER_NAMES
+    )
     server_rsa = xb.make_leaf(xb.cn("localhost"), server_ca, san=SERVER_NAMES, key_kind="rsa2048")
     server_wrongname = xb.make_leaf(xb.cn("wronghost.test"), server_ca, san=("wronghost.test",))
 
     client = xb.make_leaf(xb.cn("ssltestuser"), client_ca, purpose="client")
     client_revoked = xb.make_leaf(xb.cn("ssltestuser"), client_ca, purpose="client")
     client_expired = xb.make_leaf(
-        xb.cn("ssltestuser"), client_ca, purpose="client",
-        not_before=now - dt.timedelta(days=30), not_after=now - dt.timedelta(days=1),
+        xb.cn("ssltestuser"),
+        client_ca,
+        purpose="client",
+        not_before=now - dt.timedelta(days=30),
+        not_after=now - dt.timedelta(days=1),
     )
     client_future = xb.make_leaf(
-        xb.cn("ssltestuser"), client_ca, purpose="client",
-        not_before=now + dt.timedelta(days=1), not_after=now + dt.timedelta(days=30),
+        xb.cn("ssltestuser"),
+        client_ca,
+        purpose="client",
+        not_before=now + dt.timedelta(days=1),
+        not_after=now + dt.timedelta(days=30),
     )
     client_dn = xb.make_leaf(
         xb.make_name(("O", "PGDG"), ("OU", "Engineering"), ("OU", "Testing"), ("CN", "ssltestuser-dn")),
-        client_ca, purpose="client",
+        client_ca,
+        purpose="client",
     )
     client_other = xb.make_leaf(xb.cn("anotheruser"), client_ca, purpose="client")
     client_wrongca = xb.make_leaf(xb.cn("ssltestuser"), other_client_ca, purpose="client")
 
     for name, issued in {
-        "root_ca": root, "server_ca": server_ca, "client_ca": client_ca, "server": server,
-        "server2": server2, "server-rsa": server_rsa, "server-wrongname": server_wrongname,
-        "client": client, "client-revoked": client_revoked, "client-expired": client_expired,
-        "client-future": client_future, "client-dn": client_dn, "anotheruser": client_other,
-        "client-wrongca": client_wrongca, "other_root": other_root,
+        "root_ca": root,
+        "server_ca": server_ca,
+        "client_ca": client_ca,
+        "server": server,
+        "server2": server2,
+        "server-rsa": server_rsa,
+        "server-wrongname": server_wrongname,
+        "client": client,
+        "client-revoked": client_revoked,
+        "client-expired": client_expired,
+        "client-future": client_future,
+        "client-dn": client_dn,
+        "anotheruser": client_other,
+        "client-wrongca": client_wrongca,
+        "other_root": other_root,
     }.items():
         xb.write_certs(d / f"{name}.crt", [issued.cert])
         assert issued.key is not None

@@ -132,15 +132,24 @@ class PsqlResult:
         return self.returncode == 0
 
 
-def run_psql(conninfo: str, sql: str = "select 1", *, home: Path | None = None, env: dict[str, str] | None = None,
-             timeout: float = 30) -> PsqlResult:
+def run_psql(
+    conninfo: str,
+    sql: str = "select 1",
+    *,
+    home: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> PsqlResult:
     e = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     if home is not None:
         e["HOME"] = str(home)
     e.update(env or {})
     p = subprocess.run(
         ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql],
-        capture_output=True, text=True, env=e, timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=timeout,
     )
     return PsqlResult(p.returncode, p.stdout.strip(), p.stderr.strip())
 
@@ -153,4 +162,3 @@ def keys(certs, tmp_path_factory) -> Path:
         shutil.copy(certs.path(name), d / name)
         (d / name).chmod(0o600)
     return d
-

@@ -18,7 +18,7 @@ SCHEMA = [
     "CREATE INDEX r_item_multi_idx ON r_item (note, qty, price)",
     "CREATE TABLE r_child (id int PRIMARY KEY, pa int, pb int, item_id int REFERENCES r_item (id), "
     "FOREIGN KEY (pa, pb) REFERENCES r_parent (a, b))",
-    "CREATE TABLE r_marked (id int PRIMARY KEY, item_id int, pa int, pb int, \"Odd Col\" int UNIQUE)",
+    'CREATE TABLE r_marked (id int PRIMARY KEY, item_id int, pa int, pb int, "Odd Col" int UNIQUE)',
 ]
 MARKED_FKS = [
     {"name": "r_marked_item_id_fkey", "columns": ["item_id"], "ref_schema": "public", "ref_table": "r_item",

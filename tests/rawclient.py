@@ -53,8 +53,9 @@ class Raw:
         except TimeoutError:
             return False
 
-    def start_tls(self, *, alpn: list[str] | None = None, cafile: str | None = None,
-                  server_hostname: str = "localhost") -> None:
+    def start_tls(
+        self, *, alpn: list[str] | None = None, cafile: str | None = None, server_hostname: str = "localhost"
+    ) -> None:
         ctx = ssl.create_default_context(cafile=cafile) if cafile else ssl._create_unverified_context()
         if alpn:
             ctx.set_alpn_protocols(alpn)

@@ -40,7 +40,9 @@ def secrets_of(datadir: Path) -> set[str]:
     if has_cluster(datadir):
         from pgtls.backends.relay.clustersql import run_sql
 
-        rows = run_sql(datadir, [("SELECT rolpassword FROM pg_authid WHERE rolpassword IS NOT NULL", None)])[0].rows
+        rows = run_sql(datadir, [("SELECT rolpassword FROM pg_authid WHERE rolpassword IS NOT NULL", None)])[
+            0
+        ].rows
         return {r[0] for r in rows if r[0]}
     data = json.loads((datadir / "global" / "pg_authid.json").read_text())
     return {role["password"] for role in data["roles"] if role.get("password")}

@@ -59,4 +59,6 @@ class Watch:
         assert INTERNAL_ERROR_FIELD not in reply, f"the server answered XX000 internal_error{ctx}: {reply!r}"
         assert not bad, f"pgtls logged a bug{ctx}:\n" + "\n".join(bad)
         proc = self.server.proc
-        assert proc is not None and proc.poll() is None, f"the pgtls server is gone{ctx}:\n{self.server.log()[-3000:]}"
+        assert proc is not None and proc.poll() is None, (
+            f"the pgtls server is gone{ctx}:\n{self.server.log()[-3000:]}"
+        )

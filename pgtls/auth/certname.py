@@ -26,28 +26,41 @@ class CertCheck:
 def authenticated_log(identity: str, method: str, line: HbaLine) -> LogLine:
     """set_authn_id()'s log_connections line."""
     return LogLine(
-        "LOG", f'connection authenticated: identity="{identity}" method={method} ({line.filename}:{line.line_number})'
+        "LOG",
+        f'connection authenticated: identity="{identity}" method={method} ({line.filename}:{line.line_number})',
     )
 
 
 def check_cert_auth(
-    line: HbaLine, user: str, peer_cn: str | None, peer_dn: str | None, *,
-    ident: IdentMaps | None = None, roles: RoleMembership | None = None, log_connections: bool = True,
+    line: HbaLine,
+    user: str,
+    peer_cn: str | None,
+    peer_dn: str | None,
+    *,
+    ident: IdentMaps | None = None,
+    roles: RoleMembership | None = None,
+    log_connections: bool = True,
 ) -> CertCheck:
     """CheckCertAuth(): may ``user`` connect with this certificate under ``line``?"""
     log: list[LogLine] = []
     peer_name = peer_dn if line.clientname == "DN" else peer_cn
     if not peer_name:
-        log.append(LogLine(
-            "LOG", f'certificate authentication failed for user "{user}": client certificate contains no user name'
-        ))
+        log.append(
+            LogLine(
+                "LOG",
+                f'certificate authentication failed for user "{user}": client certificate contains no user name',
+            )
+        )
         return CertCheck(False, None, tuple(log))
     authn_id: str | None = None
     if line.method == "cert":
         if not peer_dn:
-            log.append(LogLine(
-                "LOG", f'certificate authentication failed for user "{user}": unable to retrieve subject DN'
-            ))
+            log.append(
+                LogLine(
+                    "LOG",
+                    f'certificate authentication failed for user "{user}": unable to retrieve subject DN',
+                )
+            )
             return CertCheck(False, None, tuple(log))
         authn_id = peer_dn
         if log_connections:
@@ -55,8 +68,10 @@ def check_cert_auth(
     ok, map_log = check_usermap_log(ident, line.usermap, user, peer_name, False, roles)
     log.extend(LogLine("LOG", s) for s in map_log)
     if not ok and line.clientcert == "verify-full" and line.method != "cert":
-        log.append(LogLine(
-            "LOG",
-            f'certificate validation (clientcert=verify-full) failed for user "{user}": {line.clientname} mismatch',
-        ))
+        log.append(
+            LogLine(
+                "LOG",
+                f'certificate validation (clientcert=verify-full) failed for user "{user}": {line.clientname} mismatch',
+            )
+        )
     return CertCheck(ok, authn_id, tuple(log))

@@ -100,7 +100,10 @@ def pre_method_checks(line: HbaLine, tls: TlsFacts) -> PgError | None:
     if line.clientcert is None:
         return None
     if not tls.ca_loaded:
-        return fatal(CONFIG_FILE_ERROR, "client certificates can only be checked if a root certificate store is available")
+        return fatal(
+            CONFIG_FILE_ERROR,
+            "client certificates can only be checked if a root certificate store is available",
+        )
     if not tls.peer_cert:
         return fatal(INVALID_AUTHORIZATION_SPECIFICATION, "connection requires a valid client certificate")
     return None
@@ -110,7 +113,9 @@ def _fatal_log(err: PgError, detail: str | None = None) -> LogLine:
     return LogLine("FATAL", err.message, detail if detail is not None else err.detail)
 
 
-def method_exchange(line: HbaLine, user: str, role: Role | None, tls: TlsFacts, settings: AuthSettings) -> Exchange:
+def method_exchange(
+    line: HbaLine, user: str, role: Role | None, tls: TlsFacts, settings: AuthSettings
+) -> Exchange:
     """The exchange for ``line.method`` (CheckPWChallengeAuth's md5/SCRAM choice included)."""
     if line.method in ("trust", "cert"):
         return TrustExchange(line.method)
@@ -124,9 +129,13 @@ def method_exchange(line: HbaLine, user: str, role: Role | None, tls: TlsFacts, 
     if line.method == "md5" and pwtype == "md5":
         return MD5Exchange(user, usable, detail)
     return ScramExchange(
-        user, usable, channel_binding=tls.channel_binding if tls.active else None,
-        cluster_secret=settings.cluster_secret, mock_iterations=settings.scram_iterations,
-        no_secret_detail=detail, method=line.method,
+        user,
+        usable,
+        channel_binding=tls.channel_binding if tls.active else None,
+        cluster_secret=settings.cluster_secret,
+        mock_iterations=settings.scram_iterations,
+        no_secret_detail=detail,
+        method=line.method,
     )
 
 
@@ -134,8 +143,15 @@ class AuthFlow:
     """The whole authentication of one connection, as one sans-IO exchange."""
 
     def __init__(
-        self, line: HbaLine | None, conn: ConnFacts, tls: TlsFacts, *, roles: RoleLookup,
-        ident: IdentMaps | None = None, settings: AuthSettings | None = None, hostname_detail: str | None = None,
+        self,
+        line: HbaLine | None,
+        conn: ConnFacts,
+        tls: TlsFacts,
+        *,
+        roles: RoleLookup,
+        ident: IdentMaps | None = None,
+        settings: AuthSettings | None = None,
+        hostname_detail: str | None = None,
         abandoned: Callable[[], bool] | None = None,
     ) -> None:
         self.line = line
@@ -181,7 +197,9 @@ class AuthFlow:
 
     def too_long(self) -> Step:
         if self.done or self.exchange is None:
-            return self._end(Failure(fatal(INVALID_AUTHORIZATION_SPECIFICATION, "invalid message length"), silent=True))
+            return self._end(
+                Failure(fatal(INVALID_AUTHORIZATION_SPECIFICATION, "invalid message length"), silent=True)
+            )
         return self._after(self.exchange.too_long())
 
     # --- internals ---------------------------------------------------------------------
@@ -201,22 +219,37 @@ class AuthFlow:
         authn_id = out.authn_id
         if line.clientcert == "verify-full" or line.method == "cert":
             cc = check_cert_auth(
-                line, self.conn.user, self.tls.peer_cn, self.tls.peer_dn, ident=self.ident,
-                roles=self.roles, log_connections=self.settings.log_connections,
+                line,
+                self.conn.user,
+                self.tls.peer_cn,
+                self.tls.peer_dn,
+                ident=self.ident,
+                roles=self.roles,
+                log_connections=self.settings.log_connections,
             )
             if authn_id is not None and self.settings.log_connections:
                 log.append(authenticated_log(authn_id, line.method, line))
             log.extend(cc.log)
             if not cc.ok:
-                failed = Failure(auth_failed_error(line.method, self.conn.user), None, auth_failed=True,
-                                 send=out.send, log=tuple(log))
+                failed = Failure(
+                    auth_failed_error(line.method, self.conn.user),
+                    None,
+                    auth_failed=True,
+                    send=out.send,
+                    log=tuple(log),
+                )
                 return self._end(self._failed(failed))
             authn_id = authn_id or cc.authn_id
         elif authn_id is not None and self.settings.log_connections:
             log.append(authenticated_log(authn_id, line.method, line))
         if authn_id is None and self.settings.log_connections:
-            log.append(LogLine("LOG", f'connection authenticated: user="{self.conn.user}" method={line.method} '
-                                      f"({line.filename}:{line.line_number})"))
+            log.append(
+                LogLine(
+                    "LOG",
+                    f'connection authenticated: user="{self.conn.user}" method={line.method} '
+                    f"({line.filename}:{line.line_number})",
+                )
+            )
         return self._end(Success(out.send + m.auth_ok(), authn_id, tuple(log), out.proven))
 
     def _failed(self, f: Failure) -> Failure:

@@ -102,7 +102,9 @@ def auth_failed_error(method: str, user: str) -> PgError:
     if method in ("password", "md5", "scram-sha-256"):
         return fatal(INVALID_PASSWORD, f'password authentication failed for user "{user}"')
     if method == "cert":
-        return fatal(INVALID_AUTHORIZATION_SPECIFICATION, f'certificate authentication failed for user "{user}"')
+        return fatal(
+            INVALID_AUTHORIZATION_SPECIFICATION, f'certificate authentication failed for user "{user}"'
+        )
     return fatal(INVALID_AUTHORIZATION_SPECIFICATION, f'"{method}" authentication failed for user "{user}"')
 
 

@@ -110,9 +110,15 @@ def saslprep(password: str) -> str | None:
         return norm
     for c in norm:
         if (
-            stringprep.in_table_c12(c) or stringprep.in_table_c21_c22(c) or stringprep.in_table_c3(c)
-            or stringprep.in_table_c4(c) or stringprep.in_table_c5(c) or stringprep.in_table_c6(c)
-            or stringprep.in_table_c7(c) or stringprep.in_table_c8(c) or stringprep.in_table_c9(c)
+            stringprep.in_table_c12(c)
+            or stringprep.in_table_c21_c22(c)
+            or stringprep.in_table_c3(c)
+            or stringprep.in_table_c4(c)
+            or stringprep.in_table_c5(c)
+            or stringprep.in_table_c6(c)
+            or stringprep.in_table_c7(c)
+            or stringprep.in_table_c8(c)
+            or stringprep.in_table_c9(c)
             or stringprep.in_table_a1(c)
         ):
             return None
@@ -150,8 +156,9 @@ class Abandoned(Exception):
     """The login this work was for is gone (its authentication_timeout fired)."""
 
 
-def salted_password(password: str | bytes, salt: bytes, iterations: int,
-                    abandoned: Callable[[], bool] | None = None) -> bytes:
+def salted_password(
+    password: str | bytes, salt: bytes, iterations: int, abandoned: Callable[[], bool] | None = None
+) -> bytes:
     """Hi() of RFC 5802: PBKDF2-HMAC-SHA-256; with ``abandoned``, large counts stop (Abandoned) once it says so."""
     key = prepare_password(password)
     if abandoned is None or iterations <= PBKDF2_SLICED_ABOVE:
@@ -178,7 +185,9 @@ def hmac_sha256(key: bytes, msg: bytes) -> bytes:
     return hmac.new(key, msg, hashlib.sha256).digest()
 
 
-def scram_build_secret(password: str | bytes, iterations: int = SCRAM_DEFAULT_ITERATIONS, salt: bytes | None = None) -> str:
+def scram_build_secret(
+    password: str | bytes, iterations: int = SCRAM_DEFAULT_ITERATIONS, salt: bytes | None = None
+) -> str:
     if iterations < 1:
         raise ValueError("iterations must be positive")
     salt = os.urandom(SCRAM_DEFAULT_SALT_LEN) if salt is None else salt
@@ -198,7 +207,9 @@ def md5_challenge_response(md5_secret: str, salt: bytes) -> str:
     return "md5" + hashlib.md5(md5_secret[3:].encode("ascii") + salt).hexdigest()
 
 
-def encrypt_password(password: str, user: str, method: str, iterations: int = SCRAM_DEFAULT_ITERATIONS) -> str:
+def encrypt_password(
+    password: str, user: str, method: str, iterations: int = SCRAM_DEFAULT_ITERATIONS
+) -> str:
     """encrypt_password(): hash a plaintext password per ``password_encryption``.
 
     A value that already is an md5 hash or a SCRAM secret passes through unchanged,
@@ -213,8 +224,9 @@ def encrypt_password(password: str, user: str, method: str, iterations: int = SC
     return scram_build_secret(password, iterations)
 
 
-def verify_plain_password(user: str, password: str | bytes, secret: str,
-                          abandoned: Callable[[], bool] | None = None) -> tuple[bool, str | None]:
+def verify_plain_password(
+    user: str, password: str | bytes, secret: str, abandoned: Callable[[], bool] | None = None
+) -> tuple[bool, str | None]:
     """plain_crypt_verify(): check a cleartext password against a stored secret.
 
     Returns (ok, log detail).  Compares in constant time.  ``abandoned``: see :func:`salted_password`.
@@ -234,4 +246,6 @@ def verify_plain_password(user: str, password: str | bytes, secret: str,
 
 def mock_salt(user: str, cluster_secret: bytes) -> bytes:
     """scram_mock_salt(): deterministic per user and cluster, so probing reveals nothing."""
-    return hashlib.sha256(user.encode("utf-8", "surrogateescape") + cluster_secret).digest()[:SCRAM_DEFAULT_SALT_LEN]
+    return hashlib.sha256(user.encode("utf-8", "surrogateescape") + cluster_secret).digest()[
+        :SCRAM_DEFAULT_SALT_LEN
+    ]

@@ -66,10 +66,15 @@ class Role:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Role:
         return cls(
-            name=str(d["name"]), oid=int(d["oid"]), superuser=bool(d.get("superuser", False)),
-            login=bool(d.get("login", True)), createdb=bool(d.get("createdb", False)),
-            createrole=bool(d.get("createrole", False)), inherit=bool(d.get("inherit", True)),
-            password=d.get("password"), valid_until=d.get("valid_until"),
+            name=str(d["name"]),
+            oid=int(d["oid"]),
+            superuser=bool(d.get("superuser", False)),
+            login=bool(d.get("login", True)),
+            createdb=bool(d.get("createdb", False)),
+            createrole=bool(d.get("createrole", False)),
+            inherit=bool(d.get("inherit", True)),
+            password=d.get("password"),
+            valid_until=d.get("valid_until"),
             member_of=tuple(str(x) for x in d.get("member_of", ())),
         )
 
@@ -92,8 +97,13 @@ class RoleStore:
     """``RoleStore(data_dir)``; lookups are served from memory and refreshed when the
     file changes on disk (one ``stat`` per lookup), mutations go to disk at once."""
 
-    def __init__(self, data_dir: Path | str, *, password_encryption: str = "scram-sha-256",
-                 scram_iterations: int = SCRAM_DEFAULT_ITERATIONS) -> None:
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        password_encryption: str = "scram-sha-256",
+        scram_iterations: int = SCRAM_DEFAULT_ITERATIONS,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / "global" / AUTHID_FILE
         self.lock_path = self.path.with_name(AUTHID_FILE + ".lock")
@@ -192,9 +202,19 @@ class RoleStore:
             return None
         return encrypt_password(password, name, self.password_encryption, self.scram_iterations)
 
-    def create(self, name: str, *, password: str | None = None, superuser: bool = False, login: bool = True,
-               createdb: bool = False, createrole: bool = False, inherit: bool = True,
-               valid_until: str | None = None, member_of: tuple[str, ...] | builtins.list[str] = ()) -> Role:
+    def create(
+        self,
+        name: str,
+        *,
+        password: str | None = None,
+        superuser: bool = False,
+        login: bool = True,
+        createdb: bool = False,
+        createrole: bool = False,
+        inherit: bool = True,
+        valid_until: str | None = None,
+        member_of: tuple[str, ...] | builtins.list[str] = (),
+    ) -> Role:
         _check_name(name)
         secret = self._secret(name, password)  # PBKDF2 outside the lock
         with self._locked() as roles:
@@ -203,9 +223,23 @@ class RoleStore:
             for g in member_of:
                 if g not in roles:
                     raise RoleError(f'role "{g}" does not exist')
-            oid = BOOTSTRAP_SUPERUSER_OID if not roles else max(FIRST_USER_OID, *(r.oid + 1 for r in roles.values()))
-            role = Role(name, oid, superuser, login, createdb, createrole, inherit, secret, valid_until,
-                        tuple(dict.fromkeys(member_of)))
+            oid = (
+                BOOTSTRAP_SUPERUSER_OID
+                if not roles
+                else max(FIRST_USER_OID, *(r.oid + 1 for r in roles.values()))
+            )
+            role = Role(
+                name,
+                oid,
+                superuser,
+                login,
+                createdb,
+                createrole,
+                inherit,
+                secret,
+                valid_until,
+                tuple(dict.fromkeys(member_of)),
+            )
             roles[name] = role
         return role
 
@@ -255,8 +289,11 @@ class RoleStore:
                 if n not in roles:
                     raise RoleError(f'role "{n}" does not exist')
             if member == group or self._reaches(roles, group, member):
-                raise RoleError(f'role "{member}" is a member of role "{group}"'
-                                if member != group else f'role "{group}" cannot be a member of itself')
+                raise RoleError(
+                    f'role "{member}" is a member of role "{group}"'
+                    if member != group
+                    else f'role "{group}" cannot be a member of itself'
+                )
             r = roles[member]
             if group not in r.member_of:
                 roles[member] = replace(r, member_of=r.member_of + (group,))

@@ -146,9 +146,15 @@ class ScramExchange:
     max_message_length = MAX_SASL_MESSAGE_LENGTH
 
     def __init__(
-        self, user: str, secret: str | None, *, channel_binding: bytes | None = None,
-        cluster_secret: bytes = b"", mock_iterations: int = SCRAM_DEFAULT_ITERATIONS,
-        no_secret_detail: str | None = None, method: str = "scram-sha-256",
+        self,
+        user: str,
+        secret: str | None,
+        *,
+        channel_binding: bytes | None = None,
+        cluster_secret: bytes = b"",
+        mock_iterations: int = SCRAM_DEFAULT_ITERATIONS,
+        no_secret_detail: str | None = None,
+        method: str = "scram-sha-256",
         server_nonce: str | None = None,
     ) -> None:
         self.user = user
@@ -191,7 +197,9 @@ class ScramExchange:
         # pq_getmessage() refuses it (COMMERROR), CheckSASLAuth() then fails the method.
         self.state = _State.FINISHED
         return Failure(
-            auth_failed_error(self.method, self.user), self.logdetail, auth_failed=True,
+            auth_failed_error(self.method, self.user),
+            self.logdetail,
+            auth_failed=True,
             log=(*self.log, LogLine("COMMERROR", "invalid message length")),
         )
 
@@ -251,7 +259,9 @@ class ScramExchange:
         text = data.decode("latin-1")
         if self.state is _State.FIRST:
             self._read_client_first(text)
-            self.server_first = f"r={self.client_nonce}{self.server_nonce},s={self.salt_b64},i={self.iterations}"
+            self.server_first = (
+                f"r={self.client_nonce}{self.server_nonce},s={self.salt_b64},i={self.iterations}"
+            )
             self.state = _State.SALT_SENT
             return Continue(m.authentication(m.AUTH_SASL_CONTINUE, self.server_first.encode("latin-1")))
         return self._final(text)
@@ -269,11 +279,16 @@ class ScramExchange:
                     "channel binding data."
                 )
             if flag == "y" and self.cb_data is not None:
-                raise _ScramError(Failure(fatal(
-                    INVALID_AUTHORIZATION_SPECIFICATION, "SCRAM channel binding negotiation error",
-                    detail="The client supports SCRAM channel binding but thinks the server does not.  "
-                    "However, this server does support channel binding.",
-                )))
+                raise _ScramError(
+                    Failure(
+                        fatal(
+                            INVALID_AUTHORIZATION_SPECIFICATION,
+                            "SCRAM channel binding negotiation error",
+                            detail="The client supports SCRAM channel binding but thinks the server does not.  "
+                            "However, this server does support channel binding.",
+                        )
+                    )
+                )
             r.pos += 1
             if r.peek() != ",":
                 raise _malformed(f'Comma expected, but found character "{sanitize_char(r.peek())}".')
@@ -286,19 +301,27 @@ class ScramExchange:
                 )
             cbtype = r.attr("p")
             if cbtype != "tls-server-end-point":
-                raise _ScramError(protocol_error(f'unsupported SCRAM channel-binding type "{sanitize_str(cbtype)}"'))
+                raise _ScramError(
+                    protocol_error(f'unsupported SCRAM channel-binding type "{sanitize_str(cbtype)}"')
+                )
         else:
             raise _malformed(f'Unexpected channel-binding flag "{sanitize_char(flag)}".')
         if r.peek() == "a":
-            raise _ScramError(Failure(fatal(
-                FEATURE_NOT_SUPPORTED, "client uses authorization identity, but it is not supported"
-            )))
+            raise _ScramError(
+                Failure(
+                    fatal(
+                        FEATURE_NOT_SUPPORTED, "client uses authorization identity, but it is not supported"
+                    )
+                )
+            )
         if r.peek() != ",":
             raise _malformed(f'Unexpected attribute "{sanitize_char(r.peek())}" in client-first-message.')
         r.pos += 1
         self.client_first_bare = text[r.pos :]
         if r.peek() == "m":
-            raise _ScramError(Failure(fatal(FEATURE_NOT_SUPPORTED, "client requires an unsupported SCRAM extension")))
+            raise _ScramError(
+                Failure(fatal(FEATURE_NOT_SUPPORTED, "client requires an unsupported SCRAM extension"))
+            )
         r.attr("n")  # ignored: the startup packet's user name is authoritative
         self.client_nonce = r.attr("r")
         if not _printable(self.client_nonce):
@@ -315,9 +338,15 @@ class ScramExchange:
             assert self.cb_data is not None
             expected = base64.b64encode(CBIND_HEADER + self.cb_data).decode()
             if not hmac.compare_digest(cbind.encode("latin-1"), expected.encode()):
-                raise _ScramError(Failure(fatal(INVALID_AUTHORIZATION_SPECIFICATION, "SCRAM channel binding check failed")))
-        elif not ((cbind == "biws" and self.cbind_flag == "n") or (cbind == "eSws" and self.cbind_flag == "y")):
-            raise _ScramError(protocol_error("unexpected SCRAM channel-binding attribute in client-final-message"))
+                raise _ScramError(
+                    Failure(fatal(INVALID_AUTHORIZATION_SPECIFICATION, "SCRAM channel binding check failed"))
+                )
+        elif not (
+            (cbind == "biws" and self.cbind_flag == "n") or (cbind == "eSws" and self.cbind_flag == "y")
+        ):
+            raise _ScramError(
+                protocol_error("unexpected SCRAM channel-binding attribute in client-final-message")
+            )
         final_nonce = r.attr("r")
         while True:
             proof_start = r.pos - 1
@@ -343,10 +372,16 @@ class ScramExchange:
         ok = hmac.compare_digest(hashlib.sha256(client_key).digest(), self.stored_key)
         self.state = _State.FINISHED
         if not ok or self.doomed:
-            return Failure(auth_failed_error(self.method, self.user), self.logdetail, auth_failed=True, log=tuple(self.log))
+            return Failure(
+                auth_failed_error(self.method, self.user),
+                self.logdetail,
+                auth_failed=True,
+                log=tuple(self.log),
+            )
         server_sig = base64.b64encode(hmac_sha256(self.server_key, auth_message)).decode()
         return Success(
-            m.authentication(m.AUTH_SASL_FINAL, f"v={server_sig}".encode()), authn_id=self.user, log=tuple(self.log),
+            m.authentication(m.AUTH_SASL_FINAL, f"v={server_sig}".encode()),
+            authn_id=self.user,
+            log=tuple(self.log),
             proven=ProvenSecret(client_key=client_key, server_key=self.server_key),
         )
-

@@ -57,8 +57,10 @@ def choose_mechanism(offered: list[str], channel_binding: str, tls: bool) -> str
         if not tls:
             raise ScramClientError("channel binding required, but SSL not in use")
         if SCRAM_PLUS not in offered:
-            raise ScramClientError("channel binding is required, but server did not offer an authentication "
-                                   "method that supports channel binding")
+            raise ScramClientError(
+                "channel binding is required, but server did not offer an authentication "
+                "method that supports channel binding"
+            )
         return SCRAM_PLUS
     if tls and channel_binding != "disable" and SCRAM_PLUS in offered:
         return SCRAM_PLUS
@@ -68,8 +70,14 @@ def choose_mechanism(offered: list[str], channel_binding: str, tls: bool) -> str
 
 
 class ScramClient:
-    def __init__(self, mechanism: str, *, password: str | None = None, keys: ScramKeys | None = None,
-                 cbind_data: bytes | None = None) -> None:
+    def __init__(
+        self,
+        mechanism: str,
+        *,
+        password: str | None = None,
+        keys: ScramKeys | None = None,
+        cbind_data: bytes | None = None,
+    ) -> None:
         if (password is None) == (keys is None):
             raise ValueError("a password or the keys, not both")
         self.mechanism = mechanism

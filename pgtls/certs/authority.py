@@ -91,7 +91,11 @@ def ca_paths(spec: str, search_dirs: tuple[Path, ...] = ()) -> tuple[Path, Path]
 
 
 def load_authority(
-    spec: str, passphrase: PassphraseGetter | None = None, search_dirs: tuple[Path, ...] = (), *, need_key: bool = True
+    spec: str,
+    passphrase: PassphraseGetter | None = None,
+    search_dirs: tuple[Path, ...] = (),
+    *,
+    need_key: bool = True,
 ) -> Authority:
     """Load a CA that can sign: its certificate must be a CA and its private key must match it.
 
@@ -101,7 +105,9 @@ def load_authority(
     certs = read_certs(crt, "CA certificate")
     ca_cert = certs[0]
     if not is_ca(ca_cert):
-        raise CertError(f'"{crt}" is not a CA certificate (no basicConstraints CA:TRUE); make one with "pgtls cert ca"')
+        raise CertError(
+            f'"{crt}" is not a CA certificate (no basicConstraints CA:TRUE); make one with "pgtls cert ca"'
+        )
     chain = [ca_cert] + [c for c in certs[1:] if not is_self_signed(c)]
     if not need_key:
         return Authority(xb.Issued(ca_cert, None), chain, crt, key_path)
@@ -110,7 +116,9 @@ def load_authority(
     pw = None
     if key_is_encrypted(key_path):
         if passphrase is None:
-            raise CertError(f'CA key "{key_path}" is encrypted; give --ca-passphrase (prompt, file:PATH, env:VAR or stdin)')
+            raise CertError(
+                f'CA key "{key_path}" is encrypted; give --ca-passphrase (prompt, file:PATH, env:VAR or stdin)'
+            )
         pw = passphrase()
     key = read_key(key_path, pw, "CA private key")
     if not same_public_key(key, ca_cert.public_key()):
@@ -154,7 +162,9 @@ def read_revoked(db: Path) -> list[dict[str, str]]:
     except (OSError, ValueError) as e:
         raise CertError(f'revocation database "{db}" is unreadable: {e}') from None
     entries = data.get("revoked") if isinstance(data, dict) else None
-    if not isinstance(entries, list) or not all(isinstance(e, dict) and str(e.get("serial", "")).isdigit() for e in entries):
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and str(e.get("serial", "")).isdigit() for e in entries
+    ):
         raise CertError(f'revocation database "{db}" is not in the expected format')
     return entries
 
@@ -162,17 +172,23 @@ def read_revoked(db: Path) -> list[dict[str, str]]:
 def add_revoked(authority: Authority, cert: x509.Certificate, when: dt.datetime | None = None) -> bool:
     """Record ``cert`` as revoked by ``authority``; False if it was already recorded."""
     if cert.issuer != authority.cert.subject or not issued_by(cert, authority.cert):
-        raise CertError(f'the certificate (serial {cert.serial_number}) was not issued by CA "{authority.crt_path}"')
+        raise CertError(
+            f'the certificate (serial {cert.serial_number}) was not issued by CA "{authority.crt_path}"'
+        )
     db = authority.revoked_path
     entries = read_revoked(db)
     if any(int(e["serial"]) == cert.serial_number for e in entries):
         return False
-    entries.append({
-        "serial": str(cert.serial_number),
-        "revoked_at": (when or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
-        "subject": cert.subject.rfc4514_string(),
-    })
-    payload = json.dumps({"issuer": authority.cert.subject.rfc4514_string(), "revoked": entries}, indent=2) + "\n"
+    entries.append(
+        {
+            "serial": str(cert.serial_number),
+            "revoked_at": (when or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+            "subject": cert.subject.rfc4514_string(),
+        }
+    )
+    payload = (
+        json.dumps({"issuer": authority.cert.subject.rfc4514_string(), "revoked": entries}, indent=2) + "\n"
+    )
     tmp = db.with_name(db.name + ".tmp")
     tmp.write_text(payload)
     os.replace(tmp, db)

@@ -35,9 +35,15 @@ from pgtls.config.hba import HbaError, HbaLine, load_hba
 from pgtls.config.settings import load_settings
 
 DEFAULTS = {
-    "ssl": "off", "ssl_cert_file": "server.crt", "ssl_key_file": "server.key", "ssl_ca_file": "",
-    "ssl_crl_file": "", "ssl_crl_dir": "", "ssl_ciphers": "HIGH:MEDIUM:+3DES:!aNULL",
-    "listen_addresses": "localhost", "hba_file": "",
+    "ssl": "off",
+    "ssl_cert_file": "server.crt",
+    "ssl_key_file": "server.key",
+    "ssl_ca_file": "",
+    "ssl_crl_file": "",
+    "ssl_crl_dir": "",
+    "ssl_ciphers": "HIGH:MEDIUM:+3DES:!aNULL",
+    "listen_addresses": "localhost",
+    "hba_file": "",
 }
 _HASHED = re.compile(r"^[0-9a-f]{8}\.r[0-9]+$")
 
@@ -102,8 +108,14 @@ def _guard(findings: list[Finding], file: str, fn: Callable[[], list[Finding]]) 
     except CertError as e:
         findings.append(error("unreadable", file, str(e), f"replace {file} with a valid PEM file"))
     except Exception as e:  # a malformed field that parsed lazily
-        findings.append(error("unreadable", file, f"could not check {file}: {type(e).__name__}: {e}"[:300],
-                              f"replace {file} with a valid PEM file"))
+        findings.append(
+            error(
+                "unreadable",
+                file,
+                f"could not check {file}: {type(e).__name__}: {e}"[:300],
+                f"replace {file} with a valid PEM file",
+            )
+        )
 
 
 _T = TypeVar("_T")
@@ -118,12 +130,24 @@ def _load(findings: list[Finding], file: str, fn: Callable[[], _T]) -> _T | None
             fix = f"convert {file} to PEM (e.g. openssl x509 -inform DER -in {file} -out {file}.pem)"
         findings.append(error("unreadable", file, str(e), fix))
     except Exception as e:
-        findings.append(error("unreadable", file, f"could not read {file}: {type(e).__name__}", f"replace {file} with a valid PEM file"))
+        findings.append(
+            error(
+                "unreadable",
+                file,
+                f"could not read {file}: {type(e).__name__}",
+                f"replace {file} with a valid PEM file",
+            )
+        )
     return None
 
 
-def run_check(datadir: Path, *, passphrase: Callable[[], bytes] | None = None, now: dt.datetime | None = None,
-              settings: Mapping[str, str] | None = None) -> list[Finding]:
+def run_check(
+    datadir: Path,
+    *,
+    passphrase: Callable[[], bytes] | None = None,
+    now: dt.datetime | None = None,
+    settings: Mapping[str, str] | None = None,
+) -> list[Finding]:
     """All findings for the data directory (settings may be given instead of read from postgresql.conf)."""
     datadir = Path(datadir)
     if not datadir.is_dir():
@@ -140,8 +164,14 @@ def run_check(datadir: Path, *, passphrase: Callable[[], bytes] | None = None, n
     hba_name = _display(datadir, hba_path)
     hba_lines = _hba_lines(findings, hba_path, hba_name, _truthy(get("ssl")))
     if not _truthy(get("ssl")):
-        findings.append(warning("ssl-off", "postgresql.conf", "ssl is off: the server accepts no SSL connections",
-                                "set ssl = on in postgresql.conf"))
+        findings.append(
+            warning(
+                "ssl-off",
+                "postgresql.conf",
+                "ssl is off: the server accepts no SSL connections",
+                "set ssl = on in postgresql.conf",
+            )
+        )
         return findings
 
     cert_name, key_name, ca_name = get("ssl_cert_file"), get("ssl_key_file"), get("ssl_ca_file")
@@ -149,7 +179,9 @@ def run_check(datadir: Path, *, passphrase: Callable[[], bytes] | None = None, n
     key = _load_key(findings, datadir, key_name, passphrase)
     ca_certs: list[x509.Certificate] = []
     if ca_name:
-        ca_certs = _load(findings, ca_name, lambda: read_certs(_resolve(datadir, ca_name), "root certificate")) or []
+        ca_certs = (
+            _load(findings, ca_name, lambda: read_certs(_resolve(datadir, ca_name), "root certificate")) or []
+        )
 
     if isinstance(certs, list):
         leaf_first = True
@@ -159,8 +191,16 @@ def run_check(datadir: Path, *, passphrase: Callable[[], bytes] | None = None, n
             # the leaf is not first: order and host-name rules would only repeat that in other words
             leaf_first = not any(f.code == "chain-order" for f in findings[before:])
         if leaf_first:
-            _guard(findings, cert_name, lambda: rules.check_chain(cert_name, certs, _trusted(certs, ca_certs), bool(ca_name)))
-            _guard(findings, cert_name, lambda: rules.check_hostnames(cert_name, certs[0], get("listen_addresses")))
+            _guard(
+                findings,
+                cert_name,
+                lambda: rules.check_chain(cert_name, certs, _trusted(certs, ca_certs), bool(ca_name)),
+            )
+            _guard(
+                findings,
+                cert_name,
+                lambda: rules.check_hostnames(cert_name, certs[0], get("listen_addresses")),
+            )
         _guard(findings, cert_name, lambda: rules.check_validity(cert_name, certs, now))
         _guard(findings, cert_name, lambda: rules.check_weak(cert_name, certs))
     if ca_certs:
@@ -170,9 +210,13 @@ def run_check(datadir: Path, *, passphrase: Callable[[], bytes] | None = None, n
     _guard(findings, "postgresql.conf", lambda: rules.check_ciphers(get("ssl_ciphers")))
     crl_sources = _load_crls(findings, datadir, get("ssl_crl_file"), get("ssl_crl_dir"))
     if ca_certs or not ca_name:  # an unreadable CA file is already reported
-        _guard(findings, get("ssl_crl_file") or get("ssl_crl_dir"),
-               lambda: rules.check_crls(crl_sources, ca_name or None, ca_certs, now,
-                                        certs[1:] if isinstance(certs, list) else []))
+        _guard(
+            findings,
+            get("ssl_crl_file") or get("ssl_crl_dir"),
+            lambda: rules.check_crls(
+                crl_sources, ca_name or None, ca_certs, now, certs[1:] if isinstance(certs, list) else []
+            ),
+        )
     if hba_lines is not None:
         _guard(findings, hba_name, lambda: rules.check_hba_needs_ca(hba_name, hba_lines, ca_name))
     return findings
@@ -185,23 +229,42 @@ def _trusted(certs: list[x509.Certificate], ca_certs: list[x509.Certificate]) ->
     return ca_certs + system_roots()
 
 
-def _load_key(findings: list[Finding], datadir: Path, key_name: str, passphrase: Callable[[], bytes] | None) -> PrivateKey | None:
+def _load_key(
+    findings: list[Finding], datadir: Path, key_name: str, passphrase: Callable[[], bytes] | None
+) -> PrivateKey | None:
     path = _resolve(datadir, key_name)
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        findings.append(error("unreadable", key_name, f'private key file "{path}" does not exist',
-                              "set ssl_key_file to the server's private key"))
+        findings.append(
+            error(
+                "unreadable",
+                key_name,
+                f'private key file "{path}" does not exist',
+                "set ssl_key_file to the server's private key",
+            )
+        )
         return None
     except OSError as e:
-        findings.append(error("unreadable", key_name, f'could not access private key file "{path}": {e.strerror}',
-                              "fix the file's location or permissions"))
+        findings.append(
+            error(
+                "unreadable",
+                key_name,
+                f'could not access private key file "{path}": {e.strerror}',
+                "fix the file's location or permissions",
+            )
+        )
         return None
     findings.extend(rules.check_key_permissions(key_name, st.st_mode, st.st_uid, datadir.stat().st_uid))
     if key_is_encrypted(path) and passphrase is None:
-        findings.append(error("key-encrypted", key_name,
-                              "private key is passphrase-protected and no passphrase was given, so it cannot be checked",
-                              "run pgtls check with --passphrase prompt|file:PATH|env:VAR|stdin"))
+        findings.append(
+            error(
+                "key-encrypted",
+                key_name,
+                "private key is passphrase-protected and no passphrase was given, so it cannot be checked",
+                "run pgtls check with --passphrase prompt|file:PATH|env:VAR|stdin",
+            )
+        )
         return None
     pw: bytes | None = None
     if passphrase is not None and key_is_encrypted(path):
@@ -211,7 +274,9 @@ def _load_key(findings: list[Finding], datadir: Path, key_name: str, passphrase:
     return _load(findings, key_name, lambda: read_key(path, pw))
 
 
-def _load_crls(findings: list[Finding], datadir: Path, crl_file: str, crl_dir: str) -> dict[str, list[x509.CertificateRevocationList]]:
+def _load_crls(
+    findings: list[Finding], datadir: Path, crl_file: str, crl_dir: str
+) -> dict[str, list[x509.CertificateRevocationList]]:
     sources: dict[str, list[x509.CertificateRevocationList]] = {}
     if crl_file:
         crls = _load(findings, crl_file, lambda: read_crls(_resolve(datadir, crl_file)))
@@ -222,8 +287,14 @@ def _load_crls(findings: list[Finding], datadir: Path, crl_file: str, crl_dir: s
         try:
             entries = sorted(p for p in d.iterdir() if p.is_file())
         except OSError as e:
-            findings.append(error("unreadable", crl_dir, f'could not read CRL directory "{d}": {e.strerror}',
-                                  "create the directory with pgtls cert crl --dir, or fix ssl_crl_dir"))
+            findings.append(
+                error(
+                    "unreadable",
+                    crl_dir,
+                    f'could not read CRL directory "{d}": {e.strerror}',
+                    "create the directory with pgtls cert crl --dir, or fix ssl_crl_dir",
+                )
+            )
             return sources
         for p in entries:
             display = f"{crl_dir.rstrip('/')}/{p.name}"
@@ -232,7 +303,9 @@ def _load_crls(findings: list[Finding], datadir: Path, crl_file: str, crl_dir: s
                     stray = read_crls(p)
                 except CertError:
                     continue  # OpenSSL ignores files that are not hash-named; so do we
-                findings.extend(rules.check_crl_dir_name(display, p.name, stray[0], name_hash(stray[0].issuer)))
+                findings.extend(
+                    rules.check_crl_dir_name(display, p.name, stray[0], name_hash(stray[0].issuer))
+                )
                 continue
             crls = _load(findings, display, functools.partial(read_crls, p))
             if not isinstance(crls, list):
@@ -253,7 +326,14 @@ def _hba_lines(findings: list[Finding], path: Path, display: str, ssl_on: bool) 
         first = e.errors[0] if getattr(e, "errors", None) else None
         msg = first.message if first is not None else str(e).splitlines()[0]
         line = first.lineno if first is not None and first.lineno else None
-        findings.append(error("hba-invalid", display, f"pg_hba.conf is rejected: {msg}",
-                              "fix the line; PostgreSQL will not load the file", line=line))
+        findings.append(
+            error(
+                "hba-invalid",
+                display,
+                f"pg_hba.conf is rejected: {msg}",
+                "fix the line; PostgreSQL will not load the file",
+                line=line,
+            )
+        )
         return None
     return list(loaded.lines)

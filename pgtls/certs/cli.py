@@ -45,38 +45,70 @@ def _positive(value: str) -> int:
 
 def _common(p: argparse.ArgumentParser, out_default: str, *, subject: bool = True) -> None:
     g = p.add_argument_group("output")
-    g.add_argument("--out-dir", type=Path, default=Path("."), help="directory for the files (default: current)")
-    g.add_argument("--out", default=out_default, help=f"file name prefix: PREFIX.crt and PREFIX.key (default: {out_default})")
+    g.add_argument(
+        "--out-dir", type=Path, default=Path("."), help="directory for the files (default: current)"
+    )
+    g.add_argument(
+        "--out",
+        default=out_default,
+        help=f"file name prefix: PREFIX.crt and PREFIX.key (default: {out_default})",
+    )
     g.add_argument("--force", action="store_true", help="replace an existing private key")
     k = p.add_argument_group("key")
-    k.add_argument("--key-type", choices=KEY_KINDS, default="ec", help="ec = ECDSA P-256 (default), rsa2048/3072/4096, ed25519")
-    k.add_argument("--key-passphrase", metavar="SOURCE", help=f"encrypt the new key; passphrase from {PASSPHRASE_SOURCES}")
+    k.add_argument(
+        "--key-type",
+        choices=KEY_KINDS,
+        default="ec",
+        help="ec = ECDSA P-256 (default), rsa2048/3072/4096, ed25519",
+    )
+    k.add_argument(
+        "--key-passphrase",
+        metavar="SOURCE",
+        help=f"encrypt the new key; passphrase from {PASSPHRASE_SOURCES}",
+    )
     v = p.add_argument_group("validity and serial")
-    v.add_argument("--days", type=_positive, help="validity in days from now (default depends on the command)")
+    v.add_argument(
+        "--days", type=_positive, help="validity in days from now (default depends on the command)"
+    )
     v.add_argument("--not-before", type=_when, help="start of validity (ISO 8601, default now)")
     v.add_argument("--not-after", type=_when, help="end of validity (ISO 8601); overrides --days")
     v.add_argument("--serial", type=_positive, help="serial number (default: random 159 bits)")
     if subject:
         s = p.add_argument_group("subject")
         s.add_argument("--cn", help="common name")
-        s.add_argument("--subj", help='more subject fields in OpenSSL form, e.g. "/O=Example/OU=DB" (CN, O, OU, C, ST, L, emailAddress)')
+        s.add_argument(
+            "--subj",
+            help='more subject fields in OpenSSL form, e.g. "/O=Example/OU=DB" (CN, O, OU, C, ST, L, emailAddress)',
+        )
 
 
 def _signed(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ca", required=True, metavar="NAME", help="the signing CA: NAME.crt and NAME.key (a path prefix)")
-    p.add_argument("--ca-passphrase", metavar="SOURCE", help=f"passphrase of an encrypted CA key: {PASSPHRASE_SOURCES}")
+    p.add_argument(
+        "--ca", required=True, metavar="NAME", help="the signing CA: NAME.crt and NAME.key (a path prefix)"
+    )
+    p.add_argument(
+        "--ca-passphrase", metavar="SOURCE", help=f"passphrase of an encrypted CA key: {PASSPHRASE_SOURCES}"
+    )
 
 
 def add_cert_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``cert`` and its subcommands (the recipes of §19.9.5)."""
-    cert = subparsers.add_parser("cert", help="create certificates, keys and CRLs (§19.9.5)",
-                                 description="Create certificates, keys and CRLs for PostgreSQL SSL (§19.9.5).")
+    cert = subparsers.add_parser(
+        "cert",
+        help="create certificates, keys and CRLs (§19.9.5)",
+        description="Create certificates, keys and CRLs for PostgreSQL SSL (§19.9.5).",
+    )
     cert.set_defaults(func=lambda args: _usage(cert))
     sub = cert.add_subparsers(dest="cert_command", metavar="COMMAND")
 
     p = sub.add_parser("selfsigned", help="self-signed server.crt/server.key, 365 days")
     _common(p, "server")
-    p.add_argument("--san", action="append", default=[], help="subjectAltName DNS:name or IP:addr (repeatable; default: the CN)")
+    p.add_argument(
+        "--san",
+        action="append",
+        default=[],
+        help="subjectAltName DNS:name or IP:addr (repeatable; default: the CN)",
+    )
     p.set_defaults(func=_run(_selfsigned))
 
     p = sub.add_parser("ca", help="root CA root.crt/root.key (v3_ca), 3650 days")
@@ -86,50 +118,89 @@ def add_cert_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     p = sub.add_parser("intermediate", help="intermediate CA signed by --ca (v3_ca, pathlen), 1825 days")
     _common(p, "intermediate")
     _signed(p)
-    p.add_argument("--path-length", type=int, default=0, help="basicConstraints pathlen (default 0; -1 for none)")
+    p.add_argument(
+        "--path-length", type=int, default=0, help="basicConstraints pathlen (default 0; -1 for none)"
+    )
     p.set_defaults(func=_run(_intermediate))
 
     p = sub.add_parser("server", help="server certificate (serverAuth) with the chain bundled, 365 days")
     _common(p, "server")
     _signed(p)
-    p.add_argument("--san", action="append", default=[], help="subjectAltName DNS:name or IP:addr (repeatable; default: the CN)")
+    p.add_argument(
+        "--san",
+        action="append",
+        default=[],
+        help="subjectAltName DNS:name or IP:addr (repeatable; default: the CN)",
+    )
     p.set_defaults(func=_run(_server))
 
     p = sub.add_parser("client", help="client certificate (clientAuth), CN = database user, 365 days")
     _common(p, "client")
     _signed(p)
-    p.add_argument("--libpq", action="store_true",
-                   help="write ~/.postgresql/postgresql.crt, postgresql.key and root.crt (libpq's defaults)")
+    p.add_argument(
+        "--libpq",
+        action="store_true",
+        help="write ~/.postgresql/postgresql.crt, postgresql.key and root.crt (libpq's defaults)",
+    )
     p.set_defaults(func=_run(_client))
 
     p = sub.add_parser("revoke", help="record a certificate as revoked in the CA's NAME.revoked.json")
-    p.add_argument("--ca", required=True, metavar="NAME", help="the issuing CA: NAME.crt (NAME.revoked.json is kept beside NAME.key)")
+    p.add_argument(
+        "--ca",
+        required=True,
+        metavar="NAME",
+        help="the issuing CA: NAME.crt (NAME.revoked.json is kept beside NAME.key)",
+    )
     p.add_argument("cert", type=Path, metavar="CERT", help="the certificate to revoke (PEM)")
     p.set_defaults(func=_run(_revoke))
 
     p = sub.add_parser("crl", help="write a CRL file and/or an ssl_crl_dir hashed directory")
-    p.add_argument("--ca", required=True, action="append", metavar="NAME",
-                   help="CA whose revocations to publish (repeatable: every CA that verifies clients needs one)")
-    p.add_argument("--ca-passphrase", metavar="SOURCE", help=f"passphrase of an encrypted CA key: {PASSPHRASE_SOURCES}")
-    p.add_argument("--out-dir", type=Path, default=Path("."), help="directory for the CRL file (default: current)")
+    p.add_argument(
+        "--ca",
+        required=True,
+        action="append",
+        metavar="NAME",
+        help="CA whose revocations to publish (repeatable: every CA that verifies clients needs one)",
+    )
+    p.add_argument(
+        "--ca-passphrase", metavar="SOURCE", help=f"passphrase of an encrypted CA key: {PASSPHRASE_SOURCES}"
+    )
+    p.add_argument(
+        "--out-dir", type=Path, default=Path("."), help="directory for the CRL file (default: current)"
+    )
     p.add_argument("--out", type=Path, help="CRL file (default: NAME.crl, or NAME1+NAME2.crl)")
-    p.add_argument("--dir", type=Path, help="write the OpenSSL hashed layout (<hash>.r0) for ssl_crl_dir here")
+    p.add_argument(
+        "--dir", type=Path, help="write the OpenSSL hashed layout (<hash>.r0) for ssl_crl_dir here"
+    )
     p.add_argument("--days", type=_positive, default=30, help="days until the next update (default 30)")
     p.set_defaults(func=_run(_crl))
 
 
 def add_check_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``check``: diagnose the SSL setup of a data directory."""
-    p = subparsers.add_parser("check", help="diagnose the SSL setup of a data directory or a running server",
-                              description="Check postgresql.conf, pg_hba.conf and the SSL files they name, or "
-                                          "(--server) what a running server presents. "
-                                          "Exit status: 0 clean, 1 warnings, 2 errors.")
+    p = subparsers.add_parser(
+        "check",
+        help="diagnose the SSL setup of a data directory or a running server",
+        description="Check postgresql.conf, pg_hba.conf and the SSL files they name, or "
+        "(--server) what a running server presents. "
+        "Exit status: 0 clean, 1 warnings, 2 errors.",
+    )
     p.add_argument("--server", metavar="HOST:PORT", help="inspect a live server over SSLRequest instead")
     p.add_argument("--sni", metavar="NAME", help="with --server: the name to send as SNI")
-    p.add_argument("--rootcert", metavar="FILE", help="with --server: verify the chain and name (verify-full)")
-    p.add_argument("-D", "--pgdata", type=Path, default=os.environ.get("PGDATA"), help="data directory (default: $PGDATA)")
+    p.add_argument(
+        "--rootcert", metavar="FILE", help="with --server: verify the chain and name (verify-full)"
+    )
+    p.add_argument(
+        "-D",
+        "--pgdata",
+        type=Path,
+        default=os.environ.get("PGDATA"),
+        help="data directory (default: $PGDATA)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--passphrase", metavar="SOURCE", help=f"passphrase of an encrypted server key: {PASSPHRASE_SOURCES}")
+    p.add_argument(
+        "--passphrase", metavar="SOURCE", help=f"passphrase of an encrypted server key: {PASSPHRASE_SOURCES}"
+    )
     p.set_defaults(func=_check)
 
 
@@ -163,7 +234,11 @@ def _run(fn: Callable[[argparse.Namespace], list[commands.Written]]) -> Callable
 
 
 def _keyspec(args: argparse.Namespace) -> commands.KeySpec:
-    pw = passphrase_reader(args.key_passphrase, confirm=True, what="passphrase for the new key")() if args.key_passphrase else None
+    pw = (
+        passphrase_reader(args.key_passphrase, confirm=True, what="passphrase for the new key")()
+        if args.key_passphrase
+        else None
+    )
     return commands.KeySpec(args.key_type, pw)
 
 
@@ -178,12 +253,16 @@ def _prefix(args: argparse.Namespace) -> Path:
 def _authority(args: argparse.Namespace, spec: str | None = None, need_key: bool = True) -> Authority:
     src = getattr(args, "ca_passphrase", None)
     getter = passphrase_reader(src, what="CA key passphrase") if src else None
-    return load_authority(spec or args.ca, getter, (args.out_dir,) if hasattr(args, "out_dir") else (), need_key=need_key)
+    return load_authority(
+        spec or args.ca, getter, (args.out_dir,) if hasattr(args, "out_dir") else (), need_key=need_key
+    )
 
 
 def _selfsigned(args: argparse.Namespace) -> list[commands.Written]:
     subject = commands.parse_subject(args.subj, args.cn)
-    return commands.selfsigned(_prefix(args), subject, _sans(args.san), _keyspec(args), _validity(args), args.force)
+    return commands.selfsigned(
+        _prefix(args), subject, _sans(args.san), _keyspec(args), _validity(args), args.force
+    )
 
 
 def _ca(args: argparse.Namespace) -> list[commands.Written]:
@@ -195,13 +274,17 @@ def _intermediate(args: argparse.Namespace) -> list[commands.Written]:
     subject = commands.parse_subject(args.subj, args.cn or "pgtls intermediate CA")
     ca = _authority(args)
     plen = None if args.path_length < 0 else args.path_length
-    return commands.intermediate(_prefix(args), ca, subject, _keyspec(args), _validity(args), plen, args.force)
+    return commands.intermediate(
+        _prefix(args), ca, subject, _keyspec(args), _validity(args), plen, args.force
+    )
 
 
 def _server(args: argparse.Namespace) -> list[commands.Written]:
     subject = commands.parse_subject(args.subj, args.cn)
     ca = _authority(args)
-    return commands.server(_prefix(args), ca, subject, _sans(args.san), _keyspec(args), _validity(args), args.force)
+    return commands.server(
+        _prefix(args), ca, subject, _sans(args.san), _keyspec(args), _validity(args), args.force
+    )
 
 
 def _client(args: argparse.Namespace) -> list[commands.Written]:
@@ -271,8 +354,16 @@ def _check(args: argparse.Namespace) -> int:
         return fail(f"{e.strerror or e}: {e.filename or ''}")
     status = exit_status(findings)
     if args.json:
-        print(json.dumps({"data_directory": str(args.pgdata), "status": status,
-                          "findings": [f.to_dict() for f in findings]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "data_directory": str(args.pgdata),
+                    "status": status,
+                    "findings": [f.to_dict() for f in findings],
+                },
+                indent=2,
+            )
+        )
         return status
     for f in findings:
         print(_format(f))

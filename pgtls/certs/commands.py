@@ -69,7 +69,12 @@ class Validity:
             raise CertError("--not-after must be later than --not-before")
         if self.serial is not None and not (0 < self.serial < 2**159):
             raise CertError("--serial must be a positive integer below 2**159")
-        return {"days": days, "not_before": self.not_before, "not_after": self.not_after, "serial": self.serial}
+        return {
+            "days": days,
+            "not_before": self.not_before,
+            "not_after": self.not_after,
+            "serial": self.serial,
+        }
 
 
 _SUBJ_PART = re.compile(r"/((?:[^/\\]|\\.)+)")
@@ -135,8 +140,14 @@ def _san_list(san: Sequence[str], subject: x509.Name) -> list[str]:
     return [str(cns[0].value)] if cns else []
 
 
-def selfsigned(prefix: Path, subject: x509.Name, san: Sequence[str] = (), key: KeySpec = KeySpec(),
-               validity: Validity = Validity(), force: bool = False) -> list[Written]:
+def selfsigned(
+    prefix: Path,
+    subject: x509.Name,
+    san: Sequence[str] = (),
+    key: KeySpec = KeySpec(),
+    validity: Validity = Validity(),
+    force: bool = False,
+) -> list[Written]:
     """The manual's first recipe: server.crt/server.key, self-signed, 365 days."""
     crt, keyfile = _paths(prefix)
     _refuse_overwrite([keyfile], force)
@@ -146,13 +157,22 @@ def selfsigned(prefix: Path, subject: x509.Name, san: Sequence[str] = (), key: K
     xb.write_certs(crt, [issued.cert])
     xb.write_key(keyfile, private, key.passphrase)
     return [
-        Written(crt, "server", "ssl_cert_file; clients that verify the server use it as their root.crt (it is its own CA)"),
+        Written(
+            crt,
+            "server",
+            "ssl_cert_file; clients that verify the server use it as their root.crt (it is its own CA)",
+        ),
         Written(keyfile, "server", _key_note("ssl_key_file", key)),
     ]
 
 
-def new_ca(prefix: Path, subject: x509.Name, key: KeySpec = KeySpec(), validity: Validity = Validity(),
-           force: bool = False) -> list[Written]:
+def new_ca(
+    prefix: Path,
+    subject: x509.Name,
+    key: KeySpec = KeySpec(),
+    validity: Validity = Validity(),
+    force: bool = False,
+) -> list[Written]:
     """A root CA with the v3_ca profile, 3650 days."""
     crt, keyfile = _paths(prefix)
     _refuse_overwrite([keyfile], force)
@@ -161,52 +181,95 @@ def new_ca(prefix: Path, subject: x509.Name, key: KeySpec = KeySpec(), validity:
     xb.write_certs(crt, [issued.cert])
     xb.write_key(keyfile, private, key.passphrase)
     return [
-        Written(crt, "clients", "root.crt / sslrootcert to verify the server; on the server: ssl_ca_file to verify client certificates"),
-        Written(keyfile, "offline", _key_note("CA key: keep it off the server, it only signs certificates and CRLs", key)),
+        Written(
+            crt,
+            "clients",
+            "root.crt / sslrootcert to verify the server; on the server: ssl_ca_file to verify client certificates",
+        ),
+        Written(
+            keyfile,
+            "offline",
+            _key_note("CA key: keep it off the server, it only signs certificates and CRLs", key),
+        ),
     ]
 
 
-def intermediate(prefix: Path, ca: Authority, subject: x509.Name, key: KeySpec = KeySpec(),
-                 validity: Validity = Validity(), path_length: int | None = 0, force: bool = False) -> list[Written]:
+def intermediate(
+    prefix: Path,
+    ca: Authority,
+    subject: x509.Name,
+    key: KeySpec = KeySpec(),
+    validity: Validity = Validity(),
+    path_length: int | None = 0,
+    force: bool = False,
+) -> list[Written]:
     """An intermediate CA (v3_ca with pathlen) signed by ``ca``, 1825 days."""
     crt, keyfile = _paths(prefix)
     _refuse_overwrite([keyfile], force)
     private = _key(key)
-    issued = xb.make_ca(subject, issuer=ca.issued, key=private, path_length=path_length, **validity.kw("intermediate"))
+    issued = xb.make_ca(
+        subject, issuer=ca.issued, key=private, path_length=path_length, **validity.kw("intermediate")
+    )
     xb.write_certs(crt, [issued.cert, *_intermediates(ca.chain)])
     xb.write_key(keyfile, private, key.passphrase)
     return [
-        Written(crt, "offline", f'intermediate CA: sign with --ca {prefix}; server/client certificates it signs carry it in their chain'),
+        Written(
+            crt,
+            "offline",
+            f"intermediate CA: sign with --ca {prefix}; server/client certificates it signs carry it in their chain",
+        ),
         Written(keyfile, "offline", _key_note("intermediate CA key: keep it off the server", key)),
     ]
 
 
-def server(prefix: Path, ca: Authority, subject: x509.Name, san: Sequence[str] = (), key: KeySpec = KeySpec(),
-           validity: Validity = Validity(), force: bool = False) -> list[Written]:
+def server(
+    prefix: Path,
+    ca: Authority,
+    subject: x509.Name,
+    san: Sequence[str] = (),
+    key: KeySpec = KeySpec(),
+    validity: Validity = Validity(),
+    force: bool = False,
+) -> list[Written]:
     """A serverAuth leaf; server.crt holds the leaf then the intermediates (never the root)."""
     crt, keyfile = _paths(prefix)
     _refuse_overwrite([keyfile], force)
     names = _san_list(san, subject)
     private = _key(key)
-    issued = xb.make_leaf(subject, ca.issued, purpose="server", san=names, key=private, **validity.kw("server"))
+    issued = xb.make_leaf(
+        subject, ca.issued, purpose="server", san=names, key=private, **validity.kw("server")
+    )
     inter = _intermediates(ca.chain)
     xb.write_certs(crt, [issued.cert, *inter])
     xb.write_key(keyfile, private, key.passphrase)
     return [
-        Written(crt, "server", f"ssl_cert_file (server certificate + {len(inter)} intermediate(s); the root stays with the clients)"),
+        Written(
+            crt,
+            "server",
+            f"ssl_cert_file (server certificate + {len(inter)} intermediate(s); the root stays with the clients)",
+        ),
         Written(keyfile, "server", _key_note("ssl_key_file", key)),
     ]
 
 
-def client(prefix: Path, ca: Authority, subject: x509.Name, key: KeySpec = KeySpec(), validity: Validity = Validity(),
-           force: bool = False, libpq_dir: Path | None = None) -> list[Written]:
+def client(
+    prefix: Path,
+    ca: Authority,
+    subject: x509.Name,
+    key: KeySpec = KeySpec(),
+    validity: Validity = Validity(),
+    force: bool = False,
+    libpq_dir: Path | None = None,
+) -> list[Written]:
     """A clientAuth leaf (CN = the database user).  With ``libpq_dir`` (normally ~/.postgresql)
     write libpq's default names postgresql.crt, postgresql.key and root.crt there instead."""
     root: x509.Certificate | None = None
     if libpq_dir is not None:
         root = find_root(ca.chain, ca.crt_path.parent)
         if root is None:
-            raise CertError(f'cannot find the root CA above "{ca.crt_path}" in {ca.crt_path.parent} (needed for root.crt)')
+            raise CertError(
+                f'cannot find the root CA above "{ca.crt_path}" in {ca.crt_path.parent} (needed for root.crt)'
+            )
         libpq_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         crt, keyfile = libpq_dir / "postgresql.crt", libpq_dir / "postgresql.key"
     else:
@@ -217,12 +280,16 @@ def client(prefix: Path, ca: Authority, subject: x509.Name, key: KeySpec = KeySp
     xb.write_certs(crt, [issued.cert, *_intermediates(ca.chain)])
     xb.write_key(keyfile, private, key.passphrase)
     out = [
-        Written(crt, "client", "sslcert (libpq default ~/.postgresql/postgresql.crt); the CN is the database user"),
+        Written(
+            crt, "client", "sslcert (libpq default ~/.postgresql/postgresql.crt); the CN is the database user"
+        ),
         Written(keyfile, "client", _key_note("sslkey (libpq default ~/.postgresql/postgresql.key)", key)),
     ]
     if root is not None and libpq_dir is not None:  # root is found only for a libpq_dir
         xb.write_certs(libpq_dir / "root.crt", [root])
-        out.append(Written(libpq_dir / "root.crt", "client", "sslrootcert: the root CA that verifies the server"))
+        out.append(
+            Written(libpq_dir / "root.crt", "client", "sslrootcert: the root CA that verifies the server")
+        )
     return out
 
 
@@ -230,11 +297,13 @@ def revoke(ca: Authority, cert_path: Path) -> tuple[bool, list[Written]]:
     """Record the (first) certificate in ``cert_path`` as revoked; (newly revoked?, files)."""
     cert = read_certs(cert_path)[0]
     added = add_revoked(ca, cert)
-    note = f"revocation database of {ca.crt_path.name}: run \"pgtls cert crl --ca {ca.crt_path.with_suffix('')}\" to publish"
+    note = f'revocation database of {ca.crt_path.name}: run "pgtls cert crl --ca {ca.crt_path.with_suffix("")}" to publish'
     return added, [Written(ca.revoked_path, "offline", note)]
 
 
-def crl(cas: Sequence[Authority], out_file: Path | None = None, out_dir: Path | None = None, days: int = 30) -> list[Written]:
+def crl(
+    cas: Sequence[Authority], out_file: Path | None = None, out_dir: Path | None = None, days: int = 30
+) -> list[Written]:
     """A CRL per CA (each listing every serial it revoked) as one PEM file and/or a hashed directory."""
     if days <= 0:
         raise CertError("--days must be positive")
@@ -243,7 +312,13 @@ def crl(cas: Sequence[Authority], out_file: Path | None = None, out_dir: Path | 
     if out_file is not None:
         out_file.parent.mkdir(parents=True, exist_ok=True)
         xb.write_crls(out_file, crls)
-        out.append(Written(out_file, "server", f"ssl_crl_file ({sum(len(c) for c in crls)} revoked serial(s); next update in {days} days)"))
+        out.append(
+            Written(
+                out_file,
+                "server",
+                f"ssl_crl_file ({sum(len(c) for c in crls)} revoked serial(s); next update in {days} days)",
+            )
+        )
     if out_dir is not None:
         for p in xb.write_crl_dir(out_dir, crls):
             out.append(Written(p, "server", f"in the ssl_crl_dir directory {out_dir} (OpenSSL hashed name)"))

@@ -64,7 +64,9 @@ def init_tls(datadir: Path, *, role: str, hostnames: list[str]) -> dict[str, str
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
         d.chmod(0o700)
 
-    root = xb.make_ca(xb.make_name(("O", "pgtls"), ("CN", f"pgtls root CA {names[0]} {secrets.token_hex(4)}")))
+    root = xb.make_ca(
+        xb.make_name(("O", "pgtls"), ("CN", f"pgtls root CA {names[0]} {secrets.token_hex(4)}"))
+    )
     srv = xb.make_leaf(xb.cn(names[0]), root, purpose="server", san=[_san_entry(n) for n in names])
     cli = xb.make_leaf(xb.cn(role), root, purpose="client")
     assert root.key is not None and srv.key is not None and cli.key is not None

@@ -27,8 +27,12 @@ SSL_REQUEST = b"\0\0\0\x08\x04\xd2\x16\x2f"
 CONNECT_TIMEOUT = 10.0
 EXPIRY_WARNING_DAYS = 30
 SSL_CTRL_GET_NEGOTIATED_GROUP = 134
-VERSIONS = (("TLSv1", ssl.TLSVersion.TLSv1), ("TLSv1.1", ssl.TLSVersion.TLSv1_1),
-            ("TLSv1.2", ssl.TLSVersion.TLSv1_2), ("TLSv1.3", ssl.TLSVersion.TLSv1_3))
+VERSIONS = (
+    ("TLSv1", ssl.TLSVersion.TLSv1),
+    ("TLSv1.1", ssl.TLSVersion.TLSv1_1),
+    ("TLSv1.2", ssl.TLSVersion.TLSv1_2),
+    ("TLSv1.3", ssl.TLSVersion.TLSv1_3),
+)
 GROUPS = ("X25519", "P-256", "P-384", "P-521", "X448", "ffdhe2048", "ffdhe3072")
 
 
@@ -69,8 +73,9 @@ def _handshake(host: str, port: int, ctx: ssl.SSLContext, sni: str | None) -> ss
         sock.sendall(SSL_REQUEST)
         answer = sock.recv(1)
         if answer != b"S":
-            raise ConnectionError("the server does not accept SSL connections (it answered the SSLRequest with "
-                                  f"{answer!r})")
+            raise ConnectionError(
+                f"the server does not accept SSL connections (it answered the SSLRequest with {answer!r})"
+            )
         inbio, outbio = ssl.MemoryBIO(), ssl.MemoryBIO()
         obj = ctx.wrap_bio(inbio, outbio, server_side=False, server_hostname=sni)
         while True:
@@ -122,9 +127,14 @@ def _cert_facts(der: bytes, now: dt.datetime) -> dict[str, Any]:
     except x509.ExtensionNotFound:
         pass
     not_after = cert.not_valid_after_utc
-    return {"subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string(), "names": names,
-            "not_before": cert.not_valid_before_utc.isoformat(), "not_after": not_after.isoformat(),
-            "days_left": (not_after - now).days}
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "names": names,
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": not_after.isoformat(),
+        "days_left": (not_after - now).days,
+    }
 
 
 def check_server(server: str, sni: str | None = None, rootcert: str | None = None) -> Report:
@@ -191,8 +201,12 @@ def check_server(server: str, sni: str | None = None, rootcert: str | None = Non
 def format_report(rep: Report) -> list[str]:
     if rep.error:
         return [f"error: {rep.error}"]
-    out = [f"{rep.server}" + (f" (SNI {rep.sni})" if rep.sni else "") + f": {rep.protocol}, {rep.cipher}"
-           + (f", group {rep.group}" if rep.group else "")]
+    out = [
+        f"{rep.server}"
+        + (f" (SNI {rep.sni})" if rep.sni else "")
+        + f": {rep.protocol}, {rep.cipher}"
+        + (f", group {rep.group}" if rep.group else "")
+    ]
     for i, c in enumerate(rep.chain):
         out.append(f"  certificate {i}: {c['subject']}")
         out.append(f"    issuer {c['issuer']}; valid until {c['not_after']} ({c['days_left']} days)")

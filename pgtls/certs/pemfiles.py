@@ -47,7 +47,9 @@ def _read(path: Path, what: str) -> bytes:
         with path.open("rb") as f:
             data = f.read(MAX_PEM_FILE_BYTES + 1)
         if len(data) > MAX_PEM_FILE_BYTES:
-            raise CertError(f'{what} file "{path}" is too large (over {MAX_PEM_FILE_BYTES} bytes) to be a PEM file')
+            raise CertError(
+                f'{what} file "{path}" is too large (over {MAX_PEM_FILE_BYTES} bytes) to be a PEM file'
+            )
         return data
     except FileNotFoundError:
         raise CertError(f'{what} file "{path}" does not exist') from None
@@ -95,7 +97,9 @@ def read_certs(path: str | os.PathLike[str], what: str = "certificate") -> list[
     return out
 
 
-def read_key(path: str | os.PathLike[str], passphrase: bytes | None = None, what: str = "private key") -> PrivateKey:
+def read_key(
+    path: str | os.PathLike[str], passphrase: bytes | None = None, what: str = "private key"
+) -> PrivateKey:
     """One PEM private key (PKCS#1, SEC1 or PKCS#8, optionally encrypted)."""
     p = Path(path)
     data = _read(p, what)

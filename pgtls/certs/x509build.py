@@ -82,7 +82,9 @@ def _hash_for(key: PrivateKey) -> hashes.HashAlgorithm | None:
     return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
 
 
-def _window(days: int, not_before: dt.datetime | None, not_after: dt.datetime | None) -> tuple[dt.datetime, dt.datetime]:
+def _window(
+    days: int, not_before: dt.datetime | None, not_after: dt.datetime | None
+) -> tuple[dt.datetime, dt.datetime]:
     start = not_before or (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
     end = not_after or (start + dt.timedelta(days=days))
     return start, end
@@ -109,7 +111,9 @@ def _builder(
     )
 
 
-def _sign(builder: x509.CertificateBuilder, signer: Issued, hash_alg: hashes.HashAlgorithm | None) -> x509.Certificate:
+def _sign(
+    builder: x509.CertificateBuilder, signer: Issued, hash_alg: hashes.HashAlgorithm | None
+) -> x509.Certificate:
     if signer.key is None:
         raise ValueError("the issuing CA's private key is not available")
     alg = hash_alg if not isinstance(signer.key, ed25519.Ed25519PrivateKey) else None
@@ -141,9 +145,15 @@ def make_ca(
         b = b.add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         b = b.add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -161,7 +171,9 @@ def parse_san(items: Iterable[str]) -> list[x509.GeneralName]:
     """``DNS:name``, ``IP:addr`` or a bare name/address (guessed) -> GeneralNames."""
     out: list[x509.GeneralName] = []
     for raw in items:
-        kind, _, value = raw.partition(":") if raw[:4].upper() in ("DNS:",) or raw[:3].upper() == "IP:" else ("", "", raw)
+        kind, _, value = (
+            raw.partition(":") if raw[:4].upper() in ("DNS:",) or raw[:3].upper() == "IP:" else ("", "", raw)
+        )
         if kind.upper() == "IP":
             out.append(x509.IPAddress(ipaddress.ip_address(value)))
         elif kind.upper() == "DNS":
@@ -241,7 +253,12 @@ def make_crl(
     """A v2 CRL signed by ``issuer`` revoking the given serial numbers."""
     start = last_update or (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
     end = next_update or (start + dt.timedelta(days=days))
-    b = x509.CertificateRevocationListBuilder().issuer_name(issuer.cert.subject).last_update(start).next_update(end)
+    b = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.cert.subject)
+        .last_update(start)
+        .next_update(end)
+    )
     for serial in revoked_serials:
         b = b.add_revoked_certificate(
             x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(start).build()
@@ -263,7 +280,9 @@ def _write_private(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def key_bytes(key: PrivateKey, passphrase: bytes | None = None, *, der: bool = False, pkcs1: bool = False) -> bytes:
+def key_bytes(
+    key: PrivateKey, passphrase: bytes | None = None, *, der: bool = False, pkcs1: bool = False
+) -> bytes:
     enc: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     )
@@ -304,7 +323,12 @@ def _crypto() -> ctypes.CDLL:
         lib.d2i_X509_NAME.restype = ctypes.c_void_p
         lib.d2i_X509_NAME.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_long]
         lib.X509_NAME_hash_ex.restype = ctypes.c_ulong
-        lib.X509_NAME_hash_ex.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
+        lib.X509_NAME_hash_ex.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.POINTER(ctypes.c_int),
+        ]
         lib.X509_NAME_free.argtypes = [ctypes.c_void_p]
         _libcrypto = lib
     return _libcrypto
@@ -328,7 +352,9 @@ def name_hash(name: x509.Name) -> str:
         lib.X509_NAME_free(nm)
 
 
-def write_crl_dir(directory: str | os.PathLike[str], crls: Iterable[x509.CertificateRevocationList]) -> list[Path]:
+def write_crl_dir(
+    directory: str | os.PathLike[str], crls: Iterable[x509.CertificateRevocationList]
+) -> list[Path]:
     """Write CRLs in OpenSSL's hashed layout (``<issuer hash>.r<n>``), as ssl_crl_dir expects."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)

@@ -101,22 +101,54 @@ _SPACE = CLASSES["space"]
 
 # The collating-element names of regc_locale.c (``[[.space.]]``), case-sensitive.
 _CNAMES: dict[str, int] = {
-    **{n: i for i, n in enumerate(
-        "NUL SOH STX ETX EOT ENQ ACK BEL BS HT LF VT FF CR SO SI DLE DC1 DC2 DC3 DC4 NAK SYN ETB CAN EM "
-        "SUB ESC IS4 IS3 IS2 IS1".split())},
-    "FS": 28, "GS": 29, "RS": 30, "US": 31, "DEL": 127,
-    "alert": 7, "backspace": 8, "tab": 9, "newline": 10, "vertical-tab": 11, "form-feed": 12,
+    **{
+        n: i
+        for i, n in enumerate(
+            "NUL SOH STX ETX EOT ENQ ACK BEL BS HT LF VT FF CR SO SI DLE DC1 DC2 DC3 DC4 NAK SYN ETB CAN EM "
+            "SUB ESC IS4 IS3 IS2 IS1".split()
+        )
+    },
+    "FS": 28,
+    "GS": 29,
+    "RS": 30,
+    "US": 31,
+    "DEL": 127,
+    "alert": 7,
+    "backspace": 8,
+    "tab": 9,
+    "newline": 10,
+    "vertical-tab": 11,
+    "form-feed": 12,
     "carriage-return": 13,
-    **{n: 32 + i for i, n in enumerate(
-        "space exclamation-mark quotation-mark number-sign dollar-sign percent-sign ampersand apostrophe "
-        "left-parenthesis right-parenthesis asterisk plus-sign comma hyphen period slash zero one two three "
-        "four five six seven eight nine colon semicolon less-than-sign equals-sign greater-than-sign "
-        "question-mark commercial-at".split()) if n != "hyphen"},
-    "hyphen": 45, "hyphen-minus": 45, "full-stop": 46, "solidus": 47,
-    "left-square-bracket": 91, "backslash": 92, "reverse-solidus": 92, "right-square-bracket": 93,
-    "circumflex": 94, "circumflex-accent": 94, "underscore": 95, "low-line": 95, "grave-accent": 96,
-    "left-brace": 123, "left-curly-bracket": 123, "vertical-line": 124, "right-brace": 125,
-    "right-curly-bracket": 125, "tilde": 126,
+    **{
+        n: 32 + i
+        for i, n in enumerate(
+            "space exclamation-mark quotation-mark number-sign dollar-sign percent-sign ampersand apostrophe "
+            "left-parenthesis right-parenthesis asterisk plus-sign comma hyphen period slash zero one two three "
+            "four five six seven eight nine colon semicolon less-than-sign equals-sign greater-than-sign "
+            "question-mark commercial-at".split()
+        )
+        if n != "hyphen"
+    },
+    "hyphen": 45,
+    "hyphen-minus": 45,
+    "full-stop": 46,
+    "solidus": 47,
+    "left-square-bracket": 91,
+    "backslash": 92,
+    "reverse-solidus": 92,
+    "right-square-bracket": 93,
+    "circumflex": 94,
+    "circumflex-accent": 94,
+    "underscore": 95,
+    "low-line": 95,
+    "grave-accent": 96,
+    "left-brace": 123,
+    "left-curly-bracket": 123,
+    "vertical-line": 124,
+    "right-brace": 125,
+    "right-curly-bracket": 125,
+    "tilde": 126,
 }
 CHR_MAX = 0x7FFFFFFE  # pg_wchar limit of the regex engine
 DUPMAX = 255  # _POSIX2_RE_DUP_MAX
@@ -224,7 +256,11 @@ L_ERE, L_EBND, L_BRACK, L_CEL, L_ECL, L_CCL, L_Q = "ERE", "EBND", "BRACK", "CEL"
 
 _ALNUM_BYTES = _ALNUM
 _ALPHA_BYTES = _ALPHA
-_HEX = {**{c: c - 0x30 for c in _DIGIT}, **{c: c - 0x41 + 10 for c in b"ABCDEF"}, **{c: c - 0x61 + 10 for c in b"abcdef"}}
+_HEX = {
+    **{c: c - 0x30 for c in _DIGIT},
+    **{c: c - 0x41 + 10 for c in b"ABCDEF"},
+    **{c: c - 0x61 + 10 for c in b"abcdef"},
+}
 
 
 class _Lexer:
@@ -470,7 +506,17 @@ class _Lexer:
         if c not in _ALNUM_BYTES:
             return self.ret(PLAIN, c)
         ch = chr(c)
-        simple = {"a": 0x07, "b": 0x08, "B": 0x5C, "e": 0x1B, "f": 0x0C, "n": 0x0A, "r": 0x0D, "t": 0x09, "v": 0x0B}
+        simple = {
+            "a": 0x07,
+            "b": 0x08,
+            "B": 0x5C,
+            "e": 0x1B,
+            "f": 0x0C,
+            "n": 0x0A,
+            "r": 0x0D,
+            "t": 0x09,
+            "v": 0x0B,
+        }
         if ch in simple:
             return self.ret(PLAIN, simple[ch])
         classes = {"d": "digit", "s": "space", "w": "word"}
@@ -804,8 +850,14 @@ class _Parser:
             pre = _Node("=", _pref(f2), _repeat(_group(atom.rx), m - 1, INF if n == INF else n - 1))
             tchild = _Node(".", f2, pre.rx + _group(atom.rx), children=[pre, atom])
         else:
-            tchild = _Node("*", _combine(qprefer, atom.flags), _repeat(_group(atom.rx), m, n),
-                           children=[atom], min=m, max=n)
+            tchild = _Node(
+                "*",
+                _combine(qprefer, atom.flags),
+                _repeat(_group(atom.rx), m, n),
+                children=[atom],
+                min=m,
+                max=n,
+            )
         prefix = _Node("=", top.flags, "".join(parts))
         vacuous = not parts
         tflags = _combine(qprefer, atom.flags)
@@ -984,7 +1036,9 @@ def _dissect(node: _Node, s: bytes, b: int, e: int, caps: dict[int, tuple[int, i
             while mid is not None and not rm.full(s, mid, e, bud):
                 mid = None if mid == b else lm.longest(s, b, mid - 1, bud)
         if mid is None:
-            raise AuthRegexMatchError("internal error: no concatenation split")  # cannot happen without backrefs
+            raise AuthRegexMatchError(
+                "internal error: no concatenation split"
+            )  # cannot happen without backrefs
         _dissect(left, s, b, mid, caps, bud)
         _dissect(right, s, mid, e, caps, bud)
     elif op == "|":

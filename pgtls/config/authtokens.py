@@ -214,7 +214,9 @@ class _Tokenizer:
                 tokens.extend(f)
         return None
 
-    def include(self, outer: str, inc: str, out: list[TokenizedLine], depth: int, missing_ok: bool) -> str | None:
+    def include(
+        self, outer: str, inc: str, out: list[TokenizedLine], depth: int, missing_ok: bool
+    ) -> str | None:
         full = absolute_config_location(inc, outer)
         text, err, errno_ = self.open(full, depth)
         if text is None:
@@ -267,7 +269,9 @@ def tokenize_file(path: str | Path, log: list[str] | None = None) -> list[Tokeni
     return out
 
 
-def tokenize_text(text: str, file_name: str = "pg_hba.conf", log: list[str] | None = None) -> list[TokenizedLine]:
+def tokenize_text(
+    text: str, file_name: str = "pg_hba.conf", log: list[str] | None = None
+) -> list[TokenizedLine]:
     """Tokenize a file's contents given as a string (includes resolve next to ``file_name``)."""
     out: list[TokenizedLine] = []
     _Tokenizer(log).file(file_name, text, out, 0)

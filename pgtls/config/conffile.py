@@ -228,7 +228,7 @@ def _utf8_mblen(b: int) -> int:
 def invalid_encoding_message(data: bytes, start: int) -> str:
     """report_invalid_encoding's text for the bad sequence at ``data[start:]``."""
     length = min(_utf8_mblen(data[start]), len(data) - start)
-    shown = " ".join(f"0x{b:02x}" for b in data[start:start + length])
+    shown = " ".join(f"0x{b:02x}" for b in data[start : start + length])
     return f'invalid byte sequence for encoding "UTF8": {shown}'
 
 
@@ -243,12 +243,15 @@ def _decode(data: bytes, filename: str, lineno: int, *, allow_nul: bool = False)
             return text
         bad = data.index(0)
     raise ConfigError(
-        invalid_encoding_message(data, bad), filename, lineno + data.count(b"\n", 0, bad),
+        invalid_encoding_message(data, bad),
+        filename,
+        lineno + data.count(b"\n", 0, bad),
         sqlstate="22021",
     )
 
 
 # --- file locations ---
+
 
 def absolute_config_location(location: str, calling_file: str | None, data_dir: str | None = None) -> str:
     """AbsoluteConfigLocation: relative to the including file's directory (or the data dir), canonical."""
@@ -265,6 +268,7 @@ def _canonicalize(path: str) -> str:
 
 # --- the parser ---
 
+
 class _Parser:
     def __init__(self, result: ParseResult) -> None:
         self.result = result
@@ -273,38 +277,73 @@ class _Parser:
         self.result.errors.append(err)
 
     def parse_file(
-        self, config_file: str, strict: bool, calling_file: str | None, calling_lineno: int, depth: int,
+        self,
+        config_file: str,
+        strict: bool,
+        calling_file: str | None,
+        calling_lineno: int,
+        depth: int,
     ) -> bool:
         """ParseConfigFile."""
         if config_file.strip(" \t\r\n") == "":
-            self.error(ConfigError(f'empty configuration file name: "{config_file}"', calling_file,
-                                   calling_lineno, sqlstate=INVALID_PARAMETER_VALUE))
+            self.error(
+                ConfigError(
+                    f'empty configuration file name: "{config_file}"',
+                    calling_file,
+                    calling_lineno,
+                    sqlstate=INVALID_PARAMETER_VALUE,
+                )
+            )
             return False
         if depth > CONF_FILE_MAX_DEPTH:
-            self.error(ConfigError(
-                f'could not open configuration file "{config_file}": maximum nesting depth exceeded',
-                calling_file, calling_lineno, sqlstate=PROGRAM_LIMIT_EXCEEDED))
+            self.error(
+                ConfigError(
+                    f'could not open configuration file "{config_file}": maximum nesting depth exceeded',
+                    calling_file,
+                    calling_lineno,
+                    sqlstate=PROGRAM_LIMIT_EXCEEDED,
+                )
+            )
             return False
         abs_path = absolute_config_location(config_file, calling_file)
         if calling_file is not None and abs_path == calling_file:
-            self.error(ConfigError(f'configuration file recursion in "{calling_file}"', calling_file,
-                                   calling_lineno, sqlstate=INVALID_PARAMETER_VALUE))
+            self.error(
+                ConfigError(
+                    f'configuration file recursion in "{calling_file}"',
+                    calling_file,
+                    calling_lineno,
+                    sqlstate=INVALID_PARAMETER_VALUE,
+                )
+            )
             return False
         try:
             with open(abs_path, "rb") as f:
                 data = f.read()
         except IsADirectoryError:
             # fopen() succeeds on a directory; flex's read() then fails.
-            self.error(ConfigError(f'input in flex scanner failed at file "{abs_path}" line 1', abs_path, 1,
-                                   located=True, sqlstate=IO_ERROR))
+            self.error(
+                ConfigError(
+                    f'input in flex scanner failed at file "{abs_path}" line 1',
+                    abs_path,
+                    1,
+                    located=True,
+                    sqlstate=IO_ERROR,
+                )
+            )
             return False
         except OSError as e:
             if not strict:
                 self.result.log.append(f'skipping missing configuration file "{abs_path}"')
                 return True
             sqlstate = UNDEFINED_FILE if isinstance(e, FileNotFoundError) else IO_ERROR
-            self.error(ConfigError(f'could not open configuration file "{abs_path}": {e.strerror}',
-                                   calling_file, calling_lineno, sqlstate=sqlstate))
+            self.error(
+                ConfigError(
+                    f'could not open configuration file "{abs_path}": {e.strerror}',
+                    calling_file,
+                    calling_lineno,
+                    sqlstate=sqlstate,
+                )
+            )
             return False
         return self.parse_text(data, abs_path, depth)
 
@@ -352,8 +391,14 @@ class _Parser:
             ok = False
             errorcount += 1
             if errorcount >= MAX_SYNTAX_ERRORS_PER_FILE:
-                self.error(ConfigError(f'too many syntax errors found, abandoning file "{config_file}"',
-                                       config_file, line, sqlstate=PROGRAM_LIMIT_EXCEEDED))
+                self.error(
+                    ConfigError(
+                        f'too many syntax errors found, abandoning file "{config_file}"',
+                        config_file,
+                        line,
+                        sqlstate=PROGRAM_LIMIT_EXCEEDED,
+                    )
+                )
                 break
             while token != EOL and token is not None:
                 token, _ = lex.next()
@@ -387,16 +432,28 @@ class _Parser:
     def parse_directory(self, includedir: str, calling_file: str, calling_lineno: int, depth: int) -> bool:
         """ParseConfigDirectory: every ``*.conf`` (not starting with ".") in byte order of the full path."""
         if includedir.strip(" \t\r\n") == "":
-            self.error(ConfigError(f'empty configuration directory name: "{includedir}"', calling_file,
-                                   calling_lineno, sqlstate=INVALID_PARAMETER_VALUE))
+            self.error(
+                ConfigError(
+                    f'empty configuration directory name: "{includedir}"',
+                    calling_file,
+                    calling_lineno,
+                    sqlstate=INVALID_PARAMETER_VALUE,
+                )
+            )
             return False
         directory = absolute_config_location(includedir, calling_file)
         try:
             names = os.listdir(directory)
         except OSError as e:
             sqlstate = UNDEFINED_FILE if isinstance(e, FileNotFoundError) else IO_ERROR
-            self.error(ConfigError(f'could not open configuration directory "{directory}": {e.strerror}',
-                                   calling_file, calling_lineno, sqlstate=sqlstate))
+            self.error(
+                ConfigError(
+                    f'could not open configuration directory "{directory}": {e.strerror}',
+                    calling_file,
+                    calling_lineno,
+                    sqlstate=sqlstate,
+                )
+            )
             return False
         files: list[str] = []
         for name in names:
@@ -407,8 +464,14 @@ class _Parser:
                 st = os.stat(filename)
             except OSError as e:
                 # Most likely removed between the listing and now.
-                self.error(ConfigError(f'could not stat file "{filename}": {e.strerror}',
-                                       calling_file, calling_lineno, sqlstate=UNDEFINED_FILE))
+                self.error(
+                    ConfigError(
+                        f'could not stat file "{filename}": {e.strerror}',
+                        calling_file,
+                        calling_lineno,
+                        sqlstate=UNDEFINED_FILE,
+                    )
+                )
                 return False
             if not stat.S_ISDIR(st.st_mode):
                 files.append(filename)
@@ -419,8 +482,13 @@ class _Parser:
         return True
 
 
-def read_config_file(path: Path | str, *, strict: bool = True, result: ParseResult | None = None,
-                     data_dir: Path | str | None = None) -> ParseResult:
+def read_config_file(
+    path: Path | str,
+    *,
+    strict: bool = True,
+    result: ParseResult | None = None,
+    data_dir: Path | str | None = None,
+) -> ParseResult:
     """Parse ``path`` and its includes the way PostgreSQL does; never raises.
 
     Errors are collected in ``result.errors`` (all of them, as PostgreSQL logs them
@@ -428,7 +496,9 @@ def read_config_file(path: Path | str, *, strict: bool = True, result: ParseResu
     A relative ``path`` is taken relative to ``data_dir`` (else the working directory).
     """
     result = result if result is not None else ParseResult()
-    location = absolute_config_location(os.fspath(path), None, None if data_dir is None else os.fspath(data_dir))
+    location = absolute_config_location(
+        os.fspath(path), None, None if data_dir is None else os.fspath(data_dir)
+    )
     _Parser(result).parse_file(_canonicalize(location), strict, None, 0, 0)
     return result
 

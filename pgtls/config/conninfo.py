@@ -122,7 +122,7 @@ def uri_decode(text: str) -> str:
             out += c.encode("utf-8", "surrogateescape")
             i += 1
             continue
-        digits = text[i + 1:i + 3]
+        digits = text[i + 1 : i + 3]
         if len(digits) < 2 or any(d not in "0123456789abcdefABCDEF" for d in digits):
             raise ConninfoError(f'invalid percent-encoded token: "{text}"')
         byte = int(digits, 16)
@@ -160,7 +160,7 @@ def _parse_uri(uri: str, keywords: frozenset[str]) -> dict[str, str]:
             while uri[r] != "@":
                 r += 1
             if r > q + 1:
-                _store(out, keywords, "password", uri_decode(uri[q + 1:r]))
+                _store(out, keywords, "password", uri_decode(uri[q + 1 : r]))
             q = r
         p = q + 1
     hosts: list[str] = []
@@ -172,15 +172,19 @@ def _parse_uri(uri: str, keywords: frozenset[str]) -> dict[str, str]:
             while p < n and uri[p] != "]":
                 p += 1
             if p >= n:
-                raise ConninfoError('end of string reached when looking for matching "]" in IPv6 host address '
-                                    f'in URI: "{uri}"')
+                raise ConninfoError(
+                    'end of string reached when looking for matching "]" in IPv6 host address '
+                    f'in URI: "{uri}"'
+                )
             if p == start:
                 raise ConninfoError(f'IPv6 host address may not be empty in URI: "{uri}"')
             host = uri[start:p]
             p += 1
             if at(p) not in ("", ":", "/", "?", ","):
-                raise ConninfoError(f'unexpected character "{uri[p]}" at position {p + 1} in URI '
-                                    f'(expected ":" or "/"): "{uri}"')
+                raise ConninfoError(
+                    f'unexpected character "{uri[p]}" at position {p + 1} in URI '
+                    f'(expected ":" or "/"): "{uri}"'
+                )
         else:
             start = p
             while p < n and uri[p] not in ":/?,":
@@ -213,7 +217,7 @@ def _parse_uri(uri: str, keywords: frozenset[str]) -> dict[str, str]:
             _store(out, keywords, "dbname", uri_decode(uri[start:p]))
         terminator = at(p)
     if terminator:
-        _parse_uri_params(uri[p + 1:], out, keywords)
+        _parse_uri_params(uri[p + 1 :], out, keywords)
     return out
 
 

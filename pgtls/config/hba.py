@@ -33,13 +33,28 @@ SUPPORTED_METHODS = ("trust", "reject", "password", "md5", "scram-sha-256", "cer
 UNSUPPORTED_METHODS = ("ident", "peer", "gss", "sspi", "pam", "bsd", "ldap", "radius", "oauth")
 # Options of the unsupported methods, with the method list PostgreSQL names for them.
 _OTHER_OPTIONS = {
-    "pamservice": "pam", "pam_use_hostname": "pam",
-    "ldapurl": "ldap", "ldaptls": "ldap", "ldapscheme": "ldap", "ldapserver": "ldap", "ldapport": "ldap",
-    "ldapbinddn": "ldap", "ldapbindpasswd": "ldap", "ldapsearchattribute": "ldap",
-    "ldapsearchfilter": "ldap", "ldapbasedn": "ldap", "ldapprefix": "ldap", "ldapsuffix": "ldap",
-    "krb_realm": "gssapi and sspi", "include_realm": "gssapi and sspi",
-    "compat_realm": "sspi", "upn_username": "sspi",
-    "radiusservers": "radius", "radiusports": "radius", "radiussecrets": "radius", "radiusidentifiers": "radius",
+    "pamservice": "pam",
+    "pam_use_hostname": "pam",
+    "ldapurl": "ldap",
+    "ldaptls": "ldap",
+    "ldapscheme": "ldap",
+    "ldapserver": "ldap",
+    "ldapport": "ldap",
+    "ldapbinddn": "ldap",
+    "ldapbindpasswd": "ldap",
+    "ldapsearchattribute": "ldap",
+    "ldapsearchfilter": "ldap",
+    "ldapbasedn": "ldap",
+    "ldapprefix": "ldap",
+    "ldapsuffix": "ldap",
+    "krb_realm": "gssapi and sspi",
+    "include_realm": "gssapi and sspi",
+    "compat_realm": "sspi",
+    "upn_username": "sspi",
+    "radiusservers": "radius",
+    "radiusports": "radius",
+    "radiussecrets": "radius",
+    "radiusidentifiers": "radius",
 }
 
 
@@ -247,19 +262,23 @@ def parse_hba_line(tl: TokenizedLine, *, ssl_enabled: bool = True) -> _Parsed:
         fields = tl.fields
         if len(fields[0]) > 1:
             raise _LineFailed(
-                "multiple values specified for connection type", "Specify exactly one connection type per line."
+                "multiple values specified for connection type",
+                "Specify exactly one connection type per line.",
             )
         conn_type = fields[0][0].string
         if conn_type not in CONN_TYPES:
             raise _LineFailed(f'invalid connection type "{conn_type}"')
         if conn_type == "hostssl" and not ssl_enabled:
             warning = HbaLineError(
-                tl.file_name, tl.line_num, "hostssl record cannot match because SSL is disabled",
+                tl.file_name,
+                tl.line_num,
+                "hostssl record cannot match because SSL is disabled",
                 'Set "ssl = on" in postgresql.conf.',
             )
         if conn_type == "hostgssenc":
             warning = HbaLineError(
-                tl.file_name, tl.line_num,
+                tl.file_name,
+                tl.line_num,
                 "hostgssenc record cannot match because GSSAPI is not supported by this build",
             )
         if len(fields) < 2:
@@ -282,7 +301,9 @@ def parse_hba_line(tl: TokenizedLine, *, ssl_enabled: bool = True) -> _Parsed:
             if idx >= len(fields):
                 raise _LineFailed("end-of-line before IP address specification")
             if len(fields[idx]) > 1:
-                raise _LineFailed("multiple values specified for host address", "Specify one address range per line.")
+                raise _LineFailed(
+                    "multiple values specified for host address", "Specify one address range per line."
+                )
             addr_kw, idx = _parse_address(fields[idx][0], fields, idx)
             kw.update(addr_kw)
         idx += 1
@@ -290,7 +311,8 @@ def parse_hba_line(tl: TokenizedLine, *, ssl_enabled: bool = True) -> _Parsed:
             raise _LineFailed("end-of-line before authentication method")
         if len(fields[idx]) > 1:
             raise _LineFailed(
-                "multiple values specified for authentication type", "Specify exactly one authentication type per line."
+                "multiple values specified for authentication type",
+                "Specify exactly one authentication type per line.",
             )
         method = fields[idx][0].string
         if method not in SUPPORTED_METHODS and method not in UNSUPPORTED_METHODS:
@@ -315,8 +337,14 @@ def parse_hba_line(tl: TokenizedLine, *, ssl_enabled: bool = True) -> _Parsed:
         if method == "cert":
             kw["clientcert"] = "verify-full"
         line = HbaLine(
-            filename=tl.file_name, line_number=tl.line_num, raw=tl.raw_line, conn_type=conn_type,
-            databases=lists[0], users=lists[1], method=method, options=options,
+            filename=tl.file_name,
+            line_number=tl.line_num,
+            raw=tl.raw_line,
+            conn_type=conn_type,
+            databases=lists[0],
+            users=lists[1],
+            method=method,
+            options=options,
             **kw,
         )
         return _Parsed(line, None, warning)
@@ -340,13 +368,23 @@ def _row(rule: int | None, tl: TokenizedLine, line: HbaLine | None, error: str |
     if line is None:
         return (rule, tl.file_name, tl.line_num, None, None, None, None, None, None, None, error)
     return (
-        rule, tl.file_name, tl.line_num, line.conn_type,
-        [t.string for t in line.databases], [t.string for t in line.users],
-        line.address, line.netmask, line.method, line.option_list(), error,
+        rule,
+        tl.file_name,
+        tl.line_num,
+        line.conn_type,
+        [t.string for t in line.databases],
+        [t.string for t in line.users],
+        line.address,
+        line.netmask,
+        line.method,
+        line.option_list(),
+        error,
     )
 
 
-def _process(tlines: list[TokenizedLine], ssl_enabled: bool) -> tuple[list[HbaLine], list[HbaLineError], list[HbaLineError], list[tuple[object, ...]]]:
+def _process(
+    tlines: list[TokenizedLine], ssl_enabled: bool
+) -> tuple[list[HbaLine], list[HbaLineError], list[HbaLineError], list[tuple[object, ...]]]:
     lines: list[HbaLine] = []
     errors: list[HbaLineError] = []
     warnings: list[HbaLineError] = []
@@ -409,7 +447,21 @@ def hba_file_rules(path: Path | str, *, ssl_enabled: bool = True) -> list[tuple[
     try:
         tlines = tokenize_file(name)
     except OSError as e:
-        return [(None, name, 0, None, None, None, None, None, None, None, f'could not open file "{name}": {e.strerror}')]
+        return [
+            (
+                None,
+                name,
+                0,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                f'could not open file "{name}": {e.strerror}',
+            )
+        ]
     return _process(tlines, ssl_enabled)[3]
 
 
@@ -440,7 +492,9 @@ class MatchResult:
     hostname_detail: str | None = None
 
 
-def _check_role(user: str, tokens: Sequence[AuthToken], roles: RoleMembership, case_insensitive: bool = False) -> bool:
+def _check_role(
+    user: str, tokens: Sequence[AuthToken], roles: RoleMembership, case_insensitive: bool = False
+) -> bool:
     for t in tokens:
         if t.is_member_check:
             if roles.is_member(user, t.string[1:]):
@@ -481,7 +535,9 @@ def _check_db(conn: ConnFacts, tokens: Sequence[AuthToken], roles: RoleMembershi
     return False
 
 
-def match_detail(rules: HbaRules, conn: ConnFacts, roles: RoleMembership, resolver: Resolver = SYSTEM_RESOLVER) -> MatchResult:
+def match_detail(
+    rules: HbaRules, conn: ConnFacts, roles: RoleMembership, resolver: Resolver = SYSTEM_RESOLVER
+) -> MatchResult:
     """check_hba(): the first matching line, plus the host-name lookup detail for logs."""
     client = None if conn.local or conn.addr is None else parse_ip(conn.addr.split("%", 1)[0])
     hostcheck = HostCheck(client, resolver)
@@ -502,7 +558,12 @@ def match_detail(rules: HbaRules, conn: ConnFacts, roles: RoleMembership, resolv
                 if hba.hostname is not None:
                     if not hostcheck.matches(hba.hostname):
                         continue
-                elif client is None or hba.addr is None or hba.mask is None or not check_ip(client, hba.addr, hba.mask):
+                elif (
+                    client is None
+                    or hba.addr is None
+                    or hba.mask is None
+                    or not check_ip(client, hba.addr, hba.mask)
+                ):
                     continue
             elif hba.ip_cmp in ("samehost", "samenet"):
                 if client is None or not hostcheck.same_host_or_net(hba.ip_cmp):
@@ -515,6 +576,8 @@ def match_detail(rules: HbaRules, conn: ConnFacts, roles: RoleMembership, resolv
     return MatchResult(None, hostcheck.detail())
 
 
-def match(rules: HbaRules, conn: ConnFacts, roles: RoleMembership, resolver: Resolver = SYSTEM_RESOLVER) -> HbaLine | None:
+def match(
+    rules: HbaRules, conn: ConnFacts, roles: RoleMembership, resolver: Resolver = SYSTEM_RESOLVER
+) -> HbaLine | None:
     """The first line matching ``conn`` (None: implicit reject)."""
     return match_detail(rules, conn, roles, resolver).line

@@ -68,7 +68,9 @@ def parse_ident_line(tl: TokenizedLine) -> tuple[IdentLine | None, str | None]:
     return IdentLine(tl.file_name, tl.line_num, f[0][0].string, sys_tok, pg_tok), None
 
 
-def _process(tlines: list[TokenizedLine]) -> tuple[list[IdentLine], list[IdentLineError], list[tuple[object, ...]]]:
+def _process(
+    tlines: list[TokenizedLine],
+) -> tuple[list[IdentLine], list[IdentLineError], list[tuple[object, ...]]]:
     lines: list[IdentLine] = []
     errors: list[IdentLineError] = []
     rows: list[tuple[object, ...]] = []
@@ -82,7 +84,9 @@ def _process(tlines: list[TokenizedLine]) -> tuple[list[IdentLine], list[IdentLi
             continue
         n += 1
         lines.append(line)
-        rows.append((n, tl.file_name, tl.line_num, line.map_name, line.system_user.string, line.pg_user.string, None))
+        rows.append(
+            (n, tl.file_name, tl.line_num, line.map_name, line.system_user.string, line.pg_user.string, None)
+        )
     return lines, errors, rows
 
 
@@ -117,8 +121,13 @@ def ident_file_mappings(path: Path | str) -> list[tuple[object, ...]]:
 
 
 def _check_line(
-    line: IdentLine, map_name: str, pg_user: str, system_user: str, case_insensitive: bool,
-    roles: RoleMembership, log: list[str],
+    line: IdentLine,
+    map_name: str,
+    pg_user: str,
+    system_user: str,
+    case_insensitive: bool,
+    roles: RoleMembership,
+    log: list[str],
 ) -> tuple[bool, bool]:
     """check_ident_usermap(): returns (found, error)."""
     if line.map_name != map_name:
@@ -153,15 +162,21 @@ def _check_line(
 
 
 def check_usermap_log(
-    maps: IdentMaps | None, map_name: str | None, pg_user: str, system_user: str,
-    case_insensitive: bool = False, roles: RoleMembership | None = None,
+    maps: IdentMaps | None,
+    map_name: str | None,
+    pg_user: str,
+    system_user: str,
+    case_insensitive: bool = False,
+    roles: RoleMembership | None = None,
 ) -> tuple[bool, list[str]]:
     """check_usermap(): (allowed, LOG lines explaining a refusal)."""
     log: list[str] = []
     if not map_name:
         same = pg_user.lower() == system_user.lower() if case_insensitive else pg_user == system_user
         if not same:
-            log.append(f"provided user name ({pg_user}) and authenticated user name ({system_user}) do not match")
+            log.append(
+                f"provided user name ({pg_user}) and authenticated user name ({system_user}) do not match"
+            )
         return same, log
     r = roles if roles is not None else _NoRoles()
     found = error = False
@@ -175,8 +190,12 @@ def check_usermap_log(
 
 
 def check_usermap(
-    maps: IdentMaps | None, map_name: str | None, pg_user: str, system_user: str,
-    case_insensitive: bool = False, roles: RoleMembership | None = None,
+    maps: IdentMaps | None,
+    map_name: str | None,
+    pg_user: str,
+    system_user: str,
+    case_insensitive: bool = False,
+    roles: RoleMembership | None = None,
 ) -> bool:
     """True if ``system_user`` may connect as ``pg_user`` under ``map_name``
     (use :func:`check_usermap_log` to get the LOG lines on failure)."""

@@ -76,11 +76,11 @@ def _name(text: str) -> tuple[str, str]:
             if i >= len(text):
                 raise ValueError("unterminated quoted database name")
             if text[i] == '"':
-                if text[i + 1:i + 2] == '"':
+                if text[i + 1 : i + 2] == '"':
                     out.append('"')
                     i += 2
                     continue
-                return "".join(out), text[i + 1:]
+                return "".join(out), text[i + 1 :]
             out.append(text[i])
             i += 1
     end = 0
@@ -122,8 +122,11 @@ def parse_routes(text: str, filename: str) -> Routes:
         for key in POOL_KEYWORDS & params.keys():
             value = params.pop(key)
             if not value.isdigit():
-                errors.append(RouteLineError(filename, lineno,
-                                             f'invalid value for {key}: "{value}" (a non-negative integer)'))
+                errors.append(
+                    RouteLineError(
+                        filename, lineno, f'invalid value for {key}: "{value}" (a non-negative integer)'
+                    )
+                )
                 bad = True
                 continue
             pool[key] = int(value)
@@ -150,7 +153,9 @@ def load_routes(path: Path) -> Routes | None:
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise RoutesError([RouteLineError(str(path), 0, f'could not open file "{path}": {e.strerror}')]) from None
+        raise RoutesError(
+            [RouteLineError(str(path), 0, f'could not open file "{path}": {e.strerror}')]
+        ) from None
     if len(data) > MAX_ROUTES_FILE_SIZE:
         raise RoutesError([RouteLineError(str(path), 0, f'file "{path}" is too large')])
     return parse_routes(data.decode("utf-8", "surrogateescape"), str(path))

@@ -41,7 +41,13 @@ from pgtls.config.guc import (
 from pgtls.errors import CANT_CHANGE_RUNTIME_PARAM, INVALID_PARAMETER_VALUE, UNDEFINED_OBJECT, PgError
 
 __all__ = [
-    "ConfigError", "LogMessage", "Settings", "format_value", "load_settings", "parse_value", "reload_settings",
+    "ConfigError",
+    "LogMessage",
+    "Settings",
+    "format_value",
+    "load_settings",
+    "parse_value",
+    "reload_settings",
     "reload_settings_detailed",
 ]
 
@@ -186,12 +192,18 @@ def parse_value(gucdef: GucDef, raw: str, *, name: str | None = None) -> Value:
         if integer:
             ival = int(val)
             if not gucdef.min <= ival <= gucdef.max:
-                raise PgError(INVALID_PARAMETER_VALUE, f"{ival}{unit} is outside the valid range for parameter "
-                              f'"{name}" ({int(gucdef.min)} .. {int(gucdef.max)})')
+                raise PgError(
+                    INVALID_PARAMETER_VALUE,
+                    f"{ival}{unit} is outside the valid range for parameter "
+                    f'"{name}" ({int(gucdef.min)} .. {int(gucdef.max)})',
+                )
             return ival
         if not gucdef.min <= val <= gucdef.max:
-            raise PgError(INVALID_PARAMETER_VALUE, f"{val:g}{unit} is outside the valid range for parameter "
-                          f'"{name}" ({gucdef.min:g} .. {gucdef.max:g})')
+            raise PgError(
+                INVALID_PARAMETER_VALUE,
+                f"{val:g}{unit} is outside the valid range for parameter "
+                f'"{name}" ({gucdef.min:g} .. {gucdef.max:g})',
+            )
         return val
     if gucdef.type == "enum":
         for option in gucdef.enum_values:
@@ -308,8 +320,14 @@ class Settings:
         for name, new in changes.items():
             gucdef = self.definition(name)
             values[gucdef.key] = _coerce(gucdef, new, name)
-        return Settings(self.data_dir, self.config_file, MappingProxyType(values), self._origins, self._sources,
-                        self._custom)
+        return Settings(
+            self.data_dir,
+            self.config_file,
+            MappingProxyType(values),
+            self._origins,
+            self._sources,
+            self._custom,
+        )
 
 
 def _coerce(gucdef: GucDef, value: Value, name: str) -> Value:
@@ -328,6 +346,7 @@ def _coerce(gucdef: GucDef, value: Value, name: str) -> Value:
 
 # --- building snapshots (ProcessConfigFileInternal) ---
 
+
 @dataclass(frozen=True)
 class LogMessage:
     """One server log line a reload produced (severity LOG), with PostgreSQL's optional fields."""
@@ -341,16 +360,24 @@ class LogMessage:
 
 
 def _from_pg(err: PgError, entry: ConfigEntry | None, config_file: str) -> ConfigError:
-    return ConfigError(err.message, entry.filename if entry else None, entry.lineno if entry else None,
-                       sqlstate=err.sqlstate, detail=err.detail, hint=err.hint,
-                       config_file=config_file if entry else None)
+    return ConfigError(
+        err.message,
+        entry.filename if entry else None,
+        entry.lineno if entry else None,
+        sqlstate=err.sqlstate,
+        detail=err.detail,
+        hint=err.hint,
+        config_file=config_file if entry else None,
+    )
 
 
 class _Builder:
     """Mutable state while one snapshot is built."""
 
     def __init__(self, base: Settings | None, data_dir: Path, config_file: Path) -> None:
-        self.values: dict[str, Value] = dict(base._values) if base else {k: d.default for k, d in GUCS.items()}
+        self.values: dict[str, Value] = (
+            dict(base._values) if base else {k: d.default for k, d in GUCS.items()}
+        )
         self.origins: dict[str, str] = dict(base._origins) if base else {}
         self.sources: dict[str, tuple[str, int]] = dict(base._sources) if base else {}
         self.custom: dict[str, GucDef] = dict(base._custom) if base else {}
@@ -365,9 +392,14 @@ class _Builder:
         return gucdef
 
     def freeze(self) -> Settings:
-        return Settings(self.data_dir, self.config_file, MappingProxyType(self.values),
-                        MappingProxyType(self.origins), MappingProxyType(self.sources),
-                        MappingProxyType(self.custom))
+        return Settings(
+            self.data_dir,
+            self.config_file,
+            MappingProxyType(self.values),
+            MappingProxyType(self.origins),
+            MappingProxyType(self.sources),
+            MappingProxyType(self.custom),
+        )
 
 
 def _normalize_override(name: str) -> str:
@@ -393,7 +425,9 @@ def _read_auto_conf(data_dir: Path, result: ParseResult) -> None:
         read_config_file(auto, strict=False, result=result)
 
 
-def _live_entries(entries: list[ConfigEntry], builder: _Builder) -> tuple[list[ConfigEntry], list[ConfigEntry]]:
+def _live_entries(
+    entries: list[ConfigEntry], builder: _Builder
+) -> tuple[list[ConfigEntry], list[ConfigEntry]]:
     """(entries to apply, unknown-name entries); of duplicates only the last is kept."""
     last: dict[str, int] = {}
     unknown: list[ConfigEntry] = []
@@ -417,7 +451,10 @@ def _finish(builder: _Builder, configdir: Path) -> None:
 
 
 def load_settings(
-    data_dir: Path, overrides: Mapping[str, str] = MappingProxyType({}), *, config_file: Path | None = None,
+    data_dir: Path,
+    overrides: Mapping[str, str] = MappingProxyType({}),
+    *,
+    config_file: Path | None = None,
 ) -> Settings:
     """The snapshot at server start; raises ConfigError for the first problem (start-up refuses).
 
@@ -467,17 +504,27 @@ def load_settings(
     live, unknown = _live_entries(result.entries, builder)
     if unknown:
         e0 = unknown[0]
-        raise ConfigError(f'unrecognized configuration parameter "{e0.name}" in file "{e0.filename}" line '
-                          f"{e0.lineno}", e0.filename, e0.lineno, sqlstate=UNDEFINED_OBJECT, located=True,
-                          config_file=str(config_file))
+        raise ConfigError(
+            f'unrecognized configuration parameter "{e0.name}" in file "{e0.filename}" line {e0.lineno}',
+            e0.filename,
+            e0.lineno,
+            sqlstate=UNDEFINED_OBJECT,
+            located=True,
+            config_file=str(config_file),
+        )
     for entry in live:
         gucdef = builder.define(entry.name)
         assert gucdef is not None
         if gucdef.key in ("config_file", "data_directory"):
             continue  # set by the server (PGC_S_OVERRIDE outranks the file)
         if gucdef.context == "internal":
-            raise ConfigError(f'parameter "{entry.name}" cannot be changed', entry.filename, entry.lineno,
-                              sqlstate=CANT_CHANGE_RUNTIME_PARAM, config_file=str(config_file))
+            raise ConfigError(
+                f'parameter "{entry.name}" cannot be changed',
+                entry.filename,
+                entry.lineno,
+                sqlstate=CANT_CHANGE_RUNTIME_PARAM,
+                config_file=str(config_file),
+            )
         try:
             value = parse_value(gucdef, entry.value, name=entry.name)
         except PgError as e:
@@ -492,7 +539,9 @@ def load_settings(
 
 
 def reload_settings_detailed(
-    current: Settings, data_dir: Path, overrides: Mapping[str, str] = MappingProxyType({}),
+    current: Settings,
+    data_dir: Path,
+    overrides: Mapping[str, str] = MappingProxyType({}),
 ) -> tuple[Settings, list[LogMessage]]:
     """:func:`reload_settings` with DETAIL/HINT kept (each LogMessage is one LOG line plus its fields)."""
     log: list[LogMessage] = []
@@ -508,10 +557,16 @@ def reload_settings_detailed(
     live, unknown = _live_entries(result.entries, builder)
     if unknown:
         for e in unknown:
-            log.append(LogMessage(f'unrecognized configuration parameter "{e.name}" in file "{e.filename}" '
-                                  f"line {e.lineno}"))
-        log.append(LogMessage(f'configuration file "{unknown[-1].filename}" contains errors; '
-                              "no changes were applied"))
+            log.append(
+                LogMessage(
+                    f'unrecognized configuration parameter "{e.name}" in file "{e.filename}" line {e.lineno}'
+                )
+            )
+        log.append(
+            LogMessage(
+                f'configuration file "{unknown[-1].filename}" contains errors; no changes were applied'
+            )
+        )
         return current, log
 
     error = False
@@ -523,7 +578,9 @@ def reload_settings_detailed(
         gucdef = builder.define(key)
         assert gucdef is not None
         if gucdef.context in ("internal", "postmaster"):
-            log.append(LogMessage(f'parameter "{gucdef.name}" cannot be changed without restarting the server'))
+            log.append(
+                LogMessage(f'parameter "{gucdef.name}" cannot be changed without restarting the server')
+            )
             error = True
             continue
         builder.values[key] = gucdef.default
@@ -554,7 +611,9 @@ def reload_settings_detailed(
         old = builder.values[gucdef.key]
         if gucdef.context == "postmaster":
             if value != old:
-                log.append(LogMessage(f'parameter "{entry.name}" cannot be changed without restarting the server'))
+                log.append(
+                    LogMessage(f'parameter "{entry.name}" cannot be changed without restarting the server')
+                )
                 error, blame = True, entry.filename
             elif gucdef.key not in overridden:
                 builder.origins[gucdef.key] = _ORIGIN_FILE
@@ -568,12 +627,16 @@ def reload_settings_detailed(
         builder.origins[gucdef.key] = _ORIGIN_FILE
         builder.sources[gucdef.key] = (entry.filename, entry.lineno)
     if error:
-        log.append(LogMessage(f'configuration file "{blame}" contains errors; unaffected changes were applied'))
+        log.append(
+            LogMessage(f'configuration file "{blame}" contains errors; unaffected changes were applied')
+        )
     return builder.freeze(), log
 
 
 def reload_settings(
-    current: Settings, data_dir: Path, overrides: Mapping[str, str] = MappingProxyType({}),
+    current: Settings,
+    data_dir: Path,
+    overrides: Mapping[str, str] = MappingProxyType({}),
 ) -> tuple[Settings, list[str]]:
     """The snapshot after SIGHUP and the LOG lines PostgreSQL would write; never raises.
 

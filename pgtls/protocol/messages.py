@@ -77,7 +77,10 @@ def ready_for_query(status: str = "I") -> bytes:
 
 
 def negotiate_protocol_version(minor: int, unrecognized: Sequence[str]) -> bytes:
-    return msg(b"v", _I32.pack((3 << 16) | minor) + _I32.pack(len(unrecognized)) + b"".join(cstr(o) for o in unrecognized))
+    return msg(
+        b"v",
+        _I32.pack((3 << 16) | minor) + _I32.pack(len(unrecognized)) + b"".join(cstr(o) for o in unrecognized),
+    )
 
 
 def command_complete(tag: str) -> bytes:
@@ -108,7 +111,12 @@ def data_row(values: Sequence[bytes | None]) -> bytes:
 
 
 def _fields(err: PgError, severity: str) -> bytes:
-    parts = [b"S" + cstr(severity), b"V" + cstr(severity), b"C" + cstr(err.sqlstate), b"M" + cstr(err.message)]
+    parts = [
+        b"S" + cstr(severity),
+        b"V" + cstr(severity),
+        b"C" + cstr(err.sqlstate),
+        b"M" + cstr(err.message),
+    ]
     if err.detail:
         parts.append(b"D" + cstr(err.detail))
     if err.hint:
@@ -165,7 +173,7 @@ class Reader:
         try:
             return raw.decode()
         except UnicodeDecodeError:
-            raise ProtocolError("invalid byte sequence for encoding \"UTF8\"") from None
+            raise ProtocolError('invalid byte sequence for encoding "UTF8"') from None
 
     def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):

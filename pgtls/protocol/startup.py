@@ -46,7 +46,9 @@ MIN_STARTUP_PACKET_LENGTH = 4
 
 PROTOCOL_MAJOR = 3
 PROTOCOL_LATEST_MINOR = 2  # protocol 3.2 (PostgreSQL 18): longer cancel keys; 3.0 clients keep 4-byte ones
-MAX_CANCEL_KEY_LENGTH = 32  # PostgreSQL 18's: the key length a 3.2 session gets, the most a CancelRequest may carry
+MAX_CANCEL_KEY_LENGTH = (
+    32  # PostgreSQL 18's: the key length a 3.2 session gets, the most a CancelRequest may carry
+)
 CANCEL_KEY_OFFSET = 8  # offsetof(CancelRequestPacket, cancelAuthCode): request code and pid
 
 TLS_HANDSHAKE_RECORD = 0x16
@@ -246,7 +248,9 @@ class StartupMachine:
         body = payload[4:]
         if not body or body[-1] != 0:
             raise PgError(
-                PROTOCOL_VIOLATION, "invalid startup packet layout: expected terminator as last byte", severity="FATAL"
+                PROTOCOL_VIOLATION,
+                "invalid startup packet layout: expected terminator as last byte",
+                severity="FATAL",
             )
         params: dict[str, str] = {}
         unrecognized: list[str] = []
@@ -259,7 +263,8 @@ class StartupMachine:
                 break
             if pos >= len(body):
                 raise PgError(
-                    PROTOCOL_VIOLATION, "invalid startup packet layout: expected terminator as last byte",
+                    PROTOCOL_VIOLATION,
+                    "invalid startup packet layout: expected terminator as last byte",
                     severity="FATAL",
                 )
             end = body.index(b"\0", pos)
@@ -275,11 +280,14 @@ class StartupMachine:
                 params[name] = value
         if pos != len(body):
             raise PgError(
-                PROTOCOL_VIOLATION, "invalid startup packet layout: expected terminator as last byte", severity="FATAL"
+                PROTOCOL_VIOLATION,
+                "invalid startup packet layout: expected terminator as last byte",
+                severity="FATAL",
             )
         if not params.get("user"):
             raise PgError(
-                INVALID_AUTHORIZATION_SPECIFICATION, "no PostgreSQL user name specified in startup packet",
+                INVALID_AUTHORIZATION_SPECIFICATION,
+                "no PostgreSQL user name specified in startup packet",
                 severity="FATAL",
             )
         if not params.get("database"):

@@ -40,9 +40,13 @@ def allowed(server: Any, user: str, is_superuser: bool) -> bool:
 
 
 def refused(user: str) -> PgError:
-    return PgError(INSUFFICIENT_PRIVILEGE, f'permission denied for database "{ADMIN_DATABASE}"', severity="FATAL",
-                   detail=f'Only superusers and the roles of admin_users may use the admin console; "{user}" '
-                          "is neither.")
+    return PgError(
+        INSUFFICIENT_PRIVILEGE,
+        f'permission denied for database "{ADMIN_DATABASE}"',
+        severity="FATAL",
+        detail=f'Only superusers and the roles of admin_users may use the admin console; "{user}" '
+        "is neither.",
+    )
 
 
 async def local_op(server: Any, req: dict[str, Any]) -> dict[str, Any]:
@@ -84,9 +88,15 @@ class AdminSession:
 
     def parameters(self) -> list[tuple[str, str]]:
         s = self.server.snapshot.settings
-        return [("server_version", str(s["server_version"])), ("server_encoding", "UTF8"),
-                ("client_encoding", "UTF8"), ("DateStyle", "ISO, MDY"), ("integer_datetimes", "on"),
-                ("standard_conforming_strings", "on"), ("application_name", "")]
+        return [
+            ("server_version", str(s["server_version"])),
+            ("server_encoding", "UTF8"),
+            ("client_encoding", "UTF8"),
+            ("DateStyle", "ISO, MDY"),
+            ("integer_datetimes", "on"),
+            ("standard_conforming_strings", "on"),
+            ("application_name", ""),
+        ]
 
     async def cancel(self) -> None:
         pass
@@ -140,7 +150,9 @@ class AdminSession:
                 if kind == b"C" and not failed:
                     channel.send(m.close_complete())
             else:
-                channel.send(m.error_response(PgError("08P01", f"unexpected message type {kind!r}", severity="FATAL")))
+                channel.send(
+                    m.error_response(PgError("08P01", f"unexpected message type {kind!r}", severity="FATAL"))
+                )
                 return
 
     async def _answer(self, sql: str, *, describe: bool, only_describe: bool = False) -> bytes:
@@ -173,7 +185,9 @@ class AdminSession:
         handler = _COMMANDS.get(words[0].upper())
         answer = await handler(self, words[1:]) if handler is not None else None
         if answer is None:
-            raise PgError(SYNTAX_ERROR, f'unrecognized admin console command "{text[:100]}"', hint=_COMMAND_HINT)
+            raise PgError(
+                SYNTAX_ERROR, f'unrecognized admin console command "{text[:100]}"', hint=_COMMAND_HINT
+            )
         return answer
 
     async def _cmd_show(self, args: list[str]) -> tuple[str, Rows | None] | None:
@@ -229,9 +243,26 @@ def _table(answers: Sequence[dict[str, Any]], key: str, cols: list[str]) -> Rows
 
 
 def _clients(answers: Sequence[dict[str, Any]]) -> Rows:
-    return _table(answers, "clients", ["pid", "user", "database", "addr", "port", "application_name", "state",
-                                       "ssl", "tls_version", "cipher", "client_dn", "issuer_dn", "pinned",
-                                       "upstream_pid"])
+    return _table(
+        answers,
+        "clients",
+        [
+            "pid",
+            "user",
+            "database",
+            "addr",
+            "port",
+            "application_name",
+            "state",
+            "ssl",
+            "tls_version",
+            "cipher",
+            "client_dn",
+            "issuer_dn",
+            "pinned",
+            "upstream_pid",
+        ],
+    )
 
 
 def _servers(answers: Sequence[dict[str, Any]]) -> Rows:
@@ -239,21 +270,48 @@ def _servers(answers: Sequence[dict[str, Any]]) -> Rows:
 
 
 def _pools(answers: Sequence[dict[str, Any]]) -> Rows:
-    return _table(answers, "pools", ["user", "database", "mode", "pool_size", "size", "in_use", "idle", "waiting",
-                                     "pinned"])
+    return _table(
+        answers,
+        "pools",
+        ["user", "database", "mode", "pool_size", "size", "in_use", "idle", "waiting", "pinned"],
+    )
 
 
 def _stats(answers: Sequence[dict[str, Any]]) -> Rows:
-    cols = ["pid", "restarts", "uptime", "clients", "pre_auth", "pinned", "paused", "handshakes",
-            "handshake_failures", "logins", "login_failures"]
+    cols = [
+        "pid",
+        "restarts",
+        "uptime",
+        "clients",
+        "pre_auth",
+        "pinned",
+        "paused",
+        "handshakes",
+        "handshake_failures",
+        "logins",
+        "login_failures",
+    ]
     data = []
     for a in answers:
         st = a["stats"]
         logins = sum(n for _, outcome, n in st["auth"] if outcome == "success")
         failures = sum(n for _, outcome, n in st["auth"] if outcome != "success")
-        data.append([a["worker"], a["pid"], a["restarts"], time.time() - st["started"], len(a["clients"]),
-                     a["pre_auth"], a["pinned"], a["paused"], sum(r[-1] for r in st["handshakes"]),
-                     sum(r[-1] for r in st["handshake_failures"]), logins, failures])
+        data.append(
+            [
+                a["worker"],
+                a["pid"],
+                a["restarts"],
+                time.time() - st["started"],
+                len(a["clients"]),
+                a["pre_auth"],
+                a["pinned"],
+                a["paused"],
+                sum(r[-1] for r in st["handshakes"]),
+                sum(r[-1] for r in st["handshake_failures"]),
+                logins,
+                failures,
+            ]
+        )
     return ["worker", *cols], data
 
 
@@ -263,9 +321,18 @@ def _ssl(answers: Sequence[dict[str, Any]]) -> Rows:
     for a in answers:
         for c in a["certificates"]:
             na = c.get("not_after")
-            data.append([a["worker"], c["kind"], c["file"], c.get("hosts") or None, c["subject"], c["issuer"],
-                         time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(na)) if na else None,
-                         int(na - time.time()) if na else None])
+            data.append(
+                [
+                    a["worker"],
+                    c["kind"],
+                    c["file"],
+                    c.get("hosts") or None,
+                    c["subject"],
+                    c["issuer"],
+                    time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(na)) if na else None,
+                    int(na - time.time()) if na else None,
+                ]
+            )
     return ["worker", *cols], data
 
 
@@ -273,8 +340,15 @@ def _reload(answers: Sequence[dict[str, Any]]) -> Rows:
     data = []
     for a in answers:
         for f, r in sorted(a["stats"]["reloads"].items()):
-            data.append([a["worker"], f, time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(r["time"])), r["ok"],
-                         "\n".join(r["errors"]) or None])
+            data.append(
+                [
+                    a["worker"],
+                    f,
+                    time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(r["time"])),
+                    r["ok"],
+                    "\n".join(r["errors"]) or None,
+                ]
+            )
     return ["worker", "file", "time", "ok", "errors"], data
 
 
@@ -285,7 +359,12 @@ def _config(server: Any) -> Rows:
 
 # SHOW items built from every worker's snapshot (asked over the admin sockets) ...
 _SHOW_GATHERED: dict[str, Callable[[Sequence[dict[str, Any]]], Rows]] = {
-    "CLIENTS": _clients, "SERVERS": _servers, "POOLS": _pools, "STATS": _stats, "SSL": _ssl, "RELOAD": _reload,
+    "CLIENTS": _clients,
+    "SERVERS": _servers,
+    "POOLS": _pools,
+    "STATS": _stats,
+    "SSL": _ssl,
+    "RELOAD": _reload,
 }
 # ... and those this worker answers alone (the settings are the same in every worker).
 _SHOW_LOCAL: dict[str, Callable[[Any], Rows]] = {"CONFIG": _config}
@@ -293,10 +372,16 @@ _SHOW_HINT = "SHOW " + ", ".join(sorted([*_SHOW_GATHERED, *_SHOW_LOCAL])) + "."
 
 _Handler = Callable[["AdminSession", list[str]], Awaitable["tuple[str, Rows | None] | None"]]
 _COMMANDS: dict[str, _Handler] = {
-    "SHOW": AdminSession._cmd_show, "RELOAD": AdminSession._cmd_reload, "PAUSE": AdminSession._cmd_pause,
-    "RESUME": AdminSession._cmd_resume, "KILL": AdminSession._cmd_kill,
+    "SHOW": AdminSession._cmd_show,
+    "RELOAD": AdminSession._cmd_reload,
+    "PAUSE": AdminSession._cmd_pause,
+    "RESUME": AdminSession._cmd_resume,
+    "KILL": AdminSession._cmd_kill,
 }
-_COMMAND_HINT = "SHOW <item>, RELOAD, PAUSE, RESUME, KILL <pid>; items: " + ", ".join(
-    sorted([*_SHOW_GATHERED, *_SHOW_LOCAL])) + "."
+_COMMAND_HINT = (
+    "SHOW <item>, RELOAD, PAUSE, RESUME, KILL <pid>; items: "
+    + ", ".join(sorted([*_SHOW_GATHERED, *_SHOW_LOCAL]))
+    + "."
+)
 
 __all__ = ["ADMIN_DATABASE", "AdminSession", "allowed", "local_op", "refused"]

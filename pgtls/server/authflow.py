@@ -139,7 +139,8 @@ async def authenticate(conn: AuthConn, startup: Startup) -> AuthOutcome:
         peer_dn=None if tf is None else tf.peer_dn,
         # The certificate hash is fixed by the snapshot this connection started with (a reload
         # during the login cannot change it).
-        channel_binding=channel_binding_data(conn.tls_config) if conn.channel.tls and conn.tls_config is not None
+        channel_binding=channel_binding_data(conn.tls_config)
+        if conn.channel.tls and conn.tls_config is not None
         else None,
     )
     s = snap.settings
@@ -155,12 +156,21 @@ async def authenticate(conn: AuthConn, startup: Startup) -> AuthOutcome:
     gone = threading.Event()
     try:
         if needs_lookups(snap.hba):
-            mr = await loop.run_in_executor(server.preauth_executor, _unless_gone, gone, match_detail, snap.hba,
-                                            facts, roles)
+            mr = await loop.run_in_executor(
+                server.preauth_executor, _unless_gone, gone, match_detail, snap.hba, facts, roles
+            )
         else:
             mr = match_detail(snap.hba, facts, roles)
-        flow = AuthFlow(mr.line, facts, tls, roles=roles, ident=snap.ident, settings=settings,
-                        hostname_detail=mr.hostname_detail, abandoned=gone.is_set)
+        flow = AuthFlow(
+            mr.line,
+            facts,
+            tls,
+            roles=roles,
+            ident=snap.ident,
+            settings=settings,
+            hostname_detail=mr.hostname_detail,
+            abandoned=gone.is_set,
+        )
         out = flow.start()
         while isinstance(out, Continue):
             conn.channel.send(out.send)
@@ -168,13 +178,16 @@ async def authenticate(conn: AuthConn, startup: Startup) -> AuthOutcome:
             if too_long:
                 out = flow.too_long()
             elif flow.blocking:
-                out = await loop.run_in_executor(server.preauth_executor, _unless_gone, gone, flow.step, body, kind)
+                out = await loop.run_in_executor(
+                    server.preauth_executor, _unless_gone, gone, flow.step, body, kind
+                )
             else:
                 out = flow.step(body, kind)
     finally:
         gone.set()
-    server.stats.authenticated(str(getattr(mr.line, "method", None) or "no pg_hba.conf line"),
-                               isinstance(out, Success))
+    server.stats.authenticated(
+        str(getattr(mr.line, "method", None) or "no pg_hba.conf line"), isinstance(out, Success)
+    )
     if isinstance(out, Failure):
         _log_lines(out.log)
         if out.silent:
@@ -193,9 +206,12 @@ async def authenticate(conn: AuthConn, startup: Startup) -> AuthOutcome:
         reserved_slots_check(server, roles, startup.user)
     limit = getattr(roles, "connlimit", -1)
     if limit >= 0 and not role.superuser and server.registry.count_user(startup.user) >= limit:
-        raise PgError(TOO_MANY_CONNECTIONS, f'too many connections for role "{startup.user}"', severity="FATAL")
-    return AuthOutcome(is_superuser=bool(role and role.superuser), sent_ok=True, authn_id=out.authn_id,
-                       proven=out.proven)
+        raise PgError(
+            TOO_MANY_CONNECTIONS, f'too many connections for role "{startup.user}"', severity="FATAL"
+        )
+    return AuthOutcome(
+        is_superuser=bool(role and role.superuser), sent_ok=True, authn_id=out.authn_id, proven=out.proven
+    )
 
 
 def reserved_slots_check(server: AuthServer, roles: Any, user: str) -> None:
@@ -209,11 +225,18 @@ def reserved_slots_check(server: AuthServer, roles: Any, user: str) -> None:
     if free >= su_reserved + reserved:
         return
     if free < su_reserved:
-        raise PgError(TOO_MANY_CONNECTIONS, "remaining connection slots are reserved for roles with the "
-                      "SUPERUSER attribute", severity="FATAL")
+        raise PgError(
+            TOO_MANY_CONNECTIONS,
+            "remaining connection slots are reserved for roles with the SUPERUSER attribute",
+            severity="FATAL",
+        )
     if not roles.is_member(user, "pg_use_reserved_connections"):
-        raise PgError(TOO_MANY_CONNECTIONS, "remaining connection slots are reserved for roles with privileges "
-                      'of the "pg_use_reserved_connections" role', severity="FATAL")
+        raise PgError(
+            TOO_MANY_CONNECTIONS,
+            "remaining connection slots are reserved for roles with privileges "
+            'of the "pg_use_reserved_connections" role',
+            severity="FATAL",
+        )
 
 
 def _unless_gone(gone: threading.Event, fn: Callable[..., T], *args: object) -> T:

@@ -280,6 +280,7 @@ class Channel:
                 on_eof()
 
         if self.sslobj is None:
+
             def sink(data: bytes) -> None:
                 on_plain(data)
         else:

@@ -82,7 +82,9 @@ class Connection:
         self.channel = Channel(raw, server.tls_executor)
         self.entry: Entry | None = None
         self.tls_facts: tlsmod.ConnectionFacts | None = None
-        self.tls_config: tlsmod.TlsConfig | None = None  # the configuration the handshake used (SNI: its host's)
+        self.tls_config: tlsmod.TlsConfig | None = (
+            None  # the configuration the handshake used (SNI: its host's)
+        )
         self.host = "[local]" if raw.is_unix or raw.peer is None else raw.peer[0]
         self.port = None if raw.peer is None else raw.peer[1]
         self.startup: Startup | None = None
@@ -148,8 +150,9 @@ class Connection:
                     if self.server.is_async:
                         await cast(AsyncSession, session).release(fast=self.server.shutting_down_fast)
                     else:
-                        await asyncio.get_running_loop().run_in_executor(self.server.db_executor,
-                                                                         cast(Session, session).close)
+                        await asyncio.get_running_loop().run_in_executor(
+                            self.server.db_executor, cast(Session, session).close
+                        )
                 except Exception as e:  # noqa: BLE001 - a failing close must not take the server down
                     log.log(f"error closing session: {e}")
             if self.server.log_aspect(self.snap, "disconnections"):
@@ -157,8 +160,10 @@ class Connection:
                 hours, rest = divmod(elapsed, 3600)
                 minutes, seconds = divmod(rest, 60)
                 port = f" port={self.port}" if self.port is not None else ""
-                log.log(f"disconnection: session time: {int(hours)}:{int(minutes):02d}:{seconds:06.3f} "
-                        f"user={entry.info.user} database={entry.info.database} host={self.host}{port}")
+                log.log(
+                    f"disconnection: session time: {int(hours)}:{int(minutes):02d}:{seconds:06.3f} "
+                    f"user={entry.info.user} database={entry.info.database} host={self.host}{port}"
+                )
         self.server.connection_done(self)
         self.channel.close()
 
@@ -177,9 +182,14 @@ class Connection:
                     self.trace("direct SSL connection rejected")
                     return None
                 await self.handshake(tls, sm.take_buffer())
-                if self.channel.sslobj is None or self.channel.sslobj.selected_alpn_protocol() != "postgresql":
+                if (
+                    self.channel.sslobj is None
+                    or self.channel.sslobj.selected_alpn_protocol() != "postgresql"
+                ):
                     self.trace("direct SSL connection rejected")
-                    raise LogOnly("received direct SSL connection request without ALPN protocol negotiation extension")
+                    raise LogOnly(
+                        "received direct SSL connection request without ALPN protocol negotiation extension"
+                    )
                 self.trace("direct SSL connection accepted")
                 ch.direct_tls = True
                 sm.tls_started(direct=True)
@@ -196,8 +206,10 @@ class Connection:
                     sm.tls_started(direct=False)
                 elif sm.buffered:
                     raise PgError(
-                        PROTOCOL_VIOLATION, "received unencrypted data after SSL request",
-                        severity="FATAL", detail=UNENCRYPTED_AFTER_REQUEST_DETAIL,
+                        PROTOCOL_VIOLATION,
+                        "received unencrypted data after SSL request",
+                        severity="FATAL",
+                        detail=UNENCRYPTED_AFTER_REQUEST_DETAIL,
                     )
                 continue
             if isinstance(ev, GSSENCRequest):
@@ -206,8 +218,10 @@ class Connection:
                 sm.answered_gss()
                 if sm.buffered:
                     raise PgError(
-                        PROTOCOL_VIOLATION, "received unencrypted data after GSSAPI encryption request",
-                        severity="FATAL", detail=UNENCRYPTED_AFTER_REQUEST_DETAIL,
+                        PROTOCOL_VIOLATION,
+                        "received unencrypted data after GSSAPI encryption request",
+                        severity="FATAL",
+                        detail=UNENCRYPTED_AFTER_REQUEST_DETAIL,
                     )
                 continue
             if isinstance(ev, CancelRequest):
@@ -244,7 +258,9 @@ class Connection:
         ch = self.channel
         if startup.needs_negotiation:
             # The newest minor version this server speaks that the client asked for (ProcessStartupPacket).
-            ch.send(m.negotiate_protocol_version(min(startup.minor, PROTOCOL_LATEST_MINOR), startup.unrecognized))
+            ch.send(
+                m.negotiate_protocol_version(min(startup.minor, PROTOCOL_LATEST_MINOR), startup.unrecognized)
+            )
         if self.server.shutting_down:
             raise PgError(ADMIN_SHUTDOWN, "the database system is shutting down", severity="FATAL")
         max_conn = int(self.settings["max_connections"])
@@ -283,7 +299,10 @@ class Connection:
         else:
             loop = asyncio.get_running_loop()
             session = await loop.run_in_executor(
-                self.server.db_executor, cast(Backend, self.server.backend).open_session, info, self.server.registry
+                self.server.db_executor,
+                cast(Backend, self.server.backend).open_session,
+                info,
+                self.server.registry,
             )
             entry.session = session
             parameters = session.startup_parameters()
@@ -367,7 +386,9 @@ class Connection:
                 if kind[0] not in SESSION_MESSAGE_TYPES:
                     # Run what came before, then refuse like PostgreSQL.
                     await self.run_batch(session, batch[:i], send)
-                    raise PgError(PROTOCOL_VIOLATION, f"invalid frontend message type {kind[0]}", severity="FATAL")
+                    raise PgError(
+                        PROTOCOL_VIOLATION, f"invalid frontend message type {kind[0]}", severity="FATAL"
+                    )
             if batch:
                 await self.run_batch(session, batch, send)
             if terminate or self.server.shutting_down_fast:
@@ -409,7 +430,9 @@ class Connection:
             status = await asyncio.get_running_loop().run_in_executor(self.server.db_executor, work)
         finally:
             if held:
-                self.channel.send(held.pop())  # after the chunks queued by the worker: the loop runs them in order
+                self.channel.send(
+                    held.pop()
+                )  # after the chunks queued by the worker: the loop runs them in order
         await self.channel.drain()
         if status is not None:
             entry.state = {"I": "idle", "T": "idle in transaction", "E": "idle in transaction (aborted)"}.get(

@@ -112,7 +112,7 @@ def _format_default(g: object) -> str:
 
 def _hba_lines(auth: str, tls: bool) -> str:
     lines = [
-        "# \"local\" is for Unix domain socket connections only",
+        '# "local" is for Unix domain socket connections only',
         f"local   all             all                                     {auth}",
     ]
     if tls:
@@ -179,8 +179,6 @@ def init_data_dir(
         create_database(data_dir, "postgres")
         notes.append('created the embedded DuckDB database "postgres"')
     if (auth or "trust") == "trust":
-        notes.append(
-            'initdb: warning: enabling "trust" authentication for local connections'
-        )
+        notes.append('initdb: warning: enabling "trust" authentication for local connections')
     notes.append(f"Success. You can now start the server using:\n\n    pgtls serve -D {data_dir}\n")
     return notes

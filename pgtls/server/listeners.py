@@ -47,8 +47,9 @@ class Listeners:
 
 def _addrinfos(host: str | None, port: int) -> list[tuple[int, tuple[object, ...]]]:
     seen: list[tuple[int, tuple[object, ...]]] = []
-    for fam, _, _, _, addr in socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0,
-                                                 socket.AI_PASSIVE):
+    for fam, _, _, _, addr in socket.getaddrinfo(
+        host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+    ):
         if (fam, addr) not in seen:
             seen.append((fam, addr))
     return seen
@@ -88,7 +89,9 @@ def bind_tcp(listen_addresses: str, port: int, workers: int) -> list[list[socket
                 if workers == 1:
                     group = [_bind(fam, addr, reuse_port=False)]
                 else:
-                    _bind(fam, addr, reuse_port=False).close()  # is the port free (no other server, shared or not)?
+                    _bind(
+                        fam, addr, reuse_port=False
+                    ).close()  # is the port free (no other server, shared or not)?
                     group = [_bind(fam, addr, reuse_port=True) for _ in range(workers)]
             except OSError as e:
                 hint = None

@@ -42,35 +42,60 @@ class _Snapshots(Collector):
 
     def collect(self) -> Iterable[Any]:
         a = self.answers
-        clients = GaugeMetricFamily("pgtls_client_connections", "Client connections by state.",
-                                    labels=["worker", "state"])
-        handshakes = CounterMetricFamily("pgtls_tls_handshakes", "Completed TLS handshakes.",
-                                         labels=["worker", "protocol", "cipher"])
-        hs_fail = CounterMetricFamily("pgtls_tls_handshake_failures", "Failed TLS handshakes by reason.",
-                                      labels=["worker", "reason"])
-        auth = CounterMetricFamily("pgtls_authentications", "Authentications by method and outcome.",
-                                   labels=["worker", "method", "outcome"])
-        pool_size = GaugeMetricFamily("pgtls_pool_server_connections", "Upstream sessions of a pool by state.",
-                                      labels=["worker", "user", "database", "state"])
-        waiting = GaugeMetricFamily("pgtls_pool_waiting_clients", "Clients waiting for an upstream session.",
-                                    labels=["worker", "user", "database"])
-        pinned = GaugeMetricFamily("pgtls_pool_pinned_clients",
-                                   "Clients pinned to their upstream session (transaction mode).",
-                                   labels=["worker", "user", "database"])
-        expiry = GaugeMetricFamily("pgtls_certificate_expiry_seconds",
-                                   "Seconds until a loaded certificate expires (a CRL: until its next update).",
-                                   labels=["worker", "kind", "file", "subject"])
-        reload_time = GaugeMetricFamily("pgtls_reload_timestamp_seconds", "Time of the last reload of a file.",
-                                        labels=["worker", "file"])
-        reload_ok = GaugeMetricFamily("pgtls_reload_success", "Whether the last reload of a file took (1) or "
-                                      "kept the old configuration (0).", labels=["worker", "file"])
-        restarts = CounterMetricFamily("pgtls_worker_restarts", "Times the supervisor restarted a worker.",
-                                       labels=["worker"])
-        upstream = GaugeMetricFamily("pgtls_upstream_up", "The managed cluster accepting connections (1) or "
-                                     "restarting (0); a network host in connect backoff (0).",
-                                     labels=["worker", "upstream"])
-        paused = GaugeMetricFamily("pgtls_paused", "Whether the worker is paused (admin console PAUSE).",
-                                   labels=["worker"])
+        clients = GaugeMetricFamily(
+            "pgtls_client_connections", "Client connections by state.", labels=["worker", "state"]
+        )
+        handshakes = CounterMetricFamily(
+            "pgtls_tls_handshakes", "Completed TLS handshakes.", labels=["worker", "protocol", "cipher"]
+        )
+        hs_fail = CounterMetricFamily(
+            "pgtls_tls_handshake_failures", "Failed TLS handshakes by reason.", labels=["worker", "reason"]
+        )
+        auth = CounterMetricFamily(
+            "pgtls_authentications",
+            "Authentications by method and outcome.",
+            labels=["worker", "method", "outcome"],
+        )
+        pool_size = GaugeMetricFamily(
+            "pgtls_pool_server_connections",
+            "Upstream sessions of a pool by state.",
+            labels=["worker", "user", "database", "state"],
+        )
+        waiting = GaugeMetricFamily(
+            "pgtls_pool_waiting_clients",
+            "Clients waiting for an upstream session.",
+            labels=["worker", "user", "database"],
+        )
+        pinned = GaugeMetricFamily(
+            "pgtls_pool_pinned_clients",
+            "Clients pinned to their upstream session (transaction mode).",
+            labels=["worker", "user", "database"],
+        )
+        expiry = GaugeMetricFamily(
+            "pgtls_certificate_expiry_seconds",
+            "Seconds until a loaded certificate expires (a CRL: until its next update).",
+            labels=["worker", "kind", "file", "subject"],
+        )
+        reload_time = GaugeMetricFamily(
+            "pgtls_reload_timestamp_seconds", "Time of the last reload of a file.", labels=["worker", "file"]
+        )
+        reload_ok = GaugeMetricFamily(
+            "pgtls_reload_success",
+            "Whether the last reload of a file took (1) or kept the old configuration (0).",
+            labels=["worker", "file"],
+        )
+        restarts = CounterMetricFamily(
+            "pgtls_worker_restarts", "Times the supervisor restarted a worker.", labels=["worker"]
+        )
+        upstream = GaugeMetricFamily(
+            "pgtls_upstream_up",
+            "The managed cluster accepting connections (1) or "
+            "restarting (0); a network host in connect backoff (0).",
+            labels=["worker", "upstream"],
+        )
+        paused = GaugeMetricFamily(
+            "pgtls_paused", "Whether the worker is paused (admin console PAUSE).", labels=["worker"]
+        )
         now = time.time()
         for ans in a:
             w = str(ans["worker"])
@@ -102,8 +127,21 @@ class _Snapshots(Collector):
             for u in ans.get("upstreams", []):
                 upstream.add_metric([w, u["upstream"]], 1 if u["up"] else 0)
             paused.add_metric([w], 1 if ans["paused"] else 0)
-        yield from (clients, handshakes, hs_fail, auth, pool_size, waiting, pinned, expiry, reload_time, reload_ok,
-                    restarts, upstream, paused)
+        yield from (
+            clients,
+            handshakes,
+            hs_fail,
+            auth,
+            pool_size,
+            waiting,
+            pinned,
+            expiry,
+            reload_time,
+            reload_ok,
+            restarts,
+            upstream,
+            paused,
+        )
 
 
 def render(answers: Sequence[dict[str, Any]]) -> bytes:
@@ -112,21 +150,34 @@ def render(answers: Sequence[dict[str, Any]]) -> bytes:
     return generate_latest(registry)
 
 
-async def serve(host: str, port: int, gather: Callable[[], Awaitable[Sequence[dict[str, Any]]]],
-                reuse_port: bool) -> asyncio.AbstractServer:
+async def serve(
+    host: str, port: int, gather: Callable[[], Awaitable[Sequence[dict[str, Any]]]], reuse_port: bool
+) -> asyncio.AbstractServer:
     async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             async with asyncio.timeout(METRICS_READ_TIMEOUT):
                 head = await reader.readuntil(b"\r\n\r\n")
             request_line = head.split(b"\r\n", 1)[0].split()
-            if len(request_line) >= 2 and request_line[0] == b"GET" and request_line[1].split(b"?")[0] == b"/metrics":
+            if (
+                len(request_line) >= 2
+                and request_line[0] == b"GET"
+                and request_line[1].split(b"?")[0] == b"/metrics"
+            ):
                 body = render(await gather())
                 status = b"200 OK"
                 ctype = CONTENT_TYPE.encode()
             else:
                 body, status, ctype = b"not found\n", b"404 Not Found", b"text/plain"
-            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + ctype + b"\r\nContent-Length: "
-                         + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+            writer.write(
+                b"HTTP/1.1 "
+                + status
+                + b"\r\nContent-Type: "
+                + ctype
+                + b"\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\nConnection: close\r\n\r\n"
+                + body
+            )
             await writer.drain()
         except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass

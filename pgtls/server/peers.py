@@ -61,8 +61,9 @@ async def serve(run_dir: Path, index: int, handle: Handler) -> asyncio.AbstractS
 
 async def _ask(run_dir: Path, index: int, req: dict[str, Any], timeout: float) -> dict[str, Any]:
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_unix_connection(str(admin_socket(run_dir, index)),
-                                                            limit=MAX_PEER_ANSWER)
+        reader, writer = await asyncio.open_unix_connection(
+            str(admin_socket(run_dir, index)), limit=MAX_PEER_ANSWER
+        )
         try:
             writer.write(json.dumps(req).encode() + b"\n")
             await writer.drain()
@@ -83,7 +84,9 @@ async def ask_all(server: Any, req: dict[str, Any], here: Handler) -> tuple[list
         return [mine], []
     timeout = PAUSE_TIMEOUT if req.get("op") == "pause" else PEER_TIMEOUT
     others = [i for i in range(worker.count) if i != worker.index]
-    got = await asyncio.gather(*(_ask(worker.run_dir, i, req, timeout) for i in others), return_exceptions=True)
+    got = await asyncio.gather(
+        *(_ask(worker.run_dir, i, req, timeout) for i in others), return_exceptions=True
+    )
     answers, missing = [mine], []
     for i, g in zip(others, got, strict=True):
         if isinstance(g, BaseException):

@@ -43,7 +43,9 @@ class PidFile:
         self.owned = True
 
     def write(self, port: int = 0, socket_dir: str = "", listen: str = "", status: str = "starting") -> None:
-        text = f"{os.getpid()}\n{self.data_dir}\n{self.start}\n{port}\n{socket_dir}\n{listen}\n\n{status:<8}\n"
+        text = (
+            f"{os.getpid()}\n{self.data_dir}\n{self.start}\n{port}\n{socket_dir}\n{listen}\n\n{status:<8}\n"
+        )
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(text)
         os.chmod(tmp, 0o600)

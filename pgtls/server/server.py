@@ -70,14 +70,13 @@ def early_sighup() -> bool:
     return False
 
 
-
-
 def shutdown_request(mode: str) -> str:
     return f"received {mode} shutdown request"
 
 
-def handle_signals(loop: asyncio.AbstractEventLoop, on_reload: Callable[[], object],
-                   on_stop: Callable[[str], None]) -> None:
+def handle_signals(
+    loop: asyncio.AbstractEventLoop, on_reload: Callable[[], object], on_stop: Callable[[str], None]
+) -> None:
     """Signal handlers on the loop (they only record or schedule; the uvicorn pattern): SIGHUP calls
     ``on_reload``, the shutdown signals ``on_stop(mode)``.  A SIGHUP noted by :func:`hold_early_sighup`
     before this is acted on now."""
@@ -130,15 +129,21 @@ class Server:
         if worker is None:  # a worker's supervisor has said it already
             self.warn_expiry()
         s = self.snapshot.settings
-        self.db_executor = ThreadPoolExecutor(max_workers=int(s["max_connections"]) + 8, thread_name_prefix="pgtls-db")
+        self.db_executor = ThreadPoolExecutor(
+            max_workers=int(s["max_connections"]) + 8, thread_name_prefix="pgtls-db"
+        )
         self.tls_executor = ThreadPoolExecutor(max_workers=TLS_WORKERS, thread_name_prefix="pgtls-tls")
-        self.preauth_executor = ThreadPoolExecutor(max_workers=PREAUTH_WORKERS, thread_name_prefix="pgtls-auth")
+        self.preauth_executor = ThreadPoolExecutor(
+            max_workers=PREAUTH_WORKERS, thread_name_prefix="pgtls-auth"
+        )
         self.reload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgtls-reload")
         from pgtls.auth.roles import RoleStore
         from pgtls.server.authflow import cluster_secret
 
         self.roles = RoleStore(
-            self.data_dir, password_encryption=str(s["password_encryption"]), scram_iterations=int(s["scram_iterations"])
+            self.data_dir,
+            password_encryption=str(s["password_encryption"]),
+            scram_iterations=int(s["scram_iterations"]),
         )
         self.cluster_secret = cluster_secret(self.data_dir)
         if backend is None:
@@ -198,11 +203,15 @@ class Server:
         except ConfigError as e:
             raise StartupError(str(e)) from None
         log.configure(min_messages=str(settings["log_min_messages"]))
-        su, rc, mc = (int(settings[n]) for n in ("superuser_reserved_connections", "reserved_connections",
-                                                  "max_connections"))
+        su, rc, mc = (
+            int(settings[n])
+            for n in ("superuser_reserved_connections", "reserved_connections", "max_connections")
+        )
         if su + rc >= mc:  # PostgresMain's check, before anything else starts
-            raise StartupError(f'"superuser_reserved_connections" ({su}) plus "reserved_connections" ({rc}) must be '
-                               f'less than "max_connections" ({mc})')
+            raise StartupError(
+                f'"superuser_reserved_connections" ({su}) plus "reserved_connections" ({rc}) must be '
+                f'less than "max_connections" ({mc})'
+            )
         tls = None
         if settings["ssl"]:
             try:
@@ -214,7 +223,9 @@ class Server:
         hba, ident = self._load_auth_files(settings, at_start=True)
         return Snapshot(settings=settings, tls=tls, hba=hba, ident=ident)
 
-    def _load_auth_files(self, settings: Settings, *, at_start: bool, old: Snapshot | None = None) -> tuple[Any, Any]:
+    def _load_auth_files(
+        self, settings: Settings, *, at_start: bool, old: Snapshot | None = None
+    ) -> tuple[Any, Any]:
         from pgtls.config import hba as hbamod
         from pgtls.config import ident as identmod
 
@@ -266,8 +277,11 @@ class Server:
         else:
             tls = None
         hba, ident = self._load_auth_files(settings, at_start=False, old=old)
-        kept += [name for name, new, before in (("pg_hba.conf", hba, old.hba), ("pg_ident.conf", ident, old.ident))
-                 if new is before]
+        kept += [
+            name
+            for name, new, before in (("pg_hba.conf", hba, old.hba), ("pg_ident.conf", ident, old.ident))
+            if new is before
+        ]
         kept += [line for line in lines if "not applied" in line or "contains errors" in line]
         self._record_reload(kept, lines, ssl_errors)
         self.snapshot = replace(old, settings=settings, tls=tls, hba=hba, ident=ident)
@@ -284,7 +298,9 @@ class Server:
 
         try:
             for line in expiry_warnings(self, int(self.snapshot.settings["ssl_expiry_warning_days"])):
-                log.emit("WARNING", line, hint="Replace it and reload (pgtls reload): clients keep connecting.")
+                log.emit(
+                    "WARNING", line, hint="Replace it and reload (pgtls reload): clients keep connecting."
+                )
         except Exception as e:  # noqa: BLE001 - a report must not stop a start or reload
             log.log(f"could not check the certificates' expiry: {e}")
 
@@ -294,8 +310,11 @@ class Server:
         self.stats.reloaded("postgresql.conf", not conf_errors, conf_errors)
         self.stats.reloaded("SSL configuration", "SSL configuration" not in kept, ssl_errors)
         for name in ("pg_hba.conf", "pg_ident.conf"):
-            self.stats.reloaded(name, name not in kept, [f"{name} was not reloaded (see the server log)"]
-                                if name in kept else [])
+            self.stats.reloaded(
+                name,
+                name not in kept,
+                [f"{name} was not reloaded (see the server log)"] if name in kept else [],
+            )
 
     def log_aspect(self, snap: Snapshot, aspect: str) -> bool:
         """Whether log_connections / log_disconnections covers ``aspect``."""
@@ -317,7 +336,11 @@ class Server:
             from pgtls.errors import TOO_MANY_CONNECTIONS, PgError
             from pgtls.protocol import messages as m
 
-            raw.write(m.error_response(PgError(TOO_MANY_CONNECTIONS, "sorry, too many clients already", severity="FATAL")))
+            raw.write(
+                m.error_response(
+                    PgError(TOO_MANY_CONNECTIONS, "sorry, too many clients already", severity="FATAL")
+                )
+            )
             raw.close()
             return
         conn = Connection(self, raw)
@@ -352,14 +375,20 @@ class Server:
         loop = asyncio.get_running_loop()
         self._done = asyncio.Event()
         for fd in self.worker.tcp_fds:
-            self._servers.append(await loop.create_server(lambda: RawConn(self._on_connect), sock=socket.socket(
-                fileno=fd)))
+            self._servers.append(
+                await loop.create_server(lambda: RawConn(self._on_connect), sock=socket.socket(fileno=fd))
+            )
         for fd in self.worker.unix_fds:
-            self._servers.append(await loop.create_unix_server(lambda: RawConn(self._on_connect), sock=socket.socket(
-                fileno=fd)))
+            self._servers.append(
+                await loop.create_unix_server(
+                    lambda: RawConn(self._on_connect), sock=socket.socket(fileno=fd)
+                )
+            )
         path = cancel_socket(self.worker.run_dir, self.worker.index)
         path.unlink(missing_ok=True)
-        self._servers.append(await asyncio.start_unix_server(cancel_peer_handler(self._cancel_here), str(path)))
+        self._servers.append(
+            await asyncio.start_unix_server(cancel_peer_handler(self._cancel_here), str(path))
+        )
         os.chmod(path, 0o600)
 
     async def _cancel_here(self, pid: int, key: bytes) -> None:
@@ -388,9 +417,13 @@ class Server:
                 return (await peers.ask_all(self, {"op": "snapshot"}, here))[0]
 
             try:
-                self._servers.append(await metrics.serve(host, port, gather, reuse_port=self.worker is not None))
+                self._servers.append(
+                    await metrics.serve(host, port, gather, reuse_port=self.worker is not None)
+                )
             except OSError as e:
-                raise StartupError(f'could not listen for metrics on "{address}": {e.strerror or e}') from None
+                raise StartupError(
+                    f'could not listen for metrics on "{address}": {e.strerror or e}'
+                ) from None
 
     def kill_client(self, pid: int) -> bool:
         """The admin console's KILL: end a client session of this process as PostgreSQL's
@@ -400,8 +433,15 @@ class Server:
 
         for conn in list(self.connections):
             if conn.entry is not None and conn.entry.info.pid == pid:
-                conn.channel.send(m.error_response(PgError(
-                    ADMIN_SHUTDOWN, "terminating connection due to administrator command", severity="FATAL")))
+                conn.channel.send(
+                    m.error_response(
+                        PgError(
+                            ADMIN_SHUTDOWN,
+                            "terminating connection due to administrator command",
+                            severity="FATAL",
+                        )
+                    )
+                )
                 conn.channel.close()
                 return True
         return False
@@ -419,8 +459,9 @@ class Server:
             tcp = bind_tcp(str(s["listen_addresses"]), port, 1)[0]
         except ListenError as e:
             raise StartupError(str(e)) from None
-        unix, self._socket_paths = bind_unix(str(s["unix_socket_directories"]), port,
-                                             int(s["unix_socket_permissions"]))
+        unix, self._socket_paths = bind_unix(
+            str(s["unix_socket_directories"]), port, int(s["unix_socket_permissions"])
+        )
         for sock in tcp:
             self._servers.append(await loop.create_server(lambda: RawConn(self._on_connect), sock=sock))
         for sock in unix:
@@ -430,10 +471,11 @@ class Server:
 
     async def serve_worker(self) -> int:
         """The life of a worker process: serve until the supervisor's signal (or its end)."""
-        assert self.worker is not None
+        worker = self.worker
+        assert worker is not None
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        self.control = Control(self.worker.control_fd)
+        self.control = control = Control(worker.control_fd)
 
         def on_message(msg: dict[str, Any]) -> None:
             state = msg.get("cluster")
@@ -454,9 +496,14 @@ class Server:
             except Exception as e:  # noqa: BLE001 - a reload must never take the worker down
                 log.log(f"configuration reload failed: {e}")
                 kept = [f"everything ({e})"]
-            answer = process_answer(self.worker.index, kept, self.stats)  # type: ignore[union-attr]
-            loop.call_soon_threadsafe(self.control.send, {"reload": kept,  # type: ignore[union-attr]
-                                                          "errors": answer["errors"]})
+            answer = process_answer(worker.index, kept, self.stats)
+            loop.call_soon_threadsafe(
+                control.send,
+                {
+                    "reload": kept,
+                    "errors": answer["errors"],
+                },
+            )
 
         handle_signals(loop, lambda: loop.run_in_executor(self.reload_executor, reload_and_report), on_stop)
         await self.control.open(on_message, supervisor_gone)
@@ -505,7 +552,9 @@ class Server:
 
             # Reading files, loading keys and running ssl_passphrase_command never happen on the loop; a
             # one-thread pool also keeps reloads in order.
-            handle_signals(loop, lambda: loop.run_in_executor(self.reload_executor, self._safe_reload), on_stop)
+            handle_signals(
+                loop, lambda: loop.run_in_executor(self.reload_executor, self._safe_reload), on_stop
+            )
             log.log("database system is ready to accept connections")
             if self.on_ready is not None:
                 self.on_ready()
@@ -528,7 +577,9 @@ class Server:
             kept = [f"everything ({e})"]
         try:
             self._reload_seq += 1
-            write_answer(ensure_run_dir(self.data_dir), self._reload_seq, [process_answer(None, kept, self.stats)])
+            write_answer(
+                ensure_run_dir(self.data_dir), self._reload_seq, [process_answer(None, kept, self.stats)]
+            )
         except OSError as e:
             log.log(f"could not write the reload answer: {e}")
 
@@ -547,8 +598,15 @@ class Server:
 
             for conn in list(self.connections):
                 if mode == "fast" and conn.entry is not None:
-                    conn.channel.send(m.error_response(PgError(
-                        ADMIN_SHUTDOWN, "terminating connection due to administrator command", severity="FATAL")))
+                    conn.channel.send(
+                        m.error_response(
+                            PgError(
+                                ADMIN_SHUTDOWN,
+                                "terminating connection due to administrator command",
+                                severity="FATAL",
+                            )
+                        )
+                    )
                     if conn.entry.session is not None:
                         try:
                             conn.entry.session.cancel()
@@ -607,9 +665,14 @@ def _build_tls(settings: Settings, data_dir: Path, *, is_start: bool, interactiv
     from pgtls.tls.sni import build_server_tls
 
     return build_server_tls(
-        _ssl_view(settings), data_dir, is_start=is_start, interactive=interactive, sni=bool(settings["ssl_sni"]),
+        _ssl_view(settings),
+        data_dir,
+        is_start=is_start,
+        interactive=interactive,
+        sni=bool(settings["ssl_sni"]),
         hosts_file=str(settings["hosts_file"]),
-        log_no_fallback=lambda: log.log("no hostname provided in callback, and no fallback configured"))
+        log_no_fallback=lambda: log.log("no hostname provided in callback, and no fallback configured"),
+    )
 
 
 def _ssl_view(settings: Settings) -> dict[str, object]:

@@ -44,16 +44,25 @@ def _clients(server: Any) -> list[dict[str, Any]]:
         info, tls = e.info, e.info.tls
         session = e.session
         pinned = getattr(session, "pinned", None)
-        rows.append({
-            "pid": info.pid, "user": info.user, "database": info.database, "addr": info.client_addr or "unix",
-            "port": info.client_port, "application_name": info.application_name,
-            "state": "active" if getattr(session, "conn", None) is not None else "idle",
-            "connect_time": e.backend_start or e.extra.get("connected", 0.0),
-            "ssl": tls is not None, "tls_version": tls.version if tls else None, "cipher": tls.cipher if tls else None,
-            "client_dn": tls.client_dn if tls else None, "issuer_dn": tls.issuer_dn if tls else None,
-            "pinned": pinned if isinstance(pinned, str) else None,
-            "upstream_pid": getattr(getattr(session, "conn", None), "pid", None),
-        })
+        rows.append(
+            {
+                "pid": info.pid,
+                "user": info.user,
+                "database": info.database,
+                "addr": info.client_addr or "unix",
+                "port": info.client_port,
+                "application_name": info.application_name,
+                "state": "active" if getattr(session, "conn", None) is not None else "idle",
+                "connect_time": e.backend_start or e.extra.get("connected", 0.0),
+                "ssl": tls is not None,
+                "tls_version": tls.version if tls else None,
+                "cipher": tls.cipher if tls else None,
+                "client_dn": tls.client_dn if tls else None,
+                "issuer_dn": tls.issuer_dn if tls else None,
+                "pinned": pinned if isinstance(pinned, str) else None,
+                "upstream_pid": getattr(getattr(session, "conn", None), "pid", None),
+            }
+        )
     return rows
 
 
@@ -66,8 +75,10 @@ def _upstreams(server: Any) -> list[dict[str, Any]]:
     health = getattr(backend, "health", None)
     down = getattr(health, "_down", {}) if health is not None else {}
     now = time.monotonic()
-    return [{"upstream": f"{host or addr}:{port}", "up": retry <= now} for (host, addr, port), (retry, _) in
-            list(down.items())]
+    return [
+        {"upstream": f"{host or addr}:{port}", "up": retry <= now}
+        for (host, addr, port), (retry, _) in list(down.items())
+    ]
 
 
 def _pools(server: Any) -> list[dict[str, Any]]:
@@ -83,11 +94,19 @@ def _pools(server: Any) -> list[dict[str, Any]]:
     rows = []
     for key, pool in list(pools.items()):
         settings = pool._settings()
-        rows.append({
-            "user": key[0], "database": key[1], "mode": settings.mode, "pool_size": settings.pool_size,
-            "size": pool.size, "idle": len(pool.idle), "in_use": pool.in_use, "waiting": len(pool.waiters),
-            "pinned": pinned_by_key.get(key, 0),
-        })
+        rows.append(
+            {
+                "user": key[0],
+                "database": key[1],
+                "mode": settings.mode,
+                "pool_size": settings.pool_size,
+                "size": pool.size,
+                "idle": len(pool.idle),
+                "in_use": pool.in_use,
+                "waiting": len(pool.waiters),
+                "pinned": pinned_by_key.get(key, 0),
+            }
+        )
     return rows
 
 
@@ -109,9 +128,15 @@ def _servers(server: Any) -> list[dict[str, Any]]:
 
 def _server_row(conn: Any, user: str, database: str, state: str, client: int | None) -> dict[str, Any]:
     endpoint = getattr(conn, "endpoint", None)
-    return {"pid": conn.pid, "user": user, "database": database, "state": state, "client": client,
-            "upstream": str(getattr(endpoint, "host", "") or "managed cluster"),
-            "prepared": len(conn.statements.names) if hasattr(conn, "statements") else 0}
+    return {
+        "pid": conn.pid,
+        "user": user,
+        "database": database,
+        "state": state,
+        "client": client,
+        "upstream": str(getattr(endpoint, "host", "") or "managed cluster"),
+        "prepared": len(conn.statements.names) if hasattr(conn, "statements") else 0,
+    }
 
 
 _cert_cache: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
@@ -140,9 +165,15 @@ def certificates(server: Any) -> list[dict[str, Any]]:
         try:
             crl = x509.load_pem_x509_crl(_path(server.data_dir, crl_file).read_bytes())
             nxt = crl.next_update_utc
-            rows.append({"kind": "crl", "file": crl_file, "subject": crl.issuer.rfc4514_string(),
-                         "issuer": crl.issuer.rfc4514_string(),
-                         "not_after": nxt.timestamp() if nxt is not None else None})
+            rows.append(
+                {
+                    "kind": "crl",
+                    "file": crl_file,
+                    "subject": crl.issuer.rfc4514_string(),
+                    "issuer": crl.issuer.rfc4514_string(),
+                    "not_after": nxt.timestamp() if nxt is not None else None,
+                }
+            )
         except (OSError, ValueError):
             pass
     _cert_cache[id(server)] = (tls, rows)
@@ -152,8 +183,10 @@ def certificates(server: Any) -> list[dict[str, Any]]:
 def _config_rows(server: Any, cfg: Any, cert_file: str, ca_file: str, hosts: str) -> list[dict[str, Any]]:
     from cryptography import x509
 
-    rows = [_cert_row("certificate" if i == 0 else "chain", cert_file, x509.load_der_x509_certificate(der), hosts)
-            for i, der in enumerate(cfg.cert_chain or (cfg.leaf_der,))]
+    rows = [
+        _cert_row("certificate" if i == 0 else "chain", cert_file, x509.load_der_x509_certificate(der), hosts)
+        for i, der in enumerate(cfg.cert_chain or (cfg.leaf_der,))
+    ]
     if ca_file:
         try:
             for cert in x509.load_pem_x509_certificates(_path(server.data_dir, ca_file).read_bytes()):
@@ -164,8 +197,14 @@ def _config_rows(server: Any, cfg: Any, cert_file: str, ca_file: str, hosts: str
 
 
 def _cert_row(kind: str, file: str, cert: Any, hosts: str = "") -> dict[str, Any]:
-    return {"kind": kind, "file": file, "subject": cert.subject.rfc4514_string(), "hosts": hosts,
-            "issuer": cert.issuer.rfc4514_string(), "not_after": cert.not_valid_after_utc.timestamp()}
+    return {
+        "kind": kind,
+        "file": file,
+        "subject": cert.subject.rfc4514_string(),
+        "hosts": hosts,
+        "issuer": cert.issuer.rfc4514_string(),
+        "not_after": cert.not_valid_after_utc.timestamp(),
+    }
 
 
 def _path(data_dir: Path, name: str) -> Path:
@@ -173,8 +212,12 @@ def _path(data_dir: Path, name: str) -> Path:
     return p if p.is_absolute() else data_dir / p
 
 
-_KIND_NAMES = {"certificate": "server certificate", "chain": "intermediate certificate", "ca": "CA certificate",
-               "crl": "certificate revocation list"}
+_KIND_NAMES = {
+    "certificate": "server certificate",
+    "chain": "intermediate certificate",
+    "ca": "CA certificate",
+    "crl": "certificate revocation list",
+}
 
 
 def expiry_warnings(server: Any, days: int) -> list[str]:
@@ -192,8 +235,10 @@ def expiry_warnings(server: Any, days: int) -> list[str]:
         if na <= now:
             out.append(f'{what} "{c["subject"]}" in file "{c["file"]}" expired on {when}')
         else:
-            out.append(f'{what} "{c["subject"]}" in file "{c["file"]}" expires in {int((na - now) // 86400)} '
-                       f"days, on {when}" + (" (next update)" if c["kind"] == "crl" else ""))
+            out.append(
+                f'{what} "{c["subject"]}" in file "{c["file"]}" expires in {int((na - now) // 86400)} '
+                f"days, on {when}" + (" (next update)" if c["kind"] == "crl" else "")
+            )
     return out
 
 

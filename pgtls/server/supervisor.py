@@ -127,7 +127,8 @@ class Supervisor:
         except ListenError as e:
             raise StartupError(str(e)) from None
         self.listeners.unix, self.listeners.unix_paths = bind_unix(
-            str(s["unix_socket_directories"]), port, int(s["unix_socket_permissions"]))
+            str(s["unix_socket_directories"]), port, int(s["unix_socket_permissions"])
+        )
         if not any(self.listeners.tcp) and not self.listeners.unix:
             raise StartupError("no socket created for listening")
         self.run_dir = prepare_run_dir(self.data_dir)
@@ -169,8 +170,12 @@ class Supervisor:
                 raise StartupError("the worker processes did not start; see their log lines above")
         else:
             self.started = True
-            pidfile.write(port=port, socket_dir=str(s["unix_socket_directories"]).split(",")[0].strip(),
-                          listen=str(s["listen_addresses"]), status="ready")
+            pidfile.write(
+                port=port,
+                socket_dir=str(s["unix_socket_directories"]).split(",")[0].strip(),
+                listen=str(s["listen_addresses"]),
+                status="ready",
+            )
             log.log(f"started {self.count} worker processes")
             log.log("database system is ready to accept connections")
             if self.on_ready is not None:
@@ -183,15 +188,25 @@ class Supervisor:
     def _spawn(self, w: _Worker) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         tcp, unix = self.listeners.fds_for(w.index)
-        role = WorkerRole(w.index, self.count, theirs.fileno(), tuple(tcp), tuple(unix), self.run_dir,
-                          self.server.overrides, w.restarts)
+        role = WorkerRole(
+            w.index,
+            self.count,
+            theirs.fileno(),
+            tuple(tcp),
+            tuple(unix),
+            self.run_dir,
+            self.server.overrides,
+            w.restarts,
+        )
         env = dict(os.environ)
         env[WORKER_ENV] = role.to_env()
         w.ready = asyncio.Event()
         try:
             w.proc = subprocess.Popen(
                 [sys.executable, "-m", "pgtls.server.worker", "-D", str(self.data_dir)],
-                stdin=subprocess.DEVNULL, env=env, pass_fds=(theirs.fileno(), *tcp, *unix),
+                stdin=subprocess.DEVNULL,
+                env=env,
+                pass_fds=(theirs.fileno(), *tcp, *unix),
             )
         finally:
             theirs.close()
@@ -220,7 +235,9 @@ class Supervisor:
             return
         attempt = 0 if time.monotonic() - started > STABLE_AFTER else w.restarts
         delay = RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)]
-        log.log(f"worker process {w.index} (PID {proc.pid}) exited with exit code {code}; restarting it in {delay:g} s")
+        log.log(
+            f"worker process {w.index} (PID {proc.pid}) exited with exit code {code}; restarting it in {delay:g} s"
+        )
         w.restarts += 1
         await asyncio.sleep(delay)
         if not self.stopping:
@@ -238,8 +255,10 @@ class Supervisor:
         if isinstance(kept, list):
             self._reload_reported(w, kept, msg.get("errors"))
             if kept:
-                log.log(f"worker process {w.index} (PID {proc.pid}) kept its old configuration for: "
-                        + "; ".join(str(k) for k in kept))
+                log.log(
+                    f"worker process {w.index} (PID {proc.pid}) kept its old configuration for: "
+                    + "; ".join(str(k) for k in kept)
+                )
             else:
                 log.log(f"worker process {w.index} (PID {proc.pid}) reloaded its configuration")
 
@@ -248,11 +267,18 @@ class Supervisor:
         if w.index not in self._reload_waiting:
             return
         self._reload_waiting.discard(w.index)
-        self._reload_answers.append({"worker": w.index, "kept": [str(k) for k in kept],
-                                     "errors": errors if isinstance(errors, dict) else {}})
+        self._reload_answers.append(
+            {
+                "worker": w.index,
+                "kept": [str(k) for k in kept],
+                "errors": errors if isinstance(errors, dict) else {},
+            }
+        )
         if not self._reload_waiting:
             try:
-                write_answer(self.run_dir, self._reload_seq, sorted(self._reload_answers, key=lambda a: a["worker"]))
+                write_answer(
+                    self.run_dir, self._reload_seq, sorted(self._reload_answers, key=lambda a: a["worker"])
+                )
             except OSError as e:
                 log.log(f"could not write the reload answer: {e}")
 

@@ -50,15 +50,32 @@ class WorkerRole:
     restarts: int = 0  # times the supervisor started this worker again
 
     def to_env(self) -> str:
-        return json.dumps({"index": self.index, "count": self.count, "control": self.control_fd,
-                           "tcp": list(self.tcp_fds), "unix": list(self.unix_fds), "run_dir": str(self.run_dir),
-                           "overrides": self.overrides, "restarts": self.restarts})
+        return json.dumps(
+            {
+                "index": self.index,
+                "count": self.count,
+                "control": self.control_fd,
+                "tcp": list(self.tcp_fds),
+                "unix": list(self.unix_fds),
+                "run_dir": str(self.run_dir),
+                "overrides": self.overrides,
+                "restarts": self.restarts,
+            }
+        )
 
     @classmethod
     def from_env(cls, text: str) -> WorkerRole:
         d = json.loads(text)
-        return cls(int(d["index"]), int(d["count"]), int(d["control"]), tuple(d["tcp"]), tuple(d["unix"]),
-                   Path(d["run_dir"]), dict(d["overrides"]), int(d.get("restarts", 0)))
+        return cls(
+            int(d["index"]),
+            int(d["count"]),
+            int(d["control"]),
+            tuple(d["tcp"]),
+            tuple(d["unix"]),
+            Path(d["run_dir"]),
+            dict(d["overrides"]),
+            int(d.get("restarts", 0)),
+        )
 
 
 async def control_messages(reader: asyncio.StreamReader) -> AsyncIterator[dict[str, Any]]:

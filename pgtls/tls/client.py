@@ -35,8 +35,12 @@ from cryptography.x509.oid import NameOID
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 DEFAULT_SSLMODE = "verify-full"
 ALPN_POSTGRESQL = "postgresql"
-_VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-             "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+_VERSIONS = {
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
 
 
 class ClientTlsError(ValueError):
@@ -93,12 +97,15 @@ def client_tls(params: dict[str, str], home_dir: Path | None = None) -> ClientTl
         raise ClientTlsError(f'invalid sslnegotiation value: "{negotiation}"')
     direct = negotiation == "direct"
     if direct and sslmode in ("disable", "allow", "prefer"):
-        raise ClientTlsError(f'weak sslmode "{sslmode}" may not be used with sslnegotiation=direct '
-                             '(use "require", "verify-ca", or "verify-full")')
+        raise ClientTlsError(
+            f'weak sslmode "{sslmode}" may not be used with sslnegotiation=direct '
+            '(use "require", "verify-ca", or "verify-full")'
+        )
     rootcert = params.get("sslrootcert", "")
     if rootcert == "system" and sslmode != "verify-full":
-        raise ClientTlsError(f'weak sslmode "{sslmode}" may not be used with sslrootcert=system '
-                             '(use "verify-full")')
+        raise ClientTlsError(
+            f'weak sslmode "{sslmode}" may not be used with sslrootcert=system (use "verify-full")'
+        )
     sni = params.get("sslsni", "1") != "0"
     if sslmode == "disable":
         return ClientTls(sslmode, False, sni, False, False, None)
@@ -135,7 +142,8 @@ def client_tls(params: dict[str, str], home_dir: Path | None = None) -> ClientTl
             raise ClientTlsError(
                 f'root certificate file "{root}" does not exist\nEither provide the file, use the system\'s '
                 "trusted roots with sslrootcert=system, or change sslmode to disable server certificate "
-                "verification.")
+                "verification."
+            )
     if verify_chain:
         ctx.verify_mode = ssl.CERT_REQUIRED
         _load_crls(ctx, params, pgdir)
@@ -158,13 +166,15 @@ def _load_crls(ctx: ssl.SSLContext, params: dict[str, str], pgdir: Path) -> None
     loaded = False
     if crl_file:
         if not Path(crl_file).is_file():
-            raise ClientTlsError(f'could not load SSL certificate revocation list file "{crl_file}": '
-                                 "No such file or directory")
+            raise ClientTlsError(
+                f'could not load SSL certificate revocation list file "{crl_file}": No such file or directory'
+            )
         try:
             ctx.load_verify_locations(cafile=crl_file)  # PEM CRLs load into the same store
         except ssl.SSLError as e:
-            raise ClientTlsError(f'could not load SSL certificate revocation list file "{crl_file}": '
-                                 f"{_reason(e)}") from None
+            raise ClientTlsError(
+                f'could not load SSL certificate revocation list file "{crl_file}": {_reason(e)}'
+            ) from None
         loaded = True
     if crl_dir:
         ctx.load_verify_locations(capath=crl_dir)  # looked up by hash, as OpenSSL's hashed directory
@@ -187,9 +197,11 @@ def _load_client_cert(ctx: ssl.SSLContext, params: dict[str, str], pgdir: Path) 
     st = key_path.stat()
     loose = st.st_mode & 0o077 if st.st_uid == os.geteuid() else st.st_mode & 0o037
     if loose:  # libpq: 0600 or less when owned by the user, 0640 or less when owned by root
-        raise ClientTlsError(f'private key file "{key_path}" has group or world access; file must have '
-                             "permissions u=rw (0600) or less if owned by the current user, or permissions "
-                             "u=rw,g=r (0640) or less if owned by root")
+        raise ClientTlsError(
+            f'private key file "{key_path}" has group or world access; file must have '
+            "permissions u=rw (0600) or less if owned by the current user, or permissions "
+            "u=rw,g=r (0640) or less if owned by root"
+        )
     password = params.get("sslpassword", "")
     try:
         ctx.load_cert_chain(str(cert_path), str(key_path), password=password.encode() if password else "")
@@ -253,4 +265,6 @@ def peer_name_error(cert_der: bytes, host: str) -> str | None:
         return f'server certificate for "{names[0]}" does not match host name "{host}"'
     others = len(names) - 1
     plural = "name" if others == 1 else "names"
-    return f'server certificate for "{names[0]}" (and {others} other {plural}) does not match host name "{host}"'
+    return (
+        f'server certificate for "{names[0]}" (and {others} other {plural}) does not match host name "{host}"'
+    )

@@ -226,15 +226,22 @@ def _probe_in_child() -> None:
         return
     env = dict(os.environ, **{_PROBE_ENV: "1"})
     try:
-        p = subprocess.run([sys.executable, "-c", "import pgtls.tls.ffi as f; f.libs()"], env=env,
-                           capture_output=True, text=True, timeout=PROBE_TIMEOUT)
+        p = subprocess.run(
+            [sys.executable, "-c", "import pgtls.tls.ffi as f; f.libs()"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT,
+        )
     except (OSError, subprocess.SubprocessError) as e:
         raise FfiError(f"could not probe OpenSSL's objects in a child process: {e}") from None
     if p.returncode != 0:
         how = f"signal {-p.returncode}" if p.returncode < 0 else f"exit code {p.returncode}"
         last = (p.stderr.strip().splitlines() or [""])[-1]
-        raise FfiError(f"this Python's ssl module cannot be reached safely (the probe ended with {how}: {last}); "
-                       f"pgtls supports {SUPPORTED}")
+        raise FfiError(
+            f"this Python's ssl module cannot be reached safely (the probe ended with {how}: {last}); "
+            f"pgtls supports {SUPPORTED}"
+        )
 
 
 def libs() -> Libs:

@@ -101,17 +101,26 @@ def parse_hosts_file(path: Path) -> list[HostEntry]:
         if len(fields) == 6:
             flag = _bool(fields[5][0].string) if len(fields[5]) == 1 else None
             if flag is None:
-                errors.append(f"incorrect syntax for boolean value SSL_passphrase_cmd_reload\nCONTEXT:  {ctx}")
+                errors.append(
+                    f"incorrect syntax for boolean value SSL_passphrase_cmd_reload\nCONTEXT:  {ctx}"
+                )
                 continue
             reload = flag
-        entries.append(HostEntry(
-            names=tuple(n if n in (DEFAULT_HOST, NO_SNI) else n.lower() for n in names),
-            cert=values[0], key=values[1], ca=values[2] if len(values) > 2 else "",
-            passphrase_command=values[3] if len(values) > 3 else "", passphrase_reload=reload,
-            where=(line.file_name, line.line_num)))
+        entries.append(
+            HostEntry(
+                names=tuple(n if n in (DEFAULT_HOST, NO_SNI) else n.lower() for n in names),
+                cert=values[0],
+                key=values[1],
+                ca=values[2] if len(values) > 2 else "",
+                passphrase_command=values[3] if len(values) > 3 else "",
+                passphrase_reload=reload,
+                where=(line.file_name, line.line_num),
+            )
+        )
     if errors:
-        raise HostsFileError(errors + [f'could not load "{path}": loading config from "{path}" failed due to '
-                                       "parsing error"])
+        raise HostsFileError(
+            errors + [f'could not load "{path}": loading config from "{path}" failed due to parsing error']
+        )
     seen: dict[str, tuple[str, int]] = {}
     for entry in entries:
         for n in entry.names:
@@ -165,15 +174,26 @@ class SniHosts:
 
 def _entry_view(settings: Mapping[str, object], e: HostEntry) -> dict[str, object]:
     view = dict(settings)
-    view.update(ssl_cert_file=e.cert, ssl_key_file=e.key, ssl_ca_file=e.ca,
-                ssl_passphrase_command=e.passphrase_command,
-                ssl_passphrase_command_supports_reload=e.passphrase_reload)
+    view.update(
+        ssl_cert_file=e.cert,
+        ssl_key_file=e.key,
+        ssl_ca_file=e.ca,
+        ssl_passphrase_command=e.passphrase_command,
+        ssl_passphrase_command_supports_reload=e.passphrase_reload,
+    )
     return view
 
 
-def build_server_tls(settings: Mapping[str, object], data_dir: Path, *, is_start: bool, sni: bool,
-                     hosts_file: str, interactive: bool = False,
-                     log_no_fallback: Callable[[], None] = lambda: None) -> TlsConfig:
+def build_server_tls(
+    settings: Mapping[str, object],
+    data_dir: Path,
+    *,
+    is_start: bool,
+    sni: bool,
+    hosts_file: str,
+    interactive: bool = False,
+    log_no_fallback: Callable[[], None] = lambda: None,
+) -> TlsConfig:
     """The server's TLS configuration: postgresql.conf's, or (SNI) one per hosts-file entry behind the first
     entry's context, which picks the entry at each ClientHello.  Raises TlsConfigError."""
     entries: list[HostEntry] = []
@@ -182,12 +202,15 @@ def build_server_tls(settings: Mapping[str, object], data_dir: Path, *, is_start
         try:
             entries = parse_hosts_file(path)
         except HostsFileError as e:
-            raise TlsConfigError(e.messages[-1],
-                                 logged_before=tuple(TlsConfigError(m) for m in e.messages[:-1])) from None
+            raise TlsConfigError(
+                e.messages[-1], logged_before=tuple(TlsConfigError(m) for m in e.messages[:-1])
+            ) from None
     if not entries:
         return build_tls_config(settings, data_dir, is_start=is_start, interactive=interactive)
-    loaded = [(e, build_tls_config(_entry_view(settings, e), data_dir, is_start=is_start, interactive=interactive))
-              for e in entries]
+    loaded = [
+        (e, build_tls_config(_entry_view(settings, e), data_dir, is_start=is_start, interactive=interactive))
+        for e in entries
+    ]
     hosts = SniHosts(loaded, on_no_fallback=log_no_fallback)
     first = loaded[0][1]
     lib = ffi.libs().ssl

@@ -11,19 +11,30 @@ ALL = "*"
 
 # Bugs of a client, not of any server: the same on PostgreSQL itself (checked against the expected texts).
 CLIENT_BUGS: dict[tuple[str, str], str] = {
-    ("pg8000", "interval"): "pg8000 bug, not pgtls: it reads '-00:00:01' as +1 second (the same on PostgreSQL 15)",
-    ("pg8000", "interval_arr"): "pg8000 bug, not pgtls: it reads '-00:00:01' as +1 second (the same on PostgreSQL 15)",
-    ("pg8000", "interval_mixed_signs"): "pg8000 bug, not pgtls: it reads '-04:05:06' as -4 h +5 min +6 s (the same "
-                                        "on PostgreSQL 15)",
+    (
+        "pg8000",
+        "interval",
+    ): "pg8000 bug, not pgtls: it reads '-00:00:01' as +1 second (the same on PostgreSQL 15)",
+    (
+        "pg8000",
+        "interval_arr",
+    ): "pg8000 bug, not pgtls: it reads '-00:00:01' as +1 second (the same on PostgreSQL 15)",
+    (
+        "pg8000",
+        "interval_mixed_signs",
+    ): "pg8000 bug, not pgtls: it reads '-04:05:06' as -4 h +5 min +6 s (the same on PostgreSQL 15)",
 }
 
 # The embedded DuckDB backend: (client or ALL, type name) -> why pgtls differs from PostgreSQL 15 there.
 VALUE_XFAIL: dict[tuple[str, str], str] = {
-    (ALL, "numeric_exact"): "unconstrained numeric is DuckDB DECIMAL(38,8) (docs/embedded.md, Numeric): 30 integer "
-                            "and 8 fractional digits, printed without trailing zeros; PostgreSQL keeps every digit "
-                            "and each value's scale ('12345678901234567890.1234567890', '-0.000...01', '-1.50')",
+    (
+        ALL,
+        "numeric_exact",
+    ): "unconstrained numeric is DuckDB DECIMAL(38,8) (docs/embedded.md, Numeric): 30 integer "
+    "and 8 fractional digits, printed without trailing zeros; PostgreSQL keeps every digit "
+    "and each value's scale ('12345678901234567890.1234567890', '-0.000...01', '-1.50')",
     (ALL, "int4_arr_2d"): "multidimensional arrays in an int4[] column: the column is DuckDB INTEGER[] (one "
-                          "dimension), so inserting {{1,2},{3,4}} fails with 22P02 (SELECT of the value works)",
+    "dimension), so inserting {{1,2},{3,4}} fails with 22P02 (SELECT of the value works)",
     **CLIENT_BUGS,
 }
 

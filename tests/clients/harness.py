@@ -93,7 +93,9 @@ class Reports:
                 return
             started = time.monotonic()
             try:
-                self._done[client] = pydrivers.run_client(client, self.target, f"{self.tag}_{client.replace('-', '_')}")
+                self._done[client] = pydrivers.run_client(
+                    client, self.target, f"{self.tag}_{client.replace('-', '_')}"
+                )
             except Exception as e:  # the client program itself failed: every test of it shows why
                 self._done[client] = e
             self.seconds[client] = time.monotonic() - started

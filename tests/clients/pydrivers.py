@@ -59,9 +59,16 @@ class Target:
         return self.rootcert is not None
 
     def libpq(self, **kw: object) -> str:
-        p: dict[str, object] = {"host": "localhost", "hostaddr": "127.0.0.1", "port": self.port, "user": self.user,
-                                "dbname": self.dbname}
-        p.update({"sslmode": "verify-full", "sslrootcert": self.rootcert} if self.tls else {"sslmode": "disable"})
+        p: dict[str, object] = {
+            "host": "localhost",
+            "hostaddr": "127.0.0.1",
+            "port": self.port,
+            "user": self.user,
+            "dbname": self.dbname,
+        }
+        p.update(
+            {"sslmode": "verify-full", "sslrootcert": self.rootcert} if self.tls else {"sslmode": "disable"}
+        )
         p.update(kw)
         return " ".join(f"{k}={v}" for k, v in p.items())
 
@@ -98,10 +105,15 @@ def prepare_server(tg: Target) -> None:
 
 
 def _timed_state(started: float, state: str) -> str:
-    return state if time.monotonic() - started < SLOW_CANCEL else f"slow({time.monotonic() - started:.0f}s) {state}"
+    return (
+        state
+        if time.monotonic() - started < SLOW_CANCEL
+        else f"slow({time.monotonic() - started:.0f}s) {state}"
+    )
 
 
 # ---------------------------------------------------------------- psycopg
+
 
 def run_psycopg(tg: Target, prefix: str, *, binary: bool) -> dict[str, Any]:
     import psycopg
@@ -264,7 +276,11 @@ def _psy_cursor(tg: Target, binary: bool) -> str:
 
 
 NOTIFY_CHANNEL, NOTIFY_PAYLOAD = "scen_events", "hello, world"  # pg8000 reads payloads as ASCII
-NOTIFY_SQL = (f"LISTEN {NOTIFY_CHANNEL}", f"NOTIFY {NOTIFY_CHANNEL}, '{NOTIFY_PAYLOAD}'", f"UNLISTEN {NOTIFY_CHANNEL}")
+NOTIFY_SQL = (
+    f"LISTEN {NOTIFY_CHANNEL}",
+    f"NOTIFY {NOTIFY_CHANNEL}, '{NOTIFY_PAYLOAD}'",
+    f"UNLISTEN {NOTIFY_CHANNEL}",
+)
 
 
 def _psy_notify(c: Any) -> str:
@@ -285,6 +301,7 @@ def _psy_batch(c: Any, prefix: str) -> str:
 
 
 # ---------------------------------------------------------------- asyncpg
+
 
 def run_asyncpg(tg: Target, prefix: str) -> dict[str, Any]:
     return asyncio.run(_asyncpg(tg, prefix))
@@ -316,7 +333,9 @@ async def _asyncpg(tg: Target, prefix: str) -> dict[str, Any]:
                 continue
             try:  # binary parameters: the decoded values encoded again
                 await con.execute(create_sql(tb + "_rt", t))
-                await con.executemany(f"INSERT INTO {tb}_rt (id, v) VALUES ($1, $2)", [(r["id"], r["v"]) for r in rows])
+                await con.executemany(
+                    f"INSERT INTO {tb}_rt (id, v) VALUES ($1, $2)", [(r["id"], r["v"]) for r in rows]
+                )
                 back = await con.fetch(f"SELECT v FROM {tb}_rt ORDER BY id")
                 rep["roundtrip"][name] = [py_cell(t["type"], r["v"], raw_json=True) for r in back]
             except Exception as e:
@@ -401,22 +420,31 @@ async def _asyncpg(tg: Target, prefix: str) -> dict[str, Any]:
 
         async def prepared() -> str:
             st = await con.prepare("SELECT $1::int8 * 2, $2::text || '!'")
-            return " ".join([f"{r[0]}:{r[1]}" for r in [await st.fetchrow(i, ch) for i, ch in enumerate("abcdefg", 1)]])
+            return " ".join(
+                [f"{r[0]}:{r[1]}" for r in [await st.fetchrow(i, ch) for i, ch in enumerate("abcdefg", 1)]]
+            )
 
         async def cursor() -> str:
             async with con.transaction():
-                vals = [r["i"] async for r in con.cursor("SELECT i FROM generate_series(0, 999) g(i)", prefetch=100)]
+                vals = [
+                    r["i"]
+                    async for r in con.cursor("SELECT i FROM generate_series(0, 999) g(i)", prefetch=100)
+                ]
             return f"{len(vals)} {sum(vals)}"
 
         async def batch() -> str:
             await con.execute(f"CREATE TABLE {prefix}_batch (a int, b text)")
-            await con.executemany(f"INSERT INTO {prefix}_batch VALUES ($1, $2)", [(i, f"r{i}") for i in range(100)])
+            await con.executemany(
+                f"INSERT INTO {prefix}_batch VALUES ($1, $2)", [(i, f"r{i}") for i in range(100)]
+            )
             r = await con.fetchrow(f"SELECT count(*), sum(a) FROM {prefix}_batch")
             return f"{r[0]} {r[1]}"
 
         async def notify() -> str:
             got: asyncio.Queue[str] = asyncio.Queue()
-            await con.add_listener(NOTIFY_CHANNEL, lambda _c, _pid, ch, payload: got.put_nowait(f"{ch} {payload}"))
+            await con.add_listener(
+                NOTIFY_CHANNEL, lambda _c, _pid, ch, payload: got.put_nowait(f"{ch} {payload}")
+            )
             await con.execute(NOTIFY_SQL[1])
             try:
                 return await asyncio.wait_for(got.get(), 5)
@@ -439,6 +467,7 @@ async def _asyncpg(tg: Target, prefix: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- pg8000
 
+
 def _pg8000_connect(tg: Target) -> Any:
     import pg8000.native
 
@@ -458,7 +487,9 @@ def run_pg8000(tg: Target, prefix: str) -> dict[str, Any]:
             try:
                 con.run(create_sql(tb, t))
                 con.run(insert_sql(tb, t))
-                rep["values"][name] = [py_cell(t["type"], r[0]) for r in con.run(f"SELECT v FROM {tb} ORDER BY id")]
+                rep["values"][name] = [
+                    py_cell(t["type"], r[0]) for r in con.run(f"SELECT v FROM {tb} ORDER BY id")
+                ]
             except Exception as e:
                 rep["errors"][name] = _err(e)
     finally:
@@ -516,6 +547,7 @@ def run_pg8000(tg: Target, prefix: str) -> dict[str, Any]:
         other = _pg8000_connect(tg)
         failed: list[str] = []
         try:
+
             def kill() -> None:
                 time.sleep(CANCEL_AFTER)
                 try:
@@ -524,7 +556,9 @@ def run_pg8000(tg: Target, prefix: str) -> dict[str, Any]:
                     failed.append(_err(e))
 
             th = threading.Thread(target=kill)
-            con.run("SET statement_timeout = '3s'")  # short: when pg_cancel_backend fails, nothing else stops it
+            con.run(
+                "SET statement_timeout = '3s'"
+            )  # short: when pg_cancel_backend fails, nothing else stops it
             th.start()
             started = time.monotonic()
             try:
@@ -622,7 +656,9 @@ def _psql_env(tg: Target) -> dict[str, str]:
     return e
 
 
-def _psql(tg: Target, sql: str, *, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _psql(
+    tg: Target, sql: str, *, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["psql", "-X", "-q", "-A", "-t", "-F", FS, "-R", RS, "-P", f"null={NULLMARK}", "-v", "VERBOSITY=verbose",
          "-d", tg.libpq(), "-c", sql] if stdin is None else
@@ -648,6 +684,7 @@ def run_psql(tg: Target, prefix: str) -> dict[str, Any]:
 
     def type_at(line: int) -> str:
         return [name for first, name in line_of if first <= line][-1]
+
     r = _psql(tg, "", stdin="\n".join(script) + "\n")
     setup_err = r.stderr
     # One session reads every table; a marker line before each result, errors carry the script line.
@@ -676,10 +713,16 @@ def run_psql(tg: Target, prefix: str) -> dict[str, Any]:
                             f"ROLLBACK;\nBEGIN;\nINSERT INTO {prefix}_txn VALUES (2);\nCOMMIT;\n"
                             f"SELECT a FROM {prefix}_txn ORDER BY a;\n")  # fmt: skip
     ck["rollback"] = r.stdout.strip().replace(RS, " ") if r.returncode == 0 else "ERROR " + r.stderr
-    r = _psql(tg, "", stdin="SELECT 1/0;\nBEGIN;\nSELECT * FROM no_such_table;\nSELECT 1;\nROLLBACK;\nSELECT 42;\n")
+    r = _psql(
+        tg, "", stdin="SELECT 1/0;\nBEGIN;\nSELECT * FROM no_such_table;\nSELECT 1;\nROLLBACK;\nSELECT 42;\n"
+    )
     ck["error_recovery"] = " ".join([*_psql_states(r.stderr), r.stdout.strip()])
     create, ins1, ins3, sel = (x.format(p=prefix) for x in SAVEPOINT_SQL)
-    r = _psql(tg, "", stdin=f"\\set ON_ERROR_ROLLBACK on\n{create};\nBEGIN;\n{ins1};\n{ins1};\n{ins3};\nCOMMIT;\n{sel};\n")
+    r = _psql(
+        tg,
+        "",
+        stdin=f"\\set ON_ERROR_ROLLBACK on\n{create};\nBEGIN;\n{ins1};\n{ins1};\n{ins3};\nCOMMIT;\n{sel};\n",
+    )
     ck["savepoint"] = " ".join([*_psql_states(r.stderr), r.stdout.strip().replace(RS, " ")])
     ck["cancel"] = _psql_cancel(tg)
     rows = "".join(f"{a}\t{_copy_field(b)}\n" for a, b in COPY_ROWS)
@@ -694,14 +737,23 @@ def run_psql(tg: Target, prefix: str) -> dict[str, Any]:
         out = Path(d) / "out.txt"
         r = _psql(tg, f"\\copy (SELECT a, b FROM {COPY_SRC} ORDER BY a) TO '{out}'")
         ck["copy_out"] = out.read_text() if r.returncode == 0 and out.exists() else "ERROR " + r.stderr
-    r = _psql(tg, "", stdin="PREPARE scen_p(int8, text) AS SELECT $1 * 2, $2 || '!';\n"
-                            + "".join(f"EXECUTE scen_p({i}, '{ch}');\n" for i, ch in enumerate("abcdefg", 1)))
+    r = _psql(
+        tg,
+        "",
+        stdin="PREPARE scen_p(int8, text) AS SELECT $1 * 2, $2 || '!';\n"
+        + "".join(f"EXECUTE scen_p({i}, '{ch}');\n" for i, ch in enumerate("abcdefg", 1)),
+    )
     # Each EXECUTE is its own result: psql -A -t ends every result with a newline (the record separator only
     # separates the rows of one result), on PostgreSQL as on pgtls.
     ck["prepared"] = (" ".join(x.replace(FS, ":") for x in r.stdout.strip().replace("\n", RS).split(RS))
                       if r.returncode == 0 and not r.stderr else "ERROR " + r.stderr.strip())  # fmt: skip
-    r = _psql(tg, "", stdin="BEGIN;\nDECLARE scen_c CURSOR FOR SELECT i FROM generate_series(0, 999) g(i);\n"
-                            + "FETCH 300 FROM scen_c;\n" * 4 + "COMMIT;\n")
+    r = _psql(
+        tg,
+        "",
+        stdin="BEGIN;\nDECLARE scen_c CURSOR FOR SELECT i FROM generate_series(0, 999) g(i);\n"
+        + "FETCH 300 FROM scen_c;\n" * 4
+        + "COMMIT;\n",
+    )
     if r.returncode == 0 and not r.stderr:
         vals = [int(x) for x in r.stdout.replace("\n", RS).split(RS) if x.strip()]
         ck["cursor"] = f"{len(vals)} {sum(vals)}"
@@ -710,7 +762,9 @@ def run_psql(tg: Target, prefix: str) -> dict[str, Any]:
     r = _psql(tg, "", stdin=f"CREATE TABLE {prefix}_batch (a int, b text);\n"
                             f"INSERT INTO {prefix}_batch SELECT i, 'r' || i FROM generate_series(0, 99) g(i);\n"
                             f"SELECT count(*), sum(a) FROM {prefix}_batch;\n")  # fmt: skip
-    ck["batch"] = r.stdout.strip().replace(FS, " ") if r.returncode == 0 and not r.stderr else "ERROR " + r.stderr
+    ck["batch"] = (
+        r.stdout.strip().replace(FS, " ") if r.returncode == 0 and not r.stderr else "ERROR " + r.stderr
+    )
     r = _psql(tg, "", stdin="".join(f"{sql};\n" for sql in NOTIFY_SQL))
     heard = re.findall(r'Asynchronous notification "([^"]*)" with payload "([^"]*)" received', r.stdout)
     ck["notify"] = " | ".join(f"{ch} {p}" for ch, p in heard) or "ERROR " + (r.stderr or r.stdout)
@@ -740,6 +794,7 @@ def _psql_cancel(tg: Target) -> str:
 
 # ---------------------------------------------------------------- node-postgres and pgJDBC
 
+
 def node_available() -> str | None:
     """None when node and tests/clients/node_modules/pg are there, else why not."""
     if shutil.which("node") is None:
@@ -750,8 +805,17 @@ def node_available() -> str | None:
 
 
 def run_node(tg: Target, prefix: str) -> dict[str, Any]:
-    cfg = {"host": "127.0.0.1", "servername": "localhost", "port": tg.port, "user": tg.user, "database": tg.dbname,
-           "ca": tg.rootcert, "prefix": prefix, "long_sql": LONG_SQL, "cancel_after_ms": int(CANCEL_AFTER * 1000)}
+    cfg = {
+        "host": "127.0.0.1",
+        "servername": "localhost",
+        "port": tg.port,
+        "user": tg.user,
+        "database": tg.dbname,
+        "ca": tg.rootcert,
+        "prefix": prefix,
+        "long_sql": LONG_SQL,
+        "cancel_after_ms": int(CANCEL_AFTER * 1000),
+    }
     p = subprocess.run(["node", str(NODE_DIR / "scenario.js"), json.dumps(cfg)], input=json.dumps(resolved()),
                        capture_output=True, text=True, timeout=120, cwd=NODE_DIR)  # fmt: skip
     if p.returncode != 0:
@@ -771,10 +835,15 @@ def run_java(tg: Target, prefix: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pgtls-jdbc-") as d:
         flat = Path(d) / "scenario.tsv"
         flat.write_text(flat_scenario())
-        tls = (f"sslmode=verify-full&sslrootcert={tg.rootcert}&sslcert={d}/none.crt&sslkey={d}/none.key"
-               if tg.tls else "sslmode=disable")
-        url = (f"jdbc:postgresql://localhost:{tg.port}/{tg.dbname}?user={tg.user}&{tls}"
-               "&prepareThreshold=-1&binaryTransfer=true")  # server-prepared from the start: binary results
+        tls = (
+            f"sslmode=verify-full&sslrootcert={tg.rootcert}&sslcert={d}/none.crt&sslkey={d}/none.key"
+            if tg.tls
+            else "sslmode=disable"
+        )
+        url = (
+            f"jdbc:postgresql://localhost:{tg.port}/{tg.dbname}?user={tg.user}&{tls}"
+            "&prepareThreshold=-1&binaryTransfer=true"
+        )  # server-prepared from the start: binary results
         env = dict(os.environ)
         if tg.home is not None:
             env["HOME"] = str(tg.home)

@@ -83,8 +83,10 @@ def insert_sql(table: str, t: dict[str, Any]) -> str:
 
 def resolved() -> dict[str, Any]:
     """What the node and Java programs get: each type with the SQL of its values, plus the COPY rows."""
-    return {"types": [{"name": t["name"], "type": t["type"], "sql": value_sql(t)} for t in TYPES],
-            "copy_rows": SCENARIO["copy_rows"]}
+    return {
+        "types": [{"name": t["name"], "type": t["type"], "sql": value_sql(t)} for t in TYPES],
+        "copy_rows": SCENARIO["copy_rows"],
+    }
 
 
 def create_sql(table: str, t: dict[str, Any]) -> str:
@@ -92,6 +94,7 @@ def create_sql(table: str, t: dict[str, Any]) -> str:
 
 
 # --- the flat scenario file for clients without a JSON parser (pgJDBC's Java program) ---
+
 
 def _esc(s: str | None) -> str:
     if s is None:
@@ -107,6 +110,7 @@ def flat_scenario() -> str:
 
 
 # --- PostgreSQL array text ---
+
 
 def parse_pg_array(s: str) -> list[Any]:
     """'{a,"b c",NULL,{1,2}}' -> ['a', 'b c', None, ['1', '2']] (element text, not yet typed)."""
@@ -299,6 +303,7 @@ def compare_values(t: dict[str, Any], got: list[Any] | None, *, exact_json: bool
 
 # --- formatting Python values (psycopg, asyncpg, pg8000) as report cells ---
 
+
 def py_cell(sqltype: str, v: Any, *, raw_json: bool = False) -> Any:
     """A Python value as a report cell; raw_json: the client hands json as its text (asyncpg)."""
     if v is None:
@@ -331,7 +336,9 @@ def py_cell(sqltype: str, v: Any, *, raw_json: bool = False) -> Any:
         def f(k: str) -> Any:
             return getattr(v, k, None) or 0
 
-        months = 12 * (10 * f("decades") + 100 * f("centuries") + 1000 * f("millennia") + f("years")) + f("months")
+        months = 12 * (10 * f("decades") + 100 * f("centuries") + 1000 * f("millennia") + f("years")) + f(
+            "months"
+        )
         days = 7 * f("weeks") + f("days")
         us = round((f("hours") * 3600 + f("minutes") * 60 + f("seconds")) * 1_000_000 + f("milliseconds") * 1000
                    + f("microseconds"))  # fmt: skip

@@ -109,8 +109,8 @@ def _run(port: int, script: list[tuple[str, str]]) -> list[tuple[object, ...]]:
 # Errors with PostgreSQL's SQLSTATE and notices but another message: statement -> why.
 MESSAGE_DIFFERENCES = {
     "SELECT pg_advisory_lock(1, 2, 3)": "42883 names the argument types as pgtls types the literals: "
-                                        "'function pg_advisory_lock(bigint, bigint, bigint) does not exist'; "
-                                        "PostgreSQL: '(integer, integer, integer)'",
+    "'function pg_advisory_lock(bigint, bigint, bigint) does not exist'; "
+    "PostgreSQL: '(integer, integer, integer)'",
 }
 
 

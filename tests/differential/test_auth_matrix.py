@@ -78,10 +78,7 @@ HBA = "local all all trust\n" + "".join(
     f"{kind} {db} all 127.0.0.1/32 {rest}\n" for kind, db, rest in METHODS.values()
 )
 # cnmap: CN "ssltestuser-dn" -> ssltestuser; dnmap: the RFC 2253 DN of client-dn.crt -> ssltestuser.
-IDENT = (
-    "cnmap /^(.*)-dn$ \\1\n"
-    'dnmap "/^CN=(.*)-dn,OU=Testing,OU=Engineering,O=PGDG$" \\1\n'
-)
+IDENT = 'cnmap /^(.*)-dn$ \\1\ndnmap "/^CN=(.*)-dn,OU=Testing,OU=Engineering,O=PGDG$" \\1\n'
 
 CONFIGS: dict[str, dict[str, str]] = {
     "crlfile": {"ssl_ca_file": "root+client_ca.crt", "ssl_crl_file": "root+client.crl"},
@@ -104,23 +101,34 @@ class Situation:
 SITUATIONS: dict[str, Situation] = {
     "no-cert": Situation("crlfile", "ssltestuser", None, None, without_tls=True),
     "valid(ca-file-has-intermediate)": Situation("crlfile", "ssltestuser", "client.crt", "client.key"),
-    "wrong-ca": Situation("crlfile", "ssltestuser", "client-wrongca.crt", "client-wrongca.key",
-                          handshake_fails=True),
-    "expired": Situation("crlfile", "ssltestuser", "client-expired.crt", "client-expired.key",
-                         handshake_fails=True),
-    "not-yet-valid": Situation("crlfile", "ssltestuser", "client-future.crt", "client-future.key",
-                               handshake_fails=True),
-    "revoked(crl-file)": Situation("crlfile", "ssltestuser", "client-revoked.crt", "client-revoked.key",
-                                   handshake_fails=True),
-    "revoked(crl-dir)": Situation("crldir", "ssltestuser", "client-revoked.crt", "client-revoked.key",
-                                  handshake_fails=True),
-    "intermediate-sent(root-only-ca)": Situation("rootonly", "ssltestuser", "client+client_ca.crt", "client.key"),
-    "leaf-only(root-only-ca)": Situation("rootonly", "ssltestuser", "client.crt", "client.key",
-                                         handshake_fails=True),
+    "wrong-ca": Situation(
+        "crlfile", "ssltestuser", "client-wrongca.crt", "client-wrongca.key", handshake_fails=True
+    ),
+    "expired": Situation(
+        "crlfile", "ssltestuser", "client-expired.crt", "client-expired.key", handshake_fails=True
+    ),
+    "not-yet-valid": Situation(
+        "crlfile", "ssltestuser", "client-future.crt", "client-future.key", handshake_fails=True
+    ),
+    "revoked(crl-file)": Situation(
+        "crlfile", "ssltestuser", "client-revoked.crt", "client-revoked.key", handshake_fails=True
+    ),
+    "revoked(crl-dir)": Situation(
+        "crldir", "ssltestuser", "client-revoked.crt", "client-revoked.key", handshake_fails=True
+    ),
+    "intermediate-sent(root-only-ca)": Situation(
+        "rootonly", "ssltestuser", "client+client_ca.crt", "client.key"
+    ),
+    "leaf-only(root-only-ca)": Situation(
+        "rootonly", "ssltestuser", "client.crt", "client.key", handshake_fails=True
+    ),
     "cn-mismatch": Situation("crldir", "anotheruser", "client.crt", "client.key", without_tls=True),
-    "cn-mapped(regex)": Situation("crldir", "ssltestuser", "client-dn.crt", "client-dn.key", without_tls=True),
-    "wrong-password": Situation("crldir", "ssltestuser", "client.crt", "client.key", password=WRONG_PASSWORD,
-                                without_tls=True),
+    "cn-mapped(regex)": Situation(
+        "crldir", "ssltestuser", "client-dn.crt", "client-dn.key", without_tls=True
+    ),
+    "wrong-password": Situation(
+        "crldir", "ssltestuser", "client.crt", "client.key", password=WRONG_PASSWORD, without_tls=True
+    ),
 }
 
 CLIENTS = ("psql", "psycopg", "asyncpg")
@@ -201,9 +209,27 @@ def _start_pg(certs, config: str) -> RealPostgres:
     _install(pg, certs, config)
     pg.start()
     p = subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(pg.sockdir), "-p", str(pg.port), "-U", "postgres",
-         "-d", "postgres", "-f", "-"],
-        input=SETUP_SQL, capture_output=True, text=True, timeout=60,
+        [
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            str(pg.sockdir),
+            "-p",
+            str(pg.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-f",
+            "-",
+        ],
+        input=SETUP_SQL,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert p.returncode == 0, p.stderr
     return pg
@@ -234,8 +260,12 @@ def normalize(text: str, port: int, keydir: Path) -> str:
 def _conninfo(port: int, row: Row, keydir: Path) -> str:
     sit = SITUATIONS[row.situation]
     _, db, _ = METHODS[row.method]
-    parts = [f"host=127.0.0.1 port={port} user={sit.user} dbname={db} password={sit.password}",
-             "sslmode=" + ("require" if row.tls == "tls" else "disable"), "sslrootcert=invalid", "connect_timeout=20"]
+    parts = [
+        f"host=127.0.0.1 port={port} user={sit.user} dbname={db} password={sit.password}",
+        "sslmode=" + ("require" if row.tls == "tls" else "disable"),
+        "sslrootcert=invalid",
+        "connect_timeout=20",
+    ]
     if sit.cert is not None:
         parts.append(f"sslcert={keydir / sit.cert} sslkey={keydir / sit.key}")
     else:
@@ -274,8 +304,15 @@ async def _asyncpg_connect(port: int, row: Row, keydir: Path) -> Outcome:
             c.load_cert_chain(str(keydir / sit.cert), str(keydir / sit.key))
         ctx = c
     try:
-        conn = await asyncpg.connect(host="127.0.0.1", port=port, user=sit.user, database=db, password=sit.password,
-                                     ssl=ctx, timeout=20)
+        conn = await asyncpg.connect(
+            host="127.0.0.1",
+            port=port,
+            user=sit.user,
+            database=db,
+            password=sit.password,
+            ssl=ctx,
+            timeout=20,
+        )
     except asyncpg.PostgresError as e:
         return Outcome(False, e.sqlstate, normalize(str(e), port, keydir))
     except (OSError, ssl.SSLError, asyncpg.InterfaceError, ConnectionError) as e:
@@ -360,8 +397,10 @@ def _mismatch_table(run: MatrixRun) -> str:
     for row in ROWS:
         e, g = run.results[("postgres", row)], run.results[("pgtls", row)]
         if e != g:
-            out.append(f"{row.method:18} {row.tls:5} {row.situation:32} {row.client:8}\n"
-                       f"    postgres: {e.show()}\n    pgtls:    {g.show()}")
+            out.append(
+                f"{row.method:18} {row.tls:5} {row.situation:32} {row.client:8}\n"
+                f"    postgres: {e.show()}\n    pgtls:    {g.show()}"
+            )
     return "\n".join(out)
 
 

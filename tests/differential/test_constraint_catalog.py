@@ -117,7 +117,9 @@ def test_mark_alone_leaves_no_description(servers: tuple[RealPostgres, PgtlsServ
     pg, ours = servers
     with psycopg.connect(dsn(ours), autocommit=True) as c:
         c.execute("CREATE TABLE r_bare (id int PRIMARY KEY, item_id int)")
-        c.execute(f"COMMENT ON TABLE r_bare IS {quote(fk_mark([{**MARKED_FKS[0], 'name': 'r_bare_item_id_fkey'}]))}")
+        c.execute(
+            f"COMMENT ON TABLE r_bare IS {quote(fk_mark([{**MARKED_FKS[0], 'name': 'r_bare_item_id_fkey'}]))}"
+        )
         assert c.execute("SELECT obj_description('r_bare'::regclass, 'pg_class')").fetchall() == [(None,)]
         assert c.execute("SELECT count(*) FROM pg_description d JOIN pg_class c ON c.oid = d.objoid "
                          "WHERE c.relname = 'r_bare' AND d.description IS NOT NULL").fetchall() == [(0,)]  # fmt: skip
@@ -134,8 +136,10 @@ def test_constraint_names_as_postgres_chooses_them(servers: tuple[RealPostgres, 
     table, col = "t" * 40, "c" * 40
     ddl = (f"CREATE TABLE {table} (id int PRIMARY KEY, {col} int CHECK ({col} > 0) CHECK ({col} < 9), d int, e int, "
            f"UNIQUE ({col}, d), CHECK (d > e), CHECK (d > 1), CHECK (d < 5))")  # fmt: skip
-    sql = (f"SELECT conname, contype FROM pg_constraint WHERE conrelid = (SELECT oid FROM pg_class WHERE relname = "
-           f"'{table}') ORDER BY 1")
+    sql = (
+        f"SELECT conname, contype FROM pg_constraint WHERE conrelid = (SELECT oid FROM pg_class WHERE relname = "
+        f"'{table}') ORDER BY 1"
+    )
     for server in (ours, pg):
         with psycopg.connect(dsn(server), autocommit=True) as c:
             c.execute(ddl)

@@ -145,7 +145,9 @@ def pg_outcome(conn: psycopg.Connection, sql: str) -> tuple[object, ...]:
     res = conn.pgconn.exec_(sql.encode())
     state = res.error_field(psycopg.pq.DiagnosticField.SQLSTATE)
     if state:
-        return error_outcome(state.decode(), (res.error_field(psycopg.pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode())
+        return error_outcome(
+            state.decode(), (res.error_field(psycopg.pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
+        )
     values = [[None if res.get_value(r, c) is None else res.get_value(r, c).decode() for c in range(res.nfields)]
               for r in range(res.ntuples)]  # fmt: skip
     cols = [(res.fname(c).decode(), res.ftype(c), res.fmod(c)) for c in range(res.nfields)]
@@ -175,7 +177,9 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[psycopg.Con
 @pytest.mark.parametrize("sql", GENERATE_SERIES + JSONB + EVERYDAY)
 def test_same_text_outcome(both: tuple[psycopg.Connection, SessionDriver], sql: str) -> None:
     conn, d = both
-    assert_same_outcome(our_outcome(d, sql), pg_outcome(conn, sql), sql)  # errors: the same SQLSTATE and message
+    assert_same_outcome(
+        our_outcome(d, sql), pg_outcome(conn, sql), sql
+    )  # errors: the same SQLSTATE and message
 
 
 @pytest.mark.parametrize("sql", BINARY)

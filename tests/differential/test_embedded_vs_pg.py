@@ -76,7 +76,9 @@ def our_outcome(d: SessionDriver, sql: str) -> tuple[object, ...]:
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
-    with postgres_and_session(tmp_path_factory.mktemp("embedded"), SETUP, pg_only=["SET TimeZone = 'UTC'"]) as pair:
+    with postgres_and_session(
+        tmp_path_factory.mktemp("embedded"), SETUP, pg_only=["SET TimeZone = 'UTC'"]
+    ) as pair:
         yield pair
 
 

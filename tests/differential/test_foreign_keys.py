@@ -255,7 +255,9 @@ def test_copy_into_a_child_table_is_checked(servers):
         with psycopg.connect(fresh_database(port, "fk_copy"), autocommit=True) as conn:
             for sql in SHOP:
                 conn.execute(sql)
-            conn.execute("ALTER TABLE ord ADD FOREIGN KEY (cust_id) REFERENCES cust DEFERRABLE INITIALLY DEFERRED")
+            conn.execute(
+                "ALTER TABLE ord ADD FOREIGN KEY (cust_id) REFERENCES cust DEFERRABLE INITIALLY DEFERRED"
+            )
             for rows in (["1\t1\t1", "2\t2\t2"], ["3\t1\t1", "4\t77\t1"]):
                 try:
                     with conn.cursor().copy("COPY ord FROM STDIN") as cp:

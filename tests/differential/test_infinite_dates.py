@@ -56,7 +56,8 @@ TZ_ITEMS = "'infinity', '-infinity', '0044-03-15 (BC) 10:00:00+00', '20000-06-01
 SETUP = [
     "CREATE TABLE dt (k int PRIMARY KEY, d date, ts timestamp, tz timestamptz, da date[], tsa timestamp[], "
     "tza timestamptz[])",
-    "INSERT INTO dt VALUES " + ", ".join(
+    "INSERT INTO dt VALUES "
+    + ", ".join(
         f"({k}, {d}::date, {ts}::timestamp, {tz}::timestamptz, ARRAY[{d}, '2024-01-01']::date[], "
         f"ARRAY[{ts}, NULL]::timestamp[], ARRAY[{tz}]::timestamptz[])"
         for k, d, ts, tz in ROWS
@@ -97,8 +98,10 @@ QUERIES = [
 
 EXTRA = [
     # PostgreSQL's BC spelling in SQL text (literals.py turns it into DuckDB's '(BC)'):
-    pytest.param("SELECT '0044-03-15 BC'::date, '0044-03-15 10:00:00 BC'::timestamp, "
-                 "'0044-03-15 10:00:00+00 BC'::timestamptz"),  # fmt: skip
+    pytest.param(
+        "SELECT '0044-03-15 BC'::date, '0044-03-15 10:00:00 BC'::timestamp, "
+        "'0044-03-15 10:00:00+00 BC'::timestamptz"
+    ),  # fmt: skip
     pytest.param(
         "SELECT '294276-12-31 23:59:59'::timestamp",
         marks=pytest.mark.xfail(
@@ -132,7 +135,9 @@ def pg_result(conn: psycopg.Connection, sql: str, fmt: int | None, params: list[
         res = conn.pgconn.exec_params(sql.encode(), vals, types, pformats, result_format=fmt)
     err = res.error_field(psycopg.pq.DiagnosticField.SQLSTATE)
     if err:
-        return error_outcome(err.decode(), (res.error_field(psycopg.pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode())
+        return error_outcome(
+            err.decode(), (res.error_field(psycopg.pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode()
+        )
     values = [[res.get_value(r, c) for c in range(res.nfields)] for r in range(res.ntuples)]
     return ([res.ftype(c) for c in range(res.nfields)], values)
 
@@ -248,8 +253,14 @@ def test_parameters_stored_in_a_table(both):
         assert our_result(d, sql, 0, **kw)[0] != "error"
     for fmt in (None, 1):
         _same(both, "SELECT * FROM pt ORDER BY k", fmt)
-    _same(both, "SELECT k FROM pt WHERE d = 'infinity' AND ts = 'infinity' AND tz = 'infinity' ORDER BY k", None)
-    _same(both, "SELECT k FROM pt WHERE d = '-infinity' AND ts = '-infinity' AND tz = '-infinity' ORDER BY k", None)
+    _same(
+        both, "SELECT k FROM pt WHERE d = 'infinity' AND ts = 'infinity' AND tz = 'infinity' ORDER BY k", None
+    )
+    _same(
+        both,
+        "SELECT k FROM pt WHERE d = '-infinity' AND ts = '-infinity' AND tz = '-infinity' ORDER BY k",
+        None,
+    )
 
 
 # --- COPY TO ------------------------------------------------------------------------------------------
@@ -261,9 +272,14 @@ def _pg_copy(conn: psycopg.Connection, sql: str) -> bytes:
 
 
 @pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
-@pytest.mark.parametrize("how", ["", "WITH (FORMAT csv)", "WITH (FORMAT binary)"], ids=["text", "csv", "binary"])
-@pytest.mark.parametrize("source", ["(SELECT * FROM dt ORDER BY k)", "dt", "(SELECT k, da, tsa FROM dt ORDER BY k)"],
-                         ids=["query", "table", "arrays"])
+@pytest.mark.parametrize(
+    "how", ["", "WITH (FORMAT csv)", "WITH (FORMAT binary)"], ids=["text", "csv", "binary"]
+)
+@pytest.mark.parametrize(
+    "source",
+    ["(SELECT * FROM dt ORDER BY k)", "dt", "(SELECT k, da, tsa FROM dt ORDER BY k)"],
+    ids=["query", "table", "arrays"],
+)
 def test_copy_to(both, source, how, zone):
     conn, d = both
     _zone(both, zone)
@@ -344,7 +360,9 @@ def servers(pg_and_pgtls: tuple[Any, Any]) -> tuple[int, int]:
     pg, ours = pg_and_pgtls
     ports = (pg.port, ours.port)
     for port in ports:
-        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as c:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True
+        ) as c:
             for sql in CLIENT_SETUP:
                 c.execute(sql)
     return ports
@@ -356,7 +374,9 @@ def test_psycopg_values(servers):
 
     def run(port: int) -> list[object]:
         out: list[object] = []
-        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as c:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True
+        ) as c:
             c.execute("SET TimeZone = 'America/New_York'")
             for oid in (DATE, TIMESTAMP, TIMESTAMPTZ, 1182):  # and date[]
                 c.adapters.register_loader(oid, _Text)
@@ -377,7 +397,9 @@ def test_asyncpg_infinity(servers):
     be infinity, and a real 9999-12-31 must stay finite."""
 
     async def run(port: int) -> list[object]:
-        conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres", ssl=False)
+        conn = await asyncpg.connect(
+            host="127.0.0.1", port=port, user="postgres", database="postgres", ssl=False
+        )
         try:
             await conn.execute("DROP TABLE IF EXISTS apg")
             await conn.execute("CREATE TABLE apg (k int, d date, ts timestamp, tz timestamptz)")
@@ -390,7 +412,10 @@ def test_asyncpg_infinity(servers):
             got += [list(r) for r in await conn.fetch(
                 "SELECT k, isfinite(d), isfinite(ts), isfinite(tz), d = 'infinity'::date, ts = '-infinity'::timestamp "
                 "FROM apg ORDER BY k")]  # fmt: skip
-            got += [list(r) for r in await conn.fetch("SELECT k, d FROM cdt WHERE k IN (1, 2, 6, 7, 8) ORDER BY k")]
+            got += [
+                list(r)
+                for r in await conn.fetch("SELECT k, d FROM cdt WHERE k IN (1, 2, 6, 7, 8) ORDER BY k")
+            ]
             got.append(await conn.fetchval("SELECT isfinite($1::date)", dt.date.max))
             return got
         finally:

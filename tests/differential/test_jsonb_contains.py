@@ -23,7 +23,9 @@ CASES = [
     ("[1.0]", "[1]"), ("[true]", "[1]"), ('{"a":null}', '{"a":null}'), ("1", "[1]"), ('{"a":1}', "[]"),
     ('{"a":"1"}', '{"a":1}'), ("[1,[2]]", "[2]"),
 ]  # fmt: skip
-SETUP = ["CREATE TABLE j (id int, d jsonb)"] + [f"INSERT INTO j VALUES ({i}, '{h}')" for i, (h, _n) in enumerate(CASES)]
+SETUP = ["CREATE TABLE j (id int, d jsonb)"] + [
+    f"INSERT INTO j VALUES ({i}, '{h}')" for i, (h, _n) in enumerate(CASES)
+]
 QUERIES = [f"SELECT '{h}'::jsonb @> '{n}'::jsonb, '{n}'::jsonb <@ '{h}'::jsonb" for h, n in CASES] + [
     """SELECT id FROM j WHERE d @> '{"a": 1}' ORDER BY id""",
     "SELECT id FROM j WHERE '[1]' <@ d ORDER BY id",
@@ -39,15 +41,22 @@ def test_containment_as_postgres(tmp_path: Path) -> None:
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 5) | st.sampled_from([1.0, 2.5, -0.0, 1e3, "a", "b", "", "1", "é"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.sampled_from([1.0, 2.5, -0.0, 1e3, "a", "b", "", "1", "é"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
 
 @pytest.fixture(scope="module")
 def pg(realpg) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(f"host=127.0.0.1 port={realpg.port} user=postgres dbname=postgres", autocommit=True) as c:
+    with psycopg.connect(
+        f"host=127.0.0.1 port={realpg.port} user=postgres dbname=postgres", autocommit=True
+    ) as c:
         yield c
 
 
@@ -55,7 +64,9 @@ def _derive(data: st.DataObject, v: object, depth: int = 0) -> object:
     """Something close to a part of ``v``: keys and elements left out, values derived the same way, and
     now and then the confusions containment must tell apart (a value one level deeper or shallower, a
     scalar wrapped in an array, a number as a string or a boolean)."""
-    how = data.draw(st.sampled_from(["part", "part", "part", "unwrap", "wrap", "retype"]), label=f"how{depth}")
+    how = data.draw(
+        st.sampled_from(["part", "part", "part", "unwrap", "wrap", "retype"]), label=f"how{depth}"
+    )
     if how == "wrap":
         return [v]
     if how == "unwrap" and isinstance(v, list | dict) and v:
@@ -79,8 +90,11 @@ def test_containment_matches_postgres(pg, x: object, y: object, data: st.DataObj
     gives what PostgreSQL 15's gives."""
     a, b, part = json.dumps(x), json.dumps(y), json.dumps(_derive(data, x))
     pairs = [(a, b), (a, a), (a, part), (part, a)]
-    theirs = pg.execute("SELECT array_agg(h::jsonb @> n::jsonb ORDER BY i) FROM unnest(%s::text[], %s::text[]) "
-                        "WITH ORDINALITY AS t(h, n, i)", [[p[0] for p in pairs], [p[1] for p in pairs]]).fetchone()[0]
+    theirs = pg.execute(
+        "SELECT array_agg(h::jsonb @> n::jsonb ORDER BY i) FROM unnest(%s::text[], %s::text[]) "
+        "WITH ORDINALITY AS t(h, n, i)",
+        [[p[0] for p in pairs], [p[1] for p in pairs]],
+    ).fetchone()[0]
     ours = [jsonb.contains_text(h, n) for h, n in pairs]
     assert ours == theirs, list(zip(pairs, ours, theirs, strict=True))
     assert theirs[1] is True  # every jsonb value contains itself

@@ -214,11 +214,17 @@ def test_jsonb_column_minus_rewrite(tmp_path: Path) -> None:
         for sql in COLUMN_QUERIES[:4]:
             assert _run_operators(d, sql) == _pg(conn, sql)[1], sql
         d.query("CREATE TABLE o (id int, d int)")
-        assert jsonb.operators(d.session.cur, "SELECT d - 1, o.d - n FROM o, j") == "SELECT d - 1, o.d - n FROM o, j"
+        assert (
+            jsonb.operators(d.session.cur, "SELECT d - 1, o.d - n FROM o, j")
+            == "SELECT d - 1, o.d - n FROM o, j"
+        )
 
 
 def test_edit_functions_directly() -> None:
-    assert jsonb_edit.jsonb_pretty('{"b": [], "a": {"c": 1}}') == '{\n    "a": {\n        "c": 1\n    },\n    "b": [\n    ]\n}'
+    assert (
+        jsonb_edit.jsonb_pretty('{"b": [], "a": {"c": 1}}')
+        == '{\n    "a": {\n        "c": 1\n    },\n    "b": [\n    ]\n}'
+    )
     assert jsonb_edit.json_strip_nulls('{"a": {}, "b": [], "c": {"d": null}}') == '{"a":{},"b":[],"c":{}}'
     assert jsonb_edit.jsonb_minus('{"a": 1}', '"a"') == "{}"
     with pytest.raises(jsonb_edit.JsonbError, match="cannot delete from scalar"):
@@ -227,8 +233,34 @@ def test_edit_functions_directly() -> None:
     assert jsonb_edit.jsonb_delete_path('{"a": [1, 2]}', '"{a,0}"') == '{"a": [2]}'
 
 
-_PIECES = ["d", "-", "#", ">", "'{a,b}'", "'a'", "1", "(", ")", "::", "jsonb", "jsonb_set", "jsonb_insert", ",",
-           "ARRAY", "[", "]", "|", "x", ".", "'{}'", "CAST", "AS", "json_strip_nulls", "=", "SELECT"]
+_PIECES = [
+    "d",
+    "-",
+    "#",
+    ">",
+    "'{a,b}'",
+    "'a'",
+    "1",
+    "(",
+    ")",
+    "::",
+    "jsonb",
+    "jsonb_set",
+    "jsonb_insert",
+    ",",
+    "ARRAY",
+    "[",
+    "]",
+    "|",
+    "x",
+    ".",
+    "'{}'",
+    "CAST",
+    "AS",
+    "json_strip_nulls",
+    "=",
+    "SELECT",
+]
 
 
 @settings(max_examples=400, deadline=None)
@@ -243,4 +275,6 @@ def test_edit_rewrite_never_raises_or_corrupts(spaced: str, packed: str) -> None
                 continue
             # every literal of the input is still there, in order (operands are moved, never rewritten)
             it = iter(t.text for t in tokens(out) if t.kind == "string")
-            assert all(any(s == o for o in it) for s in (t.text for t in tokens(sql) if t.kind == "string")), out
+            assert all(
+                any(s == o for o in it) for s in (t.text for t in tokens(sql) if t.kind == "string")
+            ), out

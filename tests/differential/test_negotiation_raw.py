@@ -49,7 +49,9 @@ def pair(certs):
         s.cleanup()
 
 
-def _exchange(port: int, steps: list[bytes], tls_after_s: bool = False) -> tuple[list[bytes], dict | None, bool]:
+def _exchange(
+    port: int, steps: list[bytes], tls_after_s: bool = False
+) -> tuple[list[bytes], dict | None, bool]:
     """Send each step, read the 1-byte answers of SSL/GSS requests; return answers, error fields, closed."""
     r = Raw(port)
     answers: list[bytes] = []

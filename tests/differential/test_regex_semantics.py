@@ -48,13 +48,21 @@ CONTROL = ["\n", "\r", "\t", "\x01", "\x7f", "\r\n", "\x0b", "\x0c", "\x1b"]
 
 @pytest.fixture(scope="module")
 def ascii_db(realpg: RealPostgres) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(f"host=127.0.0.1 port={realpg.port} user=postgres dbname=postgres", autocommit=True) as c:
-        c.execute("CREATE DATABASE rxascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
-    with psycopg.connect(f"host=127.0.0.1 port={realpg.port} user=postgres dbname=rxascii", autocommit=True) as c:
+    with psycopg.connect(
+        f"host=127.0.0.1 port={realpg.port} user=postgres dbname=postgres", autocommit=True
+    ) as c:
+        c.execute(
+            "CREATE DATABASE rxascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+        )
+    with psycopg.connect(
+        f"host=127.0.0.1 port={realpg.port} user=postgres dbname=rxascii", autocommit=True
+    ) as c:
         yield c
 
 
-def _pg_answers(conn: psycopg.Connection, pattern: bytes, subjects: list[bytes]) -> list[tuple[bool, bytes | None]]:
+def _pg_answers(
+    conn: psycopg.Connection, pattern: bytes, subjects: list[bytes]
+) -> list[tuple[bool, bytes | None]]:
     """(matches, first capture) for each subject; patterns and subjects travel as bytes."""
     rows = conn.execute(
         "SELECT s ~ p, convert_to((regexp_match(s, p))[1], 'SQL_ASCII')"
@@ -100,8 +108,11 @@ def _compare(conn: psycopg.Connection, pattern: str, subjects: list[str]) -> lis
     theirs = _pg_answers(conn, to_bytes(pattern), [to_bytes(s) for s in subjects])
     if compile_are(pattern).groups == 0:
         theirs = [(m, None) for m, _ in theirs]
-    return [f"{pattern!r} on {s!r}: pg {t}, pgtls {o}" for s, t, o in zip(subjects, theirs, ours, strict=True)
-            if t != o and (t[0] or o[0])]
+    return [
+        f"{pattern!r} on {s!r}: pg {t}, pgtls {o}"
+        for s, t, o in zip(subjects, theirs, ours, strict=True)
+        if t != o and (t[0] or o[0])
+    ]
 
 
 def test_unit_table_against_postgresql(ascii_db: psycopg.Connection) -> None:
@@ -118,9 +129,24 @@ def test_error_texts_against_postgresql(ascii_db: psycopg.Connection) -> None:
 
 NAMES = ["ssltestuser", "alice@example.com", "a", "", "ssl testuser", "caf\u00e9", "caf\udce9", "USER_1"]
 CN_PATTERNS = [
-    "^(.*)$", "^ssltestuser$", "^ssl.testuser$", "^(ssltestuser)\\s*$", "^(.*?)[[:cntrl:]]*$", "^([[:print:]]*)",
-    "^([^\\n]*)$", "^(.*)@example\\.com$", "^(.*?)(@.*)?$", "[[:cntrl:]]", "^[[:alnum:]_@.]+$", "(.)$", "^(\\w+)\\W?",
-    "^(.+?)\\r?\\n?$", "\\A(.*)\\Z", "(?i)^(SSLTESTUSER)$", "^ssltestuser[\\x00-\\x1f]$", "^(.*)[^[:graph:]]$",
+    "^(.*)$",
+    "^ssltestuser$",
+    "^ssl.testuser$",
+    "^(ssltestuser)\\s*$",
+    "^(.*?)[[:cntrl:]]*$",
+    "^([[:print:]]*)",
+    "^([^\\n]*)$",
+    "^(.*)@example\\.com$",
+    "^(.*?)(@.*)?$",
+    "[[:cntrl:]]",
+    "^[[:alnum:]_@.]+$",
+    "(.)$",
+    "^(\\w+)\\W?",
+    "^(.+?)\\r?\\n?$",
+    "\\A(.*)\\Z",
+    "(?i)^(SSLTESTUSER)$",
+    "^ssltestuser[\\x00-\\x1f]$",
+    "^(.*)[^[:graph:]]$",
 ]
 
 
@@ -133,8 +159,27 @@ def test_control_characters_against_postgresql(ascii_db: psycopg.Connection) -> 
     assert diffs == []
 
 
-ATOMS = ["a", "b", "@", ".", "\\n", "[ab]", "[^a]", "\\d", "\\w", "\\s", "[[:alpha:]]", "[[:cntrl:]]", "x", "\\r",
-         "(a|ab)", "(b|ab)*", "(a*)*", "((a)|b)+?", "(a?){2,3}"]
+ATOMS = [
+    "a",
+    "b",
+    "@",
+    ".",
+    "\\n",
+    "[ab]",
+    "[^a]",
+    "\\d",
+    "\\w",
+    "\\s",
+    "[[:alpha:]]",
+    "[[:cntrl:]]",
+    "x",
+    "\\r",
+    "(a|ab)",
+    "(b|ab)*",
+    "(a*)*",
+    "((a)|b)+?",
+    "(a?){2,3}",
+]
 QUANTS = ["*", "+", "?", "*?", "+?", "??", "{1,2}", "{0,2}?", "{2}", "{1,}"]
 
 
@@ -163,15 +208,27 @@ def test_generated_patterns_against_postgresql(ascii_db: psycopg.Connection) -> 
     diffs: list[str] = []
     for _ in range(400):
         pattern = _gen_pattern(r)
-        subjects = sorted({"".join(r.choice("aab@\nx1\r") for _ in range(r.randint(0, 12))) for _ in range(10)})
+        subjects = sorted(
+            {"".join(r.choice("aab@\nx1\r") for _ in range(r.randint(0, 12))) for _ in range(10)}
+        )
         diffs += _compare(ascii_db, pattern, subjects)
     assert diffs == []
 
 
 # --- end to end: certificates with control characters in the CN -----------------------------------
 
-CNS = ["ssltestuser", "ssltestuser\n", "ssltestuser\r", "ssl\ttestuser", "ssltestuser\x01", "ssl\ntestuser",
-       "\nssltestuser", "ssltestuser\r\n", "ssltestuser\x7f", "ssltestuser\x1b"]
+CNS = [
+    "ssltestuser",
+    "ssltestuser\n",
+    "ssltestuser\r",
+    "ssl\ttestuser",
+    "ssltestuser\x01",
+    "ssl\ntestuser",
+    "\nssltestuser",
+    "ssltestuser\r\n",
+    "ssltestuser\x7f",
+    "ssltestuser\x1b",
+]
 
 IDENT = (
     "mall /^(.*)$ \\1\n"
@@ -182,8 +239,10 @@ IDENT = (
     "mprint /^([[:print:]]+)$ \\1\n"
 )
 MAPS = ["mall", "mexact", "mdot", "mtrail", "mlazy", "mprint"]
-HBA = "local all all trust\n" + "".join(f"hostssl {m} all 127.0.0.1/32 cert map={m}\n" for m in MAPS) + (
-    "hostssl plain all 127.0.0.1/32 cert\n"
+HBA = (
+    "local all all trust\n"
+    + "".join(f"hostssl {m} all 127.0.0.1/32 cert map={m}\n" for m in MAPS)
+    + ("hostssl plain all 127.0.0.1/32 cert\n")
 )
 DATABASES = [*MAPS, "plain"]
 
@@ -233,11 +292,15 @@ def _setup_sql(databases: list[str]) -> list[str]:
     return [_role_sql(n) for n in dict.fromkeys(CNS)] + [f"CREATE DATABASE {db}" for db in databases]
 
 
-def _start_real(certs, hba: str, ident: str, databases: list[str], bindir: Path | None = None) -> RealPostgres:
+def _start_real(
+    certs, hba: str, ident: str, databases: list[str], bindir: Path | None = None
+) -> RealPostgres:
     pg = RealPostgres(bindir=bindir).init()
     _install(pg, certs, hba, ident)
     pg.start()
-    with psycopg.connect(f"host={pg.sockdir} port={pg.port} user=postgres dbname=postgres", autocommit=True) as c:
+    with psycopg.connect(
+        f"host={pg.sockdir} port={pg.port} user=postgres dbname=postgres", autocommit=True
+    ) as c:
         for stmt in _setup_sql(databases):
             c.execute(stmt)
     return pg
@@ -259,9 +322,17 @@ def _normalize(text: str, port: int) -> str:
 
 def _login_psycopg(port: int, login: Login, keys: Path, user: str) -> str:
     try:
-        with psycopg.connect(host="127.0.0.1", port=port, user=user, dbname=login.database, sslmode="require",
-                             sslrootcert="invalid", sslcert=str(keys / f"c{login.cn_index}.crt"),
-                             sslkey=str(keys / f"c{login.cn_index}.key"), connect_timeout=20) as conn:
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=port,
+            user=user,
+            dbname=login.database,
+            sslmode="require",
+            sslrootcert="invalid",
+            sslcert=str(keys / f"c{login.cn_index}.crt"),
+            sslkey=str(keys / f"c{login.cn_index}.key"),
+            connect_timeout=20,
+        ) as conn:
             row = conn.execute("select current_user").fetchone()
             assert row is not None
             return f"ok as {row[0]!r}"
@@ -275,8 +346,9 @@ async def _login_asyncpg(port: int, login: Login, keys: Path, user: str) -> str:
     ctx.verify_mode = ssl.CERT_NONE
     ctx.load_cert_chain(str(keys / f"c{login.cn_index}.crt"), str(keys / f"c{login.cn_index}.key"))
     try:
-        conn = await asyncpg.connect(host="127.0.0.1", port=port, user=user, database=login.database, ssl=ctx,
-                                     timeout=20)
+        conn = await asyncpg.connect(
+            host="127.0.0.1", port=port, user=user, database=login.database, ssl=ctx, timeout=20
+        )
     except asyncpg.PostgresError as e:
         return f"refused [{e.sqlstate}] {e}"
     try:
@@ -288,21 +360,30 @@ async def _login_asyncpg(port: int, login: Login, keys: Path, user: str) -> str:
 def _outcomes(port: int, logins: list[Login], keys: Path) -> dict[Login, tuple[str, str]]:
     out: dict[Login, tuple[str, str]] = {}
     for login in logins:
-        out[login] = (_login_psycopg(port, login, keys, login.user),
-                      asyncio.run(_login_asyncpg(port, login, keys, login.user)))
+        out[login] = (
+            _login_psycopg(port, login, keys, login.user),
+            asyncio.run(_login_asyncpg(port, login, keys, login.user)),
+        )
     return out
 
 
 def _diff(theirs: dict[Login, tuple[str, str]], ours: dict[Login, tuple[str, str]]) -> list[str]:
-    return [f"CN {CNS[k.cn_index]!r} db {k.database} user {k.user!r}:\n  pg    {theirs[k]}\n  pgtls {ours[k]}"
-            for k in theirs if theirs[k] != ours[k]]
+    return [
+        f"CN {CNS[k.cn_index]!r} db {k.database} user {k.user!r}:\n  pg    {theirs[k]}\n  pgtls {ours[k]}"
+        for k in theirs
+        if theirs[k] != ours[k]
+    ]
 
 
 def test_cert_logins_with_control_characters_in_cn(certs, cn_keys: Path) -> None:
     if not have_postgres():
         prereq.missing("PostgreSQL 15 server binaries are not installed")
-    logins = [Login(i, db, user) for i, cn in enumerate(CNS) for db in DATABASES
-              for user in dict.fromkeys(["ssltestuser", cn])]
+    logins = [
+        Login(i, db, user)
+        for i, cn in enumerate(CNS)
+        for db in DATABASES
+        for user in dict.fromkeys(["ssltestuser", cn])
+    ]
     pg = _start_real(certs, HBA, IDENT, DATABASES)
     try:
         theirs = _outcomes(pg.port, logins, cn_keys)
@@ -334,8 +415,9 @@ HBA_REGEX = (
 
 def _plain_login(port: int, database: str, user: str) -> tuple[str, str]:
     try:
-        with psycopg.connect(host="127.0.0.1", port=port, user=user, dbname=database, sslmode="disable",
-                             connect_timeout=20) as conn:
+        with psycopg.connect(
+            host="127.0.0.1", port=port, user=user, dbname=database, sslmode="disable", connect_timeout=20
+        ) as conn:
             row = conn.execute("select current_user").fetchone()
             assert row is not None
             first = f"ok as {row[0]!r}"
@@ -344,8 +426,9 @@ def _plain_login(port: int, database: str, user: str) -> tuple[str, str]:
 
     async def second() -> str:
         try:
-            conn = await asyncpg.connect(host="127.0.0.1", port=port, user=user, database=database, ssl=False,
-                                         timeout=20)
+            conn = await asyncpg.connect(
+                host="127.0.0.1", port=port, user=user, database=database, ssl=False, timeout=20
+            )
         except asyncpg.PostgresError as e:
             return f"refused [{e.sqlstate}] {e}"
         try:
@@ -371,7 +454,9 @@ def test_hba_regex_user_and_database_against_postgresql18() -> None:
     try:
         pg.write("pg_hba.conf", HBA_REGEX)
         pg.start()
-        with psycopg.connect(f"host={pg.sockdir} port={pg.port} user=postgres dbname=postgres", autocommit=True) as c:
+        with psycopg.connect(
+            f"host={pg.sockdir} port={pg.port} user=postgres dbname=postgres", autocommit=True
+        ) as c:
             for stmt in setup:
                 c.execute(stmt)
         theirs = {k: _plain_login(pg.port, *k) for k in logins}
@@ -386,7 +471,11 @@ def test_hba_regex_user_and_database_against_postgresql18() -> None:
         ours = {k: _plain_login(ours_server.port, *k) for k in logins}
     finally:
         ours_server.cleanup()
-    diffs = [f"db {k[0]!r} user {k[1]!r}:\n  pg    {theirs[k]}\n  pgtls {ours[k]}" for k in logins if theirs[k] != ours[k]]
+    diffs = [
+        f"db {k[0]!r} user {k[1]!r}:\n  pg    {theirs[k]}\n  pgtls {ours[k]}"
+        for k in logins
+        if theirs[k] != ours[k]
+    ]
     assert diffs == []
     assert ours[("postgres", "ssltestuser")][1] == "ok as 'ssltestuser'"
     assert ours[("postgres", "ssltestuser\n")][1].startswith("refused [28000]")  # not via /^ssltestuser$

@@ -218,7 +218,9 @@ def test_psycopg_nested_transaction_blocks(servers):
 def test_asyncpg_nested_transactions(servers):
     async def run(port: int) -> list[int]:
         fresh_database(port, "nested_apg")
-        conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="nested_apg", ssl=False)
+        conn = await asyncpg.connect(
+            host="127.0.0.1", port=port, user="postgres", database="nested_apg", ssl=False
+        )
         try:
             await conn.execute("CREATE TABLE t (a int PRIMARY KEY)")
             async with conn.transaction():
@@ -311,7 +313,10 @@ def test_copy_from_before_and_after_a_savepoint(servers):
             conn.execute("SAVEPOINT s")
             with conn.cursor().copy("COPY c (a, b) FROM STDIN") as cp:
                 cp.write_row((5000, "after"))
-            with pytest.raises(psycopg.errors.UniqueViolation), conn.cursor().copy("COPY c (a) FROM STDIN") as cp:
+            with (
+                pytest.raises(psycopg.errors.UniqueViolation),
+                conn.cursor().copy("COPY c (a) FROM STDIN") as cp,
+            ):
                 cp.write_row((1,))
             conn.execute("ROLLBACK TO SAVEPOINT s")
             conn.execute("INSERT INTO c VALUES (2000, 'x')")

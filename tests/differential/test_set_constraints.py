@@ -33,7 +33,9 @@ def _theirs(conn: psycopg.Connection, sql: str, notices: list[tuple[str, str]]) 
 def test_set_constraints_as_postgres(tmp_path: Path) -> None:
     with postgres_and_session(tmp_path, []) as (conn, d):
         notices: list[tuple[str, str]] = []
-        conn.add_notice_handler(lambda diag: notices.append((diag.sqlstate or "", diag.message_primary or "")))
+        conn.add_notice_handler(
+            lambda diag: notices.append((diag.sqlstate or "", diag.message_primary or ""))
+        )
         for sql in SCRIPT:
             msgs = d.query(sql)
             ours: list[object] = []

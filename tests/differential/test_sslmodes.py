@@ -88,8 +88,14 @@ def test_verify_full_wrong_name_fails_like_postgres(servers, certs, client_home,
 def _psycopg(server, certs, sslmode: str):
     try:
         with psycopg.connect(
-            host="localhost", hostaddr="127.0.0.1", port=server.port, user="postgres", dbname="postgres",
-            sslmode=sslmode, sslrootcert=certs.path("root_ca.crt"), connect_timeout=10,
+            host="localhost",
+            hostaddr="127.0.0.1",
+            port=server.port,
+            user="postgres",
+            dbname="postgres",
+            sslmode=sslmode,
+            sslrootcert=certs.path("root_ca.crt"),
+            connect_timeout=10,
         ) as conn:
             return True, conn.pgconn.ssl_in_use, ""
     except psycopg.OperationalError as e:

@@ -37,7 +37,9 @@ def _reference(stream: bytes, watch: frozenset[int]) -> tuple[int, str, int, lis
         (length,) = struct.unpack_from("!i", stream, pos + 1)
         if length < 4:
             return pos, "error", last, heads, True
-        if kind in watch and pos + min(WATCH_PREFIX, 1 + length) <= n:  # a start cut by the stream's end: none
+        if (
+            kind in watch and pos + min(WATCH_PREFIX, 1 + length) <= n
+        ):  # a start cut by the stream's end: none
             heads.append(stream[pos : pos + min(WATCH_PREFIX, 1 + length)])
         last = kind
         pos += 1 + length

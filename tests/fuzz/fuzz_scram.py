@@ -56,8 +56,12 @@ def test_one_input(data: bytes) -> None:
     control = data[0]
     messages = parts(data[1:], 3)
     ex = ScramExchange(
-        USER, SECRET if control & 2 else None, channel_binding=CB_DATA if control & 1 else None,
-        cluster_secret=CLUSTER_SECRET, mock_iterations=ITERATIONS, server_nonce=SERVER_NONCE,
+        USER,
+        SECRET if control & 2 else None,
+        channel_binding=CB_DATA if control & 1 else None,
+        cluster_secret=CLUSTER_SECRET,
+        mock_iterations=ITERATIONS,
+        server_nonce=SERVER_NONCE,
     )
     out = ex.start()
     assert isinstance(out, Continue)

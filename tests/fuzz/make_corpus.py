@@ -41,28 +41,45 @@ def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, password: byte
 def make_fixtures() -> dict[str, bytes]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
-        x509.CertificateBuilder().subject_name(_name("pgtls fuzz root")).issuer_name(_name("pgtls fuzz root"))
-        .public_key(ca_key.public_key()).serial_number(1).not_valid_before(START).not_valid_after(END)
+        x509.CertificateBuilder()
+        .subject_name(_name("pgtls fuzz root"))
+        .issuer_name(_name("pgtls fuzz root"))
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(START)
+        .not_valid_after(END)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        x509.CertificateBuilder().subject_name(_name("localhost")).issuer_name(ca.subject)
-        .public_key(key.public_key()).serial_number(2).not_valid_before(START).not_valid_after(END)
+        x509.CertificateBuilder()
+        .subject_name(_name("localhost"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(START)
+        .not_valid_after(END)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     revoked = x509.RevokedCertificateBuilder().serial_number(3).revocation_date(START).build()
     crl = (
-        x509.CertificateRevocationListBuilder().issuer_name(ca.subject).last_update(START).next_update(END)
-        .add_revoked_certificate(revoked).sign(ca_key, hashes.SHA256())
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.subject)
+        .last_update(START)
+        .next_update(END)
+        .add_revoked_certificate(revoked)
+        .sign(ca_key, hashes.SHA256())
     )
     dh = subprocess.run(
         ["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048"],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     ).stdout
     rsa_key = rsa.generate_private_key(65537, 2048)
     pem = serialization.Encoding.PEM
@@ -77,10 +94,12 @@ def make_fixtures() -> dict[str, bytes]:
         "chain.crt": cert.public_bytes(pem) + ca.public_bytes(pem),
         "server.der": cert.public_bytes(serialization.Encoding.DER),
         "encrypted.key": _pem_key(key, b"passphrase"),
-        "rsa.key": rsa_key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL,
-                                         serialization.NoEncryption()),
-        "ec-sec1.key": key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL,
-                                         serialization.NoEncryption()),
+        "rsa.key": rsa_key.private_bytes(
+            pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        ),
+        "ec-sec1.key": key.private_bytes(
+            pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        ),
     }
 
 
@@ -180,10 +199,17 @@ def scram_seeds() -> dict[str, bytes]:
     plus_final = _scram_client(bare, "p=tls-server-end-point,,", b"p=tls-server-end-point,," + cb)
     return {
         "ok": b"\x02" + _sasl_initial(b"SCRAM-SHA-256", b"n,," + bare.encode()) + SEP + plain_final,
-        "ok-plus": b"\x03" + _sasl_initial(b"SCRAM-SHA-256-PLUS", b"p=tls-server-end-point," + b"," + bare.encode())
-        + SEP + plus_final,
-        "empty-initial": b"\x02" + _sasl_initial(b"SCRAM-SHA-256", None) + SEP + b"n,," + bare.encode()
-        + SEP + plain_final,
+        "ok-plus": b"\x03"
+        + _sasl_initial(b"SCRAM-SHA-256-PLUS", b"p=tls-server-end-point," + b"," + bare.encode())
+        + SEP
+        + plus_final,
+        "empty-initial": b"\x02"
+        + _sasl_initial(b"SCRAM-SHA-256", None)
+        + SEP
+        + b"n,,"
+        + bare.encode()
+        + SEP
+        + plain_final,
         "mock": b"\x00" + _sasl_initial(b"SCRAM-SHA-256", b"n,," + bare.encode()) + SEP + plain_final,
         "downgrade-y": b"\x01" + _sasl_initial(b"SCRAM-SHA-256", b"y,," + bare.encode()),
         "authzid": b"\x02" + _sasl_initial(b"SCRAM-SHA-256", b"n,a=bob," + bare.encode()),
@@ -203,7 +229,9 @@ def password_seeds() -> dict[str, bytes]:
         "no-nul": b"\x01secret",
         "wrong-type": b"\x04secret\0",
         "scram-secret": b"\x00SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$"
-        + base64.b64encode(b"k" * 32) + b":" + base64.b64encode(b"s" * 32),
+        + base64.b64encode(b"k" * 32)
+        + b":"
+        + base64.b64encode(b"s" * 32),
         "saslprep": "\x01pass\u00adword\u2003\uff21\0".encode(),
         "sasl-initial": b"\x00SCRAM-SHA-256\0\x00\x00\x00\x03n,,",
     }
@@ -230,7 +258,7 @@ def ident_seeds() -> dict[str, bytes]:
     return {
         "sample": b"\x00# MAPNAME SYSTEM-USERNAME PG-USERNAME\nm alice alice\nm bob +staff\n",
         "regex": b"\x01m /^CN=([a-z]+)@example\\.com$ \\1\nm /^(.*)@EXAMPLE\\.COM$ \\1\nn /x /^b\n",
-        "case": b"\x06m BOB.SMITH@example.com bob.smith\nm \"quoted name\" all\n",
+        "case": b'\x06m BOB.SMITH@example.com bob.smith\nm "quoted name" all\n',
         "bad": b"\x00m onlytwo\nm a,b c\nm /( x\n",
         "include": b"\x00include_if_exists other.conf\nm @list alice\n",
     }
@@ -287,9 +315,16 @@ def main() -> None:
         (FIXTURES / name).write_bytes(fx[name])
     (FIXTURES / "server.key").chmod(0o600)
     seeds = {
-        "startup": startup_seeds(), "frontend": frontend_seeds(), "scram": scram_seeds(),
-        "password": password_seeds(), "hba": hba_seeds(), "ident": ident_seeds(), "conf": conf_seeds(),
-        "pem": pem_seeds(fx), "check": check_seeds(fx), "txnwire": txnwire_seeds(),
+        "startup": startup_seeds(),
+        "frontend": frontend_seeds(),
+        "scram": scram_seeds(),
+        "password": password_seeds(),
+        "hba": hba_seeds(),
+        "ident": ident_seeds(),
+        "conf": conf_seeds(),
+        "pem": pem_seeds(fx),
+        "check": check_seeds(fx),
+        "txnwire": txnwire_seeds(),
     }
     for target, files in seeds.items():
         d = CORPUS / target

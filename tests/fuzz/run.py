@@ -58,8 +58,10 @@ class Result:
         return self.result == "ok"
 
     def summary(self) -> str:
-        line = (f"{self.target:<9} {self.result:<9} execs={self.execs:<9} cov={self.cov:<5} ft={self.ft:<6} "
-                f"corpus={self.corpus:<5} {self.seconds:5.1f}s")
+        line = (
+            f"{self.target:<9} {self.result:<9} execs={self.execs:<9} cov={self.cov:<5} ft={self.ft:<6} "
+            f"corpus={self.corpus:<5} {self.seconds:5.1f}s"
+        )
         if self.saved:
             line += f"  saved: {self.saved}"
         return line
@@ -107,22 +109,35 @@ def run_target(target: str, seconds: int, keep_corpus: Path | None = None) -> Re
             if src.is_dir():
                 for f in src.iterdir():
                     if f.is_file():
-                        shutil.copyfile(f, corpus / f"{src.name}-{f.name}" if src.parent == CRASHERS else corpus / f.name)
+                        shutil.copyfile(
+                            f, corpus / f"{src.name}-{f.name}" if src.parent == CRASHERS else corpus / f.name
+                        )
         artifacts = scratch / "artifacts"
         artifacts.mkdir()
         tmp = scratch / "tmp"
         tmp.mkdir()
-        env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-                   PYTHONDONTWRITEBYTECODE="1")
+        env = dict(
+            os.environ,
+            TMPDIR=str(tmp),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            PYTHONDONTWRITEBYTECODE="1",
+        )
         cmd = [
-            sys.executable, str(script), f"-max_total_time={seconds}", f"-timeout={PER_INPUT_TIMEOUT}",
-            f"-rss_limit_mb={RSS_LIMIT_MB}", "-print_final_stats=1", f"-artifact_prefix={artifacts}/", str(corpus),
+            sys.executable,
+            str(script),
+            f"-max_total_time={seconds}",
+            f"-timeout={PER_INPUT_TIMEOUT}",
+            f"-rss_limit_mb={RSS_LIMIT_MB}",
+            "-print_final_stats=1",
+            f"-artifact_prefix={artifacts}/",
+            str(corpus),
         ]
         log_path = scratch / "log.txt"
         start = time.monotonic()
         with open(log_path, "wb") as log_file:
-            proc = subprocess.Popen(cmd, cwd=scratch, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, cwd=scratch, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            )
             try:
                 # libFuzzer stops itself; the margin covers start-up and a last slow input (-timeout).
                 proc.wait(timeout=seconds + 4 * PER_INPUT_TIMEOUT + 60)
@@ -142,8 +157,11 @@ def run_target(target: str, seconds: int, keep_corpus: Path | None = None) -> Re
             for f in corpus.iterdir():
                 shutil.copyfile(f, dest / f.name)
         if not res.ok:
-            saved = Path(tempfile.mkdtemp(prefix=f"pgtls-fuzz-{target}-found-",
-                                          dir=os.environ.get("PGTLS_FUZZ_ARTIFACTS") or None))
+            saved = Path(
+                tempfile.mkdtemp(
+                    prefix=f"pgtls-fuzz-{target}-found-", dir=os.environ.get("PGTLS_FUZZ_ARTIFACTS") or None
+                )
+            )
             shutil.copyfile(log_path, saved / "log.txt")
             for f in artifacts.iterdir():
                 shutil.copyfile(f, saved / f.name)
@@ -155,7 +173,9 @@ def run_target(target: str, seconds: int, keep_corpus: Path | None = None) -> Re
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def run_targets(targets: list[str], seconds: int, jobs: int = 2, keep_corpus: Path | None = None) -> dict[str, Result]:
+def run_targets(
+    targets: list[str], seconds: int, jobs: int = 2, keep_corpus: Path | None = None
+) -> dict[str, Result]:
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {t: pool.submit(run_target, t, seconds, keep_corpus) for t in targets}
         return {t: f.result() for t, f in futures.items()}
@@ -164,11 +184,19 @@ def run_targets(targets: list[str], seconds: int, jobs: int = 2, keep_corpus: Pa
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     p.add_argument("targets", nargs="*", help=f"default: all ({', '.join(all_targets())})")
-    p.add_argument("--seconds", type=int, default=int(os.environ.get("PGTLS_FUZZ_SECONDS", DEFAULT_SECONDS)),
-                   help="fuzzing time per target (default: $PGTLS_FUZZ_SECONDS or %(default)s)")
+    p.add_argument(
+        "--seconds",
+        type=int,
+        default=int(os.environ.get("PGTLS_FUZZ_SECONDS", DEFAULT_SECONDS)),
+        help="fuzzing time per target (default: $PGTLS_FUZZ_SECONDS or %(default)s)",
+    )
     p.add_argument("--jobs", type=int, default=2, help="targets run at once (default: %(default)s)")
-    p.add_argument("--keep-corpus", type=Path, default=None,
-                   help="copy each target's final corpus to DIR/<target> (to grow the committed seeds by hand)")
+    p.add_argument(
+        "--keep-corpus",
+        type=Path,
+        default=None,
+        help="copy each target's final corpus to DIR/<target> (to grow the committed seeds by hand)",
+    )
     args = p.parse_args(argv)
     targets = args.targets or all_targets()
     unknown = [t for t in targets if t not in all_targets()]
@@ -179,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in results.values():
         print(r.summary(), flush=True)
     for r in failed:
-        print(f"\n--- {r.target}: {r.result}; input(s): {', '.join(r.artifacts) or '(none)'}; log: {r.saved}/log.txt")
+        print(
+            f"\n--- {r.target}: {r.result}; input(s): {', '.join(r.artifacts) or '(none)'}; log: {r.saved}/log.txt"
+        )
         print(r.tail)
     return 1 if failed else 0
 

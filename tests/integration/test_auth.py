@@ -52,7 +52,9 @@ SECRETS: set[str] = set()
 
 def _remember_secrets(s: PgtlsServer) -> None:
     """The secrets the managed cluster stores (pg_authid.rolpassword), to look for in the logs."""
-    SECRETS.update(r[0] for r in s.sql("SELECT rolpassword FROM pg_authid WHERE rolpassword IS NOT NULL") if r[0])
+    SECRETS.update(
+        r[0] for r in s.sql("SELECT rolpassword FROM pg_authid WHERE rolpassword IS NOT NULL") if r[0]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +112,12 @@ PASSWORD_CASES = [
 ]
 
 
-async def _asyncpg_query(port: int, user: str, db: str, password: str | None, ctx: ssl.SSLContext | bool) -> object:
-    conn = await asyncpg.connect(host="127.0.0.1", port=port, user=user, database=db, password=password, ssl=ctx,
-                                 timeout=15)
+async def _asyncpg_query(
+    port: int, user: str, db: str, password: str | None, ctx: ssl.SSLContext | bool
+) -> object:
+    conn = await asyncpg.connect(
+        host="127.0.0.1", port=port, user=user, database=db, password=password, ssl=ctx, timeout=15
+    )
     try:
         return await conn.fetchval("select current_user")
     finally:
@@ -125,7 +130,9 @@ def test_asyncpg_password_methods(server, db, user, method, tls):
     ctx = _client_ctx() if tls else False
     assert asyncio.run(_asyncpg_query(server.port, user, db, PASSWORDS[user], ctx)) == user
     assert f'connection authenticated: identity="{user}" method={method}' in server.log()
-    with pytest.raises(asyncpg.InvalidPasswordError, match=f'password authentication failed for user "{user}"'):
+    with pytest.raises(
+        asyncpg.InvalidPasswordError, match=f'password authentication failed for user "{user}"'
+    ):
         asyncio.run(_asyncpg_query(server.port, user, db, "wrong-" + PASSWORDS[user], ctx))
 
 
@@ -133,16 +140,30 @@ def test_asyncpg_password_methods(server, db, user, method, tls):
 @pytest.mark.parametrize("db,user,method", PASSWORD_CASES, ids=[f"{d}-{u}" for d, u, _ in PASSWORD_CASES])
 def test_pg8000_password_methods(server, db, user, method, tls):
     ctx = _client_ctx() if tls else None
-    conn = pg8000.native.Connection(user, host="127.0.0.1", port=server.port, database=db,
-                                    password=PASSWORDS[user], ssl_context=ctx, timeout=15)
+    conn = pg8000.native.Connection(
+        user,
+        host="127.0.0.1",
+        port=server.port,
+        database=db,
+        password=PASSWORDS[user],
+        ssl_context=ctx,
+        timeout=15,
+    )
     try:
         assert conn.run("select current_user") == [[user]]
     finally:
         conn.close()
     assert f'connection authenticated: identity="{user}" method={method}' in server.log()
     with pytest.raises(pg8000.exceptions.DatabaseError) as ei:
-        pg8000.native.Connection(user, host="127.0.0.1", port=server.port, database=db,
-                                 password="wrong-" + PASSWORDS[user], ssl_context=ctx, timeout=15)
+        pg8000.native.Connection(
+            user,
+            host="127.0.0.1",
+            port=server.port,
+            database=db,
+            password="wrong-" + PASSWORDS[user],
+            ssl_context=ctx,
+            timeout=15,
+        )
     err = ei.value.args[0]
     assert err["C"] == "28P01" and err["M"] == f'password authentication failed for user "{user}"'
 
@@ -151,35 +172,56 @@ def test_pg8000_password_methods(server, db, user, method, tls):
 
 
 def test_asyncpg_client_certificate(server, keys):
-    assert asyncio.run(_asyncpg_query(server.port, "ssltestuser", "certdb", None, _client_ctx(keys))) == "ssltestuser"
+    assert (
+        asyncio.run(_asyncpg_query(server.port, "ssltestuser", "certdb", None, _client_ctx(keys)))
+        == "ssltestuser"
+    )
     assert 'connection authenticated: identity="CN=ssltestuser" method=cert' in server.log()
 
 
 def test_asyncpg_client_certificate_wrong_user(server, keys):
-    with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError,
-                       match='certificate authentication failed for user "anotheruser"'):
+    with pytest.raises(
+        asyncpg.InvalidAuthorizationSpecificationError,
+        match='certificate authentication failed for user "anotheruser"',
+    ):
         asyncio.run(_asyncpg_query(server.port, "anotheruser", "certdb", None, _client_ctx(keys)))
     log = server.log()
-    assert 'connection authenticated: identity="CN=ssltestuser" method=cert' in log  # logged before the name check
+    assert (
+        'connection authenticated: identity="CN=ssltestuser" method=cert' in log
+    )  # logged before the name check
     assert "provided user name (anotheruser) and authenticated user name (ssltestuser) do not match" in log
 
 
 def test_asyncpg_without_certificate_refused(server):
-    with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError,
-                       match="connection requires a valid client certificate"):
+    with pytest.raises(
+        asyncpg.InvalidAuthorizationSpecificationError, match="connection requires a valid client certificate"
+    ):
         asyncio.run(_asyncpg_query(server.port, "ssltestuser", "certdb", None, _client_ctx()))
 
 
-def _psycopg_cert(server: PgtlsServer, keys: Path, user: str, db: str, cert: str = "client") -> psycopg.Connection:
-    return psycopg.connect(server.dsn(user=user, dbname=db, sslmode="require", sslrootcert="invalid",
-                                      sslcert=keys / f"{cert}.crt", sslkey=keys / f"{cert}.key", connect_timeout=15))
+def _psycopg_cert(
+    server: PgtlsServer, keys: Path, user: str, db: str, cert: str = "client"
+) -> psycopg.Connection:
+    return psycopg.connect(
+        server.dsn(
+            user=user,
+            dbname=db,
+            sslmode="require",
+            sslrootcert="invalid",
+            sslcert=keys / f"{cert}.crt",
+            sslkey=keys / f"{cert}.key",
+            connect_timeout=15,
+        )
+    )
 
 
 def test_psycopg_client_certificate(server, keys):
     with _psycopg_cert(server, keys, "ssltestuser", "certdb") as c:
         assert c.pgconn.ssl_in_use
         assert c.execute("select current_user").fetchone() == ("ssltestuser",)
-    with pytest.raises(psycopg.OperationalError, match='certificate authentication failed for user "anotheruser"'):
+    with pytest.raises(
+        psycopg.OperationalError, match='certificate authentication failed for user "anotheruser"'
+    ):
         _psycopg_cert(server, keys, "anotheruser", "certdb")
 
 
@@ -191,13 +233,20 @@ def test_clientname_dn_with_map(server, keys, db, mapname):
     with _psycopg_cert(server, keys, "ssltestuser", db, cert="client-dn") as c:
         assert c.execute("select current_user").fetchone() == ("ssltestuser",)
     assert f'connection authenticated: identity="{DN}" method=cert' in server.log()
-    with pytest.raises(psycopg.OperationalError, match='certificate authentication failed for user "anotheruser"'):
+    with pytest.raises(
+        psycopg.OperationalError, match='certificate authentication failed for user "anotheruser"'
+    ):
         _psycopg_cert(server, keys, "anotheruser", db, cert="client-dn")
     assert f'no match in usermap "{mapname}" for user "anotheruser" authenticated as "{DN}"' in server.log()
     # a certificate whose DN the map does not know (CN=ssltestuser) is refused for ssltestuser too
-    with pytest.raises(psycopg.OperationalError, match='certificate authentication failed for user "ssltestuser"'):
+    with pytest.raises(
+        psycopg.OperationalError, match='certificate authentication failed for user "ssltestuser"'
+    ):
         _psycopg_cert(server, keys, "ssltestuser", db, cert="client")
-    assert f'no match in usermap "{mapname}" for user "ssltestuser" authenticated as "CN=ssltestuser"' in server.log()
+    assert (
+        f'no match in usermap "{mapname}" for user "ssltestuser" authenticated as "CN=ssltestuser"'
+        in server.log()
+    )
 
 
 # --- reload with a broken pg_hba.conf ----------------------------------------------------------------------
@@ -224,8 +273,10 @@ def test_reload_with_broken_hba_keeps_old_rules(reload_server):
     s = reload_server
     assert _scram_connect(s) == (SCRAM_USER,)
     # Were this file loaded, line 1 would reject everyone; line 3 is what makes it unloadable.
-    s.write("pg_hba.conf", "host all all 127.0.0.1/32 reject\nlocal all all trust\n"
-                           "host all all 127.0.0.1/32 bogusmethod\n")
+    s.write(
+        "pg_hba.conf",
+        "host all all 127.0.0.1/32 reject\nlocal all all trust\nhost all all 127.0.0.1/32 bogusmethod\n",
+    )
     s.reload()
     log = s.log()
     assert 'invalid authentication method "bogusmethod"' in log

@@ -21,7 +21,9 @@ def test_expiring_certificate_warns_at_start_and_reload(tmp_path):
         s.conf(ssl="on", ssl_expiry_warning_days="30")
         s.start()
         log = s.log()
-        assert 'WARNING:  server certificate "CN=localhost" in file "server.crt" expires in 9 days' in log, log
+        assert 'WARNING:  server certificate "CN=localhost" in file "server.crt" expires in 9 days' in log, (
+            log
+        )
         assert "HINT:  Replace it and reload" in log
         s.conf(ssl_expiry_warning_days="5")
         s.reload()

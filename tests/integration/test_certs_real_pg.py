@@ -25,8 +25,9 @@ from tests import prereq
 from tests.pgserver import RealPostgres, have_postgres, shared_tmpdir
 
 PSQL = "/usr/bin/psql"
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None and not prereq.required(),
-                                   reason="needs the openssl CLI")
+needs_openssl = pytest.mark.skipif(
+    shutil.which("openssl") is None and not prereq.required(), reason="needs the openssl CLI"
+)
 
 
 def cli(*argv: object) -> None:
@@ -38,48 +39,108 @@ def pki() -> Iterator[Path]:
     d = shared_tmpdir("pgtls-pki-")
     cli("cert", "ca", "--cn", "pgtls test root", "--out-dir", d)
     cli("cert", "intermediate", "--ca", d / "root", "--cn", "pgtls test intermediate", "--out-dir", d)
-    cli("cert", "server", "--ca", d / "intermediate", "--cn", "localhost", "--san", "DNS:localhost,IP:127.0.0.1", "--out-dir", d)
+    cli(
+        "cert",
+        "server",
+        "--ca",
+        d / "intermediate",
+        "--cn",
+        "localhost",
+        "--san",
+        "DNS:localhost,IP:127.0.0.1",
+        "--out-dir",
+        d,
+    )
     for user in ("alice", "bob"):
         cli("cert", "client", "--ca", d / "root", "--cn", user, "--out-dir", d, "--out", user)
     cli("cert", "revoke", "--ca", d / "root", d / "bob.crt")
-    cli("cert", "crl", "--ca", d / "root", "--ca", d / "intermediate", "--out-dir", d, "--out", "root+intermediate.crl",
-        "--dir", d / "crldir")
+    cli(
+        "cert",
+        "crl",
+        "--ca",
+        d / "root",
+        "--ca",
+        d / "intermediate",
+        "--out-dir",
+        d,
+        "--out",
+        "root+intermediate.crl",
+        "--dir",
+        d / "crldir",
+    )
     yield d
     shutil.rmtree(d, ignore_errors=True)
 
 
 @needs_openssl
 def test_openssl_verifies_the_chain(pki: Path) -> None:
-    r = subprocess.run(["openssl", "verify", "-CAfile", pki / "root.crt", "-untrusted", pki / "intermediate.crt",
-                        pki / "server.crt"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-CAfile",
+            pki / "root.crt",
+            "-untrusted",
+            pki / "intermediate.crt",
+            pki / "server.crt",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and "server.crt: OK" in r.stdout, r.stdout + r.stderr
-    r = subprocess.run(["openssl", "verify", "-purpose", "sslclient", "-CAfile", pki / "root.crt", pki / "alice.crt"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["openssl", "verify", "-purpose", "sslclient", "-CAfile", pki / "root.crt", pki / "alice.crt"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 @needs_openssl
 def test_openssl_reads_the_crl(pki: Path) -> None:
     bob = read_certs(pki / "bob.crt")[0].serial_number
-    r = subprocess.run(["openssl", "crl", "-in", pki / "root+intermediate.crl", "-noout", "-text"],
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        ["openssl", "crl", "-in", pki / "root+intermediate.crl", "-noout", "-text"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert f"{bob:040X}" in r.stdout.replace(":", "").upper().replace("SERIAL NUMBER ", "").replace(" ", "")
     assert len(read_crls(pki / "root+intermediate.crl")) == 2
     # the CRL says bob is revoked, and openssl's own CRL check agrees
-    r = subprocess.run(["openssl", "verify", "-crl_check", "-CAfile", pki / "root.crt", "-CRLfile",
-                        pki / "root+intermediate.crl", pki / "bob.crt"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            pki / "root.crt",
+            "-CRLfile",
+            pki / "root+intermediate.crl",
+            pki / "bob.crt",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode != 0 and "certificate revoked" in r.stdout + r.stderr
 
 
-def _psql(pg: RealPostgres, pki: Path, user: str, *, cert: str | None = None, sql: str = "select 1") -> subprocess.CompletedProcess[str]:
-    conn = [f"host=localhost hostaddr=127.0.0.1 port={pg.port} dbname=postgres user={user}",
-            "sslmode=verify-full", f"sslrootcert={pki / 'root.crt'}"]
+def _psql(
+    pg: RealPostgres, pki: Path, user: str, *, cert: str | None = None, sql: str = "select 1"
+) -> subprocess.CompletedProcess[str]:
+    conn = [
+        f"host=localhost hostaddr=127.0.0.1 port={pg.port} dbname=postgres user={user}",
+        "sslmode=verify-full",
+        f"sslrootcert={pki / 'root.crt'}",
+    ]
     if cert:
         conn += [f"sslcert={pki / (cert + '.crt')}", f"sslkey={pki / (cert + '.key')}"]
     else:
         conn += ["sslcert=/nonexistent", "sslkey=/nonexistent"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    return subprocess.run([PSQL, " ".join(conn), "-XAtc", sql], capture_output=True, text=True, timeout=30, env=env)
+    return subprocess.run(
+        [PSQL, " ".join(conn), "-XAtc", sql], capture_output=True, text=True, timeout=30, env=env
+    )
 
 
 @pytest.fixture(scope="module", params=["postgres", "pgtls"])
@@ -94,7 +155,10 @@ def pg(request: pytest.FixtureRequest, pki: Path) -> Iterator[RealPostgres]:
     server.copy_in(pki / "crldir")
     with open(server.datadir / "postgresql.conf", "a") as f:
         f.write("ssl = on\nssl_ca_file = 'root.crt'\nssl_crl_file = 'root+intermediate.crl'\n")
-    server.write("pg_hba.conf", "local all all trust\nhostssl all postgres 127.0.0.1/32 trust\nhostssl all all 127.0.0.1/32 cert\n")
+    server.write(
+        "pg_hba.conf",
+        "local all all trust\nhostssl all postgres 127.0.0.1/32 trust\nhostssl all all 127.0.0.1/32 cert\n",
+    )
     if isinstance(server, RealPostgres):
         server.start()
     try:

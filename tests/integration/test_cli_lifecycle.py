@@ -14,8 +14,9 @@ from tests.conftest import run_psql
 
 
 def pgtls(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pgtls", *args], capture_output=True, text=True, input=input,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "pgtls", *args], capture_output=True, text=True, input=input, timeout=60
+    )
 
 
 def test_init_writes_postgres_files(tmp_path):
@@ -39,8 +40,12 @@ def test_init_writes_postgres_files(tmp_path):
 
 def test_init_uses_pgdata(tmp_path, monkeypatch):
     d = tmp_path / "pgdata"
-    r = subprocess.run([sys.executable, "-m", "pgtls", "init"], capture_output=True, text=True,
-                       env={"PGDATA": str(d), "PATH": "/usr/bin:/bin", "USER": "someone", "HOME": str(tmp_path)})
+    r = subprocess.run(
+        [sys.executable, "-m", "pgtls", "init"],
+        capture_output=True,
+        text=True,
+        env={"PGDATA": str(d), "PATH": "/usr/bin:/bin", "USER": "someone", "HOME": str(tmp_path)},
+    )
     assert r.returncode == 0, r.stderr
     assert (d / "postgresql.conf").exists()
 
@@ -76,8 +81,10 @@ def test_unknown_parameter_refuses_start_naming_file_and_line(pgtls_factory):
     line = (s.datadir / "postgresql.conf").read_text().count("\n")
     assert not s.start(check=False)
     assert s.proc.returncode != 0
-    assert (f'unrecognized configuration parameter "bogus_setting" in file "{s.datadir / "postgresql.conf"}" '
-            f"line {line}") in s.log()
+    assert (
+        f'unrecognized configuration parameter "bogus_setting" in file "{s.datadir / "postgresql.conf"}" '
+        f"line {line}"
+    ) in s.log()
 
 
 # pgtls's own settings are observed with SHOW, which the embedded backend answers from pgtls's snapshot
@@ -129,8 +136,12 @@ def test_stop_modes(pgtls_factory, mode):
     s = pgtls_factory().init()
     s.start()
     conn = psycopg.connect(s.dsn())
-    r = subprocess.Popen([sys.executable, "-m", "pgtls", "stop", "-D", str(s.datadir), "-m", mode, "-t", "3"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    r = subprocess.Popen(
+        [sys.executable, "-m", "pgtls", "stop", "-D", str(s.datadir), "-m", mode, "-t", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out, _ = r.communicate(timeout=30)
     if mode == "fast":
         assert r.returncode == 0
@@ -156,5 +167,8 @@ def test_log_disconnections(pgtls_factory):
     deadline = time.monotonic() + 5
     while "disconnection:" not in s.log() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert re.search(r"LOG:  disconnection: session time: \d+:\d\d:\d\d\.\d\d\d user=postgres database=postgres "
-                     r"host=127\.0\.0\.1 port=\d+", s.log())
+    assert re.search(
+        r"LOG:  disconnection: session time: \d+:\d\d:\d\d\.\d\d\d user=postgres database=postgres "
+        r"host=127\.0\.0\.1 port=\d+",
+        s.log(),
+    )

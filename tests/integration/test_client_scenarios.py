@@ -53,7 +53,9 @@ RELAY_POOL_SIZE = 20  # default_pool_size: upstream sessions per (role, database
 
 # (client, type name) that a client does not send back as parameters at all (tests/clients/pydrivers.py):
 # left out of the roundtrip tests, which fail for any other type missing from a report's roundtrip.
-NO_ROUNDTRIP = {(c, n) for c in ("psycopg-text", "psycopg-binary") for n in ("json_arr", "jsonb_arr")}  # psycopg
+NO_ROUNDTRIP = {
+    (c, n) for c in ("psycopg-text", "psycopg-binary") for n in ("json_arr", "jsonb_arr")
+}  # psycopg
 # cannot dump a list of Json wrappers of lists (PostgreSQL refuses it too)
 
 
@@ -66,6 +68,7 @@ def _ssl(certs):
 
 
 # ---------------------------------------------------------------- servers
+
 
 @dataclass
 class Relay:
@@ -113,6 +116,7 @@ def _pair(relay: Relay, client: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 # ---------------------------------------------------------------- the relay: exactly as PostgreSQL 18
 
+
 @pytest.mark.parametrize("client,name", _params({}, pydrivers.CLIENTS, TYPE_NAMES))
 def test_relay_same_values_as_postgres(relay, client, name):
     """Through pgtls and directly, the client reports exactly the same: values, errors, values sent back."""
@@ -152,6 +156,7 @@ def test_relay_checks(relay, client, name):
 
 # ---------------------------------------------------------------- the embedded DuckDB backend
 
+
 @pytest.mark.parametrize("client,name", _params(VALUE_XFAIL, DUCKDB_CLIENTS, TYPE_NAMES))
 def test_duckdb_values(embedded, client, name):
     rep = client_report(embedded.reports, client)
@@ -160,8 +165,10 @@ def test_duckdb_values(embedded, client, name):
     assert not problems, f"{client} {name}: " + "; ".join(problems)
 
 
-@pytest.mark.parametrize("client,name", _roundtrip_params(ROUNDTRIP_XFAIL, tuple(c for c in PY_PARAM_CLIENTS
-                                                                                   if c in DUCKDB_CLIENTS)))
+@pytest.mark.parametrize(
+    "client,name",
+    _roundtrip_params(ROUNDTRIP_XFAIL, tuple(c for c in PY_PARAM_CLIENTS if c in DUCKDB_CLIENTS)),
+)
 def test_duckdb_parameter_roundtrip(embedded, client, name):
     rep = client_report(embedded.reports, client)
     assert name not in rep["errors"], f"no values to send back: {rep['errors'][name]}"
@@ -209,7 +216,9 @@ def test_100_concurrent_sessions(server, backend, certs):
             await con.close()
 
     async def go() -> list[tuple[int, int, int]]:
-        con = await asyncpg.connect(host="localhost", port=server.port, user="postgres", database="postgres", ssl=ctx)
+        con = await asyncpg.connect(
+            host="localhost", port=server.port, user="postgres", database="postgres", ssl=ctx
+        )
         await con.execute("CREATE TABLE hits (a int PRIMARY KEY, b text)")
         await con.close()
         return await asyncio.gather(*(session(i) for i in range(100)))
@@ -295,7 +304,9 @@ def test_concurrent_update_same_row_relay_as_postgres(relay, certs, isolation, e
     """PostgreSQL's rules through the relay: 40001 under REPEATABLE READ; READ COMMITTED re-reads the row."""
     common = {"host": "localhost", "user": "postgres", "database": "postgres"}
     table = f"acct_{isolation}"
-    ours = asyncio.run(_write_conflict({**common, "port": relay.server.port, "ssl": _ssl(certs)}, table, isolation))
+    ours = asyncio.run(
+        _write_conflict({**common, "port": relay.server.port, "ssl": _ssl(certs)}, table, isolation)
+    )
     theirs = asyncio.run(_write_conflict({**common, "port": relay.pg.port, "ssl": False}, table, isolation))
     assert theirs == expected, "PostgreSQL 18 itself"
     assert ours == theirs

@@ -45,7 +45,9 @@ def ssl_ctx(certs) -> ssl.SSLContext:
 
 def test_psql(server, certs, client_home):
     conn = dsn(server, certs)
-    r = run_psql(conn, "CREATE TABLE t (a int PRIMARY KEY, b text); INSERT INTO t VALUES (1, 'x')", home=client_home)
+    r = run_psql(
+        conn, "CREATE TABLE t (a int PRIMARY KEY, b text); INSERT INTO t VALUES (1, 'x')", home=client_home
+    )
     assert r.ok, r.stderr
     r = run_psql(conn, "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()", home=client_home)
     assert r.stdout == "t|TLSv1.3"
@@ -60,7 +62,7 @@ def test_psql(server, certs, client_home):
 def test_psql_copy_both_ways(server, certs, client_home, tmp_path):
     conn = dsn(server, certs)
     src = tmp_path / "in.csv"
-    src.write_text("a,b\n1,one\n2,\"two, too\"\n")
+    src.write_text('a,b\n1,one\n2,"two, too"\n')
     out = tmp_path / "out.txt"
     r = run_psql(conn, "CREATE TABLE c (a int, b text)", home=client_home)
     assert r.ok, r.stderr
@@ -78,8 +80,21 @@ def test_psycopg_types(server, certs, binary):
         cur = c.cursor(binary=binary)
         cur.execute("INSERT INTO ty VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", VALUES)
         assert cur.execute("SELECT * FROM ty").fetchone() == VALUES
-        assert [d.type_code for d in cur.description] == [23, 20, 701, 1700, 25, 17, 1082, 1114, 1184, 1186,
-                                                          2950, 1007, 16]
+        assert [d.type_code for d in cur.description] == [
+            23,
+            20,
+            701,
+            1700,
+            25,
+            17,
+            1082,
+            1114,
+            1184,
+            1186,
+            2950,
+            1007,
+            16,
+        ]
 
 
 def test_psycopg_transactions_and_errors(server, certs):
@@ -168,8 +183,9 @@ def test_pg8000(server, certs):
         con.run(CREATE)
         con.run("INSERT INTO ty (i, t, tz, n) VALUES (:i, :t, :tz, :n)", i=1, t="x",
                 tz=dt.datetime(2024, 1, 2, tzinfo=dt.UTC), n=Decimal("1.25"))  # fmt: skip
-        assert con.run("SELECT i, t, tz, n FROM ty") == [[1, "x", dt.datetime(2024, 1, 2, tzinfo=dt.UTC),
-                                                         Decimal("1.25")]]
+        assert con.run("SELECT i, t, tz, n FROM ty") == [
+            [1, "x", dt.datetime(2024, 1, 2, tzinfo=dt.UTC), Decimal("1.25")]
+        ]
         assert con.run("SHOW TimeZone") == [["UTC"]]
     finally:
         con.close()
@@ -196,7 +212,8 @@ def test_statement_timeout_and_set(server, certs):
         c.execute("SET TimeZone = 'America/New_York'")
         assert c.info.parameter_status("TimeZone") == "America/New_York"
         assert c.execute("SELECT TIMESTAMPTZ '2024-01-02 03:04:05+00'::text").fetchone() == (
-            "2024-01-01 22:04:05-05",)
+            "2024-01-01 22:04:05-05",
+        )
 
 
 ROLE_PASSWORD = "Sw0rdf1sh-over-SQL"
@@ -211,12 +228,18 @@ def test_psql_create_role_then_scram_login(pgtls_factory, certs, client_home):
     su = dsn(server, certs)
     r = run_psql(su, f"CREATE ROLE app LOGIN PASSWORD '{ROLE_PASSWORD}'", home=client_home)
     assert r.ok and r.stdout == "CREATE ROLE", r.stderr
-    r = run_psql(su, "SELECT rolname, rolcanlogin, rolsuper FROM pg_roles WHERE rolname = 'app'", home=client_home)
+    r = run_psql(
+        su, "SELECT rolname, rolcanlogin, rolsuper FROM pg_roles WHERE rolname = 'app'", home=client_home
+    )
     assert r.stdout == "app|t|f"
     assert "app" in run_psql(su, "\\du", home=client_home).stdout
     r = run_psql(su, "SELECT type, user_name, auth_method FROM pg_hba_file_rules ORDER BY rule_number",
                  home=client_home)  # fmt: skip
-    assert r.stdout.splitlines() == ["local|{all}|trust", "hostssl|{postgres}|trust", "hostssl|{all}|scram-sha-256"]
+    assert r.stdout.splitlines() == [
+        "local|{all}|trust",
+        "hostssl|{postgres}|trust",
+        "hostssl|{all}|scram-sha-256",
+    ]
     # the new role logs in with SCRAM at once (the server reads the same role store)
     app = dsn(server, certs, user="app")
     r = run_psql(app, "SELECT current_user, session_user, ssl_is_used()", home=client_home,

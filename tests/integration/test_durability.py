@@ -46,7 +46,9 @@ def test_kill_9_keeps_committed_and_drops_uncommitted(pgtls_factory, certs):
     with psycopg.connect(_dsn(s, certs)) as c:
         assert c.execute("SELECT id, t, ts::text FROM kept ORDER BY id").fetchall() == [
             (1, "updated", "2024-01-02 03:04:05+00"), (2, "explicit txn", None)]  # fmt: skip
-        assert c.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'never_committed'").fetchone() == (0,)
+        assert c.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'never_committed'").fetchone() == (
+            0,
+        )
         c.rollback()
         # ... and the restarted server takes new writes that in turn survive a second kill.
         c.execute("INSERT INTO kept VALUES (5, 'after restart', NULL)")

@@ -72,9 +72,11 @@ startup_like = st.one_of(
     st.binary(max_size=200),
     st.binary(max_size=64).map(_length_prefixed),
     st.tuples(st.integers(-(2**31), 2**31 - 1), st.binary(max_size=64)).map(
-        lambda t: _length_prefixed(struct.pack("!i", t[0]) + t[1])),
+        lambda t: _length_prefixed(struct.pack("!i", t[0]) + t[1])
+    ),
     st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=4).map(
-        lambda d: startup_packet({k.replace("\0", ""): v.replace("\0", "") for k, v in d.items()})),
+        lambda d: startup_packet({k.replace("\0", ""): v.replace("\0", "") for k, v in d.items()})
+    ),
     st.binary(max_size=100).map(lambda b: struct.pack("!ii", 8 + len(b), 3 << 16) + b),  # unterminated etc.
     st.binary(max_size=100).map(lambda b: ssl_request_packet() + b),
     st.binary(max_size=100).map(lambda b: gssenc_request_packet() + b),

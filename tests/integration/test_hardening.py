@@ -29,16 +29,19 @@ HUGE_ITERATIONS = 4_000_000
 def fake_verifier(iterations: int) -> str:
     """A well-formed SCRAM-SHA-256 secret with a huge iteration count (no password matches it)."""
     b = base64.b64encode
-    return f"SCRAM-SHA-256${iterations}:{b(os.urandom(16)).decode()}${b(os.urandom(32)).decode()}:" \
-           f"{b(os.urandom(32)).decode()}"
+    return (
+        f"SCRAM-SHA-256${iterations}:{b(os.urandom(16)).decode()}${b(os.urandom(32)).decode()}:"
+        f"{b(os.urandom(32)).decode()}"
+    )
 
 
 def create_role(s: PgtlsServer, name: str, password: str | None = None, options: str = "LOGIN") -> None:
     if s.backend == "duckdb":
         from pgtls.auth.roles import RoleStore
 
-        RoleStore(s.datadir).create(name, password=password, login="NOLOGIN" not in options,
-                                    superuser="SUPERUSER" in options)
+        RoleStore(s.datadir).create(
+            name, password=password, login="NOLOGIN" not in options, superuser="SUPERUSER" in options
+        )
     else:
         s.create_role(name, password=password, options=options)
 
@@ -59,8 +62,10 @@ def test_abandoned_password_logins_stop_at_the_timeout(pgtls_factory, backend):
     once authentication_timeout has passed, pgtls burns no more CPU for them and a trust login works at once."""
     s = pgtls_factory().init(backend=backend)
     s.conf(max_connections="5", superuser_reserved_connections="0", authentication_timeout="2")
-    s.write("pg_hba.conf", "local all all trust\nhost all big 127.0.0.1/32 password\n"
-                           "host all all 127.0.0.1/32 trust\n")
+    s.write(
+        "pg_hba.conf",
+        "local all all trust\nhost all big 127.0.0.1/32 password\nhost all all 127.0.0.1/32 trust\n",
+    )
     create_role(s, "big", fake_verifier(HUGE_ITERATIONS))
     create_role(s, "other")
     s.start()
@@ -75,9 +80,13 @@ def test_abandoned_password_logins_stop_at_the_timeout(pgtls_factory, backend):
             pw = b"wrong\0"
             r.send(b"p" + struct.pack("!i", len(pw) + 4) + pw)
         attempts.append(r)
-    time.sleep(2.6)  # authentication_timeout (2 s) runs from each login's start: the last one's ends after this
+    time.sleep(
+        2.6
+    )  # authentication_timeout (2 s) runs from each login's start: the last one's ends after this
     started = time.monotonic()
-    with psycopg.connect(host="127.0.0.1", port=s.port, user="other", dbname="postgres", connect_timeout=10) as c:
+    with psycopg.connect(
+        host="127.0.0.1", port=s.port, user="other", dbname="postgres", connect_timeout=10
+    ) as c:
         assert c.execute("select 1").fetchone() == (1,)
     assert time.monotonic() - started < 2.0
     # A PBKDF2 that went on would keep a pre-authentication thread busy: 1.5 s of CPU or more in this
@@ -116,7 +125,11 @@ def test_preauth_connections_are_capped(pgtls_factory, backend):
             continue
         err = first_error(data)
         if err is not None:
-            assert (err.get("C"), err.get("M"), err.get("S")) == ("53300", "sorry, too many clients already", "FATAL")
+            assert (err.get("C"), err.get("M"), err.get("S")) == (
+                "53300",
+                "sorry, too many clients already",
+                "FATAL",
+            )
             refused += 1
     assert refused == 30, refused
     assert len(os.listdir(f"/proc/{s.proc.pid}/fd")) <= fds_before + 10 + 5
@@ -153,9 +166,12 @@ def reserved_pair(pgtls_factory) -> Iterator[tuple[PgtlsServer, RealPostgres]]:
         ours.write("pg_hba.conf", RESERVED_HBA)
         ours.start()
         for port in (ours.port, pg.port):
-            with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
-                                 autocommit=True) as c:
-                c.execute("CREATE ROLE plain LOGIN; CREATE ROLE resv LOGIN; GRANT pg_use_reserved_connections TO resv")
+            with psycopg.connect(
+                host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True
+            ) as c:
+                c.execute(
+                    "CREATE ROLE plain LOGIN; CREATE ROLE resv LOGIN; GRANT pg_use_reserved_connections TO resv"
+                )
         yield ours, pg
     finally:
         pg.cleanup()
@@ -185,17 +201,25 @@ def test_reserved_connection_slots_as_postgres(reserved_pair):
             c.close()
         outcomes.append(seen)
     assert outcomes[0] == outcomes[1]
-    assert outcomes[1][3] == ("plain", 'remaining connection slots are reserved for roles with privileges of the '
-                                       '"pg_use_reserved_connections" role')
-    assert ("resv", "remaining connection slots are reserved for roles with the SUPERUSER attribute") in outcomes[0]
+    assert outcomes[1][3] == (
+        "plain",
+        "remaining connection slots are reserved for roles with privileges of the "
+        '"pg_use_reserved_connections" role',
+    )
+    assert (
+        "resv",
+        "remaining connection slots are reserved for roles with the SUPERUSER attribute",
+    ) in outcomes[0]
 
 
 def test_reserved_connections_must_leave_a_slot(pgtls_factory):
     s = pgtls_factory().init()
     s.conf(max_connections="3", superuser_reserved_connections="3")
     assert s.start(check=False) is False
-    assert ('"superuser_reserved_connections" (3) plus "reserved_connections" (0) must be less than '
-            '"max_connections" (3)') in s.log()
+    assert (
+        '"superuser_reserved_connections" (3) plus "reserved_connections" (0) must be less than '
+        '"max_connections" (3)'
+    ) in s.log()
 
 
 def test_parse_messages_helper_sanity():
@@ -204,8 +228,12 @@ def test_parse_messages_helper_sanity():
 
 # --- finding 4: superuser-only settings hidden from other roles -----------------------------------------------
 
-SU_ONLY_PROBES = ("SHOW hba_file", "SELECT current_setting('hba_file')", "SHOW data_directory",
-                  "SELECT current_setting('ssl_passphrase_command')")
+SU_ONLY_PROBES = (
+    "SHOW hba_file",
+    "SELECT current_setting('hba_file')",
+    "SHOW data_directory",
+    "SELECT current_setting('ssl_passphrase_command')",
+)
 
 
 def _settings_view(port: int, user: str) -> list[object]:
@@ -243,8 +271,12 @@ def test_superuser_only_settings_hidden_like_postgres(pgtls_factory, pg18, backe
     create_role(s, "plain")
     s.start()
     theirs = _settings_view(pg18.port, "plain")
-    assert theirs[0] == ("SHOW hba_file", "42501", 'permission denied to examine "hba_file"',
-                         'Only roles with privileges of the "pg_read_all_settings" role may examine this parameter.')
+    assert theirs[0] == (
+        "SHOW hba_file",
+        "42501",
+        'permission denied to examine "hba_file"',
+        'Only roles with privileges of the "pg_read_all_settings" role may examine this parameter.',
+    )
     assert _settings_view(s.port, "plain") == theirs
     assert all(x[1] == "ok" for x in _settings_view(s.port, "postgres")[:4])  # a superuser sees them
 
@@ -323,8 +355,12 @@ def test_user_names_are_compared_as_bytes(pgtls_factory, pg18, backend):
     s = pgtls_factory().init(backend=backend)
     create_role(s, "al\ufffdice")
     s.start()
-    with psycopg.connect(host="127.0.0.1", port=pg18.port, user="postgres", dbname="postgres", autocommit=True) as c:
-        c.execute("""DO $$ BEGIN CREATE ROLE "al\ufffdice" LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$""")
+    with psycopg.connect(
+        host="127.0.0.1", port=pg18.port, user="postgres", dbname="postgres", autocommit=True
+    ) as c:
+        c.execute(
+            """DO $$ BEGIN CREATE ROLE "al\ufffdice" LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"""
+        )
     outcomes = []
     for port in (pg18.port, s.port):
         r = Raw(port)

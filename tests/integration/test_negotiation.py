@@ -60,7 +60,9 @@ def test_gss_twice_is_refused(server):
     assert r.recv_exact(1) == b"N"
     r.send(gssenc_request_packet())
     err = first_error(r.recv_all(2.0))
-    assert err is not None and err["M"] == "unsupported frontend protocol 1234.5680: server supports 3.0 to 3.2"
+    assert (
+        err is not None and err["M"] == "unsupported frontend protocol 1234.5680: server supports 3.0 to 3.2"
+    )
     r.close()
     watch.check()  # no unexpected error logged, the server alive
 

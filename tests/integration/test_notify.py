@@ -117,8 +117,12 @@ def test_a_session_hears_its_own_notify(server):
 def test_asyncpg_listener_and_pg_notify_with_parameters(server):
     async def run() -> list[tuple[str, str]]:
         got: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-        a = await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres", database="postgres", ssl=False)
-        b = await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres", database="postgres", ssl=False)
+        a = await asyncpg.connect(
+            host="127.0.0.1", port=server.port, user="postgres", database="postgres", ssl=False
+        )
+        b = await asyncpg.connect(
+            host="127.0.0.1", port=server.port, user="postgres", database="postgres", ssl=False
+        )
         try:
             await a.add_listener("events", lambda _c, _pid, ch, payload: got.put_nowait((ch, payload)))
             await b.execute("SELECT pg_notify($1, $2)", "events", "from asyncpg")
@@ -176,7 +180,9 @@ def test_errors_match_postgres(server, realpg):
 
     def outcomes(port: int) -> list[tuple[str, str]]:
         out = []
-        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as c:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True
+        ) as c:
             for sql in statements:
                 res = c.pgconn.exec_(sql.encode())
                 state = res.error_field(psycopg.pq.DiagnosticField.SQLSTATE) or b""

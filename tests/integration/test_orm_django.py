@@ -257,8 +257,13 @@ def test_atomic_rollback_and_nested_savepoints(dbs):
             with transaction.atomic(using=alias):  # SAVEPOINT ... RELEASE
                 tags.create(name="inner-kept")
             tags.filter(name="inner-kept").update(name="inner-kept-renamed")
-        return {"names": sorted(tags.filter(name__in=["rolled-back", "outer", "inner-lost", "inner-kept",
-                                                      "inner-kept-renamed"]).values_list("name", flat=True))}
+        return {
+            "names": sorted(
+                tags.filter(
+                    name__in=["rolled-back", "outer", "inner-lost", "inner-kept", "inner-kept-renamed"]
+                ).values_list("name", flat=True)
+            )
+        }
 
     ours, theirs = both(step)
     assert ours == {"names": ["inner-kept-renamed", "outer"]}
@@ -354,7 +359,10 @@ def test_sessions_and_admin_log(dbs):
             s["cart"] = [1, 2, 3]
             s.create()
             again = SessionStore(session_key=s.session_key)
-            session_seen = (again["cart"], Session.objects.using(alias).filter(session_key=s.session_key).count())
+            session_seen = (
+                again["cart"],
+                Session.objects.using(alias).filter(session_key=s.session_key).count(),
+            )
         got = LogEntry.objects.using(alias).select_related("content_type").get(pk=entry.pk)
         return {"log": (got.object_repr, got.is_addition(), got.content_type.model), "session": session_seen}
 
@@ -370,8 +378,10 @@ def test_json_field_lookups(dbs):
     def step(alias: str) -> dict[str, object]:
         _shop(alias)
         orders = Order.objects.using(alias)
-        return {"kind": sorted(orders.filter(data__kind="web").values_list("number", flat=True)),
-                "contains_key": orders.filter(data__i=2).count()}
+        return {
+            "kind": sorted(orders.filter(data__kind="web").values_list("number", flat=True)),
+            "contains_key": orders.filter(data__i=2).count(),
+        }
 
     ours, theirs = both(step)
     assert ours == theirs

@@ -73,7 +73,10 @@ def run_app(url: str) -> dict[str, object]:
         }  # fmt: skip
         with Session(engine) as s:
             ada = Author(name="Ada", joined=datetime(1843, 7, 1, tzinfo=UTC).replace(tzinfo=None))
-            ada.books = [Book(title="Notes", price=Decimal("12.50")), Book(title="Letters", price=Decimal("3.00"))]
+            ada.books = [
+                Book(title="Notes", price=Decimal("12.50")),
+                Book(title="Letters", price=Decimal("3.00")),
+            ]
             s.add(ada)
             s.commit()
             seen["ids"] = [b.id for b in ada.books]
@@ -87,7 +90,9 @@ def run_app(url: str) -> dict[str, object]:
                 seen["duplicate"] = e.orig.sqlstate if e.orig is not None else None
             s.commit()
         with Session(engine) as s:
-            authors = s.scalars(select(Author).options(selectinload(Author.books)).order_by(Author.name)).all()
+            authors = s.scalars(
+                select(Author).options(selectinload(Author.books)).order_by(Author.name)
+            ).all()
             seen["authors"] = [(a.name, [(b.title, str(b.price)) for b in a.books]) for a in authors]
             seen["total"] = str(s.scalar(select(func.sum(Book.price))))
             lazy = s.scalars(select(Book).where(Book.title == "Letters")).one()
@@ -95,9 +100,13 @@ def run_app(url: str) -> dict[str, object]:
             lazy.price = Decimal("4.25")
             s.commit()
         with engine.begin() as conn:
-            conn.execute(Book.__table__.insert(), [{"title": f"t{i}", "price": i, "author_id": 1} for i in range(20)])
+            conn.execute(
+                Book.__table__.insert(), [{"title": f"t{i}", "price": i, "author_id": 1} for i in range(20)]
+            )
             seen["count"] = conn.scalar(text("SELECT count(*) FROM book"))
-            seen["params"] = conn.execute(text("SELECT CAST(:a AS int) + 1, CAST(:b AS text)"), {"a": 41, "b": "x"}).all()
+            seen["params"] = conn.execute(
+                text("SELECT CAST(:a AS int) + 1, CAST(:b AS text)"), {"a": 41, "b": "x"}
+            ).all()
         with engine.connect() as conn:
             trans = conn.begin()
             conn.execute(text("DELETE FROM book"))
@@ -124,8 +133,13 @@ def test_sqlalchemy_app_sees_the_same_as_on_postgres(certs, client_home, realpg,
     assert ours == theirs
 
 
-REFLECTIONS = ("get_pk_constraint", "get_unique_constraints", "get_indexes", "get_foreign_keys",
-               "get_check_constraints")
+REFLECTIONS = (
+    "get_pk_constraint",
+    "get_unique_constraints",
+    "get_indexes",
+    "get_foreign_keys",
+    "get_check_constraints",
+)
 
 
 def reflect(url: str, ddl: list[str]) -> dict[str, object]:
@@ -159,5 +173,7 @@ def test_constraint_and_index_reflection_as_on_postgres(realpg):
                        [*SCHEMA, *PG_FKS, f"COMMENT ON TABLE r_marked IS '{comment}'"])  # fmt: skip
     assert seen["r_parent.get_pk_constraint"]["constrained_columns"] == ["a", "b"]
     assert [fk["options"] for fk in seen["r_marked.get_foreign_keys"]] == [
-        {"ondelete": "CASCADE", "deferrable": True, "initially": "DEFERRED"}, {"ondelete": "SET NULL"}]
+        {"ondelete": "CASCADE", "deferrable": True, "initially": "DEFERRED"},
+        {"ondelete": "SET NULL"},
+    ]
     assert seen == expected

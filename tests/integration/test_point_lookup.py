@@ -91,7 +91,9 @@ class Sess:
     """A real embedded session, queried through both paths."""
 
     def __init__(self, backend: EmbeddedBackend, pid: int) -> None:
-        self.session = backend.open_session(SessionInfo(pid, "postgres", "postgres", None, None), SimpleRegistry())
+        self.session = backend.open_session(
+            SessionInfo(pid, "postgres", "postgres", None, None), SimpleRegistry()
+        )
         self.driver = SessionDriver(self.session)
 
     def normal(self, sql: str) -> bytes:
@@ -347,8 +349,15 @@ def test_drivers_through_the_index_match_postgres(pg_and_pgtls: tuple[RealPostgr
 
     pg, ours = pg_and_pgtls
     for port in (pg.port, ours.port):
-        with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True) as c:
-            for sql in ("DROP TABLE IF EXISTS t", "DROP TABLE IF EXISTS k", "DROP TABLE IF EXISTS tz", *SETUP):
+        with psycopg.connect(
+            host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True
+        ) as c:
+            for sql in (
+                "DROP TABLE IF EXISTS t",
+                "DROP TABLE IF EXISTS k",
+                "DROP TABLE IF EXISTS tz",
+                *SETUP,
+            ):
                 c.execute(sql)
 
     def with_psycopg(port: int, rounds: int) -> list[Any]:
@@ -356,11 +365,16 @@ def test_drivers_through_the_index_match_postgres(pg_and_pgtls: tuple[RealPostgr
         with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
                              autocommit=True) as c:  # fmt: skip
             for _ in range(rounds):
-                got = [c.execute(sql.replace("$1", "%s"), (v,), binary=True).fetchall() for sql, v in DRIVER_QUERIES]
+                got = [
+                    c.execute(sql.replace("$1", "%s"), (v,), binary=True).fetchall()
+                    for sql, v in DRIVER_QUERIES
+                ]
         return got
 
     async def with_asyncpg(port: int, rounds: int) -> list[Any]:
-        c = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres", ssl=False)
+        c = await asyncpg.connect(
+            host="127.0.0.1", port=port, user="postgres", database="postgres", ssl=False
+        )
         try:
             got: list[Any] = []
             for _ in range(rounds):
@@ -452,7 +466,13 @@ EXT_ANSWERED: list[tuple[str, list[int], list[Any], list[int], list[int]]] = [
     ("SELECT v FROM k WHERE code = $1", [TEXT], [b"A"], [1], [1]),
     ("SELECT * FROM k WHERE code = 'a'", [], [], [], []),
     ("SELECT id FROM t WHERE grp = $1", [], ["2"], [], []),
-    ('SELECT "t"."id", "t"."txt" FROM "t" WHERE "t"."id" = $1 LIMIT 21', [INT8], [_i8(1)], [1], [1]),  # Django
+    (
+        'SELECT "t"."id", "t"."txt" FROM "t" WHERE "t"."id" = $1 LIMIT 21',
+        [INT8],
+        [_i8(1)],
+        [1],
+        [1],
+    ),  # Django
 ]
 
 EXT_DECLINED: list[tuple[str, list[int], list[Any], list[int], list[int]]] = [
@@ -533,7 +553,9 @@ def test_extended_declines_what_it_cannot_answer_exactly(two: tuple[EmbeddedBack
     assert b.fast("SELECT txt FROM t WHERE id = $1") is None
 
 
-def test_malformed_extended_batches_are_left_to_the_normal_path(two: tuple[EmbeddedBackend, Sess, Sess]) -> None:
+def test_malformed_extended_batches_are_left_to_the_normal_path(
+    two: tuple[EmbeddedBackend, Sess, Sess],
+) -> None:
     """answer_inline never raises on a malformed batch: it answers, or leaves it (and its error) to handle()."""
     from hypothesis import given, settings
     from hypothesis import strategies as st

@@ -21,11 +21,7 @@ from tests.rawclient import Raw, first_error
 pytestmark = pytest.mark.timeout(180)
 
 EVIL_USER = "a" * 39 + "b"
-HBA = (
-    "local all all trust\n"
-    "host all /^(a|aa)+$ 127.0.0.1/32 trust\n"
-    "host all all 127.0.0.1/32 trust\n"
-)
+HBA = "local all all trust\nhost all /^(a|aa)+$ 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 trust\n"
 # A query answered later than this means the loop was held (the old code: about 5 s per login).
 BOUND = 1.0
 
@@ -55,8 +51,9 @@ def test_slow_hba_regex_does_not_stall_other_sessions(pgtls_factory) -> None:
             login_times.append(time.monotonic() - t0)
             time.sleep(0.02)
 
-    with psycopg.connect(host="127.0.0.1", port=s.port, user="postgres", dbname="postgres",
-                         connect_timeout=10, autocommit=True) as conn:
+    with psycopg.connect(
+        host="127.0.0.1", port=s.port, user="postgres", dbname="postgres", connect_timeout=10, autocommit=True
+    ) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
         latencies: list[float] = []
         attacker = threading.Thread(target=attack)

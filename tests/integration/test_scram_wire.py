@@ -68,10 +68,26 @@ def realpg(certs) -> Iterator[RealPostgres | None]:
     _tls_files(pg, certs)
     pg.start()
     p = subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(pg.sockdir), "-p", str(pg.port), "-U", "postgres",
-         "-d", "postgres", "-c", f"SET password_encryption = 'scram-sha-256'; "
-                                 f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'"],
-        capture_output=True, text=True, timeout=60,
+        [
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            str(pg.sockdir),
+            "-p",
+            str(pg.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            f"SET password_encryption = 'scram-sha-256'; CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert p.returncode == 0, p.stderr
     yield pg
@@ -153,8 +169,14 @@ class Scram:
         self.nonce, self.salt, self.iterations = attrs["r"], base64.b64decode(attrs["s"]), int(attrs["i"])
         return None
 
-    def final(self, password: str = PASSWORD, *, nonce: str | None = None, cbind_data: bytes | None = None,
-              bad_proof: bool = False) -> list[tuple[bytes, bytes]]:
+    def final(
+        self,
+        password: str = PASSWORD,
+        *,
+        nonce: str | None = None,
+        cbind_data: bytes | None = None,
+        bad_proof: bool = False,
+    ) -> list[tuple[bytes, bytes]]:
         """Send client-final; everything the server sent until it closed (or finished authentication)."""
         cb = self.gs2.encode() + (cbind_data or b"")
         without_proof = f"c={base64.b64encode(cb).decode()},r={nonce or self.nonce}"
@@ -205,8 +227,16 @@ def both(ours: PgtlsServer, realpg: RealPostgres | None, scenario) -> dict[str, 
 
 
 def test_psycopg_channel_binding_require_over_tls(ours):
-    with psycopg.connect(ours.dsn(user=USER, password=PASSWORD, sslmode="require", channel_binding="require",
-                                  sslrootcert="invalid", sslcert="invalid")) as c:
+    with psycopg.connect(
+        ours.dsn(
+            user=USER,
+            password=PASSWORD,
+            sslmode="require",
+            channel_binding="require",
+            sslrootcert="invalid",
+            sslcert="invalid",
+        )
+    ) as c:
         assert c.pgconn.ssl_in_use
         assert c.execute("select current_user").fetchone() == (USER,)
     assert f'connection authenticated: identity="{USER}" method=scram-sha-256' in ours.log()
@@ -215,8 +245,16 @@ def test_psycopg_channel_binding_require_over_tls(ours):
 def test_psycopg_channel_binding_require_without_tls_fails(ours, realpg):
     def attempt(port: int) -> str:
         with pytest.raises(psycopg.OperationalError) as ei:
-            psycopg.connect(host="127.0.0.1", port=port, user=USER, dbname="postgres", password=PASSWORD,
-                            sslmode="disable", channel_binding="require", connect_timeout=10)
+            psycopg.connect(
+                host="127.0.0.1",
+                port=port,
+                user=USER,
+                dbname="postgres",
+                password=PASSWORD,
+                sslmode="disable",
+                channel_binding="require",
+                connect_timeout=10,
+            )
         return str(ei.value).replace(str(port), "PORT")
 
     got = attempt(ours.port)
@@ -269,7 +307,12 @@ def test_wrong_proof_refused(ours, realpg, tls):
         return error_of(s.final(bad_proof=True))
 
     err = both(ours, realpg, scenario)
-    assert err == {"S": "FATAL", "V": "FATAL", "C": "28P01", "M": f'password authentication failed for user "{USER}"'}
+    assert err == {
+        "S": "FATAL",
+        "V": "FATAL",
+        "C": "28P01",
+        "M": f'password authentication failed for user "{USER}"',
+    }
 
 
 def test_wrong_password_refused(ours, realpg):
@@ -291,7 +334,9 @@ def test_replayed_nonce_refused(ours, realpg):
         return error_of(s.final(nonce=old.nonce))
 
     err = both(ours, realpg, scenario)
-    assert err["C"] == "08P01" and err["M"] == "invalid SCRAM response" and err["D"] == "Nonce does not match."
+    assert (
+        err["C"] == "08P01" and err["M"] == "invalid SCRAM response" and err["D"] == "Nonce does not match."
+    )
 
 
 def test_mismatched_channel_binding_refused(ours, realpg):
@@ -310,12 +355,14 @@ def test_plus_without_binding_data_refused(ours, realpg):
 
     err = both(ours, realpg, scenario)
     assert err["C"] == "08P01" and err["M"] == "malformed SCRAM message"
-    assert err["D"] == ("The client selected SCRAM-SHA-256-PLUS, but the SCRAM message does not include "
-                        "channel binding data.")
+    assert err["D"] == (
+        "The client selected SCRAM-SHA-256-PLUS, but the SCRAM message does not include channel binding data."
+    )
 
 
 def test_downgrade_flag_y_over_tls_refused(ours, realpg):
     """gs2 flag y ("I could bind, but you did not offer it") while PLUS was offered is a downgrade."""
+
     def scenario(port: int) -> dict[str, str]:
         return error_of(Scram(port).first(PLAIN, gs2="y,,"))
 
@@ -340,8 +387,12 @@ def test_unknown_user_fails_like_wrong_password(ours, realpg):
                 salts.add(s.salt)
                 err = error_of(s.final("wrong-" + PASSWORD))
             assert len(salts) == 1  # the mock salt is stable, as a real one would be
-            seen[user] = (len(s.salt), s.iterations, len(s.nonce),
-                          {**err, "M": err["M"].replace(f'"{user}"', '"USER"')})
+            seen[user] = (
+                len(s.salt),
+                s.iterations,
+                len(s.nonce),
+                {**err, "M": err["M"].replace(f'"{user}"', '"USER"')},
+            )
         assert seen[USER] == seen["nosuchuser"], seen
         assert seen[USER][3]["C"] == "28P01"
     if realpg is not None:
@@ -395,8 +446,17 @@ def test_weak_signature_binds_with_sha256(weak_sig_server, digest):
     err = error_of(s.final(cbind_data=hashlib.new(digest, der).digest()))
     assert err == {"S": "FATAL", "V": "FATAL", "C": "28000", "M": "SCRAM channel binding check failed"}
 
-    with psycopg.connect(server.dsn(user=USER, password=PASSWORD, sslmode="require", channel_binding="require",
-                                    sslrootcert="invalid", sslcert="invalid", connect_timeout=10)) as c:
+    with psycopg.connect(
+        server.dsn(
+            user=USER,
+            password=PASSWORD,
+            sslmode="require",
+            channel_binding="require",
+            sslrootcert="invalid",
+            sslcert="invalid",
+            connect_timeout=10,
+        )
+    ) as c:
         assert c.pgconn.ssl_in_use
         assert c.execute("select current_user").fetchone() == (USER,)
 
@@ -438,8 +498,9 @@ def test_ed25519_certificate_offers_no_plus(ed25519_server):
     assert authenticated(s.final())
     err = error_of(Scram(ed25519_server.port).first(PLUS))
     assert err["C"] == "08P01" and err["M"] == "client selected an invalid SASL authentication mechanism"
-    dsn = ed25519_server.dsn(user=USER, password=PASSWORD, sslmode="require", sslrootcert="invalid",
-                             sslcert="invalid")
+    dsn = ed25519_server.dsn(
+        user=USER, password=PASSWORD, sslmode="require", sslrootcert="invalid", sslcert="invalid"
+    )
     with psycopg.connect(dsn) as c:
         assert c.pgconn.ssl_in_use
     with pytest.raises(psycopg.OperationalError, match="channel binding"):

@@ -94,9 +94,12 @@ def file_fingerprint(path: Path | str) -> str:
 
 def psql(port: int, host: str, *extra: str, user: str = "postgres") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    dsn = f"host={host} hostaddr=127.0.0.1 port={port} user={user} dbname=postgres sslsni=1 " + " ".join(extra)
-    return subprocess.run(["psql", "-XAtq", dsn, "-c", "SELECT 1"], capture_output=True, text=True, env=env,
-                          timeout=30)
+    dsn = f"host={host} hostaddr=127.0.0.1 port={port} user={user} dbname=postgres sslsni=1 " + " ".join(
+        extra
+    )
+    return subprocess.run(
+        ["psql", "-XAtq", dsn, "-c", "SELECT 1"], capture_output=True, text=True, env=env, timeout=30
+    )
 
 
 def test_two_names_two_certificates(server, hosts):
@@ -154,14 +157,22 @@ BAD_FILES = [
     ("example.org org.crt\n", "missing entry at end of line"),
     ("example.org org.crt,com.crt org.key\n", "multiple values specified for SSL certificate"),
     ("example.org org.crt org.key ca.crt cmd on extra\n", "extra fields at end of line"),
-    ("example.org org.crt org.key ca.crt cmd maybe\n", "incorrect syntax for boolean value SSL_passphrase_cmd_reload"),
+    (
+        "example.org org.crt org.key ca.crt cmd maybe\n",
+        "incorrect syntax for boolean value SSL_passphrase_cmd_reload",
+    ),
     ("* org.crt org.key\n* com.crt com.key\n", "multiple default hosts specified"),
     ("/no_sni/ org.crt org.key\n/no_sni/ com.crt com.key\n", "multiple no_sni hosts specified"),
-    ("example.org org.crt org.key\nExample.ORG com.crt com.key\n", 'multiple entries for host "example.org" specified'),
+    (
+        "example.org org.crt org.key\nExample.ORG com.crt com.key\n",
+        'multiple entries for host "example.org" specified',
+    ),
 ]
 
 
-@pytest.mark.parametrize("text,message", BAD_FILES, ids=[m.split(" ")[0] + str(i) for i, (_, m) in enumerate(BAD_FILES)])
+@pytest.mark.parametrize(
+    "text,message", BAD_FILES, ids=[m.split(" ")[0] + str(i) for i, (_, m) in enumerate(BAD_FILES)]
+)
 def test_hosts_file_errors(tmp_path, text, message):
     (tmp_path / "pg_hosts.conf").write_text(text)
     with pytest.raises(HostsFileError) as e:
@@ -189,8 +200,13 @@ def test_off_ignores_the_file_and_reload_switches(certs, hosts):
         s.conf(ssl_sni="on")
         s.reload()
         assert fingerprint(s.port, "example.org") == file_fingerprint(hosts / "org.crt")
-        s.write("pg_hosts.conf", GOOD.replace("example.org                  org.crt      org.key",
-                                              "example.org                  com.crt      com.key"))
+        s.write(
+            "pg_hosts.conf",
+            GOOD.replace(
+                "example.org                  org.crt      org.key",
+                "example.org                  com.crt      com.key",
+            ),
+        )
         s.reload()
         assert fingerprint(s.port, "example.org") == file_fingerprint(hosts / "com.crt")
     finally:
@@ -202,14 +218,22 @@ def test_check_server_sees_what_each_name_presents(server, hosts, certs):
     import sys
 
     def check(*args: str) -> tuple[int, dict]:
-        r = subprocess.run([sys.executable, "-m", "pgtls", "check", "--server", f"127.0.0.1:{server.port}", "--json",
-                            *args], capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "pgtls", "check", "--server", f"127.0.0.1:{server.port}", "--json", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         return r.returncode, json.loads(r.stdout)
 
     code, rep = check("--sni", "example.org", "--rootcert", str(hosts / "org_ca.crt"))
     assert code == 0 and rep["verified"] == "ok" and rep["chain"][0]["subject"] == "CN=example.org"
-    assert rep["protocol"] == "TLSv1.3" and rep["versions"] == {"TLSv1": False, "TLSv1.1": False, "TLSv1.2": True,
-                                                                 "TLSv1.3": True}
+    assert rep["protocol"] == "TLSv1.3" and rep["versions"] == {
+        "TLSv1": False,
+        "TLSv1.1": False,
+        "TLSv1.2": True,
+        "TLSv1.3": True,
+    }
     assert rep["groups"]["X25519"] and rep["groups"]["P-256"] and not rep["groups"]["ffdhe2048"]
     code, rep = check("--sni", "example.com", "--rootcert", str(hosts / "org_ca.crt"))
     assert code == 2 and rep["chain"][0]["subject"] == "CN=example.com" and rep["verified"] != "ok"
@@ -223,14 +247,24 @@ def test_a_bad_host_file_on_reload_keeps_every_host_as_it_was(certs, hosts):
     s = sni_server(certs, hosts, GOOD)
     try:
         org, com = file_fingerprint(hosts / "org.crt"), file_fingerprint(hosts / "com.crt")
-        s.write("pg_hosts.conf", GOOD.replace("example.com,www.example.com  com.crt      com.key",
-                                              "example.com,www.example.com  missing.crt  com.key"))
+        s.write(
+            "pg_hosts.conf",
+            GOOD.replace(
+                "example.com,www.example.com  com.crt      com.key",
+                "example.com,www.example.com  missing.crt  com.key",
+            ),
+        )
         s.reload()
         assert "SSL configuration was not reloaded" in s.log()
         assert 'could not load server certificate file "missing.crt"' in s.log()
         assert fingerprint(s.port, "example.org") == org and fingerprint(s.port, "example.com") == com
-        s.write("pg_hosts.conf", GOOD.replace("example.org                  org.crt      org.key",
-                                              "example.org                  com.crt      com.key"))
+        s.write(
+            "pg_hosts.conf",
+            GOOD.replace(
+                "example.org                  org.crt      org.key",
+                "example.org                  com.crt      com.key",
+            ),
+        )
         s.reload()
         assert fingerprint(s.port, "example.org") == com
     finally:

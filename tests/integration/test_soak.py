@@ -57,8 +57,10 @@ def upstream_sessions(s, backend: str) -> int:  # noqa: ANN001
     """The relay's upstream sessions to its cluster (each one a descriptor of pgtls's), 0 for DuckDB."""
     if backend != "postgresql":
         return 0
-    rows = s.sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-                 "AND pid <> pg_backend_pid()")
+    rows = s.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+        "AND pid <> pg_backend_pid()"
+    )
     return int(rows[0][0])
 
 
@@ -67,9 +69,26 @@ def connect_cycles(port: int, home: Path, count: int, tmp: Path) -> tuple[int, i
     script = tmp / "select1.sql"
     script.write_text("SELECT 1;\n")
     per_client = max(1, count // 4)
-    r = subprocess.run(["pgbench", "-n", "-C", "-c", "4", "-j", "2", "-t", str(per_client), "-f", str(script),
-                        f"host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=require"],
-                       capture_output=True, text=True, timeout=600, env=pgbench_env(home))
+    r = subprocess.run(
+        [
+            "pgbench",
+            "-n",
+            "-C",
+            "-c",
+            "4",
+            "-j",
+            "2",
+            "-t",
+            str(per_client),
+            "-f",
+            str(script),
+            f"host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=require",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=pgbench_env(home),
+    )
     done = re.search(r"number of transactions actually processed: (\d+)", r.stdout)
     failed = re.search(r"number of failed transactions: (\d+)", r.stdout)
     assert done, r.stdout + r.stderr
@@ -77,7 +96,9 @@ def connect_cycles(port: int, home: Path, count: int, tmp: Path) -> tuple[int, i
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_connect_cycles_leave_no_descriptor_and_flat_memory(pgtls_factory, certs, client_home, tmp_path, backend):
+def test_connect_cycles_leave_no_descriptor_and_flat_memory(
+    pgtls_factory, certs, client_home, tmp_path, backend
+):
     s = tls_server(pgtls_factory, certs, backend)
     assert s.proc is not None
     pid = s.proc.pid
@@ -88,7 +109,9 @@ def test_connect_cycles_leave_no_descriptor_and_flat_memory(pgtls_factory, certs
     done, failed = connect_cycles(s.port, client_home, 2000, tmp_path)
     assert (done, failed) == (2000, 0)
 
-    def leaked() -> int:  # descriptors beyond those of pooled upstream sessions (a pool may still grow by one)
+    def leaked() -> (
+        int
+    ):  # descriptors beyond those of pooled upstream sessions (a pool may still grow by one)
         return (fd_count(pid) - upstream_sessions(s, backend)) - (fds - pooled)
 
     deadline = time.monotonic() + 10
@@ -133,8 +156,10 @@ def test_reload_storm_under_load(pgtls_factory, certs, client_home, tmp_path, ba
         (certs.path("server-chain.crt"), certs.path("server.key")),
         (certs.path("server2-chain.crt"), certs.path("server2.key")),
     ]
-    hbas = ["local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
-            "# reloaded\nlocal all all trust\nhostssl all all 127.0.0.0/8 trust\n"]
+    hbas = [
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        "# reloaded\nlocal all all trust\nhostssl all all 127.0.0.0/8 trust\n",
+    ]
     idents = ["m a a\n", "# reloaded\nm b b\n"]
     stop = threading.Event()
     reloads = 0
@@ -163,9 +188,26 @@ def test_reload_storm_under_load(pgtls_factory, certs, client_home, tmp_path, ba
     try:
         script = tmp_path / "select1.sql"
         script.write_text("SELECT 1;\n")
-        r = subprocess.run(["pgbench", "-n", "-C", "-c", "4", "-j", "2", "-T", "5", "-f", str(script),
-                            f"host=127.0.0.1 port={s.port} user=postgres dbname=postgres sslmode=require"],
-                           capture_output=True, text=True, timeout=120, env=pgbench_env(client_home))
+        r = subprocess.run(
+            [
+                "pgbench",
+                "-n",
+                "-C",
+                "-c",
+                "4",
+                "-j",
+                "2",
+                "-T",
+                "5",
+                "-f",
+                str(script),
+                f"host=127.0.0.1 port={s.port} user=postgres dbname=postgres sslmode=require",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=pgbench_env(client_home),
+        )
     finally:
         stop.set()
         t.join(10)

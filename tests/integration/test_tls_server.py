@@ -45,8 +45,15 @@ def cert_fingerprint(path: str) -> str:
 
 def test_psycopg_direct_tls(pgtls_factory, certs):
     s = tls_server(pgtls_factory, certs)
-    with psycopg.connect(s.dsn(host="localhost", hostaddr="127.0.0.1", sslmode="verify-full",
-                               sslrootcert=certs.path("root_ca.crt"), sslnegotiation="direct")) as c:
+    with psycopg.connect(
+        s.dsn(
+            host="localhost",
+            hostaddr="127.0.0.1",
+            sslmode="verify-full",
+            sslrootcert=certs.path("root_ca.crt"),
+            sslnegotiation="direct",
+        )
+    ) as c:
         assert c.pgconn.ssl_in_use
         assert c.execute("select 41 + 1").fetchone() == (42,)
     assert "SSL enabled (protocol=TLSv1.3" in s.log()
@@ -55,8 +62,9 @@ def test_psycopg_direct_tls(pgtls_factory, certs):
 async def _asyncpg_direct(port: int, cafile: str) -> int:
     ctx = ssl.create_default_context(cafile=cafile)
     ctx.set_alpn_protocols(["postgresql"])  # asyncpg leaves ALPN to a caller-supplied context
-    conn = await asyncpg.connect(host="localhost", port=port, user="postgres", database="postgres",
-                                 ssl=ctx, direct_tls=True)
+    conn = await asyncpg.connect(
+        host="localhost", port=port, user="postgres", database="postgres", ssl=ctx, direct_tls=True
+    )
     try:
         return await conn.fetchval("select 7")
     finally:
@@ -112,15 +120,26 @@ def test_alpn_negotiated_after_sslrequest(pgtls_factory, certs):
 
 def test_chain_leaf_plus_intermediate_verify_full(pgtls_factory, certs, client_home):
     s = tls_server(pgtls_factory, certs)
-    r = run_psql(s.dsn(host="localhost", hostaddr="127.0.0.1", sslmode="verify-full",
-                       sslrootcert=certs.path("root_ca.crt")), home=client_home)
+    r = run_psql(
+        s.dsn(
+            host="localhost",
+            hostaddr="127.0.0.1",
+            sslmode="verify-full",
+            sslrootcert=certs.path("root_ca.crt"),
+        ),
+        home=client_home,
+    )
     assert r.ok, r.stderr
 
 
 def test_leaf_only_cert_fails_verify_with_root_only(pgtls_factory, certs, client_home):
     s = tls_server(pgtls_factory, certs, cert="server.crt")
-    r = run_psql(s.dsn(host="localhost", hostaddr="127.0.0.1", sslmode="verify-ca",
-                       sslrootcert=certs.path("root_ca.crt")), home=client_home)
+    r = run_psql(
+        s.dsn(
+            host="localhost", hostaddr="127.0.0.1", sslmode="verify-ca", sslrootcert=certs.path("root_ca.crt")
+        ),
+        home=client_home,
+    )
     assert not r.ok and "certificate verify failed" in r.stderr
 
 
@@ -130,7 +149,9 @@ def test_key_world_readable_refuses_start(pgtls_factory, certs):
     assert not s.start(check=False)
     assert s.proc is not None and s.proc.returncode != 0
     log = s.log()
-    assert 'private key file "server.key" has group or world access' in log  # the configured name, as PostgreSQL
+    assert (
+        'private key file "server.key" has group or world access' in log
+    )  # the configured name, as PostgreSQL
     assert "File must have permissions u=rw (0600) or less if owned by the database user" in log
     os.chmod(s.datadir / "server.key", 0o600)
     assert s.start()
@@ -138,7 +159,9 @@ def test_key_world_readable_refuses_start(pgtls_factory, certs):
 
 @pytest.mark.parametrize("command,ok", [("echo secret1", True), ("echo wrongpassword", False)])
 def test_passphrase_command(pgtls_factory, certs, command, ok):
-    s = tls_server(pgtls_factory, certs, key="server-password.key", start=False, ssl_passphrase_command=command)
+    s = tls_server(
+        pgtls_factory, certs, key="server-password.key", start=False, ssl_passphrase_command=command
+    )
     assert s.start(check=False) is ok
     if not ok:
         assert "could not load private key file" in s.log()
@@ -170,7 +193,9 @@ def test_reload_new_cert_keeps_open_session(pgtls_factory, certs):
         assert open_conn.execute("select 5").fetchone() == (5,)
 
         # A corrupt certificate: the old one keeps serving, the error is logged.
-        (s.datadir / "server.crt").write_text("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n")
+        (s.datadir / "server.crt").write_text(
+            "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n"
+        )
         s.reload()
         assert "could not load server certificate file" in s.log()
         assert "SSL configuration was not reloaded" in s.log()
@@ -257,8 +282,13 @@ def test_min_protocol_tls13_refuses_tls12_client(pgtls_factory, certs):
 
 
 def test_ssl_ciphers_refuses_client_offering_only_excluded(pgtls_factory, certs):
-    s = tls_server(pgtls_factory, certs, cert="server-rsa-chain.crt", key="server-rsa.key",
-                   ssl_ciphers="ECDHE-RSA-AES256-GCM-SHA384")
+    s = tls_server(
+        pgtls_factory,
+        certs,
+        cert="server-rsa-chain.crt",
+        key="server-rsa.key",
+        ssl_ciphers="ECDHE-RSA-AES256-GCM-SHA384",
+    )
     ctx = _client_ctx(max_v=ssl.TLSVersion.TLSv1_2)
     ctx.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256")
     with pytest.raises(ssl.SSLError):
@@ -294,15 +324,23 @@ def test_ssl_groups_refuses_client_offering_only_excluded(pgtls_factory, certs):
     assert _handshake(s.port, ok)
 
 
-@pytest.mark.parametrize("conf,needle", [
-    ({"ssl_groups": "bad:value"}, "could not set group names specified in ssl_groups"),
-    ({"ssl_min_protocol_version": "TLSv1.2", "ssl_max_protocol_version": "TLSv1.1"},
-     "could not set SSL protocol version range"),
-    ({"ssl_ciphers": "NOTACIPHER"}, "could not set the TLSv1.2 cipher list (no valid ciphers available)"),
-    ({"ssl_tls13_ciphers": "NOTACIPHER"}, "could not set the TLSv1.3 cipher suites (no valid ciphers available)"),
-    ({"ssl_ca_file": "missing.crt"}, 'could not load root certificate file'),
-    ({"ssl_crl_file": "missing.crl"}, "could not load SSL certificate revocation list file"),
-])
+@pytest.mark.parametrize(
+    "conf,needle",
+    [
+        ({"ssl_groups": "bad:value"}, "could not set group names specified in ssl_groups"),
+        (
+            {"ssl_min_protocol_version": "TLSv1.2", "ssl_max_protocol_version": "TLSv1.1"},
+            "could not set SSL protocol version range",
+        ),
+        ({"ssl_ciphers": "NOTACIPHER"}, "could not set the TLSv1.2 cipher list (no valid ciphers available)"),
+        (
+            {"ssl_tls13_ciphers": "NOTACIPHER"},
+            "could not set the TLSv1.3 cipher suites (no valid ciphers available)",
+        ),
+        ({"ssl_ca_file": "missing.crt"}, "could not load root certificate file"),
+        ({"ssl_crl_file": "missing.crl"}, "could not load SSL certificate revocation list file"),
+    ],
+)
 def test_bad_ssl_settings_refuse_start(pgtls_factory, certs, conf, needle):
     s = tls_server(pgtls_factory, certs, start=False, **conf)
     assert not s.start(check=False)
@@ -317,11 +355,22 @@ def test_show_every_ssl_setting(pgtls_factory, certs, client_home):
     s.copy_in(certs.path("root+client_ca.crt"), mode=0o644)
     s.start()
     expected = {
-        "ssl": "on", "ssl_cert_file": "server.crt", "ssl_key_file": "server.key", "ssl_ca_file": "root+client_ca.crt",
-        "ssl_crl_file": "", "ssl_crl_dir": "", "ssl_ciphers": "HIGH:MEDIUM:+3DES:!aNULL",
-        "ssl_prefer_server_ciphers": "on", "ssl_groups": "X25519:prime256v1", "ssl_ecdh_curve": "X25519:prime256v1",
-        "ssl_tls13_ciphers": "", "ssl_min_protocol_version": "TLSv1.2", "ssl_max_protocol_version": "",
-        "ssl_dh_params_file": "", "ssl_passphrase_command": "", "ssl_passphrase_command_supports_reload": "off",
+        "ssl": "on",
+        "ssl_cert_file": "server.crt",
+        "ssl_key_file": "server.key",
+        "ssl_ca_file": "root+client_ca.crt",
+        "ssl_crl_file": "",
+        "ssl_crl_dir": "",
+        "ssl_ciphers": "HIGH:MEDIUM:+3DES:!aNULL",
+        "ssl_prefer_server_ciphers": "on",
+        "ssl_groups": "X25519:prime256v1",
+        "ssl_ecdh_curve": "X25519:prime256v1",
+        "ssl_tls13_ciphers": "",
+        "ssl_min_protocol_version": "TLSv1.2",
+        "ssl_max_protocol_version": "",
+        "ssl_dh_params_file": "",
+        "ssl_passphrase_command": "",
+        "ssl_passphrase_command_supports_reload": "off",
         "ssl_library": "OpenSSL",
     }
     with psycopg.connect(s.dsn(sslmode="require")) as c:
@@ -331,7 +380,9 @@ def test_show_every_ssl_setting(pgtls_factory, certs, client_home):
 
 def test_unix_socket_psql(pgtls_factory, certs, client_home):
     s = tls_server(pgtls_factory, certs)
-    r = run_psql(f"host={s.sockdir} port={s.port} user=postgres dbname=postgres", r"\conninfo", home=client_home)
+    r = run_psql(
+        f"host={s.sockdir} port={s.port} user=postgres dbname=postgres", r"\conninfo", home=client_home
+    )
     assert r.ok, r.stderr
     assert f'via socket in "{s.sockdir}"' in r.stdout
     assert "SSL" not in r.stdout  # no TLS on Unix-domain sockets
@@ -393,7 +444,10 @@ def test_log_lines_and_no_secrets(pgtls_factory, certs):
         c.execute("select 1")
     log = s.log()
     assert "connection received: host=127.0.0.1 port=" in log
-    assert "connection authorized: user=postgres database=postgres application_name=tester SSL enabled (protocol=" in log
+    assert (
+        "connection authorized: user=postgres database=postgres application_name=tester SSL enabled (protocol="
+        in log
+    )
     assert "secret1" not in log
     key_pem = open(certs.path("server.key")).read().splitlines()[1]
     assert key_pem not in log
@@ -403,9 +457,20 @@ def test_psql_openssl_cli_sees_chain(pgtls_factory, certs):
     """openssl s_client -starttls postgres sees leaf and intermediate."""
     s = tls_server(pgtls_factory, certs)
     p = subprocess.run(
-        ["openssl", "s_client", "-starttls", "postgres", "-connect", f"127.0.0.1:{s.port}", "-showcerts",
-         "-CAfile", certs.path("root_ca.crt")],
-        input=b"", capture_output=True, timeout=20,
+        [
+            "openssl",
+            "s_client",
+            "-starttls",
+            "postgres",
+            "-connect",
+            f"127.0.0.1:{s.port}",
+            "-showcerts",
+            "-CAfile",
+            certs.path("root_ca.crt"),
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=20,
     )
     out = p.stdout.decode()
     assert out.count("BEGIN CERTIFICATE") == 2
@@ -425,8 +490,11 @@ def test_passphrase_prompt_on_terminal(pgtls_factory, certs):
         pass  # still waiting for the passphrase
     deadline = time.monotonic() + 15
     seen = b""
-    while (b"Enter PEM pass phrase:" not in seen and "Enter PEM pass phrase:" not in s.log()
-           and time.monotonic() < deadline):
+    while (
+        b"Enter PEM pass phrase:" not in seen
+        and "Enter PEM pass phrase:" not in s.log()
+        and time.monotonic() < deadline
+    ):
         import select
 
         r, _, _ = select.select([master], [], [], 0.2)
@@ -452,6 +520,9 @@ def test_listen_on_ipv4_and_ipv6(pgtls_factory, certs, client_home):
     s.start()
     assert 'listening on IPv6 address "::1"' in s.log()
     assert 'listening on IPv4 address "127.0.0.1"' in s.log()
-    r = run_psql(f"host=::1 port={s.port} user=postgres dbname=postgres sslmode=require", r"\conninfo",
-                 home=client_home)
+    r = run_psql(
+        f"host=::1 port={s.port} user=postgres dbname=postgres sslmode=require",
+        r"\conninfo",
+        home=client_home,
+    )
     assert r.ok and "SSL connection" in r.stdout, r.stderr

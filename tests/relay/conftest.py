@@ -47,12 +47,15 @@ def upstream(certs) -> Iterator[RealPostgres]:
     pg.copy_in(certs.path("root+client_ca.crt"), "ca.crt", 0o644)
     pg.write("pg_hba.conf", HBA)
     with open(pg.datadir / "postgresql.conf", "a") as f:
-        f.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nssl_ca_file = 'ca.crt'\n"
-                "log_min_messages = debug1\n")
+        f.write(
+            "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nssl_ca_file = 'ca.crt'\n"
+            "log_min_messages = debug1\n"
+        )
     try:
         pg.start()
-        with psycopg.connect(host=str(pg.sockdir), port=pg.port, user="postgres", dbname="postgres",
-                             autocommit=True) as c:
+        with psycopg.connect(
+            host=str(pg.sockdir), port=pg.port, user="postgres", dbname="postgres", autocommit=True
+        ) as c:
             for sql in ROLES:
                 c.execute(sql)
         yield pg

@@ -47,8 +47,12 @@ class Recorder:
     def __init__(self, target: int, record: Path) -> None:
         self.record = record
         record.write_text("")
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.relay.recorder", str(target), str(record)],
-                                     stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.relay.recorder", str(target), str(record)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
         assert self.proc.stdout is not None
         self.port = int(self.proc.stdout.readline())
 

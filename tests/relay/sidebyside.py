@@ -33,7 +33,9 @@ def direct_pg(databases: tuple[str, ...]) -> RealPostgres:
     """The same PostgreSQL 18 run directly (TCP, trust, no TLS) with the same role and databases."""
     pg = RealPostgres(bindir=managed_pg_bin())
     pg.init().start()
-    with psycopg.connect(host="127.0.0.1", port=pg.port, user="postgres", dbname="postgres", autocommit=True) as c:
+    with psycopg.connect(
+        host="127.0.0.1", port=pg.port, user="postgres", dbname="postgres", autocommit=True
+    ) as c:
         c.execute(f"CREATE ROLE {ROLE} LOGIN")
         for db in databases:
             c.execute(f'CREATE DATABASE "{db}" OWNER {ROLE}')
@@ -51,20 +53,35 @@ def install_keys(certs: object, d: Path) -> None:
         (d / name).chmod(0o600)
 
 
-def tls_params(server: PgtlsServer, certs: object, keys: Path, dbname: str, **extra: object) -> dict[str, object]:
+def tls_params(
+    server: PgtlsServer, certs: object, keys: Path, dbname: str, **extra: object
+) -> dict[str, object]:
     """libpq parameters: TLS with verify-full (name localhost, address 127.0.0.1) and the client certificate."""
     params: dict[str, object] = {
-        "host": "localhost", "hostaddr": "127.0.0.1", "port": server.port, "user": ROLE, "dbname": dbname,
-        "sslmode": "verify-full", "sslrootcert": certs.path("root_ca.crt"),  # type: ignore[attr-defined]
-        "sslcert": str(keys / "client.crt"), "sslkey": str(keys / "client.key"), "connect_timeout": 15,
+        "host": "localhost",
+        "hostaddr": "127.0.0.1",
+        "port": server.port,
+        "user": ROLE,
+        "dbname": dbname,
+        "sslmode": "verify-full",
+        "sslrootcert": certs.path("root_ca.crt"),  # type: ignore[attr-defined]
+        "sslcert": str(keys / "client.crt"),
+        "sslkey": str(keys / "client.key"),
+        "connect_timeout": 15,
     }
     params.update(extra)
     return params
 
 
 def direct_params(pg: RealPostgres, dbname: str, **extra: object) -> dict[str, object]:
-    params: dict[str, object] = {"host": "127.0.0.1", "port": pg.port, "user": ROLE, "dbname": dbname,
-                                 "sslmode": "disable", "connect_timeout": 15}
+    params: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": pg.port,
+        "user": ROLE,
+        "dbname": dbname,
+        "sslmode": "disable",
+        "connect_timeout": 15,
+    }
     params.update(extra)
     return params
 

@@ -41,8 +41,16 @@ def admin_server(certs, workers: str = "1", **conf: str) -> tuple[PgtlsServer, i
     s.copy_in(certs.path("root+client_ca.crt"), "root+client_ca.crt", 0o644)
     s.write("pg_hba.conf", HBA)
     port = free_port()
-    s.conf(ssl="on", ssl_ca_file="root+client_ca.crt", metrics_address=f"127.0.0.1:{port}", workers=workers,
-           pool_mode="transaction", default_pool_size="1", query_wait_timeout="5", **conf)
+    s.conf(
+        ssl="on",
+        ssl_ca_file="root+client_ca.crt",
+        metrics_address=f"127.0.0.1:{port}",
+        workers=workers,
+        pool_mode="transaction",
+        default_pool_size="1",
+        query_wait_timeout="5",
+        **conf,
+    )
     s.create_role("ssltestuser")
     s.create_role("watcher")
     s.start()
@@ -57,19 +65,33 @@ def served(certs) -> Iterator[tuple[PgtlsServer, int]]:
     s.cleanup()
 
 
-def psql(s: PgtlsServer, keys: Path, sql: str, user: str = "postgres", db: str = "pgtls") -> subprocess.CompletedProcess[str]:
+def psql(
+    s: PgtlsServer, keys: Path, sql: str, user: str = "postgres", db: str = "pgtls"
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    dsn = (f"host=localhost port={s.port} user={user} dbname={db} sslmode=verify-full "
-           f"sslrootcert={keys / 'root_ca.crt'}")
-    return subprocess.run(["psql", "-XAtq", "-F", "|", dsn, "-c", sql], capture_output=True, text=True, env=env,
-                          timeout=60)
+    dsn = (
+        f"host=localhost port={s.port} user={user} dbname={db} sslmode=verify-full "
+        f"sslrootcert={keys / 'root_ca.crt'}"
+    )
+    return subprocess.run(
+        ["psql", "-XAtq", "-F", "|", dsn, "-c", sql], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 def client(s: PgtlsServer, keys: Path, user: str = "ssltestuser", **kw: object) -> psycopg.Connection:
-    return psycopg.connect(host="localhost", port=s.port, user=user, dbname="postgres", autocommit=True,
-                           sslmode="verify-full", sslrootcert=str(keys / "root_ca.crt"),
-                           sslcert=str(keys / "client.crt"), sslkey=str(keys / "client.key"), connect_timeout=10,
-                           **kw)
+    return psycopg.connect(
+        host="localhost",
+        port=s.port,
+        user=user,
+        dbname="postgres",
+        autocommit=True,
+        sslmode="verify-full",
+        sslrootcert=str(keys / "root_ca.crt"),
+        sslcert=str(keys / "client.crt"),
+        sslkey=str(keys / "client.key"),
+        connect_timeout=10,
+        **kw,
+    )
 
 
 def metrics(port: int) -> str:
@@ -94,7 +116,9 @@ def test_show_clients_lists_a_client_with_its_certificate_dn(served, keys):
         assert r.returncode == 0, r.stderr
         rows = [line.split("|") for line in r.stdout.splitlines()]
         mine = [row for row in rows if row[2] == "ssltestuser"]
-        assert mine and mine[0][3] == "postgres" and mine[0][9] == "TLSv1.3" and mine[0][11] == "/CN=ssltestuser"
+        assert (
+            mine and mine[0][3] == "postgres" and mine[0][9] == "TLSv1.3" and mine[0][11] == "/CN=ssltestuser"
+        )
 
 
 def test_show_pools_servers_stats_ssl_and_config(served, keys):
@@ -119,8 +143,9 @@ def test_console_errors_and_extended_protocol(served, keys):
     assert r.returncode != 0 and 'unrecognized admin console item "NOTHING"' in r.stderr
     r = psql(s, keys, "DROP TABLE x")
     assert r.returncode != 0 and "unrecognized admin console command" in r.stderr
-    with psycopg.connect(host="localhost", port=s.port, user="postgres", dbname="pgtls", autocommit=True,
-                         sslmode="require") as c:  # psycopg: the extended protocol
+    with psycopg.connect(
+        host="localhost", port=s.port, user="postgres", dbname="pgtls", autocommit=True, sslmode="require"
+    ) as c:  # psycopg: the extended protocol
         cols = [d.name for d in c.execute("SHOW POOLS").description]
         assert cols[:4] == ["worker", "user", "database", "mode"]
         with pytest.raises(psycopg.errors.UndefinedObject):
@@ -190,7 +215,9 @@ def test_failed_reload_is_shown_and_the_old_certificate_stays(certs, keys):
         before = ssl_fingerprint(s.port)
         ok = pgtls_reload(s)
         assert ok.returncode == 0 and "configuration reloaded" in ok.stdout, (ok.stdout, ok.stderr)
-        (s.datadir / "server.crt").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+        (s.datadir / "server.crt").write_text(
+            "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"
+        )
         r = pgtls_reload(s)
         assert r.returncode == 1 and "server signaled" in r.stdout
         assert "the server kept its old configuration for SSL configuration" in r.stderr
@@ -207,8 +234,12 @@ def test_failed_reload_is_shown_and_the_old_certificate_stays(certs, keys):
 def pgtls_reload(s: PgtlsServer) -> subprocess.CompletedProcess[str]:
     import sys
 
-    return subprocess.run([sys.executable, "-m", "pgtls", "reload", "-D", str(s.datadir), "-t", "30"],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "pgtls", "reload", "-D", str(s.datadir), "-t", "30"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def ssl_fingerprint(port: int) -> bytes:
@@ -231,8 +262,10 @@ def test_two_workers_answer_for_each_other(certs, keys):
             text = metrics(port)
             assert sample(text, "pgtls_worker_restarts_total", worker="0") == 0
             assert sample(text, "pgtls_worker_restarts_total", worker="1") == 0
-            total = sum(sample(text, "pgtls_tls_handshakes_total", worker=w, protocol="TLSv1.3") or 0
-                        for w in ("0", "1"))
+            total = sum(
+                sample(text, "pgtls_tls_handshakes_total", worker=w, protocol="TLSv1.3") or 0
+                for w in ("0", "1")
+            )
             assert total >= 6
             # pgtls reload answers once both workers have reloaded; a bad pg_hba.conf line is named per worker
             ok = pgtls_reload(s)

@@ -11,13 +11,16 @@ from tests.pgtlsserver import PgtlsServer
 
 
 def pgtls(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pgtls", *args], capture_output=True, text=True, input=input,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pgtls", *args], capture_output=True, text=True, input=input, timeout=120
+    )
 
 
 def login(s: PgtlsServer, user: str, password: str) -> bool:
     try:
-        with psycopg.connect(host="127.0.0.1", port=s.port, user=user, password=password, dbname="postgres") as c:
+        with psycopg.connect(
+            host="127.0.0.1", port=s.port, user=user, password=password, dbname="postgres"
+        ) as c:
             return c.execute("select current_user").fetchone() == (user,)
     except psycopg.OperationalError:
         return False
@@ -25,8 +28,11 @@ def login(s: PgtlsServer, user: str, password: str) -> bool:
 
 def test_role_commands_run_in_the_cluster(pgtls_factory):
     s = pgtls_factory().init()
-    s.write("pg_hba.conf", "local all all trust\nhost all postgres 127.0.0.1/32 trust\n"
-                           "host all all 127.0.0.1/32 scram-sha-256\n")
+    s.write(
+        "pg_hba.conf",
+        "local all all trust\nhost all postgres 127.0.0.1/32 trust\n"
+        "host all all 127.0.0.1/32 scram-sha-256\n",
+    )
     d = str(s.datadir)
     # With pgtls stopped: the command starts the cluster for the duration.
     r = pgtls("role", "add", "erin", "-D", d, "--password-stdin", "--createdb", input="first\n")
@@ -55,8 +61,9 @@ def test_a_directory_without_a_cluster_stays_duckdb(pgtls_factory):
     """A data directory made before the managed PostgreSQL (no `backend` line, no cluster/) is DuckDB."""
     s = pgtls_factory().init(backend="duckdb")
     conf = s.datadir / "postgresql.conf"
-    conf.write_text("".join(line for line in conf.read_text().splitlines(keepends=True)
-                            if not line.startswith("backend")))
+    conf.write_text(
+        "".join(line for line in conf.read_text().splitlines(keepends=True) if not line.startswith("backend"))
+    )
     s.start()
     with psycopg.connect(s.dsn()) as c:
         assert c.execute("SHOW server_version").fetchone() == ("17.0",)  # the embedded backend's

@@ -27,15 +27,25 @@ def _burn() -> subprocess.Popen[bytes]:
 
 def _psql(conninfo: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    return subprocess.run(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", *args, conninfo], capture_output=True,
-                          text=True, timeout=60, env=env)
+    return subprocess.run(
+        ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", *args, conninfo],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
 
 
 def _start_demo(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
     errors = tmp_path / "demo-stderr.log"
     with errors.open("w") as err:
-        demo = subprocess.Popen([sys.executable, "-m", "pgtls.demo", "--dir", str(tmp_path / "demo")], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=err, text=True)
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "pgtls.demo", "--dir", str(tmp_path / "demo")],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
     assert demo.stdout is not None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -47,8 +57,10 @@ def _start_demo(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
             return demo, shlex.split(m.group(1))[0]
     demo.kill()
     demo.wait(timeout=30)
-    pytest.fail(f"make demo printed no psql line (exit {demo.returncode}); its stderr ends:\n"
-                + errors.read_text(errors="replace")[-3000:])
+    pytest.fail(
+        f"make demo printed no psql line (exit {demo.returncode}); its stderr ends:\n"
+        + errors.read_text(errors="replace")[-3000:]
+    )
 
 
 @pytest.mark.parametrize("attempt", range(2))
@@ -75,15 +87,22 @@ def test_acceptance_through_the_demo_line(tmp_path):
     demo, conninfo = _start_demo(tmp_path)
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        r = subprocess.run(["pgbench", "-i", "-s", "1", conninfo], capture_output=True, text=True, timeout=120,
-                           env=env)
+        r = subprocess.run(
+            ["pgbench", "-i", "-s", "1", conninfo], capture_output=True, text=True, timeout=120, env=env
+        )
         assert r.returncode == 0, r.stderr
-        r = subprocess.run(["pgbench", "-S", "-T", "5", conninfo], capture_output=True, text=True, timeout=120,
-                           env=env)
+        r = subprocess.run(
+            ["pgbench", "-S", "-T", "5", conninfo], capture_output=True, text=True, timeout=120, env=env
+        )
         assert r.returncode == 0, r.stderr
         assert "number of failed transactions: 0 (0.000%)" in r.stdout, r.stdout
-        r = _psql(conninfo, "-c", "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$",
-                  "-c", "SELECT f()")
+        r = _psql(
+            conninfo,
+            "-c",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$",
+            "-c",
+            "SELECT f()",
+        )
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip().splitlines()[-1] == "1"
     finally:

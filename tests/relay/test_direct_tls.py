@@ -32,8 +32,9 @@ def pg18(certs) -> Iterator[RealPostgres]:
         f.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
     try:
         pg.start()
-        with psycopg.connect(host=str(pg.sockdir), port=pg.port, user="postgres", dbname="postgres",
-                             autocommit=True) as c:
+        with psycopg.connect(
+            host=str(pg.sockdir), port=pg.port, user="postgres", dbname="postgres", autocommit=True
+        ) as c:
             c.execute("CREATE ROLE alice LOGIN PASSWORD 'alice-secret'")
         yield pg
     finally:
@@ -41,15 +42,28 @@ def pg18(certs) -> Iterator[RealPostgres]:
 
 
 def params(pg: RealPostgres, certs, **kw: str) -> dict[str, str]:
-    return {"host": "localhost", "hostaddr": "127.0.0.1", "port": str(pg.port), "sslmode": "verify-full",
-            "sslrootcert": certs.path("root_ca.crt"), "sslnegotiation": "direct", "channel_binding": "require", **kw}
+    return {
+        "host": "localhost",
+        "hostaddr": "127.0.0.1",
+        "port": str(pg.port),
+        "sslmode": "verify-full",
+        "sslrootcert": certs.path("root_ca.crt"),
+        "sslnegotiation": "direct",
+        "channel_binding": "require",
+        **kw,
+    }
 
 
 async def who(p: dict[str, str]) -> tuple[str | None, ...]:
-    conn = await connect_upstream(p, {"user": "alice", "database": "postgres"},
-                                  Credentials("alice", password="alice-secret", channel_binding="require"))
+    conn = await connect_upstream(
+        p,
+        {"user": "alice", "database": "postgres"},
+        Credentials("alice", password="alice-secret", channel_binding="require"),
+    )
     try:
-        r = await conn.execute("SELECT current_user, ssl::text, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        r = await conn.execute(
+            "SELECT current_user, ssl::text, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        )
         return tuple(r.rows[0])
     finally:
         conn.close()
@@ -65,15 +79,19 @@ def test_direct_tls_then_scram_plus(pg18, certs, tmp_path):
     assert (user, ssl_used) == ("alice", "true") and version == "TLSv1.3"
     assert len(firsts) == 1 and firsts[0][:2] == b"\x16\x03", firsts  # a TLS ClientHello, no SSLRequest first
     # The server saw a direct TLS connection (PostgreSQL 18 logs nothing else for it): libpq agrees it works.
-    with psycopg.connect(**params(pg18, certs), user="alice", password="alice-secret", dbname="postgres") as c:
+    with psycopg.connect(
+        **params(pg18, certs), user="alice", password="alice-secret", dbname="postgres"
+    ) as c:
         assert c.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
 
 
 def test_weak_sslmode_with_direct_refused(pg18, certs):
     with pytest.raises(PgError) as e:
         asyncio.run(who(params(pg18, certs, sslmode="prefer")))
-    assert e.value.message == ('weak sslmode "prefer" may not be used with sslnegotiation=direct '
-                               '(use "require", "verify-ca", or "verify-full")')
+    assert e.value.message == (
+        'weak sslmode "prefer" may not be used with sslnegotiation=direct '
+        '(use "require", "verify-ca", or "verify-full")'
+    )
 
 
 def test_wrong_host_refused_with_direct(pg18, certs):

@@ -46,6 +46,10 @@ def test_uvloop_is_the_default_and_asyncio_the_off_switch(pgtls_factory, certs, 
 def test_unknown_event_loop_is_refused(pgtls_factory, monkeypatch):
     s: PgtlsServer = pgtls_factory().init()
     monkeypatch.setenv("PGTLS_EVENT_LOOP", "trio")
-    r = subprocess.run([sys.executable, "-m", "pgtls", "serve", "-D", str(s.datadir)], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "pgtls", "serve", "-D", str(s.datadir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode != 0 and "PGTLS_EVENT_LOOP must be asyncio or uvloop, not 'trio'" in r.stderr

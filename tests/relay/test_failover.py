@@ -37,9 +37,27 @@ def standby_of(primary: RealPostgres) -> RealPostgres:
     sb = RealPostgres()
     sb.sockdir.mkdir(exist_ok=True)
     give_to_server_user(sb.base)
-    subprocess.run([str(PG_BIN / "pg_basebackup"), "-D", str(sb.datadir), "-h", str(primary.sockdir), "-p",
-                    str(primary.port), "-U", "postgres", "-R", "-X", "stream", "--no-sync"],
-                   check=True, capture_output=True, preexec_fn=_demote, timeout=120)
+    subprocess.run(
+        [
+            str(PG_BIN / "pg_basebackup"),
+            "-D",
+            str(sb.datadir),
+            "-h",
+            str(primary.sockdir),
+            "-p",
+            str(primary.port),
+            "-U",
+            "postgres",
+            "-R",
+            "-X",
+            "stream",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        preexec_fn=_demote,
+        timeout=120,
+    )
     with open(sb.datadir / "postgresql.conf", "a") as f:
         f.write(f"\nport = {sb.port}\nunix_socket_directories = '{sb.sockdir}'\n")
     sb.start()
@@ -59,8 +77,9 @@ def cluster(certs) -> Iterator[list[RealPostgres]]:
     nodes = [primary]
     try:
         primary.start()
-        with psycopg.connect(host=str(primary.sockdir), port=primary.port, user="postgres", dbname="postgres",
-                             autocommit=True) as c:
+        with psycopg.connect(
+            host=str(primary.sockdir), port=primary.port, user="postgres", dbname="postgres", autocommit=True
+        ) as c:
             c.execute("CREATE ROLE pgtls_auth LOGIN SUPERUSER PASSWORD 'auth-secret'")
             c.execute("CREATE ROLE app LOGIN")
             c.execute("CREATE TABLE t (i int)")
@@ -76,14 +95,23 @@ def route(nodes: list[RealPostgres], certs, attrs: str, pgpass: str) -> str:
     ports = ",".join(str(n.port) for n in nodes)
     hosts = ",".join("localhost" for _ in nodes)
     addrs = ",".join("127.0.0.1" for _ in nodes)
-    return (f"host={hosts} hostaddr={addrs} port={ports} dbname=postgres sslmode=verify-full "
-            f"sslrootcert={certs.path('root_ca.crt')} target_session_attrs={attrs} connect_timeout=2 "
-            f"auth_user=pgtls_auth passfile={pgpass}")
+    return (
+        f"host={hosts} hostaddr={addrs} port={ports} dbname=postgres sslmode=verify-full "
+        f"sslrootcert={certs.path('root_ca.crt')} target_session_attrs={attrs} connect_timeout=2 "
+        f"auth_user=pgtls_auth passfile={pgpass}"
+    )
 
 
 def login(s: PgtlsServer, db: str) -> psycopg.Connection:
-    return psycopg.connect(host="127.0.0.1", port=s.port, user="app", dbname=db, sslmode="require", autocommit=True,
-                           connect_timeout=5)
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=s.port,
+        user="app",
+        dbname=db,
+        sslmode="require",
+        autocommit=True,
+        connect_timeout=5,
+    )
 
 
 def test_primary_and_standbys_then_promotion(cluster, certs, pgtls_factory):
@@ -94,12 +122,17 @@ def test_primary_and_standbys_then_promotion(cluster, certs, pgtls_factory):
         pgpass.write_text("*:*:*:pgtls_auth:auth-secret\n")
         pgpass.chmod(0o600)
         s = tls_server(certs, pgtls_factory(), hba="hostssl all all 127.0.0.1/32 trust\n", start=False)
-        s.write("pgtls_databases.conf",
-                f"app = {route(cluster, certs, 'read-write', str(pgpass))}\n"
-                f"app_ro = {route(cluster, certs, 'standby', str(pgpass))}\n")
+        s.write(
+            "pgtls_databases.conf",
+            f"app = {route(cluster, certs, 'read-write', str(pgpass))}\n"
+            f"app_ro = {route(cluster, certs, 'standby', str(pgpass))}\n",
+        )
         s.start()
         with login(s, "app") as c:
-            assert c.execute("SELECT pg_is_in_recovery(), inet_server_port()").fetchone() == (False, primary.port)
+            assert c.execute("SELECT pg_is_in_recovery(), inet_server_port()").fetchone() == (
+                False,
+                primary.port,
+            )
             c.execute("INSERT INTO t VALUES (1)")
         with login(s, "app_ro") as c:
             in_recovery, port = c.execute("SELECT pg_is_in_recovery(), inet_server_port()").fetchone()
@@ -108,8 +141,9 @@ def test_primary_and_standbys_then_promotion(cluster, certs, pgtls_factory):
                 c.execute("INSERT INTO t VALUES (2)")
 
         primary.stop()
-        with psycopg.connect(host=str(sb1.sockdir), port=sb1.port, user="postgres", dbname="postgres",
-                             autocommit=True) as c:
+        with psycopg.connect(
+            host=str(sb1.sockdir), port=sb1.port, user="postgres", dbname="postgres", autocommit=True
+        ) as c:
             assert c.execute("SELECT pg_promote(true, 30)").fetchone() == (True,)
         started = time.monotonic()
         wrote = None
@@ -142,7 +176,9 @@ def test_no_eligible_host_refuses_clearly(cluster, certs, pgtls_factory):
         pgpass.chmod(0o600)
         dead = free_port()
         s = tls_server(certs, pgtls_factory(), hba="hostssl all all 127.0.0.1/32 trust\n", start=False)
-        line = route(cluster[1:], certs, "primary", str(pgpass)).replace(f"port={cluster[1].port},", f"port={dead},")
+        line = route(cluster[1:], certs, "primary", str(pgpass)).replace(
+            f"port={cluster[1].port},", f"port={dead},"
+        )
         s.write("pgtls_databases.conf", f"app = {line}\n")
         s.start()
         with pytest.raises(psycopg.OperationalError) as e:

@@ -50,13 +50,20 @@ class Formation:
         # pg_autoctl keeps its config and state under XDG_*, and its Postgres' sockets in PG_REGRESS_SOCK_DIR
         # (it passes -k): all inside the temp directory.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "XDG_"))}
-        env.update(HOME=str(self.base), XDG_CONFIG_HOME=str(self.base / "config"),
-                   XDG_DATA_HOME=str(self.base / "share"), XDG_RUNTIME_DIR=str(self.base / "run"),
-                   PG_REGRESS_SOCK_DIR=str(self.sockdir), PGHOST=str(self.sockdir),
-                   PATH=f"{PG_BIN}:/usr/local/bin:/usr/bin:/bin")  # not root's: the postgres user can't enter it
+        env.update(
+            HOME=str(self.base),
+            XDG_CONFIG_HOME=str(self.base / "config"),
+            XDG_DATA_HOME=str(self.base / "share"),
+            XDG_RUNTIME_DIR=str(self.base / "run"),
+            PG_REGRESS_SOCK_DIR=str(self.sockdir),
+            PGHOST=str(self.sockdir),
+            PATH=f"{PG_BIN}:/usr/local/bin:/usr/bin:/bin",
+        )  # not root's: the postgres user can't enter it
         self.env = env
         self.monitor_port = free_port()
-        self.monitor_uri = f"postgres://autoctl_node@127.0.0.1:{self.monitor_port}/pg_auto_failover?sslmode=require"
+        self.monitor_uri = (
+            f"postgres://autoctl_node@127.0.0.1:{self.monitor_port}/pg_auto_failover?sslmode=require"
+        )
         self.ports: dict[str, int] = {}
         self.services: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
@@ -68,17 +75,43 @@ class Formation:
         log = open(self.base / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
         self.services[name] = subprocess.Popen(
-            [str(PG_AUTOCTL), *args, "--pgdata", str(self.pgdata(name)), "--pgctl", str(PG_BIN / "pg_ctl"),
-             "--hostname", "127.0.0.1", "--auth", "trust", "--ssl-self-signed", "--run"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.base,
-            preexec_fn=preexec(demote=True))
+            [
+                str(PG_AUTOCTL),
+                *args,
+                "--pgdata",
+                str(self.pgdata(name)),
+                "--pgctl",
+                str(PG_BIN / "pg_ctl"),
+                "--hostname",
+                "127.0.0.1",
+                "--auth",
+                "trust",
+                "--ssl-self-signed",
+                "--run",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.base,
+            preexec_fn=preexec(demote=True),
+        )
 
     def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(PG_AUTOCTL), *args], capture_output=True, text=True, env=self.env, cwd=self.base,
-                              preexec_fn=_demote, timeout=timeout)
+        return subprocess.run(
+            [str(PG_AUTOCTL), *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.base,
+            preexec_fn=_demote,
+            timeout=timeout,
+        )
 
     def start_monitor(self) -> None:
-        self._service("monitor", ["create", "monitor", "--pgport", str(self.monitor_port), "--listen", "127.0.0.1"])
+        self._service(
+            "monitor", ["create", "monitor", "--pgport", str(self.monitor_port), "--listen", "127.0.0.1"]
+        )
         self._wait("monitor ready", self._monitor_ready, 60)
 
     def _monitor_ready(self) -> bool:
@@ -90,8 +123,21 @@ class Formation:
 
     def add_node(self, name: str) -> None:
         self.ports[name] = free_port()
-        self._service(name, ["create", "postgres", "--pgport", str(self.ports[name]), "--listen", "127.0.0.1",
-                             "--name", name, "--monitor", self.monitor_uri])
+        self._service(
+            name,
+            [
+                "create",
+                "postgres",
+                "--pgport",
+                str(self.ports[name]),
+                "--listen",
+                "127.0.0.1",
+                "--name",
+                name,
+                "--monitor",
+                self.monitor_uri,
+            ],
+        )
 
     def state(self) -> dict[str, str]:
         """Node name -> its current state, for nodes whose current state is the one the monitor assigned."""
@@ -102,8 +148,11 @@ class Formation:
             nodes = json.loads(r.stdout)
         except json.JSONDecodeError:
             return {}
-        return {n["nodename"]: n["current_group_state"] for n in nodes
-                if n["current_group_state"] == n["assigned_group_state"]}
+        return {
+            n["nodename"]: n["current_group_state"]
+            for n in nodes
+            if n["current_group_state"] == n["assigned_group_state"]
+        }
 
     def wait_state(self, want: dict[str, str], timeout: float) -> None:
         self._wait(f"formation state {want}", lambda: self.state() == want, timeout)
@@ -113,7 +162,9 @@ class Formation:
         while time.monotonic() < deadline:
             for name, p in self.services.items():
                 if p.poll() is not None:
-                    pytest.fail(f"pg_autoctl service {name} exited ({p.returncode}) waiting for {what}\n{self.logs()}")
+                    pytest.fail(
+                        f"pg_autoctl service {name} exited ({p.returncode}) waiting for {what}\n{self.logs()}"
+                    )
             if ok():
                 return
             time.sleep(0.5)
@@ -157,8 +208,13 @@ class Formation:
             os.kill(pid, 0)
         except ProcessLookupError:
             return
-        subprocess.run([str(PG_BIN / "pg_ctl"), "stop", "-D", str(pgdata), "-m", "immediate", "-w", "-t", "20"],
-                       capture_output=True, env=self.env, preexec_fn=_demote, timeout=60)
+        subprocess.run(
+            [str(PG_BIN / "pg_ctl"), "stop", "-D", str(pgdata), "-m", "immediate", "-w", "-t", "20"],
+            capture_output=True,
+            env=self.env,
+            preexec_fn=_demote,
+            timeout=60,
+        )
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -176,7 +232,9 @@ def formation() -> Iterator[Formation]:
     if not have_postgres():
         prereq.missing("PostgreSQL 15 server binaries are not installed")
     if not PG_AUTOCTL.exists() or not EXTENSION.exists():
-        prereq.missing("pg_auto_failover is not installed (pg-auto-failover-cli, postgresql-15-auto-failover)")
+        prereq.missing(
+            "pg_auto_failover is not installed (pg-auto-failover-cli, postgresql-15-auto-failover)"
+        )
     f = Formation()
     try:
         f.start_monitor()
@@ -190,15 +248,23 @@ def formation() -> Iterator[Formation]:
 
 
 def login(s: PgtlsServer) -> psycopg.Connection:
-    return psycopg.connect(host="127.0.0.1", port=s.port, user="app", dbname="app", sslmode="require",
-                           autocommit=True, connect_timeout=5)
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=s.port,
+        user="app",
+        dbname="app",
+        sslmode="require",
+        autocommit=True,
+        connect_timeout=5,
+    )
 
 
 @pytest.mark.timeout(300)
 def test_pg_auto_failover_failover_reaches_new_primary(formation: Formation, certs, pgtls_factory) -> None:
     p1, p2 = formation.ports["node1"], formation.ports["node2"]
-    with psycopg.connect(host="127.0.0.1", port=p1, user="postgres", dbname="postgres", sslmode="require",
-                         autocommit=True) as c:
+    with psycopg.connect(
+        host="127.0.0.1", port=p1, user="postgres", dbname="postgres", sslmode="require", autocommit=True
+    ) as c:
         c.execute(f"CREATE ROLE pgtls_auth LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
         c.execute("CREATE ROLE app LOGIN")
         c.execute("CREATE TABLE t (i int)")
@@ -209,17 +275,20 @@ def test_pg_auto_failover_failover_reaches_new_primary(formation: Formation, cer
         pgpass.write_text(f"*:*:*:pgtls_auth:{PASSWORD}\n")
         pgpass.chmod(0o600)
         s = tls_server(certs, pgtls_factory(), hba="hostssl all all 127.0.0.1/32 trust\n", start=False)
-        s.write("pgtls_databases.conf",
-                f"app = host=127.0.0.1,127.0.0.1 port={p1},{p2} dbname=postgres sslmode=require "
-                f"target_session_attrs=read-write connect_timeout=2 auth_user=pgtls_auth passfile={pgpass}\n")
+        s.write(
+            "pgtls_databases.conf",
+            f"app = host=127.0.0.1,127.0.0.1 port={p1},{p2} dbname=postgres sslmode=require "
+            f"target_session_attrs=read-write connect_timeout=2 auth_user=pgtls_auth passfile={pgpass}\n",
+        )
         s.start()
         with login(s) as c:
             assert c.execute("SELECT pg_is_in_recovery(), inet_server_port()").fetchone() == (False, p1)
             c.execute("INSERT INTO t VALUES (1)")
 
         began = time.monotonic()
-        r = formation.ctl("perform", "failover", "--pgdata", str(formation.pgdata("monitor")), "--wait", "90",
-                          timeout=120)
+        r = formation.ctl(
+            "perform", "failover", "--pgdata", str(formation.pgdata("monitor")), "--wait", "90", timeout=120
+        )
         assert r.returncode == 0, f"{r.stdout}\n{r.stderr}\n{formation.logs()}"
         formation.wait_state({"node1": "secondary", "node2": "primary"}, 60)
         done = time.monotonic()
@@ -232,7 +301,9 @@ def test_pg_auto_failover_failover_reaches_new_primary(formation: Formation, cer
                     c.execute("INSERT INTO t VALUES (2)")
                     wrote = c.execute("SELECT inet_server_port(), count(*) FROM t").fetchone()
                     break
-            except psycopg.Error as e:  # the old primary, now a standby, refuses writes until routing moves on
+            except (
+                psycopg.Error
+            ) as e:  # the old primary, now a standby, refuses writes until routing moves on
                 last = e
                 time.sleep(0.2)
         took = time.monotonic() - done

@@ -26,8 +26,14 @@ from tests.relay.recorder import Recorder
 
 
 def base(pg: RealPostgres, certs, **kw: str) -> dict[str, str]:
-    params = {"host": "localhost", "hostaddr": "127.0.0.1", "port": str(pg.port), "sslmode": "verify-full",
-              "sslrootcert": certs.path("root_ca.crt"), "connect_timeout": "5"}
+    params = {
+        "host": "localhost",
+        "hostaddr": "127.0.0.1",
+        "port": str(pg.port),
+        "sslmode": "verify-full",
+        "sslrootcert": certs.path("root_ca.crt"),
+        "connect_timeout": "5",
+    }
     params.update(kw)
     return params
 
@@ -36,12 +42,17 @@ def run(coro):  # noqa: ANN001, ANN201
     return asyncio.run(coro)
 
 
-async def login(params: dict[str, str], user: str, password: str | None = None, **cred: object) -> tuple[str, ...]:
-    conn = await connect_upstream(params, {"user": user, "database": "postgres"},
-                                  Credentials(user, password=password, **cred))  # type: ignore[arg-type]
+async def login(
+    params: dict[str, str], user: str, password: str | None = None, **cred: object
+) -> tuple[str, ...]:
+    conn = await connect_upstream(
+        params, {"user": user, "database": "postgres"}, Credentials(user, password=password, **cred)
+    )  # type: ignore[arg-type]
     try:
-        r = await conn.execute("SELECT current_user, ssl::text, coalesce(version, '') FROM pg_stat_ssl "
-                               "WHERE pid = pg_backend_pid()")
+        r = await conn.execute(
+            "SELECT current_user, ssl::text, coalesce(version, '') FROM pg_stat_ssl "
+            "WHERE pid = pg_backend_pid()"
+        )
         return tuple(r.rows[0])  # type: ignore[arg-type]
     finally:
         conn.close()
@@ -63,8 +74,11 @@ def pgtls_error(params: dict[str, str], user: str, password: str | None = None, 
 
 # --- authentication methods over verify-full ----------------------------------------------------------------
 
-@pytest.mark.parametrize(("user", "password"), [("scramu", "scram-secret"), ("md5u", "md5-secret"),
-                                                ("pwu", "clear-secret"), ("tru", None)])
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [("scramu", "scram-secret"), ("md5u", "md5-secret"), ("pwu", "clear-secret"), ("tru", None)],
+)
 def test_every_method_over_verify_full(upstream, certs, user, password):
     who, ssl_used, version = run(login(base(upstream, certs), user, password))
     assert (who, ssl_used) == (user, "true") and version.startswith("TLSv1.")
@@ -88,20 +102,26 @@ def test_channel_binding_require_uses_scram_plus(upstream, certs):
 
 def test_scram_with_the_keys_alone(upstream, certs):
     """SCRAM pass-through's upstream half: ClientKey and ServerKey (from the verifier's salt and count), no password."""
-    with psycopg.connect(host=str(upstream.sockdir), port=upstream.port, user="postgres", dbname="postgres") as c:
+    with psycopg.connect(
+        host=str(upstream.sockdir), port=upstream.port, user="postgres", dbname="postgres"
+    ) as c:
         secret = c.execute("SELECT rolpassword FROM pg_authid WHERE rolname = 'scramu'").fetchone()[0]
     parsed = parse_scram_secret(secret)
     assert parsed is not None
     from pgtls.auth.scram_client import keys_from_password
 
     keys = keys_from_password("scram-secret", parsed.salt, parsed.iterations)
-    assert run(login(base(upstream, certs, channel_binding="require"), "scramu", None, scram_keys=keys))[0] == "scramu"
+    assert (
+        run(login(base(upstream, certs, channel_binding="require"), "scramu", None, scram_keys=keys))[0]
+        == "scramu"
+    )
     wrong = keys_from_password("other", parsed.salt, parsed.iterations)
     with pytest.raises(PgError, match="password authentication failed"):
         run(login(base(upstream, certs), "scramu", None, scram_keys=wrong))
 
 
 # --- TLS verification, differential with libpq ---------------------------------------------------------------
+
 
 def test_wrong_host_name_refused_at_verify_full(upstream, certs):
     params = base(upstream, certs, host="wronghost.test")
@@ -123,17 +143,27 @@ def test_revoked_server_certificate_refused_with_sslcrl(upstream, certs, tmp_pat
     ca_key = serialization.load_pem_private_key(Path(certs.path("server_ca.key")).read_bytes(), None)
     leaf = x509.load_pem_x509_certificate(Path(certs.path("server.crt")).read_bytes())
     crl = tmp_path / "revoked.crl"
-    xb.write_crls(crl, [xb.make_crl(xb.Issued(ca_cert, ca_key), [leaf.serial_number]),  # type: ignore[arg-type]
-                        xb.make_crl(xb.Issued(x509.load_pem_x509_certificate(Path(certs.path("root_ca.crt")).read_bytes()),
-                                              serialization.load_pem_private_key(
-                                                  Path(certs.path("root_ca.key")).read_bytes(), None)))])  # type: ignore[arg-type]
+    xb.write_crls(
+        crl,
+        [
+            xb.make_crl(xb.Issued(ca_cert, ca_key), [leaf.serial_number]),  # type: ignore[arg-type]
+            xb.make_crl(
+                xb.Issued(
+                    x509.load_pem_x509_certificate(Path(certs.path("root_ca.crt")).read_bytes()),
+                    serialization.load_pem_private_key(Path(certs.path("root_ca.key")).read_bytes(), None),
+                )
+            ),
+        ],
+    )  # type: ignore[arg-type]
     params = base(upstream, certs, sslcrl=str(crl))
     ours = pgtls_error(params, "tru")
     assert ours == libpq_error(params, "tru") == "SSL error: certificate verify failed"
     clean = tmp_path / "clean.crl"
     xb.write_crls(clean, [xb.make_crl(xb.Issued(ca_cert, ca_key))])  # type: ignore[arg-type]
-    root = xb.Issued(x509.load_pem_x509_certificate(Path(certs.path("root_ca.crt")).read_bytes()),
-                     serialization.load_pem_private_key(Path(certs.path("root_ca.key")).read_bytes(), None))  # type: ignore[arg-type]
+    root = xb.Issued(
+        x509.load_pem_x509_certificate(Path(certs.path("root_ca.crt")).read_bytes()),
+        serialization.load_pem_private_key(Path(certs.path("root_ca.key")).read_bytes(), None),
+    )  # type: ignore[arg-type]
     xb.write_crls(clean, [xb.make_crl(xb.Issued(ca_cert, ca_key)), xb.make_crl(root)])  # type: ignore[arg-type]
     assert run(login(base(upstream, certs, sslcrl=str(clean)), "tru"))[0] == "tru"
 
@@ -156,28 +186,42 @@ def test_weaker_modes_only_when_written(upstream, certs):
 
 # --- hosts, ports, target_session_attrs ----------------------------------------------------------------------
 
+
 def test_host_lists_try_in_order_and_report_each_failure(upstream, certs):
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     dead = closed.getsockname()[1]
     closed.close()
-    p = base(upstream, certs, host="localhost,localhost", hostaddr="127.0.0.1,127.0.0.1", port=f"{dead},{upstream.port}")
+    p = base(
+        upstream,
+        certs,
+        host="localhost,localhost",
+        hostaddr="127.0.0.1,127.0.0.1",
+        port=f"{dead},{upstream.port}",
+    )
     assert run(login(p, "tru"))[0] == "tru"
-    p = base(upstream, certs, host="localhost,localhost", hostaddr="127.0.0.1,127.0.0.1", port=f"{dead},{dead}")
+    p = base(
+        upstream, certs, host="localhost,localhost", hostaddr="127.0.0.1,127.0.0.1", port=f"{dead},{dead}"
+    )
     with pytest.raises(PgError) as e:
         run(login(p, "tru"))
     lines = e.value.message.splitlines()
-    assert len(lines) == 2 and all(f'port {dead} failed: Connection refused' in line for line in lines)
+    assert len(lines) == 2 and all(f"port {dead} failed: Connection refused" in line for line in lines)
 
 
 def test_endpoint_rules_match_libpq():
-    assert [(e.host, e.hostaddr, e.port) for e in endpoints({"host": "a,b", "port": "1"})] == [("a", "", 1), ("b", "", 1)]
+    assert [(e.host, e.hostaddr, e.port) for e in endpoints({"host": "a,b", "port": "1"})] == [
+        ("a", "", 1),
+        ("b", "", 1),
+    ]
     assert [(e.port) for e in endpoints({"host": "a,b", "port": "1,"})] == [1, 5432]
-    for params, message in (({"host": "a,b", "port": "1,2,3"}, "could not match 3 port numbers to 2 hosts"),
-                            ({"host": "a,b", "hostaddr": "127.0.0.1"}, "could not match 2 host names to 1 hostaddr values"),
-                            ({"host": "a", "port": "5x"}, 'invalid integer value "5x" for connection option "port"'),
-                            ({"host": "a", "port": "70000"}, 'invalid port number: "70000"'),
-                            ({"host": "a", "port": "0"}, 'invalid port number: "0"')):
+    for params, message in (
+        ({"host": "a,b", "port": "1,2,3"}, "could not match 3 port numbers to 2 hosts"),
+        ({"host": "a,b", "hostaddr": "127.0.0.1"}, "could not match 2 host names to 1 hostaddr values"),
+        ({"host": "a", "port": "5x"}, 'invalid integer value "5x" for connection option "port"'),
+        ({"host": "a", "port": "70000"}, 'invalid port number: "70000"'),
+        ({"host": "a", "port": "0"}, 'invalid port number: "0"'),
+    ):
         with pytest.raises(PgError) as e:
             endpoints(params)
         assert e.value.message == message
@@ -187,8 +231,17 @@ def test_endpoint_rules_match_libpq():
         pgconn.finish()
 
 
-@pytest.mark.parametrize(("attrs", "ok"), [("any", True), ("read-write", True), ("primary", True),
-                                            ("read-only", False), ("standby", False), ("prefer-standby", True)])
+@pytest.mark.parametrize(
+    ("attrs", "ok"),
+    [
+        ("any", True),
+        ("read-write", True),
+        ("primary", True),
+        ("read-only", False),
+        ("standby", False),
+        ("prefer-standby", True),
+    ],
+)
 def test_target_session_attrs_on_a_primary(upstream, certs, attrs, ok):
     p = base(upstream, certs, target_session_attrs=attrs)
     if ok:
@@ -198,6 +251,7 @@ def test_target_session_attrs_on_a_primary(upstream, certs, attrs, ok):
 
 
 # --- SNI, direct TLS with ALPN: what a TLS listener sees -----------------------------------------------------
+
 
 class Hello:
     """A TLS listener recording the SNI and ALPN of each ClientHello (it answers SSLRequest with 'S' unless
@@ -237,9 +291,10 @@ class contextlib_suppress:  # noqa: N801 - a tiny local context manager
         return True
 
 
-@pytest.mark.parametrize(("host", "extra", "sni"), [("localhost", {}, "localhost"),
-                                                     ("localhost", {"sslsni": "0"}, None),
-                                                     ("127.0.0.1", {}, None)])
+@pytest.mark.parametrize(
+    ("host", "extra", "sni"),
+    [("localhost", {}, "localhost"), ("localhost", {"sslsni": "0"}, None), ("127.0.0.1", {}, None)],
+)
 def test_sni_sent_in_every_sslmode_for_names_only(certs, host, extra, sni):
     hello = Hello(certs, direct=False)
     p = {"host": host, "hostaddr": "127.0.0.1", "port": str(hello.port), "sslmode": "require", **extra}
@@ -251,8 +306,13 @@ def test_sni_sent_in_every_sslmode_for_names_only(certs, host, extra, sni):
 
 def test_direct_tls_offers_alpn_and_requires_it(certs):
     hello = Hello(certs, direct=True)
-    p = {"host": "localhost", "hostaddr": "127.0.0.1", "port": str(hello.port), "sslmode": "require",
-         "sslnegotiation": "direct"}
+    p = {
+        "host": "localhost",
+        "hostaddr": "127.0.0.1",
+        "port": str(hello.port),
+        "sslmode": "require",
+        "sslnegotiation": "direct",
+    }
     with pytest.raises(PgError):
         run(login(p, "tru"))
     hello.thread.join(5)
@@ -261,10 +321,13 @@ def test_direct_tls_offers_alpn_and_requires_it(certs):
     p["port"] = str(no_alpn.port)
     with pytest.raises(PgError) as e:
         run(login(p, "tru"))
-    assert "direct SSL connection was established without ALPN protocol negotiation extension" in e.value.message
+    assert (
+        "direct SSL connection was established without ALPN protocol negotiation extension" in e.value.message
+    )
 
 
 # --- cancel over TLS -------------------------------------------------------------------------------------------
+
 
 def test_cancel_goes_over_tls_with_the_sessions_verification(upstream, certs, tmp_path):
     rec = Recorder(upstream.port, tmp_path / "firsts")
@@ -272,7 +335,9 @@ def test_cancel_goes_over_tls_with_the_sessions_verification(upstream, certs, tm
     policy = client_tls(params)
 
     async def scenario() -> str:
-        conn = await connect_upstream(params, {"user": "tru", "database": "postgres"}, Credentials("tru"), policy)
+        conn = await connect_upstream(
+            params, {"user": "tru", "database": "postgres"}, Credentials("tru"), policy
+        )
         try:
             task = asyncio.ensure_future(conn.execute("SELECT pg_sleep(20)"))
             await asyncio.sleep(0.5)

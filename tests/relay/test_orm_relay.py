@@ -78,6 +78,7 @@ RELEASE_PAUSE = 0.0
 
 # ================================================================ servers
 
+
 @dataclass
 class Servers:
     relay: PgtlsServer
@@ -92,7 +93,7 @@ class Servers:
         return f"postgresql+psycopg://{APP_ROLE}:{APP_PASSWORD}@127.0.0.1:{self.direct.port}/{database}?sslmode=disable"
 
     def libpq(self, which: str, database: str) -> str:
-        tls = (f"sslmode=verify-full sslrootcert={self.rootcert}" if which == "relay" else "sslmode=disable")
+        tls = f"sslmode=verify-full sslrootcert={self.rootcert}" if which == "relay" else "sslmode=disable"
         port = self.relay.port if which == "relay" else self.direct.port
         return f"host=127.0.0.1 port={port} user={APP_ROLE} password={APP_PASSWORD} dbname={database} {tls}"
 
@@ -162,14 +163,23 @@ def schema(alias: str) -> dict[str, object]:
         tables = sorted(conn.introspection.table_names(cur))
         columns, constraints = {}, {}
         for t in ("django_content_type", "auth_user", "shop_customer", "shop_order", "shop_order_tags"):
-            cur.execute("SELECT column_name, data_type, character_maximum_length, is_nullable, column_default "
-                        "FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position", [t])
+            cur.execute(
+                "SELECT column_name, data_type, character_maximum_length, is_nullable, column_default "
+                "FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
+                [t],
+            )
             columns[t] = cur.fetchall()
             constraints[t] = sorted(conn.introspection.get_constraints(cur, t).items())
         cur.execute("SELECT current_user, session_user, current_database(), "
                     "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)")  # fmt: skip
         who = cur.fetchone()
-    return {"migrations": migrations, "tables": tables, "columns": columns, "constraints": constraints, "who": who}
+    return {
+        "migrations": migrations,
+        "tables": tables,
+        "columns": columns,
+        "constraints": constraints,
+        "who": who,
+    }
 
 
 @django_step
@@ -416,8 +426,10 @@ def sessions_and_admin_log(alias: str) -> dict[str, object]:
     s.create()
     again = SessionStore(session_key=s.session_key)
     got = LogEntry.objects.using(alias).select_related("content_type").get(pk=entry.pk)
-    return {"log": (got.object_repr, got.is_addition(), got.content_type.model),
-            "session": (again["cart"], Session.objects.using(alias).filter(session_key=s.session_key).count())}
+    return {
+        "log": (got.object_repr, got.is_addition(), got.content_type.model),
+        "session": (again["cart"], Session.objects.using(alias).filter(session_key=s.session_key).count()),
+    }
 
 
 @django_step
@@ -561,6 +573,7 @@ def _step(seen: dict[str, dict[str, Any]], name: str) -> tuple[Any, Any]:
 
 # ================================================================ Django: the tests
 
+
 def test_django_migrate(django_seen):
     ours, theirs = _step(django_seen, "migrate")
     assert "Applying shop.0002_reshape... OK" in ours
@@ -571,7 +584,13 @@ def test_django_migrate(django_seen):
 def test_django_schema_after_migrate(django_seen):
     ours, theirs = _step(django_seen, "schema")
     assert ours["who"] == [APP_ROLE, APP_ROLE, DJANGO_DB, False], "the session runs as the application's role"
-    assert [c[0] for c in ours["columns"]["shop_customer"]] == ["id", "email", "display_name", "vip", "user_id"]
+    assert [c[0] for c in ours["columns"]["shop_customer"]] == [
+        "id",
+        "email",
+        "display_name",
+        "vip",
+        "user_id",
+    ]
     assert ours == theirs
 
 
@@ -587,7 +606,9 @@ def test_django_step_as_on_postgres(django_seen, step):
 
 def test_django_test_databases_have_the_identity_functions(django_seen):
     ours, theirs = _step(django_seen, "database_life_cycle")
-    assert theirs[IDENTITY_KEY] == {"first": False, "recreated": False, "clone": False}, "PostgreSQL has no sslinfo"
+    assert theirs[IDENTITY_KEY] == {"first": False, "recreated": False, "clone": False}, (
+        "PostgreSQL has no sslinfo"
+    )
     assert ours[IDENTITY_KEY] == {"first": True, "recreated": True, "clone": True}
 
 
@@ -604,7 +625,10 @@ def test_django_sees_what_postgres_gives(django_seen):
         "not_null": "23502"}  # fmt: skip
     assert errors["unique_constraint"][2] == "shop_customer_email_uniq"
     assert seen["atomic_rollback_and_nested_savepoints"] == {
-        "names": ["inner-kept-renamed", "outer", "with-hook"], "in_block": True, "on_commit": ["ran"]}
+        "names": ["inner-kept-renamed", "outer", "with-hook"],
+        "in_block": True,
+        "on_commit": ["ran"],
+    }
     assert seen["bulk_create_update_and_delete"]["update_error"] == "23505"
     assert seen["json_field"]["nested"] == ["N1"]
     assert seen["sessions_and_admin_log"]["session"] == [[1, 2, 3], 1]
@@ -650,6 +674,7 @@ def test_create_database_from_a_template_just_left(servers):
 
 
 # ================================================================ SQLAlchemy
+
 
 class Base(DeclarativeBase):
     pass
@@ -701,28 +726,42 @@ def run_sqlalchemy_app(url: str) -> dict[str, object]:
                     s.add(Author(name="Ada", joined=datetime(2000, 1, 1)))
                     s.flush()
             except IntegrityError as e:
-                seen["duplicate"] = (e.orig.sqlstate, str(e.orig).splitlines()[0]) if e.orig is not None else None
+                seen["duplicate"] = (
+                    (e.orig.sqlstate, str(e.orig).splitlines()[0]) if e.orig is not None else None
+                )
             s.commit()
         with Session(engine) as s:
-            authors = s.scalars(select(Author).options(selectinload(Author.books)).order_by(Author.name)).all()
+            authors = s.scalars(
+                select(Author).options(selectinload(Author.books)).order_by(Author.name)
+            ).all()
             seen["authors"] = [(a.name, a.profile, [(b.title, str(b.price), b.tags, b.published) for b in a.books])
                                for a in authors]  # fmt: skip
             seen["total"] = str(s.scalar(select(func.sum(Book.price))))
-            seen["jsonb"] = s.scalars(select(Author.name).where(Author.profile["langs"].contains(["fr"]))).all()
+            seen["jsonb"] = s.scalars(
+                select(Author.name).where(Author.profile["langs"].contains(["fr"]))
+            ).all()
             seen["any_tag"] = s.scalars(select(Book.title).where(sqlalchemy.any_(Book.tags) == "math")).all()
             lazy = s.scalars(select(Book).where(Book.title == "Letters")).one()
             seen["lazy_author"] = lazy.author.name
             lazy.price = Decimal("4.25")
             s.commit()
         with engine.begin() as conn:
-            conn.execute(Book.__table__.insert(), [{"title": f"t{i}", "price": i, "author_id": 1} for i in range(20)])
+            conn.execute(
+                Book.__table__.insert(), [{"title": f"t{i}", "price": i, "author_id": 1} for i in range(20)]
+            )
             seen["count"] = conn.scalar(text("SELECT count(*) FROM book"))
             seen["returning"] = sorted(conn.execute(Book.__table__.update().where(Book.title.like("t1%"))
                                                     .values(price=Book.price * 2)
                                                     .returning(Book.title, Book.price)).all())  # fmt: skip
-            seen["params"] = conn.execute(text("SELECT CAST(:a AS int) + 1, CAST(:b AS text)"), {"a": 41, "b": "x"}).all()
-            seen["grouped"] = conn.execute(select(Author.name, func.count(Book.id), func.max(Book.price))
-                                           .join(Book).group_by(Author.name).order_by(Author.name)).all()
+            seen["params"] = conn.execute(
+                text("SELECT CAST(:a AS int) + 1, CAST(:b AS text)"), {"a": 41, "b": "x"}
+            ).all()
+            seen["grouped"] = conn.execute(
+                select(Author.name, func.count(Book.id), func.max(Book.price))
+                .join(Book)
+                .group_by(Author.name)
+                .order_by(Author.name)
+            ).all()
         with engine.connect() as conn:
             trans = conn.begin()
             conn.execute(text("DELETE FROM book"))
@@ -747,8 +786,15 @@ def test_sqlalchemy_app_as_on_postgres(servers):
     assert ours == theirs
 
 
-REFLECTIONS = ("get_columns", "get_pk_constraint", "get_foreign_keys", "get_indexes", "get_unique_constraints",
-               "get_check_constraints", "get_table_comment")
+REFLECTIONS = (
+    "get_columns",
+    "get_pk_constraint",
+    "get_foreign_keys",
+    "get_indexes",
+    "get_unique_constraints",
+    "get_check_constraints",
+    "get_table_comment",
+)
 
 
 def _reflect(url: str) -> dict[str, object]:
@@ -796,7 +842,9 @@ def test_sqlalchemy_reflection_as_on_postgres(servers):
     theirs = _reflect(servers.sa_url("direct"))
     assert ours["r_parent.get_pk_constraint"]["constrained_columns"] == ["a", "b"]
     assert [fk["options"] for fk in ours["r_marked.get_foreign_keys"]] == [
-        {"ondelete": "CASCADE", "deferrable": True, "initially": "DEFERRED"}, {"ondelete": "SET NULL"}]
+        {"ondelete": "CASCADE", "deferrable": True, "initially": "DEFERRED"},
+        {"ondelete": "SET NULL"},
+    ]
     assert {i["name"] for i in ours["r_item.get_indexes"]} >= {"r_item_qty_idx", "r_item_lower_idx"}
     assert ours["book.get_foreign_keys"][0]["referred_table"] == "author"
     # pgtls keeps its client-identity functions in a schema of its own in every database it serves

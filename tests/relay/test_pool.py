@@ -32,8 +32,9 @@ def server() -> Iterator[PgtlsServer]:
 
 
 def conn(s: PgtlsServer, user: str = "alice", **kw: object) -> psycopg.Connection:
-    return psycopg.connect(host="127.0.0.1", port=s.port, user=user, dbname="postgres", autocommit=True,
-                           connect_timeout=10, **kw)
+    return psycopg.connect(
+        host="127.0.0.1", port=s.port, user=user, dbname="postgres", autocommit=True, connect_timeout=10, **kw
+    )
 
 
 def backend_pid(s: PgtlsServer, user: str = "alice", **kw: object) -> int:
@@ -43,8 +44,10 @@ def backend_pid(s: PgtlsServer, user: str = "alice", **kw: object) -> int:
 
 def client_backends(s: PgtlsServer) -> list[tuple[int, str, str]]:
     """The cluster's client backends other than pgtls's own connections, seen directly."""
-    rows = s.sql("SELECT pid, usename, state FROM pg_stat_activity WHERE backend_type = 'client backend' "
-                 "AND pid <> pg_backend_pid() AND application_name <> 'pgtls' ORDER BY pid")
+    rows = s.sql(
+        "SELECT pid, usename, state FROM pg_stat_activity WHERE backend_type = 'client backend' "
+        "AND pid <> pg_backend_pid() AND application_name <> 'pgtls' ORDER BY pid"
+    )
     return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
 
@@ -99,8 +102,9 @@ def test_startup_parameters_reach_the_session(server):
     with conn(server, application_name="myapp", options="-c search_path=pg_catalog -c work_mem=2MB") as c:
         assert c.execute("SHOW search_path").fetchone() == ("pg_catalog",)
         assert c.execute("SHOW work_mem").fetchone() == ("2MB",)
-        assert c.execute("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()"
-                         ).fetchone() == ("myapp",)
+        assert c.execute(
+            "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        ).fetchone() == ("myapp",)
         assert c.info.parameter_status("application_name") == "myapp"
     with pytest.raises(psycopg.OperationalError, match='unrecognized configuration parameter "no_such"'):
         conn(server, options="-c no_such=1")
@@ -137,7 +141,9 @@ def test_client_vanishing_mid_query_leaks_nothing(server):
     sleeping: list[int] = []
 
     def running() -> bool:  # the session this client uses (not assumed to be the one pooled before)
-        rows = server.sql("SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(1)' AND state = 'active'")
+        rows = server.sql(
+            "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(1)' AND state = 'active'"
+        )
         sleeping[:] = [int(r[0]) for r in rows]
         return len(sleeping) == 1
 
@@ -155,13 +161,13 @@ def test_terminate_is_not_forwarded(server):
     # Query and Terminate in one packet, then EOF.
     raw.sendall(query_message("SELECT pg_backend_pid()") + b"X\0\0\0\x04")
     reply = b""
-    while (chunk := raw.recv(65536)):
+    while chunk := raw.recv(65536):
         reply += chunk
     raw.close()
     assert reply.startswith(b"T") and b"C\0\0\0\x0dSELECT 1\0" in reply and reply.endswith(b"Z\0\0\0\x05I")
-    row = reply[reply.index(b"D\0"):]
+    row = reply[reply.index(b"D\0") :]
     width = int.from_bytes(row[7:11], "big")
-    pid = int(row[11:11 + width])
+    pid = int(row[11 : 11 + width])
     assert wait_for(lambda: (pid, "alice", "idle") in client_backends(server))
     time.sleep(0.5)
     assert (pid, "alice", "idle") in client_backends(server)
@@ -171,8 +177,9 @@ def test_drop_database_with_idle_pooled_sessions(server):
     server.sql("CREATE DATABASE scratchdb")
     with psycopg.connect(host="127.0.0.1", port=server.port, user="alice", dbname="scratchdb") as c:
         c.execute("select 1")
-    with psycopg.connect(host="127.0.0.1", port=server.port, user="postgres", dbname="postgres",
-                         autocommit=True) as c:
+    with psycopg.connect(
+        host="127.0.0.1", port=server.port, user="postgres", dbname="postgres", autocommit=True
+    ) as c:
         c.execute("DROP DATABASE scratchdb")
         assert c.execute("SELECT count(*) FROM pg_database WHERE datname = 'scratchdb'").fetchone() == (0,)
 
@@ -201,7 +208,9 @@ def test_idle_timeout_lifetime_and_min_pool_size():
         assert wait_for(lambda: len([b for b in client_backends(s) if b[1] == "alice"]) == 2, timeout=5)
         # ...and idle ones older than server_idle_timeout are replaced, keeping the minimum.
         first = {b[0] for b in client_backends(s) if b[1] == "alice"}
-        assert wait_for(lambda: first.isdisjoint({b[0] for b in client_backends(s) if b[1] == "alice"}), timeout=8)
+        assert wait_for(
+            lambda: first.isdisjoint({b[0] for b in client_backends(s) if b[1] == "alice"}), timeout=8
+        )
         assert len([b for b in client_backends(s) if b[1] == "alice"]) == 2
     finally:
         s.cleanup()
@@ -241,9 +250,9 @@ def test_terminated_upstream_gives_postgres_fatal_and_closes(server):
     raw = raw_login(server.port, "alice")
     raw.sendall(query_message("SELECT pg_backend_pid()"))
     reply = read_to_ready(raw)
-    row = reply[reply.index(b"D\0"):]
+    row = reply[reply.index(b"D\0") :]
     width = int.from_bytes(row[7:11], "big")
-    pid = int(row[11:11 + width])
+    pid = int(row[11 : 11 + width])
     server.sql(f"SELECT pg_terminate_backend({pid})")
     raw.settimeout(10)
     rest = read_to_eof(raw)

@@ -43,8 +43,9 @@ def shape(msgs: list[tuple[bytes, bytes]]) -> list[tuple[str, object]]:
     return out
 
 
-@pytest.mark.parametrize(("minor", "extra"), [(0, None), (1, None), (2, None), (3, None),
-                                               (2, {"_pq_.unknown": "1"})])
+@pytest.mark.parametrize(
+    ("minor", "extra"), [(0, None), (1, None), (2, None), (3, None), (2, {"_pq_.unknown": "1"})]
+)
 def test_startup_agrees_with_postgresql_18(relay_and_pg, minor, extra):
     ours, pg = relay_and_pg
     got, want = shape(hello(ours.port, minor, extra)), shape(hello(pg.port, minor, extra))

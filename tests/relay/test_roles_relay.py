@@ -60,12 +60,21 @@ def both(pair: tuple[PgtlsServer, RealPostgres], sql: str) -> None:
         admin(port, sql)
 
 
-def login(port: int, user: str, password: str | None = None, dbname: str = "postgres") -> tuple[str, str] | None:
+def login(
+    port: int, user: str, password: str | None = None, dbname: str = "postgres"
+) -> tuple[str, str] | None:
     """None on success, else (SQLSTATE, message) of the server's FATAL (asyncpg reports both)."""
 
     async def go() -> None:
-        c = await asyncpg.connect(host="127.0.0.1", port=port, user=user, password=password or "",
-                                  database=dbname, ssl=False, timeout=10)
+        c = await asyncpg.connect(
+            host="127.0.0.1",
+            port=port,
+            user=user,
+            password=password or "",
+            database=dbname,
+            ssl=False,
+            timeout=10,
+        )
         try:
             await c.fetchval("select 1")
         finally:
@@ -78,8 +87,9 @@ def login(port: int, user: str, password: str | None = None, dbname: str = "post
         return e.sqlstate, str(e)
 
 
-def same(pair: tuple[PgtlsServer, RealPostgres], user: str, password: str | None = None,
-         dbname: str = "postgres") -> tuple[str, str] | None:
+def same(
+    pair: tuple[PgtlsServer, RealPostgres], user: str, password: str | None = None, dbname: str = "postgres"
+) -> tuple[str, str] | None:
     ours = login(pair[0].port, user, password, dbname)
     theirs = login(pair[1].port, user, password, dbname)
     assert ours == theirs, f"pgtls: {ours}  PostgreSQL: {theirs}"
@@ -135,8 +145,10 @@ def test_expired_password(pair):
 
 def test_connection_limit(pair):
     both(pair, "CREATE ROLE limited LOGIN PASSWORD 'pw' CONNECTION LIMIT 1")
-    held = [psycopg.connect(host="127.0.0.1", port=p.port, user="limited", password="pw", dbname="postgres")
-            for p in pair]
+    held = [
+        psycopg.connect(host="127.0.0.1", port=p.port, user="limited", password="pw", dbname="postgres")
+        for p in pair
+    ]
     try:
         assert same(pair, "limited", "pw") == ("53300", 'too many connections for role "limited"')
     finally:

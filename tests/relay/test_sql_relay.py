@@ -80,9 +80,26 @@ def pair(certs, client_home) -> Iterator[Pair]:
 def psql_script(p: Pair, side: str, script: str) -> tuple[int, str, str]:
     params = p.params(side)
     proc = subprocess.run(
-        ["psql", "-X", "-a", "-v", "ON_ERROR_STOP=0", "-v", "VERBOSITY=verbose", "-v", "SHOW_CONTEXT=always",
-         "-d", conninfo(params), "-f", "-"],
-        input=script, capture_output=True, text=True, env=client_env(p.home), timeout=60,
+        [
+            "psql",
+            "-X",
+            "-a",
+            "-v",
+            "ON_ERROR_STOP=0",
+            "-v",
+            "VERBOSITY=verbose",
+            "-v",
+            "SHOW_CONTEXT=always",
+            "-d",
+            conninfo(params),
+            "-f",
+            "-",
+        ],
+        input=script,
+        capture_output=True,
+        text=True,
+        env=client_env(p.home),
+        timeout=60,
     )
     return proc.returncode, normalise(proc.stdout, params), normalise(proc.stderr, params)
 
@@ -91,7 +108,7 @@ def normalise(text: str, params: dict[str, object]) -> str:
     """Only what must differ: the two servers listen on different ports and are reached under different
     names (pgtls as localhost for verify-full, PostgreSQL by address), and psql names them in connection
     messages.  Nothing else is touched."""
-    return text.replace(f'port {params["port"]}', "port <port>").replace(f'"{params["host"]}"', '"<host>"')
+    return text.replace(f"port {params['port']}", "port <port>").replace(f'"{params["host"]}"', '"<host>"')
 
 
 def same_output(p: Pair, script: str) -> tuple[int, str, str]:
@@ -108,7 +125,9 @@ def same_output(p: Pair, script: str) -> tuple[int, str, str]:
 
 
 def test_functions_and_do_blocks(pair):
-    out = same_output(pair, r"""
+    out = same_output(
+        pair,
+        r"""
 CREATE FUNCTION add_one(i int) RETURNS int LANGUAGE plpgsql AS $$
 BEGIN
   IF i IS NULL THEN
@@ -142,12 +161,15 @@ SELECT add_one(1);
 \df add_one|twice|squares|body_sql|broken
 \sf twice
 DROP FUNCTION add_one(int), twice(int), squares(int), body_sql(int, int), broken();
-""")
+""",
+    )
     assert "notice from DO: 42" in out[2] and "caught 22012" in out[2] and "hidden" not in out[2]
 
 
 def test_partitions(pair):
-    same_output(pair, r"""
+    same_output(
+        pair,
+        r"""
 CREATE TABLE measurement (city_id int NOT NULL, logdate date NOT NULL, peaktemp int)
   PARTITION BY RANGE (logdate);
 CREATE TABLE measurement_y2025 PARTITION OF measurement FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
@@ -176,11 +198,14 @@ INSERT INTO lst VALUES ('q', 3);
 \d+ lst
 \d measurement_y2025
 DROP TABLE measurement, lst, lst_def, hsh;
-""")
+""",
+    )
 
 
 def test_arrays_numeric_and_text_functions(pair):
-    same_output(pair, r"""
+    same_output(
+        pair,
+        r"""
 CREATE TABLE arr (id int, tags text[], grid int[][], "by" text);
 INSERT INTO arr VALUES (1, '{a,b}', '{{1,2},{3,4}}', 'alice'),
                        (2, ARRAY['c', NULL, 'd e'], ARRAY[[5,6,7],[8,9,10]], 'bob');
@@ -210,11 +235,14 @@ SELECT regexp_matches('foo1bar22baz333', '\d+', 'g');
 SELECT regexp_matches('key=val; k2=v2', '(\w+)=(\w+)', 'g');
 SELECT regexp_matches('abc', '(', 'g');
 DROP TABLE arr, num;
-""")
+""",
+    )
 
 
 def test_materialized_views_and_drop_lists(pair):
-    same_output(pair, r"""
+    same_output(
+        pair,
+        r"""
 CREATE TABLE sales (region text, amount numeric(10,2));
 INSERT INTO sales VALUES ('n', 10.50), ('s', 3), ('n', 1.25);
 CREATE MATERIALIZED VIEW sales_by_region AS SELECT region, sum(amount) AS total FROM sales GROUP BY region;
@@ -239,11 +267,14 @@ DROP TABLE a1, b1;
 DROP TABLE a1, b1;
 DROP TABLE IF EXISTS a1, b1;
 DROP TABLE sales;
-""")
+""",
+    )
 
 
 def test_transactions_savepoints_and_errors(pair):
-    same_output(pair, r"""
+    same_output(
+        pair,
+        r"""
 CREATE TABLE tx (i int PRIMARY KEY, CONSTRAINT small CHECK (i < 1000));
 BEGIN;
 INSERT INTO tx VALUES (1);
@@ -289,11 +320,14 @@ ROLLBACK;
 PREPARE TRANSACTION 'nope';
 SELECT i FROM tx ORDER BY i;
 DROP TABLE child, parent, tx;
-""")
+""",
+    )
 
 
 def test_describe_output(pair):
-    same_output(pair, r"""
+    same_output(
+        pair,
+        r"""
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE DOMAIN posint AS int CHECK (VALUE > 0);
 CREATE SEQUENCE ticket_seq START 100;
@@ -336,11 +370,14 @@ DROP SEQUENCE ticket_seq;
 DROP TYPE mood;
 DROP DOMAIN posint;
 \d
-""")
+""",
+    )
 
 
 def test_notice_and_warning_forwarding(pair):
-    out = same_output(pair, r"""
+    out = same_output(
+        pair,
+        r"""
 DROP TABLE IF EXISTS never_there;
 CREATE TABLE IF NOT EXISTS nt (i int);
 CREATE TABLE IF NOT EXISTS nt (i int);
@@ -360,7 +397,8 @@ ALTER TABLE nt ADD COLUMN j int;
 ALTER TABLE nt ADD COLUMN IF NOT EXISTS j int;
 DROP FUNCTION noisy();
 DROP TABLE nt;
-""")
+""",
+    )
     assert out[2].count("from noisy") == 3 and "debug line" in out[2]
 
 
@@ -385,9 +423,9 @@ def _big_rows(params: dict[str, object]) -> list[tuple[object, ...]]:
             assert t == text and length == size
             out.append((size, length, md5))
         cur = c.cursor(binary=True)
-        b, = cur.execute("SELECT b FROM big WHERE n = %s", [len(SIZES) - 1]).fetchone()
+        (b,) = cur.execute("SELECT b FROM big WHERE n = %s", [len(SIZES) - 1]).fetchone()
         assert b == _payload(SIZES[-1]).encode()
-        made, = c.execute("SELECT repeat('x', 50 * 1024 * 1024) || 'end'").fetchone()
+        (made,) = c.execute("SELECT repeat('x', 50 * 1024 * 1024) || 'end'").fetchone()
         out.append((len(made), made[-4:], c.execute("SELECT 1").fetchone()))
     return out
 
@@ -402,9 +440,11 @@ def _pipeline(params: dict[str, object]) -> list[object]:
         c.execute("CREATE TEMP TABLE p (i int PRIMARY KEY, s text)")
         with c.pipeline() as p:
             c.cursor().executemany("INSERT INTO p VALUES (%s, %s)", [(i, f"s{i}") for i in range(500)])
-            curs = [c.execute("SELECT count(*), sum(i) FROM p"),
-                    c.execute("SELECT s FROM p WHERE i = %s", [7]),
-                    c.execute("SELECT %s::int + %s::int, %s::text[]", [1, 2, ["a", "b"]])]
+            curs = [
+                c.execute("SELECT count(*), sum(i) FROM p"),
+                c.execute("SELECT s FROM p WHERE i = %s", [7]),
+                c.execute("SELECT %s::int + %s::int, %s::text[]", [1, 2, ["a", "b"]]),
+            ]
             p.sync()
             out += [cur.fetchall() for cur in curs]
             curs = [c.execute("SELECT i FROM p WHERE i %% %s = 0 ORDER BY i", [100 + k]) for k in range(20)]
@@ -436,13 +476,28 @@ def _pipeline(params: dict[str, object]) -> list[object]:
 def test_pipelined_extended_protocol(pair):
     ours = _pipeline(pair.params("pgtls"))
     assert ours == _pipeline(pair.params("direct"))
-    assert ("UniqueViolation", "23505") in [tuple(x[:2]) for x in ours if isinstance(x, tuple) and len(x) == 3]
+    assert ("UniqueViolation", "23505") in [
+        tuple(x[:2]) for x in ours if isinstance(x, tuple) and len(x) == 3
+    ]
 
 
-REPORTED = ("application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
-            "in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser", "scram_iterations",
-            "search_path", "server_encoding", "server_version", "session_authorization",
-            "standard_conforming_strings", "TimeZone")
+REPORTED = (
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "default_transaction_read_only",
+    "in_hot_standby",
+    "integer_datetimes",
+    "IntervalStyle",
+    "is_superuser",
+    "scram_iterations",
+    "search_path",
+    "server_encoding",
+    "server_version",
+    "session_authorization",
+    "standard_conforming_strings",
+    "TimeZone",
+)
 
 
 def _status(c: psycopg.Connection) -> dict[str, str | None]:
@@ -481,9 +536,14 @@ def _parameter_status(params: dict[str, object], pooled: bool) -> tuple[list[obj
         pids.append(c.execute("SELECT pg_backend_pid()").fetchone()[0])
         out.append(_status(c))
         out.append(c.execute("SHOW TimeZone").fetchone())
-        out.append(c.execute("SELECT current_setting('DateStyle'), current_setting('search_path')").fetchone())
-    with psycopg.connect(**params, options="-c TimeZone=Europe/Paris -c DateStyle=German",  # type: ignore[arg-type]
-                         application_name="third") as c:
+        out.append(
+            c.execute("SELECT current_setting('DateStyle'), current_setting('search_path')").fetchone()
+        )
+    with psycopg.connect(
+        **params,
+        options="-c TimeZone=Europe/Paris -c DateStyle=German",  # type: ignore[arg-type]
+        application_name="third",
+    ) as c:
         out.append(_status(c))
         out.append(c.execute("SHOW TimeZone").fetchone())
     return out, pids
@@ -500,9 +560,11 @@ def test_parameter_status_seen_by_client(pair):
 
 # --- startup parameters and role/database settings -------------------------------------------------------
 
-STARTUP_SETTINGS_BUG = ("pgtls bug: the relay applies the client's startup parameters with set_config() on a "
-                        "pooled session (RelayBackend._apply), so a parameter PostgreSQL accepts only at "
-                        "connection start is refused with FATAL")
+STARTUP_SETTINGS_BUG = (
+    "pgtls bug: the relay applies the client's startup parameters with set_config() on a "
+    "pooled session (RelayBackend._apply), so a parameter PostgreSQL accepts only at "
+    "connection start is refused with FATAL"
+)
 
 
 def _startup(params: dict[str, object], options: str, show: str) -> tuple[object, ...]:
@@ -511,25 +573,29 @@ def _startup(params: dict[str, object], options: str, show: str) -> tuple[object
             return "ok", c.execute(f"SHOW {show}").fetchone(), _status(c)
     except psycopg.OperationalError as e:
         # the one thing that must differ: libpq names the server's address and port in the message
-        return "refused", str(e).replace(f'port {params["port"]} failed', "port <port> failed").replace(
-            f'"{params.get("hostaddr", params["host"])}"', '"<host>"')
+        return "refused", str(e).replace(f"port {params['port']} failed", "port <port> failed").replace(
+            f'"{params.get("hostaddr", params["host"])}"', '"<host>"'
+        )
 
 
-@pytest.mark.parametrize("options,show", [
-    ("-c TimeZone=Europe/Paris --DateStyle=German", "DateStyle"),
-    ("-c work_mem=64kB -c myapp.flag=1", "myapp.flag"),
-    ("--statement-timeout=5s -c search_path=pg_catalog", "statement_timeout"),
-    ("-c default_transaction_read_only=on", "default_transaction_read_only"),
-    ("-c TimeZone=Nowhere", "TimeZone"),
-    ("-c nosuch=1", "TimeZone"),
-    ("-c log_min_messages=debug1", "TimeZone"),
-    ("-c shared_buffers=1MB", "TimeZone"),
-    ("-c session_authorization=postgres", "TimeZone"),
-    ("-c role=postgres", "TimeZone"),
-    ("-x", "TimeZone"),
-    ("-c ignore_system_indexes=on", "ignore_system_indexes"),  # PGC_BACKEND: only at connection start
-    ("-c transaction_isolation=serializable", "transaction_isolation"),
-])
+@pytest.mark.parametrize(
+    "options,show",
+    [
+        ("-c TimeZone=Europe/Paris --DateStyle=German", "DateStyle"),
+        ("-c work_mem=64kB -c myapp.flag=1", "myapp.flag"),
+        ("--statement-timeout=5s -c search_path=pg_catalog", "statement_timeout"),
+        ("-c default_transaction_read_only=on", "default_transaction_read_only"),
+        ("-c TimeZone=Nowhere", "TimeZone"),
+        ("-c nosuch=1", "TimeZone"),
+        ("-c log_min_messages=debug1", "TimeZone"),
+        ("-c shared_buffers=1MB", "TimeZone"),
+        ("-c session_authorization=postgres", "TimeZone"),
+        ("-c role=postgres", "TimeZone"),
+        ("-x", "TimeZone"),
+        ("-c ignore_system_indexes=on", "ignore_system_indexes"),  # PGC_BACKEND: only at connection start
+        ("-c transaction_isolation=serializable", "transaction_isolation"),
+    ],
+)
 def test_startup_options(pair, options, show):
     ours = _startup(pair.params("pgtls"), options, show)
     assert ours == _startup(pair.params("direct"), options, show)
@@ -537,15 +603,25 @@ def test_startup_options(pair, options, show):
 
 def _reset_values(params: dict[str, object]) -> list[object]:
     out: list[object] = []
-    with psycopg.connect(**params, options="-c work_mem=64kB", application_name="startapp",  # type: ignore[arg-type]
-                         autocommit=True) as c:
-        out.append(c.execute("SELECT name, setting, source FROM pg_settings"
-                             " WHERE name IN ('application_name', 'work_mem') ORDER BY name").fetchall())
+    with psycopg.connect(
+        **params,
+        options="-c work_mem=64kB",
+        application_name="startapp",  # type: ignore[arg-type]
+        autocommit=True,
+    ) as c:
+        out.append(
+            c.execute(
+                "SELECT name, setting, source FROM pg_settings"
+                " WHERE name IN ('application_name', 'work_mem') ORDER BY name"
+            ).fetchall()
+        )
         c.execute("SET work_mem = '128kB'")
         c.execute("RESET work_mem")
         out.append(c.execute("SHOW work_mem").fetchone())
         c.execute("RESET ALL")
-        out.append((c.execute("SHOW application_name").fetchone(), c.info.parameter_status("application_name")))
+        out.append(
+            (c.execute("SHOW application_name").fetchone(), c.info.parameter_status("application_name"))
+        )
         c.execute("DISCARD ALL")
         out.append((c.execute("SHOW work_mem").fetchone(), c.info.parameter_status("application_name")))
     return out

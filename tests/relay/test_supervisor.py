@@ -33,8 +33,15 @@ def alive(pid: int) -> bool:
 
 
 def conn(s: PgtlsServer, **kw: object) -> psycopg.Connection:
-    return psycopg.connect(host="127.0.0.1", port=s.port, user="postgres", dbname="postgres", autocommit=True,
-                           connect_timeout=10, **kw)
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=s.port,
+        user="postgres",
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=10,
+        **kw,
+    )
 
 
 def _start(pgtls_factory, workers: int) -> PgtlsServer:
@@ -75,8 +82,11 @@ def test_cluster_has_no_tcp_port_and_a_private_socket(one_process):
             assert not (cols[3] == "0A" and cols[9] in inodes), f"postmaster listens on TCP: {line}"
     with conn(server) as c:
         assert c.execute("SHOW listen_addresses").fetchone() == ("",)
-        assert c.execute("SELECT setting FROM pg_settings WHERE name = 'hba_file'").fetchone()[0].endswith(
-            "cluster/pg_hba.conf")
+        assert (
+            c.execute("SELECT setting FROM pg_settings WHERE name = 'hba_file'")
+            .fetchone()[0]
+            .endswith("cluster/pg_hba.conf")
+        )
 
 
 def test_kill_9_under_load_restarts_and_keeps_commits(server):
@@ -104,7 +114,9 @@ def test_kill_9_under_load_restarts_and_keeps_commits(server):
     os.kill(old, signal.SIGKILL)
     t0 = time.monotonic()
     assert wait_for(lambda: "exited with exit code -9; restarting it" in server.log(), timeout=10)
-    assert wait_for(lambda: "the managed PostgreSQL is running again" in server.log(), timeout=30), server.log()
+    assert wait_for(lambda: "the managed PostgreSQL is running again" in server.log(), timeout=30), (
+        server.log()
+    )
     with conn(server) as c:
         assert c.execute("SELECT count(*) FROM kept").fetchone() == (1000,)
     assert time.monotonic() - t0 < 30
@@ -112,8 +124,14 @@ def test_kill_9_under_load_restarts_and_keeps_commits(server):
     for t in threads:
         t.join(10)
     assert errors, "the clients saw nothing of the crash"
-    expected = ("terminating connection", "the database system is", "the PostgreSQL server behind pgtls",
-                "server closed the connection", "consuming input failed", "connection")
+    expected = (
+        "terminating connection",
+        "the database system is",
+        "the PostgreSQL server behind pgtls",
+        "server closed the connection",
+        "consuming input failed",
+        "connection",
+    )
     assert all(any(x in e for x in expected) for e in errors), errors
     assert postmaster_pid(server) != old
 
@@ -140,8 +158,12 @@ def test_reload_reaches_the_cluster(server):
         assert c.execute("SHOW work_mem").fetchone() == ("4MB",)
     with open(server.datadir / "cluster" / "postgresql.conf", "a") as f:
         f.write("work_mem = '7MB'\n")
-    r = subprocess.run([sys.executable, "-m", "pgtls", "reload", "-D", str(server.datadir)], capture_output=True,
-                       text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "pgtls", "reload", "-D", str(server.datadir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 0, r.stderr
     assert wait_for(lambda: 'parameter "work_mem" changed to "7MB"' in server.log(), timeout=10)
     with conn(server) as c:
@@ -153,8 +175,12 @@ def test_stop_modes_stop_the_cluster(server, mode):
     pm = postmaster_pid(server)
     held = conn(server)
     held.execute("SELECT 1")
-    stopper = subprocess.Popen([sys.executable, "-m", "pgtls", "stop", "-D", str(server.datadir), "-m", mode],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stopper = subprocess.Popen(
+        [sys.executable, "-m", "pgtls", "stop", "-D", str(server.datadir), "-m", mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if mode == "smart":
         time.sleep(1.0)
         assert stopper.poll() is None and alive(pm)  # a smart shutdown waits for the client
@@ -203,10 +229,17 @@ def test_kill_9_during_pgbench_loses_no_commit(one_process):
     server = one_process
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres"
-    r = subprocess.run(["pgbench", "-i", "-s", "1", "-q", dsn], capture_output=True, text=True, timeout=120, env=env)
+    r = subprocess.run(
+        ["pgbench", "-i", "-s", "1", "-q", dsn], capture_output=True, text=True, timeout=120, env=env
+    )
     assert r.returncode == 0, r.stderr
-    bench = subprocess.Popen(["pgbench", "-n", "-c", "2", "-j", "2", "-T", "6", dsn], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
+    bench = subprocess.Popen(
+        ["pgbench", "-n", "-c", "2", "-j", "2", "-T", "6", dsn],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     time.sleep(1.5)
     os.kill(postmaster_pid(server), signal.SIGKILL)
     out, err = bench.communicate(timeout=60)

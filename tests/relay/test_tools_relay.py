@@ -58,10 +58,19 @@ class Setup:
     def libpq_env(self, dbname: str) -> dict[str, str]:
         """pgbench takes the connection from the environment: verify-full and the client certificate."""
         p = self.params(dbname)
-        return client_env(self.home, PGHOST=str(p["host"]), PGHOSTADDR=str(p["hostaddr"]), PGPORT=str(p["port"]),
-                          PGUSER=str(p["user"]), PGDATABASE=dbname, PGSSLMODE="verify-full",
-                          PGSSLROOTCERT=str(p["sslrootcert"]), PGSSLCERT=str(p["sslcert"]),
-                          PGSSLKEY=str(p["sslkey"]), PGCONNECT_TIMEOUT="15")
+        return client_env(
+            self.home,
+            PGHOST=str(p["host"]),
+            PGHOSTADDR=str(p["hostaddr"]),
+            PGPORT=str(p["port"]),
+            PGUSER=str(p["user"]),
+            PGDATABASE=dbname,
+            PGSSLMODE="verify-full",
+            PGSSLROOTCERT=str(p["sslrootcert"]),
+            PGSSLCERT=str(p["sslcert"]),
+            PGSSLKEY=str(p["sslkey"]),
+            PGCONNECT_TIMEOUT="15",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +98,9 @@ def setup(certs, client_home) -> Iterator[Setup]:
 
 
 def pgbench(s: Setup, *args: str, timeout: float = 60) -> str:
-    p = subprocess.run(["pgbench", *args], capture_output=True, text=True, env=s.libpq_env(BENCH), timeout=timeout)
+    p = subprocess.run(
+        ["pgbench", *args], capture_output=True, text=True, env=s.libpq_env(BENCH), timeout=timeout
+    )
     out = p.stdout + p.stderr
     assert p.returncode == 0, out
     assert "error" not in p.stderr.lower(), out
@@ -101,8 +112,10 @@ def initialised(setup) -> Setup:
     out = pgbench(setup, "-i", "-s", "1", "-q")
     assert "done in" in out, out
     with setup.connect(BENCH) as c:
-        counts = c.execute("SELECT (SELECT count(*) FROM pgbench_accounts), (SELECT count(*) FROM pgbench_branches),"
-                           " (SELECT count(*) FROM pgbench_tellers), current_user, ssl_is_used(), ssl_client_dn()").fetchone()
+        counts = c.execute(
+            "SELECT (SELECT count(*) FROM pgbench_accounts), (SELECT count(*) FROM pgbench_branches),"
+            " (SELECT count(*) FROM pgbench_tellers), current_user, ssl_is_used(), ssl_client_dn()"
+        ).fetchone()
     assert counts == (100000, 1, 10, "ssltestuser", True, "/CN=ssltestuser"), counts
     return setup
 
@@ -116,9 +129,11 @@ RUNS = {
 }
 
 
-BALANCES = ("SELECT (SELECT sum(abalance) FROM pgbench_accounts), (SELECT sum(tbalance) FROM pgbench_tellers),"
-            " (SELECT sum(bbalance) FROM pgbench_branches), (SELECT coalesce(sum(delta), 0) FROM pgbench_history),"
-            " (SELECT count(*) FROM pgbench_history)")
+BALANCES = (
+    "SELECT (SELECT sum(abalance) FROM pgbench_accounts), (SELECT sum(tbalance) FROM pgbench_tellers),"
+    " (SELECT sum(bbalance) FROM pgbench_branches), (SELECT coalesce(sum(delta), 0) FROM pgbench_history),"
+    " (SELECT count(*) FROM pgbench_history)"
+)
 
 
 @pytest.mark.parametrize("name", list(RUNS))
@@ -149,7 +164,7 @@ PAYLOAD = 96  # bytes of text per row: ~105 bytes a line, ~100 MB in all
 
 def copy_lines(start: int, n: int) -> bytes:
     seed = hashlib.sha256(str(start).encode()).hexdigest() * 2  # 128 characters of [0-9a-f]
-    return "".join(f"{i}\t{seed[i % 32:i % 32 + PAYLOAD]}\n" for i in range(start, start + n)).encode()
+    return "".join(f"{i}\t{seed[i % 32 : i % 32 + PAYLOAD]}\n" for i in range(start, start + n)).encode()
 
 
 def test_copy_100mb_both_ways(setup):
@@ -166,8 +181,10 @@ def test_copy_100mb_both_ways(setup):
                 size += len(chunk)
                 cp.write(chunk)
         assert size > 100_000_000
-        assert c.execute("SELECT count(*), sum(length(payload)) FROM copyt").fetchone() == (COPY_ROWS,
-                                                                                           COPY_ROWS * PAYLOAD)
+        assert c.execute("SELECT count(*), sum(length(payload)) FROM copyt").fetchone() == (
+            COPY_ROWS,
+            COPY_ROWS * PAYLOAD,
+        )
         # out: psycopg COPY TO STDOUT, streamed
         out = hashlib.sha256()
         with c.cursor().copy("COPY (SELECT * FROM copyt ORDER BY id) TO STDOUT") as cp:
@@ -177,10 +194,23 @@ def test_copy_100mb_both_ways(setup):
     # out and back in again with psql's \copy (a file on the client side)
     dump = setup.scratch / "copyt.tsv"
     back = subprocess.run(
-        ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", conninfo(setup.params()),
-         "-c", f"\\copy (SELECT * FROM copyt ORDER BY id) TO '{dump}'",
-         "-c", f"\\copy copyt2 FROM '{dump}'"],
-        capture_output=True, text=True, env=client_env(setup.home), timeout=120)
+        [
+            "psql",
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            conninfo(setup.params()),
+            "-c",
+            f"\\copy (SELECT * FROM copyt ORDER BY id) TO '{dump}'",
+            "-c",
+            f"\\copy copyt2 FROM '{dump}'",
+        ],
+        capture_output=True,
+        text=True,
+        env=client_env(setup.home),
+        timeout=120,
+    )
     assert back.returncode == 0, back.stderr
     assert back.stdout.split() == ["COPY", str(COPY_ROWS), "COPY", str(COPY_ROWS)], back.stdout
     h = hashlib.sha256()
@@ -190,8 +220,10 @@ def test_copy_100mb_both_ways(setup):
     assert h.hexdigest() == digest.hexdigest()
     dump.unlink()
     with setup.connect() as c:
-        differ = c.execute("SELECT count(*) FROM copyt a FULL JOIN copyt2 b USING (id)"
-                           " WHERE a.payload IS DISTINCT FROM b.payload").fetchone()
+        differ = c.execute(
+            "SELECT count(*) FROM copyt a FULL JOIN copyt2 b USING (id)"
+            " WHERE a.payload IS DISTINCT FROM b.payload"
+        ).fetchone()
         assert differ == (0,)
         c.execute("DROP TABLE copyt, copyt2")
 
@@ -224,9 +256,26 @@ DROP TABLE badcopy;
 
 
 def _psql(params: dict[str, object], home: Path, script: str) -> tuple[int, str, str]:
-    p = subprocess.run(["psql", "-X", "-a", "-v", "ON_ERROR_STOP=0", "-v", "VERBOSITY=verbose",
-                        "-d", conninfo(params), "-f", "-"],
-                       input=script, capture_output=True, text=True, env=client_env(home), timeout=60)
+    p = subprocess.run(
+        [
+            "psql",
+            "-X",
+            "-a",
+            "-v",
+            "ON_ERROR_STOP=0",
+            "-v",
+            "VERBOSITY=verbose",
+            "-d",
+            conninfo(params),
+            "-f",
+            "-",
+        ],
+        input=script,
+        capture_output=True,
+        text=True,
+        env=client_env(home),
+        timeout=60,
+    )
     return p.returncode, p.stdout, p.stderr
 
 
@@ -252,16 +301,23 @@ def _copy_errors(params: dict[str, object]) -> list[object]:
 def test_copy_bad_row_gives_postgres_error(setup):
     ours = _psql(setup.params(), setup.home, BAD_COPY_SCRIPT)
     theirs = _psql(direct_params(setup.pg, DB), setup.home, BAD_COPY_SCRIPT)
-    assert ours == theirs, f"--- pgtls ---\n{ours[2]}\n{ours[1]}\n--- PostgreSQL ---\n{theirs[2]}\n{theirs[1]}"
+    assert ours == theirs, (
+        f"--- pgtls ---\n{ours[2]}\n{ours[1]}\n--- PostgreSQL ---\n{theirs[2]}\n{theirs[1]}"
+    )
     assert 'ERROR:  22008: date/time field value out of range: "2026-13-01"' in ours[2]
     assert 'CONTEXT:  COPY badcopy, line 2, column at: "2026-13-01"' in ours[2]
     errors = _copy_errors(setup.params())
     assert errors == _copy_errors(direct_params(setup.pg, DB))
-    assert errors == [("22P02", 'invalid input syntax for type integer: "3x"', 'COPY bc, line 4, column id: "3x"'),
-                      (0,),
-                      ("22P02", 'invalid input syntax for type integer: "50005x"',
-                       'COPY bc, line 50006, column id: "50005x"'),
-                      (0,)]
+    assert errors == [
+        ("22P02", 'invalid input syntax for type integer: "3x"', 'COPY bc, line 4, column id: "3x"'),
+        (0,),
+        (
+            "22P02",
+            'invalid input syntax for type integer: "50005x"',
+            'COPY bc, line 50006, column id: "50005x"',
+        ),
+        (0,),
+    ]
 
 
 # --- LISTEN / NOTIFY ---------------------------------------------------------------------------------------------
@@ -269,15 +325,17 @@ def test_copy_bad_row_gives_postgres_error(setup):
 
 def test_listen_notify_across_clients(setup):
     with setup.connect() as listener, setup.connect() as sender:
-        listener_pid, = listener.execute("SELECT pg_backend_pid()").fetchone()
+        (listener_pid,) = listener.execute("SELECT pg_backend_pid()").fetchone()
         listener.execute("LISTEN relay_chan")
-        sender_pid, = sender.execute("SELECT pg_backend_pid()").fetchone()
+        (sender_pid,) = sender.execute("SELECT pg_backend_pid()").fetchone()
         sender.execute("NOTIFY relay_chan, 'hello through pgtls'")
         sender.execute("SELECT pg_notify('relay_chan', %s)", ["second, with ünïcode"])
         sender.execute("NOTIFY other_chan, 'not for the listener'")
         got = [(n.channel, n.payload, n.pid) for n in listener.notifies(timeout=5, stop_after=2)]
-        assert got == [("relay_chan", "hello through pgtls", sender_pid),
-                       ("relay_chan", "second, with ünïcode", sender_pid)]
+        assert got == [
+            ("relay_chan", "hello through pgtls", sender_pid),
+            ("relay_chan", "second, with ünïcode", sender_pid),
+        ]
         # a notification inside a transaction is delivered at commit, from the sender's upstream backend
         with sender.transaction():
             sender.execute("NOTIFY relay_chan, 'at commit'")
@@ -302,7 +360,9 @@ def test_listen_notify_across_clients(setup):
 # --- cancel ------------------------------------------------------------------------------------------------------
 
 
-def _cancelled_sleep(c: psycopg.Connection, cancel: object, delay: float = 0.5) -> tuple[psycopg.Error, float]:
+def _cancelled_sleep(
+    c: psycopg.Connection, cancel: object, delay: float = 0.5
+) -> tuple[psycopg.Error, float]:
     timer = threading.Timer(delay, cancel)  # type: ignore[arg-type]
     t0 = time.monotonic()
     timer.start()
@@ -336,8 +396,13 @@ def test_cancel_pg_sleep(setup, how):
 
 def test_psql_ctrl_c_cancels(setup):
     """psql 15 on SIGINT sends libpq's CancelRequest: the statement ends with PostgreSQL's error."""
-    p = subprocess.Popen(["psql", "-X", "-d", conninfo(setup.params()), "-c", "SELECT pg_sleep(30)"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=client_env(setup.home))
+    p = subprocess.Popen(
+        ["psql", "-X", "-d", conninfo(setup.params()), "-c", "SELECT pg_sleep(30)"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=client_env(setup.home),
+    )
     try:
         time.sleep(1.0)
         t0 = time.monotonic()
@@ -360,10 +425,13 @@ def _raw_cancel(port: int, pid: int, key: int) -> None:
 
 def test_cancel_with_wrong_key_cancels_nothing(setup):
     with setup.connect() as c:
-        upstream_pid, = c.execute("SELECT pg_backend_pid()").fetchone()
+        (upstream_pid,) = c.execute("SELECT pg_backend_pid()").fetchone()
         pgtls_pid = c.info.backend_pid  # pgtls's own BackendKeyData
-        wrong = [(pgtls_pid, secrets.randbits(31)), (upstream_pid, secrets.randbits(31)),
-                 (pgtls_pid + 1, secrets.randbits(31))]
+        wrong = [
+            (pgtls_pid, secrets.randbits(31)),
+            (upstream_pid, secrets.randbits(31)),
+            (pgtls_pid + 1, secrets.randbits(31)),
+        ]
 
         def send_wrong() -> None:
             for pid, key in wrong:
@@ -377,13 +445,17 @@ def test_cancel_with_wrong_key_cancels_nothing(setup):
         assert time.monotonic() - t0 >= 1.5
         assert c.execute("SELECT 1").fetchone() == (1,)
     log = setup.ours.log()
-    assert f"PID {pgtls_pid} in cancel request did not match any process" in log or \
-        f"wrong key in cancel request for process {pgtls_pid}" in log
+    assert (
+        f"PID {pgtls_pid} in cancel request did not match any process" in log
+        or f"wrong key in cancel request for process {pgtls_pid}" in log
+    )
 
 
 def test_wrong_key_logged_like_postgres(setup):
-    for port, params, server in ((setup.pg.port, direct_params(setup.pg, DB), setup.pg),
-                                 (setup.ours.port, setup.params(), setup.ours)):
+    for port, params, server in (
+        (setup.pg.port, direct_params(setup.pg, DB), setup.pg),
+        (setup.ours.port, setup.params(), setup.ours),
+    ):
         with psycopg.connect(**params) as c:  # type: ignore[arg-type]
             pid = c.info.backend_pid
             _raw_cancel(port, pid, secrets.randbits(31))
@@ -392,4 +464,3 @@ def test_wrong_key_logged_like_postgres(setup):
             while line not in server.full_log() and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert line in server.full_log(), server.full_log()[-2000:]
-

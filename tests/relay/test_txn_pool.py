@@ -46,8 +46,14 @@ def txn_server(certs: Any, **conf: str) -> PgtlsServer:
     s.copy_in(certs.path("server.key"), "server.key", 0o600)
     s.copy_in(certs.path("root+client_ca.crt"), "root+client_ca.crt", 0o644)
     s.write("pg_hba.conf", HBA)
-    settings = {"ssl": "on", "ssl_ca_file": "root+client_ca.crt", "pool_mode": "transaction",
-                "default_pool_size": str(POOL), "query_wait_timeout": "2", **conf}
+    settings = {
+        "ssl": "on",
+        "ssl_ca_file": "root+client_ca.crt",
+        "pool_mode": "transaction",
+        "default_pool_size": str(POOL),
+        "query_wait_timeout": "2",
+        **conf,
+    }
     s.conf(**settings)
     with open(s.datadir / "cluster" / "postgresql.conf", "a") as f:
         f.write(PG_SETTINGS)
@@ -66,11 +72,24 @@ def server(certs) -> Iterator[PgtlsServer]:
     s.cleanup()
 
 
-def conn(s: PgtlsServer, keys: Path, user: str = "alice", cert: bool = False, **kw: Any) -> psycopg.Connection:
-    extra: dict[str, Any] = {"sslcert": str(keys / "client.crt"), "sslkey": str(keys / "client.key")} if cert else {}
-    return psycopg.connect(host="localhost", port=s.port, user=user, dbname="postgres", autocommit=True,
-                           sslmode="verify-full", sslrootcert=str(keys / "root_ca.crt"), connect_timeout=10,
-                           **extra, **kw)
+def conn(
+    s: PgtlsServer, keys: Path, user: str = "alice", cert: bool = False, **kw: Any
+) -> psycopg.Connection:
+    extra: dict[str, Any] = (
+        {"sslcert": str(keys / "client.crt"), "sslkey": str(keys / "client.key")} if cert else {}
+    )
+    return psycopg.connect(
+        host="localhost",
+        port=s.port,
+        user=user,
+        dbname="postgres",
+        autocommit=True,
+        sslmode="verify-full",
+        sslrootcert=str(keys / "root_ca.crt"),
+        connect_timeout=10,
+        **extra,
+        **kw,
+    )
 
 
 def backends(s: PgtlsServer, user: str = "alice", application: str | None = None) -> int:
@@ -84,6 +103,7 @@ def pid(c: psycopg.Connection) -> int:
 
 
 # ---------------------------------------------------------------- the basic contract
+
 
 def test_many_clients_few_servers(server, keys):
     clients = [conn(server, keys) for _ in range(4 * POOL)]
@@ -163,6 +183,7 @@ def test_pool_full_waits_then_53300(server, keys):
 
 # ---------------------------------------------------------------- named prepared statements
 
+
 def test_prepared_statements_follow_the_client(server, keys):
     """psycopg with prepare_threshold=0 names every statement; other clients' open transactions hold the
     server a client used last, so its next statements run on another one."""
@@ -217,14 +238,34 @@ STATE = [
     ("set", "SET work_mem = '1234kB'", "SHOW work_mem", "1234kB", "4MB"),
     ("set_config", "SELECT set_config('work_mem', '2345kB', false)", "SHOW work_mem", "2345kB", "4MB"),
     ("listen", "LISTEN chan", "SELECT count(*)::text FROM pg_listening_channels()", "1", "0"),
-    ("advisory_lock", "SELECT pg_advisory_lock(42)",
-     "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()", "1", "0"),
-    ("hold_cursor", "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
-     "SELECT count(*)::text FROM pg_cursors WHERE name = 'c'", "1", "0"),
-    ("temp_table", "CREATE TEMP TABLE scratch (x int)", "SELECT coalesce(to_regclass('scratch')::text, '-')",
-     "scratch", "-"),
-    ("prepare", "PREPARE p AS SELECT 1", "SELECT count(*)::text FROM pg_prepared_statements WHERE name = 'p'",
-     "1", "0"),
+    (
+        "advisory_lock",
+        "SELECT pg_advisory_lock(42)",
+        "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+        "1",
+        "0",
+    ),
+    (
+        "hold_cursor",
+        "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+        "SELECT count(*)::text FROM pg_cursors WHERE name = 'c'",
+        "1",
+        "0",
+    ),
+    (
+        "temp_table",
+        "CREATE TEMP TABLE scratch (x int)",
+        "SELECT coalesce(to_regclass('scratch')::text, '-')",
+        "scratch",
+        "-",
+    ),
+    (
+        "prepare",
+        "PREPARE p AS SELECT 1",
+        "SELECT count(*)::text FROM pg_prepared_statements WHERE name = 'p'",
+        "1",
+        "0",
+    ),
 ]
 
 
@@ -263,8 +304,11 @@ RELEASES = [
     ("temp_table", "CREATE TEMP TABLE scratch (x int)", "DISCARD TEMP"),
     ("prepare", "PREPARE p AS SELECT 1", "DEALLOCATE ALL"),
     ("discard_all", "LISTEN chan; SET work_mem = '1234kB'; CREATE TEMP TABLE scratch (x int)", "DISCARD ALL"),
-    ("asyncpg_reset", "LISTEN chan; SELECT pg_advisory_lock(1); SET work_mem = '1234kB'",
-     "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;"),
+    (
+        "asyncpg_reset",
+        "LISTEN chan; SELECT pg_advisory_lock(1); SET work_mem = '1234kB'",
+        "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;",
+    ),
 ]
 
 
@@ -292,10 +336,16 @@ def test_a_release_that_may_be_rolled_back_keeps_the_pin(single, keys):
             b.execute("SELECT 1")
 
 
-@pytest.mark.parametrize("statement", [
-    "SET LOCAL work_mem = '1234kB'", "SELECT set_config('work_mem', '1234kB', true)",
-    "SELECT pg_advisory_xact_lock(7)", "DECLARE c CURSOR FOR SELECT 1",
-], ids=["set_local", "set_config_local", "xact_lock", "cursor"])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SET LOCAL work_mem = '1234kB'",
+        "SELECT set_config('work_mem', '1234kB', true)",
+        "SELECT pg_advisory_xact_lock(7)",
+        "DECLARE c CURSOR FOR SELECT 1",
+    ],
+    ids=["set_local", "set_config_local", "xact_lock", "cursor"],
+)
 def test_transaction_scoped_state_does_not_pin(single, keys, statement):
     a, b = conn(single, keys), conn(single, keys)
     try:
@@ -317,18 +367,21 @@ def test_discard_all_forgets_prepared_statements(single, keys):
 
 # ---------------------------------------------------------------- the identity of the holder
 
+
 def test_identity_is_the_holders(single, keys):
     """One server connection, two clients taking turns: each transaction sees its own client's TLS facts."""
     with conn(single, keys, user="ssltestuser", cert=True) as a, conn(single, keys, user="ssltestuser") as b:
         for _ in range(3):
             pa, dn_a = a.execute("SELECT pg_backend_pid(), ssl_client_dn()").fetchone()
-            pb, dn_b, present = b.execute("SELECT pg_backend_pid(), ssl_client_dn(), ssl_client_cert_present()"
-                                          ).fetchone()
+            pb, dn_b, present = b.execute(
+                "SELECT pg_backend_pid(), ssl_client_dn(), ssl_client_cert_present()"
+            ).fetchone()
             assert pa == pb  # the same PostgreSQL backend
             assert dn_a == "/CN=ssltestuser" and dn_b is None and present is False
 
 
 # ---------------------------------------------------------------- real clients' scenarios
+
 
 @pytest.fixture(scope="module")
 def paired(certs, client_home) -> Iterator[PairedReports]:
@@ -339,8 +392,13 @@ def paired(certs, client_home) -> Iterator[PairedReports]:
         s.copy_in(certs.path("server-chain.crt"), "server.crt", 0o644)
         s.copy_in(certs.path("server.key"), "server.key", 0o600)
         s.write("pg_hba.conf", HBA)
-        s.conf(ssl="on", pool_mode="transaction", default_pool_size="4", server_round_robin="on",
-               log_min_messages="debug1")
+        s.conf(
+            ssl="on",
+            pool_mode="transaction",
+            default_pool_size="4",
+            server_round_robin="on",
+            log_min_messages="debug1",
+        )
         with open(s.datadir / "cluster" / "postgresql.conf", "a") as f:
             f.write(PG_SETTINGS)
         s.start()
@@ -368,7 +426,9 @@ def test_client_scenario_as_on_postgresql(paired, client):
     for part in ("errors", "values", "roundtrip", "checks"):
         assert ours[part] == theirs[part], part
     if client == "asyncpg":  # its type introspection: set_config('jit', 'off', false) outside a transaction
-        assert wait_for(lambda: "pinned to its server connection in transaction mode: SET" in paired.server.log())
+        assert wait_for(
+            lambda: "pinned to its server connection in transaction mode: SET" in paired.server.log()
+        )
 
 
 def test_asyncpg_statements_follow_the_client(paired):
@@ -379,8 +439,12 @@ def test_asyncpg_statements_follow_the_client(paired):
     async def run() -> list[object]:
         import asyncpg
 
-        cons = [await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres", database="postgres",
-                                      ssl="require") for _ in range(3)]
+        cons = [
+            await asyncpg.connect(
+                host="127.0.0.1", port=server.port, user="postgres", database="postgres", ssl="require"
+            )
+            for _ in range(3)
+        ]
         out: list[object] = []
         for r in range(4):
             holder = cons[r % len(cons)]
@@ -389,8 +453,11 @@ def test_asyncpg_statements_follow_the_client(paired):
                 for i, c in enumerate(cons):  # each client its own statement texts: nobody else prepares them
                     if c is not holder:
                         out.append(await c.fetchval(f"SELECT $1::int * 2 + {i} - {i}", r))
-                        out.append(await c.fetchrow(f"SELECT $1::text || 'x' AS t, $2::bigint + {i} - {i} AS b",
-                                                    str(r), r))
+                        out.append(
+                            await c.fetchrow(
+                                f"SELECT $1::text || 'x' AS t, $2::bigint + {i} - {i} AS b", str(r), r
+                            )
+                        )
         for c in cons:
             await c.close()
         return out
@@ -399,10 +466,13 @@ def test_asyncpg_statements_follow_the_client(paired):
     assert out[:2] == [0, ("0x", 0)] and out[-2:] == [6, ("3x", 3)] and len(out) == 16
     assert wait_for(lambda: server.log().count(PREPARED_AGAIN) >= before + 3)
     lines = [x.split("\n", 1)[0] for x in server.log().split(PREPARED_AGAIN)[before + 1 :]]
-    assert sum(int(x.split(" times", 1)[0]) for x in lines) > 0 and not any("pinned" in x for x in lines), lines
+    assert sum(int(x.split(" times", 1)[0]) for x in lines) > 0 and not any("pinned" in x for x in lines), (
+        lines
+    )
 
 
 # ---------------------------------------------------------------- pgbench: the acceptance
+
 
 def _more_descriptors() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -412,8 +482,12 @@ def _more_descriptors() -> None:
 def test_pgbench_1000_clients_on_20_servers(certs, keys):
     """pgbench -c 1000, with and without -C, -M extended and -M prepared, over verify-full in transaction
     mode: no failed transaction, and never more PostgreSQL backends than the pool allows."""
-    s = txn_server(certs, default_pool_size=str(PGBENCH_POOL), max_connections=str(PGBENCH_CLIENTS + 50),
-                   query_wait_timeout="60")
+    s = txn_server(
+        certs,
+        default_pool_size=str(PGBENCH_POOL),
+        max_connections=str(PGBENCH_CLIENTS + 50),
+        query_wait_timeout="60",
+    )
     peak = 0
     stop = threading.Event()
 
@@ -433,9 +507,23 @@ def test_pgbench_1000_clients_on_20_servers(certs, keys):
         watcher.start()
         for mode in ("extended", "prepared"):
             for connect in ([], ["-C"]):
-                cmd = ["pgbench", "-n", "-c", str(PGBENCH_CLIENTS), "-j", "2", "-t", "1", "-M", mode, *connect, dsn]
-                r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env,
-                                   preexec_fn=_more_descriptors)
+                cmd = [
+                    "pgbench",
+                    "-n",
+                    "-c",
+                    str(PGBENCH_CLIENTS),
+                    "-j",
+                    "2",
+                    "-t",
+                    "1",
+                    "-M",
+                    mode,
+                    *connect,
+                    dsn,
+                ]
+                r = subprocess.run(
+                    cmd, capture_output=True, text=True, timeout=300, env=env, preexec_fn=_more_descriptors
+                )
                 assert r.returncode == 0, (cmd, r.stdout[-2000:], r.stderr[-2000:])
                 want = PGBENCH_CLIENTS
                 assert f"number of transactions actually processed: {want}/{want}" in r.stdout, r.stdout

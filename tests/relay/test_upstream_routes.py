@@ -25,8 +25,15 @@ hostssl all all 127.0.0.1/32 scram-sha-256
 
 
 def conninfo(pg: RealPostgres, certs, port: int | None = None, **kw: str) -> str:
-    params = {"host": "localhost", "hostaddr": "127.0.0.1", "port": str(port or pg.port), "sslmode": "verify-full",
-              "sslrootcert": certs.path("root_ca.crt"), "auth_user": "pgtls_auth", **kw}
+    params = {
+        "host": "localhost",
+        "hostaddr": "127.0.0.1",
+        "port": str(port or pg.port),
+        "sslmode": "verify-full",
+        "sslrootcert": certs.path("root_ca.crt"),
+        "auth_user": "pgtls_auth",
+        **kw,
+    }
     return " ".join(f"{k}={v}" for k, v in params.items())
 
 
@@ -40,16 +47,27 @@ def relay(upstream, certs, tmp_path_factory) -> Iterator[tuple[PgtlsServer, Reco
     key = d / "client.key"  # libpq's rule: a client key readable by others is refused
     key.write_bytes(Path(certs.path("client.key")).read_bytes())
     key.chmod(0o600)
-    s = tls_server(certs, PgtlsServer(), hba=PGTLS_HBA, start=False,
-                   upstream=conninfo(upstream, certs, rec.port, passfile=str(pgpass), channel_binding="require"),
-                   query_wait_timeout="2")
-    s.write("pgtls_databases.conf", "\n".join([
-        "; the certdb route logs in upstream with a client certificate",
-        f"certdb = {conninfo(upstream, certs, dbname='postgres', sslcert=certs.path('client.crt'), sslkey=str(key), passfile=str(pgpass))}",
-        f"small = {conninfo(upstream, certs, dbname='postgres', passfile=str(pgpass), pool_size='1')}",
-        f"smalltx = {conninfo(upstream, certs, dbname='postgres', passfile=str(pgpass), pool_size='1', pool_mode='transaction')}",
-        f"* = {conninfo(upstream, certs, rec.port, passfile=str(pgpass), channel_binding='require')}",
-    ]) + "\n")
+    s = tls_server(
+        certs,
+        PgtlsServer(),
+        hba=PGTLS_HBA,
+        start=False,
+        upstream=conninfo(upstream, certs, rec.port, passfile=str(pgpass), channel_binding="require"),
+        query_wait_timeout="2",
+    )
+    s.write(
+        "pgtls_databases.conf",
+        "\n".join(
+            [
+                "; the certdb route logs in upstream with a client certificate",
+                f"certdb = {conninfo(upstream, certs, dbname='postgres', sslcert=certs.path('client.crt'), sslkey=str(key), passfile=str(pgpass))}",
+                f"small = {conninfo(upstream, certs, dbname='postgres', passfile=str(pgpass), pool_size='1')}",
+                f"smalltx = {conninfo(upstream, certs, dbname='postgres', passfile=str(pgpass), pool_size='1', pool_mode='transaction')}",
+                f"* = {conninfo(upstream, certs, rec.port, passfile=str(pgpass), channel_binding='require')}",
+            ]
+        )
+        + "\n",
+    )
     s.start()
     yield s, rec, pgpass
     print(s.full_log()[-5000:])
@@ -57,22 +75,44 @@ def relay(upstream, certs, tmp_path_factory) -> Iterator[tuple[PgtlsServer, Reco
     rec.close()
 
 
-def client(s: PgtlsServer, certs, user: str = "alice", password: str = "alice-secret", db: str = "postgres",
-           **kw: object) -> psycopg.Connection:
-    return psycopg.connect(host="localhost", hostaddr="127.0.0.1", port=s.port, user=user, password=password,
-                           dbname=db, sslmode="verify-full", sslrootcert=certs.path("root_ca.crt"), autocommit=True,
-                           connect_timeout=10, **kw)
+def client(
+    s: PgtlsServer,
+    certs,
+    user: str = "alice",
+    password: str = "alice-secret",
+    db: str = "postgres",
+    **kw: object,
+) -> psycopg.Connection:
+    return psycopg.connect(
+        host="localhost",
+        hostaddr="127.0.0.1",
+        port=s.port,
+        user=user,
+        password=password,
+        dbname=db,
+        sslmode="verify-full",
+        sslrootcert=certs.path("root_ca.crt"),
+        autocommit=True,
+        connect_timeout=10,
+        **kw,
+    )
 
 
 def test_scram_pass_through_with_channel_binding_on_both_legs(relay, certs, upstream):
     s, _, pgpass = relay
     with client(s, certs, channel_binding="require") as c:
         assert c.pgconn.used_password
-        who, ssl_used = c.execute("SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+        who, ssl_used = c.execute(
+            "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        ).fetchone()
         assert (who, ssl_used) == ("alice", True)  # the upstream's own view: alice, over TLS
         pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
-        with psycopg.connect(host=str(upstream.sockdir), port=upstream.port, user="postgres", dbname="postgres") as d:
-            row = d.execute("SELECT usename, client_addr::text FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        with psycopg.connect(
+            host=str(upstream.sockdir), port=upstream.port, user="postgres", dbname="postgres"
+        ) as d:
+            row = d.execute(
+                "SELECT usename, client_addr::text FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
         assert row == ("alice", "127.0.0.1/32")
     # The upstream leg used SCRAM-SHA-256-PLUS: the route demands channel_binding=require, and alice's
     # password is stored nowhere pgtls keeps files.
@@ -90,8 +130,9 @@ def test_wrong_password_refused_by_pgtls_against_the_upstream_verifier(relay, ce
 
 def test_password_change_upstream_counts_at_once(relay, certs, upstream):
     s, _, _ = relay
-    admin = psycopg.connect(host=str(upstream.sockdir), port=upstream.port, user="postgres", dbname="postgres",
-                            autocommit=True)
+    admin = psycopg.connect(
+        host=str(upstream.sockdir), port=upstream.port, user="postgres", dbname="postgres", autocommit=True
+    )
     try:
         admin.execute("ALTER ROLE alice PASSWORD 'changed'")
         with pytest.raises(psycopg.OperationalError):
@@ -105,9 +146,18 @@ def test_password_change_upstream_counts_at_once(relay, certs, upstream):
 
 def test_client_certificate_for_the_upstream(relay, certs):
     s, _, _ = relay
-    with psycopg.connect(host="localhost", hostaddr="127.0.0.1", port=s.port, user="ssltestuser", dbname="certdb",
-                         sslmode="verify-full", sslrootcert=certs.path("root_ca.crt")) as c:
-        who, dn = c.execute("SELECT current_user, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+    with psycopg.connect(
+        host="localhost",
+        hostaddr="127.0.0.1",
+        port=s.port,
+        user="ssltestuser",
+        dbname="certdb",
+        sslmode="verify-full",
+        sslrootcert=certs.path("root_ca.crt"),
+    ) as c:
+        who, dn = c.execute(
+            "SELECT current_user, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        ).fetchone()
     assert (who, dn) == ("ssltestuser", "/CN=ssltestuser")
 
 
@@ -120,7 +170,9 @@ def test_cancel_reaches_the_upstream_over_tls(relay, certs):
             c.execute("SELECT pg_sleep(20)")
     new = rec.firsts[before:]
     ssl_request = (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
-    assert new and all(f == ssl_request for f in new), new  # the cancel's connection began with SSLRequest too
+    assert new and all(f == ssl_request for f in new), (
+        new
+    )  # the cancel's connection began with SSLRequest too
 
 
 def test_route_typo_on_reload_keeps_the_old_routes(relay, certs, upstream):
@@ -135,7 +187,10 @@ def test_route_typo_on_reload_keeps_the_old_routes(relay, certs, upstream):
             time.sleep(0.05)
         log = s.log()
         assert 'invalid route "broken = hots=localhost": invalid connection option "hots"' in log
-        assert f'line {len(good.splitlines()) + 1} of configuration file "{routes}"' in log and "pgtls_databases.conf was not reloaded" in log
+        assert (
+            f'line {len(good.splitlines()) + 1} of configuration file "{routes}"' in log
+            and "pgtls_databases.conf was not reloaded" in log
+        )
         with client(s, certs) as c:
             assert c.execute("SELECT 1").fetchone() == (1,)
     finally:

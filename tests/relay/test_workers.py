@@ -29,8 +29,15 @@ WORKERS = 2
 
 @pytest.fixture(scope="module")
 def server(certs) -> Iterator[PgtlsServer]:
-    s = tls_server(certs, PgtlsServer(), start=False, workers=str(WORKERS), log_min_messages="debug1",
-                   max_connections="12", superuser_reserved_connections="0")
+    s = tls_server(
+        certs,
+        PgtlsServer(),
+        start=False,
+        workers=str(WORKERS),
+        log_min_messages="debug1",
+        max_connections="12",
+        superuser_reserved_connections="0",
+    )
     s.start()
     yield s
     print(s.full_log()[-8000:])
@@ -173,7 +180,9 @@ def test_drop_database_while_the_other_worker_pools_a_session_in_it(server):
         on_worker(server, n, dbname="scratch_w").close()
     with connect(server) as admin:
         admin.execute("DROP DATABASE scratch_w")  # PostgreSQL waits up to 5 s for other sessions to leave
-        assert admin.execute("SELECT count(*) FROM pg_database WHERE datname = 'scratch_w'").fetchone() == (0,)
+        assert admin.execute("SELECT count(*) FROM pg_database WHERE datname = 'scratch_w'").fetchone() == (
+            0,
+        )
 
 
 def test_sighup_reaches_every_worker(server, certs):
@@ -182,8 +191,11 @@ def test_sighup_reaches_every_worker(server, certs):
         (server.datadir / "server.crt").write_text("not a certificate\n")
         before = server.log().count("kept its old configuration for: SSL configuration")
         server.reload()
-        assert wait_for(lambda: server.log().count("kept its old configuration for: SSL configuration")
-                        >= before + WORKERS), server.log()[-3000:]
+        assert wait_for(
+            lambda: (
+                server.log().count("kept its old configuration for: SSL configuration") >= before + WORKERS
+            )
+        ), server.log()[-3000:]
         for _ in range(10):  # every worker still serves TLS with the old certificate
             with connect(server) as c:
                 assert c.pgconn.ssl_in_use
@@ -192,7 +204,9 @@ def test_sighup_reaches_every_worker(server, certs):
     before = server.log().count("reloaded its configuration")
     hba = (server.datadir / "pg_hba.conf").read_text()
     try:
-        (server.datadir / "pg_hba.conf").write_text("hostssl all all 127.0.0.1/32 reject\nlocal all all trust\n")
+        (server.datadir / "pg_hba.conf").write_text(
+            "hostssl all all 127.0.0.1/32 reject\nlocal all all trust\n"
+        )
         server.reload()
         assert wait_for(lambda: server.log().count("reloaded its configuration") >= before + WORKERS)
         for _ in range(10):  # the new hba rules hold on every worker
@@ -208,11 +222,17 @@ def test_fast_stop_ends_sessions_on_every_worker(certs, pgtls_factory):
     s = tls_server(certs, pgtls_factory(), start=False, workers=str(WORKERS))
     s.start()
     clients = [on_worker(s, n) for n in range(WORKERS)]
-    r = subprocess.run([sys.executable, "-m", "pgtls", "stop", "-D", str(s.datadir), "-m", "fast"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "pgtls", "stop", "-D", str(s.datadir), "-m", "fast"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     for c in clients:
-        with pytest.raises(psycopg.OperationalError, match="terminating connection due to administrator command"):
+        with pytest.raises(
+            psycopg.OperationalError, match="terminating connection due to administrator command"
+        ):
             c.execute("SELECT 1")
         c.close()
     assert wait_for(lambda: not s.running)
@@ -230,10 +250,15 @@ def test_malformed_packets_on_a_cancel_socket_change_nothing(server):
     assert (path.parent.stat().st_mode & 0o777) == 0o700
     with connect(server) as c:
         pid = c.info.backend_pid
-        bad = [b"", b"\x00", b"garbage" * 100, (0x7FFFFFFF).to_bytes(4, "big") + b"x" * 64,
-               (12).to_bytes(4, "big") + (80877102).to_bytes(4, "big") + pid.to_bytes(4, "big"),  # no key
-               (16).to_bytes(4, "big") + (80877103).to_bytes(4, "big") + pid.to_bytes(4, "big") + b"kkkk",
-               (16).to_bytes(4, "big") + (80877102).to_bytes(4, "big")]  # cut short
+        bad = [
+            b"",
+            b"\x00",
+            b"garbage" * 100,
+            (0x7FFFFFFF).to_bytes(4, "big") + b"x" * 64,
+            (12).to_bytes(4, "big") + (80877102).to_bytes(4, "big") + pid.to_bytes(4, "big"),  # no key
+            (16).to_bytes(4, "big") + (80877103).to_bytes(4, "big") + pid.to_bytes(4, "big") + b"kkkk",
+            (16).to_bytes(4, "big") + (80877102).to_bytes(4, "big"),
+        ]  # cut short
         for packet in bad:
             with socketlib.socket(socketlib.AF_UNIX) as s:
                 s.settimeout(10)

@@ -82,7 +82,9 @@ def test_ident_first_group_is_postgresqls() -> None:
 
 
 def test_hba_regex_user_and_database() -> None:
-    rules = parse_hba_text("host all /^ssltestuser$ 127.0.0.1/32 trust\nhost /^a.b$ all 127.0.0.1/32 reject\n")
+    rules = parse_hba_text(
+        "host all /^ssltestuser$ 127.0.0.1/32 trust\nhost /^a.b$ all 127.0.0.1/32 reject\n"
+    )
 
     def conn(user: str, db: str = "postgres") -> ConnFacts:
         return ConnFacts(local=False, addr="127.0.0.1", ssl=False, gss=False, user=user, database=db)
@@ -146,14 +148,18 @@ def test_postgresql_error_texts(pattern: str, reason: str) -> None:
     assert err == f'invalid regular expression "{pattern}": {reason}'
 
 
-@pytest.mark.parametrize("pattern", ["(a)\\1", "(?=a)", "(?!a)", "(?<=a)b", "\\ma", "a\\M", "[[:<:]]a", "(?b)a", "(?e)a"])
+@pytest.mark.parametrize(
+    "pattern", ["(a)\\1", "(?=a)", "(?!a)", "(?<=a)b", "\\ma", "a\\M", "[[:<:]]a", "(?b)a", "(?e)a"]
+)
 def test_unsupported_refused_at_load(pattern: str) -> None:
     """PostgreSQL accepts these; pgtls cannot match them in linear time, so the line is refused."""
     with pytest.raises(AuthRegexError) as ei:
         compile_are(pattern)
     assert ei.value.unsupported and ei.value.message.startswith("pgtls does not support ")
     _, err = compile_auth_regex(AuthToken("/" + pattern))
-    assert err is not None and err.startswith(f'invalid regular expression "{pattern}": pgtls does not support ')
+    assert err is not None and err.startswith(
+        f'invalid regular expression "{pattern}": pgtls does not support '
+    )
 
 
 def test_unsupported_line_is_an_error_line() -> None:
@@ -162,18 +168,33 @@ def test_unsupported_line_is_an_error_line() -> None:
     with pytest.raises(IdentError) as ei:
         parse_ident_text("m /^(a)\\1$ x\n")
     assert [(e.lineno, e.message) for e in ei.value.errors] == [
-        (1, 'invalid regular expression "^(a)\\1$": pgtls does not support back references (\\N) inside a '
-            "regular expression")]
+        (
+            1,
+            'invalid regular expression "^(a)\\1$": pgtls does not support back references (\\N) inside a '
+            "regular expression",
+        )
+    ]
 
 
 # --- robustness ------------------------------------------------------------------------------------
 
-REGEX_ALPHABET = list("ab.^$|()[]{}*+?\\-:=!<>,#0129xAZdswDSWmMyYnrtu ") + ["\n", "\u00e9", "(?", "[:", ":]", "***"]
+REGEX_ALPHABET = list("ab.^$|()[]{}*+?\\-:=!<>,#0129xAZdswDSWmMyYnrtu ") + [
+    "\n",
+    "\u00e9",
+    "(?",
+    "[:",
+    ":]",
+    "***",
+]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(pattern=st.one_of(st.lists(st.sampled_from(REGEX_ALPHABET), max_size=24).map("".join), st.text(max_size=24)),
-       subjects=st.lists(st.text(max_size=40), max_size=4))
+@given(
+    pattern=st.one_of(
+        st.lists(st.sampled_from(REGEX_ALPHABET), max_size=24).map("".join), st.text(max_size=24)
+    ),
+    subjects=st.lists(st.text(max_size=40), max_size=4),
+)
 def test_arbitrary_patterns_never_crash(pattern: str, subjects: list[str]) -> None:
     try:
         rx = compile_are(pattern)

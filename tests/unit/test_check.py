@@ -203,17 +203,43 @@ def test_key_permission_rule_is_postgresqls() -> None:
     assert check_key_permissions("k", 0o040000 | 0o600, 70, 70)[0].message.endswith("not a regular file")
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None and not prereq.required(), reason="needs openssl to sign with SHA-1")
+@pytest.mark.skipif(
+    shutil.which("openssl") is None and not prereq.required(), reason="needs openssl to sign with SHA-1"
+)
 def test_sha1_signature(good: Path, tmp_path: Path, pki: Pki) -> None:
     key = tmp_path / "leaf.key"
     xb.write_key(key, xb.generate_key())
     xb.write_key(tmp_path / "inter.key", pki.inter.key)  # type: ignore[arg-type]
     xb.write_certs(tmp_path / "inter.crt", [pki.inter.cert])
     (tmp_path / "ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    subprocess.run(["openssl", "req", "-new", "-key", key, "-subj", "/CN=localhost", "-out", tmp_path / "csr"], check=True)
-    subprocess.run(["openssl", "x509", "-req", "-in", tmp_path / "csr", "-CA", tmp_path / "inter.crt", "-CAkey", tmp_path / "inter.key",
-                    "-sha1", "-days", "365", "-set_serial", "7", "-extfile", tmp_path / "ext", "-out", tmp_path / "leaf.crt"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["openssl", "req", "-new", "-key", key, "-subj", "/CN=localhost", "-out", tmp_path / "csr"],
+        check=True,
+    )
+    subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            tmp_path / "csr",
+            "-CA",
+            tmp_path / "inter.crt",
+            "-CAkey",
+            tmp_path / "inter.key",
+            "-sha1",
+            "-days",
+            "365",
+            "-set_serial",
+            "7",
+            "-extfile",
+            tmp_path / "ext",
+            "-out",
+            tmp_path / "leaf.crt",
+        ],
+        check=True,
+        capture_output=True,
+    )
     shutil.copy(tmp_path / "leaf.crt", good / "server.crt")
     with open(good / "server.crt", "ab") as f:
         f.write((tmp_path / "inter.crt").read_bytes())
@@ -249,7 +275,9 @@ def test_invalid_cipher_string(good: Path) -> None:
 
 
 def test_crl_expired(good: Path, pki: Pki) -> None:
-    old = xb.make_crl(pki.root, last_update=NOW - dt.timedelta(days=40), next_update=NOW - dt.timedelta(days=10))
+    old = xb.make_crl(
+        pki.root, last_update=NOW - dt.timedelta(days=40), next_update=NOW - dt.timedelta(days=10)
+    )
     xb.write_crls(good / "root.crl", [old])
     assert codes(good) == ["crl-expired"]
 
@@ -318,16 +346,20 @@ def test_encrypted_key_without_passphrase(good: Path, pki: Pki, tmp_path: Path) 
     assert run_cli("check", "-D", str(good), "--passphrase", f"file:{tmp_path / 'pw'}") == 0
 
 
-@pytest.mark.parametrize("what", ["corrupt-cert", "der-cert", "der-key", "missing-cert", "corrupt-crl", "random-ca"])
+@pytest.mark.parametrize(
+    "what", ["corrupt-cert", "der-cert", "der-key", "missing-cert", "corrupt-crl", "random-ca"]
+)
 def test_unreadable_files(good: Path, what: str, capsys) -> None:
     if what == "corrupt-cert":
         pem = (good / "server.crt").read_text().splitlines()
         (good / "server.crt").write_text("\n".join(pem[:3] + ["!!!!"] + pem[3:]) + "\n")
     elif what == "der-cert":
         from pgtls.certs.pemfiles import read_certs
+
         (good / "server.crt").write_bytes(read_certs(good / "server.crt")[0].public_bytes(Encoding.DER))
     elif what == "der-key":
         from pgtls.certs.pemfiles import read_key
+
         (good / "server.key").write_bytes(xb.key_bytes(read_key(good / "server.key"), der=True))
     elif what == "missing-cert":
         (good / "server.crt").unlink()
@@ -350,7 +382,12 @@ def test_cli_json_and_exit_status(good: Path, capsys) -> None:
     data = json.loads(capsys.readouterr().out)
     assert data["status"] == 1
     [f] = data["findings"]
-    assert f["severity"] == "warning" and f["code"] == "hostname-mismatch" and f["file"] == "server.crt" and f["fix"]
+    assert (
+        f["severity"] == "warning"
+        and f["code"] == "hostname-mismatch"
+        and f["file"] == "server.crt"
+        and f["fix"]
+    )
 
 
 def test_cli_missing_data_directory(tmp_path: Path, capsys) -> None:
@@ -365,7 +402,9 @@ _VALID_DER = Pki().leaf.cert.public_bytes(Encoding.DER)
 
 
 def _pem(label: str, body: bytes) -> bytes:
-    return f"-----BEGIN {label}-----\n".encode() + base64.encodebytes(body) + f"-----END {label}-----\n".encode()
+    return (
+        f"-----BEGIN {label}-----\n".encode() + base64.encodebytes(body) + f"-----END {label}-----\n".encode()
+    )
 
 
 @st.composite

@@ -15,7 +15,9 @@ from tests.clients import harness, pydrivers
 
 @pytest.fixture
 def node_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pydrivers, "unavailable", lambda client: "node is not installed" if client == "node-pg" else None)
+    monkeypatch.setattr(
+        pydrivers, "unavailable", lambda client: "node is not installed" if client == "node-pg" else None
+    )
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("MAKELEVEL", raising=False)
 
@@ -38,7 +40,9 @@ def test_missing_client_skips_otherwise(node_missing: None, monkeypatch: pytest.
 @pytest.mark.parametrize(("env", "outcome"), [({"CI": "true"}, pytest.fail.Exception),
                                               ({"MAKELEVEL": "2"}, pytest.fail.Exception),
                                               ({"CI": "0"}, pytest.skip.Exception), ({}, pytest.skip.Exception)])  # fmt: skip
-def test_missing_postgres(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], outcome: type[BaseException]) -> None:
+def test_missing_postgres(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], outcome: type[BaseException]
+) -> None:
     """The same rule for PostgreSQL 15 (tests/conftest.py's fixtures, pgwire_util.postgres_and_session, ...)."""
     for var in ("CI", "MAKELEVEL"):
         monkeypatch.delenv(var, raising=False)
@@ -63,21 +67,33 @@ def test_every_client_test_checks_for_its_client() -> None:
     client_missing first (so none can reach a missing program another way, or skip on its own).  The test
     modules are read, not imported (a test module imports no other)."""
     root = Path(__file__).resolve().parents[1]
-    sources = {f: (root / f).read_text() for f in ("integration/test_client_scenarios.py",
-                                                  "differential/test_client_values.py")}
+    sources = {
+        f: (root / f).read_text()
+        for f in ("integration/test_client_scenarios.py", "differential/test_client_values.py")
+    }
     trees = {f: ast.parse(text) for f, text in sources.items()}
-    pair = next(node for node in trees["integration/test_client_scenarios.py"].body
-                if isinstance(node, ast.FunctionDef) and node.name == "_pair")
-    for helper_src in (inspect.getsource(harness.client_report),
-                       ast.get_source_segment(sources["integration/test_client_scenarios.py"], pair)):
+    pair = next(
+        node
+        for node in trees["integration/test_client_scenarios.py"].body
+        if isinstance(node, ast.FunctionDef) and node.name == "_pair"
+    )
+    for helper_src in (
+        inspect.getsource(harness.client_report),
+        ast.get_source_segment(sources["integration/test_client_scenarios.py"], pair),
+    ):
         assert "client_missing(client)" in (helper_src or "")
     checked = 0
     for f, tree in trees.items():
         for node in tree.body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_") \
-                    and "client" in [a.arg for a in node.args.args]:
+            if (
+                isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                and node.name.startswith("test_")
+                and "client" in [a.arg for a in node.args.args]
+            ):
                 src = ast.get_source_segment(sources[f], node) or ""
-                assert "_report(" in src or "_pair(" in src, f"{f}::{node.name} does not call client_report/_pair"
+                assert "_report(" in src or "_pair(" in src, (
+                    f"{f}::{node.name} does not call client_report/_pair"
+                )
                 checked += 1
     assert checked >= 10
 

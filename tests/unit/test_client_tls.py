@@ -34,8 +34,22 @@ CERTS = {
     "dns-ip-text": (("127.0.0.1",), "cn.test"),
     "ipv6": (("IP:::1", "IP:10.0.0.1"), "cn.test"),
 }
-HOSTS = ["localhost", "LOCALHOST", "a.example.test", "a.b.example.test", "example.test", "127.0.0.1", "::1",
-         "db.example.test", "cn.test", "only.test", "c.test", "d.test", ".example.test", "x"]
+HOSTS = [
+    "localhost",
+    "LOCALHOST",
+    "a.example.test",
+    "a.b.example.test",
+    "example.test",
+    "127.0.0.1",
+    "::1",
+    "db.example.test",
+    "cn.test",
+    "only.test",
+    "c.test",
+    "d.test",
+    ".example.test",
+    "x",
+]
 
 
 class Listener:
@@ -96,12 +110,24 @@ def chains(tmp_path_factory) -> Iterator[tuple[Path, dict[str, tuple[bytes, List
 
 def libpq_verdict(root: Path, port: int, host: str) -> str | None:
     try:
-        psycopg.connect(host=host, hostaddr="127.0.0.1", port=port, user="x", dbname="x", sslmode="verify-full",
-                        sslrootcert=str(root), sslsni="0", connect_timeout=5)
+        psycopg.connect(
+            host=host,
+            hostaddr="127.0.0.1",
+            port=port,
+            user="x",
+            dbname="x",
+            sslmode="verify-full",
+            sslrootcert=str(root),
+            sslsni="0",
+            connect_timeout=5,
+        )
     except psycopg.OperationalError as e:
         text = str(e)
-        if "does not match host name" in text or "host name from server certificate" in text \
-                or "embedded null" in text:
+        if (
+            "does not match host name" in text
+            or "host name from server certificate" in text
+            or "embedded null" in text
+        ):
             return text.rsplit("failed: ", 1)[1].strip()
         return None  # verified; the stub then closed the connection
     raise AssertionError("the stub server never completes a login")
@@ -120,21 +146,39 @@ def test_a_mismatch_is_found_at_all(chains):
     root, by_label = chains
     der, listener = by_label["one-dns"]
     assert libpq_verdict(root, listener.port, "only.test") is None
-    assert libpq_verdict(root, listener.port, "cn.test") == \
-        'server certificate for "only.test" does not match host name "cn.test"'
+    assert (
+        libpq_verdict(root, listener.port, "cn.test")
+        == 'server certificate for "only.test" does not match host name "cn.test"'
+    )
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"sslmode": "verify"}, 'invalid sslmode value: "verify"'),
-    ({"sslnegotiation": "fast"}, 'invalid sslnegotiation value: "fast"'),
-    ({"sslmode": "prefer", "sslnegotiation": "direct"},
-     'weak sslmode "prefer" may not be used with sslnegotiation=direct (use "require", "verify-ca", or "verify-full")'),
-    ({"sslmode": "require", "sslrootcert": "system"},
-     'weak sslmode "require" may not be used with sslrootcert=system (use "verify-full")'),
-    ({"sslmode": "require", "ssl_min_protocol_version": "TLSv1.3", "ssl_max_protocol_version": "TLSv1.2"},
-     "invalid SSL protocol version range"),
-    ({"sslmode": "require", "ssl_min_protocol_version": "TLSv9"}, 'invalid "ssl_min_protocol_version" value: "TLSv9"'),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"sslmode": "verify"}, 'invalid sslmode value: "verify"'),
+        ({"sslnegotiation": "fast"}, 'invalid sslnegotiation value: "fast"'),
+        (
+            {"sslmode": "prefer", "sslnegotiation": "direct"},
+            'weak sslmode "prefer" may not be used with sslnegotiation=direct (use "require", "verify-ca", or "verify-full")',
+        ),
+        (
+            {"sslmode": "require", "sslrootcert": "system"},
+            'weak sslmode "require" may not be used with sslrootcert=system (use "verify-full")',
+        ),
+        (
+            {
+                "sslmode": "require",
+                "ssl_min_protocol_version": "TLSv1.3",
+                "ssl_max_protocol_version": "TLSv1.2",
+            },
+            "invalid SSL protocol version range",
+        ),
+        (
+            {"sslmode": "require", "ssl_min_protocol_version": "TLSv9"},
+            'invalid "ssl_min_protocol_version" value: "TLSv9"',
+        ),
+    ],
+)
 def test_refused_parameters_agree_with_libpq(tmp_path, params, message):
     with pytest.raises(ClientTlsError) as e:
         client_tls(params, home_dir=tmp_path)
@@ -164,4 +208,7 @@ def test_sni_only_for_host_names(tmp_path):
     p = client_tls({"sslmode": "require"}, home_dir=tmp_path)
     assert p.server_hostname("db.example.test") == "db.example.test"
     assert p.server_hostname("127.0.0.1") is None and p.server_hostname("::1") is None
-    assert client_tls({"sslmode": "require", "sslsni": "0"}, home_dir=tmp_path).server_hostname("db.test") is None
+    assert (
+        client_tls({"sslmode": "require", "sslsni": "0"}, home_dir=tmp_path).server_hostname("db.test")
+        is None
+    )

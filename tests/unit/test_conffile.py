@@ -29,6 +29,7 @@ def errors(text: str | bytes, filename: str = "/x/postgresql.conf") -> list[str]
 
 # --- syntax ---
 
+
 @pytest.mark.parametrize(
     "line, value",
     [
@@ -70,7 +71,9 @@ def test_value_forms(line: str, value: str) -> None:
 
 def test_names_keep_their_spelling_and_may_be_qualified() -> None:
     assert entries("DateStyle = 'iso, mdy'\nmyext.Setting = 1\n") == [
-        ("DateStyle", "iso, mdy", 1), ("myext.Setting", "1", 2)]
+        ("DateStyle", "iso, mdy", 1),
+        ("myext.Setting", "1", 2),
+    ]
 
 
 def test_blank_and_comment_lines_and_line_numbers() -> None:
@@ -90,8 +93,8 @@ def test_every_occurrence_is_kept_in_order() -> None:
         ("port = 1e3\n", 'line 1, near token "3"'),
         ("port = 5433 5434\n", 'line 1, near token "5434"'),
         ("= 3\n", 'line 1, near token "="'),
-        ("port = 'abc\n", "line 1, near token \"'\""),
-        ("port = 'abc\\'\n", "line 1, near token \"'\""),
+        ("port = 'abc\n", 'line 1, near token "\'"'),
+        ("port = 'abc\\'\n", 'line 1, near token "\'"'),
         ("5432 = port\n", 'line 1, near token "5432"'),
         ("port = = 1\n", 'line 1, near token "="'),
         ("port ! 1\n", 'line 1, near token "!"'),
@@ -116,30 +119,40 @@ def test_parsing_resumes_after_a_syntax_error() -> None:
 def test_too_many_syntax_errors_abandon_the_file() -> None:
     result = parse_config_text("!\n" * 150 + "port = 1\n", "/x/p.conf")
     assert len(result.errors) == 101
-    assert str(result.errors[-1]) == 'too many syntax errors found, abandoning file "/x/p.conf" in file "/x/p.conf" line 100'
+    assert (
+        str(result.errors[-1])
+        == 'too many syntax errors found, abandoning file "/x/p.conf" in file "/x/p.conf" line 100'
+    )
     assert result.entries == []
 
 
 def test_invalid_utf8_is_reported_with_its_line() -> None:
     assert errors(b"a = 1\nb = 'caf\xe9'\n") == [
-        'invalid byte sequence for encoding "UTF8": 0xe9 0x27 0x0a in file "/x/postgresql.conf" line 2']
+        'invalid byte sequence for encoding "UTF8": 0xe9 0x27 0x0a in file "/x/postgresql.conf" line 2'
+    ]
     assert errors("b = '\\351'\n") == [
-        'invalid byte sequence for encoding "UTF8": 0xe9 in file "/x/postgresql.conf" line 1']
+        'invalid byte sequence for encoding "UTF8": 0xe9 in file "/x/postgresql.conf" line 1'
+    ]
     assert errors(b"a = 1\x00\n") == [
-        'invalid byte sequence for encoding "UTF8": 0x00 in file "/x/postgresql.conf" line 1']
+        'invalid byte sequence for encoding "UTF8": 0x00 in file "/x/postgresql.conf" line 1'
+    ]
 
 
 def test_config_error_str_and_fields() -> None:
-    e = ConfigError('invalid value for parameter "port": "abc"', "/x/p.conf", 3, sqlstate="22023",
-                    config_file="/x/p.conf")
+    e = ConfigError(
+        'invalid value for parameter "port": "abc"', "/x/p.conf", 3, sqlstate="22023", config_file="/x/p.conf"
+    )
     assert e.message == 'invalid value for parameter "port": "abc"'
     assert str(e) == 'invalid value for parameter "port": "abc" in file "/x/p.conf" line 3'
     assert e.fatal_message == 'configuration file "/x/p.conf" contains errors'
-    assert str(ConfigError('unrecognized configuration parameter "foo"')) == \
-        'unrecognized configuration parameter "foo"'
+    assert (
+        str(ConfigError('unrecognized configuration parameter "foo"'))
+        == 'unrecognized configuration parameter "foo"'
+    )
 
 
 # --- files and includes ---
+
 
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,13 +163,18 @@ def write(path: Path, text: str) -> Path:
 def test_parse_config_file_returns_entries(tmp_path: Path) -> None:
     conf = write(tmp_path / "postgresql.conf", "port = 5433\nssl = on\n")
     assert parse_config_file(conf) == [
-        ConfigEntry("port", "5433", str(conf), 1), ConfigEntry("ssl", "on", str(conf), 2)]
+        ConfigEntry("port", "5433", str(conf), 1),
+        ConfigEntry("ssl", "on", str(conf), 2),
+    ]
 
 
 def test_missing_main_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config_file(tmp_path / "nope.conf")
-    assert str(info.value) == f'could not open configuration file "{tmp_path}/nope.conf": No such file or directory'
+    assert (
+        str(info.value)
+        == f'could not open configuration file "{tmp_path}/nope.conf": No such file or directory'
+    )
     assert info.value.sqlstate == "58P01"
 
 
@@ -165,8 +183,12 @@ def test_include_is_relative_to_the_including_file(tmp_path: Path) -> None:
     extra = write(tmp_path / "conf.d" / "extra.conf", "port = 2\ninclude = 'more.conf'\n")
     more = write(tmp_path / "conf.d" / "more.conf", "port = 3\n")
     got = [(e.name, e.value, e.filename, e.lineno) for e in parse_config_file(conf)]
-    assert got == [("port", "1", str(conf), 1), ("port", "2", str(extra), 1), ("port", "3", str(more), 1),
-                   ("ssl", "on", str(conf), 3)]
+    assert got == [
+        ("port", "1", str(conf), 1),
+        ("port", "2", str(extra), 1),
+        ("port", "3", str(more), 1),
+        ("ssl", "on", str(conf), 3),
+    ]
 
 
 def test_include_directive_names_are_case_insensitive(tmp_path: Path) -> None:
@@ -186,7 +208,9 @@ def test_missing_include_is_an_error_naming_the_directive(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as info:
         parse_config_file(conf)
     e = info.value
-    assert e.message == f'could not open configuration file "{tmp_path}/nothere.conf": No such file or directory'
+    assert (
+        e.message == f'could not open configuration file "{tmp_path}/nothere.conf": No such file or directory'
+    )
     assert (e.filename, e.lineno) == (str(conf), 3)
 
 
@@ -223,8 +247,10 @@ def test_include_dir_empty_and_missing(tmp_path: Path) -> None:
     conf = write(tmp_path / "postgresql.conf", "include_dir 'nodir'\n")
     with pytest.raises(ConfigError) as info:
         parse_config_file(conf)
-    assert info.value.message == \
-        f'could not open configuration directory "{tmp_path}/nodir": No such file or directory'
+    assert (
+        info.value.message
+        == f'could not open configuration directory "{tmp_path}/nodir": No such file or directory'
+    )
 
 
 def test_empty_include_file_name(tmp_path: Path) -> None:
@@ -247,7 +273,8 @@ def test_indirect_recursion_hits_the_depth_limit(tmp_path: Path) -> None:
     write(tmp_path / "b.conf", "include 'a.conf'\n")
     result = read_config_file(conf)
     assert [e.message for e in result.errors] == [
-        'could not open configuration file "a.conf": maximum nesting depth exceeded']
+        'could not open configuration file "a.conf": maximum nesting depth exceeded'
+    ]
 
 
 def test_depth_limit_is_ten(tmp_path: Path) -> None:

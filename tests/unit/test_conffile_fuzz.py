@@ -11,12 +11,52 @@ from pgtls.config.conffile import ConfigError, parse_config_file, parse_config_t
 from pgtls.config.settings import load_settings, reload_settings
 
 # Fragments that steer random text towards the interesting corners of the grammar.
-_PIECES = st.sampled_from([
-    "port", "ssl", "=", " ", "\t", "\n", "\r\n", "#", "'", "''", "\\", "\\'", "\\n", "\\101", "\\0", "0x1F",
-    "1.5", "-", "+", ".", "e", "GB", "min", "a.b", "a.b.c", "include", "include_if_exists", "include_dir",
-    "'postgresql.conf'", "'nothere.conf'", "'.'", "''", "server.crt", "on", "\u00e9", "\x00", "\xff",
-    "authentication_timeout", "ssl_min_protocol_version", "TLSv1.3", "DateStyle", "log_connections",
-])
+_PIECES = st.sampled_from(
+    [
+        "port",
+        "ssl",
+        "=",
+        " ",
+        "\t",
+        "\n",
+        "\r\n",
+        "#",
+        "'",
+        "''",
+        "\\",
+        "\\'",
+        "\\n",
+        "\\101",
+        "\\0",
+        "0x1F",
+        "1.5",
+        "-",
+        "+",
+        ".",
+        "e",
+        "GB",
+        "min",
+        "a.b",
+        "a.b.c",
+        "include",
+        "include_if_exists",
+        "include_dir",
+        "'postgresql.conf'",
+        "'nothere.conf'",
+        "'.'",
+        "''",
+        "server.crt",
+        "on",
+        "\u00e9",
+        "\x00",
+        "\xff",
+        "authentication_timeout",
+        "ssl_min_protocol_version",
+        "TLSv1.3",
+        "DateStyle",
+        "log_connections",
+    ]
+)
 _TEXT = st.one_of(st.text(max_size=300), st.lists(_PIECES, max_size=40).map("".join))
 _BYTES = st.one_of(st.binary(max_size=300), _TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")))
 

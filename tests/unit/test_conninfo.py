@@ -17,7 +17,9 @@ def libpq(text: str) -> dict[str, str] | str:
         options = psycopg.pq.Conninfo.parse(text.encode("utf-8", "surrogateescape"))
     except psycopg.OperationalError as e:
         return str(e).rstrip("\n")
-    return {o.keyword.decode(): o.val.decode("utf-8", "surrogateescape") for o in options if o.val is not None}
+    return {
+        o.keyword.decode(): o.val.decode("utf-8", "surrogateescape") for o in options if o.val is not None
+    }
 
 
 def ours(text: str) -> dict[str, str] | str:
@@ -28,20 +30,70 @@ def ours(text: str) -> dict[str, str] | str:
 
 
 CASES = [
-    "", "   ", "host=a", "host = a  port= 5 ", "host='a b\\' c'", "host=a\\ b", "host='x", "host", "host x=1",
-    "foo=1", "=5", "host=", "host=''", "host=a host=b", "requiressl=1", "requiressl=0", "dbname='\\\\'",
-    "host=a\tport=1\nuser=u", "host=a\x00port=5", "application_name=\\'",
-    "postgresql://", "postgres://h", "postgresql://u:p@h1:1,[::1]:2/db?sslmode=require&application_name=a%20b",
-    "postgresql://h1,h2/db", "postgresql://h1:5,h2/db", "postgresql://@h", "postgresql://u:@h", "postgresql://:p@h",
-    "postgresql://h/db?a=b=c", "postgresql://[::1", "postgresql://[]", "postgresql://[::1]x", "postgresql://h/%zz",
-    "postgresql://h/%00", "postgresql://h/?requiressl=1", "postgresql://h?dbname=x&ssl=false",
-    "postgres://h/?ssl=true", "postgresql://h/?x=1", "postgresql://h/db?a", "postgresql://h/?&",
-    "postgresql://h/?a=1&&", "postgresql://h/d%C3%A9", "postgresql://u%40x:p%3a@h/d?host=o", "postgresql:///db",
-    "postgresql://h:/db", "postgresql://h,/db", "postgresql://[::1]:5432,[fe80::1%25eth0]/db",
-    "postgresql://a@b@c/d", "postgresql://h/db/x", "postgresql://h?", "postgresql://h/?sslmode",
-    "POSTGRESQL://h", "postgresql:/h", "postgresql:// ", "postgresql://h x/db", "postgresql://h /db ",
-    "postgresql://u v@h", "postgresql://h/db?application_name=a b", "postgresql://h:5 /x", "postgresql://h/%zz x",
-    "postgresql://h/a b%zz", "postgresql://h/a%20b", "postgresql://%dbname", "postgresql://h/%db",
+    "",
+    "   ",
+    "host=a",
+    "host = a  port= 5 ",
+    "host='a b\\' c'",
+    "host=a\\ b",
+    "host='x",
+    "host",
+    "host x=1",
+    "foo=1",
+    "=5",
+    "host=",
+    "host=''",
+    "host=a host=b",
+    "requiressl=1",
+    "requiressl=0",
+    "dbname='\\\\'",
+    "host=a\tport=1\nuser=u",
+    "host=a\x00port=5",
+    "application_name=\\'",
+    "postgresql://",
+    "postgres://h",
+    "postgresql://u:p@h1:1,[::1]:2/db?sslmode=require&application_name=a%20b",
+    "postgresql://h1,h2/db",
+    "postgresql://h1:5,h2/db",
+    "postgresql://@h",
+    "postgresql://u:@h",
+    "postgresql://:p@h",
+    "postgresql://h/db?a=b=c",
+    "postgresql://[::1",
+    "postgresql://[]",
+    "postgresql://[::1]x",
+    "postgresql://h/%zz",
+    "postgresql://h/%00",
+    "postgresql://h/?requiressl=1",
+    "postgresql://h?dbname=x&ssl=false",
+    "postgres://h/?ssl=true",
+    "postgresql://h/?x=1",
+    "postgresql://h/db?a",
+    "postgresql://h/?&",
+    "postgresql://h/?a=1&&",
+    "postgresql://h/d%C3%A9",
+    "postgresql://u%40x:p%3a@h/d?host=o",
+    "postgresql:///db",
+    "postgresql://h:/db",
+    "postgresql://h,/db",
+    "postgresql://[::1]:5432,[fe80::1%25eth0]/db",
+    "postgresql://a@b@c/d",
+    "postgresql://h/db/x",
+    "postgresql://h?",
+    "postgresql://h/?sslmode",
+    "POSTGRESQL://h",
+    "postgresql:/h",
+    "postgresql:// ",
+    "postgresql://h x/db",
+    "postgresql://h /db ",
+    "postgresql://u v@h",
+    "postgresql://h/db?application_name=a b",
+    "postgresql://h:5 /x",
+    "postgresql://h/%zz x",
+    "postgresql://h/a b%zz",
+    "postgresql://h/a%20b",
+    "postgresql://%dbname",
+    "postgresql://h/%db",
 ]
 
 
@@ -50,9 +102,41 @@ def test_cases_agree_with_libpq(text):
     assert ours(text) == libpq(text)
 
 
-_ATOMS = ["host", "port", "user", "dbname", "sslmode", "ssl", "foo", "requiressl", "=", " ", "\t", "'", "\\", ",", ":",
-          "@", "/", "?", "&", "[", "]", "%", "%20", "%4", "%zz", "%00", "%C3%A9", "::1", "true", "1", "a", "postgresql://",
-          "postgres://"]
+_ATOMS = [
+    "host",
+    "port",
+    "user",
+    "dbname",
+    "sslmode",
+    "ssl",
+    "foo",
+    "requiressl",
+    "=",
+    " ",
+    "\t",
+    "'",
+    "\\",
+    ",",
+    ":",
+    "@",
+    "/",
+    "?",
+    "&",
+    "[",
+    "]",
+    "%",
+    "%20",
+    "%4",
+    "%zz",
+    "%00",
+    "%C3%A9",
+    "::1",
+    "true",
+    "1",
+    "a",
+    "postgresql://",
+    "postgres://",
+]
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

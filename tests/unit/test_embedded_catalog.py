@@ -47,7 +47,16 @@ def test_two_concurrent_sessions_keep_their_own_facts(backend, registry):
         assert b.rows(FACTS) == [BOB_FACTS]
         # every session sees every session in pg_stat_ssl, with the right TLS facts per pid
         expected_ssl = [
-            ["501", "t", "TLSv1.3", "TLS_AES_256_GCM_SHA384", "256", "/C=US/O=Org A/CN=alice", "1111", "/CN=Root A"],
+            [
+                "501",
+                "t",
+                "TLSv1.3",
+                "TLS_AES_256_GCM_SHA384",
+                "256",
+                "/C=US/O=Org A/CN=alice",
+                "1111",
+                "/CN=Root A",
+            ],
             ["502", "t", "TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", "128", None, None, None],
         ]
         assert a.rows("SELECT * FROM pg_stat_ssl ORDER BY pid") == expected_ssl
@@ -63,16 +72,27 @@ def test_two_concurrent_sessions_keep_their_own_facts(backend, registry):
         assert b.value("SELECT current_setting('application_name')") == "app-b"
         assert a.rows("SELECT setting FROM pg_settings WHERE name = 'myapp.tenant'") == [["42"]]
         assert b.rows("SELECT setting FROM pg_settings WHERE name = 'myapp.tenant'") == []
-        assert a.value("SELECT CAST(TIMESTAMPTZ '2024-01-01 00:00:00+00' AS VARCHAR)") == "2024-01-01 09:00:00+09"
-        assert b.value("SELECT CAST(TIMESTAMPTZ '2024-01-01 00:00:00+00' AS VARCHAR)") == "2024-01-01 00:00:00+00"
+        assert (
+            a.value("SELECT CAST(TIMESTAMPTZ '2024-01-01 00:00:00+00' AS VARCHAR)")
+            == "2024-01-01 09:00:00+09"
+        )
+        assert (
+            b.value("SELECT CAST(TIMESTAMPTZ '2024-01-01 00:00:00+00' AS VARCHAR)")
+            == "2024-01-01 00:00:00+00"
+        )
         a.query("RESET ALL")
         assert a.value("SELECT current_setting('application_name')") == "app-a"
         assert a.value("SELECT current_setting('TimeZone')") == "UTC"
         # a non-superuser sees the identity of other users' sessions, not their queries
         act = b.rows("SELECT pid, usename, state, query FROM pg_stat_activity ORDER BY pid")
-        assert act == [["501", "alice", None, "<insufficient privilege>"], ["502", "bob", "idle", "query of bob"]]
+        assert act == [
+            ["501", "alice", None, "<insufficient privilege>"],
+            ["502", "bob", "idle", "query of bob"],
+        ]
         assert a.rows("SELECT pid, query FROM pg_stat_activity ORDER BY pid") == [
-            ["501", "query of alice"], ["502", "query of bob"]]
+            ["501", "query of alice"],
+            ["502", "query of bob"],
+        ]
     finally:
         a.session.close()
         b.session.close()
@@ -86,7 +106,9 @@ def test_facts_do_not_leak_under_parallel_load(backend, registry):
     def work(i: int, d: SessionDriver) -> None:
         for n in range(15):
             d.query(f"SET application_name = 'app{i}-{n}'")
-            got = d.rows("SELECT pg_backend_pid(), current_user, current_setting('application_name'), ssl_is_used()")
+            got = d.rows(
+                "SELECT pg_backend_pid(), current_user, current_setting('application_name'), ssl_is_used()"
+            )
             want = [[str(600 + i), f"user{i}", f"app{i}-{n}", "t" if i % 2 else "f"]]
             if got != want:
                 failures.append(f"{got} != {want}")
@@ -102,7 +124,9 @@ def test_facts_do_not_leak_under_parallel_load(backend, registry):
 
 
 def test_opening_a_session_is_cheap(backend, registry):
-    info = SessionInfo(pid=1, user="alice", database="postgres", client_addr="127.0.0.1", client_port=1, tls=ALICE_TLS)
+    info = SessionInfo(
+        pid=1, user="alice", database="postgres", client_addr="127.0.0.1", client_port=1, tls=ALICE_TLS
+    )
     backend.open_session(info, registry).close()  # first open builds the catalog and opens the file
     n = 30
     started = time.process_time()
@@ -166,7 +190,9 @@ def test_catalog_is_read_only_and_stays_attached(db_pair):
     a.query("DROP MACRO version")
     assert b.value("SELECT version()").startswith("PostgreSQL 17.0 (pgtls")
     # shims stay out of psql's listings
-    assert rows(a.query("SELECT relname FROM pg_class WHERE relname IN ('pgtls_settings', 'pg_policy')")) == []
+    assert (
+        rows(a.query("SELECT relname FROM pg_class WHERE relname IN ('pgtls_settings', 'pg_policy')")) == []
+    )
     assert "pgtls_cat" not in str(a.rows("SELECT nspname FROM pg_namespace"))
 
 
@@ -197,11 +223,13 @@ def test_settings_reload_reaches_new_sessions(tmp_path: Path, registry):
         assert d.value("SHOW TimeZone") == "Europe/Paris"
         assert d.value("SELECT current_setting('TimeZone')") == "Europe/Paris"
         assert d.value("SELECT setting FROM pg_settings WHERE name = 'TimeZone'") == "Europe/Paris"
-        assert d.value("SELECT CAST(TIMESTAMPTZ '2024-01-01 00:00:00+00' AS VARCHAR)") == "2024-01-01 01:00:00+01"
+        assert (
+            d.value("SELECT CAST(TIMESTAMPTZ '2024-01-01 00:00:00+00' AS VARCHAR)")
+            == "2024-01-01 01:00:00+01"
+        )
         d.session.close()
     finally:
         be.close()
-
 
 
 @pytest.fixture

@@ -30,11 +30,15 @@ def run(c: duckdb.DuckDBPyConnection, sql: str) -> None:
         c.execute(s)
 
 
-def shape(c: duckdb.DuckDBPyConnection) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[str]]:
+def shape(
+    c: duckdb.DuckDBPyConnection,
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[str]]:
     cols = c.execute("SELECT column_name, data_type, is_nullable, column_default FROM duckdb_columns() "
                      "WHERE table_name = 'ct' ORDER BY column_index").fetchall()  # fmt: skip
     rows = c.execute("SELECT * FROM ct ORDER BY id").fetchall()
-    idx = sorted(r[0] for r in c.execute("SELECT sql FROM duckdb_indexes() WHERE table_name = 'ct'").fetchall())
+    idx = sorted(
+        r[0] for r in c.execute("SELECT sql FROM duckdb_indexes() WHERE table_name = 'ct'").fetchall()
+    )
     return cols, rows, idx
 
 
@@ -77,8 +81,14 @@ def test_rename_type_not_null_and_defaults(con):
     run(con, "ALTER TABLE ct ADD COLUMN note text DEFAULT '' NOT NULL")
     con.execute("COMMIT")
     cols, rows, idx = shape(con)
-    assert cols == [("id", "INTEGER", False, None), ("label", "VARCHAR", False, None), ("app", "VARCHAR", False, None),
-                    ("model", "VARCHAR", True, None), ("n", "BIGINT", True, None), ("note", "VARCHAR", False, "''")]
+    assert cols == [
+        ("id", "INTEGER", False, None),
+        ("label", "VARCHAR", False, None),
+        ("app", "VARCHAR", False, None),
+        ("model", "VARCHAR", True, None),
+        ("n", "BIGINT", True, None),
+        ("note", "VARCHAR", False, "''"),
+    ]
     assert rows == [(1, "a", "x", "y", 10, ""), (2, "b", "x", "z", 20, "")]
     assert idx == ['CREATE INDEX ct_name ON ct("label");', "CREATE UNIQUE INDEX ct_uniq ON ct(app, model);"]
 
@@ -109,7 +119,8 @@ def test_foreign_key_added_by_alter_is_checked_and_recorded(con):
     keys, user = foreignkeys.split_comment(comment)
     assert user == "mine"
     assert [(k.name, k.columns, k.ref_table, k.ref_columns, k.deferrable, k.deferred) for k in keys] == [
-        ("fk", ("ct_id",), "ct", ("id",), True, True)]
+        ("fk", ("ct_id",), "ct", ("id",), True, True)
+    ]
     for sql, state in [
         ("ALTER TABLE child ADD CONSTRAINT fk2 FOREIGN KEY (ct_id) REFERENCES missing (id)", "42P01"),
         ("ALTER TABLE child ADD CONSTRAINT fk3 FOREIGN KEY (nope) REFERENCES ct (id)", "42703"),
@@ -143,24 +154,33 @@ def test_table_referenced_by_a_duckdb_foreign_key_is_not_rebuilt(con):
 
 
 def test_text_rewrites():
-    assert rewrite('CREATE INDEX "i" ON "t" ("name" varchar_pattern_ops)') == 'CREATE INDEX "i" ON "t" ("name" )'
+    assert (
+        rewrite('CREATE INDEX "i" ON "t" ("name" varchar_pattern_ops)') == 'CREATE INDEX "i" ON "t" ("name" )'
+    )
     assert rewrite("CREATE INDEX i ON t USING btree (a)") == "CREATE INDEX i ON t  (a)"
     assert rewrite("CREATE TABLE q (a int REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED NOT NULL)") == (
-        "CREATE TABLE q (a int  NOT NULL)")
+        "CREATE TABLE q (a int  NOT NULL)"
+    )
     assert rewrite("CREATE TABLE q (a int REFERENCES p (id) ON DELETE CASCADE)") == "CREATE TABLE q (a int )"
     assert rewrite("CREATE TABLE q (a int REFERENCES p (id) ON DELETE RESTRICT NOT DEFERRABLE)") == (
-        "CREATE TABLE q (a int REFERENCES p (id) ON DELETE RESTRICT )")
+        "CREATE TABLE q (a int REFERENCES p (id) ON DELETE RESTRICT )"
+    )
     assert rewrite("SELECT * FROM unnest(ARRAY[1,2], ARRAY['a']) AS u(n, s)") == (
-        "SELECT * FROM (SELECT unnest(ARRAY[1,2]), unnest(ARRAY['a'])) AS u(n, s)")
+        "SELECT * FROM (SELECT unnest(ARRAY[1,2]), unnest(ARRAY['a'])) AS u(n, s)"
+    )
     con = duckdb.connect()
     assert con.execute(rewrite("SELECT * FROM unnest(ARRAY[1,2], ARRAY['a']) AS u(n, s)")).fetchall() == [
-        (1, "a"), (2, None)]
+        (1, "a"),
+        (2, None),
+    ]
 
 
 def test_alter_actions_split_outside_brackets(con):
     """An ARRAY[...] default holds commas that do not separate ALTER TABLE actions (DuckDB takes one action
     per statement, so the plan must see two here)."""
-    stmts = ddl.plan(con, "ALTER TABLE ct ADD COLUMN x INTEGER[] DEFAULT ARRAY[1, 2], ADD COLUMN y INTEGER DEFAULT 3")
+    stmts = ddl.plan(
+        con, "ALTER TABLE ct ADD COLUMN x INTEGER[] DEFAULT ARRAY[1, 2], ADD COLUMN y INTEGER DEFAULT 3"
+    )
     assert stmts is not None
     for sql in stmts:
         con.execute(sql)

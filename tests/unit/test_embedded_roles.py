@@ -72,7 +72,9 @@ def test_create_role_stores_a_scram_verifier_never_the_password(opened, data):
     stored = (data / "global" / "pg_authid.json").read_text()
     assert SECRET not in stored
     # pg_authid shows the verifier to superusers; pg_roles never shows it
-    assert su.value("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'").startswith("SCRAM-SHA-256$4096:")
+    assert su.value("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'").startswith(
+        "SCRAM-SHA-256$4096:"
+    )
     assert su.value("SELECT rolpassword FROM pg_roles WHERE rolname = 'app'") == "********"
 
 
@@ -83,10 +85,16 @@ def test_create_user_defaults_and_options(opened, data):
     su.query("CREATE GROUP g1")
     su.query("CREATE ROLE r2 WITH SUPERUSER CREATEDB CREATEROLE NOINHERIT LOGIN CONNECTION LIMIT 5 "
              "VALID UNTIL '2031-02-03 04:05:06+00' IN ROLE g1")  # fmt: skip
-    got = su.rows("SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, "
-                  "CAST(rolvaliduntil AS VARCHAR) FROM pg_roles WHERE rolname IN ('u1', 'r1', 'g1', 'r2') ORDER BY 1")
-    assert got == [["g1", "f", "t", "f", "f", "f", None], ["r1", "f", "t", "f", "f", "f", None],
-                   ["r2", "t", "f", "t", "t", "t", "2031-02-03 04:05:06+00"], ["u1", "f", "t", "f", "f", "t", None]]
+    got = su.rows(
+        "SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, "
+        "CAST(rolvaliduntil AS VARCHAR) FROM pg_roles WHERE rolname IN ('u1', 'r1', 'g1', 'r2') ORDER BY 1"
+    )
+    assert got == [
+        ["g1", "f", "t", "f", "f", "f", None],
+        ["r1", "f", "t", "f", "f", "f", None],
+        ["r2", "t", "f", "t", "t", "t", "2031-02-03 04:05:06+00"],
+        ["u1", "f", "t", "f", "f", "t", None],
+    ]
     assert RoleStore(data).is_member("r2", "g1")
     su.query("CREATE ROLE r3 ENCRYPTED PASSWORD 'x' ROLE u1, r1")
     assert RoleStore(data).is_member("u1", "r3") and RoleStore(data).is_member("r1", "r3")
@@ -126,7 +134,9 @@ def test_errors_like_postgresql(opened):
     assert err(su, "ALTER ROLE postgres RENAME TO boss") == ("0A000", "session user cannot be renamed")
     assert err(su, "CREATE ROLE d UNENCRYPTED PASSWORD 'x'")[0] == "0A000"
     msgs = su.query("DROP ROLE IF EXISTS nope, a")
-    assert tags(msgs) == ["DROP ROLE"] and notices(msgs) == [("00000", 'role "nope" does not exist, skipping')]
+    assert tags(msgs) == ["DROP ROLE"] and notices(msgs) == [
+        ("00000", 'role "nope" does not exist, skipping')
+    ]
     su.query("BEGIN")
     assert err(su, "CREATE ROLE e") == ("25001", "CREATE ROLE cannot run inside a transaction block")
     su.query("ROLLBACK")
@@ -177,9 +187,14 @@ def test_permissions(opened, data):
     assert tags(mgr.query("DROP ROLE renamed")) == ["DROP ROLE"]
     # superuser-only catalogs
     assert err(alice, "SELECT * FROM pg_authid") == ("42501", "permission denied for table pg_authid")
-    assert err(alice, "SELECT * FROM pg_hba_file_rules") == ("42501", "permission denied for view pg_hba_file_rules")
+    assert err(alice, "SELECT * FROM pg_hba_file_rules") == (
+        "42501",
+        "permission denied for view pg_hba_file_rules",
+    )
     assert err(alice, "SELECT * FROM pg_ident_file_mappings") == (
-        "42501", "permission denied for view pg_ident_file_mappings")
+        "42501",
+        "permission denied for view pg_ident_file_mappings",
+    )
     # the role store decides, not the flag at login: a role made superuser now may read pg_authid
     su.query("ALTER ROLE alice SUPERUSER")
     assert alice.rows("SELECT count(*) FROM pg_authid WHERE rolname = 'alice'") == [["1"]]
@@ -233,10 +248,13 @@ def test_pg_hba_file_rules_and_ident_mappings_are_read_fresh(opened, data):
     assert cols == ["rule_number", "file_name", "line_number", "type", "database", "user_name", "address", "netmask",
                     "auth_method", "options", "error"]  # fmt: skip
     (data / "pg_hba.conf").write_text("host all all 127.0.0.1/32 md5 bogus=1\nhost\n")  # edited, not reloaded
-    rows = su.rows("SELECT rule_number, line_number, error IS NOT NULL FROM pg_hba_file_rules ORDER BY line_number")
+    rows = su.rows(
+        "SELECT rule_number, line_number, error IS NOT NULL FROM pg_hba_file_rules ORDER BY line_number"
+    )
     assert [r[1:] for r in rows] == [["1", "t"], ["2", "t"]]
-    assert su.rows("SELECT map_number, map_name, sys_name, pg_username, error FROM pg_ident_file_mappings") == [
-        ["1", "m1", "/^(.*)@example$", "\\1", None]]
+    assert su.rows(
+        "SELECT map_number, map_name, sys_name, pg_username, error FROM pg_ident_file_mappings"
+    ) == [["1", "m1", "/^(.*)@example$", "\\1", None]]
     cols = [c["name"] for c in su.query("SELECT * FROM pg_ident_file_mappings")[0]["columns"]]
     assert cols == ["map_number", "file_name", "line_number", "map_name", "sys_name", "pg_username", "error"]
 
@@ -247,7 +265,9 @@ def test_hba_file_setting_is_honoured(data):
     other.write_text("local all all md5\n")
     be = EmbeddedBackend(data, Settings(hba_file=str(other)))
     try:
-        d = SessionDriver(be.open_session(SessionInfo(1, "postgres", "postgres", None, None), SimpleRegistry()))
+        d = SessionDriver(
+            be.open_session(SessionInfo(1, "postgres", "postgres", None, None), SimpleRegistry())
+        )
         assert d.rows("SELECT file_name, auth_method FROM pg_hba_file_rules") == [[str(other), "md5"]]
         d.session.close()
     finally:

@@ -171,7 +171,9 @@ def test_embedded_backend_close_releases_files(tmp_path: Path, registry):
     """After close(): no descriptor left on the database file or the catalog, the catalog's temporary
     directory gone, and another process can open the database read-write and sees the committed row."""
     create_database(tmp_path, "postgres")
-    be = EmbeddedBackend(tmp_path, FakeSettings())  # idle databases stay open (IDLE_CLOSE_SECONDS) until close()
+    be = EmbeddedBackend(
+        tmp_path, FakeSettings()
+    )  # idle databases stay open (IDLE_CLOSE_SECONDS) until close()
     d = open_driver(be, registry)
     assert not errors(d.query("CREATE TABLE kept (a int); INSERT INTO kept VALUES (7)"))
     d.session.close()

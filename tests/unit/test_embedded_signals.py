@@ -10,14 +10,17 @@ import pytest
 from pgtls.backends.embedded.features.cancel import match_cancel
 
 
-@pytest.mark.parametrize("sql,expected", [
-    ("SELECT pg_cancel_backend(123)", (123, "pg_cancel_backend")),
-    ("select pg_catalog.pg_cancel_backend(42) as ok;", (42, "ok")),
-    ("SELECT pg_cancel_backend(CAST('7' AS INTEGER))", (7, "pg_cancel_backend")),
-    ("SELECT pg_cancel_backend(99::int4)", (99, "pg_cancel_backend")),
-    ("SELECT pg_cancel_backend(pid) FROM pg_stat_activity", None),
-    ("SELECT 1, pg_cancel_backend(1)", None),
-])
+@pytest.mark.parametrize(
+    "sql,expected",
+    [
+        ("SELECT pg_cancel_backend(123)", (123, "pg_cancel_backend")),
+        ("select pg_catalog.pg_cancel_backend(42) as ok;", (42, "ok")),
+        ("SELECT pg_cancel_backend(CAST('7' AS INTEGER))", (7, "pg_cancel_backend")),
+        ("SELECT pg_cancel_backend(99::int4)", (99, "pg_cancel_backend")),
+        ("SELECT pg_cancel_backend(pid) FROM pg_stat_activity", None),
+        ("SELECT 1, pg_cancel_backend(1)", None),
+    ],
+)
 def test_match_cancel(sql, expected):
     assert match_cancel(sql) == expected
 
@@ -65,5 +68,7 @@ def test_non_superuser_may_not_cancel_others(pgtls_factory):
     s.start()
     with psycopg.connect(s.dsn()) as su, psycopg.connect(s.dsn(user="plain")) as plain:
         su_pid = su.execute("SELECT pg_backend_pid()").fetchone()[0]
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be a superuser to cancel superuser query"):
+        with pytest.raises(
+            psycopg.errors.InsufficientPrivilege, match="must be a superuser to cancel superuser query"
+        ):
             plain.execute("SELECT pg_cancel_backend(%s)", (su_pid,))

@@ -93,10 +93,27 @@ def test_pg_stat_ssl(backend, registry, db):
     try:
         msgs = db.query("SELECT * FROM pg_stat_ssl ORDER BY pid")
         cols = [(c["name"], c["oid"]) for c in msgs[0]["columns"]]
-        assert cols == [("pid", 23), ("ssl", 16), ("version", 25), ("cipher", 25), ("bits", 23),
-                        ("client_dn", 25), ("client_serial", 1700), ("issuer_dn", 25)]
+        assert cols == [
+            ("pid", 23),
+            ("ssl", 16),
+            ("version", 25),
+            ("cipher", 25),
+            ("bits", 23),
+            ("client_dn", 25),
+            ("client_serial", 1700),
+            ("issuer_dn", 25),
+        ]
         assert rows(msgs) == [
-            ["1001", "t", "TLSv1.3", "TLS_AES_256_GCM_SHA384", "256", "/CN=alice", "12345", "/CN=Test Root CA"],
+            [
+                "1001",
+                "t",
+                "TLSv1.3",
+                "TLS_AES_256_GCM_SHA384",
+                "256",
+                "/CN=alice",
+                "12345",
+                "/CN=Test Root CA",
+            ],
             ["1002", "f", None, None, None, None, None, None],
         ]
         assert other.rows("SELECT pid, ssl FROM pg_catalog.pg_stat_ssl WHERE pid = pg_backend_pid()") == [
@@ -133,11 +150,23 @@ def test_functions(db):
     assert r[0] == "1001"
     assert r[1].startswith("PostgreSQL 17.0 (pgtls 0.1.0) on x86_64-pc-linux-gnu, compiled by ")
     assert r[2:] == ["alice", "postgres"]
-    assert db.rows("SELECT ssl_is_used(), ssl_version(), ssl_cipher(), ssl_client_cert_present(), "
-                   "ssl_client_serial(), ssl_client_dn(), ssl_issuer_dn(), ssl_client_dn_field('CN'), "
-                   "ssl_client_dn_field('commonName'), ssl_issuer_field('CN')") == [
-        ["t", "TLSv1.3", "TLS_AES_256_GCM_SHA384", "t", "12345", "/CN=alice", "/CN=Test Root CA", "alice",
-         "alice", "Test Root CA"]
+    assert db.rows(
+        "SELECT ssl_is_used(), ssl_version(), ssl_cipher(), ssl_client_cert_present(), "
+        "ssl_client_serial(), ssl_client_dn(), ssl_issuer_dn(), ssl_client_dn_field('CN'), "
+        "ssl_client_dn_field('commonName'), ssl_issuer_field('CN')"
+    ) == [
+        [
+            "t",
+            "TLSv1.3",
+            "TLS_AES_256_GCM_SHA384",
+            "t",
+            "12345",
+            "/CN=alice",
+            "/CN=Test Root CA",
+            "alice",
+            "alice",
+            "Test Root CA",
+        ]
     ]
 
 
@@ -153,11 +182,18 @@ def test_create_database(tmp_path: Path, backend, registry, db):
 
 
 def test_serial_identity_and_jsonb(db):
-    assert tags(db.query("CREATE TABLE s (id serial PRIMARY KEY, big bigserial, x jsonb)")) == ["CREATE TABLE"]
+    assert tags(db.query("CREATE TABLE s (id serial PRIMARY KEY, big bigserial, x jsonb)")) == [
+        "CREATE TABLE"
+    ]
     assert tags(db.query("CREATE TABLE i (id int GENERATED ALWAYS AS IDENTITY (START WITH 1), y text)")) == [
-        "CREATE TABLE"]
+        "CREATE TABLE"
+    ]
     msgs = db.query("""INSERT INTO s (x) VALUES ('{"a": 1}'), ('[]') RETURNING id, big, x""")
     assert rows(msgs) == [["1", "1", '{"a": 1}'], ["2", "2", "[]"]]
-    assert [c["oid"] for c in msgs[0]["columns"]] == [23, 20, 3802]  # a jsonb column is jsonb (jsonb/operators.py)
+    assert [c["oid"] for c in msgs[0]["columns"]] == [
+        23,
+        20,
+        3802,
+    ]  # a jsonb column is jsonb (jsonb/operators.py)
     assert db.rows("INSERT INTO i (y) VALUES ('a') RETURNING id") == [["1"]]
     assert db.value("SELECT nextval('s_id_seq')") == "3"

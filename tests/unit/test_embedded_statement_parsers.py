@@ -27,16 +27,19 @@ PIECES = st.sampled_from([
 
 _GAP = st.sampled_from([" ", "  ", "\t", "\n", " /* c */ ", "/**/", " -- c\n"])
 # PostgreSQL 15's reserved and type/function-name keywords (Appendix C): not a savepoint name when bare.
-_NOT_NAMES = set("""all analyse analyze and any array as asc asymmetric authorization binary both case cast check
+_NOT_NAMES = set(
+    """all analyse analyze and any array as asc asymmetric authorization binary both case cast check
     collate collation column concurrently constraint create cross current_catalog current_date current_role
     current_schema current_time current_timestamp current_user default deferrable desc distinct do else end except
     false fetch for foreign freeze from full grant group having ilike in initially inner intersect into is isnull
     join lateral leading left like limit localtime localtimestamp natural not notnull null offset on only or order
     outer overlaps placing primary references returning right select session_user similar some symmetric
     system_user table tablesample then to trailing true union unique user using variadic verbose when where window
-    with""".split())
+    with""".split()
+)
 _BARE = st.from_regex(r"[A-Za-z_][A-Za-z0-9_$]{0,12}", fullmatch=True).filter(
-    lambda n: n.lower() not in _NOT_NAMES | {"work", "transaction", "savepoint"})  # those three: drawn below
+    lambda n: n.lower() not in _NOT_NAMES | {"work", "transaction", "savepoint"}
+)  # those three: drawn below
 _KEYWORD_NAMES = st.sampled_from(["savepoint", "SavePoint", "work", "transaction"])  # unreserved: valid names
 
 
@@ -68,9 +71,13 @@ def savepoint_statements(draw: st.DrawFn) -> tuple[str, str | None, str | None]:
     """
     verb = draw(st.sampled_from(["SAVEPOINT", "RELEASE", "ROLLBACK"]))
     toks = [draw(_case(verb))]
-    if verb == "ROLLBACK" and draw(st.integers(0, 9)) == 0:  # a plain ROLLBACK [WORK | TRANSACTION] [AND [NO] CHAIN]
+    if (
+        verb == "ROLLBACK" and draw(st.integers(0, 9)) == 0
+    ):  # a plain ROLLBACK [WORK | TRANSACTION] [AND [NO] CHAIN]
         toks += [draw(_case(w)) for w in draw(st.sampled_from([[], ["WORK"], ["TRANSACTION"]]))]
-        toks += [draw(_case(w)) for w in draw(st.sampled_from([[], ["AND", "CHAIN"], ["AND", "NO", "CHAIN"]]))]
+        toks += [
+            draw(_case(w)) for w in draw(st.sampled_from([[], ["AND", "CHAIN"], ["AND", "NO", "CHAIN"]]))
+        ]
         return " ".join(toks), None, None
     if verb == "ROLLBACK":
         toks += [draw(_case(w)) for w in draw(st.sampled_from([[], ["WORK"], ["TRANSACTION"]]))]
@@ -79,7 +86,9 @@ def savepoint_statements(draw: st.DrawFn) -> tuple[str, str | None, str | None]:
     if sp_keyword:
         toks.append(draw(_case("SAVEPOINT")))
     mutation = draw(st.sampled_from(["none"] * 4 + ["drop_name", "extra"]))
-    written, name = draw(_name().filter(lambda n: mutation != "extra" or n[1] != "savepoint"))  # (or it is valid)
+    written, name = draw(
+        _name().filter(lambda n: mutation != "extra" or n[1] != "savepoint")
+    )  # (or it is valid)
     expected: str | None = name
     error = None
     if mutation == "drop_name":
@@ -96,7 +105,9 @@ def savepoint_statements(draw: st.DrawFn) -> tuple[str, str | None, str | None]:
         sql += draw(_GAP) + w
     # a final ';' (the simple protocol's split drops it, a Parse message keeps it); not where the parser gets it
     # wrong (test_release_savepoint_named_savepoint_with_semicolon)
-    keyword_last = not sp_keyword and verb != "SAVEPOINT" and written.lower() == "savepoint" and mutation == "none"
+    keyword_last = (
+        not sp_keyword and verb != "SAVEPOINT" and written.lower() == "savepoint" and mutation == "none"
+    )
     if mutation != "drop_name" and not keyword_last and draw(st.booleans()):
         sql += draw(st.sampled_from(["", " ", "\n"])) + ";"
     return sql, expected, error
@@ -181,7 +192,12 @@ def test_advisory_call_forms():
     call = advisory.match("SELECT pg_catalog.pg_try_advisory_xact_lock_shared(1, (2 + 3)) AS got;")
     assert call is not None
     assert (call.function, call.args, call.column, call.shared, call.xact, call.returns_bool) == (
-        "pg_try_advisory_xact_lock_shared", ["1", "(2 + 3)"], "got", True, True, True
+        "pg_try_advisory_xact_lock_shared",
+        ["1", "(2 + 3)"],
+        "got",
+        True,
+        True,
+        True,
     )
     assert advisory.match("SELECT pg_advisory_lock(1), pg_advisory_lock(2)") is None  # two calls: not ours
     assert advisory.match("SELECT pg_advisory_lock((1)") is None
@@ -190,7 +206,7 @@ def test_advisory_call_forms():
 
 def test_savepoint_name_forms():
     assert commands.parse_savepoint_name("ROLLBACK") is None
-    assert commands.parse_savepoint_name("ROLLBACK WORK TO SAVEPOINT \"A b\"") == "A b"
+    assert commands.parse_savepoint_name('ROLLBACK WORK TO SAVEPOINT "A b"') == "A b"
     assert commands.parse_savepoint_name("RELEASE savepoint") == "savepoint"
     assert commands.parse_savepoint_name("SAVEPOINT Mixed") == "mixed"
 

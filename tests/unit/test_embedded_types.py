@@ -46,7 +46,11 @@ CASES = [
     ("'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", 2950),
     ("'{\"a\": 1}'::json", '{"a": 1}', 114),
     ("ARRAY[1,2,NULL]", "{1,2,NULL}", 1007),
-    ("ARRAY['a b', NULL, '', 'NULL', 'x\"y', 'back\\slash']", '{"a b",NULL,"","NULL","x\\"y","back\\\\slash"}', 1009),
+    (
+        "ARRAY['a b', NULL, '', 'NULL', 'x\"y', 'back\\slash']",
+        '{"a b",NULL,"","NULL","x\\"y","back\\\\slash"}',
+        1009,
+    ),
     ("ARRAY[[1,2],[3,4]]", "{{1,2},{3,4}}", 1007),
     ("ARRAY[true,false]", "{t,f}", 1000),
     ("'infinity'::date", "infinity", 1082),
@@ -77,10 +81,23 @@ def test_binary_output_matches_postgres(db):
     msgs = db.send(fe.parse(f"SELECT {exprs}"), fe.bind(result_formats=[1]), fe.execute(), fe.sync())
     values = [m for m in msgs if m.kind == "D"][0]["values"]
     assert values == [
-        b"\x00\x01", b"\x00\x00\x00\x02", struct.pack("!q", 3), struct.pack("!f", 1.5), struct.pack("!d", 0.1),
-        bytes.fromhex("000200000000000200011388"), struct.pack("!i", 8767),
-        struct.pack("!q", (dt.datetime(2024, 1, 2, 3, 4, 5, 123000) - dt.datetime(2000, 1, 1)) // dt.timedelta(microseconds=1)), struct.pack("!qii", 14706789000, 3, 14),
-        struct.pack("!iiiii", 1, 1, 23, 3, 1) + struct.pack("!ii", 4, 1) + struct.pack("!ii", 4, 2) + b"\xff" * 4,
+        b"\x00\x01",
+        b"\x00\x00\x00\x02",
+        struct.pack("!q", 3),
+        struct.pack("!f", 1.5),
+        struct.pack("!d", 0.1),
+        bytes.fromhex("000200000000000200011388"),
+        struct.pack("!i", 8767),
+        struct.pack(
+            "!q",
+            (dt.datetime(2024, 1, 2, 3, 4, 5, 123000) - dt.datetime(2000, 1, 1))
+            // dt.timedelta(microseconds=1),
+        ),
+        struct.pack("!qii", 14706789000, 3, 14),
+        struct.pack("!iiiii", 1, 1, 23, 3, 1)
+        + struct.pack("!ii", 4, 1)
+        + struct.pack("!ii", 4, 2)
+        + b"\xff" * 4,
     ]
 
 
@@ -127,8 +144,13 @@ def test_binary_params_as_postgres(db, oid, value, pg_hex):
     the Python value gives those bytes too."""
     pg = bytes.fromhex(pg_hex)
     assert encode.binary_encoder(T.BY_OID[oid], dt.UTC)(value) == pg
-    msgs = db.send(fe.parse("SELECT $1", oids=[oid]), fe.bind([pg], param_formats=[1], result_formats=[1]),
-                   fe.describe("P"), fe.execute(), fe.sync())
+    msgs = db.send(
+        fe.parse("SELECT $1", oids=[oid]),
+        fe.bind([pg], param_formats=[1], result_formats=[1]),
+        fe.describe("P"),
+        fe.execute(),
+        fe.sync(),
+    )
     assert [m for m in msgs if m.kind == "T"][0]["columns"][0]["oid"] == oid
     assert [m for m in msgs if m.kind == "D"][0]["values"] == [pg]
 
@@ -160,15 +182,23 @@ def test_binary_infinity(db):
 
 
 def test_calendar_beyond_python():
-    for y, m, d in [(2000, 1, 1), (1, 1, 1), (9999, 12, 31), (0, 2, 29), (-43, 3, 15), (-4712, 1, 1), (294276, 12, 31)]:
+    for y, m, d in [
+        (2000, 1, 1),
+        (1, 1, 1),
+        (9999, 12, 31),
+        (0, 2, 29),
+        (-43, 3, 15),
+        (-4712, 1, 1),
+        (294276, 12, 31),
+    ]:
         days = encode.days_from_civil(y, m, d)
         assert encode.civil_from_days(days) == (y, m, d)
         if 1 <= y <= 9999:
             assert days == (dt.date(y, m, d) - dt.date(2000, 1, 1)).days
     assert encode.duck_date_text(-43, 3, 15) == "0044-03-15 (BC)"
-    assert params.decode_binary(T.DATE.oid, struct.pack("!i", encode.days_from_civil(-43, 3, 15))) == params.DuckText(
-        "DATE", "0044-03-15 (BC)"
-    )
+    assert params.decode_binary(
+        T.DATE.oid, struct.pack("!i", encode.days_from_civil(-43, 3, 15))
+    ) == params.DuckText("DATE", "0044-03-15 (BC)")
     assert params.duck_datetime_input("0044-03-15 10:00:00+00 BC") == "0044-03-15 (BC) 10:00:00+00"
     assert params.duck_datetime_input("2024-01-02 bc") == "2024-01-02 (BC)"
     assert params.duck_datetime_input("2024-01-02") == "2024-01-02"
@@ -191,7 +221,9 @@ def test_date_probe_reruns_only_when_needed():
     assert fetched("SELECT DATE '9999-12-31' AS d") == ([("9999-12-31",)], True)
     assert fetched("SELECT 'infinity'::DATE AS d") == ([("infinity",)], True)
     assert fetched("SELECT ['-infinity'::TIMESTAMP] AS a") == ([(["-infinity"],)], True)
-    many, rerun = fetched(f"SELECT DATE '2024-01-02' + i::INTEGER AS d FROM range({execute.PROBE_ROWS + 1}) t(i)")
+    many, rerun = fetched(
+        f"SELECT DATE '2024-01-02' + i::INTEGER AS d FROM range({execute.PROBE_ROWS + 1}) t(i)"
+    )
     assert rerun and len(many) == execute.PROBE_ROWS + 1 and many[0] == ("2024-01-02",)
     # a query that took long before its first row (a sort, an aggregate) is probed further before running again
     assert execute.DateProbe(cur, "", [], started=0.05).probe == 25_000

@@ -30,8 +30,15 @@ def test_a_crashing_probe_is_a_clean_error(tmp_path, monkeypatch):
 
 def test_server_start_reports_it(tmp_path):
     """The same in a real process: a wrong offset makes the child's check fail, the parent says so."""
-    code = ("import pgtls.tls.ffi as f; f._CTX_OFFSET += 8\n"
-            "try:\n    f.libs()\nexcept f.FfiError as e:\n    print('FfiError', e)\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       env={k: v for k, v in os.environ.items() if k != ffi._PROBE_ENV})
+    code = (
+        "import pgtls.tls.ffi as f; f._CTX_OFFSET += 8\n"
+        "try:\n    f.libs()\nexcept f.FfiError as e:\n    print('FfiError', e)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != ffi._PROBE_ENV},
+    )
     assert p.stdout.startswith("FfiError"), p.stdout + p.stderr

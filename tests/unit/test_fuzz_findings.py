@@ -56,7 +56,9 @@ def _limited() -> None:
 def test_check_reads_a_device_named_as_certificate_boundedly(tmp_path: Path):
     """fuzz_check/fuzz_pem: ``ssl_cert_file = '/dev/zero'`` made ``pgtls check`` read until memory ran out
     (a device reports size 0, so the size check passed); key_is_encrypted() read the whole file too."""
-    (tmp_path / "postgresql.conf").write_text("ssl = on\nssl_cert_file = '/dev/zero'\nssl_key_file = '/dev/zero'\n")
+    (tmp_path / "postgresql.conf").write_text(
+        "ssl = on\nssl_cert_file = '/dev/zero'\nssl_key_file = '/dev/zero'\n"
+    )
     code = textwrap.dedent(f"""
         from pathlib import Path
         from pgtls.certs.checkdir import run_check
@@ -65,8 +67,9 @@ def test_check_reads_a_device_named_as_certificate_boundedly(tmp_path: Path):
         print([f.message for f in findings if f.file == "/dev/zero"])
         print(key_is_encrypted("/dev/zero"))
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          preexec_fn=_limited)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, preexec_fn=_limited
+    )
     assert proc.returncode == 0, proc.stderr
     assert 'server certificate file "/dev/zero" is too large' in proc.stdout
     assert "MemoryError" not in proc.stdout + proc.stderr

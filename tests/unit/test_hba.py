@@ -29,8 +29,12 @@ class Roles:
 
 
 class FakeResolver:
-    def __init__(self, rev: dict[str, str] | None = None, fwd: dict[str, list[str]] | None = None,
-                 ifaces: list[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        rev: dict[str, str] | None = None,
+        fwd: dict[str, list[str]] | None = None,
+        ifaces: list[tuple[str, str]] | None = None,
+    ) -> None:
         self.rev, self.fwd, self.ifaces = rev or {}, fwd or {}, ifaces or []
         self.calls: list[str] = []
 
@@ -50,7 +54,9 @@ class FakeResolver:
         return self.ifaces
 
 
-def tcp(addr: str = "127.0.0.1", user: str = "alice", db: str = "db", ssl: bool = False, **kw: bool) -> ConnFacts:
+def tcp(
+    addr: str = "127.0.0.1", user: str = "alice", db: str = "db", ssl: bool = False, **kw: bool
+) -> ConnFacts:
     return ConnFacts(local=False, addr=addr, ssl=ssl, gss=False, user=user, database=db, **kw)
 
 
@@ -80,7 +86,14 @@ def test_next_token_quotes_commas_comments() -> None:
 
 def test_fields_and_lists() -> None:
     (line,) = tokenize_text('host a,b, "c d" all ,x  127.0.0.1/32 trust # hi\n')
-    assert [[t.string for t in f] for f in line.fields] == [["host"], ["a", "b", "c d"], ["all"], ["x"], ["127.0.0.1/32"], ["trust"]]
+    assert [[t.string for t in f] for f in line.fields] == [
+        ["host"],
+        ["a", "b", "c d"],
+        ["all"],
+        ["x"],
+        ["127.0.0.1/32"],
+        ["trust"],
+    ]
     assert line.fields[1][2].quoted and not line.fields[2][0].quoted
 
 
@@ -106,14 +119,20 @@ def test_at_file_and_includes(tmp_path: Path) -> None:
     (tmp_path / "inc.conf").write_text("host all all 10.0.0.0/8 md5\n")
     hba = tmp_path / "pg_hba.conf"
     hba.write_text(
-        "local @dbs,x all trust\nlocal \"@dbs\" all trust\ninclude inc.conf\ninclude_dir sub\n"
+        'local @dbs,x all trust\nlocal "@dbs" all trust\ninclude inc.conf\ninclude_dir sub\n'
         "include_if_exists missing.conf\nlocal all all reject\n"
     )
     rules = load_hba(hba)
     assert [t.string for t in rules.lines[0].databases] == ["d1", "d2", "d3", "x"]
     assert rules.lines[1].databases[0].string == "@dbs"
     assert [(Path(ln.filename).name, ln.line_number) for ln in rules.lines] == [
-        ("pg_hba.conf", 1), ("pg_hba.conf", 2), ("inc.conf", 1), ("a.conf", 1), ("b.conf", 1), ("pg_hba.conf", 6)]
+        ("pg_hba.conf", 1),
+        ("pg_hba.conf", 2),
+        ("inc.conf", 1),
+        ("a.conf", 1),
+        ("b.conf", 1),
+        ("pg_hba.conf", 6),
+    ]
     assert any("skipping missing authentication file" in w for w in rules.warnings)
     assert [r[0] for r in rules.rows()] == [1, 2, 3, 4, 5, 6]
 
@@ -156,7 +175,10 @@ BAD = [
     ("host all all 1.2.3.4/33 trust", 'invalid CIDR mask in address "1.2.3.4/33"'),
     ("host all all ::1/129 trust", 'invalid CIDR mask in address "::1/129"'),
     ("host all all 1.2.3.4/x trust", 'invalid CIDR mask in address "1.2.3.4/x"'),
-    ("host all all foo.example/24 trust", 'specifying both host name and CIDR mask is invalid: "foo.example/24"'),
+    (
+        "host all all foo.example/24 trust",
+        'specifying both host name and CIDR mask is invalid: "foo.example/24"',
+    ),
     ("host all all all", "end-of-line before authentication method"),
     ("local all all trust,md5", "multiple values specified for authentication type"),
     ("local all all foo", 'invalid authentication method "foo"'),
@@ -170,12 +192,24 @@ BAD = [
     ("host all all all radius", 'authentication method "radius" is not supported by pgtls'),
     ("host all all all trust foo", "authentication option not in name=value format: foo"),
     ("host all all all trust foo=1", 'unrecognized authentication option name: "foo"'),
-    ("host all all all trust map=x", 'authentication option "map" is only valid for authentication methods ident, peer, gssapi, sspi, and cert'),
-    ("host all all all trust ldapserver=x", 'authentication option "ldapserver" is only valid for authentication methods ldap'),
-    ("host all all all trust krb_realm=x", 'authentication option "krb_realm" is only valid for authentication methods gssapi and sspi'),
+    (
+        "host all all all trust map=x",
+        'authentication option "map" is only valid for authentication methods ident, peer, gssapi, sspi, and cert',
+    ),
+    (
+        "host all all all trust ldapserver=x",
+        'authentication option "ldapserver" is only valid for authentication methods ldap',
+    ),
+    (
+        "host all all all trust krb_realm=x",
+        'authentication option "krb_realm" is only valid for authentication methods gssapi and sspi',
+    ),
     ("host all all all trust clientcert=verify-ca", 'clientcert can only be configured for "hostssl" rows'),
     ("hostssl all all all trust clientcert=1", 'invalid value for clientcert: "1"'),
-    ("hostssl all all all cert clientcert=verify-ca", 'clientcert only accepts "verify-full" when using "cert" authentication'),
+    (
+        "hostssl all all all cert clientcert=verify-ca",
+        'clientcert only accepts "verify-full" when using "cert" authentication',
+    ),
     ("hostnossl all all all trust clientname=CN", 'clientname can only be configured for "hostssl" rows'),
     ("hostssl all all all cert clientname=cn", 'invalid value for clientname: "cn"'),
     ("local /( all trust", 'invalid regular expression "(": parentheses () not balanced'),
@@ -193,8 +227,12 @@ def test_every_bad_line_reported_and_rows() -> None:
     with pytest.raises(HbaError) as ei:
         parse_hba_text(text, "/x/pg_hba.conf")
     assert [(e.lineno, e.message) for e in ei.value.errors] == [
-        (2, 'invalid connection type "foo"'), (3, 'invalid CIDR mask in address "1.2.3.4/40"')]
-    assert str(ei.value).startswith('invalid connection type "foo"\nCONTEXT:  line 2 of configuration file "/x/pg_hba.conf"')
+        (2, 'invalid connection type "foo"'),
+        (3, 'invalid CIDR mask in address "1.2.3.4/40"'),
+    ]
+    assert str(ei.value).startswith(
+        'invalid connection type "foo"\nCONTEXT:  line 2 of configuration file "/x/pg_hba.conf"'
+    )
 
 
 def test_rows(tmp_path: Path) -> None:
@@ -217,7 +255,19 @@ def test_rows(tmp_path: Path) -> None:
         (3, f, 3, "host", ["db"], ["u"], "10.1.2.3", "255.255.0.0", "md5", None, None),
         (4, f, 4, "host", ["db"], ["u"], "fe80::1", "ffff:ffff:ffff:ffff::", "password", None, None),
         (5, f, 5, "host", ["db"], ["u"], ".example.com", None, "reject", None, None),
-        (6, f, 6, "hostssl", ["all"], ["all"], "samenet", None, "cert", ["map=m", "clientcert=verify-full"], None),
+        (
+            6,
+            f,
+            6,
+            "hostssl",
+            ["all"],
+            ["all"],
+            "samenet",
+            None,
+            "cert",
+            ["map=m", "clientcert=verify-full"],
+            None,
+        ),
         (7, f, 7, "hostssl", ["all"], ["all"], "all", None, "md5", ["clientcert=verify-ca"], None),
         (None, f, 8, None, None, None, None, None, None, None, 'invalid connection type "bogus"'),
     ]
@@ -225,11 +275,19 @@ def test_rows(tmp_path: Path) -> None:
 
 
 def test_hostssl_with_ssl_off_is_warning() -> None:
-    rules = parse_hba_text("hostssl all all all trust\nlocal all all trust\n", "/x/pg_hba.conf", ssl_enabled=False)
+    rules = parse_hba_text(
+        "hostssl all all all trust\nlocal all all trust\n", "/x/pg_hba.conf", ssl_enabled=False
+    )
     assert len(rules.lines) == 2
-    assert rules.warnings == ['hostssl record cannot match because SSL is disabled\nHINT:  Set "ssl = on" in '
-                              'postgresql.conf.\nCONTEXT:  line 1 of configuration file "/x/pg_hba.conf"']
-    assert rules.rows()[0][0] is None and rules.rows()[0][10].startswith("hostssl record") and rules.rows()[1][0] == 1
+    assert rules.warnings == [
+        'hostssl record cannot match because SSL is disabled\nHINT:  Set "ssl = on" in '
+        'postgresql.conf.\nCONTEXT:  line 1 of configuration file "/x/pg_hba.conf"'
+    ]
+    assert (
+        rules.rows()[0][0] is None
+        and rules.rows()[0][10].startswith("hostssl record")
+        and rules.rows()[1][0] == 1
+    )
 
 
 def test_empty_file() -> None:
@@ -264,16 +322,19 @@ def test_first_match_wins_and_conn_types() -> None:
 
 def test_database_and_user_keywords() -> None:
     rules = parse_hba_text(
-        "local sameuser all trust\nlocal samerole all password\nlocal \"all\" all md5\n"
+        'local sameuser all trust\nlocal samerole all password\nlocal "all" all md5\n'
         "local replication all scram-sha-256\nlocal /^pre_ all reject\nlocal x +admins,/^svc_,bob cert_never\n".replace(
-            " cert_never", " trust")
+            " cert_never", " trust"
+        )
     )
     r = Roles({"carol": {"staff"}, "dave": {"admins"}})
     assert match(rules, local("bob", "bob"), r).line_number == 1  # type: ignore[union-attr]
     assert match(rules, local("carol", "staff"), r).line_number == 2  # type: ignore[union-attr]
     assert match(rules, local("carol", "all"), r).line_number == 3  # type: ignore[union-attr]
     assert match(rules, local("carol", "replication"), r) is None  # keyword never matches normal conns
-    repl = ConnFacts(local=True, addr=None, ssl=False, gss=False, user="x", database="whatever", replication=True)
+    repl = ConnFacts(
+        local=True, addr=None, ssl=False, gss=False, user="x", database="whatever", replication=True
+    )
     assert match(rules, repl, r).line_number == 4  # type: ignore[union-attr]
     assert match(rules, local("z", "pre_db"), r).line_number == 5  # type: ignore[union-attr]
     for user in ("dave", "svc_1", "bob"):
@@ -302,16 +363,22 @@ def test_ip_matching() -> None:
 
 def test_hostname_forward_and_reverse() -> None:
     rules = parse_hba_text("host all all .example.com md5\nhost all all db.other trust\n")
-    res = FakeResolver(rev={"10.0.0.1": "a.EXAMPLE.com", "10.0.0.2": "b.example.com", "10.0.0.3": "db.other"},
-                       fwd={"a.EXAMPLE.com": ["10.0.0.1"], "b.example.com": ["10.0.0.99"], "db.other": ["10.0.0.3"]})
+    res = FakeResolver(
+        rev={"10.0.0.1": "a.EXAMPLE.com", "10.0.0.2": "b.example.com", "10.0.0.3": "db.other"},
+        fwd={"a.EXAMPLE.com": ["10.0.0.1"], "b.example.com": ["10.0.0.99"], "db.other": ["10.0.0.3"]},
+    )
     r = Roles()
     assert match(rules, tcp("10.0.0.1"), r, res).method == "md5"  # type: ignore[union-attr]
     mr = match_detail(rules, tcp("10.0.0.2"), r, res)
     assert mr.line is None
-    assert mr.hostname_detail == 'Client IP address resolved to "b.example.com", forward lookup does not match.'
+    assert (
+        mr.hostname_detail == 'Client IP address resolved to "b.example.com", forward lookup does not match.'
+    )
     assert match(rules, tcp("10.0.0.3"), r, res).method == "trust"  # type: ignore[union-attr]
     mr = match_detail(rules, tcp("10.0.0.4"), r, res)
-    assert mr.hostname_detail == "Could not resolve client IP address to a host name: Name or service not known."
+    assert (
+        mr.hostname_detail == "Could not resolve client IP address to a host name: Name or service not known."
+    )
     # the reverse lookup is done once per connection
     res.calls.clear()
     match_detail(rules, tcp("10.0.0.4"), r, res)

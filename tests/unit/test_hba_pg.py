@@ -17,7 +17,10 @@ from pgtls.config.ident import ident_file_mappings
 from tests import prereq
 from tests.pgserver import RealPostgres, have_postgres
 
-pytestmark = [pytest.mark.pg, pytest.mark.skipif(not have_postgres() and not prereq.required(), reason="PostgreSQL 15 not installed")]
+pytestmark = [
+    pytest.mark.pg,
+    pytest.mark.skipif(not have_postgres() and not prereq.required(), reason="PostgreSQL 15 not installed"),
+]
 
 psycopg = prereq.importorskip("psycopg")
 
@@ -33,7 +36,9 @@ def _connect(pg: RealPostgres, **kw: object) -> psycopg.Connection:  # type: ign
     deadline = time.monotonic() + 30
     while True:
         try:
-            return psycopg.connect(host=str(pg.sockdir), port=pg.port, user="postgres", dbname="postgres", **kw)
+            return psycopg.connect(
+                host=str(pg.sockdir), port=pg.port, user="postgres", dbname="postgres", **kw
+            )
         except psycopg.OperationalError as e:
             if "starting up" not in str(e) or time.monotonic() > deadline:
                 raise
@@ -95,8 +100,11 @@ def test_pg_hba_file_rules_match_postgres(pg: RealPostgres) -> None:
     original = (pg.datadir / "pg_hba.conf").read_text()
     try:
         pg.write("pg_hba.conf", text)
-        theirs = _query(pg, "SELECT line_number, type, database, user_name, address, netmask, auth_method, "
-                            "options, error FROM pg_hba_file_rules ORDER BY line_number")
+        theirs = _query(
+            pg,
+            "SELECT line_number, type, database, user_name, address, netmask, auth_method, "
+            "options, error FROM pg_hba_file_rules ORDER BY line_number",
+        )
     finally:
         pg.write("pg_hba.conf", original)
     pg.write("pgtls_hba.conf", text)
@@ -127,8 +135,11 @@ def test_pg_ident_file_mappings_match_postgres(pg: RealPostgres) -> None:
     original = (pg.datadir / "pg_ident.conf").read_text()
     try:
         pg.write("pg_ident.conf", text)
-        theirs = _query(pg, "SELECT line_number, map_name, sys_name, pg_username, error "
-                            "FROM pg_ident_file_mappings ORDER BY line_number")
+        theirs = _query(
+            pg,
+            "SELECT line_number, map_name, sys_name, pg_username, error "
+            "FROM pg_ident_file_mappings ORDER BY line_number",
+        )
     finally:
         pg.write("pg_ident.conf", original)
     pg.write("pgtls_ident.conf", text)
@@ -146,7 +157,9 @@ def test_scram_verifier_from_postgres_verifies(pg: RealPostgres) -> None:
         conn.execute("SET password_encryption = 'md5'")
         conn.execute("DROP ROLE IF EXISTS y")
         conn.execute("CREATE ROLE y PASSWORD 'pass'")
-        rows = dict(conn.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN ('x','y')").fetchall())
+        rows = dict(
+            conn.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN ('x','y')").fetchall()
+        )
     scram, md5 = rows["x"], rows["y"]
     assert parse_scram_secret(scram) is not None
     assert verify_plain_password("x", "pass", scram)[0]

@@ -64,8 +64,10 @@ def test_errors_and_rows(tmp_path: Path) -> None:
     with pytest.raises(IdentError) as ei:
         load_ident(p)
     assert [(e.lineno, e.message) for e in ei.value.errors] == [
-        (2, "missing entry at end of line"), (3, "multiple values in ident field"),
-        (4, 'invalid regular expression "(": parentheses () not balanced')]
+        (2, "missing entry at end of line"),
+        (3, "multiple values in ident field"),
+        (4, 'invalid regular expression "(": parentheses () not balanced'),
+    ]
     assert f'CONTEXT:  line 2 of configuration file "{p}"' in str(ei.value)
     rows = ident_file_mappings(p)
     assert rows[0] == (1, str(p), 1, "m1", "alice", "bob", None)
@@ -75,9 +77,30 @@ def test_errors_and_rows(tmp_path: Path) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(list('ab ,"#@\\/+=\n\t\r\0.^$()[]1') + [
-    "all", "host", "local", "trust", "127.0.0.1/8", "include x", "\u00e9", " md5", "hostssl", "cert", "map=m",
-    "clientcert=verify-ca", "255.0.0.0", "::1"]), max_size=40).map("".join))
+@given(
+    st.lists(
+        st.sampled_from(
+            list('ab ,"#@\\/+=\n\t\r\0.^$()[]1')
+            + [
+                "all",
+                "host",
+                "local",
+                "trust",
+                "127.0.0.1/8",
+                "include x",
+                "\u00e9",
+                " md5",
+                "hostssl",
+                "cert",
+                "map=m",
+                "clientcert=verify-ca",
+                "255.0.0.0",
+                "::1",
+            ]
+        ),
+        max_size=40,
+    ).map("".join)
+)
 def test_fuzz_parsers_only_documented_errors(text: str) -> None:
     for parse, err in ((parse_hba_text, HbaError), (parse_ident_text, IdentError)):
         try:

@@ -55,8 +55,20 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 _EMBEDDED = "pgtls.backends.embedded"
 SUBLAYERS: dict[str, tuple[tuple[str, ...], ...]] = {
     _EMBEDDED: (
-        *((f"{_EMBEDDED}.{part}",) for part in ("sql", "pgtypes", "engine", "jsonb", "catalog", "features",
-                                                "rewrite", "fastpath", "session")),
+        *(
+            (f"{_EMBEDDED}.{part}",)
+            for part in (
+                "sql",
+                "pgtypes",
+                "engine",
+                "jsonb",
+                "catalog",
+                "features",
+                "rewrite",
+                "fastpath",
+                "session",
+            )
+        ),
         (f"{_EMBEDDED}.backend",),
         (_EMBEDDED,),  # its __init__: what the package exports
     ),
@@ -186,8 +198,14 @@ def imports_of(module: str, modules: Mapping[str, Path]) -> list[Import]:
         for target in dict.fromkeys(targets):
             if target == module:
                 continue
-            runs = [a for a in _ancestors(target) if a in modules and a != module and not module.startswith(a + ".")]
-            out.append(Import(module, target, tuple([*runs, target]), node.lineno, type_checking, in_function))
+            runs = [
+                a
+                for a in _ancestors(target)
+                if a in modules and a != module and not module.startswith(a + ".")
+            ]
+            out.append(
+                Import(module, target, tuple([*runs, target]), node.lineno, type_checking, in_function)
+            )
     return out
 
 
@@ -300,8 +318,12 @@ def layer_of(module: str, layers: tuple[tuple[str, ...], ...], root: str = PACKA
     return best
 
 
-def layer_violations(imports: Iterable[Import], layers: tuple[tuple[str, ...], ...], root: str = PACKAGE,
-                     allowed: Iterable[tuple[str, str]] = ()) -> list[str]:
+def layer_violations(
+    imports: Iterable[Import],
+    layers: tuple[tuple[str, ...], ...],
+    root: str = PACKAGE,
+    allowed: Iterable[tuple[str, str]] = (),
+) -> list[str]:
     """Imports that run up a layer or sideways between two parts of one layer (``if TYPE_CHECKING:`` ones
     included: a lower layer should not know a higher one's types either), as readable lines."""
     allowed = tuple(allowed)
@@ -313,8 +335,10 @@ def layer_violations(imports: Iterable[Import], layers: tuple[tuple[str, ...], .
         if any(_matches(imp.importer, a, root) and _matches(imp.target, b, root) for a, b in allowed):
             continue
         how = "up from layer" if there[0] > here[0] else "sideways in layer"
-        out.append(f"{imp.importer} (line {imp.line}) imports {imp.target}: {how} {here[0]} ({here[1]}) "
-                   f"to {there[0]} ({there[1]})")
+        out.append(
+            f"{imp.importer} (line {imp.line}) imports {imp.target}: {how} {here[0]} ({here[1]}) "
+            f"to {there[0]} ({there[1]})"
+        )
     return out
 
 
@@ -340,8 +364,10 @@ def imports(modules: dict[str, Path]) -> list[Import]:
 
 def test_no_import_cycles(imports: list[Import]) -> None:
     graph = import_graph(imports, collapse=CYCLE_CHECK_EXCLUDES)
-    report = [f"{' -> '.join(cycle)}\n    (tangled together: {', '.join(tangle)})"
-              for cycle, tangle in zip(find_cycles(graph), tangles(graph), strict=True)]
+    report = [
+        f"{' -> '.join(cycle)}\n    (tangled together: {', '.join(tangle)})"
+        for cycle, tangle in zip(find_cycles(graph), tangles(graph), strict=True)
+    ]
     assert not report, "import cycles:\n" + "\n".join(report)
 
 
@@ -359,7 +385,9 @@ def test_no_imports_up_a_layer_inside(package: str, imports: list[Import], modul
     layers = SUBLAYERS[package]
     inside = [m for m in modules if _matches(m, package, PACKAGE)]
     assert [m for m in inside if layer_of(m, layers, package) is None] == []
-    bad = layer_violations([i for i in imports if i.importer in inside and i.target in inside], layers, package)
+    bad = layer_violations(
+        [i for i in imports if i.importer in inside and i.target in inside], layers, package
+    )
     assert not bad, f"imports against {package}'s layers (SUBLAYERS in this file):\n" + "\n".join(bad)
 
 
@@ -374,16 +402,21 @@ def _third_party_imports(path: Path) -> set[str]:
 
 
 def test_no_forbidden_third_party_imports(modules: dict[str, Path]) -> None:
-    bad = [f"{name} imports {lib}" for package, lib in FORBIDDEN_THIRD_PARTY
-           for name, path in modules.items() if _matches(name, package, PACKAGE) and lib in _third_party_imports(path)]
+    bad = [
+        f"{name} imports {lib}"
+        for package, lib in FORBIDDEN_THIRD_PARTY
+        for name, path in modules.items()
+        if _matches(name, package, PACKAGE) and lib in _third_party_imports(path)
+    ]
     assert bad == []
 
 
 def test_known_up_layer_imports_still_exist(imports: list[Import]) -> None:
     """An exception that no longer matches anything is stale: remove it."""
     for low, high in KNOWN_UP_LAYER_IMPORTS:
-        assert any(_matches(i.importer, low, PACKAGE) and _matches(i.target, high, PACKAGE) for i in imports), \
-            (low, high)
+        assert any(
+            _matches(i.importer, low, PACKAGE) and _matches(i.target, high, PACKAGE) for i in imports
+        ), (low, high)
 
 
 def test_no_stdlib_names(modules: dict[str, Path]) -> None:
@@ -397,7 +430,13 @@ def test_no_stdlib_names(modules: dict[str, Path]) -> None:
 def _module_level_names(path: Path) -> set[str]:
     names = set()
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
         names.update(t.id for t in targets if isinstance(t, ast.Name))
     return names
 
@@ -406,10 +445,15 @@ def test_limits_defined_once(modules: dict[str, Path]) -> None:
     limits = _module_level_names(modules[LIMITS_MODULE])
     assert "NAMEDATALEN" in limits
     assigned = re.compile(rf"^(?:{'|'.join(sorted(limits))})\b\s*(?::[^=]*)?=", re.M)
-    again = {name: sorted(limits & _module_level_names(path)) for name, path in modules.items()
-             if name != LIMITS_MODULE and assigned.search(path.read_text(encoding="utf-8"))}
+    again = {
+        name: sorted(limits & _module_level_names(path))
+        for name, path in modules.items()
+        if name != LIMITS_MODULE and assigned.search(path.read_text(encoding="utf-8"))
+    }
     pending = [n for n in again if any(_matches(n, p, PACKAGE) for p in LIMITS_DEFINED_AGAIN_PENDING)]
-    assert {n: v for n, v in again.items() if n not in pending and v} == {}, f"import them from {LIMITS_MODULE}"
+    assert {n: v for n, v in again.items() if n not in pending and v} == {}, (
+        f"import them from {LIMITS_MODULE}"
+    )
 
 
 # A line that may import a test module (only those files are parsed).
@@ -423,10 +467,13 @@ def test_no_test_module_imports_another() -> None:
     """Shared fixtures live in a conftest.py, shared helpers and data in support modules (no ``test_``
     prefix): a test module imported by another would also run its tests there, or hide that it is shared."""
     modules = find_modules(TESTS_DIR, "tests")
-    bad = [f"{i.importer} (line {i.line}) imports {i.target}"
-           for name, path in modules.items() if _MAY_IMPORT_A_TEST.search(path.read_text(encoding="utf-8"))
-           for i in imports_of(name, modules)
-           if i.target.rsplit(".", 1)[-1].startswith("test_") and not i.importer.startswith(TEST_IMPORTS_PENDING)]
+    bad = [
+        f"{i.importer} (line {i.line}) imports {i.target}"
+        for name, path in modules.items()
+        if _MAY_IMPORT_A_TEST.search(path.read_text(encoding="utf-8"))
+        for i in imports_of(name, modules)
+        if i.target.rsplit(".", 1)[-1].startswith("test_") and not i.importer.startswith(TEST_IMPORTS_PENDING)
+    ]
     assert bad == []
 
 
@@ -442,23 +489,35 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 def test_checker_reports_cycles_and_up_layer_imports(tmp_path: Path) -> None:
     pkg = tmp_path / "toy"
-    _write(pkg, {
-        "__init__.py": "",
-        "low/__init__.py": "from toy.low.a import A\n",
-        "low/a.py": "from typing import TYPE_CHECKING\n"
-                    "if TYPE_CHECKING:\n    from toy.high import H  # type-only: no cycle, but against the layers\n"
-                    "A = 1\n"
-                    "def f():\n    from toy.low import b\n    return b\n",
-        "low/b.py": "from . import c\n",
-        "low/c.py": "import toy.low.a\n",  # a -> b -> c -> a: only the function-level import closes it
-        "high.py": "from toy.low import a\nH = 2\n",
-        "mid.py": "import toy.high\n",  # up a layer, and a package's __init__ runs: no cycle here
-        "copy.py": "",
-        "setup.py": "",
-    })
+    _write(
+        pkg,
+        {
+            "__init__.py": "",
+            "low/__init__.py": "from toy.low.a import A\n",
+            "low/a.py": "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from toy.high import H  # type-only: no cycle, but against the layers\n"
+            "A = 1\n"
+            "def f():\n    from toy.low import b\n    return b\n",
+            "low/b.py": "from . import c\n",
+            "low/c.py": "import toy.low.a\n",  # a -> b -> c -> a: only the function-level import closes it
+            "high.py": "from toy.low import a\nH = 2\n",
+            "mid.py": "import toy.high\n",  # up a layer, and a package's __init__ runs: no cycle here
+            "copy.py": "",
+            "setup.py": "",
+        },
+    )
     modules = find_modules(pkg, "toy")
-    assert set(modules) == {"toy", "toy.low", "toy.low.a", "toy.low.b", "toy.low.c", "toy.high", "toy.mid",
-                            "toy.copy", "toy.setup"}
+    assert set(modules) == {
+        "toy",
+        "toy.low",
+        "toy.low.a",
+        "toy.low.b",
+        "toy.low.c",
+        "toy.high",
+        "toy.mid",
+        "toy.copy",
+        "toy.setup",
+    }
     imports = all_imports(modules)
     b_imports = [i for i in imports if i.importer == "toy.low.b"]
     assert [(i.target, i.runs) for i in b_imports] == [("toy.low.c", ("toy.low.c",))]
@@ -473,8 +532,12 @@ def test_checker_reports_cycles_and_up_layer_imports(tmp_path: Path) -> None:
         "toy.low.a (line 3) imports toy.high: up from layer 1 (toy.low) to 3 (toy.high)",
         "toy.mid (line 1) imports toy.high: up from layer 2 (toy.mid) to 3 (toy.high)",
     ]
-    assert layer_violations(imports, layers, root="toy", allowed=[("toy.low", "toy.high"),
-                                                                  ("toy.mid", "toy.high")]) == []
+    assert (
+        layer_violations(
+            imports, layers, root="toy", allowed=[("toy.low", "toy.high"), ("toy.mid", "toy.high")]
+        )
+        == []
+    )
     sideways = layer_violations(imports, (("toy",), ("toy.low", "toy.high", "toy.mid")), root="toy")
     assert "toy.high (line 1) imports toy.low.a: sideways in layer 1 (toy.high) to 1 (toy.low)" in sideways
     assert layer_of("toy.low.c", layers, "toy") == (1, "toy.low")

@@ -17,11 +17,14 @@ def write(tmp_path, text: str, mode: int = 0o600):  # noqa: ANN001, ANN201
 
 
 def test_first_matching_line_wins_with_wildcards_and_escapes(tmp_path):
-    p = write(tmp_path, "# comment\n"
-                        "db1:5432:app:alice:first\n"
-                        "*:*:app:alice:second\n"
-                        "db\\:x:*:*:bob:pa\\:ss:word\\\\\n"
-                        "*:*:*:*:fallback\n")
+    p = write(
+        tmp_path,
+        "# comment\n"
+        "db1:5432:app:alice:first\n"
+        "*:*:app:alice:second\n"
+        "db\\:x:*:*:bob:pa\\:ss:word\\\\\n"
+        "*:*:*:*:fallback\n",
+    )
     assert lookup(str(p), "db1", 5432, "app", "alice") == "first"
     assert lookup(str(p), "db2", 6432, "app", "alice") == "second"
     assert lookup(str(p), "db:x", 1, "any", "bob") == "pa:ss:word\\"

@@ -25,7 +25,8 @@ def msg(kind: bytes, body: bytes) -> bytes:
 
 
 messages = st.lists(st.tuples(st.sampled_from(list(KINDS)), st.binary(max_size=300)), max_size=20).map(
-    lambda ms: [msg(bytes([k]), b) for k, b in ms])
+    lambda ms: [msg(bytes([k]), b) for k, b in ms]
+)
 
 
 def cut(data: bytes, points: list[int]) -> list[bytes]:
@@ -110,8 +111,10 @@ def test_watched_messages_hand_over_their_start():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(list(b"TDCZSENAK")), st.binary(max_size=200)), max_size=15),
-       st.lists(st.integers(min_value=0, max_value=5000), max_size=8))
+@given(
+    st.lists(st.tuples(st.sampled_from(list(b"TDCZSENAK")), st.binary(max_size=200)), max_size=15),
+    st.lists(st.integers(min_value=0, max_value=5000), max_size=8),
+)
 def test_split_messages_whatever_the_chunks(ms, points):
     stream = b"".join(msg(bytes([k]), b) for k, b in ms)
     buf = bytearray()
@@ -127,23 +130,33 @@ def test_split_messages_refuses_a_bad_length():
         list(wire.split_messages(bytearray(b"Z\x00\x00\x00\x02I")))
 
 
-@pytest.mark.parametrize("chunk, status", [
-    (msg(b"C", b"SELECT 1\0") + msg(b"Z", b"I"), "I"),
-    (msg(b"Z", b"T"), "T"),
-    (msg(b"Z", b"E"), "E"),
-    (msg(b"Z", b"X"), None),
-    (msg(b"D", b"\0\0"), None),
-    (b"Z\0\0\0", None),
-])
+@pytest.mark.parametrize(
+    "chunk, status",
+    [
+        (msg(b"C", b"SELECT 1\0") + msg(b"Z", b"I"), "I"),
+        (msg(b"Z", b"T"), "T"),
+        (msg(b"Z", b"E"), "E"),
+        (msg(b"Z", b"X"), None),
+        (msg(b"D", b"\0\0"), None),
+        (b"Z\0\0\0", None),
+    ],
+)
 def test_ends_with_ready(chunk, status):
     assert wire.ends_with_ready(chunk) == status
 
 
-@pytest.mark.parametrize("text, items", [
-    ("{}", []), (None, []), ("{a}", ["a"]), ("{a,b}", ["a", "b"]),
-    ('{"a b","c,d"}', ["a b", "c,d"]), ('{"x\\"y","\\\\"}', ['x"y', "\\"]), ("{pg_read_all_data,staff}",
-                                                                       ["pg_read_all_data", "staff"]),
-])
+@pytest.mark.parametrize(
+    "text, items",
+    [
+        ("{}", []),
+        (None, []),
+        ("{a}", ["a"]),
+        ("{a,b}", ["a", "b"]),
+        ('{"a b","c,d"}', ["a b", "c,d"]),
+        ('{"x\\"y","\\\\"}', ['x"y', "\\"]),
+        ("{pg_read_all_data,staff}", ["pg_read_all_data", "staff"]),
+    ],
+)
 def test_parse_array(text, items):
     assert parse_array(text) == items
 
@@ -155,8 +168,10 @@ def test_parse_array_never_crashes(text):
 
 
 def test_role_view_membership_only_for_the_looked_up_user():
-    v = role_view("alice", [["16384", "alice", "f", "t", "SCRAM-SHA-256$4096:x", None, "-1", "f", "f", "t",
-                             "{alice,staff}"]])
+    v = role_view(
+        "alice",
+        [["16384", "alice", "f", "t", "SCRAM-SHA-256$4096:x", None, "-1", "f", "f", "t", "{alice,staff}"]],
+    )
     assert v.get("alice") is not None and v.get("bob") is None
     assert v.is_member("alice", "staff") and v.is_member("alice", "alice")
     assert not v.is_member("bob", "staff") and not v.is_member("alice", "admins")
@@ -167,6 +182,12 @@ def test_role_view_membership_only_for_the_looked_up_user():
 def test_error_fields_round_trip():
     body = b"SFATAL\0VFATAL\0C57P01\0Mterminating\0Dd\0Hh\0P7\0Rfunc\0\0"
     e = wire.error_fields(body).to_error()
-    assert (e.sqlstate, e.message, e.severity, e.detail, e.hint, e.position) == ("57P01", "terminating", "FATAL",
-                                                                                  "d", "h", 7)
+    assert (e.sqlstate, e.message, e.severity, e.detail, e.hint, e.position) == (
+        "57P01",
+        "terminating",
+        "FATAL",
+        "d",
+        "h",
+        7,
+    )
     assert e.extra == {"R": "func"}

@@ -24,7 +24,7 @@ def test_create_get_persist(tmp_path: Path) -> None:
     assert md5.password == "md5" + __import__("hashlib").md5(b"passmd5user").hexdigest() and md5.oid == 16384
     f = tmp_path / "global" / "pg_authid.json"
     assert stat.S_IMODE(f.stat().st_mode) == 0o600
-    assert b"secret-pw" not in f.read_bytes() and b"pass\"" not in f.read_bytes()
+    assert b"secret-pw" not in f.read_bytes() and b'pass"' not in f.read_bytes()
     s2 = RoleStore(tmp_path)
     assert [x.name for x in s2.list()] == ["postgres", "md5user"]
     assert s.get("md5user") is not None  # picks up the other instance's write

@@ -42,9 +42,13 @@ def run_scramp(ex: ScramExchange, password: str, *, plus: bool, cb: bytes | None
     start = ex.start()
     assert isinstance(start, Continue)
     mechs = [m for m in start.send[9:].split(b"\0") if m]
-    assert mechs == ([b"SCRAM-SHA-256-PLUS", b"SCRAM-SHA-256"] if ex.cb_data is not None else [b"SCRAM-SHA-256"])
+    assert mechs == (
+        [b"SCRAM-SHA-256-PLUS", b"SCRAM-SHA-256"] if ex.cb_data is not None else [b"SCRAM-SHA-256"]
+    )
     if plus:
-        client = scramp.ScramClient(["SCRAM-SHA-256-PLUS"], "alice", password, channel_binding=("tls-server-end-point", cb))
+        client = scramp.ScramClient(
+            ["SCRAM-SHA-256-PLUS"], "alice", password, channel_binding=("tls-server-end-point", cb)
+        )
     else:
         client = scramp.ScramClient(["SCRAM-SHA-256"], "alice", password)
     out = ex.step(initial(client.mechanism_name, client.get_client_first().encode()))
@@ -69,14 +73,22 @@ def test_scramp_client_success_plain_and_plus() -> None:
 def test_wrong_password() -> None:
     out = run_scramp(ScramExchange("alice", SECRET), "wrong", plus=False)
     assert isinstance(out, Failure) and out.auth_failed
-    assert (out.error.sqlstate, out.error.message) == ("28P01", 'password authentication failed for user "alice"')
+    assert (out.error.sqlstate, out.error.message) == (
+        "28P01",
+        'password authentication failed for user "alice"',
+    )
     assert out.error.severity == "FATAL"
 
 
 def test_mock_exchange_is_indistinguishable() -> None:
     real = ScramExchange("alice", SECRET, cluster_secret=b"k", mock_iterations=4096)
-    mock = ScramExchange("nobody", None, cluster_secret=b"k", mock_iterations=4096,
-                         no_secret_detail='Role "nobody" does not exist.')
+    mock = ScramExchange(
+        "nobody",
+        None,
+        cluster_secret=b"k",
+        mock_iterations=4096,
+        no_secret_detail='Role "nobody" does not exist.',
+    )
     outs = []
     for ex in (real, mock):
         c = scramp.ScramClient(["SCRAM-SHA-256"], "alice", "wrong")
@@ -119,36 +131,128 @@ def first_error(mech: str, msg: bytes, cb: bytes | None = None) -> Failure:
     return out
 
 
-@pytest.mark.parametrize(("mech", "msg", "cb", "sqlstate", "message", "detail"), [
-    ("SCRAM-SHA-1", b"n,,n=,r=abc", None, "08P01", "client selected an invalid SASL authentication mechanism", None),
-    ("SCRAM-SHA-256-PLUS", b"p=tls-server-end-point,,n=,r=abc", None, "08P01",
-     "client selected an invalid SASL authentication mechanism", None),
-    ("SCRAM-SHA-256", b"y,,n=,r=abc", CB, "28000", "SCRAM channel binding negotiation error",
-     "The client supports SCRAM channel binding but thinks the server does not.  However, this server does support channel binding."),
-    ("SCRAM-SHA-256-PLUS", b"n,,n=,r=abc", CB, "08P01", "malformed SCRAM message",
-     "The client selected SCRAM-SHA-256-PLUS, but the SCRAM message does not include channel binding data."),
-    ("SCRAM-SHA-256", b"p=tls-server-end-point,,n=,r=abc", CB, "08P01", "malformed SCRAM message",
-     "The client selected SCRAM-SHA-256 without channel binding, but the SCRAM message includes channel binding data."),
-    ("SCRAM-SHA-256-PLUS", b"p=tls-unique,,n=,r=abc", CB, "08P01", 'unsupported SCRAM channel-binding type "tls-unique"', None),
-    ("SCRAM-SHA-256", b"n,a=bob,n=,r=abc", None, "0A000", "client uses authorization identity, but it is not supported", None),
-    ("SCRAM-SHA-256", b"n,,m=ext,n=,r=abc", None, "0A000", "client requires an unsupported SCRAM extension", None),
-    ("SCRAM-SHA-256", b"x,,n=,r=abc", None, "08P01", "malformed SCRAM message", "Unexpected channel-binding flag \"'x'\"."),
-    ("SCRAM-SHA-256", b"n;,n=,r=abc", None, "08P01", "malformed SCRAM message", "Comma expected, but found character \"';'\"."),
-    ("SCRAM-SHA-256", b"n,,r=abc", None, "08P01", "malformed SCRAM message", "Expected attribute \"n\" but found \"'r'\"."),
-    ("SCRAM-SHA-256", b"n,,n=,r=a\x01b", None, "08P01", "non-printable characters in SCRAM nonce", None),
-    ("SCRAM-SHA-256", b"n,,n=,r=abc,1=x", None, "08P01", "malformed SCRAM message",
-     "Attribute expected, but found invalid character \"'1'\"."),
-    ("SCRAM-SHA-256", b"", None, "08P01", "malformed SCRAM message", "The message is empty."),
-    ("SCRAM-SHA-256", b"n,,n=\0,r=abc", None, "08P01", "malformed SCRAM message",
-     "Message length does not match input length."),
-])
-def test_client_first_errors(mech: str, msg: bytes, cb: bytes | None, sqlstate: str, message: str, detail: str | None) -> None:
+@pytest.mark.parametrize(
+    ("mech", "msg", "cb", "sqlstate", "message", "detail"),
+    [
+        (
+            "SCRAM-SHA-1",
+            b"n,,n=,r=abc",
+            None,
+            "08P01",
+            "client selected an invalid SASL authentication mechanism",
+            None,
+        ),
+        (
+            "SCRAM-SHA-256-PLUS",
+            b"p=tls-server-end-point,,n=,r=abc",
+            None,
+            "08P01",
+            "client selected an invalid SASL authentication mechanism",
+            None,
+        ),
+        (
+            "SCRAM-SHA-256",
+            b"y,,n=,r=abc",
+            CB,
+            "28000",
+            "SCRAM channel binding negotiation error",
+            "The client supports SCRAM channel binding but thinks the server does not.  However, this server does support channel binding.",
+        ),
+        (
+            "SCRAM-SHA-256-PLUS",
+            b"n,,n=,r=abc",
+            CB,
+            "08P01",
+            "malformed SCRAM message",
+            "The client selected SCRAM-SHA-256-PLUS, but the SCRAM message does not include channel binding data.",
+        ),
+        (
+            "SCRAM-SHA-256",
+            b"p=tls-server-end-point,,n=,r=abc",
+            CB,
+            "08P01",
+            "malformed SCRAM message",
+            "The client selected SCRAM-SHA-256 without channel binding, but the SCRAM message includes channel binding data.",
+        ),
+        (
+            "SCRAM-SHA-256-PLUS",
+            b"p=tls-unique,,n=,r=abc",
+            CB,
+            "08P01",
+            'unsupported SCRAM channel-binding type "tls-unique"',
+            None,
+        ),
+        (
+            "SCRAM-SHA-256",
+            b"n,a=bob,n=,r=abc",
+            None,
+            "0A000",
+            "client uses authorization identity, but it is not supported",
+            None,
+        ),
+        (
+            "SCRAM-SHA-256",
+            b"n,,m=ext,n=,r=abc",
+            None,
+            "0A000",
+            "client requires an unsupported SCRAM extension",
+            None,
+        ),
+        (
+            "SCRAM-SHA-256",
+            b"x,,n=,r=abc",
+            None,
+            "08P01",
+            "malformed SCRAM message",
+            "Unexpected channel-binding flag \"'x'\".",
+        ),
+        (
+            "SCRAM-SHA-256",
+            b"n;,n=,r=abc",
+            None,
+            "08P01",
+            "malformed SCRAM message",
+            "Comma expected, but found character \"';'\".",
+        ),
+        (
+            "SCRAM-SHA-256",
+            b"n,,r=abc",
+            None,
+            "08P01",
+            "malformed SCRAM message",
+            'Expected attribute "n" but found "\'r\'".',
+        ),
+        ("SCRAM-SHA-256", b"n,,n=,r=a\x01b", None, "08P01", "non-printable characters in SCRAM nonce", None),
+        (
+            "SCRAM-SHA-256",
+            b"n,,n=,r=abc,1=x",
+            None,
+            "08P01",
+            "malformed SCRAM message",
+            "Attribute expected, but found invalid character \"'1'\".",
+        ),
+        ("SCRAM-SHA-256", b"", None, "08P01", "malformed SCRAM message", "The message is empty."),
+        (
+            "SCRAM-SHA-256",
+            b"n,,n=\0,r=abc",
+            None,
+            "08P01",
+            "malformed SCRAM message",
+            "Message length does not match input length.",
+        ),
+    ],
+)
+def test_client_first_errors(
+    mech: str, msg: bytes, cb: bytes | None, sqlstate: str, message: str, detail: str | None
+) -> None:
     f = first_error(mech, msg, cb)
     assert (f.error.sqlstate, f.error.message, f.error.detail) == (sqlstate, message, detail)
     assert f.error.severity == "FATAL" and not f.auth_failed
 
 
-def exchange_to_final(cb: bytes | None = None, mech: str = "SCRAM-SHA-256", flag: str = "n,,") -> tuple[ScramExchange, str, str]:
+def exchange_to_final(
+    cb: bytes | None = None, mech: str = "SCRAM-SHA-256", flag: str = "n,,"
+) -> tuple[ScramExchange, str, str]:
     ex = ScramExchange("alice", SECRET, channel_binding=cb)
     ex.start()
     out = ex.step(initial(mech, f"{flag}n=,r=clientnonce".encode()))
@@ -175,15 +279,43 @@ def test_hand_written_client_and_final_errors() -> None:
     assert isinstance(out, Success)
 
     cases = [
-        (f"c=biws,r={nonce}x,p=" + "A" * 43 + "=", "08P01", "invalid SCRAM response", "Nonce does not match."),
-        (f"c=biws,r={nonce[:-1]},p=" + "A" * 43 + "=", "08P01", "invalid SCRAM response", "Nonce does not match."),
-        (f"c=eSws,r={nonce},p=" + "A" * 43 + "=", "08P01",
-         "unexpected SCRAM channel-binding attribute in client-final-message", None),
-        (f"c=biws,r={nonce},p=AAAA", "08P01", "malformed SCRAM message", "Malformed proof in client-final-message."),
-        (f"c=biws,r={nonce},p=" + "A" * 43 + "=,x=y", "08P01", "malformed SCRAM message",
-         "Garbage found at the end of client-final-message."),
-        (f"c=biws,r={nonce}", "08P01", "malformed SCRAM message", "Attribute expected, but found end of string."),
-        (f"r={nonce}", "08P01", "malformed SCRAM message", "Expected attribute \"c\" but found \"'r'\"."),
+        (
+            f"c=biws,r={nonce}x,p=" + "A" * 43 + "=",
+            "08P01",
+            "invalid SCRAM response",
+            "Nonce does not match.",
+        ),
+        (
+            f"c=biws,r={nonce[:-1]},p=" + "A" * 43 + "=",
+            "08P01",
+            "invalid SCRAM response",
+            "Nonce does not match.",
+        ),
+        (
+            f"c=eSws,r={nonce},p=" + "A" * 43 + "=",
+            "08P01",
+            "unexpected SCRAM channel-binding attribute in client-final-message",
+            None,
+        ),
+        (
+            f"c=biws,r={nonce},p=AAAA",
+            "08P01",
+            "malformed SCRAM message",
+            "Malformed proof in client-final-message.",
+        ),
+        (
+            f"c=biws,r={nonce},p=" + "A" * 43 + "=,x=y",
+            "08P01",
+            "malformed SCRAM message",
+            "Garbage found at the end of client-final-message.",
+        ),
+        (
+            f"c=biws,r={nonce}",
+            "08P01",
+            "malformed SCRAM message",
+            "Attribute expected, but found end of string.",
+        ),
+        (f"r={nonce}", "08P01", "malformed SCRAM message", 'Expected attribute "c" but found "\'r\'".'),
     ]
     for msg, code, message, detail in cases:
         ex, sf, nonce2 = exchange_to_final()
@@ -232,7 +364,11 @@ def test_secrets_and_passwords() -> None:
     assert password_type(SECRET) == "scram-sha-256"
     assert password_type(md5_hash("pass", "u")) == "md5"
     assert password_type("plain") == "plaintext"
-    for bad in ("SCRAM-SHA-256$x:c2FsdA==$AAAA:AAAA", "SCRAM-SHA-256$4096:c2FsdA==$AAAA:AAAA", "SCRAM-SHA-1$1:a$b:c"):
+    for bad in (
+        "SCRAM-SHA-256$x:c2FsdA==$AAAA:AAAA",
+        "SCRAM-SHA-256$4096:c2FsdA==$AAAA:AAAA",
+        "SCRAM-SHA-1$1:a$b:c",
+    ):
         assert parse_scram_secret(bad) is None
     assert md5_hash("pass", "md5testuser") == "md5" + hashlib.md5(b"passmd5testuser").hexdigest()
     assert encrypt_password(SECRET, "u", "md5") == SECRET  # pass-through
@@ -255,7 +391,9 @@ def test_fuzz_exchange_only_documented_failures(msgs: list[bytes], with_cb: bool
     ex.start()
     for i, body in enumerate(msgs):
         if i == 0 and body[:1] in (b"S", b"s"):
-            body = initial("SCRAM-SHA-256-PLUS" if with_cb and body[:1] == b"s" else "SCRAM-SHA-256", body[1:])
+            body = initial(
+                "SCRAM-SHA-256-PLUS" if with_cb and body[:1] == b"s" else "SCRAM-SHA-256", body[1:]
+            )
         out = ex.step(body)
         assert isinstance(out, (Continue, Success, Failure))
         if isinstance(out, Failure):

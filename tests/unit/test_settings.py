@@ -94,12 +94,33 @@ def test_defaults_are_valid_values() -> None:
 
 # --- values ---
 
+
 @pytest.mark.parametrize(
     "raw, expected",
-    [("on", True), ("off", False), ("ON", True), ("true", True), ("t", True), ("TR", True), ("false", False),
-     ("f", False), ("yes", True), ("y", True), ("no", False), ("n", False), ("1", True), ("0", False),
-     ("of", False), ("o", None), ("", None), ("truex", None), ("onn", None), ("2", None), (" on", None),
-     ("10", None)],
+    [
+        ("on", True),
+        ("off", False),
+        ("ON", True),
+        ("true", True),
+        ("t", True),
+        ("TR", True),
+        ("false", False),
+        ("f", False),
+        ("yes", True),
+        ("y", True),
+        ("no", False),
+        ("n", False),
+        ("1", True),
+        ("0", False),
+        ("of", False),
+        ("o", None),
+        ("", None),
+        ("truex", None),
+        ("onn", None),
+        ("2", None),
+        (" on", None),
+        ("10", None),
+    ],
 )
 def test_parse_bool(raw: str, expected: bool | None) -> None:
     assert parse_bool(raw) is expected
@@ -108,27 +129,53 @@ def test_parse_bool(raw: str, expected: bool | None) -> None:
 @pytest.mark.parametrize(
     "name, raw, value",
     [
-        ("port", "5433", 5433), ("port", " 5433 ", 5433), ("port", "0x1F41", 8001), ("port", "017", 15),
-        ("port", "5.4e3", 5400), ("port", "5432.5", 5432), ("port", "5433.5", 5434),
-        ("authentication_timeout", "90", 90), ("authentication_timeout", "90s", 90),
-        ("authentication_timeout", "90 s", 90), ("authentication_timeout", "1.5min", 90),
-        ("authentication_timeout", "2min", 120), ("authentication_timeout", "1000ms", 1),
-        ("authentication_timeout", "1499ms", 1), ("authentication_timeout", "1500ms", 2),
-        ("statement_timeout", "1d", 86400000), ("statement_timeout", "1.5s", 1500),
-        ("statement_timeout", "2500us", 2), ("statement_timeout", "3500us", 4),
-        ("shared_buffers", "128MB", 16384), ("shared_buffers", "1GB", 131072), ("shared_buffers", "1.5GB", 196608),
-        ("work_mem", "4MB", 4096), ("work_mem", "1TB", 1073741824), ("max_wal_size", "1GB", 1024),
+        ("port", "5433", 5433),
+        ("port", " 5433 ", 5433),
+        ("port", "0x1F41", 8001),
+        ("port", "017", 15),
+        ("port", "5.4e3", 5400),
+        ("port", "5432.5", 5432),
+        ("port", "5433.5", 5434),
+        ("authentication_timeout", "90", 90),
+        ("authentication_timeout", "90s", 90),
+        ("authentication_timeout", "90 s", 90),
+        ("authentication_timeout", "1.5min", 90),
+        ("authentication_timeout", "2min", 120),
+        ("authentication_timeout", "1000ms", 1),
+        ("authentication_timeout", "1499ms", 1),
+        ("authentication_timeout", "1500ms", 2),
+        ("statement_timeout", "1d", 86400000),
+        ("statement_timeout", "1.5s", 1500),
+        ("statement_timeout", "2500us", 2),
+        ("statement_timeout", "3500us", 4),
+        ("shared_buffers", "128MB", 16384),
+        ("shared_buffers", "1GB", 131072),
+        ("shared_buffers", "1.5GB", 196608),
+        ("work_mem", "4MB", 4096),
+        ("work_mem", "1TB", 1073741824),
+        ("max_wal_size", "1GB", 1024),
         ("unix_socket_permissions", "0770", 0o770),
-        ("vacuum_cost_delay", "0.5ms", 0.5), ("vacuum_cost_delay", "2", 2.0),
-        ("checkpoint_completion_target", "0.5", 0.5), ("random_page_cost", "1.1", 1.1),
-        ("ssl_min_protocol_version", "tlsv1.3", "TLSv1.3"), ("ssl_max_protocol_version", "", ""),
-        ("password_encryption", "MD5", "md5"), ("default_transaction_isolation", "SERIALIZABLE", "serializable"),
-        ("ssl", "yes", True), ("ssl_ciphers", "HIGH", "HIGH"),
-        ("DateStyle", "iso, mdy", "ISO, MDY"), ("DateStyle", "German,DMY", "German, DMY"),
-        ("DateStyle", "SQL", "SQL, MDY"), ("DateStyle", "euro", "ISO, DMY"),
-        ("client_encoding", "utf-8", "UTF8"), ("client_encoding", "unicode", "UTF8"),
-        ("log_connections", "on", "on"), ("log_connections", "TRUE", "on"), ("log_connections", "0", "off"),
-        ("log_connections", "all", "all"), ("log_connections", "", ""),
+        ("vacuum_cost_delay", "0.5ms", 0.5),
+        ("vacuum_cost_delay", "2", 2.0),
+        ("checkpoint_completion_target", "0.5", 0.5),
+        ("random_page_cost", "1.1", 1.1),
+        ("ssl_min_protocol_version", "tlsv1.3", "TLSv1.3"),
+        ("ssl_max_protocol_version", "", ""),
+        ("password_encryption", "MD5", "md5"),
+        ("default_transaction_isolation", "SERIALIZABLE", "serializable"),
+        ("ssl", "yes", True),
+        ("ssl_ciphers", "HIGH", "HIGH"),
+        ("DateStyle", "iso, mdy", "ISO, MDY"),
+        ("DateStyle", "German,DMY", "German, DMY"),
+        ("DateStyle", "SQL", "SQL, MDY"),
+        ("DateStyle", "euro", "ISO, DMY"),
+        ("client_encoding", "utf-8", "UTF8"),
+        ("client_encoding", "unicode", "UTF8"),
+        ("log_connections", "on", "on"),
+        ("log_connections", "TRUE", "on"),
+        ("log_connections", "0", "off"),
+        ("log_connections", "all", "all"),
+        ("log_connections", "", ""),
         ("log_connections", "receipt, authentication", "receipt,authentication"),
     ],
 )
@@ -144,35 +191,92 @@ def test_parse_value(name: str, raw: str, value: object) -> None:
         ("port", "5432s", 'invalid value for parameter "port": "5432s"', None),
         ("port", "nan", 'invalid value for parameter "port": "nan"', None),
         ("port", "0", '0 is outside the valid range for parameter "port" (1 .. 65535)', None),
-        ("port", "99999999999", 'invalid value for parameter "port": "99999999999"', "Value exceeds integer range."),
+        (
+            "port",
+            "99999999999",
+            'invalid value for parameter "port": "99999999999"',
+            "Value exceeds integer range.",
+        ),
         ("port", "1e100", 'invalid value for parameter "port": "1e100"', "Value exceeds integer range."),
-        ("authentication_timeout", "700",
-         '700 s is outside the valid range for parameter "authentication_timeout" (1 .. 600)', None),
-        ("authentication_timeout", "1h",
-         '3600 s is outside the valid range for parameter "authentication_timeout" (1 .. 600)', None),
-        ("authentication_timeout", "1 xs", 'invalid value for parameter "authentication_timeout": "1 xs"',
-         'Valid units for this parameter are "us", "ms", "s", "min", "h", and "d".'),
-        ("authentication_timeout", "1 MIN", 'invalid value for parameter "authentication_timeout": "1 MIN"',
-         'Valid units for this parameter are "us", "ms", "s", "min", "h", and "d".'),
-        ("authentication_timeout", "1 s x", 'invalid value for parameter "authentication_timeout": "1 s x"',
-         'Valid units for this parameter are "us", "ms", "s", "min", "h", and "d".'),
-        ("shared_buffers", "10", '10 8kB is outside the valid range for parameter "shared_buffers" (16 .. 1073741823)',
-         None),
-        ("shared_buffers", "1kb", 'invalid value for parameter "shared_buffers": "1kb"',
-         'Valid units for this parameter are "B", "kB", "MB", "GB", and "TB".'),
-        ("checkpoint_completion_target", "2",
-         '2 is outside the valid range for parameter "checkpoint_completion_target" (0 .. 1)', None),
-        ("vacuum_cost_delay", "1s",
-         '1000 ms is outside the valid range for parameter "vacuum_cost_delay" (0 .. 100)', None),
-        ("ssl_renegotiation_limit", "1",
-         '1 is outside the valid range for parameter "ssl_renegotiation_limit" (0 .. 0)', None),
+        (
+            "authentication_timeout",
+            "700",
+            '700 s is outside the valid range for parameter "authentication_timeout" (1 .. 600)',
+            None,
+        ),
+        (
+            "authentication_timeout",
+            "1h",
+            '3600 s is outside the valid range for parameter "authentication_timeout" (1 .. 600)',
+            None,
+        ),
+        (
+            "authentication_timeout",
+            "1 xs",
+            'invalid value for parameter "authentication_timeout": "1 xs"',
+            'Valid units for this parameter are "us", "ms", "s", "min", "h", and "d".',
+        ),
+        (
+            "authentication_timeout",
+            "1 MIN",
+            'invalid value for parameter "authentication_timeout": "1 MIN"',
+            'Valid units for this parameter are "us", "ms", "s", "min", "h", and "d".',
+        ),
+        (
+            "authentication_timeout",
+            "1 s x",
+            'invalid value for parameter "authentication_timeout": "1 s x"',
+            'Valid units for this parameter are "us", "ms", "s", "min", "h", and "d".',
+        ),
+        (
+            "shared_buffers",
+            "10",
+            '10 8kB is outside the valid range for parameter "shared_buffers" (16 .. 1073741823)',
+            None,
+        ),
+        (
+            "shared_buffers",
+            "1kb",
+            'invalid value for parameter "shared_buffers": "1kb"',
+            'Valid units for this parameter are "B", "kB", "MB", "GB", and "TB".',
+        ),
+        (
+            "checkpoint_completion_target",
+            "2",
+            '2 is outside the valid range for parameter "checkpoint_completion_target" (0 .. 1)',
+            None,
+        ),
+        (
+            "vacuum_cost_delay",
+            "1s",
+            '1000 ms is outside the valid range for parameter "vacuum_cost_delay" (0 .. 100)',
+            None,
+        ),
+        (
+            "ssl_renegotiation_limit",
+            "1",
+            '1 is outside the valid range for parameter "ssl_renegotiation_limit" (0 .. 0)',
+            None,
+        ),
         ("ssl", "maybe", 'parameter "ssl" requires a Boolean value', None),
-        ("ssl_min_protocol_version", "", 'invalid value for parameter "ssl_min_protocol_version": ""',
-         "Available values: TLSv1, TLSv1.1, TLSv1.2, TLSv1.3."),
-        ("ssl_max_protocol_version", "x", 'invalid value for parameter "ssl_max_protocol_version": "x"',
-         "Available values: , TLSv1, TLSv1.1, TLSv1.2, TLSv1.3."),
-        ("password_encryption", "on", 'invalid value for parameter "password_encryption": "on"',
-         "Available values: md5, scram-sha-256."),
+        (
+            "ssl_min_protocol_version",
+            "",
+            'invalid value for parameter "ssl_min_protocol_version": ""',
+            "Available values: TLSv1, TLSv1.1, TLSv1.2, TLSv1.3.",
+        ),
+        (
+            "ssl_max_protocol_version",
+            "x",
+            'invalid value for parameter "ssl_max_protocol_version": "x"',
+            "Available values: , TLSv1, TLSv1.1, TLSv1.2, TLSv1.3.",
+        ),
+        (
+            "password_encryption",
+            "on",
+            'invalid value for parameter "password_encryption": "on"',
+            "Available values: md5, scram-sha-256.",
+        ),
         ("client_encoding", "klingon", 'invalid value for parameter "client_encoding": "klingon"', None),
     ],
 )
@@ -194,9 +298,13 @@ def test_messages_use_the_name_as_written() -> None:
 
 @pytest.mark.parametrize(
     "value, aspects",
-    [("on", {"receipt", "authentication", "authorization"}), ("off", set()), ("", set()),
-     ("all", {"receipt", "authentication", "authorization", "setup_durations"}),
-     ("receipt,setup_durations", {"receipt", "setup_durations"})],
+    [
+        ("on", {"receipt", "authentication", "authorization"}),
+        ("off", set()),
+        ("", set()),
+        ("all", {"receipt", "authentication", "authorization", "setup_durations"}),
+        ("receipt,setup_durations", {"receipt", "setup_durations"}),
+    ],
 )
 def test_log_connections_aspects(value: str, aspects: set[str]) -> None:
     assert log_connections_aspects(value) == aspects
@@ -204,22 +312,40 @@ def test_log_connections_aspects(value: str, aspects: set[str]) -> None:
 
 # --- SHOW formatting ---
 
+
 @pytest.mark.parametrize(
     "name, raw, shown",
     [
-        ("authentication_timeout", "90s", "90s"), ("authentication_timeout", "120s", "2min"),
-        ("authentication_timeout", "60", "1min"), ("authentication_timeout", "600", "10min"),
-        ("statement_timeout", "0", "0"), ("statement_timeout", "3600000", "1h"),
-        ("statement_timeout", "86400000", "1d"), ("statement_timeout", "1500", "1500ms"),
-        ("statement_timeout", "90min", "90min"), ("log_min_duration_statement", "-1", "-1"),
-        ("shared_buffers", "16384", "128MB"), ("shared_buffers", "16", "128kB"), ("shared_buffers", "17", "136kB"),
-        ("shared_buffers", "131072", "1GB"), ("work_mem", "4096", "4MB"), ("work_mem", "1000", "1000kB"),
-        ("max_wal_size", "1024", "1GB"), ("max_wal_size", "80", "80MB"),
-        ("unix_socket_permissions", "0777", "0777"), ("unix_socket_permissions", "0", "0000"),
-        ("vacuum_cost_delay", "2", "2ms"), ("vacuum_cost_delay", "0.5", "500us"), ("vacuum_cost_delay", "0", "0"),
-        ("checkpoint_completion_target", "0.9", "0.9"), ("random_page_cost", "1e10", "1e+10"),
-        ("ssl", "1", "on"), ("ssl", "of", "off"), ("ssl_min_protocol_version", "tlsv1.2", "TLSv1.2"),
-        ("port", "5432", "5432"), ("tcp_keepalives_idle", "2h", "7200"),
+        ("authentication_timeout", "90s", "90s"),
+        ("authentication_timeout", "120s", "2min"),
+        ("authentication_timeout", "60", "1min"),
+        ("authentication_timeout", "600", "10min"),
+        ("statement_timeout", "0", "0"),
+        ("statement_timeout", "3600000", "1h"),
+        ("statement_timeout", "86400000", "1d"),
+        ("statement_timeout", "1500", "1500ms"),
+        ("statement_timeout", "90min", "90min"),
+        ("log_min_duration_statement", "-1", "-1"),
+        ("shared_buffers", "16384", "128MB"),
+        ("shared_buffers", "16", "128kB"),
+        ("shared_buffers", "17", "136kB"),
+        ("shared_buffers", "131072", "1GB"),
+        ("work_mem", "4096", "4MB"),
+        ("work_mem", "1000", "1000kB"),
+        ("max_wal_size", "1024", "1GB"),
+        ("max_wal_size", "80", "80MB"),
+        ("unix_socket_permissions", "0777", "0777"),
+        ("unix_socket_permissions", "0", "0000"),
+        ("vacuum_cost_delay", "2", "2ms"),
+        ("vacuum_cost_delay", "0.5", "500us"),
+        ("vacuum_cost_delay", "0", "0"),
+        ("checkpoint_completion_target", "0.9", "0.9"),
+        ("random_page_cost", "1e10", "1e+10"),
+        ("ssl", "1", "on"),
+        ("ssl", "of", "off"),
+        ("ssl_min_protocol_version", "tlsv1.2", "TLSv1.2"),
+        ("port", "5432", "5432"),
+        ("tcp_keepalives_idle", "2h", "7200"),
     ],
 )
 def test_show_formatting(name: str, raw: str, shown: str) -> None:
@@ -227,6 +353,7 @@ def test_show_formatting(name: str, raw: str, shown: str) -> None:
 
 
 # --- start ---
+
 
 def make_data_dir(tmp_path: Path, conf: str) -> Path:
     data = tmp_path / "data"
@@ -248,8 +375,11 @@ def test_load_defaults(tmp_path: Path) -> None:
 
 
 def test_load_from_file(tmp_path: Path) -> None:
-    data = make_data_dir(tmp_path, "PORT = 5433\nssl = on\nssl = off\nauthentication_timeout = 90\n"
-                                   "ssl_ecdh_curve = 'prime256v1'\nDateStyle = 'iso, dmy'\nmyext.knob = 3\n")
+    data = make_data_dir(
+        tmp_path,
+        "PORT = 5433\nssl = on\nssl = off\nauthentication_timeout = 90\n"
+        "ssl_ecdh_curve = 'prime256v1'\nDateStyle = 'iso, dmy'\nmyext.knob = 3\n",
+    )
     s = load_settings(data)
     conf = str(data / "postgresql.conf")
     assert s["port"] == 5433 and s.source("Port") == (conf, 1) and s.origin("port") == "file"
@@ -319,9 +449,11 @@ def test_paths(tmp_path: Path) -> None:
         ("port = abc\n", 'invalid value for parameter "port": "abc" in file "{conf}" line 1'),
         ("ssl = maybe\n", 'parameter "ssl" requires a Boolean value in file "{conf}" line 1'),
         ("server_version = '1'\n", 'parameter "server_version" cannot be changed in file "{conf}" line 1'),
-        ("port = 'abc\n", "syntax error in file \"{conf}\" line 1, near token \"'\""),
-        ("include 'x.conf'\n",
-         'could not open configuration file "{dir}/x.conf": No such file or directory in file "{conf}" line 1'),
+        ("port = 'abc\n", 'syntax error in file "{conf}" line 1, near token "\'"'),
+        (
+            "include 'x.conf'\n",
+            'could not open configuration file "{dir}/x.conf": No such file or directory in file "{conf}" line 1',
+        ),
     ],
 )
 def test_start_errors_are_fatal(tmp_path: Path, conf: str, message: str) -> None:
@@ -373,6 +505,7 @@ def test_a_bad_file_value_is_fatal_even_when_overridden(tmp_path: Path) -> None:
 
 # --- the snapshot ---
 
+
 def test_settings_is_immutable(tmp_path: Path) -> None:
     s = load_settings(make_data_dir(tmp_path, ""))
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -386,7 +519,10 @@ def test_unknown_names(tmp_path: Path) -> None:
     for call in (s.show, s.__getitem__, s.source):
         with pytest.raises(PgError) as info:
             call("nope")
-        assert (info.value.sqlstate, info.value.message) == ("42704", 'unrecognized configuration parameter "nope"')
+        assert (info.value.sqlstate, info.value.message) == (
+            "42704",
+            'unrecognized configuration parameter "nope"',
+        )
     assert "nope" not in s and "PORT" in s
 
 
@@ -405,7 +541,10 @@ def test_with_values(tmp_path: Path) -> None:
 
 # --- reload ---
 
-def reload(data: Path, s: Settings, conf: str, overrides: dict[str, str] | None = None) -> tuple[Settings, list[str]]:
+
+def reload(
+    data: Path, s: Settings, conf: str, overrides: dict[str, str] | None = None
+) -> tuple[Settings, list[str]]:
     (data / "postgresql.conf").write_text(conf)
     return reload_settings(s, data, overrides or {})
 
@@ -454,8 +593,10 @@ def test_reload_unknown_name_applies_nothing(tmp_path: Path) -> None:
     s = load_settings(data)
     new, log = reload(data, s, "ssl = on\nzzz = 1\n")
     conf = data / "postgresql.conf"
-    assert log == [f'unrecognized configuration parameter "zzz" in file "{conf}" line 2',
-                   f'configuration file "{conf}" contains errors; no changes were applied']
+    assert log == [
+        f'unrecognized configuration parameter "zzz" in file "{conf}" line 2',
+        f'configuration file "{conf}" contains errors; no changes were applied',
+    ]
     assert new is s
 
 
@@ -464,8 +605,10 @@ def test_reload_syntax_error_applies_nothing(tmp_path: Path) -> None:
     (data / "b.conf").write_text("x = = 1\n")
     s = load_settings(data)
     new, log = reload(data, s, "ssl = on\ninclude 'b.conf'\n")
-    assert log == [f'syntax error in file "{data / "b.conf"}" line 1, near token "="',
-                   f'configuration file "{data / "postgresql.conf"}" contains errors; no changes were applied']
+    assert log == [
+        f'syntax error in file "{data / "b.conf"}" line 1, near token "="',
+        f'configuration file "{data / "postgresql.conf"}" contains errors; no changes were applied',
+    ]
     assert new is s
 
 
@@ -482,7 +625,8 @@ def test_reload_missing_include_if_exists_is_logged(tmp_path: Path) -> None:
     data = make_data_dir(tmp_path, "")
     s = load_settings(data)
     assert reload(data, s, "include_if_exists 'x.conf'\n")[1] == [
-        f'skipping missing configuration file "{data / "x.conf"}"']
+        f'skipping missing configuration file "{data / "x.conf"}"'
+    ]
 
 
 def test_reload_removed_settings(tmp_path: Path) -> None:
@@ -502,7 +646,9 @@ def test_reload_with_overrides(tmp_path: Path) -> None:
     data = make_data_dir(tmp_path, "max_connections = 100\nauthentication_timeout = 60\n")
     over = {"max_connections": "50", "authentication_timeout": "30"}
     s = load_settings(data, over)
-    new, log = reload(data, s, "max_connections = 100\nauthentication_timeout = 45\nlog_hostname = on\n", over)
+    new, log = reload(
+        data, s, "max_connections = 100\nauthentication_timeout = 45\nlog_hostname = on\n", over
+    )
     assert log == [
         'parameter "max_connections" cannot be changed without restarting the server',
         'parameter "log_hostname" changed to "on"',
@@ -521,13 +667,26 @@ def test_reload_unchanged_is_silent_and_updates_sources(tmp_path: Path) -> None:
 # --- differential: SHOW on a real PostgreSQL 15 ---
 
 SHOW_CASES = [
-    ("authentication_timeout", "90s"), ("authentication_timeout", "120s"), ("authentication_timeout", "60"),
-    ("statement_timeout", "1500"), ("statement_timeout", "3600000"), ("statement_timeout", "90min"),
-    ("shared_buffers", "'1.5GB'"), ("shared_buffers", "17"), ("work_mem", "'1000kB'"), ("max_wal_size", "2048"),
-    ("unix_socket_permissions", "0770"), ("vacuum_cost_delay", "0.5"), ("checkpoint_completion_target", "0.5"),
-    ("ssl_min_protocol_version", "'tlsv1.3'"), ("ssl_max_protocol_version", "''"),
-    ("ssl_prefer_server_ciphers", "of"), ("DateStyle", "'sql, dmy'"), ("password_encryption", "MD5"),
-    ("log_min_duration_statement", "-1"), ("tcp_keepalives_idle", "'2h'"),
+    ("authentication_timeout", "90s"),
+    ("authentication_timeout", "120s"),
+    ("authentication_timeout", "60"),
+    ("statement_timeout", "1500"),
+    ("statement_timeout", "3600000"),
+    ("statement_timeout", "90min"),
+    ("shared_buffers", "'1.5GB'"),
+    ("shared_buffers", "17"),
+    ("work_mem", "'1000kB'"),
+    ("max_wal_size", "2048"),
+    ("unix_socket_permissions", "0770"),
+    ("vacuum_cost_delay", "0.5"),
+    ("checkpoint_completion_target", "0.5"),
+    ("ssl_min_protocol_version", "'tlsv1.3'"),
+    ("ssl_max_protocol_version", "''"),
+    ("ssl_prefer_server_ciphers", "of"),
+    ("DateStyle", "'sql, dmy'"),
+    ("password_encryption", "MD5"),
+    ("log_min_duration_statement", "-1"),
+    ("tcp_keepalives_idle", "'2h'"),
 ]
 
 
@@ -541,17 +700,55 @@ def test_show_matches_postgresql(tmp_path: Path) -> None:
         pg.restart()
         query = "; ".join(f"SHOW {name}" for name, _ in SHOW_CASES)
         out = subprocess.run(
-            [str(pgserver.PG_BIN / "psql"), "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(pg.port),
-             "-U", "postgres", "-d", "postgres", "-c", query],
-            check=True, capture_output=True, text=True,
+            [
+                str(pgserver.PG_BIN / "psql"),
+                "-X",
+                "-A",
+                "-t",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(pg.port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                query,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.splitlines()
         # Unit defaults must also agree.
-        defaults = ["ssl_ciphers", "ssl_cert_file", "ssl_renegotiation_limit", "superuser_reserved_connections",
-                    "password_encryption", "max_identifier_length"]
+        defaults = [
+            "ssl_ciphers",
+            "ssl_cert_file",
+            "ssl_renegotiation_limit",
+            "superuser_reserved_connections",
+            "password_encryption",
+            "max_identifier_length",
+        ]
         out_defaults = subprocess.run(
-            [str(pgserver.PG_BIN / "psql"), "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(pg.port),
-             "-U", "postgres", "-d", "postgres", "-c", "; ".join(f"SHOW {n}" for n in defaults)],
-            check=True, capture_output=True, text=True,
+            [
+                str(pgserver.PG_BIN / "psql"),
+                "-X",
+                "-A",
+                "-t",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(pg.port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                "; ".join(f"SHOW {n}" for n in defaults),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.splitlines()
     data = make_data_dir(tmp_path, conf)
     s = load_settings(data)

@@ -68,8 +68,9 @@ def test_ssl_then_gss_then_startup() -> None:
     assert isinstance(sm.next_event(), Startup)
 
 
-@pytest.mark.parametrize("first,second", [(ssl_request_packet, ssl_request_packet),
-                                          (gssenc_request_packet, gssenc_request_packet)])
+@pytest.mark.parametrize(
+    "first,second", [(ssl_request_packet, ssl_request_packet), (gssenc_request_packet, gssenc_request_packet)]
+)
 def test_repeat_request_is_unsupported_protocol(first, second) -> None:  # CVE-2026-6479
     sm = feed(first())
     ev = sm.next_event()

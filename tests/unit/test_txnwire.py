@@ -74,6 +74,7 @@ def feed_cut(s: tw.TxnState, data: bytes, cuts: list[int]) -> bytes:
 
 # ---------------------------------------------------------------- the client's messages
 
+
 @given(st.lists(st.integers(min_value=0, max_value=200), max_size=12))
 def test_client_messages_whatever_the_chunks(cuts):
     stream = parse("s1", "SELECT 1") + bind("s1") + EXECUTE + SYNC + msg(b"Q", b"SELECT 2\0")
@@ -87,7 +88,9 @@ def test_client_messages_whatever_the_chunks(cuts):
 
 def test_client_terminate_ends_the_stream():
     cm = tw.ClientMessages()
-    assert cm.feed(msg(b"Q", b"SELECT 1\0") + msg(b"X") + msg(b"Q", b"SELECT 2\0")) == [msg(b"Q", b"SELECT 1\0")]
+    assert cm.feed(msg(b"Q", b"SELECT 1\0") + msg(b"X") + msg(b"Q", b"SELECT 2\0")) == [
+        msg(b"Q", b"SELECT 1\0")
+    ]
     assert cm.terminated and cm.feed(msg(b"Q", b"x\0")) == []
 
 
@@ -118,6 +121,7 @@ def test_server_garbage_never_crashes_or_loops(data):
 
 
 # ---------------------------------------------------------------- statements across servers
+
 
 def test_named_parse_goes_out_under_pgtls_name():
     s = state()
@@ -192,8 +196,12 @@ def test_eviction_closes_the_least_recently_used():
     s = state(limit=1)
     out, _ = s.to_server([parse("a", "SELECT 1"), parse("b", "SELECT 2"), SYNC])
     names = [tw.server_name(x.encode() + b"\0" + struct.pack("!h", 0)) for x in ("SELECT 1", "SELECT 2")]
-    assert split_messages(out) == [parse(names[0], "SELECT 1"), close(b"S", names[0]), parse(names[1], "SELECT 2"),
-                                   SYNC]
+    assert split_messages(out) == [
+        parse(names[0], "SELECT 1"),
+        close(b"S", names[0]),
+        parse(names[1], "SELECT 2"),
+        SYNC,
+    ]
     assert s.from_server(PC + CC + PC + ready()) == PC + PC + ready()
     assert list(s.cache.names) == [names[1]]
 

@@ -157,7 +157,9 @@ class EmbeddedBackend:
         for r in roles:
             for g in r.member_of:
                 if g in oids:
-                    members.append({"oid": 20000 + len(members), "roleid": oids[g], "member": r.oid, "grantor": 10})
+                    members.append(
+                        {"oid": 20000 + len(members), "roleid": oids[g], "member": r.oid, "grantor": 10}
+                    )
         return rows, members
 
     def _setting(self, name: str, default: str) -> str:

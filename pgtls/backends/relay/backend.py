@@ -77,7 +77,9 @@ class RelayBackend:
             self.cluster.on_restart = self._cluster_restarted
             self.admin_name = admin_user(data_dir)
         self._proven: dict[Key, ProvenSecret | None] = {}  # the last login's proof per pool (same role)
-        self._identity_off: set[str] = set()  # network upstreams where pgtls may not install the identity view
+        self._identity_off: set[str] = (
+            set()
+        )  # network upstreams where pgtls may not install the identity view
         self.health = HostHealth()
         self.pools: dict[Key, Pool] = {}
         self._admins: dict[str, UpstreamConn] = {}
@@ -111,8 +113,10 @@ class RelayBackend:
         if self.cluster is not None:
             self.cluster.reload()
             if upstream or (self.data_dir / ROUTES_FILE).exists():
-                log.log("the managed cluster stays until the server restarts: network upstreams (the upstream "
-                        f"setting, {ROUTES_FILE}) take effect at the next start")
+                log.log(
+                    "the managed cluster stays until the server restarts: network upstreams (the upstream "
+                    f"setting, {ROUTES_FILE}) take effect at the next start"
+                )
             return
         try:
             routes = routing.load(self.data_dir, upstream)
@@ -200,10 +204,14 @@ class RelayBackend:
         if cached is not None and cached[0] is s:
             return cached[1]
         ps = PoolSettings(
-            pool_size=int(s["default_pool_size"]), min_pool_size=int(s["min_pool_size"]),
-            idle_timeout=float(s["server_idle_timeout"]), lifetime=float(s["server_lifetime"]),
-            wait_timeout=float(s["query_wait_timeout"]), reset_query=str(s["server_reset_query"]),
-            mode=str(s["pool_mode"]), max_prepared=int(s["max_prepared_statements"]),
+            pool_size=int(s["default_pool_size"]),
+            min_pool_size=int(s["min_pool_size"]),
+            idle_timeout=float(s["server_idle_timeout"]),
+            lifetime=float(s["server_lifetime"]),
+            wait_timeout=float(s["query_wait_timeout"]),
+            reset_query=str(s["server_reset_query"]),
+            mode=str(s["pool_mode"]),
+            max_prepared=int(s["max_prepared_statements"]),
             round_robin=bool(s["server_round_robin"]),
         )
         self._pool_settings = (s, ps)
@@ -224,12 +232,21 @@ class RelayBackend:
         pool_keys = pool.pool
         if not pool_keys:
             return base
-        return dataclasses.replace(base, pool_size=pool_keys.get("pool_size", base.pool_size) or base.pool_size,
-                                   min_pool_size=pool_keys.get("min_pool_size", base.min_pool_size))
+        return dataclasses.replace(
+            base,
+            pool_size=pool_keys.get("pool_size", base.pool_size) or base.pool_size,
+            min_pool_size=pool_keys.get("min_pool_size", base.min_pool_size),
+        )
 
     # --- upstream connections -----------------------------------------------------------------
-    async def _connect(self, user: str, database: str, extra: dict[str, str] | None = None,
-                       proven: ProvenSecret | None = None, admin: bool = False) -> UpstreamConn:
+    async def _connect(
+        self,
+        user: str,
+        database: str,
+        extra: dict[str, str] | None = None,
+        proven: ProvenSecret | None = None,
+        admin: bool = False,
+    ) -> UpstreamConn:
         if self.routes is not None:
             return await self._connect_network(user, database, extra or {}, proven, admin)
         assert self.cluster is not None
@@ -244,15 +261,20 @@ class RelayBackend:
         conn.generation = generation
         return conn
 
-    async def _connect_network(self, user: str, database: str, extra: dict[str, str], proven: ProvenSecret | None,
-                               admin: bool) -> UpstreamConn:
+    async def _connect_network(
+        self, user: str, database: str, extra: dict[str, str], proven: ProvenSecret | None, admin: bool
+    ) -> UpstreamConn:
         assert self.routes is not None
         target = self.routes.target(database)
         params = target.libpq(database)
         if admin:
             if not target.auth_user:
-                raise PgError(INVALID_AUTHORIZATION_SPECIFICATION, f'no auth_user for the route of database "{database}"',
-                              severity="FATAL", detail=f"pgtls reads roles upstream as the route's auth_user ({ROUTES_FILE}).")
+                raise PgError(
+                    INVALID_AUTHORIZATION_SPECIFICATION,
+                    f'no auth_user for the route of database "{database}"',
+                    severity="FATAL",
+                    detail=f"pgtls reads roles upstream as the route's auth_user ({ROUTES_FILE}).",
+                )
             login, proven = target.auth_user, None
         else:
             login = target.forced_user or user
@@ -279,8 +301,9 @@ class RelayBackend:
             creds.password = params["password"]
         else:
             first = endpoints(params)[0]
-            creds.password = passfile.lookup(params.get("passfile", ""), first.host or first.hostaddr, first.port,
-                                             params["dbname"], login)
+            creds.password = passfile.lookup(
+                params.get("passfile", ""), first.host or first.hostaddr, first.port, params["dbname"], login
+            )
         return creds
 
     async def admin(self, database: str) -> UpstreamConn:
@@ -325,8 +348,10 @@ class RelayBackend:
         pool = self.pools.get(key)
         if pool is None:
             pool = self.pools[key] = Pool(
-                key, lambda startup: self._connect(key[0], key[1], dict(startup), self._proven.get(key)),
-                lambda: self._route_pool_settings(key[1]))
+                key,
+                lambda startup: self._connect(key[0], key[1], dict(startup), self._proven.get(key)),
+                lambda: self._route_pool_settings(key[1]),
+            )
             pool.make_room = self._make_room
             pool.suitable = self._still_suitable
         return pool
@@ -341,14 +366,18 @@ class RelayBackend:
         want = target.params.get("target_session_attrs", "any")
         return want == "prefer-standby" or session_attrs_problem(conn, want) is None
 
-    async def _checked(self, pool: Pool, conn: UpstreamConn, startup: tuple[tuple[str, str], ...]) -> UpstreamConn:
+    async def _checked(
+        self, pool: Pool, conn: UpstreamConn, startup: tuple[tuple[str, str], ...]
+    ) -> UpstreamConn:
         """A pooled session of a route that picks primaries or standbys (target_session_attrs) makes one round
         trip before it is handed out: PostgreSQL reports a promotion (in_hot_standby) only when it next sends
         ReadyForQuery, and an idle pooled session sends nothing."""
         for _ in range(RECHECKS):
             target = getattr(conn, "target", None)
             want = target.params.get("target_session_attrs", "any") if target is not None else "any"
-            if want in ("any", "prefer-standby") or conn.last_used == conn.created:  # fresh: checked at connect
+            if (
+                want in ("any", "prefer-standby") or conn.last_used == conn.created
+            ):  # fresh: checked at connect
                 return conn
             try:
                 await conn.execute("")
@@ -417,9 +446,14 @@ class RelayBackend:
         with (PostgreSQL then applies options, settings and their reset values as for a direct client)."""
         opts = info.options
         if opts.get("replication", "").lower() not in ("", "false", "off", "no", "0"):
-            raise PgError(FEATURE_NOT_SUPPORTED, "replication connections are not supported through pgtls",
-                          severity="FATAL")
-        return tuple(sorted((k, v) for k, v in opts.items() if k not in _NOT_PASSED and not k.startswith("_pq_.")))
+            raise PgError(
+                FEATURE_NOT_SUPPORTED,
+                "replication connections are not supported through pgtls",
+                severity="FATAL",
+            )
+        return tuple(
+            sorted((k, v) for k, v in opts.items() if k not in _NOT_PASSED and not k.startswith("_pq_."))
+        )
 
     async def _identity(self, conn: UpstreamConn, info: SessionInfo) -> None:
         db = info.database
@@ -433,13 +467,19 @@ class RelayBackend:
         if db not in self._identity_ready and self.routes is not None:
             if db not in self._identity_off:
                 self._identity_off.add(db)
-                log.log(f'the client identity view is not available in database "{db}" upstream; sessions there '
-                        "have no pgtls.client_identity")
+                log.log(
+                    f'the client identity view is not available in database "{db}" upstream; sessions there '
+                    "have no pgtls.client_identity"
+                )
             return
         if db not in self._identity_ready:
             # Never hand over a session whose identity row could be an earlier client's.
-            raise PgError(CANNOT_CONNECT_NOW, "could not record the client's TLS identity for this session",
-                          severity="FATAL", detail=f'See the server log for database "{db}".')
+            raise PgError(
+                CANNOT_CONNECT_NOW,
+                "could not record the client's TLS identity for this session",
+                severity="FATAL",
+                detail=f'See the server log for database "{db}".',
+            )
         params = identity.upsert_params(conn.pid, info)
         try:
             await admin.execute_prepared("pgtls_identity", identity.UPSERT, params)
@@ -482,4 +522,3 @@ class RelayBackend:
             await send_cancel_upstream(conn, target.policy)
             return
         await send_cancel(self.socket_path, conn.pid, conn.key)
-

@@ -42,7 +42,9 @@ from pgtls.osproc import SHUTDOWN_SIGNALS, process_alive
 CLUSTER_DIR = "cluster"
 SOCKET_DIR = "cluster-socket"
 CLUSTER_PORT = 5432  # only names the socket file; no TCP port is opened
-ADMIN_FILE = Path("global") / "pgtls_cluster_admin"  # the cluster's bootstrap superuser (pgtls's own connection)
+ADMIN_FILE = (
+    Path("global") / "pgtls_cluster_admin"
+)  # the cluster's bootstrap superuser (pgtls's own connection)
 READY_TIMEOUT = 60.0  # as pg_ctl -w
 STOP_TIMEOUT = 60.0
 RESTART_BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 10.0)
@@ -95,7 +97,9 @@ def admin_user(data_dir: Path) -> str:
     try:
         return (data_dir / ADMIN_FILE).read_text().strip()
     except OSError:
-        raise ClusterError(f'could not read "{data_dir / ADMIN_FILE}": the managed cluster is not set up') from None
+        raise ClusterError(
+            f'could not read "{data_dir / ADMIN_FILE}": the managed cluster is not set up'
+        ) from None
 
 
 def has_cluster(data_dir: Path) -> bool:
@@ -125,14 +129,22 @@ def init_cluster(data_dir: Path, superuser: str, pgbin: PgBin) -> list[str]:
     pgdata.mkdir(mode=0o700)
     if not user.is_self:
         os.chown(pgdata, user.uid, user.gid)
-    args = [str(pgbin.tool("initdb")), "-D", str(pgdata), "-U", superuser, "--auth=trust", "-E", "UTF8",
-            "--no-instructions"]
+    args = [
+        str(pgbin.tool("initdb")),
+        "-D",
+        str(pgdata),
+        "-U",
+        superuser,
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--no-instructions",
+    ]
     if pgbin.major >= 17:
         args += ["--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--locale=C.UTF-8"]
     else:
         args += ["--locale=C.UTF-8"]
-    p = subprocess.run(args, capture_output=True, text=True, env=_child_env(), timeout=300,
-                       **_as_user(user))
+    p = subprocess.run(args, capture_output=True, text=True, env=_child_env(), timeout=300, **_as_user(user))
     if p.returncode != 0:
         raise ClusterError(f"initdb failed:\n{p.stdout}{p.stderr}")
     (pgdata / "pg_hba.conf").write_text(CLUSTER_HBA)
@@ -141,8 +153,10 @@ def init_cluster(data_dir: Path, superuser: str, pgbin: PgBin) -> list[str]:
     (data_dir / ADMIN_FILE).parent.mkdir(mode=0o700, exist_ok=True)
     (data_dir / ADMIN_FILE).write_text(superuser + "\n")
     os.chmod(data_dir / ADMIN_FILE, 0o600)
-    return [f'created the managed PostgreSQL {pgbin.version} cluster in "{pgdata}" (superuser "{superuser}", '
-            f'OS user "{user.name}", programs in {pgbin.bindir})']
+    return [
+        f'created the managed PostgreSQL {pgbin.version} cluster in "{pgdata}" (superuser "{superuser}", '
+        f'OS user "{user.name}", programs in {pgbin.bindir})'
+    ]
 
 
 def copy_cluster(template: Path, data_dir: Path, superuser: str) -> list[str]:
@@ -164,6 +178,7 @@ def copy_cluster(template: Path, data_dir: Path, superuser: str) -> list[str]:
 
 class _UserArgs(TypedDict, total=False):
     """Popen's arguments that change the user."""
+
     user: int
     group: int
     extra_groups: list[int]
@@ -194,13 +209,21 @@ def _pdeathsig() -> Callable[[], None]:
 def postmaster_args(pgbin: PgBin, data_dir: Path) -> list[str]:
     pgdata = pgdata_of(data_dir)
     return [
-        str(pgbin.tool("postgres")), "-D", str(pgdata),
-        "-c", "listen_addresses=",
-        "-c", f"unix_socket_directories={socket_dir_of(data_dir)}",
-        "-c", f"port={CLUSTER_PORT}",
-        "-c", "unix_socket_permissions=0700",
-        "-c", "ssl=off",
-        "-c", f"hba_file={pgdata / 'pg_hba.conf'}",
+        str(pgbin.tool("postgres")),
+        "-D",
+        str(pgdata),
+        "-c",
+        "listen_addresses=",
+        "-c",
+        f"unix_socket_directories={socket_dir_of(data_dir)}",
+        "-c",
+        f"port={CLUSTER_PORT}",
+        "-c",
+        "unix_socket_permissions=0700",
+        "-c",
+        "ssl=off",
+        "-c",
+        f"hba_file={pgdata / 'pg_hba.conf'}",
     ]
 
 
@@ -267,7 +290,9 @@ class ManagedCluster:
         await self._spawn()
         if not await self._wait_ready():
             code = self.proc.returncode if self.proc is not None else None
-            raise ClusterError(f"the managed PostgreSQL did not start (exit code {code}); see its log lines above")
+            raise ClusterError(
+                f"the managed PostgreSQL did not start (exit code {code}); see its log lines above"
+            )
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
     async def _spawn(self) -> subprocess.Popen[bytes]:
@@ -276,8 +301,13 @@ class ManagedCluster:
         self.ready = False
         self._ready_event.clear()
         proc = self.proc = subprocess.Popen(
-            postmaster_args(self.pgbin, self.data_dir), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, env=_child_env(), start_new_session=True, preexec_fn=_pdeathsig(),
+            postmaster_args(self.pgbin, self.data_dir),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=_child_env(),
+            start_new_session=True,
+            preexec_fn=_pdeathsig(),
             **_as_user(self.user),
         )
         self._log_task = asyncio.ensure_future(asyncio.to_thread(self._pass_log, proc))
@@ -327,8 +357,10 @@ class ManagedCluster:
                 attempt = 0
             delay = RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)]
             attempt += 1
-            log.log(f"the managed PostgreSQL (PID {proc.pid}) exited with exit code {code}; "
-                    f"restarting it in {delay:g} s")
+            log.log(
+                f"the managed PostgreSQL (PID {proc.pid}) exited with exit code {code}; "
+                f"restarting it in {delay:g} s"
+            )
             if self.on_restart is not None:
                 self.on_restart()
             await asyncio.sleep(delay)
@@ -410,14 +442,25 @@ def running(data_dir: Path, pgbin: PgBin) -> Iterator[Path]:
     sockdir = socket_dir_of(data_dir)
     sock = sockdir / f".s.PGSQL.{CLUSTER_PORT}"
     lines = _read_pidfile(pgdata)
-    if len(lines) >= 8 and lines[0].strip().isdigit() and process_alive(int(lines[0])) and lines[7].strip() == "ready":
+    if (
+        len(lines) >= 8
+        and lines[0].strip().isdigit()
+        and process_alive(int(lines[0]))
+        and lines[7].strip() == "ready"
+    ):
         yield sock
         return
     user = cluster_user(create=True)
     _prepare_socket_dir(sockdir, user)
-    proc = subprocess.Popen(postmaster_args(pgbin, data_dir), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=_child_env(), start_new_session=True,
-                            **_as_user(user))
+    proc = subprocess.Popen(
+        postmaster_args(pgbin, data_dir),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=_child_env(),
+        start_new_session=True,
+        **_as_user(user),
+    )
     try:
         deadline = time.monotonic() + READY_TIMEOUT
         while True:

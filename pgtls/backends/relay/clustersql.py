@@ -27,14 +27,16 @@ class SqlError(Exception):
 Statement = tuple[str, Sequence[str | None] | None]
 
 
-def run_sql(data_dir: Path, statements: Sequence[Statement], database: str = "postgres",
-            pgbin: PgBin | None = None) -> list[Result]:
+def run_sql(
+    data_dir: Path, statements: Sequence[Statement], database: str = "postgres", pgbin: PgBin | None = None
+) -> list[Result]:
     """Run statements as the cluster's superuser, in order; the first error raises SqlError."""
     return run_sql_in(data_dir, [(database, statements)], pgbin)[0]
 
 
-def run_sql_in(data_dir: Path, work: Sequence[tuple[str, Sequence[Statement]]],
-               pgbin: PgBin | None = None) -> list[list[Result]]:
+def run_sql_in(
+    data_dir: Path, work: Sequence[tuple[str, Sequence[Statement]]], pgbin: PgBin | None = None
+) -> list[list[Result]]:
     """Like :func:`run_sql` for several databases, with one start of the cluster at most."""
     pgbin = pgbin or find_pgbin()
     user = admin_user(data_dir)
@@ -57,4 +59,3 @@ def run_sql_in(data_dir: Path, work: Sequence[tuple[str, Sequence[Statement]]],
 
     with running(data_dir, pgbin) as sock:
         return asyncio.run(go(sock))
-

@@ -96,8 +96,10 @@ ON CONFLICT (pid) DO UPDATE SET
 DELETE = "DELETE FROM pgtls.identity_rows WHERE pid = $1::integer"
 
 # Rows of backends that are gone (pgtls was stopped without cleaning up, or a backend crashed).
-PRUNE = ("DELETE FROM pgtls.identity_rows WHERE pid NOT IN "
-         "(SELECT pid FROM pg_catalog.pg_stat_activity WHERE pid IS NOT NULL)")
+PRUNE = (
+    "DELETE FROM pgtls.identity_rows WHERE pid NOT IN "
+    "(SELECT pid FROM pg_catalog.pg_stat_activity WHERE pid IS NOT NULL)"
+)
 
 
 def full_names(der: bytes | None) -> tuple[str | None, str | None]:

@@ -123,8 +123,11 @@ def _keepalives(sock: socket.socket, params: dict[str, str]) -> None:
     if (_int_param(params, "keepalives") if "keepalives" in params else 1) == 0:
         return
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, opt in (("keepalives_idle", socket.TCP_KEEPIDLE), ("keepalives_interval", socket.TCP_KEEPINTVL),
-                      ("keepalives_count", socket.TCP_KEEPCNT)):
+    for name, opt in (
+        ("keepalives_idle", socket.TCP_KEEPIDLE),
+        ("keepalives_interval", socket.TCP_KEEPINTVL),
+        ("keepalives_count", socket.TCP_KEEPCNT),
+    ):
         value = _int_param(params, name)
         if value is not None:
             sock.setsockopt(socket.IPPROTO_TCP, opt, value)
@@ -165,15 +168,27 @@ async def _addresses(ep: Endpoint, shuffle: bool) -> list[tuple[int, tuple]]:
 class _Attempt:
     """One address: socket, TLS as the policy says, startup and authentication."""
 
-    def __init__(self, ep: Endpoint, family: int, address: tuple, policy: ClientTls, params: dict[str, str],
-                 startup: dict[str, str], creds: Credentials) -> None:
+    def __init__(
+        self,
+        ep: Endpoint,
+        family: int,
+        address: tuple,
+        policy: ClientTls,
+        params: dict[str, str],
+        startup: dict[str, str],
+        creds: Credentials,
+    ) -> None:
         self.ep, self.family, self.address = ep, family, address
         self.policy, self.params, self.startup, self.creds = policy, params, startup, creds
 
     async def run(self, use_tls: bool) -> UpstreamConn:
         loop = asyncio.get_running_loop()
-        sock = await _open_socket(self.ep, self.address[0] if self.family == socket.AF_UNIX else self.address,
-                                  self.family, self.params)
+        sock = await _open_socket(
+            self.ep,
+            self.address[0] if self.family == socket.AF_UNIX else self.address,
+            self.family,
+            self.params,
+        )
         try:
             ctx = self.policy.context if use_tls and self.family != socket.AF_UNIX else None
             if ctx is not None and not self.policy.direct:
@@ -184,13 +199,16 @@ class _Attempt:
                         raise _fail("server does not support SSL, but SSL was required")
                     ctx = None
                 elif answer != b"S":
-                    raise _fail("received invalid response to SSL negotiation: "
-                                + (repr(answer.decode("latin-1")) if answer else "server closed the connection"))
+                    raise _fail(
+                        "received invalid response to SSL negotiation: "
+                        + (repr(answer.decode("latin-1")) if answer else "server closed the connection")
+                    )
             conn = UpstreamConn()
             sni = self.policy.server_hostname(self.ep.host) if ctx is not None else None
             try:
-                await loop.create_connection(lambda: conn, sock=sock, ssl=ctx,
-                                             server_hostname=(sni or "") if ctx is not None else None)
+                await loop.create_connection(
+                    lambda: conn, sock=sock, ssl=ctx, server_hostname=(sni or "") if ctx is not None else None
+                )
             except ssl.SSLError as e:
                 raise _fail(f"SSL error: {ssl_reason(e)}") from None
         except BaseException:
@@ -200,8 +218,9 @@ class _Attempt:
             cbind = None
             if ctx is not None:
                 cbind = self._check_peer(conn)
-            creds = dataclasses.replace(self.creds, channel_binding=self.params.get("channel_binding",
-                                                                                   self.creds.channel_binding))
+            creds = dataclasses.replace(
+                self.creds, channel_binding=self.params.get("channel_binding", self.creds.channel_binding)
+            )
             auth = Authenticator(creds, tls=ctx is not None, cbind_data=cbind)
             try:
                 await conn.startup(self.startup, auth)
@@ -283,8 +302,13 @@ def _session_attrs_ok(conn: UpstreamConn, want: str) -> str | None:
     return None
 
 
-async def connect_upstream(params: dict[str, str], startup: dict[str, str], creds: Credentials,
-                           policy: ClientTls | None = None, health: HostHealth | None = None) -> UpstreamConn:
+async def connect_upstream(
+    params: dict[str, str],
+    startup: dict[str, str],
+    creds: Credentials,
+    policy: ClientTls | None = None,
+    health: HostHealth | None = None,
+) -> UpstreamConn:
     """A started session on the first suitable upstream of ``params`` (libpq's order and rules)."""
     try:
         policy = policy or client_tls(params)
@@ -297,7 +321,9 @@ async def connect_upstream(params: dict[str, str], startup: dict[str, str], cred
     if balance not in ("disable", "random"):
         raise _fail(f'invalid load_balance_hosts value: "{balance}"')
     timeout = _int_param(params, "connect_timeout")
-    per_host = float(max(timeout, MIN_CONNECT_TIMEOUT)) if timeout and timeout > 0 else DEFAULT_CONNECT_TIMEOUT
+    per_host = (
+        float(max(timeout, MIN_CONNECT_TIMEOUT)) if timeout and timeout > 0 else DEFAULT_CONNECT_TIMEOUT
+    )
     eps = endpoints(params)
     if balance == "random":
         random.shuffle(eps)
@@ -330,7 +356,9 @@ async def connect_upstream(params: dict[str, str], startup: dict[str, str], cred
                     health.ok(ep)
                 problem = _session_attrs_ok(conn, attempt_want)
                 if problem is None:
-                    conn.created = conn.last_used = loop.time()  # server_lifetime and idle timeouts count from here
+                    conn.created = conn.last_used = (
+                        loop.time()
+                    )  # server_lifetime and idle timeouts count from here
                     return conn
                 conn.close()
                 errors.append(f"{ep.describe(shown)}: {problem}")
@@ -382,8 +410,15 @@ async def send_cancel_upstream(conn: UpstreamConn, policy: ClientTls) -> None:
         log.log(f"could not send a cancel request to the upstream server: {_text(e)}")
 
 
-async def _cancel(conn: UpstreamConn, policy: ClientTls, ep: Endpoint, family: int, address: tuple, tls: bool,
-                  loop: asyncio.AbstractEventLoop) -> None:
+async def _cancel(
+    conn: UpstreamConn,
+    policy: ClientTls,
+    ep: Endpoint,
+    family: int,
+    address: tuple,
+    tls: bool,
+    loop: asyncio.AbstractEventLoop,
+) -> None:
     sock = await _open_socket(ep, address[0] if family == socket.AF_UNIX else address, family, {})
     ctx = policy.context if tls else None
     try:
@@ -395,8 +430,9 @@ async def _cancel(conn: UpstreamConn, policy: ClientTls, ep: Endpoint, family: i
         sock.close()
         raise
     sni = policy.server_hostname(ep.host) if ctx is not None else None
-    reader, writer = await asyncio.open_connection(sock=sock, ssl=ctx,
-                                                   server_hostname=(sni or "") if ctx is not None else None)
+    reader, writer = await asyncio.open_connection(
+        sock=sock, ssl=ctx, server_hostname=(sni or "") if ctx is not None else None
+    )
     try:
         if ctx is not None and policy.verify_name:
             obj = writer.get_extra_info("ssl_object")

@@ -51,7 +51,10 @@ def lookup(path: str, host: str, port: int, database: str, user: str) -> str | N
         log.emit("WARNING", f'password file "{p}" is not a plain file')
         return None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.emit("WARNING", f'password file "{p}" has group or world access; permissions should be u=rw (0600) or less')
+        log.emit(
+            "WARNING",
+            f'password file "{p}" has group or world access; permissions should be u=rw (0600) or less',
+        )
         return None
     try:
         with p.open("rb") as f:

@@ -54,7 +54,9 @@ def _pg_config_bindir() -> Path | None:
     if exe is None:
         return None
     try:
-        out = subprocess.run([exe, "--bindir"], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        out = subprocess.run(
+            [exe, "--bindir"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     d = Path(out)
@@ -65,14 +67,17 @@ def _debian_bindir() -> Path | None:
     base = Path("/usr/lib/postgresql")
     if not base.is_dir():
         return None
-    found = sorted((int(p.name), p / "bin") for p in base.iterdir() if p.name.isdigit() and (p / "bin/postgres").exists())
+    found = sorted(
+        (int(p.name), p / "bin") for p in base.iterdir() if p.name.isdigit() and (p / "bin/postgres").exists()
+    )
     return found[-1][1] if found else None
 
 
 def server_version(bindir: Path) -> str:
     try:
-        out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=10,
-                             check=True).stdout
+        out = subprocess.run(
+            [str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise PgBinError(f'could not run "{bindir / "postgres"}": {e}') from None
     m = re.search(r"(\d+)(?:\.(\d+))?", out)
@@ -90,7 +95,9 @@ def find(setting: str = "") -> PgBin:
     else:
         found = _wheel_bindir() or _pg_config_bindir() or _debian_bindir()
         if found is None:
-            raise PgBinError("no PostgreSQL server programs found",)
+            raise PgBinError(
+                "no PostgreSQL server programs found",
+            )
         d = found
     return PgBin(d, server_version(d))
 
@@ -121,12 +128,27 @@ def cluster_user(create: bool = True) -> OsUser:
             raise PgBinError(f'the system user "{CLUSTER_OS_USER}" does not exist') from None
         nologin = "/usr/sbin/nologin" if Path("/usr/sbin/nologin").exists() else "/bin/false"
         try:
-            subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-                            "--shell", nologin, CLUSTER_OS_USER], capture_output=True, text=True, check=True,
-                           timeout=30)
+            subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--home-dir",
+                    "/nonexistent",
+                    "--shell",
+                    nologin,
+                    CLUSTER_OS_USER,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=30,
+            )
         except (OSError, subprocess.CalledProcessError) as e:
             detail = getattr(e, "stderr", "") or str(e)
-            raise PgBinError(f'could not create the system user "{CLUSTER_OS_USER}": {detail.strip()}') from None
+            raise PgBinError(
+                f'could not create the system user "{CLUSTER_OS_USER}": {detail.strip()}'
+            ) from None
         pw = pwd.getpwnam(CLUSTER_OS_USER)
     return OsUser(pw.pw_name, pw.pw_uid, pw.pw_gid)
 

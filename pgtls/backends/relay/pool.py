@@ -64,15 +64,23 @@ class Pool:
     closed to make room when the pool is full.
     """
 
-    def __init__(self, key: Key, connect: Callable[[Startup], Awaitable[UpstreamConn]],
-                 settings: Callable[[], PoolSettings]) -> None:
+    def __init__(
+        self,
+        key: Key,
+        connect: Callable[[Startup], Awaitable[UpstreamConn]],
+        settings: Callable[[], PoolSettings],
+    ) -> None:
         self.key = key
         self._connect = connect
         self._settings = settings
-        self.suitable: Callable[[UpstreamConn], bool] | None = None  # still right for its route (e.g. primary)
+        self.suitable: Callable[[UpstreamConn], bool] | None = (
+            None  # still right for its route (e.g. primary)
+        )
         self.idle: list[UpstreamConn] = []
         self.size = 0  # sessions this pool owns: idle, in use, or being opened
-        self.waiters: collections.deque[tuple[asyncio.Future[UpstreamConn | None], Startup]] = collections.deque()
+        self.waiters: collections.deque[tuple[asyncio.Future[UpstreamConn | None], Startup]] = (
+            collections.deque()
+        )
         self.last_startup: Startup = ()
         self.make_room: Callable[[Pool], int] = lambda pool: 0  # close idle sessions of other pools
         # ParameterStatus of the latest session opened per startup parameters: what a client logging in in
@@ -222,7 +230,9 @@ class Pool:
         conn.last_used = loop.time()
         if self._wake_one(conn):
             return
-        if any(id(f) not in self._racing for f, _ in self.waiters):  # others wait (other parameters): the slot is theirs
+        if any(
+            id(f) not in self._racing for f, _ in self.waiters
+        ):  # others wait (other parameters): the slot is theirs
             self._discard(conn)
             self._wake_one(None)
             return

@@ -82,8 +82,15 @@ def role_view(user: str, rows: list[list[str | None]]) -> RoleView:
         return RoleView(user, None)
     (oid, name, su, login, password, until, connlimit, createdb, createrole, inherit, groups) = rows[0]
     role = Role(
-        name=name or user, oid=int(oid or 0), superuser=_bool(su), login=_bool(login),
-        createdb=_bool(createdb), createrole=_bool(createrole), inherit=_bool(inherit),
-        password=password, valid_until=until, member_of=(),
+        name=name or user,
+        oid=int(oid or 0),
+        superuser=_bool(su),
+        login=_bool(login),
+        createdb=_bool(createdb),
+        createrole=_bool(createrole),
+        inherit=_bool(inherit),
+        password=password,
+        valid_until=until,
+        member_of=(),
     )
     return RoleView(user, role, frozenset(parse_array(groups)), int(connlimit or -1))

@@ -61,12 +61,22 @@ def _target(name: str, params: dict[str, str], pool: dict[str, int], where: tupl
     auth_user = params.pop("auth_user", None)
     pool_mode = params.pop("pool_mode", "")
     if pool_mode and pool_mode not in POOL_MODES:
-        raise RouterError([RouteLineError(where[0], where[1], f'invalid route "{name}": invalid value for pool_mode: '
-                                          f'"{pool_mode}" (session or transaction)')])
+        raise RouterError(
+            [
+                RouteLineError(
+                    where[0],
+                    where[1],
+                    f'invalid route "{name}": invalid value for pool_mode: '
+                    f'"{pool_mode}" (session or transaction)',
+                )
+            ]
+        )
     try:
         policy = client_tls(params)
     except ClientTlsError as e:
-        raise RouterError([RouteLineError(where[0], where[1], f'invalid route "{name}": {e.message}')]) from None
+        raise RouterError(
+            [RouteLineError(where[0], where[1], f'invalid route "{name}": {e.message}')]
+        ) from None
     return Target(name, params, policy, auth_user, pool, pool_mode)
 
 
@@ -78,8 +88,12 @@ class Routes:
     def target(self, database: str) -> Target:
         t = self.by_name.get(database, self.fallback)
         if t is None:
-            raise PgError(INVALID_CATALOG_NAME, f'database "{database}" does not exist', severity="FATAL",
-                          detail="No route in pgtls_databases.conf and no upstream setting names it.")
+            raise PgError(
+                INVALID_CATALOG_NAME,
+                f'database "{database}" does not exist',
+                severity="FATAL",
+                detail="No route in pgtls_databases.conf and no upstream setting names it.",
+            )
         return t
 
 
@@ -93,9 +107,13 @@ def load(data_dir: Path, upstream: str) -> Routes:
             pool = {k: int(params.pop(k)) for k in list(params) if k in POOL_KEYWORDS}
             fallback = _target("upstream", params, pool, ("postgresql.conf", 0))
         except ConninfoError as e:
-            errors.append(RouteLineError("postgresql.conf", 0, f'invalid value for parameter "upstream": {e.message}'))
+            errors.append(
+                RouteLineError("postgresql.conf", 0, f'invalid value for parameter "upstream": {e.message}')
+            )
         except ValueError as e:
-            errors.append(RouteLineError("postgresql.conf", 0, f'invalid value for parameter "upstream": {e}'))
+            errors.append(
+                RouteLineError("postgresql.conf", 0, f'invalid value for parameter "upstream": {e}')
+            )
         except RouterError as e:
             errors.extend(e.errors)
     path = data_dir / ROUTES_FILE

@@ -37,7 +37,9 @@ RESET_TIMEOUT = 10.0
 # Statements after which idle pooled sessions must go: CREATE/DROP/ALTER DATABASE need other sessions of a
 # database gone; ALTER ROLE|USER|DATABASE ... SET changes what a new session starts with, and a pooled
 # session is a new session to its next client.
-_POOL_FLUSHING = re.compile(rb"\s*(?:(?:drop|create|alter)\s+database|alter\s+(?:role|user))\b", re.IGNORECASE)
+_POOL_FLUSHING = re.compile(
+    rb"\s*(?:(?:drop|create|alter)\s+database|alter\s+(?:role|user))\b", re.IGNORECASE
+)
 _WATCH = frozenset(b"QP")
 CONNECTION_FAILURE = "08006"
 
@@ -87,7 +89,9 @@ class RelaySession:
         self.pool = pool
         self.conn = conn
         self.database = database
-        self.tail: str | None = "I"  # ReadyForQuery status the last upstream chunk ended with (None: mid-reply)
+        self.tail: str | None = (
+            "I"  # ReadyForQuery status the last upstream chunk ended with (None: mid-reply)
+        )
         self.tracker = wire.FrontendTracker(_WATCH)
         self.upstream_lost = False
         self.released = False
@@ -135,9 +139,15 @@ class RelaySession:
         def lost() -> None:
             self.upstream_lost = True
             if self.tail is not None:  # between replies: say why, as PostgreSQL's own FATALs do
-                send(m.error_response(PgError(
-                    CONNECTION_FAILURE, "the PostgreSQL server behind pgtls closed the connection unexpectedly",
-                    severity="FATAL")))
+                send(
+                    m.error_response(
+                        PgError(
+                            CONNECTION_FAILURE,
+                            "the PostgreSQL server behind pgtls closed the connection unexpectedly",
+                            severity="FATAL",
+                        )
+                    )
+                )
             channel.close()
             end()
 
@@ -210,7 +220,13 @@ class RelaySession:
             self._paused = False
             conn.resume_reading()
         reusable = False
-        if not fast and not self.upstream_lost and not conn.closed and self.tracker.synced and self.tail == "I":
+        if (
+            not fast
+            and not self.upstream_lost
+            and not conn.closed
+            and self.tracker.synced
+            and self.tail == "I"
+        ):
             reusable = await reset_for_pool(conn, self.pool._settings().reset_query)
         if conn.generation != self.backend.generation:
             reusable = False  # opened before a CREATE/DROP/ALTER DATABASE or ALTER ROLE

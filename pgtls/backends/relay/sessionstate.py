@@ -42,16 +42,24 @@ _MAYBE = re.compile(
     rb"|advisory_|set_config|/\*|--",
     re.IGNORECASE,
 )
-_SESSION_LOCKS = frozenset({"pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock",
-                            "pg_try_advisory_lock_shared"})
+_SESSION_LOCKS = frozenset(
+    {"pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_lock_shared"}
+)
 CURSOR_OPT_HOLD = 0x0020
 # The largest statement text read; a longer one that looks like it may leave state pins its client.
 MAX_INSPECTED = 1 << 20
 
 # What pins a client, by kind of state; each kind is released by the statements of RELEASED_BY.
 SETTINGS, LISTENING, LOCKS, HELD_CURSORS, TEMP_TABLES, PREPARED, LOADED, TOO_LONG = (
-    "SET", "LISTEN", "a session-level advisory lock", "a cursor WITH HOLD", "a temporary table", "PREPARE",
-    "LOAD", "a statement too long to inspect")
+    "SET",
+    "LISTEN",
+    "a session-level advisory lock",
+    "a cursor WITH HOLD",
+    "a temporary table",
+    "PREPARE",
+    "LOAD",
+    "a statement too long to inspect",
+)
 EVERYTHING = frozenset({SETTINGS, LISTENING, LOCKS, HELD_CURSORS, TEMP_TABLES, PREPARED})  # DISCARD ALL
 
 
@@ -112,7 +120,9 @@ def _effects(stmt: ast.Node) -> tuple[set[str], set[str]]:
         var = (stmt.name or "").upper()
         if kind == "VAR_RESET_ALL":
             ended.add(SETTINGS)
-        elif stmt.is_local or not kind.startswith("VAR_SET") or var in ("TRANSACTION", "TRANSACTION SNAPSHOT"):
+        elif (
+            stmt.is_local or not kind.startswith("VAR_SET") or var in ("TRANSACTION", "TRANSACTION SNAPSHOT")
+        ):
             pass  # SET LOCAL, SET TRANSACTION ...: this transaction only; RESET x: one of several
         else:
             made.add(SETTINGS)
@@ -130,10 +140,17 @@ def _effects(stmt: ast.Node) -> tuple[set[str], set[str]]:
     elif isinstance(stmt, ast.LoadStmt):
         made.add(LOADED)
     elif isinstance(stmt, ast.CreateStmt | ast.CreateTableAsStmt | ast.ViewStmt | ast.CreateSeqStmt):
-        rel = (stmt.into.rel if isinstance(stmt, ast.CreateTableAsStmt) and stmt.into is not None
-               else stmt.view if isinstance(stmt, ast.ViewStmt)
-               else stmt.sequence if isinstance(stmt, ast.CreateSeqStmt)
-               else stmt.relation if isinstance(stmt, ast.CreateStmt) else None)
+        rel = (
+            stmt.into.rel
+            if isinstance(stmt, ast.CreateTableAsStmt) and stmt.into is not None
+            else stmt.view
+            if isinstance(stmt, ast.ViewStmt)
+            else stmt.sequence
+            if isinstance(stmt, ast.CreateSeqStmt)
+            else stmt.relation
+            if isinstance(stmt, ast.CreateStmt)
+            else None
+        )
         if getattr(rel, "relpersistence", "p") == "t":
             made.add(TEMP_TABLES)
     elif isinstance(stmt, ast.DiscardStmt):
@@ -190,7 +207,9 @@ def _calls(stmt: ast.Node) -> set[str]:
                 local = args[2] if len(args) == 3 else None
                 val = getattr(local, "val", None)
                 if not (isinstance(val, ast.Boolean) and val.boolval) and not (
-                        isinstance(val, ast.String) and (val.sval or "").lower() in ("t", "true", "on", "yes", "1")):
+                    isinstance(val, ast.String)
+                    and (val.sval or "").lower() in ("t", "true", "on", "yes", "1")
+                ):
                     found.add("set_config")
 
     Calls()(stmt)

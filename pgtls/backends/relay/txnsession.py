@@ -58,8 +58,14 @@ class TxnBackend(SessionBackend, Protocol):
 
 
 class TxnRelaySession:
-    def __init__(self, backend: TxnBackend, pool: Pool, info: SessionInfo, startup: Startup,
-                 parameters: list[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        backend: TxnBackend,
+        pool: Pool,
+        info: SessionInfo,
+        startup: Startup,
+        parameters: list[tuple[str, str]],
+    ) -> None:
         self.backend = backend
         self.pool = pool
         self.info = info
@@ -172,7 +178,7 @@ class TxnRelaySession:
         start = 0
         for i, msg in enumerate(msgs):
             if msg[0] in (81, 80):  # Query, Parse: a look at what it does to the session, with what was
-                if i > start:       # sent before it already queued (is it inside a transaction block?)
+                if i > start:  # sent before it already queued (is it inside a transaction block?)
                     out, to_client = self.state.to_server(msgs[start:i])
                     outs.append(out)
                     answers.append(to_client)
@@ -248,11 +254,23 @@ class TxnRelaySession:
                 self.pool.release(conn, conn.usable and not conn.closed)
                 raise
         except (PgError, OSError, UpstreamGone, QueryError, TimeoutError) as e:
-            err = e if isinstance(e, PgError) else e.fields.to_error() if isinstance(e, QueryError) else PgError(
-                CONNECTION_FAILURE, "could not reach the PostgreSQL server behind pgtls", detail=str(e) or None)
+            err = (
+                e
+                if isinstance(e, PgError)
+                else e.fields.to_error()
+                if isinstance(e, QueryError)
+                else PgError(
+                    CONNECTION_FAILURE,
+                    "could not reach the PostgreSQL server behind pgtls",
+                    detail=str(e) or None,
+                )
+            )
             if self._channel is not None:
-                self._channel.send(m.error_response(PgError(err.sqlstate, err.message, severity="FATAL",
-                                                            detail=err.detail, hint=err.hint)))
+                self._channel.send(
+                    m.error_response(
+                        PgError(err.sqlstate, err.message, severity="FATAL", detail=err.detail, hint=err.hint)
+                    )
+                )
                 self._channel.close()
             self._end()
             return
@@ -330,9 +348,15 @@ class TxnRelaySession:
         channel = self._channel
         if channel is not None:
             if not self.state.queue:
-                channel.send(m.error_response(PgError(
-                    CONNECTION_FAILURE, "the PostgreSQL server behind pgtls closed the connection unexpectedly",
-                    severity="FATAL")))
+                channel.send(
+                    m.error_response(
+                        PgError(
+                            CONNECTION_FAILURE,
+                            "the PostgreSQL server behind pgtls closed the connection unexpectedly",
+                            severity="FATAL",
+                        )
+                    )
+                )
             channel.close()
         self._end()
 
@@ -348,10 +372,12 @@ class TxnRelaySession:
         self.released = True
         if self.pins:
             self.backend.pinned_clients -= 1
-        log.debug(f"transaction mode: the client took a server connection {self.transactions} times; pgtls "
-                  f"prepared its statements on them {self.state.added_parses} times"
-                  + (f"; pinned by {self.pinned}" if self.pinned else "")
-                  + ("; was pinned" if self.ever_pinned and not self.pinned else ""))
+        log.debug(
+            f"transaction mode: the client took a server connection {self.transactions} times; pgtls "
+            f"prepared its statements on them {self.state.added_parses} times"
+            + (f"; pinned by {self.pinned}" if self.pinned else "")
+            + ("; was pinned" if self.ever_pinned and not self.pinned else "")
+        )
         conn = self.conn
         if conn is None:
             return

@@ -48,7 +48,14 @@ R_PARSE, R_BIND, R_CLOSE, R_DESCRIBE_S, R_DESCRIBE_P, R_EXECUTE, R_SYNC, R_QUERY
 R_NAMED_PARSE = 8  # the client's Parse of a named statement, sent on under pgtls's name
 DROP_PARSE, DROP_CLOSE = 9, 10  # answers to messages pgtls added: not for the client
 FAKE_PARSE, FAKE_CLOSE = 20, 21  # answers pgtls gives itself, in place
-_ONE = {R_PARSE: 49, R_BIND: 50, R_CLOSE: 51, R_NAMED_PARSE: 49, DROP_PARSE: 49, DROP_CLOSE: 51}  # '1' '2' '3'
+_ONE = {
+    R_PARSE: 49,
+    R_BIND: 50,
+    R_CLOSE: 51,
+    R_NAMED_PARSE: 49,
+    DROP_PARSE: 49,
+    DROP_CLOSE: 51,
+}  # '1' '2' '3'
 _PREPARING = frozenset({R_NAMED_PARSE, DROP_PARSE})
 _ENDS_AT_Z = frozenset({R_SYNC, R_QUERY})
 _EXECUTE_END = frozenset(b"CIs")
@@ -87,7 +94,9 @@ class ClientMessages:
         buf = self._buf
         if not buf and len(data) >= 5:
             (length,) = _I32.unpack_from(data, 1)
-            if length + 1 == len(data) and data[0] != 88 and length >= 4:  # one whole message: the common case
+            if (
+                length + 1 == len(data) and data[0] != 88 and length >= 4
+            ):  # one whole message: the common case
                 return [data]
         buf += data
         out: list[bytes] = []
@@ -127,7 +136,9 @@ class TxnState:
     """One client's side of transaction pooling: its statements, and the replies owed on its current server."""
 
     def __init__(self, max_prepared: Callable[[], int]) -> None:
-        self.statements: dict[str, tuple[str, bytes]] = {}  # client name -> (server name, Parse body after name)
+        self.statements: dict[
+            str, tuple[str, bytes]
+        ] = {}  # client name -> (server name, Parse body after name)
         self.queue: collections.deque[int] = collections.deque()
         self.skipping = False  # the server had an error and skips messages until Sync
         self.status = "I"  # the last ReadyForQuery's transaction status
@@ -135,7 +146,9 @@ class TxnState:
         self.cache = ServerStatements()  # the statements of the server connection now attached
         self._preparing: collections.deque[str] = collections.deque()  # names of the Parses in the queue
         self.added_parses = 0  # statements pgtls prepared on a server before a Bind or Describe of them
-        self.errors = 0  # ErrorResponses the server sent (a statement that ended session state may have failed)
+        self.errors = (
+            0  # ErrorResponses the server sent (a statement that ended session state may have failed)
+        )
         self._max_prepared = max_prepared
         # the server walk
         self._remaining = 0
@@ -145,7 +158,9 @@ class TxnState:
     @property
     def idle(self) -> bool:
         """Nothing owed, nothing half-sent, and the server is outside a transaction: it may go back."""
-        return not self.queue and self.status == "I" and self.synced and not self._remaining and not self._header
+        return (
+            not self.queue and self.status == "I" and self.synced and not self._remaining and not self._header
+        )
 
     # --- client to server ---------------------------------------------------------------------
     def to_server(self, msgs: list[bytes]) -> tuple[bytes, bytes]:
@@ -173,7 +188,9 @@ class TxnState:
                         queue.append(FAKE_PARSE)
                     else:
                         self._prepare(sname, rest, cache, out)
-                        queue[-1] = R_NAMED_PARSE  # the client asked for this one: its ParseComplete is the client's
+                        queue[-1] = (
+                            R_NAMED_PARSE  # the client asked for this one: its ParseComplete is the client's
+                        )
                 self.synced = False
                 continue
             if kind == 66:  # 'B' Bind: portal, statement
@@ -312,7 +329,9 @@ class TxnState:
             kind = data[pos]
             (length,) = _I32.unpack_from(data, pos + 1)
             if length < 4:
-                raise PgError(PROTOCOL_VIOLATION, "invalid message length from the upstream server", severity="FATAL")
+                raise PgError(
+                    PROTOCOL_VIOLATION, "invalid message length from the upstream server", severity="FATAL"
+                )
             end = pos + 1 + length
             head = self.queue[0] if self.queue else -1
             drop = (head == DROP_PARSE and kind == 49) or (head == DROP_CLOSE and kind == 51)

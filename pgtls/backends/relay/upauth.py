@@ -51,8 +51,11 @@ class Authenticator:
 
     def _password(self, what: str) -> str:
         if self.creds.password is None:
-            raise _fail("fe_sendauth: no password supplied" if not self.creds.scram_keys
-                        else f"the upstream asked for {what}, which a relayed SCRAM login cannot answer")
+            raise _fail(
+                "fe_sendauth: no password supplied"
+                if not self.creds.scram_keys
+                else f"the upstream asked for {what}, which a relayed SCRAM login cannot answer"
+            )
         return self.creds.password
 
     def on_request(self, body: bytes) -> bytes:
@@ -60,7 +63,9 @@ class Authenticator:
         require_cb = self.creds.channel_binding == "require"
         if code == AUTH_OK:
             if require_cb and (self.scram is None or self.scram.mechanism != SCRAM_PLUS):
-                raise _fail("channel binding required, but server authenticated client without channel binding")
+                raise _fail(
+                    "channel binding required, but server authenticated client without channel binding"
+                )
             return b""
         if code in (AUTH_CLEARTEXT, AUTH_MD5) and require_cb:
             raise _fail("channel binding required but not supported by server's authentication request")
@@ -78,10 +83,15 @@ class Authenticator:
                 if self.creds.password is None and self.creds.scram_keys is None:
                     raise _fail("fe_sendauth: no password supplied")
                 offered = [m.decode("ascii", "replace") for m in body[4:].split(b"\0") if m]
-                mech = choose_mechanism(offered, self.creds.channel_binding, self.tls and self.cbind_data is not None)
-                self.scram = ScramClient(mech, password=self.creds.password if self.creds.scram_keys is None else None,
-                                         keys=self.creds.scram_keys,
-                                         cbind_data=self.cbind_data if mech == SCRAM_PLUS else None)
+                mech = choose_mechanism(
+                    offered, self.creds.channel_binding, self.tls and self.cbind_data is not None
+                )
+                self.scram = ScramClient(
+                    mech,
+                    password=self.creds.password if self.creds.scram_keys is None else None,
+                    keys=self.creds.scram_keys,
+                    cbind_data=self.cbind_data if mech == SCRAM_PLUS else None,
+                )
                 self.method = mech
                 first = self.scram.first()
                 return _message(b"p", mech.encode("ascii") + b"\0" + struct.pack("!i", len(first)) + first)

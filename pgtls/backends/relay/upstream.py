@@ -54,7 +54,9 @@ class _Request:
 
     __slots__ = ("future", "result", "error", "on_message")
 
-    def __init__(self, fut: asyncio.Future[Result], on_message: Callable[[bytes, bytes], None] | None = None) -> None:
+    def __init__(
+        self, fut: asyncio.Future[Result], on_message: Callable[[bytes, bytes], None] | None = None
+    ) -> None:
         self.future = fut
         self.result = Result()
         self.error: wire.ErrorFields | None = None
@@ -81,7 +83,9 @@ class UpstreamConn(asyncio.Protocol):
         self._stray = False  # bytes arrived with nobody asking (pooled and idle)
         self.created = 0.0
         self.last_used = 0.0
-        self.startup_params: tuple[tuple[str, str], ...] = ()  # the client startup parameters it was opened with
+        self.startup_params: tuple[
+            tuple[str, str], ...
+        ] = ()  # the client startup parameters it was opened with
         self._prepared: set[str] = set()
         self.generation = 0  # the relay's pool generation when it was opened (see RelayBackend.generation)
         self.endpoint: Any = None  # a network upstream: where it is and whether over TLS (netconnect)
@@ -246,7 +250,9 @@ class UpstreamConn(asyncio.Protocol):
                 req.future.set_exception(exc)
                 req.future.exception()  # mark retrieved: a caller may have stopped waiting
 
-    def _request(self, data: bytes, on_message: Callable[[bytes, bytes], None] | None = None) -> asyncio.Future[Result]:
+    def _request(
+        self, data: bytes, on_message: Callable[[bytes, bytes], None] | None = None
+    ) -> asyncio.Future[Result]:
         fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         if self.closed:
             fut.set_exception(UpstreamGone("upstream connection is closed"))
@@ -328,8 +334,12 @@ class UpstreamConn(asyncio.Protocol):
                     if auth is None:
                         code = int.from_bytes(body[:4], "big")
                         if code != 0:
-                            raise PgError(PROTOCOL_VIOLATION, f"the upstream server asked for authentication "
-                                          f"method {code}, which pgtls does not answer", severity="FATAL")
+                            raise PgError(
+                                PROTOCOL_VIOLATION,
+                                f"the upstream server asked for authentication "
+                                f"method {code}, which pgtls does not answer",
+                                severity="FATAL",
+                            )
                     else:
                         reply = auth.on_request(body)
                         if reply:
@@ -386,7 +396,9 @@ async def connect_unix(path: Path, params: dict[str, str], timeout: float = CONN
 
 def _as_fatal(fields: wire.ErrorFields) -> PgError:
     err = fields.to_error("FATAL")
-    return PgError(err.sqlstate, err.message, severity="FATAL", detail=err.detail, hint=err.hint, extra=err.extra)
+    return PgError(
+        err.sqlstate, err.message, severity="FATAL", detail=err.detail, hint=err.hint, extra=err.extra
+    )
 
 
 async def send_cancel(path: Path, pid: int, key: bytes) -> None:

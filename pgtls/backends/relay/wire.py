@@ -94,7 +94,9 @@ def split_messages(buf: bytearray) -> Iterator[tuple[bytes, bytes]]:
         while n - pos >= 5:
             kind, length = _HEADER.unpack_from(buf, pos)
             if length < 4 or length > MAX_BACKEND_MESSAGE:
-                raise PgError(PROTOCOL_VIOLATION, "invalid message length from the upstream server", severity="FATAL")
+                raise PgError(
+                    PROTOCOL_VIOLATION, "invalid message length from the upstream server", severity="FATAL"
+                )
             end = pos + 1 + length
             if end > n:
                 break
@@ -112,7 +114,9 @@ def cstrings(body: bytes) -> list[str]:
 def parameter_status(body: bytes) -> tuple[str, str]:
     parts = cstrings(body)
     if len(parts) != 2:
-        raise PgError(PROTOCOL_VIOLATION, "invalid ParameterStatus message from the upstream server", severity="FATAL")
+        raise PgError(
+            PROTOCOL_VIOLATION, "invalid ParameterStatus message from the upstream server", severity="FATAL"
+        )
     return parts[0], parts[1]
 
 
@@ -139,8 +143,13 @@ class ErrorFields:
         extra = {k: v for k, v in self.fields.items() if k not in "SVCMDHP"}
         pos = self.fields.get("P")
         return PgError(
-            self.sqlstate, self.message, severity=severity or self.severity, detail=self.fields.get("D"),
-            hint=self.fields.get("H"), position=int(pos) if pos and pos.isdigit() else None, extra=extra,
+            self.sqlstate,
+            self.message,
+            severity=severity or self.severity,
+            detail=self.fields.get("D"),
+            hint=self.fields.get("H"),
+            position=int(pos) if pos and pos.isdigit() else None,
+            extra=extra,
         )
 
 
@@ -195,7 +204,16 @@ class FrontendTracker:
     kept.
     """
 
-    __slots__ = ("_remaining", "_header", "last_kind", "terminated", "_watch", "watched", "_head", "_head_need")
+    __slots__ = (
+        "_remaining",
+        "_header",
+        "last_kind",
+        "terminated",
+        "_watch",
+        "watched",
+        "_head",
+        "_head_need",
+    )
 
     def __init__(self, watch: frozenset[int] = frozenset()) -> None:
         self._remaining = 0  # body bytes of the current message still to come

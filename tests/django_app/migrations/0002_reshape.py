@@ -19,5 +19,7 @@ class Migration(migrations.Migration):
         ),
         migrations.RemoveField(model_name="order", name="status"),
         migrations.AddField(model_name="order", name="note", field=models.TextField(blank=True, default="")),
-        migrations.AddIndex(model_name="order", index=models.Index(fields=["placed"], name="shop_order_placed_idx")),
+        migrations.AddIndex(
+            model_name="order", index=models.Index(fields=["placed"], name="shop_order_placed_idx")
+        ),
     ]

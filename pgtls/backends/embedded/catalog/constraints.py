@@ -110,7 +110,9 @@ def _constraintdef(pretty: str) -> str:
     docstring) in duckdb_constraints() or the table's mark, not in pgtls_constraints, which costs far more
     to plan (psql's ``\\d`` calls it in three queries)."""
     native = (
-        "(SELECT list({'contype': " + _CONTYPE + ", 'cols': constraint_column_names, 'ref_schema': schema_name, "
+        "(SELECT list({'contype': "
+        + _CONTYPE
+        + ", 'cols': constraint_column_names, 'ref_schema': schema_name, "
         "'ref_table': referenced_table, 'ref_cols': referenced_column_names, 'upd': 'a', 'del': 'a', "
         "'deferrable': false, 'deferred': false, 'validated': true, 'bin': expression} ORDER BY constraint_index)"
         f"[o % 1000] FROM duckdb_constraints() WHERE table_oid = o // 1000 AND database_name <> '{CAT}' "
@@ -133,7 +135,10 @@ def _constraintdef(pretty: str) -> str:
     )
     fkdef = (
         f"'FOREIGN KEY (' || {cols} || ') REFERENCES ' || {ref_name} || '(' || {ref_cols} || ')' || "
-        + action.format("upd", "UPDATE") + " || " + action.format("del", "DELETE") + " || "
+        + action.format("upd", "UPDATE")
+        + " || "
+        + action.format("del", "DELETE")
+        + " || "
         "CASE WHEN r.deferrable THEN ' DEFERRABLE' ELSE '' END || "
         "CASE WHEN r.deferred THEN ' INITIALLY DEFERRED' ELSE '' END || "
         "CASE WHEN r.validated THEN '' ELSE ' NOT VALID' END"
@@ -376,7 +381,11 @@ def _indexes_view() -> str:
         "FROM texts GROUP BY ALL"
     )
     # CREATE INDEX name ON schema.table ... (pretty-printing leaves out a schema on the search path)
-    head = "'CREATE ' || CASE WHEN indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || " + _q("relname") + " || ' ON '"
+    head = (
+        "'CREATE ' || CASE WHEN indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || "
+        + _q("relname")
+        + " || ' ON '"
+    )
     tail = _q("table_name") + " || ' USING btree (' || array_to_string(defkeys, ', ') || ')'"
     return (
         f"CREATE VIEW {C}.pgtls_indexes AS WITH rels AS ({rels}), cols AS ({cols}), each AS ({each}), "
@@ -403,7 +412,9 @@ def pg_class_sql(extra: str) -> str:
     foreign keys only then) and a row for each index (as pgtls_index_rels) instead of DuckDB's (which lack
     the constraints')."""
     fk = f"FROM duckdb_tables() WHERE starts_with(comment, '{FK_MARK}')"
-    parents = f"json_extract_string(substr(split_part(comment, chr(10), 1), {len(FK_MARK) + 1}), '$[*].ref_table')"
+    parents = (
+        f"json_extract_string(substr(split_part(comment, chr(10), 1), {len(FK_MARK) + 1}), '$[*].ref_table')"
+    )
     fk_tables = (
         "(SELECT table_oid FROM duckdb_constraints() WHERE constraint_type = 'FOREIGN KEY' UNION ALL "
         "SELECT t.table_oid FROM duckdb_constraints() c JOIN duckdb_tables() t ON t.database_name = c.database_name "

@@ -49,7 +49,9 @@ from pgtls.tls.names import truncate_name
 SUPERUSER_ONLY_SETTINGS = frozenset(g.key for g in GUCS_TABLE.values() if g.superuser_only)
 SUPERUSER_ONLY_SQL = shims.superuser_only_sql()
 SUPERUSER_ONLY_MESSAGE = ('permission denied to examine "', '"')  # PostgreSQL 16+ (sqlerrors adds the detail)
-SUPERUSER_ONLY_DETAIL = 'Only roles with privileges of the "pg_read_all_settings" role may examine this parameter.'
+SUPERUSER_ONLY_DETAIL = (
+    'Only roles with privileges of the "pg_read_all_settings" role may examine this parameter.'
+)
 
 # Long attribute names accepted by ssl_client_dn_field() (OpenSSL's OBJ_txt2nid).
 DN_FIELD_ALIASES = {
@@ -94,11 +96,20 @@ def duck_path(value: str) -> str:
     """DuckDB's search path for a PostgreSQL one: the session's schemas, then the shared catalog."""
     return duck_search_path(value) + "," + SEARCH_PATH_TAIL
 
+
 # Catalogs that need the session to be a superuser, as in PostgreSQL (name -> what the message calls it).
 SUPERUSER_ONLY = {
     "pg_authid": "table", "pg_shadow": "view", "pg_hba_file_rules": "view", "pg_ident_file_mappings": "view",
 }  # fmt: skip
-_ROLE_WORDS = ("pg_roles", "pg_authid", "pg_user", "pg_shadow", "pg_auth_members", "pg_get_userbyid", "pg_group")
+_ROLE_WORDS = (
+    "pg_roles",
+    "pg_authid",
+    "pg_user",
+    "pg_shadow",
+    "pg_auth_members",
+    "pg_get_userbyid",
+    "pg_group",
+)
 
 
 def version_string(server_version: str) -> str:
@@ -221,7 +232,11 @@ def mentioned(sql: str) -> set[str]:
     low = sql.lower()
     if "pg_" not in low:
         return set()
-    return {t.text.lower() for t in tokens(sql) if t.kind in ("word", "ident") and t.text.lower().startswith("pg_")}
+    return {
+        t.text.lower()
+        for t in tokens(sql)
+        if t.kind in ("word", "ident") and t.text.lower().startswith("pg_")
+    }
 
 
 def stat_ssl_rows(registry: Registry) -> list[dict[str, object]]:
@@ -239,7 +254,9 @@ def stat_ssl_rows(registry: Registry) -> list[dict[str, object]]:
     return data
 
 
-def stat_activity_rows(registry: Registry, user: str | None = None, superuser: bool = True) -> list[dict[str, object]]:
+def stat_activity_rows(
+    registry: Registry, user: str | None = None, superuser: bool = True
+) -> list[dict[str, object]]:
     """pg_stat_activity rows; like PostgreSQL, a non-superuser sees only the identity of other users' sessions
     (their query may contain a password: ``ALTER ROLE ... PASSWORD``)."""
     out: list[dict[str, object]] = []

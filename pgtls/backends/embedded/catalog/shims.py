@@ -279,7 +279,9 @@ def shim_sql() -> list[str]:
 def superuser_only_sql() -> str:
     from pgtls.config.guc import GUCS as TABLE
 
-    return ", ".join("'" + g.key + "'" for g in sorted(TABLE.values(), key=lambda g: g.key) if g.superuser_only)
+    return ", ".join(
+        "'" + g.key + "'" for g in sorted(TABLE.values(), key=lambda g: g.key) if g.superuser_only
+    )
 
 
 # generate_series as PostgreSQL types it: DuckDB's returns BIGINT for integer arguments (PostgreSQL: int4 for

@@ -49,7 +49,11 @@ def db_path(data_dir: Path, name: str) -> Path:
 
 
 def check_name(name: str) -> None:
-    if not name or len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_LENGTH or not _VALID_NAME.fullmatch(name):
+    if (
+        not name
+        or len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_LENGTH
+        or not _VALID_NAME.fullmatch(name)
+    ):
         raise PgError("42602", f'invalid database name "{name}"')
 
 

@@ -249,7 +249,9 @@ class DateProbe:
     objects, binary output a little dearer.  Not re-run: statements with side effects (nextval, setval)
     and DML ... RETURNING, whose extreme dates stay as the binding gives them (finite)."""
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection, text_sql: str, checks: Checks, started: float = 0.0) -> None:
+    def __init__(
+        self, cur: duckdb.DuckDBPyConnection, text_sql: str, checks: Checks, started: float = 0.0
+    ) -> None:
         self.cur = cur
         self.text_sql = text_sql
         self.checks = checks
@@ -319,7 +321,9 @@ def run(cur: duckdb.DuckDBPyConnection, sql: str, words: list[str], duck_type: s
     if duck_type is None:
         # A query that starts like one is one (DuckDB has no SELECT ... INTO); anything else is asked of
         # DuckDB's parser, which costs about as much as a point lookup
-        duck_type = "SELECT" if words and words[0] in ("SELECT", "VALUES", "TABLE", "FROM") else statement_type(sql)
+        duck_type = (
+            "SELECT" if words and words[0] in ("SELECT", "VALUES", "TABLE", "FROM") else statement_type(sql)
+        )
     tag = command_tag(words, duck_type)
     if duck_type == "SELECT":
         t0 = time.perf_counter()

@@ -61,4 +61,3 @@ class EngineHooks:
 
 
 HOOKS = EngineHooks()
-

@@ -32,7 +32,9 @@ class StatementWork:
 
 
 class StatementHook(Protocol):
-    def before(self, cur: duckdb.DuckDBPyConnection, words: list[str], sql: str, rewritten: str) -> StatementWork | None:
+    def before(
+        self, cur: duckdb.DuckDBPyConnection, words: list[str], sql: str, rewritten: str
+    ) -> StatementWork | None:
         """Before DuckDB runs ``rewritten`` (``sql`` as the client sent it; ``words``: its first words)."""
         ...
 

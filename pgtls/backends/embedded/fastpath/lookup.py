@@ -348,8 +348,10 @@ class PointLookups:
             self._make_room(total)
             db.indexes[q.shape] = index
         if self._debug is not None:
-            self._debug(f'point-lookup index on "{table}" ("{key}") of database "{database}": {total} rows, '
-                        f"built in {(time.monotonic() - started) * 1000:.0f} ms")
+            self._debug(
+                f'point-lookup index on "{table}" ("{key}") of database "{database}": {total} rows, '
+                f"built in {(time.monotonic() - started) * 1000:.0f} ms"
+            )
 
     def _make_room(self, rows: int) -> None:
         """Drop the least recently used indexes until ``rows`` more fit under the limit."""
@@ -368,7 +370,9 @@ def _is_base_table(cur: duckdb.DuckDBPyConnection, table: str) -> bool:
     """Whether ``table`` names a table of the session's own database, and no view anywhere has its name."""
     parts = [unquote_ident(p) if p.startswith('"') else p.lower() for p in _PLAIN_WORD.findall(table)]
     schema, name = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
-    views = cur.execute("SELECT count(*) FROM duckdb_views() WHERE lower(view_name) = lower(?)", [name]).fetchone()
+    views = cur.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE lower(view_name) = lower(?)", [name]
+    ).fetchone()
     if views and views[0]:
         return False
     sql = ("SELECT count(*) FROM duckdb_tables() WHERE database_name NOT IN (?, 'system', 'temp') "

@@ -119,7 +119,9 @@ def rewrite_create_table(sql: str) -> list[str] | None:
         if depth == 1 and column and t.kind == "word" and t.text.lower() in SERIAL_TYPES:
             seq = f"{table}_{column}_seq"
             sequences.append(seq)
-            edits.append((t.start, t.end, f"{SERIAL_TYPES[t.text.lower()]} DEFAULT nextval({quote_literal(seq)})"))
+            edits.append(
+                (t.start, t.end, f"{SERIAL_TYPES[t.text.lower()]} DEFAULT nextval({quote_literal(seq)})")
+            )
         elif depth == 1 and column and t.kind == "word" and t.text.upper() == "GENERATED":
             j = i + 1
             while j < len(toks) and toks[j].text.upper() != "IDENTITY" and toks[j].text not in (",", ")"):
@@ -237,7 +239,9 @@ def _fetch(cur: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> li
 def _search_order(cur: duckdb.DuckDBPyConnection) -> list[str]:
     rows = _fetch(cur, "SELECT value FROM duckdb_settings() WHERE name = 'search_path'", [])
     path = str(rows[0][0] or "") if rows else ""
-    return [p.strip().strip('"').split(".")[-1].strip('"').lower() for p in path.split(",") if p.strip()] or ["main"]
+    return [p.strip().strip('"').split(".")[-1].strip('"').lower() for p in path.split(",") if p.strip()] or [
+        "main"
+    ]
 
 
 def load_table(cur: duckdb.DuckDBPyConnection, schema: str | None, name: str) -> Table | None:
@@ -255,8 +259,11 @@ def load_table(cur: duckdb.DuckDBPyConnection, schema: str | None, name: str) ->
     cols = [
         Column(n, t, d, not nullable, c, quote_ident(n))
         for n, t, d, nullable, c in _fetch(
-            cur, f"SELECT column_name, data_type, column_default, is_nullable, comment FROM duckdb_columns() "
-                 f"WHERE {where} ORDER BY column_index", key)  # fmt: skip
+            cur,
+            f"SELECT column_name, data_type, column_default, is_nullable, comment FROM duckdb_columns() "
+            f"WHERE {where} ORDER BY column_index",
+            key,
+        )  # fmt: skip
     ]
     t = Table(db, sch, tname, comment, cols, [], [], [], [], {}, [], [])
     for kind, text, expr, names, cname in _fetch(
@@ -328,8 +335,11 @@ def _refers(expr: str, column: str) -> bool:
 
 def _rename_in(expr: str, old: str, new: str) -> str:
     low = old.lower()
-    edits = [(t.start, t.end, quote_ident(new)) for t in tokens(expr)
-             if t.kind in ("word", "ident") and (unquote_ident(t.text).lower() == low or t.text.lower() == low)]
+    edits = [
+        (t.start, t.end, quote_ident(new))
+        for t in tokens(expr)
+        if t.kind in ("word", "ident") and (unquote_ident(t.text).lower() == low or t.text.lower() == low)
+    ]
     return apply_edits(expr, edits)
 
 
@@ -357,8 +367,9 @@ def _no_column(col: str, t: Table) -> PgError:
     return PgError("42703", f'column "{col}" of relation "{t.name}" does not exist')
 
 
-def _fk_add(sql: str, toks: list[Token], i: int, t: Table, local: list[str], name: str | None,
-            validate: bool) -> int:
+def _fk_add(
+    sql: str, toks: list[Token], i: int, t: Table, local: list[str], name: str | None, validate: bool
+) -> int:
     """Record the foreign key whose REFERENCES clause is at toks[i] (checked and written by :func:`_plan_alter`
     once every action is applied); the index after the clause."""
     for c in local:
@@ -400,7 +411,9 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
             idx = next((x for x in t.indexes if x.name.lower() == name.lower()), None)
             if idx is not None:
                 t.indexes.remove(idx)
-                t.native.append(f"DROP INDEX {quote_ident(t.database)}.{quote_ident(t.schema)}.{quote_ident(idx.name)}")
+                t.native.append(
+                    f"DROP INDEX {quote_ident(t.database)}.{quote_ident(t.schema)}.{quote_ident(idx.name)}"
+                )
                 return
             kept = t.kept()
             left = [fk for fk in kept if fk.name.lower() != name.lower()]
@@ -439,8 +452,13 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
             raise _no_column(name, t)
         cascade = words_at(toks, b - 1, "CASCADE")
         dropped = col
-        _drop_referenced(cur, t, lambda fk: dropped.name.lower() in (c.lower() for c in fk.ref_columns), cascade,
-                         f"column {col.name} of table {t.name}")
+        _drop_referenced(
+            cur,
+            t,
+            lambda fk: dropped.name.lower() in (c.lower() for c in fk.ref_columns),
+            cascade,
+            f"column {col.name} of table {t.name}",
+        )
         kept = t.kept()
         left = [fk for fk in kept if col.name.lower() not in (c.lower() for c in fk.columns)]
         if len(left) != len(kept):  # a kept foreign key on the column goes with it
@@ -499,17 +517,23 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
             duck = _duck_type(cur, typ)
             jsonb = typ.strip().lower().split(".")[-1].strip('"') == "jsonb"
             comment = _jsonb_comment(col.comment, jsonb)
-            if duck != col.type or using is not None:  # else the same type in DuckDB (varchar(n) -> varchar(m))
+            if (
+                duck != col.type or using is not None
+            ):  # else the same type in DuckDB (varchar(n) -> varchar(m))
                 in_key = any(col.name.lower() in (c.lower() for c in g) for g in [t.primary_key, *t.uniques])
                 if not has_index and not in_key:
-                    t.native.append(f"ALTER TABLE {q} ALTER COLUMN {qc} TYPE {typ}" + (f" USING {using}" if using else ""))
+                    t.native.append(
+                        f"ALTER TABLE {q} ALTER COLUMN {qc} TYPE {typ}" + (f" USING {using}" if using else "")
+                    )
                 else:
                     t.rebuild = True
                 col.source = using if using is not None else f"CAST({col.source} AS {duck})"
                 col.type = duck
             if comment != col.comment:
                 col.comment = comment
-                t.native.append(f"COMMENT ON COLUMN {q}.{qc} IS {quote_literal(comment) if comment else 'NULL'}")
+                t.native.append(
+                    f"COMMENT ON COLUMN {q}.{qc} IS {quote_literal(comment) if comment else 'NULL'}"
+                )
             return
         if words_at(toks, i, "SET", "DEFAULT"):
             col.default = _text(sql, toks, i + 2, b)
@@ -532,8 +556,13 @@ def _apply(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token]
     raise Unsupported(w)
 
 
-def _drop_referenced(cur: duckdb.DuckDBPyConnection, t: Table, hits: Callable[[fkeys.ForeignKey], bool],
-                     cascade: bool, what: str) -> None:
+def _drop_referenced(
+    cur: duckdb.DuckDBPyConnection,
+    t: Table,
+    hits: Callable[[fkeys.ForeignKey], bool],
+    cascade: bool,
+    what: str,
+) -> None:
     """DROP of something of ``t`` (``what``, as PostgreSQL names it) that kept foreign keys of other tables
     reference (``hits``): 2BP01, or with CASCADE those foreign keys are dropped."""
     victims = [fk for fk in fkeys.referencing(fkeys.read_all(cur), t.database, t.schema, t.name)
@@ -547,8 +576,12 @@ def _drop_referenced(cur: duckdb.DuckDBPyConnection, t: Table, hits: Callable[[f
 
 def dependents_error(what: str, victims: list[fkeys.ForeignKey]) -> PgError:
     detail = "\n".join(f"constraint {fk.name} on table {fk.table} depends on {what}" for fk in victims)
-    return PgError("2BP01", f"cannot drop {what} because other objects depend on it", detail=detail,
-                   hint="Use DROP ... CASCADE to drop the dependent objects too.")
+    return PgError(
+        "2BP01",
+        f"cannot drop {what} because other objects depend on it",
+        detail=detail,
+        hint="Use DROP ... CASCADE to drop the dependent objects too.",
+    )
 
 
 def _add_column(t: Table, sql: str, toks: list[Token], i: int, b: int) -> None:
@@ -628,11 +661,14 @@ def _add_column(t: Table, sql: str, toks: list[Token], i: int, b: int) -> None:
     if typ.strip().lower() == "jsonb":
         col.comment = JSONB_MARK
         if not t.rebuild:
-            t.native.append(f"COMMENT ON COLUMN {t.qualified()}.{quote_ident(name)} IS {quote_literal(JSONB_MARK)}")
+            t.native.append(
+                f"COMMENT ON COLUMN {t.qualified()}.{quote_ident(name)} IS {quote_literal(JSONB_MARK)}"
+            )
 
 
-def _add_constraint(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token], i: int, b: int,
-                    cname: str | None) -> None:
+def _add_constraint(
+    cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: list[Token], i: int, b: int, cname: str | None
+) -> None:
     head = toks[i].text.upper()
     if head == "CHECK":
         e = _group_end(toks, i + 1)
@@ -671,9 +707,12 @@ def _add_constraint(cur: duckdb.DuckDBPyConnection, t: Table, sql: str, toks: li
 
 def _rebuild(t: Table, new_name: str) -> list[str]:
     if t.referenced_by:
-        raise PgError("0A000", f'cannot change table "{t.name}" in a way DuckDB cannot do in place: '
-                               f'the foreign key of table "{t.referenced_by[0]}" references it',
-                      hint="DuckDB cannot drop or rebuild a table that another table's foreign key references.")
+        raise PgError(
+            "0A000",
+            f'cannot change table "{t.name}" in a way DuckDB cannot do in place: '
+            f'the foreign key of table "{t.referenced_by[0]}" references it',
+            hint="DuckDB cannot drop or rebuild a table that another table's foreign key references.",
+        )
     tmp = t.qualified(f"{new_name}__pgtls_rebuild")
     defs: list[str] = []
     pk = {c.lower() for c in t.primary_key}
@@ -715,7 +754,9 @@ def _rename_column(t: Table, old: str, new: str) -> None:
     if t.indexes:
         t.rebuild = True
     else:
-        t.native.append(f"ALTER TABLE {t.qualified()} RENAME COLUMN {quote_ident(col.name)} TO {quote_ident(new)}")
+        t.native.append(
+            f"ALTER TABLE {t.qualified()} RENAME COLUMN {quote_ident(col.name)} TO {quote_ident(new)}"
+        )
     low = col.name.lower()
 
     def ren(cols: list[str]) -> list[str]:
@@ -758,7 +799,9 @@ def plan(cur: duckdb.DuckDBPyConnection, sql: str, notices: list[PgError] | None
         return None
 
 
-def _plan_truncate(cur: duckdb.DuckDBPyConnection, toks: list[Token], notices: list[PgError]) -> list[str] | None:
+def _plan_truncate(
+    cur: duckdb.DuckDBPyConnection, toks: list[Token], notices: list[PgError]
+) -> list[str] | None:
     """TRUNCATE [TABLE] [ONLY] name [*], ... [RESTART IDENTITY | CONTINUE IDENTITY] [CASCADE | RESTRICT]:
     one DuckDB TRUNCATE per table, and with RESTART IDENTITY the sequences of their serial and identity
     columns set back to their start.  A table that a kept foreign key (foreignkeys.py) references is refused
@@ -786,8 +829,9 @@ def _plan_truncate(cur: duckdb.DuckDBPyConnection, toks: list[Token], notices: l
     return stmts + [NOOP]
 
 
-def _truncate_children(cur: duckdb.DuckDBPyConnection, names: list[str], cascade: bool,
-                       notices: list[PgError]) -> None:
+def _truncate_children(
+    cur: duckdb.DuckDBPyConnection, names: list[str], cascade: bool, notices: list[PgError]
+) -> None:
     """TRUNCATE of a table that a kept foreign key references: 0A000, or with CASCADE the child table is
     added to ``names`` (and its children, and so on)."""
     kept = fkeys.read_all(cur)
@@ -798,16 +842,23 @@ def _truncate_children(cur: duckdb.DuckDBPyConnection, names: list[str], cascade
         for fk in kept:
             if fk.ref_table.lower() in low and fk.table.lower() not in low:
                 if not cascade:
-                    raise PgError("0A000", "cannot truncate a table referenced in a foreign key constraint",
-                                  detail=f'Table "{fk.table}" references "{fk.ref_table}".',
-                                  hint=f'Truncate table "{fk.table}" at the same time, or use TRUNCATE ... CASCADE.')
+                    raise PgError(
+                        "0A000",
+                        "cannot truncate a table referenced in a foreign key constraint",
+                        detail=f'Table "{fk.table}" references "{fk.ref_table}".',
+                        hint=f'Truncate table "{fk.table}" at the same time, or use TRUNCATE ... CASCADE.',
+                    )
                 names.append(fk.child())
                 low.add(fk.table.lower())
-                notices.append(PgError("00000", f'truncate cascades to table "{fk.table}"', severity="NOTICE"))
+                notices.append(
+                    PgError("00000", f'truncate cascades to table "{fk.table}"', severity="NOTICE")
+                )
                 grew = True
 
 
-def _plan_alter(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token], notices: list[PgError]) -> list[str] | None:
+def _plan_alter(
+    cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token], notices: list[PgError]
+) -> list[str] | None:
     i = 2
     if_exists = words_at(toks, i, "IF", "EXISTS")
     i += 2 if if_exists else 0
@@ -838,7 +889,9 @@ def _plan_alter(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token], not
             new_name = unquote_ident(toks[j + 1].text)
             t.others += fkeys.rename_statements(cur, t.database, t.schema, t.name, new_table=new_name)
             kept = t.kept()
-            if any(fk.ref_table.lower() == t.name.lower() for fk in kept):  # a key that references its own table
+            if any(
+                fk.ref_table.lower() == t.name.lower() for fk in kept
+            ):  # a key that references its own table
                 t.set_kept([replace(fk, ref_table=new_name) if fk.ref_table.lower() == t.name.lower() else fk
                             for fk in kept])  # fmt: skip
             if not t.indexes:
@@ -916,7 +969,10 @@ def _own_jsonb(cur: duckdb.DuckDBPyConnection, table: str, columns: set[str]) ->
 
 # --- text-only rewrites (rewrite/pipeline.py calls these) ---------------------------------------------------
 
-_INDEX_METHODS_DROPPED = {"btree", "hash"}  # DuckDB has one (ART) index: PostgreSQL's default methods map to it
+_INDEX_METHODS_DROPPED = {
+    "btree",
+    "hash",
+}  # DuckDB has one (ART) index: PostgreSQL's default methods map to it
 
 
 def rewrite_create_index(sql: str) -> str:
@@ -934,7 +990,11 @@ def rewrite_create_index(sql: str) -> str:
     edits: list[tuple[int, int, str]] = []
     k = on + 1
     while k < len(toks) and toks[k].text != "(":
-        if words_at(toks, k, "USING") and k + 1 < len(toks) and toks[k + 1].text.lower() in _INDEX_METHODS_DROPPED:
+        if (
+            words_at(toks, k, "USING")
+            and k + 1 < len(toks)
+            and toks[k + 1].text.lower() in _INDEX_METHODS_DROPPED
+        ):
             edits.append((toks[k].start, toks[k + 1].end, ""))
         k += 1
     if k >= len(toks):
@@ -954,7 +1014,9 @@ def rewrite_create_index(sql: str) -> str:
     return apply_edits(sql, edits) if edits else sql
 
 
-def _create_table_keys(sql: str, toks: list[Token]) -> list[tuple[int, int, int, str | None, list[str], fkeys.References]]:
+def _create_table_keys(
+    sql: str, toks: list[Token]
+) -> list[tuple[int, int, int, str | None, list[str], fkeys.References]]:
     """The foreign keys of CREATE TABLE that pgtls keeps (foreignkeys.py): (item start, item end, start of
     the clause to remove, constraint name, local columns, the REFERENCES clause) for each."""
     found = _table_name(toks)
@@ -1012,14 +1074,20 @@ def strip_kept_foreign_keys(sql: str) -> str:
             if n > 0:
                 edits.append((toks[items[n - 1][1] - 1].end, toks[b - 1].end, ""))
             else:
-                edits.append((toks[a].start, toks[items[1][0]].start if len(items) > 1 else toks[b - 1].end, ""))
+                edits.append(
+                    (toks[a].start, toks[items[1][0]].start if len(items) > 1 else toks[b - 1].end, "")
+                )
             continue
         edits.append((toks[start].start, toks[end - 1].end, ""))
     return apply_edits(sql, edits) if edits else sql
 
 
 def _create_schema(toks: list[Token], open_paren: int) -> str | None:
-    if open_paren >= 3 and toks[open_paren - 2].text == "." and toks[open_paren - 3].kind in ("word", "ident"):
+    if (
+        open_paren >= 3
+        and toks[open_paren - 2].text == "."
+        and toks[open_paren - 3].kind in ("word", "ident")
+    ):
         return unquote_ident(toks[open_paren - 3].text)
     return None
 
@@ -1087,8 +1155,11 @@ def drop_table_plan(cur: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str]
     if not victims:
         return [], []
     if len(victims) == 1:
-        notice = PgError("00000", f"drop cascades to constraint {victims[0].name} on table {victims[0].table}",
-                         severity="NOTICE")
+        notice = PgError(
+            "00000",
+            f"drop cascades to constraint {victims[0].name} on table {victims[0].table}",
+            severity="NOTICE",
+        )
     else:
         notice = PgError("00000", f"drop cascades to {len(victims)} other objects", severity="NOTICE",
                          detail="\n".join(f"drop cascades to constraint {fk.name} on table {fk.table}"

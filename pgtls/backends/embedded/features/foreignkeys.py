@@ -33,6 +33,7 @@ PostgreSQL locks the parent row).
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -158,8 +159,17 @@ def referencing(fks: list[ForeignKey], database: str, schema: str, table: str) -
             and fk.ref_table.lower() == table.lower()]  # fmt: skip
 
 
-def restate(cur: duckdb.DuckDBPyConnection, database: str, schema: str, table: str,
-            change: Callable[[list[ForeignKey]], list[ForeignKey]]) -> str | None:
+def _without(gone: set[str], keys: list[ForeignKey]) -> list[ForeignKey]:
+    return [k for k in keys if k.name.lower() not in gone]
+
+
+def restate(
+    cur: duckdb.DuckDBPyConnection,
+    database: str,
+    schema: str,
+    table: str,
+    change: Callable[[list[ForeignKey]], list[ForeignKey]],
+) -> str | None:
     """The COMMENT statement that applies ``change`` to the kept foreign keys of a table, if it changes them."""
     rows = _fetch(cur, "SELECT comment FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? "
                        "AND table_name = ?", [database, schema, table])  # fmt: skip
@@ -183,19 +193,26 @@ def drop_statements(cur: duckdb.DuckDBPyConnection, victims: list[ForeignKey]) -
     """The statements that drop these kept foreign keys."""
     out: list[str] = []
     for (db, schema, table), fks in _by_table(victims).items():
-        gone = {fk.name.lower() for fk in fks}
-        stmt = restate(cur, db, schema, table, lambda keys, gone=gone: [k for k in keys if k.name.lower() not in gone])  # type: ignore[misc]
+        stmt = restate(cur, db, schema, table, functools.partial(_without, {fk.name.lower() for fk in fks}))
         if stmt:
             out.append(stmt)
     return out
 
 
-def rename_statements(cur: duckdb.DuckDBPyConnection, database: str, schema: str, table: str,
-                      new_table: str | None = None, column: tuple[str, str] | None = None) -> list[str]:
+def rename_statements(
+    cur: duckdb.DuckDBPyConnection,
+    database: str,
+    schema: str,
+    table: str,
+    new_table: str | None = None,
+    column: tuple[str, str] | None = None,
+) -> list[str]:
     """After a parent table or one of its columns is renamed: the statements that rename it in the kept
     foreign keys of the other tables that reference it."""
     out: list[str] = []
-    users = [fk for fk in referencing(read_all(cur), database, schema, table) if fk.table.lower() != table.lower()]
+    users = [
+        fk for fk in referencing(read_all(cur), database, schema, table) if fk.table.lower() != table.lower()
+    ]
 
     def change(keys: list[ForeignKey]) -> list[ForeignKey]:
         res = []
@@ -322,8 +339,13 @@ def _fetch(cur: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> li
     return cur.execute(sql, params).fetchall()
 
 
-def resolve(cur: duckdb.DuckDBPyConnection, name: str | None, child: tuple[str, str, str], local: list[str],
-            ref: References) -> ForeignKey:
+def resolve(
+    cur: duckdb.DuckDBPyConnection,
+    name: str | None,
+    child: tuple[str, str, str],
+    local: list[str],
+    ref: References,
+) -> ForeignKey:
     """The foreign key ``local`` -> ``ref`` of table ``child`` (database, schema, table), checked as
     PostgreSQL checks it (the parent and its columns exist, the columns are its primary key or unique)."""
     db, schema, table = child
@@ -352,7 +374,9 @@ def resolve(cur: duckdb.DuckDBPyConnection, name: str | None, child: tuple[str, 
         keys.append([str(c) for c in names])
         if kind == "PRIMARY KEY":
             primary = keys[-1]
-    for (sql,) in _fetch(cur, f"SELECT sql FROM duckdb_indexes() WHERE {where} AND is_unique", [db, p_schema, p_table]):
+    for (sql,) in _fetch(
+        cur, f"SELECT sql FROM duckdb_indexes() WHERE {where} AND is_unique", [db, p_schema, p_table]
+    ):
         k = _plain_index_columns(str(sql or ""))
         if k:
             keys.append(k)
@@ -371,7 +395,9 @@ def resolve(cur: duckdb.DuckDBPyConnection, name: str | None, child: tuple[str, 
         raise PgError("42830", "number of referencing and referenced columns for foreign key disagree")
     wanted = sorted(c.lower() for c in refcols)
     if not any(sorted(c.lower() for c in k) == wanted for k in keys):
-        raise PgError("42830", f'there is no unique constraint matching given keys for referenced table "{p_table}"')
+        raise PgError(
+            "42830", f'there is no unique constraint matching given keys for referenced table "{p_table}"'
+        )
     fk_name = name or f"{table}_{'_'.join(local)}_fkey"
     _check_types(cur, fk_name, (db, schema, table), local, (db, p_schema, p_table), refcols)
     return ForeignKey(fk_name, tuple(local), p_schema, p_table, tuple(refcols), ref.on_update, ref.on_delete,
@@ -386,8 +412,14 @@ _SHOWN = {"int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "re
           "time": "time without time zone", "timetz": "time with time zone"}  # fmt: skip
 
 
-def _check_types(cur: duckdb.DuckDBPyConnection, name: str, child: tuple[str, str, str], local: list[str],
-                 parent: tuple[str, str, str], refcols: list[str]) -> None:
+def _check_types(
+    cur: duckdb.DuckDBPyConnection,
+    name: str,
+    child: tuple[str, str, str],
+    local: list[str],
+    parent: tuple[str, str, str],
+    refcols: list[str],
+) -> None:
     """42804 where PostgreSQL has no equality operator between a key column and the column it references
     (numbers with numbers, strings with strings, anything else with its own type)."""
     from pgtls.backends.embedded.pgtypes.typemap import pg_type_of
@@ -398,7 +430,13 @@ def _check_types(cur: duckdb.DuckDBPyConnection, name: str, child: tuple[str, st
         return [pg_type_of(str(rows[c.lower()]))[0].name if c.lower() in rows else None for c in cols]
 
     for c, p, a, b in zip(local, refcols, types(child, local), types(parent, refcols), strict=True):
-        if a is None or b is None or a == b or (a in _NUMERIC and b in _NUMERIC) or (a in _TEXT and b in _TEXT):
+        if (
+            a is None
+            or b is None
+            or a == b
+            or (a in _NUMERIC and b in _NUMERIC)
+            or (a in _TEXT and b in _TEXT)
+        ):
             continue  # (a column this ALTER TABLE adds is not there yet)
         raise PgError("42804", f'foreign key constraint "{name}" cannot be implemented',
                       detail=f'Key columns "{c}" and "{p}" are of incompatible types: {_SHOWN.get(a, a)} and '
@@ -475,8 +513,11 @@ def _key_text(cols: tuple[str, ...], values: tuple[Any, ...]) -> str:
 def violation(fk: ForeignKey, values: tuple[Any, ...], child_side: bool) -> PgError:
     """PostgreSQL's error for an orphaned child row, as the side that made it reports it."""
     if child_side:
-        return PgError("23503", f'insert or update on table "{fk.table}" violates foreign key constraint "{fk.name}"',
-                       detail=f'{_key_text(fk.columns, values)} is not present in table "{fk.ref_table}".')
+        return PgError(
+            "23503",
+            f'insert or update on table "{fk.table}" violates foreign key constraint "{fk.name}"',
+            detail=f'{_key_text(fk.columns, values)} is not present in table "{fk.ref_table}".',
+        )
     return PgError("23503", f'update or delete on table "{fk.ref_table}" violates foreign key constraint '
                             f'"{fk.name}" on table "{fk.table}"',
                    detail=f'{_key_text(fk.ref_columns, values)} is still referenced from table "{fk.table}".')  # fmt: skip
@@ -501,7 +542,9 @@ def _native_constraint_names(cur: duckdb.DuckDBPyConnection) -> set[str]:
             out.add(f"{table}_pkey".lower())
         elif kind in suffix:
             out.add("_".join([str(table), *map(str, cols or []), suffix[kind]]).lower())
-    out |= {str(r[0]).lower() for r in _fetch(cur, "SELECT index_name FROM duckdb_indexes() WHERE is_unique", [])}
+    out |= {
+        str(r[0]).lower() for r in _fetch(cur, "SELECT index_name FROM duckdb_indexes() WHERE is_unique", [])
+    }
     return out
 
 
@@ -521,8 +564,12 @@ class Guard:
     generation: int = -1
     keys: list[ForeignKey] = field(default_factory=list)
     tables: frozenset[str] = frozenset()  # lower-case names of the tables of ``keys``
-    pending: dict[tuple[str, str, str, str], bool] = field(default_factory=dict)  # deferred: key -> child side
-    deferred_all: bool | None = None  # SET CONSTRAINTS ALL DEFERRED (True) / IMMEDIATE (False) in this transaction
+    pending: dict[tuple[str, str, str, str], bool] = field(
+        default_factory=dict
+    )  # deferred: key -> child side
+    deferred_all: bool | None = (
+        None  # SET CONSTRAINTS ALL DEFERRED (True) / IMMEDIATE (False) in this transaction
+    )
     deferred_named: dict[str, bool] = field(default_factory=dict)
     ddl_in_transaction: bool = False
 
@@ -569,7 +616,9 @@ class Guard:
             return []
         return self._settle(cur, low, set(), set())
 
-    def _settle(self, cur: duckdb.DuckDBPyConnection, added: set[str], deleted: set[str], updated: set[str]) -> list[str]:
+    def _settle(
+        self, cur: duckdb.DuckDBPyConnection, added: set[str], deleted: set[str], updated: set[str]
+    ) -> list[str]:
         ran: list[str] = []
         mine = set(added)  # tables the statement itself added or changed rows of (the others: its actions)
         for _ in range(_MAX_CASCADE_ROUNDS):
@@ -605,7 +654,9 @@ class Guard:
             if not child_side and not parent_side:
                 continue
             action = fk.on_update if parent in updated else fk.on_delete
-            reported = fk.table.lower() in mine or not parent_side  # as PostgreSQL's trigger that fires reports it
+            reported = (
+                fk.table.lower() in mine or not parent_side
+            )  # as PostgreSQL's trigger that fires reports it
             if self.is_deferred(fk) and not (parent_side and action == "r"):
                 k = fk.key()
                 self.pending[k] = self.pending.get(k, False) or reported
@@ -632,7 +683,9 @@ class Guard:
             self.ddl_in_transaction = False
             bump()
 
-    def set_constraints(self, cur: duckdb.DuckDBPyConnection, names: list[str] | None, deferred: bool) -> None:
+    def set_constraints(
+        self, cur: duckdb.DuckDBPyConnection, names: list[str] | None, deferred: bool
+    ) -> None:
         """SET CONSTRAINTS {ALL | names} {DEFERRED | IMMEDIATE}; IMMEDIATE checks what was deferred."""
         keys = self.current(cur)
         if names is None:

@@ -17,7 +17,9 @@ from pgtls.backends.embedded.engine.statement_hooks import StatementWork
 from pgtls.backends.embedded.features import ddl, foreignkeys
 from pgtls.backends.embedded.features.savepoints import is_pure_read
 
-_KEY_CHECKED = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "WITH"})  # may write a table of a kept foreign key
+_KEY_CHECKED = frozenset(
+    {"INSERT", "UPDATE", "DELETE", "MERGE", "WITH"}
+)  # may write a table of a kept foreign key
 
 
 class KeptKeys:
@@ -26,7 +28,9 @@ class KeptKeys:
     def __init__(self, guard: foreignkeys.Guard) -> None:
         self.guard = guard
 
-    def before(self, cur: duckdb.DuckDBPyConnection, words: list[str], sql: str, rewritten: str) -> StatementWork | None:
+    def before(
+        self, cur: duckdb.DuckDBPyConnection, words: list[str], sql: str, rewritten: str
+    ) -> StatementWork | None:
         first = words[0] if words else ""
         if first == "CREATE" and "references" in sql.lower() and ddl.keeps_keys(cur, sql):
 
@@ -38,8 +42,11 @@ class KeptKeys:
 
             return StatementWork(transaction=True, after=record_keys)
         # the names in a writing statement that names a table of a kept foreign key
-        checked = self.guard.involved(cur, rewritten) if first in _KEY_CHECKED and not is_pure_read(first, rewritten) \
+        checked = (
+            self.guard.involved(cur, rewritten)
+            if first in _KEY_CHECKED and not is_pure_read(first, rewritten)
             else None
+        )
         if checked:
 
             def check_keys(cur: duckdb.DuckDBPyConnection, res: Result) -> tuple[Result, list[str]]:

@@ -124,7 +124,9 @@ def _parse_options(p: _Parser, create: bool, session: StatementContext) -> _Opti
 
     def once(key: str) -> None:
         if key in seen:
-            raise PgError("42601", "conflicting or redundant options", position=p.offset + p.toks[p.i - 1].start + 1)
+            raise PgError(
+                "42601", "conflicting or redundant options", position=p.offset + p.toks[p.i - 1].start + 1
+            )
         seen.add(key)
 
     p.accept("WITH")
@@ -222,7 +224,9 @@ def _store_error(e: Exception) -> PgError:
 
 def _check_new_name(name: str) -> None:
     if name.startswith("pg_"):
-        raise PgError("42939", f'role name "{name}" is reserved', detail='Role names starting with "pg_" are reserved.')
+        raise PgError(
+            "42939", f'role name "{name}" is reserved', detail='Role names starting with "pg_" are reserved.'
+        )
     if name in _RESERVED_NAMES:
         raise PgError("42939", f'role name "{name}" is reserved')
 
@@ -232,7 +236,9 @@ def _secret(session: StatementContext, name: str, password: str | None) -> str |
     if password is None:
         return None
     if password == "":
-        session.notice(PgError("00000", "empty string is not a valid password, clearing password", severity="NOTICE"))
+        session.notice(
+            PgError("00000", "empty string is not a valid password, clearing password", severity="NOTICE")
+        )
         return None
     from pgtls.auth.passwords import SCRAM_DEFAULT_ITERATIONS, encrypt_password
 
@@ -288,11 +294,17 @@ def _create(session: StatementContext, store: RoleStore, actor: _Actor, p: _Pars
         raise PgError("42501", "permission denied to create role",
                       detail="Only roles with the CREATEROLE attribute may create roles.")  # fmt: skip
     if opts.flags.get("superuser") and not actor.superuser:
-        raise PgError("42501", "permission denied to create role",
-                      detail="Only roles with the SUPERUSER attribute may create roles with the SUPERUSER attribute.")
+        raise PgError(
+            "42501",
+            "permission denied to create role",
+            detail="Only roles with the SUPERUSER attribute may create roles with the SUPERUSER attribute.",
+        )
     if opts.flags.get("createdb") and not actor.createdb:
-        raise PgError("42501", "permission denied to create role",
-                      detail="Only roles with the CREATEDB attribute may create roles with the CREATEDB attribute.")
+        raise PgError(
+            "42501",
+            "permission denied to create role",
+            detail="Only roles with the CREATEDB attribute may create roles with the CREATEDB attribute.",
+        )
     _check_new_name(name)
     if store.get(name) is not None:
         raise PgError("42710", f'role "{name}" already exists')
@@ -313,8 +325,11 @@ def _create(session: StatementContext, store: RoleStore, actor: _Actor, p: _Pars
 
 def _check_alter(actor: _Actor, target: Role, verb: str, only_own_password: bool) -> None:
     if target.superuser and not actor.superuser:
-        raise PgError("42501", f"permission denied to {verb} role",
-                      detail=f"Only roles with the SUPERUSER attribute may {verb} roles with the SUPERUSER attribute.")
+        raise PgError(
+            "42501",
+            f"permission denied to {verb} role",
+            detail=f"Only roles with the SUPERUSER attribute may {verb} roles with the SUPERUSER attribute.",
+        )
     if actor.createrole or (only_own_password and target.name == actor.name):
         return
     what = "alter this role" if verb == "alter" else f"{verb} this role"
@@ -354,12 +369,18 @@ def _alter(session: StatementContext, store: RoleStore, actor: _Actor, p: _Parse
         raise PgError("42704", f'role "{name}" does not exist')
     only_password = not opts.flags and not opts.valid_given
     if "superuser" in opts.flags and not actor.superuser:
-        raise PgError("42501", "permission denied to alter role",
-                      detail="Only roles with the SUPERUSER attribute may change the SUPERUSER attribute.")
+        raise PgError(
+            "42501",
+            "permission denied to alter role",
+            detail="Only roles with the SUPERUSER attribute may change the SUPERUSER attribute.",
+        )
     _check_alter(actor, target, "alter", only_own_password=only_password)
     if opts.flags.get("createdb") and not actor.createdb:
-        raise PgError("42501", "permission denied to alter role",
-                      detail="Only roles with the CREATEDB attribute may change the CREATEDB attribute.")
+        raise PgError(
+            "42501",
+            "permission denied to alter role",
+            detail="Only roles with the CREATEDB attribute may change the CREATEDB attribute.",
+        )
     changes: dict[str, object] = dict(opts.flags)
     if opts.password_given:
         changes["password"] = _secret(session, name, opts.password)
@@ -426,9 +447,12 @@ def _grant(session: StatementContext, store: RoleStore, actor: _Actor, p: _Parse
         if role is None:
             raise PgError("42704", f'role "{g}" does not exist')
         if role.superuser and not actor.superuser:
-            raise PgError("42501", f'permission denied to {"revoke" if revoke else "grant"} role "{g}"',
-                          detail="Only roles with the SUPERUSER attribute may "
-                                 f'{"revoke" if revoke else "grant"} roles with the SUPERUSER attribute.')
+            raise PgError(
+                "42501",
+                f'permission denied to {"revoke" if revoke else "grant"} role "{g}"',
+                detail="Only roles with the SUPERUSER attribute may "
+                f"{'revoke' if revoke else 'grant'} roles with the SUPERUSER attribute.",
+            )
         if not actor.createrole:
             raise PgError("42501", f'permission denied to {"revoke" if revoke else "grant"} role "{g}"',
                           detail=f'Only roles with the ADMIN option on role "{g}" may '

@@ -79,7 +79,9 @@ class Journal:
             return
         self.size += len(sql) + size
         if self.size > JOURNAL_LIMIT:
-            self.block(f"the transaction's statements exceed the {JOURNAL_LIMIT // (1024 * 1024)} MB replay journal")
+            self.block(
+                f"the transaction's statements exceed the {JOURNAL_LIMIT // (1024 * 1024)} MB replay journal"
+            )
             return
         self.entries.append((sql, params))
 
@@ -88,7 +90,9 @@ class Journal:
             self.blocker = why  # the entries so far stay: savepoints set before this can still be replayed
 
     def push(self, name: str, gucs: GucMark, cursors: frozenset[str], notify: tuple[int, int]) -> None:
-        self.savepoints.append(Savepoint(name, len(self.entries), self.size, self.blocker, gucs, cursors, notify))
+        self.savepoints.append(
+            Savepoint(name, len(self.entries), self.size, self.blocker, gucs, cursors, notify)
+        )
 
     def find(self, name: str) -> int:
         """Index of the newest savepoint called ``name``; 3B001 if there is none."""

@@ -116,7 +116,9 @@ class GucDefaults:
         for n in DEFAULTS:  # our spelling (DateStyle, TimeZone) wins for the shared names
             canon[n.lower()] = n
         self.canon = canon
-        self.base: dict[str, str] = {key.lower(): _from_settings(settings, key, value) for key, value in DEFAULTS.items()}
+        self.base: dict[str, str] = {
+            key.lower(): _from_settings(settings, key, value) for key, value in DEFAULTS.items()
+        }
         self._all: list[tuple[str, str]] | None = None
 
     def all(self) -> list[tuple[str, str]]:
@@ -143,7 +145,9 @@ GucMark = tuple[dict[str, str], dict[str, str | None]]  # session values and SET
 class Gucs:
     """The parameter values one session sees."""
 
-    def __init__(self, settings: object | None, info: SessionInfo, defaults: GucDefaults | None = None) -> None:
+    def __init__(
+        self, settings: object | None, info: SessionInfo, defaults: GucDefaults | None = None
+    ) -> None:
         if defaults is None or defaults.settings is not settings:
             defaults = GucDefaults(settings)
         self._settings = settings
@@ -194,7 +198,9 @@ class Gucs:
         low = name.lower()
         if low == "client_encoding":
             # PostgreSQL's clean_encoding_name(): only letters and digits count ('utf-8', "'UTF8'", utf_8).
-            if "".join(ch for ch in value.lower() if ch.isalnum()) not in {e.replace("_", "") for e in _ENCODINGS}:
+            if "".join(ch for ch in value.lower() if ch.isalnum()) not in {
+                e.replace("_", "") for e in _ENCODINGS
+            }:
                 raise PgError("22023", f'invalid value for parameter "client_encoding": "{value}"')
             return "UTF8"
         if low == "timezone":
@@ -207,8 +213,17 @@ class Gucs:
             return f"ISO, {order}"
         if low == "intervalstyle" and value.lower() != "postgres":
             raise PgError("0A000", f'IntervalStyle "{value}" is not supported', hint='Only "postgres" is.')
-        if low in ("server_version", "server_encoding", "integer_datetimes", "server_version_num", "is_superuser",
-                   "max_identifier_length", "lc_collate", "lc_ctype", "in_hot_standby"):
+        if low in (
+            "server_version",
+            "server_encoding",
+            "integer_datetimes",
+            "server_version_num",
+            "is_superuser",
+            "max_identifier_length",
+            "lc_collate",
+            "lc_ctype",
+            "in_hot_standby",
+        ):
             raise PgError("55P02", f'parameter "{self._canon.get(low, name)}" cannot be changed')
         if low == "standard_conforming_strings" and value.lower() not in ("on", "true", "1", "yes"):
             raise PgError("0A000", "standard_conforming_strings cannot be turned off")

@@ -118,7 +118,9 @@ def _set_path(v: Any, path: list[str | None], level: int, new: Any, op: int) -> 
     return v  # the path goes on into a scalar: nothing to do
 
 
-def _set_path_object(obj: dict[str, Any], path: list[str | None], level: int, new: Any, op: int) -> dict[str, Any]:
+def _set_path_object(
+    obj: dict[str, Any], path: list[str | None], level: int, new: Any, op: int
+) -> dict[str, Any]:
     key = path[level]
     assert key is not None
     last = level == len(path) - 1
@@ -319,7 +321,9 @@ def json_strip_nulls(j: str) -> str:
     """json_strip_nulls: the json text without null object fields and without whitespace, numbers as
     written, duplicate keys and key order kept, strings escaped again as escape_json() does."""
     try:
-        v = json.loads(j, parse_float=_Raw, parse_int=_Raw, parse_constant=_no_constant, object_pairs_hook=_Pairs)
+        v = json.loads(
+            j, parse_float=_Raw, parse_int=_Raw, parse_constant=_no_constant, object_pairs_hook=_Pairs
+        )
     except (ValueError, RecursionError):
         raise JsonbError("invalid input syntax for type json") from None
     out: list[str] = []
@@ -373,7 +377,9 @@ def _udf(fn: Callable[..., str | None]) -> Callable[..., str | None]:
 
 V, B = "VARCHAR", "BOOLEAN"
 # DuckDB function -> (Python function, parameter types, strict: NULL in gives NULL without a call)
-FUNCTIONS: dict[str, tuple[Callable[..., str | None], list[Any], bool]] = {  # list[Any]: duckdb's parameter type list
+FUNCTIONS: dict[
+    str, tuple[Callable[..., str | None], list[Any], bool]
+] = {  # list[Any]: duckdb's parameter type list
     "pgtls_jsonb_minus": (jsonb_minus, [V, V], True),
     "pgtls_jsonb_delete_path": (jsonb_delete_path, [V, V], True),
     "pgtls_jsonb_set": (jsonb_set, [V, V, V, B], True),
@@ -388,7 +394,9 @@ FUNCTIONS: dict[str, tuple[Callable[..., str | None], list[Any], bool]] = {  # l
 def register(con: duckdb.DuckDBPyConnection) -> None:
     """Register the functions on a database file's connection (its cursors see them)."""
     for name, (fn, params, strict) in FUNCTIONS.items():
-        con.create_function(name, _udf(fn), params, V, null_handling=duckdb.func.DEFAULT if strict else duckdb.func.SPECIAL)
+        con.create_function(
+            name, _udf(fn), params, V, null_handling=duckdb.func.DEFAULT if strict else duckdb.func.SPECIAL
+        )
 
 
 # --- query text ---------------------------------------------------------------------------------------
@@ -403,7 +411,9 @@ CALLS: dict[str, tuple[str, tuple[int, ...], tuple[str, ...], str]] = {
     "jsonb_strip_nulls": ("pgtls_jsonb_strip_nulls", (1,), (), "jsonb"),
     "json_strip_nulls": ("pgtls_json_strip_nulls", (1,), (), "JSON"),
 }
-_CHECK = "lambda pgtls_r: CASE WHEN starts_with(pgtls_r, chr(1)) THEN error(substr(pgtls_r, 2)) ELSE pgtls_r END"
+_CHECK = (
+    "lambda pgtls_r: CASE WHEN starts_with(pgtls_r, chr(1)) THEN error(substr(pgtls_r, 2)) ELSE pgtls_r END"
+)
 _HEAD = "list_transform(list_value("  # how DuckDB names the start of :func:`_checked`
 
 
@@ -488,7 +498,9 @@ def _adjacent(a: Token, b: Token) -> bool:
     return a.end == b.start
 
 
-def _first_operator(sql: str, toks: list[Token], names: Callable[[], set[str]]) -> tuple[int, int, str] | None:
+def _first_operator(
+    sql: str, toks: list[Token], names: Callable[[], set[str]]
+) -> tuple[int, int, str] | None:
     n = len(toks)
     for i, t in enumerate(toks):
         if t.kind != "op" or t.text != "-" or i == 0:
@@ -507,7 +519,11 @@ def _first_operator(sql: str, toks: list[Token], names: Callable[[], set[str]]) 
         if lo is None or hi is None or not _known_jsonb(toks, lo, i - 1, names):
             continue
         left, right = sql[toks[lo].start : toks[i - 1].end], sql[toks[i + 1].start : toks[hi].end]
-        return toks[lo].start, toks[hi].end, _checked("pgtls_jsonb_minus", f"{left}, to_json({right})", "jsonb")
+        return (
+            toks[lo].start,
+            toks[hi].end,
+            _checked("pgtls_jsonb_minus", f"{left}, to_json({right})", "jsonb"),
+        )
     return None
 
 
@@ -520,7 +536,12 @@ def _minus_operand_end(toks: list[Token], j: int) -> int | None:
         if not toks[k].text.isdigit():
             return None
         end = k
-        while end + 3 < n and toks[end + 1].text == ":" and toks[end + 2].text == ":" and toks[end + 3].kind == "word":
+        while (
+            end + 3 < n
+            and toks[end + 1].text == ":"
+            and toks[end + 2].text == ":"
+            and toks[end + 3].kind == "word"
+        ):
             if toks[end + 3].text.lower() not in _INT4_NAMES:  # 1::bigint: jsonb - bigint does not exist
                 return None
             end += 3
@@ -578,4 +599,3 @@ def _operator_ending_at(toks: list[Token], k: int) -> int | None:
     if t.text in ("+", "-", "*", "/", "%"):
         return k
     return None
-

@@ -13,7 +13,12 @@ _NOT_FUNCTIONS = {"WHERE", "AND", "OR", "NOT", "SELECT", "ON", "WHEN", "THEN", "
 
 def is_cast(toks: list[Token], j: int) -> bool:
     """Whether ``toks[j]`` is the type name of a ``::type`` cast."""
-    return j >= 2 and toks[j - 1].text == ":" and toks[j - 2].text == ":" and toks[j - 1].start == toks[j - 2].end
+    return (
+        j >= 2
+        and toks[j - 1].text == ":"
+        and toks[j - 2].text == ":"
+        and toks[j - 1].start == toks[j - 2].end
+    )
 
 
 def operand_start(toks: list[Token], j: int) -> int | None:
@@ -31,7 +36,11 @@ def operand_start(toks: list[Token], j: int) -> int | None:
             depth += {")": 1, "(": -1}.get(toks[k].text, 0)
             if depth == 0:
                 before = toks[k - 1] if k > 0 else None
-                if before is not None and before.kind in ("word", "ident") and before.text.upper() not in _NOT_FUNCTIONS:
+                if (
+                    before is not None
+                    and before.kind in ("word", "ident")
+                    and before.text.upper() not in _NOT_FUNCTIONS
+                ):
                     return k - 1
                 return k
         return None
@@ -47,7 +56,12 @@ def operand_end(toks: list[Token], j: int) -> int | None:
     if end is None:
         return None
     n = len(toks)
-    while end + 3 < n and toks[end + 1].text == ":" and toks[end + 2].text == ":" and toks[end + 3].kind == "word":
+    while (
+        end + 3 < n
+        and toks[end + 1].text == ":"
+        and toks[end + 2].text == ":"
+        and toks[end + 3].kind == "word"
+    ):
         end += 3  # ::type, maybe ::type[]
         while end + 2 < n and toks[end + 1].text == "[" and toks[end + 2].text == "]":
             end += 2
@@ -87,6 +101,9 @@ def is_jsonb_operand(toks: list[Token], a: int, b: int, names: set[str]) -> bool
     if (toks[a].kind == "word" and toks[a].text.upper() == "CAST" and b - 2 > a and toks[b].text == ")"
             and toks[b - 1].text.lower() == "jsonb" and toks[b - 2].text.upper() == "AS"):  # fmt: skip
         return True
-    is_name = (b - a) % 2 == 0 and all(toks[i].kind in ("word", "ident") for i in range(a, b + 1, 2)) and all(
-        toks[i].text == "." for i in range(a + 1, b, 2))  # [table.]column
+    is_name = (
+        (b - a) % 2 == 0
+        and all(toks[i].kind in ("word", "ident") for i in range(a, b + 1, 2))
+        and all(toks[i].text == "." for i in range(a + 1, b, 2))
+    )  # [table.]column
     return is_name and unquote_ident(toks[b].text).lower() in names

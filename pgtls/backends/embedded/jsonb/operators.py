@@ -516,7 +516,9 @@ def exists_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
         if t.kind != "op" or t.text != "?":
             i += 1
             continue
-        variant = toks[i + 1].text if i + 1 < n and toks[i + 1].start == t.end and toks[i + 1].text in "|&" else ""
+        variant = (
+            toks[i + 1].text if i + 1 < n and toks[i + 1].start == t.end and toks[i + 1].text in "|&" else ""
+        )
         right = i + 1 + (1 if variant else 0)
         lo = operand_start(toks, i - 1)
         hi = operand_end(toks, right)
@@ -588,7 +590,9 @@ def _function_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
         if end is None:
             i += 1
             continue
-        while end + 1 < n and toks[end + 1].kind == "word" and toks[end + 1].text.upper() in ("FILTER", "OVER"):
+        while (
+            end + 1 < n and toks[end + 1].kind == "word" and toks[end + 1].text.upper() in ("FILTER", "OVER")
+        ):
             if end + 2 < n and toks[end + 2].text == "(":
                 close = closing_paren(toks, end + 2)
                 if close is None:
@@ -613,9 +617,13 @@ def _function_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
 def _column_names() -> list[tuple[str, str]]:
     """(start of DuckDB's name for a rewritten call, PostgreSQL's column name), longest first."""
     out = [(f"{name}(", "?column?") for name in _EXISTS.values()]  # operators: PostgreSQL's ?column?
-    out += [("CAST(pgtls_jsonb_concat(", "?column?"), ("CAST(pgtls_jsonb_path(", "?column?"),
-            ("pgtls_jsonb_contains(", "?column?"),
-            ("pgtls_jsonb_path_text(", "?column?"), *jsonb_edit.COLUMN_NAMES]
+    out += [
+        ("CAST(pgtls_jsonb_concat(", "?column?"),
+        ("CAST(pgtls_jsonb_path(", "?column?"),
+        ("pgtls_jsonb_contains(", "?column?"),
+        ("pgtls_jsonb_path_text(", "?column?"),
+        *jsonb_edit.COLUMN_NAMES,
+    ]
     for pg, (template, is_jsonb, empty) in JSON_FUNCTIONS.items():
         head = template.split("{}")[0] + "("
         if empty is not None:
@@ -717,7 +725,9 @@ def with_operators(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
 def operators(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
     """``sql`` with its jsonb ``||``, ``@>``, ``<@``, ``-`` and ``#-`` as PostgreSQL's (:func:`concat_edits`,
     :func:`containment_edits`, jsonb_edit.operator_text)."""
-    if "-" in sql:  # #- and the minus of a jsonb column (jsonb/edit.py), first: - binds tighter than || and @>
+    if (
+        "-" in sql
+    ):  # #- and the minus of a jsonb column (jsonb/edit.py), first: - binds tighter than || and @>
         text = sql
         sql = jsonb_edit.operator_text(sql, lambda: _jsonb_names(cur, tokens(text))) or sql
     if "||" in sql:
@@ -731,7 +741,9 @@ def operators(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
     return sql
 
 
-def containment_edits(cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
+def containment_edits(
+    cur: duckdb.DuckDBPyConnection, sql: str, toks: list[Token]
+) -> list[tuple[int, int, str]]:
     """``a @> b`` and ``a <@ b`` where an operand is jsonb, as ``pgtls_jsonb_contains`` calls (the same
     operators on arrays stay DuckDB's)."""
     names: set[str] | None = None
@@ -769,7 +781,12 @@ def _arrow_at(toks: list[Token], i: int) -> tuple[str, int] | None:
     n = len(toks)
     if i + 1 < n and toks[i].text == "#" and toks[i + 1].text == "-" and toks[i + 1].start == toks[i].end:
         return "#-", i + 2
-    if i + 1 >= n or toks[i].text not in ("-", "#") or toks[i + 1].text != ">" or toks[i + 1].start != toks[i].end:
+    if (
+        i + 1 >= n
+        or toks[i].text not in ("-", "#")
+        or toks[i + 1].text != ">"
+        or toks[i + 1].start != toks[i].end
+    ):
         return None
     if i + 2 < n and toks[i + 2].text == ">" and toks[i + 2].start == toks[i + 1].end:
         return toks[i].text + ">>", i + 3

@@ -54,7 +54,9 @@ def _shortest_digits(v: float, single: bool) -> tuple[str, int]:
         for n in range(1, 10):
             s = f"{v:.{n - 1}e}"
             try:
-                if struct.unpack("!f", struct.pack("!f", float(s)))[0] == target and not _half_way(s, target, True):
+                if struct.unpack("!f", struct.pack("!f", float(s)))[0] == target and not _half_way(
+                    s, target, True
+                ):
                     break
             except OverflowError:  # rounded up beyond float4's range (3.4028235e38 -> 3.403e38)
                 continue
@@ -492,7 +494,9 @@ def text_encoder(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], str]:
     if oid == T.TIMESTAMP.oid:
         return lambda v: format_timestamp(v) if isinstance(v, dt.datetime) else duck_timestamp_pg(v)
     if oid == T.TIMESTAMPTZ.oid:
-        return lambda v: format_timestamptz(v, tz) if isinstance(v, dt.datetime) else duck_timestamptz_pg(v, tz)
+        return lambda v: (
+            format_timestamptz(v, tz) if isinstance(v, dt.datetime) else duck_timestamptz_pg(v, tz)
+        )
     if oid == T.INTERVAL.oid:
         return format_interval
     if oid == T.JSONB.oid:
@@ -643,7 +647,9 @@ def _fast_text(t: T.PgType, tz: dt.tzinfo) -> Callable[[Any], bytes]:
     return lambda v: te(v).encode()
 
 
-def row_encoder(columns: list[T.Column], formats: list[int], tz: dt.tzinfo) -> Callable[[tuple[Any, ...]], bytes]:
+def row_encoder(
+    columns: list[T.Column], formats: list[int], tz: dt.tzinfo
+) -> Callable[[tuple[Any, ...]], bytes]:
     """One function that turns a fetched row into a complete DataRow message in the requested formats."""
     encs = [
         binary_encoder(col.type, tz) if fmt == 1 else _fast_text(col.type, tz)

@@ -234,7 +234,13 @@ def rewrite_types(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
             prev = toks[i - 1] if i else None
             rep = None
             start = prev.start if prev is not None else 0
-            if prev is not None and prev.text == ")" and i >= 3 and toks[i - 2].kind == "string" and toks[i - 3].text == "(":
+            if (
+                prev is not None
+                and prev.text == ")"
+                and i >= 3
+                and toks[i - 2].kind == "string"
+                and toks[i - 3].text == "("
+            ):
                 start, prev = toks[i - 3].start, toks[i - 2]  # ('...')::type, as Django writes its parameters
             if (
                 prev is not None

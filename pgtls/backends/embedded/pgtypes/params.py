@@ -216,10 +216,10 @@ def _numeric_recv(b: bytes) -> Decimal:
     if sign in (0xD000, 0xF000):
         return Decimal("Infinity") if sign == 0xD000 else Decimal("-Infinity")
     if sign not in (0, 0x4000) or ndigits < 0 or dscale & 0xC000:
-        raise PgError("22P03", "invalid sign in external \"numeric\" value")
+        raise PgError("22P03", 'invalid sign in external "numeric" value')
     digits = struct.unpack_from(f"!{ndigits}H", b, 8)
     if any(d >= 10000 for d in digits):
-        raise PgError("22P03", "invalid digit in external \"numeric\" value")
+        raise PgError("22P03", 'invalid digit in external "numeric" value')
     coef = 0
     for d in digits:
         coef = coef * 10000 + d
@@ -442,7 +442,9 @@ def literal(value: Any, t: T.PgType | None) -> str:
     if isinstance(value, dt.date):
         return _cast(C.format_date(value), "DATE")
     if isinstance(value, dt.time):
-        return _cast(C.format_timetz(value), "TIMETZ") if value.tzinfo else _cast(C.format_time(value), "TIME")
+        return (
+            _cast(C.format_timetz(value), "TIMETZ") if value.tzinfo else _cast(C.format_time(value), "TIME")
+        )
     if isinstance(value, uuid.UUID):
         return _cast(str(value), "UUID")
     text = str(value)
@@ -469,7 +471,7 @@ def duck_datetime_input(text: str) -> str:
     m = _LEADING_DATE.match(bare)
     if n != 1 or m is None:
         return text
-    return f"{m.group(0).strip()} (BC){bare[m.end():]}"
+    return f"{m.group(0).strip()} (BC){bare[m.end() :]}"
 
 
 def _list_literal(items: list[Any], elem: T.PgType) -> str:

@@ -45,7 +45,9 @@ INTERVAL = PgType(1186, "interval", 16, 1187, "INTERVAL")
 TIMETZ = PgType(1266, "timetz", 12, 1270, "TIMETZ")
 NUMERIC = PgType(1700, "numeric", -1, 1231, "DECIMAL(38,10)")
 UUID = PgType(2950, "uuid", 16, 2951, "UUID")
-VOID = PgType(2278, "void", 4)  # what pg_notify() and pg_advisory_lock() return: '' as text, nothing in binary
+VOID = PgType(
+    2278, "void", 4
+)  # what pg_notify() and pg_advisory_lock() return: '' as text, nothing in binary
 JSONB = PgType(3802, "jsonb", -1, 3807, "jsonb")  # a DuckDB alias of JSON (catalog/shims.py, databases.py)
 
 # DuckDB has one JSON type for json and jsonb (a type alias does not survive binding), so a jsonb column is a

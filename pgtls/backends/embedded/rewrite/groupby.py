@@ -18,7 +18,19 @@ from pgtls.backends.embedded.sql.lexer import Token, apply_edits, tokens, top_le
 
 _CLAUSE_END = {"HAVING", "ORDER", "LIMIT", "OFFSET", "WINDOW", "QUALIFY", "UNION", "INTERSECT", "EXCEPT", "FOR",
                "FETCH"}  # fmt: skip
-_JOIN_WORDS = {"JOIN", "INNER", "LEFT", "RIGHT", "FULL", "OUTER", "CROSS", "NATURAL", "ON", "USING", "LATERAL"}
+_JOIN_WORDS = {
+    "JOIN",
+    "INNER",
+    "LEFT",
+    "RIGHT",
+    "FULL",
+    "OUTER",
+    "CROSS",
+    "NATURAL",
+    "ON",
+    "USING",
+    "LATERAL",
+}
 
 Ref = tuple[str, str]  # (qualifier or "", column), lower-cased
 
@@ -120,7 +132,11 @@ def rewrite(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
         """(table, column): qualifiers resolved, a bare column given the only table of the FROM clause."""
         return (tables.get(r[0], "") if r[0] else only), r[1]
 
-    grouped = {canon(r) for a, b in top_level_items(toks, group_at + 2, group_end) if (r := _ref(toks, a, b)) is not None}
+    grouped = {
+        canon(r)
+        for a, b in top_level_items(toks, group_at + 2, group_end)
+        if (r := _ref(toks, a, b)) is not None
+    }
     wanted: list[tuple[Ref, str]] = []
     select_items = top_level_items(toks, sel_start, from_at)
     order_at = next((k for k, w in top if k > group_at and w == "ORDER"), None)

@@ -52,8 +52,15 @@ _NOT_ALIAS = {"where", "join", "inner", "left", "right", "full", "cross", "natur
 _CLAUSES = {"select", "from", "join", "where", "group", "order", "having", "limit", "offset", "on", "using",
             "returning", "values", "set", "lateral", "window", "qualify"}  # fmt: skip
 # Set-returning functions whose FROM item has one column that DuckDB names after the function.
-_SCALAR_SRFS = {"generate_series", "json_object_keys", "jsonb_object_keys", "json_array_elements",
-                "jsonb_array_elements", "json_array_elements_text", "jsonb_array_elements_text"}
+_SCALAR_SRFS = {
+    "generate_series",
+    "json_object_keys",
+    "jsonb_object_keys",
+    "json_array_elements",
+    "jsonb_array_elements",
+    "json_array_elements_text",
+    "jsonb_array_elements_text",
+}
 
 
 def _in_from_clause(toks: list[Token], i: int) -> bool:
@@ -209,7 +216,9 @@ _INDEX_KEYS = ("(SELECT unnest(i.indkey) AS key, unnest(CAST(string_split(i.indo
                "unnest(range(1, len(i.indkey) + 1)) AS arridx) koi")  # fmt: skip
 
 
-def regclass_edit(sql: str, toks: list[Token], i: int, edits: list[tuple[int, int, str]]) -> tuple[int, str] | None:
+def regclass_edit(
+    sql: str, toks: list[Token], i: int, edits: list[tuple[int, int, str]]
+) -> tuple[int, str] | None:
     """``x::regclass`` where ``toks[i]`` is the first ``:``: for a column (``conrelid``, ``c.oid``) the
     relation's name, as PostgreSQL prints a regclass (the catalog's pgtls_regclass: psql's ``\\d`` shows the
     tables that reference this one so); for a literal oid (``'16394'``) that oid, to compare with oid
@@ -321,8 +330,13 @@ def rewrite(sql: str) -> str:
                 edits.append((t.start, toks[j].end, OPERATORS[op]))
                 i = j + 1
                 continue
-        if (t.kind == "word" and t.text.lower() == "bytea" and i + 1 < n and toks[i + 1].kind == "string"
-                and toks[i + 1].text.startswith("'\\x")):
+        if (
+            t.kind == "word"
+            and t.text.lower() == "bytea"
+            and i + 1 < n
+            and toks[i + 1].kind == "string"
+            and toks[i + 1].text.startswith("'\\x")
+        ):
             edits.append((t.start, toks[i + 1].end, f"from_hex('{toks[i + 1].text[3:-1]}')"))
             i += 2
             continue
@@ -339,12 +353,22 @@ def rewrite(sql: str) -> str:
             j = i + 2
             tt = toks[j]
             start_type = tt.start
-            if tt.kind == "word" and tt.text.lower() == "pg_catalog" and j + 2 < n and toks[j + 1].text == ".":
+            if (
+                tt.kind == "word"
+                and tt.text.lower() == "pg_catalog"
+                and j + 2 < n
+                and toks[j + 1].text == "."
+            ):
                 j += 2
                 tt = toks[j]
             name = tt.text.lower().strip('"')
             prev = toks[i - 1] if i > 0 else None
-            if name == "bytea" and prev is not None and prev.kind == "string" and prev.text.startswith("'\\x"):
+            if (
+                name == "bytea"
+                and prev is not None
+                and prev.kind == "string"
+                and prev.text.startswith("'\\x")
+            ):
                 edits.append((prev.start, tt.end, f"from_hex('{prev.text[3:-1]}')"))
             elif name == "regclass" and (reg := regclass_edit(sql, toks, i, edits)) is not None:
                 edits.append((reg[0], tt.end, reg[1]))

@@ -142,7 +142,9 @@ def value_sql(col: T.Column, ref: str, utc: bool, name: Callable[[str], str]) ->
     if duck == "FLOAT" and oid == T.FLOAT4.oid:
         return _float4(ref, name)
     if duck.startswith("DECIMAL(") and oid == T.NUMERIC.oid:
-        if T.is_free_numeric(col.type):  # printed without trailing fractional zeros (pgtypes/encode.py _free_numeric)
+        if T.is_free_numeric(
+            col.type
+        ):  # printed without trailing fractional zeros (pgtypes/encode.py _free_numeric)
             return Value(f"rtrim(rtrim({cast}, '0'), '.')", "-.0123456789")
         return Value(cast, "-.0123456789")
     if duck == "BOOLEAN" and oid == T.BOOL.oid:

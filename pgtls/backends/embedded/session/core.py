@@ -95,7 +95,9 @@ class EmbeddedSession:
         self.statement_hooks: list[StatementHook] = [KeptKeys(self.fkeys)]
         self.writing = False  # may have changed data since it was last idle (lookup.py)
         self.temp_objects = False  # created a TEMP object, which may hide a table from the point-lookup index
-        self.cancelled = threading.Event()  # a cancel arrived while a statement ran (for waits outside DuckDB)
+        self.cancelled = (
+            threading.Event()
+        )  # a cancel arrived while a statement ran (for waits outside DuckDB)
         self.tz = tzinfo(self.gucs.get("TimeZone"))
         self.running = threading.Event()
         self._closed = False
@@ -224,7 +226,9 @@ class EmbeddedSession:
             out.add(m.empty_query_response())
             return self.ready(out)
         multi = len(stmts) > 1 and self.tx == "I"
-        if multi and not any((words(s, 1) or [""])[0] in commands.TX_WORDS | commands.NO_TX_BLOCK for _, s in stmts):
+        if multi and not any(
+            (words(s, 1) or [""])[0] in commands.TX_WORDS | commands.NO_TX_BLOCK for _, s in stmts
+        ):
             self.begin_implicit()
         self.copy.extended = False
         return self.continue_query(stmts, out)
@@ -415,7 +419,11 @@ class EmbeddedSession:
             if first in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES"):
                 sql2 = jsonb.with_operators(self.cur, sql2)
             catalog.refresh(self, sql2)
-            works = [work for hook in self.statement_hooks if (work := hook.before(self.cur, w, sql, sql2)) is not None]
+            works = [
+                work
+                for hook in self.statement_hooks
+                if (work := hook.before(self.cur, w, sql, sql2)) is not None
+            ]
             for work in works:
                 if work.transaction and not self.in_transaction:
                     self.begin_implicit()  # the statement and the feature's work commit together, or not at all
@@ -425,7 +433,10 @@ class EmbeddedSession:
                 for n in work.notices:
                     self.notice(n)
             notices: list[PgError] = []
-            if first in ("CREATE", "ALTER", "TRUNCATE") and (stmts := ddl.plan(self.cur, sql2, notices)) is not None:
+            if (
+                first in ("CREATE", "ALTER", "TRUNCATE")
+                and (stmts := ddl.plan(self.cur, sql2, notices)) is not None
+            ):
                 if len(stmts) > 1 and not self.in_transaction:
                     self.begin_implicit()  # the plan is one transaction: an error rolls all of it back
                 for pre in stmts[:-1]:
@@ -640,7 +651,9 @@ class EmbeddedSession:
             except duckdb.Error:
                 raise PgError("42704", f'unrecognized configuration parameter "{cmd.name}"') from None
         if cmd.local and self.tx == "I":
-            self.notice(PgError("25P01", "SET LOCAL can only be used in transaction blocks", severity="WARNING"))
+            self.notice(
+                PgError("25P01", "SET LOCAL can only be used in transaction blocks", severity="WARNING")
+            )
             return tag("SET")
         if cmd.value is None:
             canon = self.gucs.reset(cmd.name)
@@ -667,6 +680,7 @@ class EmbeddedSession:
             self.extended.discard_all()
             return tag("DISCARD ALL")
         return tag("DISCARD " + (w[1] if len(w) > 1 else ""))
+
 
 Handler = Callable[[EmbeddedSession, Statement], Result]
 # Statement kind (sql/kinds.py) -> what the session does with it, as PostgreSQL's utility.c does.

@@ -65,7 +65,7 @@ def _returning_probe(sql: str) -> str | None:
         j += 2
         end = toks[j].end
     ret = toks[up.index("RETURNING")]
-    return f"SELECT {sql[ret.end:]} FROM {sql[target.start:end]} LIMIT 0"
+    return f"SELECT {sql[ret.end :]} FROM {sql[target.start : end]} LIMIT 0"
 
 
 class Extended:
@@ -146,7 +146,9 @@ class Extended:
         self.s.cursors.detach()
         try:
             if w and w[0] in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES"):
-                duck_type = statement_type(jsonb.with_operators(self.s.cur, rewrite(sql)))  # syntax errors: Parse's
+                duck_type = statement_type(
+                    jsonb.with_operators(self.s.cur, rewrite(sql))
+                )  # syntax errors: Parse's
             oids = params.infer_types(self.s.cur, sql, oids)
         except duckdb.Error as e:
             raise sqlerrors.translate(e, sql) from None

@@ -78,7 +78,9 @@ def _simple(s: SessionContext, body: bytes) -> bytes | None:
     if not ok:
         return None
     rows = index.find(key)
-    return _reply(s, index, rows if q.limit is None else rows[: q.limit], [], [0] * len(index.columns), describe=True)
+    return _reply(
+        s, index, rows if q.limit is None else rows[: q.limit], [], [0] * len(index.columns), describe=True
+    )
 
 
 def _extended(s: SessionContext, batch: Batch) -> bytes | None:
@@ -221,7 +223,9 @@ def _param_key(index: lookup.Index, oid: int, fmt: int, value: bytes) -> tuple[b
         if len(value) != _BINARY_LEN[oid]:
             return False, None
         return True, int.from_bytes(value, "big", signed=True)
-    key = lookup.int_in_range(value.decode("ascii"), _INT_OIDS[oid])  # out of the parameter type's range: an error
+    key = lookup.int_in_range(
+        value.decode("ascii"), _INT_OIDS[oid]
+    )  # out of the parameter type's range: an error
     return key is not None, key
 
 

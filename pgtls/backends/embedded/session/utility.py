@@ -107,8 +107,11 @@ def show_command(s: SessionContext, name: str) -> Result:
         rows = [(n, v, None) for n, v in s.gucs.all() if n.lower() not in hidden]
         return text_result(["name", "setting", "description"], rows, "SHOW")
     if name.lower() in hidden:
-        raise PgError(INSUFFICIENT_PRIVILEGE, f'permission denied to examine "{name}"',
-                      detail=catalog.SUPERUSER_ONLY_DETAIL)
+        raise PgError(
+            INSUFFICIENT_PRIVILEGE,
+            f'permission denied to examine "{name}"',
+            detail=catalog.SUPERUSER_ONLY_DETAIL,
+        )
     canon = s.gucs.canonical(name) or name
     return text_result([canon], [(s.gucs.get(name),)], "SHOW")
 
@@ -157,10 +160,14 @@ def set_constraints(s: SessionContext, st: Statement) -> Result:
     if i == 0 or mode is None or mode.text.upper() not in ("DEFERRED", "IMMEDIATE") or i + 1 < len(toks):
         bad = toks[i + 1] if mode is not None and mode.text.upper() in ("DEFERRED", "IMMEDIATE") else mode
         if bad is None:
-            raise PgError("42601", "syntax error at end of input", position=offset + len(sql.rstrip(" ;\n")) + 1)
+            raise PgError(
+                "42601", "syntax error at end of input", position=offset + len(sql.rstrip(" ;\n")) + 1
+            )
         raise PgError("42601", f'syntax error at or near "{bad.text}"', position=offset + bad.start + 1)
     if s.tx == "I" and not s.implicit:
-        s.notice(PgError("25P01", "SET CONSTRAINTS can only be used in transaction blocks", severity="WARNING"))
+        s.notice(
+            PgError("25P01", "SET CONSTRAINTS can only be used in transaction blocks", severity="WARNING")
+        )
     try:
         s.fkeys.set_constraints(s.cur, names, mode.text.upper() == "DEFERRED")
     except duckdb.Error as e:

@@ -118,7 +118,10 @@ def parse_database_name(sql: str, skip: int) -> tuple[str, bool]:
         if_exists = True
         toks = toks[2:]
     if not toks or toks[0].kind not in ("word", "ident"):
-        raise PgError("42601", "syntax error at end of input" if not toks else f'syntax error at or near "{toks[0].text}"')
+        raise PgError(
+            "42601",
+            "syntax error at end of input" if not toks else f'syntax error at or near "{toks[0].text}"',
+        )
     return unquote_ident(toks[0].text), if_exists
 
 

@@ -236,7 +236,9 @@ def apply_edits(sql: str, edits: list[tuple[int, int, str]]) -> str:
     return "".join(out)
 
 
-def top_level_items(toks: list[Token], start: int, end: int, keep_empty: bool = False) -> list[tuple[int, int]]:
+def top_level_items(
+    toks: list[Token], start: int, end: int, keep_empty: bool = False
+) -> list[tuple[int, int]]:
     """Token ranges [a, b) of the comma-separated items of ``toks[start:end]`` outside parentheses and
     brackets (``ARRAY[1, 2]``); empty items are left out unless ``keep_empty`` (a call's arguments: ``f(a,,b)``
     then shows an empty range)."""
