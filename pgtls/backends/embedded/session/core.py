@@ -44,11 +44,8 @@ from pgtls.backends.embedded.session.output import Output
 from pgtls.backends.embedded.session.utility import tag
 from pgtls.backends.embedded.sql import commands
 from pgtls.backends.embedded.sql.kinds import Kind, Statement, classify
-from pgtls.backends.embedded.sql.lexer import (
-    quote_literal,
-    split_with_offsets,
-    words,
-)
+from pgtls.backends.embedded.sql.lexer import quote_literal, words
+from pgtls.backends.embedded.sql.reader import split_with_offsets
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 
