@@ -34,7 +34,7 @@ def old_way(sql: str) -> list[kinds.Kind]:
 
 
 def new_way(sql: str) -> list[kinds.Kind]:
-    return [kinds.classify(s, lexer.words(s, 4)) for _, s in reader.split_with_offsets(sql)]
+    return [kinds.kind_of(s, lexer.words(s, 4)) for _, s in reader.split_with_offsets(sql)]
 
 
 def per_call_us(fn: Callable[[str], object], texts: list[str]) -> float:
