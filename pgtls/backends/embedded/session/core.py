@@ -43,12 +43,9 @@ from pgtls.backends.embedded.session.extended import Extended
 from pgtls.backends.embedded.session.output import Output
 from pgtls.backends.embedded.session.utility import tag
 from pgtls.backends.embedded.sql import commands
-from pgtls.backends.embedded.sql.kinds import Kind, Statement, classify
-from pgtls.backends.embedded.sql.lexer import (
-    quote_literal,
-    split_with_offsets,
-    words,
-)
+from pgtls.backends.embedded.sql.kinds import Kind, Statement, kind_of
+from pgtls.backends.embedded.sql.lexer import quote_literal, words
+from pgtls.backends.embedded.sql.reader import split_with_offsets
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 
@@ -400,7 +397,7 @@ class EmbeddedSession:
             self.lookups.enter()
         if first == "CREATE" and "temp" in sql.lower():
             self.temp_objects = True
-        kind = classify(sql, w)
+        kind = kind_of(sql, w)
         if kind is not Kind.CURSOR:  # a cursor command reads the pending result it owns
             self.detach_stream()
             self.cursors.detach()

@@ -26,7 +26,8 @@ from pgtls.backends.embedded.session.context import SessionContext
 from pgtls.backends.embedded.session.cursors import fetch_target
 from pgtls.backends.embedded.session.prepared import Portal, Prepared
 from pgtls.backends.embedded.sql.commands import parse_show
-from pgtls.backends.embedded.sql.lexer import Token, split_statements, substitute_params, tokens, words
+from pgtls.backends.embedded.sql.lexer import Token, substitute_params, tokens, words
+from pgtls.backends.embedded.sql.reader import split_statements
 from pgtls.errors import PgError
 from pgtls.protocol import messages as m
 

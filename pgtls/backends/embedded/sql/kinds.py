@@ -1,13 +1,20 @@
-"""Statement kinds: what the session does with a statement, decided once from its first words.
+"""Statement kinds: what the session does with a statement, decided once from its parse node.
 
-The session looks the kind up in its table of handlers (session/dispatch.py), as PostgreSQL's
-utility.c switches on a parse node's tag and PgBouncer's admin.c looks a command up in a table.
+:func:`kind_of` takes the node PostgreSQL's parser gives the statement (sql/reader.py) to
+:func:`classify_node`; text the parser refuses (DuckDB-only syntax, syntax errors) is classified as
+before from its first words by :func:`classify`, which stays the reference: both must agree wherever
+the parser reads the text (tests/unit/test_embedded_sql_reader.py runs both over the tests'
+statements).
+
+The session looks the kind up in its table of handlers (``_HANDLERS`` in session/core.py), as
+PostgreSQL's utility.c switches on a parse node's tag and PgBouncer's admin.c looks a command up in a table.
 ``DUCKDB`` is everything DuckDB runs (after the rewrites); ``QUERY`` is a SELECT that a feature may
 answer itself (``pg_advisory_lock()``, ``pg_notify()``, ``pg_cancel_backend()``) before DuckDB runs it.
 
-A new utility statement the session answers itself: a kind here, a line in :func:`classify`, a handler
-in session/dispatch.py's table.  The order of the tests in :func:`classify` is the order in which they
-apply (``SET CONSTRAINTS`` before ``SET``; ``CREATE DATABASE`` before ``CREATE ROLE``).
+A new utility statement the session answers itself: a kind here, a line in :func:`classify` and its
+node type in :func:`classify_node`, a handler in session/core.py's table.  The order of the tests in
+:func:`classify` is the order in which they apply (``SET CONSTRAINTS`` before ``SET``; ``CREATE DATABASE``
+before ``CREATE ROLE``).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from enum import Enum
 
 from pgtls.backends.embedded.sql.commands import TX_WORDS
 from pgtls.backends.embedded.sql.lexer import Token, tokens
+from pgtls.backends.embedded.sql.reader import Node, node_of
 
 
 class Kind(Enum):
@@ -91,3 +99,51 @@ def is_role_statement(toks: list[Token]) -> bool:
     if first in ("GRANT", "REVOKE"):
         return not any(t.kind == "word" and t.text.upper() == "ON" for t in toks)
     return False
+
+
+# --- from the parse tree ----------------------------------------------------------------------------------
+# The same decisions as classify(), taken from the statement's node when PostgreSQL's parser read it
+# (tests/unit/test_embedded_sql_reader.py checks that both agree over the tests' statements).
+_NODE_KINDS: dict[str, Kind] = {
+    "DeclareCursorStmt": Kind.CURSOR,
+    "FetchStmt": Kind.CURSOR,  # FETCH and MOVE
+    "ClosePortalStmt": Kind.CURSOR,
+    "ConstraintsSetStmt": Kind.SET_CONSTRAINTS,
+    "VariableShowStmt": Kind.SHOW,
+    "CopyStmt": Kind.COPY,
+    "CreatedbStmt": Kind.DATABASE,
+    "DropdbStmt": Kind.DATABASE,
+    "DiscardStmt": Kind.DISCARD,
+    "LockStmt": Kind.LOCK,
+    "ListenStmt": Kind.LISTEN,
+    "UnlistenStmt": Kind.LISTEN,
+    "NotifyStmt": Kind.LISTEN,
+    "CreateRoleStmt": Kind.ROLE,  # CREATE ROLE | USER | GROUP (not USER MAPPING: CreateUserMappingStmt)
+    "AlterRoleStmt": Kind.ROLE,
+    "AlterRoleSetStmt": Kind.ROLE,
+    "DropRoleStmt": Kind.ROLE,
+    "GrantRoleStmt": Kind.ROLE,  # GRANT / REVOKE of role membership (GRANT ... ON is GrantStmt)
+}
+
+
+def classify_node(node: Node, w: list[str]) -> Kind:
+    """The kind of one statement from its parse node (``w``: its first upper-cased words)."""
+    t = node.type
+    if t == "TransactionStmt":  # PREPARE TRANSACTION is DuckDB's to refuse, as before
+        return Kind.DUCKDB if node.value == "TRANS_STMT_PREPARE" else Kind.TRANSACTION
+    if t == "VariableSetStmt":  # RESET is a VariableSetStmt too
+        return Kind.RESET if node.value in ("VAR_RESET", "VAR_RESET_ALL") else Kind.SET
+    if t == "SelectStmt":  # VALUES, TABLE, WITH and (SELECT ...) go to DuckDB directly, as before
+        return Kind.QUERY if w[:1] == ["SELECT"] else Kind.DUCKDB
+    if t == "RenameStmt":  # ALTER ROLE | USER | GROUP ... RENAME TO
+        return Kind.ROLE if node.value == "OBJECT_ROLE" else Kind.DUCKDB
+    if t == "DeallocateStmt":  # its first field is isall (true) only for DEALLOCATE [PREPARE] ALL
+        return Kind.DEALLOCATE_ALL if node.field == "isall" else Kind.DUCKDB
+    return _NODE_KINDS.get(t, Kind.DUCKDB)
+
+
+def kind_of(sql: str, w: list[str]) -> Kind:
+    """The kind of the one statement ``sql``: from its parse node when PostgreSQL's parser reads it (cached
+    by sql/reader.py), else from its first words (DuckDB-only syntax, syntax errors)."""
+    node = node_of(sql)
+    return classify(sql, w) if node is None else classify_node(node, w)
