@@ -33,12 +33,12 @@ test: venv system-deps node-deps
 # The fast checks before a commit (under a minute on 2 cores; installs no Debian packages): lint, types
 # (mypy over pgtls/, configured in pyproject.toml) and the unit tests that are quick by construction.
 # Which unit tests: all of tests/unit except
-#   - tests/unit/test_embedded_*.py: every test opens DuckDB sessions (four fifths of tests/unit's time);
+#   - tests/unit/embedded/: every test opens DuckDB sessions (four fifths of tests/unit's time);
 #   - property-based tests: the `hypothesis` marker, which Hypothesis's pytest plugin puts on every
 #     @given test (hundreds of generated examples each);
 #   - tests that need a PostgreSQL server: the `pg` marker.
 # `make test` runs all of them.
-CHECK_TESTS := tests/unit --ignore-glob='tests/unit/test_embedded_*' -m 'not hypothesis and not pg'
+CHECK_TESTS := tests/unit --ignore=tests/unit/embedded -m 'not hypothesis and not pg'
 
 check: venv
 	$(VENV)/bin/ruff check pgtls tests bench

@@ -1,4 +1,4 @@
-"""Fixtures of the embedded backend's unit tests (tests/unit/test_embedded_*.py): a backend over a
+"""Fixtures of the embedded backend's unit tests (tests/unit/embedded/): a backend over a
 fresh data directory with a ``postgres`` database, a session registry, and one open session."""
 
 from __future__ import annotations
