@@ -41,6 +41,10 @@ READ_CACHE_MAX_TEXT = 8192
 _TOP_NODE = re.compile(r'\{"stmt":\{"(\w+)":\{(?:"(\w+)":"?(\w+))?')
 
 
+# A gap between statements made of these only has no token but its semicolons (each is whitespace to the lexer).
+_BLANKS_AND_SEMICOLONS = " \t\n\r\f\v;"
+
+
 @dataclass(frozen=True)
 class Node:
     """A statement's parse node as the classifier needs it: the node type (``"TransactionStmt"``) and
@@ -130,7 +134,14 @@ def _parse(sql: str) -> tuple[Piece, ...] | None:
     starts: list[int] = []  # just after each gap's last ';' (the start of the statement after the gap)
     prev = 0
     for s in [*slices, slice(len(sql), len(sql))]:
-        semis = list(lexer.iter_tokens(sql[prev : s.start]))
+        gap = sql[prev : s.start]
+        if not gap.strip(_BLANKS_AND_SEMICOLONS):  # the usual gap ("; "): no need to lex it
+            first, last = gap.find(";"), gap.rfind(";")
+            cuts.append(prev + first if first >= 0 else s.start if s.start == len(sql) else -1)
+            starts.append(prev + last + 1 if last >= 0 else prev)
+            prev = s.stop
+            continue
+        semis = list(lexer.iter_tokens(gap))
         if any(t.kind != "op" or t.text != ";" for t in semis):
             return None
         cuts.append(prev + semis[0].start if semis else s.start if s.start == len(sql) else -1)
