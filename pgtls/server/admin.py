@@ -182,15 +182,16 @@ class AdminSession:
         """One console command: its verb picks the handler from ``_COMMANDS`` (PgBouncer's admin.c keeps
         the same kind of table); a handler returns None when the words after the verb do not fit it."""
         words = text.split()
-        handler = _COMMANDS.get(words[0].upper())
-        answer = await handler(self, words[1:]) if handler is not None else None
+        verb = words[0].upper()
+        handler = _COMMANDS.get(verb)
+        answer = await handler(self, verb, words[1:]) if handler is not None else None
         if answer is None:
             raise PgError(
                 SYNTAX_ERROR, f'unrecognized admin console command "{text[:100]}"', hint=_COMMAND_HINT
             )
         return answer
 
-    async def _cmd_show(self, args: list[str]) -> tuple[str, Rows | None] | None:
+    async def _cmd_show(self, verb: str, args: list[str]) -> tuple[str, Rows | None] | None:
         if len(args) != 1:
             return None
         what = args[0].upper()
@@ -205,26 +206,21 @@ class AdminSession:
             log.log(f"admin console: workers {missing} did not answer")
         return "SHOW", gathered(answers)
 
-    async def _cmd_reload(self, args: list[str]) -> tuple[str, Rows | None] | None:
+    async def _cmd_reload(self, verb: str, args: list[str]) -> tuple[str, Rows | None] | None:
         if args:
             return None
         target = os.getppid() if getattr(self.server, "worker", None) is not None else os.getpid()
         os.kill(target, signal.SIGHUP)
         return "RELOAD", None
 
-    async def _cmd_pause(self, args: list[str]) -> tuple[str, Rows | None] | None:
+    async def _cmd_everywhere(self, verb: str, args: list[str]) -> tuple[str, Rows | None] | None:
+        """PAUSE and RESUME: the same operation in every worker."""
         if args:
             return None
-        await peers.ask_all(self.server, {"op": "pause"}, self._local)
-        return "PAUSE", None
+        await peers.ask_all(self.server, {"op": verb.lower()}, self._local)
+        return verb, None
 
-    async def _cmd_resume(self, args: list[str]) -> tuple[str, Rows | None] | None:
-        if args:
-            return None
-        await peers.ask_all(self.server, {"op": "resume"}, self._local)
-        return "RESUME", None
-
-    async def _cmd_kill(self, args: list[str]) -> tuple[str, Rows | None] | None:
+    async def _cmd_kill(self, verb: str, args: list[str]) -> tuple[str, Rows | None] | None:
         if len(args) != 1 or not re.fullmatch(r"\d{1,10}", args[0]):
             return None
         pid = int(args[0])
@@ -368,20 +364,17 @@ _SHOW_GATHERED: dict[str, Callable[[Sequence[dict[str, Any]]], Rows]] = {
 }
 # ... and those this worker answers alone (the settings are the same in every worker).
 _SHOW_LOCAL: dict[str, Callable[[Any], Rows]] = {"CONFIG": _config}
-_SHOW_HINT = "SHOW " + ", ".join(sorted([*_SHOW_GATHERED, *_SHOW_LOCAL])) + "."
+_SHOW_ITEMS = ", ".join(sorted([*_SHOW_GATHERED, *_SHOW_LOCAL]))
+_SHOW_HINT = f"SHOW {_SHOW_ITEMS}."
 
-_Handler = Callable[["AdminSession", list[str]], Awaitable["tuple[str, Rows | None] | None"]]
+_Handler = Callable[["AdminSession", str, list[str]], Awaitable["tuple[str, Rows | None] | None"]]
 _COMMANDS: dict[str, _Handler] = {
     "SHOW": AdminSession._cmd_show,
     "RELOAD": AdminSession._cmd_reload,
-    "PAUSE": AdminSession._cmd_pause,
-    "RESUME": AdminSession._cmd_resume,
+    "PAUSE": AdminSession._cmd_everywhere,
+    "RESUME": AdminSession._cmd_everywhere,
     "KILL": AdminSession._cmd_kill,
 }
-_COMMAND_HINT = (
-    "SHOW <item>, RELOAD, PAUSE, RESUME, KILL <pid>; items: "
-    + ", ".join(sorted([*_SHOW_GATHERED, *_SHOW_LOCAL]))
-    + "."
-)
+_COMMAND_HINT = f"SHOW <item>, RELOAD, PAUSE, RESUME, KILL <pid>; items: {_SHOW_ITEMS}."
 
 __all__ = ["ADMIN_DATABASE", "AdminSession", "allowed", "local_op", "refused"]
