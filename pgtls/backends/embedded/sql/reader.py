@@ -135,17 +135,11 @@ def _parse(sql: str) -> tuple[Piece, ...] | None:
     prev = 0
     for s in [*slices, slice(len(sql), len(sql))]:
         gap = sql[prev : s.start]
-        if not gap.strip(_BLANKS_AND_SEMICOLONS):  # the usual gap ("; "): no need to lex it
-            first, last = gap.find(";"), gap.rfind(";")
-            cuts.append(prev + first if first >= 0 else s.start if s.start == len(sql) else -1)
-            starts.append(prev + last + 1 if last >= 0 else prev)
-            prev = s.stop
-            continue
-        semis = list(lexer.iter_tokens(gap))
-        if any(t.kind != "op" or t.text != ";" for t in semis):
+        semis = _semicolons(gap)
+        if semis is None:
             return None
-        cuts.append(prev + semis[0].start if semis else s.start if s.start == len(sql) else -1)
-        starts.append(prev + semis[-1].end if semis else prev)
+        cuts.append(prev + semis[0] if semis else s.start if s.start == len(sql) else -1)
+        starts.append(prev + semis[1] if semis else prev)
         prev = s.stop
     out: list[Piece] = []
     for k, node in enumerate(nodes):
@@ -155,3 +149,15 @@ def _parse(sql: str) -> tuple[Piece, ...] | None:
             return None  # two statements with no semicolon between them: not a string we understand
         out.append(Piece(start, sql[start:end], node))
     return tuple(out)
+
+
+def _semicolons(gap: str) -> tuple[int, int] | tuple[()] | None:
+    """Where the semicolons of the text between two statements start and end (``()``: none), or None when
+    the gap holds something else than blanks, comments and semicolons."""
+    if not gap.strip(_BLANKS_AND_SEMICOLONS):  # the usual gap ("; "): no need to lex it
+        first = gap.find(";")
+        return (first, gap.rfind(";") + 1) if first >= 0 else ()
+    semis = list(lexer.iter_tokens(gap))
+    if any(t.kind != "op" or t.text != ";" for t in semis):
+        return None
+    return (semis[0].start, semis[-1].end) if semis else ()
