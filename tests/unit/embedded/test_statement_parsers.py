@@ -156,11 +156,8 @@ def test_savepoint_name_folds_only_ascii():
     assert commands.parse_savepoint_name("SAVEPOINT É") == "É"
 
 
-@pytest.mark.xfail(strict=True, raises=PgError, reason="sqltext.tokens splits a bare identifier after a "
-                   "leading non-ASCII letter ('éa' -> 'é', 'a'; _WORD starts with [A-Za-z_] only), so 'SAVEPOINT "
-                   "éa_b' fails with 42601 'syntax error at or near \"a_b\"'; PostgreSQL takes it (ident_start "
-                   "includes \\200-\\377)")  # fmt: skip
 def test_savepoint_name_starting_with_non_ascii():
+    # PostgreSQL's scanner takes é as an identifier's first character (ident_start includes \200-\377)
     # lower case already, so that only the tokenizing is tested here (the folding: the test above)
     assert commands.parse_savepoint_name("SAVEPOINT éa_b") == "éa_b"
 

@@ -30,7 +30,7 @@ PostgreSQL's int2vector columns: ``indkey`` is USMALLINT[] (int4[] on the wire),
 at 0 as an int2vector's do: the catalog's ``generate_subscripts`` counts from 0 for this type only
 (SQLAlchemy pairs ``unnest(indkey)`` with ``generate_subscripts(indkey, 1)`` and asks
 ``pg_get_indexdef(i, ord + 1)``); ``indoption`` is int2vector's text (``'0 0'``), which SQLAlchemy's
-psycopg dialect splits (rewrite/pipeline.py turns Django's ``unnest(i.indkey, i.indoption)`` into one DuckDB runs).
+psycopg dialect splits (rewrite/tree.py turns Django's ``unnest(i.indkey, i.indoption)`` into one DuckDB runs).
 
 DuckDB plans a view at every use, and planning costs by the expression (tens of milliseconds here):
 pg_class does not read the constraint views' dear parts (duckdb_columns(), the marks' column numbers),

@@ -1,22 +1,26 @@
-"""Token-level rewriting of PostgreSQL query text into DuckDB's dialect.
+"""Rewriting of PostgreSQL query text into DuckDB's dialect, token by token.
 
-Only what DuckDB cannot take as it is: ``pg_catalog.``-qualified names lose
-their qualifier, so that the session's temp shims (catalog/shared.py, catalog/shims.py) are
-found first and DuckDB's own pg_catalog objects after them; PostgreSQL-only casts (``::regclass``, ``::oid``, ``::name``) and the
-``OPERATOR(pg_catalog.~)`` spelling psql uses become DuckDB equivalents;
-``COLLATE pg_catalog.default`` is dropped; CREATE INDEX loses operator classes and ``USING btree``, and
-CREATE TABLE the foreign keys pgtls keeps itself (foreignkeys.py); ``FROM generate_series(...) g`` gets the column alias
-PostgreSQL implies (``g(g)``: a scalar function's one column takes the table alias).  Literals, quoted
-identifiers and comments are never touched.
+Only what DuckDB cannot take as it is.  First the rules decided on the parse tree (tree.py: oid aggregates,
+collation lookups, multi-argument ``unnest``); then, on PostgreSQL's scanner's tokens (sql/lexer.py):
+``pg_catalog.``-qualified names lose their qualifier, so that the session's temp shims (catalog/shared.py,
+catalog/shims.py) are found first and DuckDB's own pg_catalog objects after them; PostgreSQL-only casts
+(``::regclass``, ``::oid``, ``::name``) and the ``OPERATOR(pg_catalog.~)`` spelling psql uses become DuckDB
+equivalents; ``COLLATE pg_catalog.default`` is dropped; CREATE INDEX loses operator classes and ``USING
+btree``, and CREATE TABLE the foreign keys pgtls keeps itself (foreignkeys.py); ``FROM generate_series(...)
+g`` gets the column alias PostgreSQL implies (``g(g)``: a scalar function's one column takes the table
+alias).  Literals, quoted identifiers and comments are never touched.  Every edit is placed at a location
+PostgreSQL's parser or scanner reported, so the text around it, and error positions, stay the client's.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 from pgtls.backends.embedded.features.ddl import rewrite_create_index, strip_kept_foreign_keys
 from pgtls.backends.embedded.jsonb import operators as jsonb
 from pgtls.backends.embedded.pgtypes.literals import rewrite_literals
+from pgtls.backends.embedded.rewrite.tree import tree_edits
 from pgtls.backends.embedded.sql.lexer import Token, apply_edits, tokens
 
 # Casts to PostgreSQL-only types: the DuckDB type that behaves the same for our purposes.
@@ -34,13 +38,6 @@ OPERATORS = {"~": "~", "!~": "!~", "~*": "~*", "!~*": "!~*", "=": "=", "<>": "<>
 
 def _is(t: Token, text: str) -> bool:
     return t.kind in ("word", "op") and t.text.lower() == text
-
-
-# Introspection queries of client libraries whose result types must be exactly PostgreSQL's
-# (asyncpg has built-in codecs only for oid[] and text[] among arrays; anything else recurses).
-KNOWN_QUERY_PATCHES: tuple[tuple[str, str, str], ...] = (
-    ("typeinfo_tree", "array_agg(ia.atttypid ORDER BY", "array_agg(CAST(ia.atttypid AS UINTEGER) ORDER BY"),
-)
 
 
 # Words that end a FROM item rather than alias it (PostgreSQL's reserved keywords a bare alias cannot be).
@@ -120,42 +117,6 @@ def srf_alias_edits(toks: list[Token]) -> list[tuple[int, int, str]]:
     return edits
 
 
-def unnest_edits(sql: str, toks: list[Token]) -> list[tuple[int, int, str]]:
-    """``FROM unnest(a, b, ...)``, PostgreSQL's multi-argument form (Django's bulk_create sends it), becomes
-    ``(SELECT unnest(a), unnest(b), ...)``: DuckDB zips the unnests of one SELECT list the same way, padding
-    the shorter lists with NULLs."""
-    edits: list[tuple[int, int, str]] = []
-    n = len(toks)
-    for i, t in enumerate(toks):
-        if t.kind != "word" or t.text.lower() != "unnest" or i + 1 >= n or toks[i + 1].text != "(":
-            continue
-        start = i - 2 if i > 1 and toks[i - 1].text == "." and toks[i - 2].text.lower() == "pg_catalog" else i
-        if not _in_from_clause(toks, start):
-            continue
-        depth = 0
-        args: list[tuple[int, int]] = []
-        a = i + 2
-        j = i + 1
-        while j < n:
-            x = toks[j].text
-            if x in ("(", "["):
-                depth += 1
-            elif x in (")", "]"):
-                depth -= 1
-                if depth == 0:
-                    break
-            elif x == "," and depth == 1:
-                args.append((a, j))
-                a = j + 1
-            j += 1
-        if j >= n or not args:
-            continue  # one argument: DuckDB's own unnest
-        args.append((a, j))
-        parts = [f"unnest({sql[toks[x].start : toks[y - 1].end]})" for x, y in args]
-        edits.append((toks[start].start, toks[j].end, f"(SELECT {', '.join(parts)})"))
-    return edits
-
-
 _LOCK_STRENGTHS = (("UPDATE",), ("SHARE",), ("NO", "KEY", "UPDATE"), ("KEY", "SHARE"))
 
 
@@ -196,26 +157,6 @@ def locking_edits(toks: list[Token]) -> list[tuple[int, int, str]]:
     return edits
 
 
-# SQLAlchemy's column reflection asks for a column's collation in a correlated subquery joining pg_collation
-# and pg_namespace, which DuckDB's binder cannot resolve ("Referenced table pg_collation not found").  pgtls
-# has no per-column collations (COLLATE is dropped), so the answer is NULL: the subquery is replaced by it.
-_SQLALCHEMY_COLLATION = re.compile(
-    r"THEN \(SELECT json_build_object\((?:(?!\bFROM\b).)*?pg_catalog\.pg_collation\.collname.*?"
-    r"WHERE pg_catalog\.pg_collation\.oid = pg_catalog\.pg_attribute\.attcollation\)",
-    re.DOTALL,
-)
-
-
-# Django's index introspection zips two int2vectors, ``unnest(i.indkey, i.indoption) WITH ORDINALITY koi(key,
-# option, arridx)``, which DuckDB cannot parse; pg_index's indoption is int2vector's text (catalog/constraints.py).
-_DJANGO_INDEX_KEYS = re.compile(
-    r"\bunnest\(\s*i\.indkey\s*,\s*i\.indoption\s*\)\s+WITH\s+ORDINALITY\s+koi\(\s*key\s*,\s*option\s*,\s*arridx\s*\)",
-    re.IGNORECASE,
-)
-_INDEX_KEYS = ("(SELECT unnest(i.indkey) AS key, unnest(CAST(string_split(i.indoption, ' ') AS SMALLINT[])) AS option, "
-               "unnest(range(1, len(i.indkey) + 1)) AS arridx) koi")  # fmt: skip
-
-
 def regclass_edit(
     sql: str, toks: list[Token], i: int, edits: list[tuple[int, int, str]]
 ) -> tuple[int, str] | None:
@@ -242,14 +183,30 @@ def regclass_edit(
     return start, f"pgtls_regclass({sql[start : prev.end]})"
 
 
+REWRITE_CACHE_SIZE = 256
+"""Statement texts whose rewriting is remembered (least recently used dropped first): it depends on the text
+alone, and clients repeat theirs (prepared statements, catalog queries)."""
+
+REWRITE_CACHE_MAX_TEXT = 8192
+"""Longer texts' rewriting is not remembered (a bulk INSERT would pin its memory)."""
+
+
 def rewrite(sql: str) -> str:
-    for marker, old, new in KNOWN_QUERY_PATCHES:
-        if marker in sql:
-            sql = sql.replace(old, new)
-    if "pg_catalog.pg_collation.collname" in sql:
-        sql = _SQLALCHEMY_COLLATION.sub("THEN NULL", sql)
-    if "i.indoption" in sql:
-        sql = _DJANGO_INDEX_KEYS.sub(_INDEX_KEYS, sql)
+    """``sql`` in DuckDB's dialect (see the module's docstring); the same text always gives the same result."""
+    if len(sql) <= REWRITE_CACHE_MAX_TEXT:
+        return _cached_rewrite(sql)
+    return _rewrite(sql)
+
+
+@functools.lru_cache(maxsize=REWRITE_CACHE_SIZE)
+def _cached_rewrite(sql: str) -> str:
+    return _rewrite(sql)
+
+
+def _rewrite(sql: str) -> str:
+    nodes = tree_edits(sql)  # first: the parser reads the client's own text
+    if nodes:
+        sql = apply_edits(sql, nodes)
     if "#>" in sql:  # before the literals, as ? below
         paths = jsonb.path_edits(sql, tokens(sql))
         if paths:
@@ -271,10 +228,6 @@ def rewrite(sql: str) -> str:
             sql = rewrite_create_index(sql)
         if "references" in low:
             sql = strip_kept_foreign_keys(sql)
-    if "unnest" in sql.lower():
-        multi = unnest_edits(sql, tokens(sql))
-        if multi:
-            sql = apply_edits(sql, multi)
     if "generate_series" in sql.lower() or "_object_keys" in sql.lower() or "_array_elements" in sql.lower():
         alias_edits = srf_alias_edits(tokens(sql))
         if alias_edits:

@@ -1,18 +1,26 @@
-"""A small lexer for PostgreSQL query text: statement splitting, keywords, parameters.
+"""PostgreSQL query text as tokens: statement splitting, keywords, parameters, and the tokens the rewrites edit.
 
-PostgreSQL parses a whole simple-query string before running any of it; we only
-need to find statement boundaries (``;`` outside quotes, comments and dollar
-quoting), the leading keywords of each statement (to recognise SET, SHOW, BEGIN,
-COPY, ... and to build command tags) and the ``$n`` parameter markers of the
-extended protocol.  Lexical rules follow scan.l of PostgreSQL with
-standard_conforming_strings on.
+The tokens come from PostgreSQL's own scanner (scan.l, through pglast's binding of libpg_query), so word,
+quoted identifier, string (``E''``, ``U&''``, dollar quoting), number and parameter boundaries, comments
+(nested ``/* */`` included) and non-ASCII identifiers are exactly PostgreSQL's.  Two things are presented in
+the shape the rewrites were written for: an operator token (``->>``, ``::``, ``<=``) comes as one ``op`` token
+per character, and the prefix of ``X''``/``B''``/``U&''``/``U&""`` as its own tokens (``X`` then the string).
+
+When the scanner refuses the text (an unterminated string, comment or dollar quote, junk after a number) or
+cannot see all of it (a NUL character), :func:`iter_tokens` falls back to :func:`approximate_tokens`, a
+hand-written approximation of scan.l with standard_conforming_strings on, in which unterminated literals run
+to the end of the text: the statement then reaches PostgreSQL's parser (or DuckDB's) and gets its error there.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+from pglast.parser import ParseError
+from pglast.parser import scan as pg_scan
 
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
 _PARAM = re.compile(r"\$([0-9]+)")
@@ -60,13 +68,112 @@ def _skip_escape_string(sql: str, i: int) -> int:
     return n
 
 
+SCAN_PREFIX = 128
+"""Characters of a longer text the scanner reads first when the caller may need only its first tokens
+(:func:`words` of a bulk INSERT): the rest is scanned only if asked for."""
+
+TOKEN_CACHE_SIZE = 256
+"""Query texts whose tokens are remembered (least recently used dropped first): the rewrites, the classifier
+and the extended protocol look at the same text several times."""
+
+TOKEN_CACHE_MAX_TEXT = 8192
+"""Longer texts' tokens are not remembered (a bulk INSERT would pin its memory)."""
+
+# PostgreSQL scanner token names whose text is punctuation (given one op token per character).
+_PUNCT_NAMES = frozenset(
+    (
+        "Op",
+        "TYPECAST",
+        "DOT_DOT",
+        "COLON_EQUALS",
+        "EQUALS_GREATER",
+        "LESS_EQUALS",
+        "GREATER_EQUALS",
+        "NOT_EQUALS",
+    )
+)
+_COMMENT_NAMES = frozenset(("SQL_COMMENT", "C_COMMENT"))
+_PREFIXED = {"XCONST": 1, "BCONST": 1, "USCONST": 2, "UIDENT": 2}  # the prefix's length: X'..', U&'..'
+
+
 def tokens(sql: str) -> list[Token]:
-    """Tokens of ``sql`` (whitespace and comments dropped); unterminated literals run to the end."""
-    return list(iter_tokens(sql))
+    """Tokens of ``sql`` (whitespace and comments dropped); see the module's docstring."""
+    if len(sql) <= TOKEN_CACHE_MAX_TEXT:
+        return list(_cached_tokens(sql))
+    scanned = _scanned(sql)
+    return scanned if scanned is not None else list(approximate_tokens(sql))
+
+
+@functools.lru_cache(maxsize=TOKEN_CACHE_SIZE)
+def _cached_tokens(sql: str) -> tuple[Token, ...]:
+    scanned = _scanned(sql)
+    return tuple(scanned if scanned is not None else approximate_tokens(sql))
 
 
 def iter_tokens(sql: str) -> Iterator[Token]:
-    """:func:`tokens` one at a time, for callers that need only the first few."""
+    """:func:`tokens` one at a time, for callers that need only the first few: a long text is scanned in
+    two goes, its first :data:`SCAN_PREFIX` characters and then, if the caller reads on, all of it."""
+    if len(sql) <= SCAN_PREFIX:
+        yield from tokens(sql)
+        return
+    head = _scanned(sql[:SCAN_PREFIX], prefix=True)
+    if head is None or len(head) < 2:
+        yield from tokens(sql)
+        return
+    # every token before the last one ends before the cut with its next character read: it is final
+    resume = head[-1].start
+    yield from head[:-1]
+    yield from (t for t in tokens(sql) if t.start >= resume)
+
+
+def _scanned(sql: str, prefix: bool = False) -> list[Token] | None:
+    """PostgreSQL's scanner's tokens of ``sql`` in our shape, or None when it refuses or cannot read the text.
+    ``prefix``: ``sql`` is the start of a longer text, so a token the cut leaves unterminated is not an error:
+    the text is scanned again up to that token (the tokens before it are all there is to read)."""
+    if "\0" in sql:
+        return None
+    try:
+        raw = pg_scan(sql)
+    except ParseError as e:
+        at = e.args[1] if len(e.args) > 1 and isinstance(e.args[1], int) else 0
+        if not prefix or not 0 < at < len(sql):
+            return None
+        return _scanned(sql[:at])
+    except UnicodeError:
+        return None
+    out: list[Token] = []
+    append = out.append
+    for start, last, name, _ in raw:
+        end = last + 1
+        if name in _COMMENT_NAMES:
+            continue
+        text = sql[start:end]
+        if name in _PUNCT_NAMES or name[:6] == "ASCII_":
+            if end - start == 1:
+                append(Token("op", text, start, end))
+            else:
+                out.extend(Token("op", c, start + k, start + k + 1) for k, c in enumerate(text))
+        elif name == "IDENT":
+            append(Token("ident" if text[0] == '"' else "word", text, start, end))
+        elif name == "SCONST":
+            append(Token("string", text, start, end))
+        elif name == "ICONST" or name == "FCONST":
+            append(Token("number", text, start, end))
+        elif name == "PARAM":
+            append(Token("param", text, start, end))
+        elif name in _PREFIXED:
+            cut = start + _PREFIXED[name]
+            append(Token("word", sql[start], start, start + 1))
+            if cut - start == 2:
+                append(Token("op", "&", start + 1, cut))
+            append(Token("ident" if name == "UIDENT" else "string", sql[cut:end], cut, end))
+        else:  # a keyword (reserved or not: a word either way)
+            append(Token("word", text, start, end))
+    return out
+
+
+def approximate_tokens(sql: str) -> Iterator[Token]:
+    """The fallback tokenizer (see the module's docstring): unterminated literals run to the end."""
     prev: Token | None = None
     i, n = 0, len(sql)
     while i < n:
