@@ -33,7 +33,8 @@ test: venv system-deps node-deps
 # The fast checks before a commit (under a minute on 2 cores; installs no Debian packages): lint, types
 # (mypy over pgtls/, configured in pyproject.toml) and the unit tests that are quick by construction.
 # Which unit tests: all of tests/unit except
-#   - tests/unit/embedded/: every test opens DuckDB sessions (four fifths of tests/unit's time);
+#   - tests/unit/embedded/ with all its subdirectories: the DuckDB backend's tests, most of which open DuckDB
+#     sessions (four fifths of tests/unit's time);
 #   - property-based tests: the `hypothesis` marker, which Hypothesis's pytest plugin puts on every
 #     @given test (hundreds of generated examples each);
 #   - tests that need a PostgreSQL server: the `pg` marker.

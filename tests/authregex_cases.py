@@ -1,6 +1,6 @@
 """PostgreSQL's answers for its regular expressions in pg_hba.conf and pg_ident.conf, read off a real
 PostgreSQL 15 (``subject ~ pattern`` and ``(regexp_match(subject, pattern))[1]`` in a SQL_ASCII database with
-the C collation).  tests/unit/test_auth_regex.py checks pgtls against them; tests/differential/
+the C collation).  tests/unit/config/test_auth_regex.py checks pgtls against them; tests/differential/
 test_regex_semantics.py checks them (and many more) against a live server."""
 
 from __future__ import annotations

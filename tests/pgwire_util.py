@@ -248,7 +248,7 @@ class SessionDriver:
         return errs[0]
 
 
-# --- an embedded-backend session for unit tests (the fixtures are in tests/unit/conftest.py) ---------------
+# --- an embedded-backend session for unit tests (the fixtures are in tests/unit/embedded/conftest.py) ---
 TLS = TlsInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", 256, True, "/CN=alice", 12345, "/CN=Test Root CA")
 
 

@@ -6,7 +6,7 @@ means to psql: this follows libpq's ``conninfo_parse`` and ``conninfo_uri_parse_
 — blanks around ``=``, single quotes with backslash escapes, backslash escapes in unquoted values,
 the URI's user, password, comma-separated host and port lists with ``[IPv6]``, database and query
 parameters, percent-decoding, ``ssl=true`` as ``sslmode=require``, the last value of a repeated
-keyword winning — with libpq's error texts.  ``tests/unit/test_conninfo.py`` compares it with libpq
+keyword winning — with libpq's error texts.  ``tests/unit/config/test_conninfo.py`` compares it with libpq
 itself (``PQconninfoParse`` through psycopg) on generated input.
 
 Nothing here connects or applies defaults: :func:`parse_conninfo` returns the keywords the string

@@ -3,7 +3,7 @@
 :func:`kind_of` takes the node PostgreSQL's parser gives the statement (sql/reader.py) to
 :func:`classify_node`; text the parser refuses (DuckDB-only syntax, syntax errors) is classified as
 before from its first words by :func:`classify`, which stays the reference: both must agree wherever
-the parser reads the text (tests/unit/embedded/test_sql_reader.py runs both over the tests'
+the parser reads the text (tests/unit/embedded/sql/test_sql_reader.py runs both over the tests'
 statements).
 
 The session looks the kind up in its table of handlers (``_HANDLERS`` in session/core.py), as
@@ -103,7 +103,7 @@ def is_role_statement(toks: list[Token]) -> bool:
 
 # --- from the parse tree ----------------------------------------------------------------------------------
 # The same decisions as classify(), taken from the statement's node when PostgreSQL's parser read it
-# (tests/unit/embedded/test_sql_reader.py checks that both agree over the tests' statements).
+# (tests/unit/embedded/sql/test_sql_reader.py checks that both agree over the tests' statements).
 _NODE_KINDS: dict[str, Kind] = {
     "DeclareCursorStmt": Kind.CURSOR,
     "FetchStmt": Kind.CURSOR,  # FETCH and MOVE

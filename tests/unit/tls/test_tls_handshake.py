@@ -7,7 +7,7 @@ import ssl
 import pytest
 
 from pgtls.tls import accept_error, connection_facts, ffi
-from tests.unit.tls_support import Env, client_context, handshake, make_env
+from tests.unit.tls.tls_support import Env, client_context, handshake, make_env
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,7 @@ def test_committed_data_survives_kill_9(tmp_path: Path):
     create_database(tmp_path, "postgres")
     script = textwrap.dedent(f"""
         import os, sys
-        sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[4])!r})
         from pathlib import Path
         from pgtls.backends.base import SessionInfo
         from pgtls.backends.embedded import EmbeddedBackend

@@ -26,7 +26,7 @@ from pgtls.tls import (
 from pgtls.tls.facts import peer_names
 from pgtls.tls.names import prepare_cert_name
 from tests import weaksig
-from tests.unit.tls_support import Env, client_context, handshake, make_env
+from tests.unit.tls.tls_support import Env, client_context, handshake, make_env
 
 CLIENT_CA_SLASH = "/CN=Test CA for pgtls client certs"
 

@@ -15,7 +15,7 @@ import pytest
 
 from pgtls.backends.embedded.sql import kinds, lexer, reader
 
-_TESTS = Path(__file__).resolve().parents[2]
+_TESTS = Path(__file__).resolve().parents[3]  # tests/
 _FIRST_WORDS = frozenset(
     "SELECT INSERT UPDATE DELETE WITH VALUES TABLE BEGIN START COMMIT END ROLLBACK ABORT SAVEPOINT RELEASE "
     "SET RESET SHOW COPY CREATE DROP ALTER GRANT REVOKE DECLARE FETCH MOVE CLOSE DISCARD LOCK LISTEN UNLISTEN "
@@ -48,7 +48,7 @@ ATOMIC = "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SE
 def corpus() -> tuple[str, ...]:
     """SQL string literals of the embedded backend's tests, and :data:`TRICKY`."""
     files = [
-        *sorted((_TESTS / "unit" / "embedded").glob("test_*.py")),
+        *sorted((_TESTS / "unit" / "embedded").rglob("test_*.py")),
         *sorted((_TESTS / "differential").glob("*.py")),
         _TESTS / "integration" / "test_clients_embedded.py",
     ]

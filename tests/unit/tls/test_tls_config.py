@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from pgtls.tls import TlsConfigError, build_tls_config
 from pgtls.tls.keyfile import PERMISSIONS_DETAIL, check_key_file_permissions
-from tests.unit.tls_support import Env, make_env
+from tests.unit.tls.tls_support import Env, make_env
 
 
 @pytest.fixture(scope="module")
