@@ -112,18 +112,31 @@ def _cached_tokens(sql: str) -> tuple[Token, ...]:
 
 def iter_tokens(sql: str) -> Iterator[Token]:
     """:func:`tokens` one at a time, for callers that need only the first few: a long text is scanned in
-    two goes, its first :data:`SCAN_PREFIX` characters and then, if the caller reads on, all of it."""
+    two goes, its first :data:`SCAN_PREFIX` characters (of which only the tokens the cut cannot have changed
+    are used) and then, if the caller reads on, all of it."""
     if len(sql) <= SCAN_PREFIX:
         yield from tokens(sql)
         return
     head = _scanned(sql[:SCAN_PREFIX], prefix=True)
-    if head is None or len(head) < 2:
+    settled = _settled(sql, head) if head is not None else 0
+    if head is None or not settled:
         yield from tokens(sql)
         return
-    # every token before the last one ends before the cut with its next character read: it is final
-    resume = head[-1].start
-    yield from head[:-1]
+    resume = head[settled].start
+    yield from head[:settled]
     yield from (t for t in tokens(sql) if t.start >= resume)
+
+
+def _settled(sql: str, head: list[Token]) -> int:
+    """How many of the first tokens of a cut text the rest of the text cannot change: those up to the last
+    gap of blanks (or comments) without a newline before another token.  Nothing before such a gap can grow
+    into what follows it (``$t`` cut from ``$t$...$t$`` scans as ``$`` and ``t``, but no gap lies between
+    them), and only a gap with a newline joins two string literals (``'a'`` newline ``'b'`` is ``'ab'``)."""
+    for k in range(len(head) - 2, -1, -1):
+        gap = sql[head[k].end : head[k + 1].start]
+        if gap and "\n" not in gap and "\r" not in gap:
+            return k + 1
+    return 0
 
 
 def _scanned(sql: str, prefix: bool = False) -> list[Token] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,64 @@ def test_begin_atomic_body_end_is_not_a_commit() -> None:
     new = [kinds.kind_of(s, lexer.words(s, 4)) for _, s in reader.split_with_offsets(ATOMIC)]
     assert kinds.Kind.TRANSACTION in old
     assert new == [kinds.Kind.DUCKDB, kinds.Kind.QUERY]
+
+
+# --- tokens: PostgreSQL's scanner, the hand-written approximation as the fallback ---------------------------
+
+_SIGNED_EXPONENT = re.compile(r"[0-9.][eE][+-][0-9]")
+
+
+def _explained(new: lexer.Token, old: lexer.Token) -> bool:
+    """Where the approximation was wrong and the scanner is right: a number with a signed exponent (``1e-5``
+    was ``1e``, ``-``, ``5``), an identifier with a non-ASCII letter (``éa_b`` was ``é``, ``a_b``)."""
+    return (new.kind == "number" and bool(_SIGNED_EXPONENT.search(new.text))) or (
+        new.kind == "word" and not new.text.isascii()
+    )
+
+
+def test_scanner_tokens_agree_with_the_approximation() -> None:
+    unexplained = []
+    differ = 0
+    for text in corpus():
+        new, old = lexer.tokens(text), list(lexer.approximate_tokens(text))
+        pairs = [
+            (a, b)
+            for a, b in zip(new, old, strict=False)
+            if (a.kind, a.text, a.start) != (b.kind, b.text, b.start)
+        ]
+        if pairs or len(new) != len(old):
+            differ += 1
+            if not pairs or not _explained(*pairs[0]):
+                unexplained.append(text)
+    assert not unexplained
+    assert differ >= 3  # the corpus has signed exponents and a non-ASCII savepoint name
+
+
+@pytest.mark.parametrize("text", ["SELECT 'abc", "SELECT 1 /* open", "SELECT $q$ open", "SELECT 'a\0b', 1"])
+def test_tokens_fall_back_where_the_scanner_refuses(text: str) -> None:
+    assert lexer.tokens(text) == list(lexer.approximate_tokens(text))
+
+
+def test_token_offsets_are_characters() -> None:
+    text = "SELECT 'é' || ñ FROM \"Ä\" -- ü"
+    assert [(t.kind, text[t.start : t.end]) for t in lexer.tokens(text)] == [
+        ("word", "SELECT"), ("string", "'é'"), ("op", "|"), ("op", "|"), ("word", "ñ"), ("word", "FROM"),
+        ("ident", '"Ä"'),
+    ]  # fmt: skip
+
+
+_PATTERN = (
+    "SELECT a, 'str''ing', $t$dol;lar$t$, /* c */ \"Id\", 1e-5, x->>'k', U&'\\0041', é1, 'con'\n  'tinued' -- c\n, "
+    "$1, b'01', $abcdefghij$ $abcdefghij$ "
+)
+
+
+@pytest.mark.parametrize("pad", range(len(_PATTERN)))
+def test_first_tokens_of_a_long_text_are_its_tokens(pad: int) -> None:
+    """iter_tokens reads a long text's first SCAN_PREFIX characters first: whatever token the cut falls in
+    (a string, a dollar quote or its tag, a comment, an operator, a string continued on the next line), it
+    yields exactly what tokens() does."""
+    text = " " * pad + _PATTERN * (lexer.SCAN_PREFIX // len(_PATTERN) + 2)
+    assert len(text) > lexer.SCAN_PREFIX
+    assert list(lexer.iter_tokens(text)) == lexer.tokens(text)
+    assert lexer.words(text, 3) == ["SELECT", "A", ","]
