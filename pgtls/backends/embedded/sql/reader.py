@@ -12,7 +12,9 @@ top-level ``;`` to just before the next one), so error positions (offset + posit
 are unchanged; only where the boundaries themselves are found differs.
 
 Results are cached per query text in a bounded LRU (:data:`READ_CACHE_SIZE`): drivers repeat the same
-texts (prepared statements, ``BEGIN``/``COMMIT``, pool health checks).  Every statement of a parsed
+texts (prepared statements, ``BEGIN``/``COMMIT``, pool health checks).  Not per pglast fingerprint (the
+statement's shape, literals aside): computing one is a parse, as dear as the one it would save, and the
+pieces' offsets and texts depend on the literals (docs/architecture.md, "Reading SQL text").  Every statement of a parsed
 string is cached under its own text too, so the session's per-statement classification
 (:func:`node_of`) of a just-split string costs a dictionary look-up, not a second parse.
 """
