@@ -6,10 +6,10 @@ quoted identifier, string (``E''``, ``U&''``, dollar quoting), number and parame
 the shape the rewrites were written for: an operator token (``->>``, ``::``, ``<=``) comes as one ``op`` token
 per character, and the prefix of ``X''``/``B''``/``U&''``/``U&""`` as its own tokens (``X`` then the string).
 
-When the scanner refuses the text (an unterminated string, comment or dollar quote, junk after a number) or
-cannot see all of it (a NUL character), :func:`iter_tokens` falls back to :func:`approximate_tokens`, a
-hand-written approximation of scan.l with standard_conforming_strings on, in which unterminated literals run
-to the end of the text: the statement then reaches PostgreSQL's parser (or DuckDB's) and gets its error there.
+Where the scanner refuses the text (an unterminated string, comment or dollar quote, junk after a number) or
+cannot see past a character (NUL), the tokens from there on are :func:`approximate_tokens`', a hand-written
+approximation of scan.l with standard_conforming_strings on, in which unterminated literals run to the end
+of the text: the statement then reaches PostgreSQL's parser (or DuckDB's) and gets its error there.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from pglast.parser import ParseError
 from pglast.parser import scan as pg_scan
@@ -100,14 +101,12 @@ def tokens(sql: str) -> list[Token]:
     """Tokens of ``sql`` (whitespace and comments dropped); see the module's docstring."""
     if len(sql) <= TOKEN_CACHE_MAX_TEXT:
         return list(_cached_tokens(sql))
-    scanned = _scanned(sql)
-    return scanned if scanned is not None else list(approximate_tokens(sql))
+    return _read_tokens(sql)
 
 
 @functools.lru_cache(maxsize=TOKEN_CACHE_SIZE)
 def _cached_tokens(sql: str) -> tuple[Token, ...]:
-    scanned = _scanned(sql)
-    return tuple(scanned if scanned is not None else approximate_tokens(sql))
+    return tuple(_read_tokens(sql))
 
 
 def iter_tokens(sql: str) -> Iterator[Token]:
@@ -117,9 +116,9 @@ def iter_tokens(sql: str) -> Iterator[Token]:
     if len(sql) <= SCAN_PREFIX:
         yield from tokens(sql)
         return
-    head = _scanned(sql[:SCAN_PREFIX], prefix=True)
-    settled = _settled(sql, head) if head is not None else 0
-    if head is None or not settled:
+    head = _read_tokens(sql[:SCAN_PREFIX])
+    settled = _settled(sql, head)
+    if not settled:
         yield from tokens(sql)
         return
     resume = head[settled].start
@@ -131,7 +130,8 @@ def _settled(sql: str, head: list[Token]) -> int:
     """How many of the first tokens of a cut text the rest of the text cannot change: those up to the last
     gap of blanks (or comments) without a newline before another token.  Nothing before such a gap can grow
     into what follows it (``$t`` cut from ``$t$...$t$`` scans as ``$`` and ``t``, but no gap lies between
-    them), and only a gap with a newline joins two string literals (``'a'`` newline ``'b'`` is ``'ab'``)."""
+    them; a literal the cut leaves open runs to the cut), and only a gap with a newline joins two string
+    literals (``'a'`` newline ``'b'`` is ``'ab'``)."""
     for k in range(len(head) - 2, -1, -1):
         gap = sql[head[k].end : head[k + 1].start]
         if gap and "\n" not in gap and "\r" not in gap:
@@ -139,21 +139,31 @@ def _settled(sql: str, head: list[Token]) -> int:
     return 0
 
 
-def _scanned(sql: str, prefix: bool = False) -> list[Token] | None:
-    """PostgreSQL's scanner's tokens of ``sql`` in our shape, or None when it refuses or cannot read the text.
-    ``prefix``: ``sql`` is the start of a longer text, so a token the cut leaves unterminated is not an error:
-    the text is scanned again up to that token (the tokens before it are all there is to read)."""
-    if "\0" in sql:
-        return None
+def _read_tokens(sql: str) -> list[Token]:
+    """PostgreSQL's scanner's tokens of ``sql`` up to where it refuses the text (an unterminated literal, junk
+    after a number: its error gives the place) or cannot see (a NUL character), and the approximation's
+    tokens from there on."""
+    nul = sql.find("\0")
+    at = len(sql) if nul < 0 else nul
     try:
-        raw = pg_scan(sql)
+        raw = pg_scan(sql[:at])
     except ParseError as e:
-        at = e.args[1] if len(e.args) > 1 and isinstance(e.args[1], int) else 0
-        if not prefix or not 0 < at < len(sql):
-            return None
-        return _scanned(sql[:at])
-    except UnicodeError:
-        return None
+        where = e.args[1] if len(e.args) > 1 and isinstance(e.args[1], int) else 0
+        at = where if 0 <= where < at else 0
+        try:
+            raw = pg_scan(sql[:at])
+        except (ParseError, UnicodeError):
+            at, raw = 0, []
+    except UnicodeError:  # a lone surrogate (text decoded with surrogateescape)
+        at, raw = 0, []
+    out = _shaped(sql, raw)
+    if at < len(sql):
+        out.extend(Token(t.kind, t.text, t.start + at, t.end + at) for t in approximate_tokens(sql[at:]))
+    return out
+
+
+def _shaped(sql: str, raw: list[Any]) -> list[Token]:
+    """The scanner's tokens in our shape (see the module's docstring)."""
     out: list[Token] = []
     append = out.append
     for start, last, name, _ in raw:

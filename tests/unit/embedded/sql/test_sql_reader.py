@@ -222,6 +222,18 @@ def test_tokens_fall_back_where_the_scanner_refuses(text: str) -> None:
     assert lexer.tokens(text) == list(lexer.approximate_tokens(text))
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("SELECT 1e-5, 'open", ["SELECT", "1e-5", ",", "'open"]),  # the scanner's number, then the rest
+        ("SELECT éa, x\0y 'z", ["SELECT", "éa", ",", "x", "\0", "y", "'z"]),  # the scanner stops at NUL
+        ("SELECT 1abc, 2", ["SELECT", "1abc", ",", "2"]),  # junk after a number: approximated from there
+    ],
+)
+def test_tokens_are_the_scanners_up_to_where_it_refuses(text: str, expected: list[str]) -> None:
+    assert [t.text for t in lexer.tokens(text)] == expected
+
+
 def test_token_offsets_are_characters() -> None:
     text = "SELECT 'é' || ñ FROM \"Ä\" -- ü"
     assert [(t.kind, text[t.start : t.end]) for t in lexer.tokens(text)] == [
