@@ -14,8 +14,9 @@ of the text: the statement then reaches PostgreSQL's parser (or DuckDB's) and ge
 
 from __future__ import annotations
 
-import functools
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -77,8 +78,9 @@ TOKEN_CACHE_SIZE = 256
 """Query texts whose tokens are remembered (least recently used dropped first): the rewrites, the classifier
 and the extended protocol look at the same text several times."""
 
-TOKEN_CACHE_MAX_TEXT = 8192
-"""Longer texts' tokens are not remembered (a bulk INSERT would pin its memory)."""
+TOKEN_CACHE_MAX_TOKENS = 512
+"""Texts with more tokens are not remembered: a token costs about 130 bytes, so the cache holds at most
+TOKEN_CACHE_SIZE x TOKEN_CACHE_MAX_TOKENS of them (about 17 MB), whatever the texts are."""
 
 # PostgreSQL scanner token names whose text is punctuation (given one op token per character).
 _PUNCT_NAMES = frozenset(
@@ -99,14 +101,22 @@ _PREFIXED = {"XCONST": 1, "BCONST": 1, "USCONST": 2, "UIDENT": 2}  # the prefix'
 
 def tokens(sql: str) -> list[Token]:
     """Tokens of ``sql`` (whitespace and comments dropped); see the module's docstring."""
-    if len(sql) <= TOKEN_CACHE_MAX_TEXT:
-        return list(_cached_tokens(sql))
-    return _read_tokens(sql)
+    with _token_lock:
+        hit = _token_cache.get(sql)
+        if hit is not None:
+            _token_cache.move_to_end(sql)
+            return list(hit)
+    found = _read_tokens(sql)
+    if len(found) <= TOKEN_CACHE_MAX_TOKENS:
+        with _token_lock:
+            _token_cache[sql] = tuple(found)
+            while len(_token_cache) > TOKEN_CACHE_SIZE:
+                _token_cache.popitem(last=False)
+    return found
 
 
-@functools.lru_cache(maxsize=TOKEN_CACHE_SIZE)
-def _cached_tokens(sql: str) -> tuple[Token, ...]:
-    return tuple(_read_tokens(sql))
+_token_cache: OrderedDict[str, tuple[Token, ...]] = OrderedDict()
+_token_lock = threading.Lock()
 
 
 def iter_tokens(sql: str) -> Iterator[Token]:

@@ -257,3 +257,15 @@ def test_first_tokens_of_a_long_text_are_its_tokens(pad: int) -> None:
     assert len(text) > lexer.SCAN_PREFIX
     assert list(lexer.iter_tokens(text)) == lexer.tokens(text)
     assert lexer.words(text, 3) == ["SELECT", "A", ","]
+
+
+def test_token_cache_is_bounded() -> None:
+    many = "SELECT " + "(" * (lexer.TOKEN_CACHE_MAX_TOKENS + 1)
+    assert len(lexer.tokens(many)) > lexer.TOKEN_CACHE_MAX_TOKENS
+    assert many not in lexer._token_cache
+    for k in range(lexer.TOKEN_CACHE_SIZE + 10):
+        lexer.tokens(f"SELECT {k}")
+    assert len(lexer._token_cache) == lexer.TOKEN_CACHE_SIZE
+    first = lexer.tokens("SELECT 1 + 2")
+    first.clear()  # a caller's list is its own
+    assert [t.text for t in lexer.tokens("SELECT 1 + 2")] == ["SELECT", "1", "+", "2"]
