@@ -24,6 +24,7 @@ from pgtls.backends.embedded.features.ddl.actions import apply_action, rename_co
 from pgtls.backends.embedded.features.ddl.foreign_keys import add_kept_keys
 from pgtls.backends.embedded.features.ddl.model import NOOP, Table, load_table
 from pgtls.backends.embedded.features.ddl.parsing import split_items
+from pgtls.backends.embedded.jsonb.marks import set_session_columns
 from pgtls.backends.embedded.sql.lexer import Token, quote_ident, quote_literal, unquote_ident, words_at
 from pgtls.errors import PgError
 
@@ -111,11 +112,9 @@ def _jsonb_columns(t: Table) -> set[str]:
 
 
 def _own_jsonb(cur: duckdb.DuckDBPyConnection, table: str, columns: set[str]) -> None:
-    """Tell jsonb/operators.py which columns of ``table`` are jsonb for this session now (its committed marks are read
+    """Tell jsonb/marks.py which columns of ``table`` are jsonb for this session now (its committed marks are read
     on another connection, which does not see this transaction's comments yet)."""
-    from pgtls.backends.embedded.jsonb import operators as jsonb
-
-    jsonb.set_session_columns(cur, table, columns)
+    set_session_columns(cur, table, columns)
 
 
 def rebuild(t: Table, new_name: str) -> list[str]:
