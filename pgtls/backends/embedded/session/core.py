@@ -11,14 +11,14 @@ protocol lives in extended.py and COPY in copy_protocol.py; both use :meth:`exec
 :meth:`EmbeddedSession.execute` classifies a statement once (sql/kinds.py) and calls the handler
 ``_HANDLERS`` (at the end of this module) lists for its kind: a method here for what changes the
 transaction state or the settings, a function of utility.py for the other utility statements, or
-:meth:`EmbeddedSession.run_in_duckdb`.
+:meth:`EmbeddedSession.run_in_duckdb`, which takes the statement through the steps steps.py registers.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import duckdb
 
@@ -26,16 +26,12 @@ from pgtls.backends.base import Registry, Send, SessionInfo
 from pgtls.backends.embedded.catalog import shared as catalog
 from pgtls.backends.embedded.engine import errormap as sqlerrors
 from pgtls.backends.embedded.engine.execute import Result, _none, materialized, run
-from pgtls.backends.embedded.engine.statement_hooks import StatementHook
-from pgtls.backends.embedded.features import advisory, ddl, foreignkeys, notify, roles
-from pgtls.backends.embedded.features.kept_keys import KeptKeys
+from pgtls.backends.embedded.engine.statement_hooks import DdlHook, RewriteStep, StatementHook
+from pgtls.backends.embedded.features import advisory, foreignkeys, notify, roles
 from pgtls.backends.embedded.features.savepoints import Entry, Journal, is_pure_read
 from pgtls.backends.embedded.features.settings import REPORTED, Gucs, tzinfo
-from pgtls.backends.embedded.jsonb import operators as jsonb
 from pgtls.backends.embedded.pgtypes.encode import row_encoder
-from pgtls.backends.embedded.rewrite import bytea_input, groupby
-from pgtls.backends.embedded.rewrite.pipeline import rewrite
-from pgtls.backends.embedded.session import inline, utility
+from pgtls.backends.embedded.session import inline, steps, utility
 from pgtls.backends.embedded.session.context import HostBackend
 from pgtls.backends.embedded.session.copy_protocol import CopyState
 from pgtls.backends.embedded.session.cursors import SqlCursors
@@ -88,8 +84,10 @@ class EmbeddedSession:
         self.advisory = advisory.AdvisoryLocks(backend.locks, info.database)
         self.lookups = backend.lookups.database(info.database)
         self.fkeys = foreignkeys.Guard()  # the foreign keys pgtls keeps itself (foreignkeys.py)
-        # features that work around each statement DuckDB runs (engine/statement_hooks.py)
-        self.statement_hooks: list[StatementHook] = [KeptKeys(self.fkeys)]
+        # what each statement DuckDB runs goes through (engine/statement_hooks.py, registered in steps.py)
+        self.rewrite_steps: Sequence[RewriteStep] = steps.REWRITE_STEPS
+        self.statement_hooks: list[StatementHook] = steps.statement_hooks(self.fkeys)
+        self.ddl_hooks: Sequence[DdlHook] = steps.DDL_HOOKS
         self.writing = False  # may have changed data since it was last idle (lookup.py)
         self.temp_objects = False  # created a TEMP object, which may hide a table from the point-lookup index
         self.cancelled = (
@@ -404,17 +402,14 @@ class EmbeddedSession:
         return _HANDLERS[kind](self, Statement(sql, offset, w, duck_type))
 
     def run_in_duckdb(self, st: Statement) -> Result:
-        """A statement DuckDB runs, after the rewrites and with the kept foreign keys' work around it."""
+        """A statement DuckDB runs, through the rewrite steps, statement hooks and DDL hooks (steps.py)."""
         sql, offset, w, duck_type = st.sql, st.offset, st.words, st.duck_type
         first = st.first
         try:
-            sql2 = rewrite(sql)
-            if first in ("INSERT", "UPDATE", "DELETE", "SELECT", "WITH") and bytea_input.needs_rewrite(sql2):
-                sql2 = bytea_input.rewrite(self.cur, sql2)
-            if first == "SELECT" and groupby.needs_rewrite(sql2):
-                sql2 = groupby.rewrite(self.cur, sql2)
-            if first in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES"):
-                sql2 = jsonb.with_operators(self.cur, sql2)
+            sql2 = sql
+            for step in self.rewrite_steps:
+                if step.applies(first, sql2):
+                    sql2 = step.apply(self.cur, sql2)
             catalog.refresh(self, sql2)
             works = [
                 work
@@ -430,16 +425,18 @@ class EmbeddedSession:
                 for n in work.notices:
                     self.notice(n)
             notices: list[PgError] = []
-            if (
-                first in ("CREATE", "ALTER", "TRUNCATE")
-                and (stmts := ddl.plan(self.cur, sql2, notices)) is not None
-            ):
+            for ddl_hook in self.ddl_hooks:
+                if first not in ddl_hook.statements:
+                    continue
+                if (stmts := ddl_hook.plan(self.cur, sql2, notices)) is None:
+                    continue
                 if len(stmts) > 1 and not self.in_transaction:
                     self.begin_implicit()  # the plan is one transaction: an error rolls all of it back
                 for pre in stmts[:-1]:
                     self.cur.execute(pre)
                     self._journal(first, pre)
                 sql2, duck_type = stmts[-1], None
+                break  # the first hook that plans the statement
             for n in notices:
                 self.notice(n)
             self.running.set()

@@ -1,6 +1,6 @@
 """The DDL planner (:func:`plan`): what the session runs instead of a CREATE, ALTER or TRUNCATE statement.
 
-The session calls it with its cursor, after the text rewrites.
+The session calls it with its cursor, after the text rewrites, as a DDL hook (session/steps.py ``DDL_HOOKS``).
 """
 
 from __future__ import annotations
