@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from pgtls.backends.embedded.jsonb import edit as jsonb_edit
 from pgtls.backends.embedded.jsonb import operators as jsonb
+from pgtls.backends.embedded.jsonb.functions import function_edits
 from pgtls.backends.embedded.pgtypes.encode import jsonb_text
 from pgtls.backends.embedded.rewrite.pipeline import rewrite
 from pgtls.backends.embedded.sql.lexer import tokens
@@ -120,7 +121,7 @@ OTHER_STATES = [
 ]
 
 # A jsonb column as the left operand of - (and #- in a statement that names nothing json): the session passes
-# such statements to jsonb.operators (jsonb.may_have_operators).
+# such statements to jsonb.operators (jsonb.with_operators).
 COLUMN_QUERIES = [
     "SELECT id, d - 'a', d - ARRAY['a', 'b'], j.d #- '{b}' FROM j WHERE id <> 2 ORDER BY id",
     "SELECT id, d - n, d - t FROM j WHERE id IN (2, 4) ORDER BY id",
@@ -268,7 +269,7 @@ _PIECES = [
        st.lists(st.sampled_from(_PIECES), max_size=16).map("".join))  # fmt: skip
 def test_edit_rewrite_never_raises_or_corrupts(spaced: str, packed: str) -> None:
     for sql in (spaced, packed):
-        for start, end, _text in jsonb.function_edits(sql, tokens(sql)):
+        for start, end, _text in function_edits(sql, tokens(sql)):
             assert 0 <= start < end <= len(sql)
         for out in (jsonb_edit.call_text(sql), jsonb_edit.operator_text(sql, lambda: {"d", "x"})):
             if out is None:

@@ -9,7 +9,7 @@ import psycopg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgtls.backends.embedded.jsonb import operators as jsonb
+from pgtls.backends.embedded.jsonb.exists import exists_edits
 from pgtls.backends.embedded.sql.lexer import tokens
 from tests.pgwire_util import error_outcome, errors, fe, postgres_and_session, rows
 
@@ -66,6 +66,6 @@ def test_exists_operators_as_postgres(tmp_path: Path) -> None:
 @given(st.lists(st.sampled_from(["d", "?", "|", "&", "'a'", "$1", "(", ")", "[", "]", "ARRAY", "::", "jsonb",
                                  "text", ".", ",", "x", "WHERE", " "]), max_size=12).map(" ".join))  # fmt: skip
 def test_exists_rewrite_never_raises(sql: str) -> None:
-    for start, end, text in jsonb.exists_edits(sql, tokens(sql)):
+    for start, end, text in exists_edits(sql, tokens(sql)):
         assert 0 <= start < end <= len(sql)
         assert text.startswith("pgtls_jsonb_exists")

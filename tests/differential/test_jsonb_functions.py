@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgtls.backends.embedded.jsonb import operators as jsonb
+from pgtls.backends.embedded.jsonb.functions import function_edits
 from pgtls.backends.embedded.sql.lexer import tokens
 from tests.pgwire_util import assert_same_as_postgres
 
@@ -43,5 +43,5 @@ def test_jsonb_functions_as_postgres(tmp_path: Path) -> None:
 @given(st.lists(st.sampled_from(["jsonb_agg", "json_agg", "jsonb_build_object", "to_jsonb", "(", ")", "x", ",",
                                  "FILTER", "OVER", "w", "ORDER", "BY", "1", "'a'", "."]), max_size=14).map(" ".join))  # fmt: skip
 def test_function_rewrite_never_raises(sql: str) -> None:
-    for start, end, _text in jsonb.function_edits(sql, tokens(sql)):
+    for start, end, _text in function_edits(sql, tokens(sql)):
         assert 0 <= start < end <= len(sql)

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgtls.backends.embedded.jsonb import operators as jsonb
+from pgtls.backends.embedded.jsonb.paths import path_edits
 from pgtls.backends.embedded.sql.lexer import tokens
 from tests.pgwire_util import assert_same_as_postgres
 
@@ -36,5 +36,5 @@ def test_path_operators_as_postgres(tmp_path: Path) -> None:
 @given(st.lists(st.sampled_from(["d", "#", ">", "-", "'{a,b}'", "'{a'", "'a'", "ARRAY", "[", "]", "(", ")",
                                  "::", "jsonb", "x", ".", "=", "1"]), max_size=14).map("".join))  # fmt: skip
 def test_path_rewrite_never_raises(sql: str) -> None:
-    for start, end, _text in jsonb.path_edits(sql, tokens(sql)):
+    for start, end, _text in path_edits(sql, tokens(sql)):
         assert 0 <= start < end <= len(sql)

@@ -19,7 +19,7 @@ from pgtls.backends.embedded.features.advisory import LockTable
 from pgtls.backends.embedded.features.notify import Hub
 from pgtls.backends.embedded.features.settings import GucDefaults, settings_token
 from pgtls.backends.embedded.jsonb import edit as jsonb_edit
-from pgtls.backends.embedded.jsonb import operators as jsonb
+from pgtls.backends.embedded.jsonb.containment import contains_text
 from pgtls.backends.embedded.session.core import EmbeddedSession
 from pgtls.backends.embedded.sql.lexer import quote_literal
 
@@ -89,7 +89,7 @@ class EmbeddedBackend:
         path = self._catalog()
         con.execute(f"ATTACH {quote_literal(str(path))} AS {catalog.CAT} (READ_ONLY)")
         con.execute("SET GLOBAL integer_division = true")
-        con.create_function("pgtls_jsonb_contains", jsonb.contains_text, ["VARCHAR", "VARCHAR"], "BOOLEAN")
+        con.create_function("pgtls_jsonb_contains", contains_text, ["VARCHAR", "VARCHAR"], "BOOLEAN")
         jsonb_edit.register(con)  # jsonb_set, #-, jsonb - k, ...
         try:
             con.execute(f"SET GLOBAL TimeZone = {quote_literal(self.catalog_timezone)}")

@@ -310,7 +310,7 @@ def _column(name: str, duck: str, toks: list[Token]) -> T.Column:
 def _columns(cur: duckdb.DuckDBPyConnection, names: list[str], ducks: list[str], sql: str) -> list[T.Column]:
     toks: list[Token] = [] if all(_IDENT.fullmatch(n) for n in names) else tokens(sql)
     cols = [_column(n, d, toks) for n, d in zip(names, ducks, strict=True)]
-    return HOOKS.retype(cur, sql, names, ducks, cols)  # json or jsonb? (jsonb/operators.py)
+    return HOOKS.retype(cur, sql, names, ducks, cols)  # json or jsonb? (jsonb/result_types.py)
 
 
 _DDL = ("CREATE", "ALTER", "DROP", "COMMENT")

@@ -1,4 +1,4 @@
-"""The foreign keys pgtls keeps (foreignkeys.py, ddl.py), hooked in around each statement DuckDB runs.
+"""The foreign keys pgtls keeps (foreignkeys.py, ddl/foreign_keys.py), hooked in around each statement DuckDB runs.
 
 * CREATE TABLE declaring such keys: the table and the keys' records commit together (an implicit
   transaction), and the keys are checked and recorded after the table exists.
@@ -14,7 +14,8 @@ import duckdb
 
 from pgtls.backends.embedded.engine.execute import Result, materialized
 from pgtls.backends.embedded.engine.statement_hooks import StatementWork
-from pgtls.backends.embedded.features import ddl, foreignkeys
+from pgtls.backends.embedded.features import foreignkeys
+from pgtls.backends.embedded.features.ddl import foreign_keys as ddl_keys
 from pgtls.backends.embedded.features.savepoints import is_pure_read
 
 _KEY_CHECKED = frozenset(
@@ -32,10 +33,10 @@ class KeptKeys:
         self, cur: duckdb.DuckDBPyConnection, words: list[str], sql: str, rewritten: str
     ) -> StatementWork | None:
         first = words[0] if words else ""
-        if first == "CREATE" and "references" in sql.lower() and ddl.keeps_keys(cur, sql):
+        if first == "CREATE" and "references" in sql.lower() and ddl_keys.keeps_keys(cur, sql):
 
             def record_keys(cur: duckdb.DuckDBPyConnection, res: Result) -> tuple[Result, list[str]]:
-                after = ddl.kept_keys_after_create(cur, sql)
+                after = ddl_keys.kept_keys_after_create(cur, sql)
                 for stmt in after:
                     cur.execute(stmt)
                 return res, after
@@ -55,7 +56,7 @@ class KeptKeys:
 
             return StatementWork(transaction=True, after=check_keys)
         if first == "DROP" and len(words) > 1 and words[1] == "TABLE" and self.guard.current(cur):
-            stmts, notices = ddl.drop_table_plan(cur, rewritten)
+            stmts, notices = ddl_keys.drop_table_plan(cur, rewritten)
             return StatementWork(transaction=bool(stmts), pre=stmts, notices=notices)
         return None
 

@@ -51,8 +51,8 @@ VOID = PgType(
 JSONB = PgType(3802, "jsonb", -1, 3807, "jsonb")  # a DuckDB alias of JSON (catalog/shims.py, databases.py)
 
 # DuckDB has one JSON type for json and jsonb (a type alias does not survive binding), so a jsonb column is a
-# JSON column whose comment starts with this mark (jsonb/operators.py sets it and reads it back; a user's own comment
-# follows it on the next line, and pg_description shows only that).
+# JSON column whose comment starts with this mark (jsonb/ddl_marks.py sets it and jsonb/marks.py reads it back;
+# a user's own comment follows it on the next line, and pg_description shows only that).
 JSONB_MARK = "pgtls:jsonb"
 
 # A bare ``numeric`` (column or cast) becomes this DuckDB type (literals.py): 30 integer and 8 fractional

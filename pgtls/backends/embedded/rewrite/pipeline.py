@@ -17,8 +17,11 @@ from __future__ import annotations
 import functools
 import re
 
-from pgtls.backends.embedded.features.ddl import rewrite_create_index, strip_kept_foreign_keys
-from pgtls.backends.embedded.jsonb import operators as jsonb
+from pgtls.backends.embedded.features.ddl.create_index import rewrite_create_index
+from pgtls.backends.embedded.features.ddl.foreign_keys import strip_kept_foreign_keys
+from pgtls.backends.embedded.jsonb.exists import exists_edits
+from pgtls.backends.embedded.jsonb.functions import function_edits
+from pgtls.backends.embedded.jsonb.paths import path_edits
 from pgtls.backends.embedded.pgtypes.literals import rewrite_literals
 from pgtls.backends.embedded.rewrite.tree import tree_edits
 from pgtls.backends.embedded.sql.lexer import Token, apply_edits, tokens
@@ -208,11 +211,11 @@ def _rewrite(sql: str) -> str:
     if nodes:
         sql = apply_edits(sql, nodes)
     if "#>" in sql:  # before the literals, as ? below
-        paths = jsonb.path_edits(sql, tokens(sql))
+        paths = path_edits(sql, tokens(sql))
         if paths:
             sql = apply_edits(sql, paths)
     if "?" in sql:  # before the literals: '{a,b}' becomes a text[] here
-        exists = jsonb.exists_edits(sql, tokens(sql))
+        exists = exists_edits(sql, tokens(sql))
         if exists:
             sql = apply_edits(sql, exists)
     sql = rewrite_literals(sql)
@@ -233,8 +236,8 @@ def _rewrite(sql: str) -> str:
         if alias_edits:
             sql = apply_edits(sql, alias_edits)
     low = sql.lower()
-    if "json" in low:  # json[b]_build_object, jsonb_agg, ... (jsonb/operators.py)
-        calls = jsonb.function_edits(sql, tokens(sql))
+    if "json" in low:  # json[b]_build_object, jsonb_agg, ... (jsonb/functions.py)
+        calls = function_edits(sql, tokens(sql))
         if calls:
             sql = apply_edits(sql, calls)
             low = sql.lower()

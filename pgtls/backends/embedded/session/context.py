@@ -1,4 +1,5 @@
-"""What the session's helpers (extended.py, copy_protocol.py, cursors.py, inline.py) use of the session.
+"""What the session's helpers (extended.py, copy_protocol.py, cursors.py, inline.py, the statement handlers of
+utility.py, transaction.py and settings_stmt.py) use of the session.
 
 They take a :class:`SessionContext`, not the session class (core.py), and see only these public names;
 core.py's ``EmbeddedSession`` satisfies it structurally.  The protocol states of the other helpers appear
@@ -35,6 +36,8 @@ class ExtendedFlags(Protocol):
     @property
     def portals(self) -> dict[str, Portal]: ...
 
+    def discard_all(self) -> None: ...  # DISCARD ALL: every prepared statement and portal
+
 
 class CopyFlags(Protocol):
     @property
@@ -52,6 +55,12 @@ class CursorTable(Protocol):
     def get(self, name: str) -> OpenCursor | None: ...
 
     def detach(self) -> None: ...  # read the pending result of the cursor that holds it into memory
+
+    def end_transaction(self, commit: bool) -> None: ...  # before COMMIT/ROLLBACK reaches DuckDB
+
+    def names(self) -> frozenset[str]: ...  # the open cursors' names
+
+    def keep(self, names: frozenset[str]) -> None: ...  # close every cursor but those named
 
 
 class SessionBackend(BackendFacts, Protocol):
@@ -88,6 +97,7 @@ class HostBackend(SessionBackend, Protocol):
 class SessionContext(StatementContext, Protocol):
     """The session as its protocol helpers see it."""
 
+    tx: str  # PostgreSQL's transaction status: I idle, T in a block, E failed block (transaction.py sets it)
     implicit: bool  # inside an implicit transaction (multi-statement Q, extended batch)
     streaming: Result | None  # a suspended portal's result still pending on the connection
     writing: bool  # may have changed data since it was last idle: no point-lookup answers
@@ -156,3 +166,13 @@ class SessionContext(StatementContext, Protocol):
     def begin_implicit(self) -> None: ...
 
     def end_implicit(self, commit: bool) -> None: ...
+
+    def transaction_ended(self, commit: bool) -> None:
+        """After the DuckDB transaction ended: deliver or drop its notifications, release its locks."""
+        ...
+
+    def rollback_quietly(self) -> None: ...  # ROLLBACK the DuckDB transaction, if DuckDB still has one
+
+    def setting_changed(self, canon: str) -> None:
+        """After parameter ``canon`` changed: mirror it into DuckDB, and report it if PostgreSQL does."""
+        ...

@@ -9,16 +9,16 @@ every statement but COMMIT/ROLLBACK fails with 25P02.  The extended query
 protocol lives in extended.py and COPY in copy_protocol.py; both use :meth:`execute`.
 
 :meth:`EmbeddedSession.execute` classifies a statement once (sql/kinds.py) and calls the handler
-``_HANDLERS`` (at the end of this module) lists for its kind: a method here for what changes the
-transaction state or the settings, a function of utility.py for the other utility statements, or
-:meth:`EmbeddedSession.run_in_duckdb`.
+``_HANDLERS`` (at the end of this module) lists for its kind: a function of transaction.py (transaction
+control), settings_stmt.py (SET, RESET, DISCARD) or utility.py (the other utility statements), or
+:meth:`EmbeddedSession.run_in_duckdb`, which takes the statement through the steps steps.py registers.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import duckdb
 
@@ -26,16 +26,12 @@ from pgtls.backends.base import Registry, Send, SessionInfo
 from pgtls.backends.embedded.catalog import shared as catalog
 from pgtls.backends.embedded.engine import errormap as sqlerrors
 from pgtls.backends.embedded.engine.execute import Result, _none, materialized, run
-from pgtls.backends.embedded.engine.statement_hooks import StatementHook
-from pgtls.backends.embedded.features import advisory, ddl, foreignkeys, notify, roles
-from pgtls.backends.embedded.features.kept_keys import KeptKeys
-from pgtls.backends.embedded.features.savepoints import Entry, Journal, is_pure_read
+from pgtls.backends.embedded.engine.statement_hooks import DdlHook, RewriteStep, StatementHook
+from pgtls.backends.embedded.features import advisory, foreignkeys, notify, roles
+from pgtls.backends.embedded.features.savepoints import Journal, is_pure_read
 from pgtls.backends.embedded.features.settings import REPORTED, Gucs, tzinfo
-from pgtls.backends.embedded.jsonb import operators as jsonb
 from pgtls.backends.embedded.pgtypes.encode import row_encoder
-from pgtls.backends.embedded.rewrite import bytea_input, groupby
-from pgtls.backends.embedded.rewrite.pipeline import rewrite
-from pgtls.backends.embedded.session import inline, utility
+from pgtls.backends.embedded.session import inline, settings_stmt, steps, transaction, utility
 from pgtls.backends.embedded.session.context import HostBackend
 from pgtls.backends.embedded.session.copy_protocol import CopyState
 from pgtls.backends.embedded.session.cursors import SqlCursors
@@ -88,8 +84,10 @@ class EmbeddedSession:
         self.advisory = advisory.AdvisoryLocks(backend.locks, info.database)
         self.lookups = backend.lookups.database(info.database)
         self.fkeys = foreignkeys.Guard()  # the foreign keys pgtls keeps itself (foreignkeys.py)
-        # features that work around each statement DuckDB runs (engine/statement_hooks.py)
-        self.statement_hooks: list[StatementHook] = [KeptKeys(self.fkeys)]
+        # what each statement DuckDB runs goes through (engine/statement_hooks.py, registered in steps.py)
+        self.rewrite_steps: Sequence[RewriteStep] = steps.REWRITE_STEPS
+        self.statement_hooks: list[StatementHook] = steps.statement_hooks(self.fkeys)
+        self.ddl_hooks: Sequence[DdlHook] = steps.DDL_HOOKS
         self.writing = False  # may have changed data since it was last idle (lookup.py)
         self.temp_objects = False  # created a TEMP object, which may hide a table from the point-lookup index
         self.cancelled = (
@@ -286,22 +284,23 @@ class EmbeddedSession:
             except (PgError, duckdb.Error) as e:
                 self.implicit = False
                 self.journal.reset()
-                self._transaction_ended(commit=False)
-                self._rollback_quietly()
+                self.transaction_ended(commit=False)
+                self.rollback_quietly()
                 raise e if isinstance(e, PgError) else sqlerrors.translate(e) from None
         self.implicit = False
         self.journal.reset()
         try:
             self.cur.execute("COMMIT" if commit else "ROLLBACK")
         except duckdb.Error as e:
-            self._transaction_ended(commit=False)
+            self.transaction_ended(commit=False)
             if commit:
-                self._rollback_quietly()
+                self.rollback_quietly()
                 raise sqlerrors.translate(e) from None
             return
-        self._transaction_ended(commit)
+        self.transaction_ended(commit)
 
-    def _rollback_quietly(self) -> None:
+    def rollback_quietly(self) -> None:
+        """ROLLBACK the DuckDB transaction, if DuckDB still has one."""
         try:
             self.cur.execute("ROLLBACK")
         except duckdb.Error:
@@ -314,8 +313,8 @@ class EmbeddedSession:
         out.add(m.error_response(err))
         if self.implicit:
             self.implicit = False
-            self._transaction_ended(commit=False)
-            self._rollback_quietly()
+            self.transaction_ended(commit=False)
+            self.rollback_quietly()
         if self.tx == "T":
             self.tx = "E"
 
@@ -404,17 +403,14 @@ class EmbeddedSession:
         return _HANDLERS[kind](self, Statement(sql, offset, w, duck_type))
 
     def run_in_duckdb(self, st: Statement) -> Result:
-        """A statement DuckDB runs, after the rewrites and with the kept foreign keys' work around it."""
+        """A statement DuckDB runs, through the rewrite steps, statement hooks and DDL hooks (steps.py)."""
         sql, offset, w, duck_type = st.sql, st.offset, st.words, st.duck_type
         first = st.first
         try:
-            sql2 = rewrite(sql)
-            if first in ("INSERT", "UPDATE", "DELETE", "SELECT", "WITH") and bytea_input.needs_rewrite(sql2):
-                sql2 = bytea_input.rewrite(self.cur, sql2)
-            if first == "SELECT" and groupby.needs_rewrite(sql2):
-                sql2 = groupby.rewrite(self.cur, sql2)
-            if first in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES"):
-                sql2 = jsonb.with_operators(self.cur, sql2)
+            sql2 = sql
+            for step in self.rewrite_steps:
+                if step.applies(first, sql2):
+                    sql2 = step.apply(self.cur, sql2)
             catalog.refresh(self, sql2)
             works = [
                 work
@@ -430,16 +426,18 @@ class EmbeddedSession:
                 for n in work.notices:
                     self.notice(n)
             notices: list[PgError] = []
-            if (
-                first in ("CREATE", "ALTER", "TRUNCATE")
-                and (stmts := ddl.plan(self.cur, sql2, notices)) is not None
-            ):
+            for ddl_hook in self.ddl_hooks:
+                if first not in ddl_hook.statements:
+                    continue
+                if (stmts := ddl_hook.plan(self.cur, sql2, notices)) is None:
+                    continue
                 if len(stmts) > 1 and not self.in_transaction:
                     self.begin_implicit()  # the plan is one transaction: an error rolls all of it back
                 for pre in stmts[:-1]:
                     self.cur.execute(pre)
                     self._journal(first, pre)
                 sql2, duck_type = stmts[-1], None
+                break  # the first hook that plans the statement
             for n in notices:
                 self.notice(n)
             self.running.set()
@@ -474,74 +472,7 @@ class EmbeddedSession:
             role = None
         return role.superuser if role is not None else self.info.is_superuser
 
-    def transaction_command(self, first: str, w: list[str], sql: str) -> Result:
-        notice = self.notice
-        if first in ("BEGIN", "START"):
-            if self.tx != "I":
-                notice(PgError("25001", "there is already a transaction in progress", severity="WARNING"))
-                return tag("BEGIN")
-            if self.implicit:
-                self.implicit = False  # an explicit BEGIN takes over the implicit transaction
-            else:
-                self._duck("BEGIN")
-                self.journal.reset()
-            self.tx = "T"
-            self.gucs.begin()
-            return tag("BEGIN")
-        if first in ("COMMIT", "END") and (len(w) < 2 or w[1] != "PREPARED"):
-            if self.tx == "I":
-                notice(PgError("25P01", "there is no transaction in progress", severity="WARNING"))
-                return tag("COMMIT")
-            failed = self.tx == "E"
-            self.tx = "I"
-            self.journal.reset()
-            self.cursors.end_transaction(commit=not failed)
-            self._end_gucs(commit=not failed)
-            if failed:
-                self._transaction_ended(commit=False)
-                self._rollback_quietly()
-                return tag("ROLLBACK")
-            try:
-                self.fkeys.before_commit(self.cur)
-                self.cur.execute("COMMIT")
-            except PgError:
-                self._transaction_ended(commit=False)
-                self._rollback_quietly()
-                raise
-            except duckdb.Error as e:
-                self._transaction_ended(commit=False)
-                self._rollback_quietly()
-                raise sqlerrors.translate(e) from None
-            self._transaction_ended(commit=True)
-            return tag("COMMIT")
-        if first in ("ROLLBACK", "ABORT"):
-            name = commands.parse_savepoint_name(sql) if first == "ROLLBACK" else None
-            if name is not None:
-                return self.rollback_to_savepoint(name)
-            if self.tx == "I":
-                notice(PgError("25P01", "there is no transaction in progress", severity="WARNING"))
-                return tag("ROLLBACK")
-            self.tx = "I"
-            self.journal.reset()
-            self._transaction_ended(commit=False)
-            self.cursors.end_transaction(commit=False)
-            self._end_gucs(commit=False)
-            self._rollback_quietly()
-            return tag("ROLLBACK")
-        if first == "SAVEPOINT":
-            if self.tx == "I":
-                raise PgError("25P01", "SAVEPOINT can only be used in transaction blocks")
-            name = commands.parse_savepoint_name(sql) or ""
-            self.journal.push(name, self.gucs.mark(), frozenset(self.cursors.cursors), self.listener.mark())
-            return tag("SAVEPOINT")
-        if first == "RELEASE":
-            if self.tx == "I":
-                raise PgError("25P01", "RELEASE SAVEPOINT can only be used in transaction blocks")
-            self.journal.release(commands.parse_savepoint_name(sql) or "")
-            return tag("RELEASE")
-        raise PgError("0A000", f"{first} is not supported")
-
-    def _transaction_ended(self, commit: bool) -> None:
+    def transaction_ended(self, commit: bool) -> None:
         """After the DuckDB transaction ended: deliver or drop its notifications, release its xact locks."""
         if commit:
             self.listener.commit()
@@ -549,47 +480,6 @@ class EmbeddedSession:
             self.listener.rollback()
         self.advisory.end_transaction()
         self.fkeys.end_transaction()
-
-    def rollback_to_savepoint(self, name: str) -> Result:
-        """ROLLBACK TO SAVEPOINT by replay (savepoints.py); leaves the aborted state as PostgreSQL does."""
-        if self.tx == "I":
-            raise PgError("25P01", "ROLLBACK TO SAVEPOINT can only be used in transaction blocks")
-
-        def replay(entries: list[Entry]) -> None:
-            try:
-                self.cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass  # DuckDB may have ended the failed transaction already
-            self.running.set()
-            try:
-                self.cur.execute("BEGIN")
-                for stmt, params in entries:
-                    self.cur.execute(stmt, params)
-            except duckdb.Error as e:
-                self._rollback_quietly()
-                err = sqlerrors.translate(e)
-                err.detail = err.detail or f'while running again the statements before savepoint "{name}"'
-                raise err from None
-            finally:
-                self.running.clear()
-
-        sp = self.journal.rollback_to(name, replay)
-        self.tx = "T"
-        self.cursors.cursors = {k: c for k, c in self.cursors.cursors.items() if k in sp.cursors}
-        self.listener.rollback_to(sp.notify)
-        for canon in self.gucs.restore(sp.gucs):
-            self._changed(canon)
-        return tag("ROLLBACK")
-
-    def _end_gucs(self, commit: bool) -> None:
-        for canon in self.gucs.end(commit):
-            self._changed(canon)
-
-    def _duck(self, sql: str) -> None:
-        try:
-            self.cur.execute(sql)
-        except duckdb.Error as e:
-            raise sqlerrors.translate(e, sql) from None
 
     # --- configuration ------------------------------------------------------------------------
     def _fallback(self, key: str) -> str | None:
@@ -629,68 +519,26 @@ class EmbeddedSession:
         self._guc_keys.add(low)
         self._push_gucs()
 
-    def _changed(self, canon: str) -> None:
+    def setting_changed(self, canon: str) -> None:
+        """After parameter ``canon`` changed: mirror it into DuckDB, and report it if PostgreSQL does."""
         value = self.gucs.get(canon)
         self._apply_duck(canon, value)
         if canon in REPORTED:
             self.pending_status.append((canon, value))
-
-    def set_command(self, sql: str) -> Result:
-        cmd = commands.parse_set(sql)
-        if cmd.name is None:
-            return tag("SET")
-        if not self.gucs.known(cmd.name):
-            if not self.info.is_superuser:
-                raise PgError("42704", f'unrecognized configuration parameter "{cmd.name}"')
-            try:  # DuckDB's own settings (threads, memory_limit, ...), for superusers: they are process-wide
-                self.cur.execute(f"SET {cmd.name} = {cmd.raw_value}")
-                return tag("SET")
-            except duckdb.Error:
-                raise PgError("42704", f'unrecognized configuration parameter "{cmd.name}"') from None
-        if cmd.local and self.tx == "I":
-            self.notice(
-                PgError("25P01", "SET LOCAL can only be used in transaction blocks", severity="WARNING")
-            )
-            return tag("SET")
-        if cmd.value is None:
-            canon = self.gucs.reset(cmd.name)
-        else:
-            canon = self.gucs.set(cmd.name, cmd.value, local=cmd.local)
-        self._changed(canon)
-        return tag("SET")
-
-    def reset_command(self, sql: str) -> Result:
-        name = commands.parse_reset(sql)
-        if name.lower() == "all":
-            for canon in self.gucs.reset_all():
-                self._changed(canon)
-        else:
-            self._changed(self.gucs.reset(name))
-        return tag("RESET")
-
-    def discard(self, w: list[str]) -> Result:
-        if len(w) > 1 and w[1] == "ALL":
-            if self.tx != "I":
-                raise PgError("25001", "DISCARD ALL cannot run inside a transaction block")
-            for canon in self.gucs.reset_all():
-                self._changed(canon)
-            self.extended.discard_all()
-            return tag("DISCARD ALL")
-        return tag("DISCARD " + (w[1] if len(w) > 1 else ""))
 
 
 Handler = Callable[[EmbeddedSession, Statement], Result]
 # Statement kind (sql/kinds.py) -> what the session does with it, as PostgreSQL's utility.c does.
 _HANDLERS: dict[Kind, Handler] = {
     Kind.CURSOR: lambda s, st: s.cursors.command(st.first, st.sql),
-    Kind.TRANSACTION: lambda s, st: s.transaction_command(st.first, st.words, st.sql),
+    Kind.TRANSACTION: transaction.transaction_command,
     Kind.SET_CONSTRAINTS: utility.set_constraints,
-    Kind.SET: lambda s, st: s.set_command(st.sql),
-    Kind.RESET: lambda s, st: s.reset_command(st.sql),
+    Kind.SET: settings_stmt.set_command,
+    Kind.RESET: settings_stmt.reset_command,
     Kind.SHOW: utility.show,
     Kind.COPY: lambda s, st: s.copy.start(st.sql),
     Kind.DATABASE: utility.database_command,
-    Kind.DISCARD: lambda s, st: s.discard(st.words),
+    Kind.DISCARD: settings_stmt.discard,
     Kind.LOCK: utility.lock_table,
     Kind.LISTEN: utility.notify_command,
     Kind.QUERY: utility.query,

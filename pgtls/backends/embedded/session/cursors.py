@@ -71,6 +71,14 @@ class SqlCursors:
             raise sqlerrors.translate(e) from None
         res.fetch = _none
 
+    def names(self) -> frozenset[str]:
+        """The open cursors' names (a savepoint remembers them)."""
+        return frozenset(self.cursors)
+
+    def keep(self, names: frozenset[str]) -> None:
+        """Close every cursor but those named (ROLLBACK TO SAVEPOINT)."""
+        self.cursors = {k: c for k, c in self.cursors.items() if k in names}
+
     def end_transaction(self, commit: bool) -> None:
         """Called before COMMIT/ROLLBACK reaches DuckDB: WITH HOLD cursors survive a commit, read to the end."""
         live = self.live

@@ -2,7 +2,7 @@
 
 Each takes the session as a :class:`~pgtls.backends.embedded.session.context.SessionContext` and the
 :class:`~pgtls.backends.embedded.sql.kinds.Statement`; the ones that change the session's transaction
-state or its settings are methods of the session (core.py).
+state are in transaction.py, those that change its settings in settings_stmt.py.
 """
 
 from __future__ import annotations
