@@ -4,8 +4,10 @@
 
 Runs in process (no network, no TLS): the session's ``handle()`` of a simple Query message (SQL scan,
 rewrite, DuckDB, result encoding into protocol bytes) against ``cursor.execute`` + ``fetchmany`` of the
-same statement on the session's own DuckDB cursor, and ``SELECT 1`` on that cursor.  The difference is
-what pgtls's session layer costs per query; the server adds TLS and the thread hand-offs on top.
+same statement on the session's own DuckDB cursor, and ``SELECT 1`` on that cursor; then the same for an
+UPDATE of one row by key (no fast path: the SQL reading, the rewrite steps and statement hooks, DuckDB).
+The difference is what pgtls's session layer costs per query; the server adds TLS and the thread hand-offs
+on top.
 CPU is process time (DuckDB's worker threads included).
 """
 
@@ -57,8 +59,12 @@ def main() -> None:
         query(f"INSERT INTO accounts SELECT i, 1, 0, repeat('x', 84) FROM range(1, {args.rows} + 1) g(i)")
         cur = s.cur
         sql = "SELECT abalance FROM accounts WHERE aid = {}"
+        update = "UPDATE accounts SET abalance = abalance + 1 WHERE aid = {}"
         results = {
             "session.handle (pgtls)": per_query_us(lambda k: query(sql.format(k)), args.n, args.rows),
+            # a write: no point-lookup fast path; the SQL reading, rewrite steps and hooks, then DuckDB
+            "session.handle UPDATE": per_query_us(lambda k: query(update.format(k)), args.n, args.rows),
+            "duckdb UPDATE": per_query_us(lambda k: cur.execute(update.format(k)), args.n, args.rows),
             "duckdb execute+fetch": per_query_us(
                 lambda k: (cur.execute(sql.format(k)), cur.fetchmany(1000)), args.n, args.rows
             ),
@@ -73,6 +79,7 @@ def main() -> None:
     print(
         f"{'pgtls session layer':26} {results['session.handle (pgtls)'] - results['duckdb execute+fetch']:8.1f} us"
     )
+    print(f"{'... for the UPDATE':26} {results['session.handle UPDATE'] - results['duckdb UPDATE']:8.1f} us")
 
 
 if __name__ == "__main__":
