@@ -10,8 +10,24 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 WHEN = datetime(2024, 5, 17, 12, 30, tzinfo=UTC)
+
+
+def setup_django(databases: dict[str, dict[str, Any]]) -> None:
+    """Configure Django with this app and ``databases`` (once a process), and set it up."""
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DATABASES=databases,
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions",
+                        "django.contrib.admin", "django.contrib.messages", "tests.django_app"],
+        USE_TZ=True, TIME_ZONE="UTC", SECRET_KEY="not-secret", DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],  # fast: this is not about hashing
+    )  # fmt: skip
+    django.setup()
 
 
 def shop(alias: str, *, tags_in_data: bool = False) -> None:

@@ -49,14 +49,7 @@ def dbs(certs, client_home, realpg) -> Iterator[dict[str, str]]:
         databases["pgtls"] = databases["default"]
         # Django is configured once per process: no other test may do it in-process (the others use a child)
         assert not settings.configured, "Django was already configured by another test in this process"
-        settings.configure(
-            DATABASES=databases,
-            INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions",
-                            "django.contrib.admin", "django.contrib.messages", "tests.django_app"],
-            USE_TZ=True, TIME_ZONE="UTC", SECRET_KEY="not-secret", DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-            PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],  # fast: this is not about hashing
-        )  # fmt: skip
-        django.setup()
+        steps.setup_django(databases)
         from io import StringIO
 
         from django.core.management import call_command

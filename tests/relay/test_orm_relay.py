@@ -438,18 +438,9 @@ def django_child(cfg: dict[str, Any]) -> dict[str, Any]:
     """In the child process: Django on one server; everything each step saw (or the error it raised)."""
     from io import StringIO
 
-    import django
-    from django.conf import settings
+    steps.setup_django({"default": cfg["database"]})
     from django.core.management import call_command
 
-    settings.configure(
-        DATABASES={"default": cfg["database"]},
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions",
-                        "django.contrib.admin", "django.contrib.messages", "tests.django_app"],
-        USE_TZ=True, TIME_ZONE="UTC", SECRET_KEY="not-secret", DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],  # fast: this is not about hashing
-    )  # fmt: skip
-    django.setup()
     out: dict[str, Any] = {}
     buf = StringIO()
     try:
