@@ -21,26 +21,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests import certset  # noqa: E402
+from tests import certset, soakload  # noqa: E402
 from tests.pgtlsserver import PgtlsServer  # noqa: E402
-from tests.soakload import (  # noqa: E402
-    client_backends,
-    fd_count,
-    pgbench_connects,
-    processed,
-    rss_kb,
-    select1_script,
-    soak_server,
-)
 
 
 def cycles(port: int, n: int, home: Path, script: Path) -> tuple[int, int, float]:
     t0 = time.monotonic()
-    r = pgbench_connects(
+    r = soakload.pgbench_connects(
         port, script, ["-t", str(max(1, n // 4))], {"HOME": str(home), "PATH": "/usr/bin:/bin"}
     )
     took = time.monotonic() - t0
-    counts = processed(r.stdout)
+    counts = soakload.processed(r.stdout)
     if counts is None:
         raise SystemExit(r.stdout + r.stderr)
     return *counts, took
@@ -59,14 +50,14 @@ def pgtls_processes(pid: int) -> dict[str, int]:
 def reading(pid: int, s: PgtlsServer) -> dict[str, object]:
     procs = pgtls_processes(pid)
     return {
-        "fds": {n: fd_count(p) for n, p in procs.items()},
-        "rss_kb": {n: rss_kb(p) for n, p in procs.items()},
+        "fds": {n: soakload.fd_count(p) for n, p in procs.items()},
+        "rss_kb": {n: soakload.rss_kb(p) for n, p in procs.items()},
         "cluster_client_backends": backends(s),
     }
 
 
 def backends(s: PgtlsServer) -> int | None:
-    return client_backends(s) if s.backend == "postgresql" else None
+    return soakload.client_backends(s) if s.backend == "postgresql" else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     certs = certset.build(tmp / "certs")
     home = tmp / "home"
     home.mkdir()
-    script = select1_script(tmp)
-    s = soak_server(certs, PgtlsServer(), args.backend, workers=str(args.workers))
+    script = soakload.select1_script(tmp)
+    s = soakload.soak_server(certs, PgtlsServer(), args.backend, workers=str(args.workers))
     try:
         assert s.proc is not None
         pid = s.proc.pid
