@@ -48,7 +48,7 @@ from tests.pgserver import (  # noqa: E402
     shared_tmpdir,
     tls_build_bindir,
 )
-from tests.pgtlsserver import READY, PgtlsServer  # noqa: E402
+from tests.pgtlsserver import PgtlsServer  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CERT, KEY = "server-chain.crt", "server.key"  # tests/certset.py: ECDSA P-256 leaf + intermediate, its key
@@ -570,17 +570,7 @@ class BenchPgtls(PgtlsServer):
             stderr=logf,
             stdin=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if READY in self.log():
-                self._run_queued()
-                return True
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"pgtls (profiled) failed to start (exit {self.proc.returncode}):\n{self.log()}"
-                )
-            time.sleep(0.05)
-        raise RuntimeError(f"pgtls (profiled) did not start in time:\n{self.log()}")
+        return self.wait_ready(timeout, check=True, what="pgtls (profiled)")
 
     def reset_profile(self) -> None:
         assert self.proc is not None

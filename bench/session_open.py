@@ -9,31 +9,17 @@ even without the backend's keep-open policy); the default opens sessions one at 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from pgtls.backends.base import SessionInfo, TlsInfo
-from pgtls.backends.embedded import EmbeddedBackend, create_database
-from pgtls.protocol import messages as m
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-class Settings:
-    values = {"server_version": "17.0", "TimeZone": "UTC", "ssl": "on", "port": "5432"}
-
-    def show(self, name: str) -> str:
-        for k, v in self.values.items():
-            if k.lower() == name.lower():
-                return v
-        raise KeyError(name)
-
-    def names(self) -> list[str]:
-        return list(self.values)
-
-
-class Registry:
-    def sessions(self) -> list:
-        return []
+from pgtls.backends.base import SessionInfo, TlsInfo  # noqa: E402
+from pgtls.backends.embedded import EmbeddedBackend, create_database  # noqa: E402
+from pgtls.protocol import messages as m  # noqa: E402
+from tests.pgwire_util import FakeSettings, SimpleRegistry  # noqa: E402
 
 
 def main() -> None:
@@ -46,14 +32,14 @@ def main() -> None:
     q = b"Q", b"SELECT 1\0"
     with tempfile.TemporaryDirectory() as d:
         create_database(Path(d), "postgres")
-        settings: object = Settings()
+        settings: object = FakeSettings()
         if not args.fake_settings:  # the server's real settings snapshot (100-odd parameters)
             from pgtls.config.settings import load_settings
 
             (Path(d) / "postgresql.conf").write_text("")
             settings = load_settings(Path(d))
         be = EmbeddedBackend(Path(d), settings)
-        reg = Registry()
+        reg = SimpleRegistry()
         keep = (
             be.open_session(SessionInfo(1, "u", "postgres", "127.0.0.1", 1, tls=tls), reg)
             if args.concurrent

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,49 +21,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests import certset  # noqa: E402
+from tests import certset, soakload  # noqa: E402
 from tests.pgtlsserver import PgtlsServer  # noqa: E402
 
 
-def fds(pid: int) -> int:
-    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def cycles(port: int, n: int, home: Path, script: Path) -> tuple[int, int, float]:
-    env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
     t0 = time.monotonic()
-    r = subprocess.run(
-        [
-            "pgbench",
-            "-n",
-            "-C",
-            "-c",
-            "4",
-            "-j",
-            "2",
-            "-t",
-            str(max(1, n // 4)),
-            "-f",
-            str(script),
-            f"host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=require",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
+    r = soakload.pgbench_connects(
+        port, script, ["-t", str(max(1, n // 4))], {"HOME": str(home), "PATH": "/usr/bin:/bin"}
     )
     took = time.monotonic() - t0
-    done = re.search(r"actually processed: (\d+)", r.stdout)
-    failed = re.search(r"number of failed transactions: (\d+)", r.stdout)
-    if done is None:
+    counts = soakload.processed(r.stdout)
+    if counts is None:
         raise SystemExit(r.stdout + r.stderr)
-    return int(done.group(1)), int(failed.group(1)) if failed else 0, took
+    return *counts, took
 
 
 def pgtls_processes(pid: int) -> dict[str, int]:
@@ -81,20 +50,14 @@ def pgtls_processes(pid: int) -> dict[str, int]:
 def reading(pid: int, s: PgtlsServer) -> dict[str, object]:
     procs = pgtls_processes(pid)
     return {
-        "fds": {n: fds(p) for n, p in procs.items()},
-        "rss_kb": {n: rss_kb(p) for n, p in procs.items()},
+        "fds": {n: soakload.fd_count(p) for n, p in procs.items()},
+        "rss_kb": {n: soakload.rss_kb(p) for n, p in procs.items()},
         "cluster_client_backends": backends(s),
     }
 
 
 def backends(s: PgtlsServer) -> int | None:
-    if s.backend != "postgresql":
-        return None
-    rows = s.sql(
-        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-        "AND pid <> pg_backend_pid()"
-    )
-    return int(rows[0][0] or 0)
+    return soakload.client_backends(s) if s.backend == "postgresql" else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,14 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     certs = certset.build(tmp / "certs")
     home = tmp / "home"
     home.mkdir()
-    script = tmp / "select1.sql"
-    script.write_text("SELECT 1;\n")
-    s = PgtlsServer().init(backend=args.backend)
-    s.copy_in(certs.path("server-chain.crt"), "server.crt", 0o644)
-    s.copy_in(certs.path("server.key"), "server.key", 0o600)
-    s.write("pg_hba.conf", "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
-    s.conf(ssl="on", log_connections="off", workers=str(args.workers))
-    s.start()
+    script = soakload.select1_script(tmp)
+    s = soakload.soak_server(certs, PgtlsServer(), args.backend, workers=str(args.workers))
     try:
         assert s.proc is not None
         pid = s.proc.pid

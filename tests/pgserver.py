@@ -257,6 +257,18 @@ class RealPostgres(ServerDir):
             time.sleep(0.05)
         raise RuntimeError("postgres did not start in time")
 
+    def psql(self, *args: str, input: str | None = None, host: str | None = None) -> str:
+        """This PostgreSQL's psql as the superuser on database ``postgres`` over the Unix socket (or to
+        ``host``), ``-X -v ON_ERROR_STOP=1``, then ``args``; ``input`` on its stdin: its output.  A failure
+        fails the test."""
+        p = subprocess.run(
+            [str(self.bindir / "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-h", host or str(self.sockdir),
+             "-p", str(self.port), "-U", self.superuser, "-d", "postgres", *args],
+            input=input, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
     def reload(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(1)

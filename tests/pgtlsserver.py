@@ -154,6 +154,12 @@ class PgtlsServer(ServerDir):
             env=env,
             preexec_fn=preexec(),
         )
+        return self.wait_ready(timeout, check)
+
+    def wait_ready(self, timeout: float, check: bool = True, what: str = "pgtls") -> bool:
+        """Once the started process logs READY, run the queued setup SQL: True.  A process that exits first:
+        RuntimeError (``what`` failed to start), or False without ``check``; RuntimeError after ``timeout``."""
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if READY in self.log():
@@ -161,10 +167,10 @@ class PgtlsServer(ServerDir):
                 return True
             if self.proc.poll() is not None:
                 if check:
-                    raise RuntimeError(f"pgtls failed to start (exit {self.proc.returncode}):\n{self.log()}")
+                    raise RuntimeError(f"{what} failed to start (exit {self.proc.returncode}):\n{self.log()}")
                 return False
             time.sleep(0.05)
-        raise RuntimeError(f"pgtls did not start in time:\n{self.log()}")
+        raise RuntimeError(f"{what} did not start in time:\n{self.log()}")
 
     def reload(self) -> None:
         assert self.proc is not None

@@ -91,6 +91,15 @@ def _signed(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _san(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--san",
+        action="append",
+        default=[],
+        help="subjectAltName DNS:name or IP:addr (repeatable; default: the CN)",
+    )
+
+
 def add_cert_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``cert`` and its subcommands (the recipes of §19.9.5)."""
     cert = subparsers.add_parser(
@@ -103,12 +112,7 @@ def add_cert_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 
     p = sub.add_parser("selfsigned", help="self-signed server.crt/server.key, 365 days")
     _common(p, "server")
-    p.add_argument(
-        "--san",
-        action="append",
-        default=[],
-        help="subjectAltName DNS:name or IP:addr (repeatable; default: the CN)",
-    )
+    _san(p)
     p.set_defaults(func=_run(_selfsigned))
 
     p = sub.add_parser("ca", help="root CA root.crt/root.key (v3_ca), 3650 days")
@@ -126,12 +130,7 @@ def add_cert_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     p = sub.add_parser("server", help="server certificate (serverAuth) with the chain bundled, 365 days")
     _common(p, "server")
     _signed(p)
-    p.add_argument(
-        "--san",
-        action="append",
-        default=[],
-        help="subjectAltName DNS:name or IP:addr (repeatable; default: the CN)",
-    )
+    _san(p)
     p.set_defaults(func=_run(_server))
 
     p = sub.add_parser("client", help="client certificate (clientAuth), CN = database user, 365 days")

@@ -1062,17 +1062,24 @@ def _dissect(node: _Node, s: bytes, b: int, e: int, caps: dict[int, tuple[int, i
         caps[node.capno] = (b, e)
 
 
+def _iteration_counts(node: _Node, begin: int, end: int) -> tuple[int, int]:
+    """The fewest and the most iterations :func:`_iter_longer` and :func:`_iter_shorter` split
+    ``begin:end`` into for ``node``: the quantifier's minimum but at least one; one per byte but no more
+    than the quantifier's maximum, and never below the fewest."""
+    min_m = max(node.min, 1)
+    max_m = end - begin
+    if node.max != INF and max_m > node.max:
+        max_m = node.max
+    return min_m, max(max_m, min_m)
+
+
 def _iter_longer(node: _Node, s: bytes, begin: int, end: int, bud: _Budget) -> list[int]:
     """citerdissect(): the iteration boundaries, each iteration as long as possible.
 
     The same depth-first search as PostgreSQL's, remembering which (iteration number, start) pairs
     were fully explored without success so that no subtree is searched twice (same result, polynomial)."""
     d = _m(node.children[0])
-    min_m = max(node.min, 1)
-    max_m = end - begin
-    if node.max != INF and max_m > node.max:
-        max_m = node.max
-    max_m = max(max_m, min_m)
+    min_m, max_m = _iteration_counts(node, begin, end)
     endpts: list[int] = [begin] + [0] * max_m
     failed: set[tuple[int, int]] = set()
     k, limit = 1, end
@@ -1116,11 +1123,7 @@ def _iter_shorter(node: _Node, s: bytes, begin: int, end: int, bud: _Budget) -> 
         # creviterdissect takes zero iterations here, so the captures inside stay unset
         return []
     d = _m(node.children[0])
-    min_m = max(node.min, 1)
-    max_m = end - begin
-    if node.max != INF and max_m > node.max:
-        max_m = node.max
-    max_m = max(max_m, min_m)
+    min_m, max_m = _iteration_counts(node, begin, end)
     endpts: list[int] = [begin] + [0] * max_m
     failed: set[tuple[int, int]] = set()
     k, limit = 1, begin

@@ -449,16 +449,24 @@ def _ascii(value: str, what: str) -> bytes:
     return raw
 
 
+def _set_natively(context: ssl.SSLContext, method: str, value: str, what: str) -> bool:
+    """``context.<method>(value)`` where this Python's SSLContext has the method (3.15): True once done,
+    ValueError (with OpenSSL's reason) when OpenSSL refuses; False where the method does not exist."""
+    native = getattr(context, method, None)
+    if native is None:
+        return False
+    try:
+        native(value)
+    except ssl.SSLError as e:
+        raise ValueError(f"could not set {what}: {e.reason or e}") from None
+    return True
+
+
 def set_tls13_ciphersuites(context: ssl.SSLContext, suites: str) -> None:
     """``SSL_CTX_set_ciphersuites``; ValueError (with OpenSSL's reason) when nothing valid remains.
 
     Python 3.15's ``SSLContext.set_ciphersuites`` is used where it exists."""
-    native = getattr(context, "set_ciphersuites", None)
-    if native is not None:
-        try:
-            native(suites)
-        except ssl.SSLError as e:
-            raise ValueError(f"could not set TLS 1.3 ciphersuites: {e.reason or e}") from None
+    if _set_natively(context, "set_ciphersuites", suites, "TLS 1.3 ciphersuites"):
         return
     lib = libs()
     clear_errors()
@@ -470,12 +478,7 @@ def set_groups(context: ssl.SSLContext, groups: str) -> None:
     """``SSL_CTX_set1_groups_list``; ValueError (with OpenSSL's reason) for an unusable list.
 
     Python 3.15's ``SSLContext.set_groups`` is used where it exists."""
-    native = getattr(context, "set_groups", None)
-    if native is not None:
-        try:
-            native(groups)
-        except ssl.SSLError as e:
-            raise ValueError(f"could not set groups: {e.reason or e}") from None
+    if _set_natively(context, "set_groups", groups, "groups"):
         return
     lib = libs()
     clear_errors()

@@ -37,7 +37,6 @@ import os
 import re
 import shutil
 import ssl
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -208,30 +207,7 @@ def _start_pg(certs, config: str) -> RealPostgres:
     pg = RealPostgres().init()
     _install(pg, certs, config)
     pg.start()
-    p = subprocess.run(
-        [
-            "psql",
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            str(pg.sockdir),
-            "-p",
-            str(pg.port),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-f",
-            "-",
-        ],
-        input=SETUP_SQL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert p.returncode == 0, p.stderr
+    pg.psql("-q", "-f", "-", input=SETUP_SQL)
     return pg
 
 

@@ -12,7 +12,6 @@ then runs the same ORM steps against each alias and compares what the applicatio
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,10 +21,11 @@ from tests import prereq
 
 django = prereq.importorskip("django")
 
+from tests.django_app import steps  # noqa: E402
+from tests.django_app.steps import WHEN  # noqa: E402
 from tests.pgtlsserver import tls_server  # noqa: E402
 
 ALIASES = ("pgtls", "postgres")
-WHEN = datetime(2024, 5, 17, 12, 30, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +49,7 @@ def dbs(certs, client_home, realpg) -> Iterator[dict[str, str]]:
         databases["pgtls"] = databases["default"]
         # Django is configured once per process: no other test may do it in-process (the others use a child)
         assert not settings.configured, "Django was already configured by another test in this process"
-        settings.configure(
-            DATABASES=databases,
-            INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions",
-                            "django.contrib.admin", "django.contrib.messages", "tests.django_app"],
-            USE_TZ=True, TIME_ZONE="UTC", SECRET_KEY="not-secret", DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-            PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],  # fast: this is not about hashing
-        )  # fmt: skip
-        django.setup()
+        steps.setup_django(databases)
         from io import StringIO
 
         from django.core.management import call_command
@@ -109,69 +102,20 @@ def test_migrate_gives_the_same_migrations_and_schema(dbs):
 
 
 def test_users_groups_and_permissions(dbs):
-    from django.contrib.auth.models import Group, Permission, User
-    from django.contrib.contenttypes.models import ContentType
-
-    def step(alias: str) -> dict[str, object]:
-        ct = ContentType.objects.db_manager(alias).get_by_natural_key("shop", "order")
-        perms = Permission.objects.using(alias).filter(content_type=ct).order_by("codename")
-        editors = Group.objects.using(alias).create(name="editors")
-        editors.permissions.add(*perms.filter(codename__in=["change_order", "view_order"]))
-        ada = User.objects.db_manager(alias).create_user("ada", "ada@example.com", "pw1", first_name="Ada")
-        ada.groups.add(editors)
-        ada.user_permissions.add(perms.get(codename="add_order"))
-        root = User.objects.db_manager(alias).create_superuser("root", "root@example.com", "pw2")
-        ada = User.objects.db_manager(alias).get(username="ada")  # fresh: no permission cache
-        return {
-            "codenames": [p.codename for p in perms],
-            "content_types": sorted(ContentType.objects.using(alias).values_list("app_label", "model")),
-            "ada_perms": sorted(ada.get_all_permissions()),
-            "ada_group_perms": sorted(ada.get_group_permissions()),
-            "has_change": ada.has_perm("shop.change_order"), "has_delete": ada.has_perm("shop.delete_order"),
-            "password_ok": ada.check_password("pw1"), "password_bad": ada.check_password("nope"),
-            "root": (root.is_superuser, root.is_staff, root.has_perm("shop.delete_order")),
-            "groups": list(User.objects.using(alias).filter(groups__name="editors").values_list("username", flat=True)),
-        }  # fmt: skip
-
-    ours, theirs = both(step)
+    ours, theirs = both(steps.users_groups_and_permissions)
     assert ours["has_change"] and not ours["has_delete"]
     assert ours == theirs
 
 
 def _shop(alias: str) -> None:
-    """Customers, tags and orders used by the tests below (created once per alias)."""
-    from tests.django_app.models import Customer, Order, Tag
-
-    if Customer.objects.using(alias).filter(email="grace@example.com").exists():
-        return
-    tags = {n: Tag.objects.using(alias).create(name=n) for n in ("gift", "express", "bulk")}
-    grace = Customer.objects.using(alias).create(email="grace@example.com", display_name="Grace", vip=True)
-    alan = Customer.objects.using(alias).create(email="alan@example.com", display_name="Alan")
-    for i, (who, total) in enumerate([(grace, "12.50"), (grace, "99.99"), (alan, "5.00"), (grace, "0.01")]):
-        o = Order.objects.using(alias).create(customer=who, number=f"N{i}", total=Decimal(total),
-                                              placed=WHEN.replace(day=10 + i), data={"i": i, "kind": "web"})  # fmt: skip
-        o.tags.set([tags["gift"]] if i % 2 else [tags["gift"], tags["express"]])
+    """The shop of the tests below (created once per alias), its orders' JSON data without tags."""
+    steps.shop(alias)
 
 
 def test_foreign_keys_many_to_many_and_lookups(dbs):
-    from tests.django_app.models import Customer, Order
-
     def step(alias: str) -> dict[str, object]:
         _shop(alias)
-        orders = Order.objects.using(alias)
-        grace = Customer.objects.using(alias).get(display_name="Grace")
-        first = orders.select_related("customer").order_by("placed").first()
-        assert first is not None
-        return {
-            "grace_orders": list(grace.orders.order_by("number").values_list("number", "total")),
-            "first": (first.number, first.customer.display_name, first.placed, first.data, first.note),
-            "prefetched": [(o.number, [t.name for t in o.tags.all()])
-                           for o in orders.prefetch_related("tags").order_by("-number")],
-            "by_tag": sorted(orders.filter(tags__name="express").values_list("number", flat=True)),
-            "vip_orders": orders.filter(customer__vip=True).count(),
-            "through": sorted((r.order.number, r.tag.name) for r in Order.tags.through.objects.using(alias)
-                              .select_related("order", "tag")),
-        }  # fmt: skip
+        return steps.foreign_keys_many_to_many_and_lookups(alias)
 
     ours, theirs = both(step)
     assert ours["by_tag"] == ["N0", "N2"]
@@ -180,18 +124,10 @@ def test_foreign_keys_many_to_many_and_lookups(dbs):
 
 def test_annotate_groups_by_primary_key(dbs):
     """annotate() groups by the primary key only and selects other columns (groupby.py)."""
-    from django.db.models import Count, Sum
-
-    from tests.django_app.models import Customer, Tag
 
     def step(alias: str) -> dict[str, object]:
         _shop(alias)
-        return {
-            "tag_counts": list(Tag.objects.using(alias).annotate(n=Count("orders")).order_by("-n", "name")
-                               .values_list("name", "n")),
-            "per_customer": list(Customer.objects.using(alias).annotate(n=Count("orders"), s=Sum("orders__total"))
-                                 .order_by("display_name").values_list("display_name", "n", "s")),
-        }  # fmt: skip
+        return steps.annotations_grouped_by_primary_key(alias)
 
     ours, theirs = both(step)
     assert ours == theirs
@@ -231,32 +167,11 @@ def test_unique_violations_are_integrity_errors(dbs):
 
 
 def test_atomic_rollback_and_nested_savepoints(dbs):
-    from django.db import IntegrityError, transaction
-
     from tests.django_app.models import Tag
 
-    class Boom(Exception):
-        pass
-
     def step(alias: str) -> dict[str, object]:
+        steps.rollback_and_nested_savepoints(alias)
         tags = Tag.objects.using(alias)
-        try:
-            with transaction.atomic(using=alias):
-                tags.create(name="rolled-back")
-                raise Boom
-        except Boom:
-            pass
-        with transaction.atomic(using=alias):
-            tags.create(name="outer")
-            try:
-                with transaction.atomic(using=alias):  # a SAVEPOINT; the duplicate rolls back to it
-                    tags.create(name="inner-lost")
-                    tags.create(name="outer")
-            except IntegrityError:
-                pass
-            with transaction.atomic(using=alias):  # SAVEPOINT ... RELEASE
-                tags.create(name="inner-kept")
-            tags.filter(name="inner-kept").update(name="inner-kept-renamed")
         return {
             "names": sorted(
                 tags.filter(

@@ -16,7 +16,6 @@ import os
 import shutil
 import ssl
 import struct
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,29 +66,11 @@ def realpg(certs) -> Iterator[RealPostgres | None]:
     pg = RealPostgres().init()
     _tls_files(pg, certs)
     pg.start()
-    p = subprocess.run(
-        [
-            "psql",
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            str(pg.sockdir),
-            "-p",
-            str(pg.port),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-c",
-            f"SET password_encryption = 'scram-sha-256'; CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    pg.psql(
+        "-q",
+        "-c",
+        f"SET password_encryption = 'scram-sha-256'; CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'",
     )
-    assert p.returncode == 0, p.stderr
     yield pg
     pg.cleanup()
 

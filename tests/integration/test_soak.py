@@ -10,10 +10,8 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -22,19 +20,17 @@ import psycopg
 import pytest
 
 from tests.rawclient import Raw, first_error
+from tests.soakload import (
+    client_backends,
+    fd_count,
+    pgbench_connects,
+    processed,
+    rss_kb,
+    select1_script,
+    soak_server,
+)
 
 BACKENDS = ["postgresql", "duckdb"]
-
-
-def fd_count(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def pgbench_env(home: Path) -> dict[str, str]:
@@ -43,63 +39,26 @@ def pgbench_env(home: Path) -> dict[str, str]:
     return env
 
 
-def tls_server(pgtls_factory, certs, backend: str, **conf: str):  # noqa: ANN201
-    s = pgtls_factory().init(backend=backend)
-    s.copy_in(certs.path("server-chain.crt"), "server.crt", 0o644)
-    s.copy_in(certs.path("server.key"), "server.key", 0o600)
-    s.write("pg_hba.conf", "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
-    s.conf(ssl="on", log_connections="off", **conf)
-    s.start()
-    return s
-
-
 def upstream_sessions(s, backend: str) -> int:  # noqa: ANN001
     """The relay's upstream sessions to its cluster (each one a descriptor of pgtls's), 0 for DuckDB."""
-    if backend != "postgresql":
-        return 0
-    rows = s.sql(
-        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-        "AND pid <> pg_backend_pid()"
-    )
-    return int(rows[0][0])
+    return client_backends(s) if backend == "postgresql" else 0
 
 
 def connect_cycles(port: int, home: Path, count: int, tmp: Path) -> tuple[int, int]:
     """``count`` TLS connections with pgbench -C (SELECT 1 each); (processed, failed)."""
-    script = tmp / "select1.sql"
-    script.write_text("SELECT 1;\n")
-    per_client = max(1, count // 4)
-    r = subprocess.run(
-        [
-            "pgbench",
-            "-n",
-            "-C",
-            "-c",
-            "4",
-            "-j",
-            "2",
-            "-t",
-            str(per_client),
-            "-f",
-            str(script),
-            f"host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=require",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=pgbench_env(home),
+    r = pgbench_connects(
+        port, select1_script(tmp), ["-t", str(max(1, count // 4))], pgbench_env(home), timeout=600
     )
-    done = re.search(r"number of transactions actually processed: (\d+)", r.stdout)
-    failed = re.search(r"number of failed transactions: (\d+)", r.stdout)
-    assert done, r.stdout + r.stderr
-    return int(done.group(1)), int(failed.group(1)) if failed else 0
+    counts = processed(r.stdout)
+    assert counts, r.stdout + r.stderr
+    return counts
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_connect_cycles_leave_no_descriptor_and_flat_memory(
     pgtls_factory, certs, client_home, tmp_path, backend
 ):
-    s = tls_server(pgtls_factory, certs, backend)
+    s = soak_server(certs, pgtls_factory(), backend)
     assert s.proc is not None
     pid = s.proc.pid
     # warm up: pools reach their working size (4 clients at once), caches, lazy imports
@@ -148,7 +107,7 @@ def test_reload_storm_under_load(pgtls_factory, certs, client_home, tmp_path, ba
     """SIGHUP every 50 ms for 5 s while server.crt/key alternate between two certificates of the same CA, and
     pg_hba.conf and pg_ident.conf alternate between two equivalent versions: pgbench -C sees no failure, and
     a session opened before the storm is still there after it."""
-    s = tls_server(pgtls_factory, certs, backend)
+    s = soak_server(certs, pgtls_factory(), backend)
     assert s.proc is not None
     held = psycopg.connect(s.dsn(sslmode="require"))
     held.execute("select 1")
@@ -186,34 +145,15 @@ def test_reload_storm_under_load(pgtls_factory, certs, client_home, tmp_path, ba
     t = threading.Thread(target=storm)
     t.start()
     try:
-        script = tmp_path / "select1.sql"
-        script.write_text("SELECT 1;\n")
-        r = subprocess.run(
-            [
-                "pgbench",
-                "-n",
-                "-C",
-                "-c",
-                "4",
-                "-j",
-                "2",
-                "-T",
-                "5",
-                "-f",
-                str(script),
-                f"host=127.0.0.1 port={s.port} user=postgres dbname=postgres sslmode=require",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=pgbench_env(client_home),
+        r = pgbench_connects(
+            s.port, select1_script(tmp_path), ["-T", "5"], pgbench_env(client_home), timeout=120
         )
     finally:
         stop.set()
         t.join(10)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "number of failed transactions: 0 (0.000%)" in r.stdout, r.stdout
-    done = int(re.search(r"actually processed: (\d+)", r.stdout).group(1))  # type: ignore[union-attr]
+    done, _ = processed(r.stdout) or (0, 0)
     print(f"reload storm ({s.datadir}): {reloads} reloads, {done} TLS logins, 0 failed")
     assert done > 100 and reloads > 50
     assert held.execute("select 2").fetchone() == (2,)  # the session from before the storm is still there

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -51,6 +53,30 @@ def install_keys(certs: object, d: Path) -> None:
     for name in ("client.crt", "client.key"):
         shutil.copy(certs.path(name), d / name)  # type: ignore[attr-defined]
         (d / name).chmod(0o600)
+
+
+@contextmanager
+def side_by_side(
+    certs: object, relay_databases: tuple[str, ...], direct_databases: tuple[str, ...]
+) -> Iterator[tuple[PgtlsServer, RealPostgres, Path]]:
+    """The relay (:func:`relay_server` with ``relay_databases``) and PostgreSQL directly (:func:`direct_pg` with
+    ``direct_databases``), and the directory with the client's key: (relay, postgres, keys).  All removed
+    after; the relay's log is printed (pytest shows it only on failure)."""
+    keys = client_keys()
+    ours: PgtlsServer | None = None
+    pg: RealPostgres | None = None
+    try:
+        install_keys(certs, keys)
+        ours = relay_server(certs, relay_databases)
+        pg = direct_pg(direct_databases)
+        yield ours, pg, keys
+    finally:
+        if ours is not None:
+            print(f"--- pgtls server log ---\n{ours.full_log()[-6000:]}")
+            ours.cleanup()
+        if pg is not None:
+            pg.cleanup()
+        shutil.rmtree(keys, ignore_errors=True)
 
 
 def tls_params(

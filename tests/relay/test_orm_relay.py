@@ -26,7 +26,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from time import sleep
@@ -46,6 +46,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 from tests.clients.harness import PG_SETTINGS  # noqa: E402
 from tests.constraint_schema import PG_FKS, SCHEMA, TABLES, USER_COMMENT  # noqa: E402
+from tests.django_app import steps  # noqa: E402
+from tests.django_app.steps import WHEN  # noqa: E402
 from tests.pgserver import RealPostgres, managed_pg_bin  # noqa: E402
 from tests.pgtlsserver import PgtlsServer, quote_literal, tls_server  # noqa: E402
 
@@ -65,7 +67,6 @@ SETUP_SQL = [
     f"CREATE DATABASE {DJANGO_DB} OWNER {APP_ROLE}",
     f"CREATE DATABASE {SA_DB} OWNER {APP_ROLE}",
 ]
-WHEN = datetime(2024, 5, 17, 12, 30, tzinfo=UTC)
 CHILD_TIMEOUT = 150
 # What a step saw of pgtls's client-identity functions (sslinfo's names, pgtls/backends/relay/identity.py): there
 # through pgtls only, by design, so compared on their own.
@@ -182,72 +183,21 @@ def schema(alias: str) -> dict[str, object]:
     }
 
 
-@django_step
-def users_groups_and_permissions(alias: str) -> dict[str, object]:
-    from django.contrib.auth.models import Group, Permission, User
-    from django.contrib.contenttypes.models import ContentType
-
-    ct = ContentType.objects.db_manager(alias).get_by_natural_key("shop", "order")
-    perms = Permission.objects.using(alias).filter(content_type=ct).order_by("codename")
-    editors = Group.objects.using(alias).create(name="editors")
-    editors.permissions.add(*perms.filter(codename__in=["change_order", "view_order"]))
-    ada = User.objects.db_manager(alias).create_user("ada", "ada@example.com", "pw1", first_name="Ada")
-    ada.groups.add(editors)
-    ada.user_permissions.add(perms.get(codename="add_order"))
-    root = User.objects.db_manager(alias).create_superuser("root", "root@example.com", "pw2")
-    ada = User.objects.db_manager(alias).get(username="ada")  # fresh: no permission cache
-    return {
-        "codenames": [p.codename for p in perms],
-        "content_types": sorted(ContentType.objects.using(alias).values_list("app_label", "model")),
-        "ada_perms": sorted(ada.get_all_permissions()), "ada_group_perms": sorted(ada.get_group_permissions()),
-        "has_change": ada.has_perm("shop.change_order"), "has_delete": ada.has_perm("shop.delete_order"),
-        "password_ok": ada.check_password("pw1"), "password_bad": ada.check_password("nope"),
-        "root": (root.is_superuser, root.is_staff, root.has_perm("shop.delete_order")),
-        "groups": list(User.objects.using(alias).filter(groups__name="editors").values_list("username", flat=True)),
-    }  # fmt: skip
+users_groups_and_permissions = django_step(steps.users_groups_and_permissions)
 
 
 def _shop(alias: str) -> None:
-    """Customers, tags and orders used by the steps below (created once)."""
-    from tests.django_app.models import Customer, Order, Tag
-
-    if Customer.objects.using(alias).filter(email="grace@example.com").exists():
-        return
-    tags = {n: Tag.objects.using(alias).create(name=n) for n in ("gift", "express", "bulk")}
-    grace = Customer.objects.using(alias).create(email="grace@example.com", display_name="Grace", vip=True)
-    alan = Customer.objects.using(alias).create(email="alan@example.com", display_name="Alan")
-    for i, (who, total) in enumerate([(grace, "12.50"), (grace, "99.99"), (alan, "5.00"), (grace, "0.01")]):
-        o = Order.objects.using(alias).create(customer=who, number=f"N{i}", total=Decimal(total),
-                                              placed=WHEN.replace(day=10 + i),
-                                              data={"i": i, "kind": "web", "tags": ["a", "b"][: i % 3]})  # fmt: skip
-        o.tags.set([tags["gift"]] if i % 2 else [tags["gift"], tags["express"]])
+    """The shop of the steps below, its orders' JSON data with a list of tags (see json_field)."""
+    steps.shop(alias, tags_in_data=True)
 
 
 @django_step
 def foreign_keys_many_to_many_and_lookups(alias: str) -> dict[str, object]:
-    from django.db.models import Count, Sum
-
-    from tests.django_app.models import Customer, Order, Tag
-
     _shop(alias)
-    orders = Order.objects.using(alias)
-    grace = Customer.objects.using(alias).get(display_name="Grace")
-    first = orders.select_related("customer").order_by("placed").first()
-    assert first is not None
     return {
-        "grace_orders": list(grace.orders.order_by("number").values_list("number", "total")),
-        "first": (first.number, first.customer.display_name, first.placed, first.data, first.note),
-        "prefetched": [(o.number, [t.name for t in o.tags.all()])
-                       for o in orders.prefetch_related("tags").order_by("-number")],
-        "by_tag": sorted(orders.filter(tags__name="express").values_list("number", flat=True)),
-        "vip_orders": orders.filter(customer__vip=True).count(),
-        "through": sorted((r.order.number, r.tag.name) for r in Order.tags.through.objects.using(alias)
-                          .select_related("order", "tag")),
-        "tag_counts": list(Tag.objects.using(alias).annotate(n=Count("orders")).order_by("-n", "name")
-                           .values_list("name", "n")),
-        "per_customer": list(Customer.objects.using(alias).annotate(n=Count("orders"), s=Sum("orders__total"))
-                             .order_by("display_name").values_list("display_name", "n", "s")),
-    }  # fmt: skip
+        **steps.foreign_keys_many_to_many_and_lookups(alias),
+        **steps.annotations_grouped_by_primary_key(alias),
+    }
 
 
 @django_step
@@ -310,32 +260,12 @@ def integrity_errors(alias: str) -> dict[str, object]:
 
 @django_step
 def atomic_rollback_and_nested_savepoints(alias: str) -> dict[str, object]:
-    from django.db import IntegrityError, connections, transaction
+    from django.db import transaction
 
     from tests.django_app.models import Tag
 
-    class Boom(Exception):
-        pass
-
+    in_block = steps.rollback_and_nested_savepoints(alias)
     tags = Tag.objects.using(alias)
-    try:
-        with transaction.atomic(using=alias):
-            tags.create(name="rolled-back")
-            raise Boom
-    except Boom:
-        pass
-    with transaction.atomic(using=alias):
-        tags.create(name="outer")
-        try:
-            with transaction.atomic(using=alias):  # a SAVEPOINT; the duplicate rolls back to it
-                tags.create(name="inner-lost")
-                tags.create(name="outer")
-        except IntegrityError:
-            pass
-        with transaction.atomic(using=alias):  # SAVEPOINT ... RELEASE
-            tags.create(name="inner-kept")
-        tags.filter(name="inner-kept").update(name="inner-kept-renamed")
-        in_block = connections[alias].in_atomic_block
     on_commit: list[str] = []
     with transaction.atomic(using=alias):
         transaction.on_commit(lambda: on_commit.append("ran"), using=alias)
@@ -508,18 +438,9 @@ def django_child(cfg: dict[str, Any]) -> dict[str, Any]:
     """In the child process: Django on one server; everything each step saw (or the error it raised)."""
     from io import StringIO
 
-    import django
-    from django.conf import settings
+    steps.setup_django({"default": cfg["database"]})
     from django.core.management import call_command
 
-    settings.configure(
-        DATABASES={"default": cfg["database"]},
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions",
-                        "django.contrib.admin", "django.contrib.messages", "tests.django_app"],
-        USE_TZ=True, TIME_ZONE="UTC", SECRET_KEY="not-secret", DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],  # fast: this is not about hashing
-    )  # fmt: skip
-    django.setup()
     out: dict[str, Any] = {}
     buf = StringIO()
     try:

@@ -16,7 +16,6 @@ owners in ``\\d`` output agree.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -31,12 +30,9 @@ from tests.pgtlsserver import PgtlsServer
 from tests.relay.sidebyside import (
     ROLE,
     client_env,
-    client_keys,
     conninfo,
     direct_params,
-    direct_pg,
-    install_keys,
-    relay_server,
+    side_by_side,
     tls_params,
 )
 
@@ -60,21 +56,8 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def pair(certs, client_home) -> Iterator[Pair]:
-    keys = client_keys()
-    ours: PgtlsServer | None = None
-    pg: RealPostgres | None = None
-    try:
-        install_keys(certs, keys)
-        ours = relay_server(certs, (DB, SETTINGS_DB))
-        pg = direct_pg((DB, SETTINGS_DB))
+    with side_by_side(certs, (DB, SETTINGS_DB), (DB, SETTINGS_DB)) as (ours, pg, keys):
         yield Pair(ours, pg, certs, keys, client_home)
-    finally:
-        if ours is not None:
-            print(f"--- pgtls server log ---\n{ours.full_log()[-6000:]}")  # shown only on failure
-            ours.cleanup()
-        if pg is not None:
-            pg.cleanup()
-        shutil.rmtree(keys, ignore_errors=True)
 
 
 def psql_script(p: Pair, side: str, script: str) -> tuple[int, str, str]:

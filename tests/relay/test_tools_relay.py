@@ -27,12 +27,9 @@ from tests.pgserver import RealPostgres, shared_tmpdir
 from tests.pgtlsserver import PgtlsServer
 from tests.relay.sidebyside import (
     client_env,
-    client_keys,
     conninfo,
     direct_params,
-    direct_pg,
-    install_keys,
-    relay_server,
+    side_by_side,
     tls_params,
 )
 
@@ -75,23 +72,12 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(certs, client_home) -> Iterator[Setup]:
-    keys = client_keys()
     scratch = shared_tmpdir("pgtls-relay-copy-")
-    ours: PgtlsServer | None = None
-    pg: RealPostgres | None = None
     try:
-        install_keys(certs, keys)
-        ours = relay_server(certs, (BENCH, DB))
-        pg = direct_pg((DB,))
-        yield Setup(ours, pg, certs, keys, client_home, scratch)
+        with side_by_side(certs, (BENCH, DB), (DB,)) as (ours, pg, keys):
+            yield Setup(ours, pg, certs, keys, client_home, scratch)
     finally:
-        if ours is not None:
-            print(f"--- pgtls server log ---\n{ours.full_log()[-6000:]}")  # shown only on failure
-            ours.cleanup()
-        if pg is not None:
-            pg.cleanup()
-        for d in (keys, scratch):
-            shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 # --- pgbench -----------------------------------------------------------------------------------------------

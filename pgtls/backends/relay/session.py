@@ -62,6 +62,17 @@ async def reset_for_pool(conn: UpstreamConn, reset_query: str) -> bool:
                 f.exception()
 
 
+def upstream_closed() -> bytes:
+    """The FATAL ErrorResponse a client gets when its upstream session closed between replies."""
+    return m.error_response(
+        PgError(
+            CONNECTION_FAILURE,
+            "the PostgreSQL server behind pgtls closed the connection unexpectedly",
+            severity="FATAL",
+        )
+    )
+
+
 def unhook_client(raw: ClientConn) -> None:
     """The client connection's callbacks into a relay, removed when the relay ends."""
     raw.sink = None
@@ -139,15 +150,7 @@ class RelaySession:
         def lost() -> None:
             self.upstream_lost = True
             if self.tail is not None:  # between replies: say why, as PostgreSQL's own FATALs do
-                send(
-                    m.error_response(
-                        PgError(
-                            CONNECTION_FAILURE,
-                            "the PostgreSQL server behind pgtls closed the connection unexpectedly",
-                            severity="FATAL",
-                        )
-                    )
-                )
+                send(upstream_closed())
             channel.close()
             end()
 

@@ -33,6 +33,7 @@ from pgtls.backends.relay.session import (
     SessionBackend,
     reset_for_pool,
     unhook_client,
+    upstream_closed,
 )
 from pgtls.backends.relay.sessionstate import inspect, plain
 from pgtls.backends.relay.upstream import QueryError, UpstreamConn, UpstreamGone
@@ -348,15 +349,7 @@ class TxnRelaySession:
         channel = self._channel
         if channel is not None:
             if not self.state.queue:
-                channel.send(
-                    m.error_response(
-                        PgError(
-                            CONNECTION_FAILURE,
-                            "the PostgreSQL server behind pgtls closed the connection unexpectedly",
-                            severity="FATAL",
-                        )
-                    )
-                )
+                channel.send(upstream_closed())
             channel.close()
         self._end()
 

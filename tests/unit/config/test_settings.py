@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -699,27 +698,8 @@ def test_show_matches_postgresql(tmp_path: Path) -> None:
             f.write(conf)
         pg.restart()
         query = "; ".join(f"SHOW {name}" for name, _ in SHOW_CASES)
-        out = subprocess.run(
-            [
-                str(pgserver.PG_BIN / "psql"),
-                "-X",
-                "-A",
-                "-t",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(pg.port),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                query,
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.splitlines()
+        # over TCP: on a Unix socket the tcp_keepalives_* settings show 0
+        out = pg.psql("-A", "-t", "-c", query, host="127.0.0.1").splitlines()
         # Unit defaults must also agree.
         defaults = [
             "ssl_ciphers",
@@ -729,27 +709,9 @@ def test_show_matches_postgresql(tmp_path: Path) -> None:
             "password_encryption",
             "max_identifier_length",
         ]
-        out_defaults = subprocess.run(
-            [
-                str(pgserver.PG_BIN / "psql"),
-                "-X",
-                "-A",
-                "-t",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(pg.port),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                "; ".join(f"SHOW {n}" for n in defaults),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.splitlines()
+        out_defaults = pg.psql(
+            "-A", "-t", "-c", "; ".join(f"SHOW {n}" for n in defaults), host="127.0.0.1"
+        ).splitlines()
     data = make_data_dir(tmp_path, conf)
     s = load_settings(data)
     assert [s.show(name) for name, _ in SHOW_CASES] == out
