@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pgtls.backends.embedded.jsonb import edit as jsonb_edit
+from pgtls.backends.embedded.jsonb import jsonfuncs
 from pgtls.backends.embedded.jsonb import operators as jsonb
 from pgtls.backends.embedded.jsonb.functions import function_edits
 from pgtls.backends.embedded.pgtypes.encode import jsonb_text
@@ -223,15 +224,15 @@ def test_jsonb_column_minus_rewrite(tmp_path: Path) -> None:
 
 def test_edit_functions_directly() -> None:
     assert (
-        jsonb_edit.jsonb_pretty('{"b": [], "a": {"c": 1}}')
+        jsonfuncs.jsonb_pretty('{"b": [], "a": {"c": 1}}')
         == '{\n    "a": {\n        "c": 1\n    },\n    "b": [\n    ]\n}'
     )
-    assert jsonb_edit.json_strip_nulls('{"a": {}, "b": [], "c": {"d": null}}') == '{"a":{},"b":[],"c":{}}'
-    assert jsonb_edit.jsonb_minus('{"a": 1}', '"a"') == "{}"
-    with pytest.raises(jsonb_edit.JsonbError, match="cannot delete from scalar"):
-        jsonb_edit.jsonb_minus("1", "1")
-    assert jsonb_edit.jsonb_set('{"a": [1, 2]}', '["a", "-1"]', '"x"', True) == '{"a": [1, "x"]}'
-    assert jsonb_edit.jsonb_delete_path('{"a": [1, 2]}', '"{a,0}"') == '{"a": [2]}'
+    assert jsonfuncs.json_strip_nulls('{"a": {}, "b": [], "c": {"d": null}}') == '{"a":{},"b":[],"c":{}}'
+    assert jsonfuncs.jsonb_minus('{"a": 1}', '"a"') == "{}"
+    with pytest.raises(jsonfuncs.JsonbError, match="cannot delete from scalar"):
+        jsonfuncs.jsonb_minus("1", "1")
+    assert jsonfuncs.jsonb_set('{"a": [1, 2]}', '["a", "-1"]', '"x"', True) == '{"a": [1, "x"]}'
+    assert jsonfuncs.jsonb_delete_path('{"a": [1, 2]}', '"{a,0}"') == '{"a": [2]}'
 
 
 _PIECES = [
