@@ -5,7 +5,8 @@ rules on the parse tree (``rewrite/tree.py``) and the whole text rewrite (``rewr
 Input: the query string's bytes (UTF-8, invalid sequences replaced; NUL kept, which the scanner cannot see
 past and so must leave to the fallback).
 
-Expected: every function returns.  A bug: any exception; statements that are not in order inside the text;
+Expected: every function returns, but for the rewrite's refusals (``PgError``, with a SQLSTATE and a
+message: what the client would get).  A bug: any other exception; statements that are not in order inside the text;
 tokens out of order, overlapping, outside the text or not equal to the text they span; a long text's first
 tokens (read from a prefix) other than its tokens; a tree edit outside the text or overlapping another.
 """
@@ -18,6 +19,7 @@ with instrumented(__name__):
     from pgtls.backends.embedded.rewrite.pipeline import rewrite
     from pgtls.backends.embedded.rewrite.tree import tree_edits
     from pgtls.backends.embedded.sql import lexer, reader
+    from pgtls.errors import PgError
 
 
 def test_one_input(data: bytes) -> None:
@@ -40,7 +42,10 @@ def test_one_input(data: bytes) -> None:
         assert end <= start <= stop <= len(sql), "a tree edit outside the text or overlapping another"
         end = stop
     for piece in reader.read(sql)[:4]:
-        rewrite(piece.sql)
+        try:
+            rewrite(piece.sql)
+        except PgError as e:  # the client's error, e.g. 22P02 for a malformed array literal
+            assert len(e.sqlstate) == 5 and e.message, f"an error without SQLSTATE or message: {e!r}"
 
 
 if __name__ == "__main__":

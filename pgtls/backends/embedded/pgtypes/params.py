@@ -359,10 +359,12 @@ def parse_array_text(s: str) -> list[Any]:
     """``{1,2,"a b",NULL,{3}}`` -> nested lists of strings / None."""
     pos = 0
     if s.startswith("["):  # optional dimension decoration: [1:3]={...}
-        pos = s.index("=") + 1
+        pos = s.find("=") + 1
+        if pos == 0:
+            raise PgError("22P02", f'malformed array literal: "{s}"')
 
     def parse(i: int) -> tuple[list[Any], int]:
-        if s[i] != "{":
+        if i >= len(s) or s[i] != "{":
             raise PgError("22P02", f'malformed array literal: "{s}"')
         i += 1
         out: list[Any] = []
@@ -381,8 +383,12 @@ def parse_array_text(s: str) -> list[Any]:
                 while i < len(s) and s[i] != '"':
                     if s[i] == "\\":
                         i += 1
+                        if i >= len(s):
+                            break
                     buf.append(s[i])
                     i += 1
+                if i >= len(s):
+                    break  # an unterminated quoted element
                 out.append("".join(buf))
                 i += 1
             else:

@@ -126,7 +126,9 @@ def iter_tokens(sql: str) -> Iterator[Token]:
     if len(sql) <= SCAN_PREFIX:
         yield from tokens(sql)
         return
-    head = _read_tokens(sql[:SCAN_PREFIX])
+    head = _read_tokens(
+        sql[:SCAN_PREFIX], rest=False
+    )  # where the cut leaves a literal open, nothing is settled
     settled = _settled(sql, head)
     if not settled:
         yield from tokens(sql)
@@ -149,27 +151,54 @@ def _settled(sql: str, head: list[Token]) -> int:
     return 0
 
 
-def _read_tokens(sql: str) -> list[Token]:
+def _read_tokens(sql: str, rest: bool = True) -> list[Token]:
     """PostgreSQL's scanner's tokens of ``sql`` up to where it refuses the text (an unterminated literal, junk
-    after a number: its error gives the place) or cannot see (a NUL character), and the approximation's
-    tokens from there on."""
+    after a number: its error gives the place, and the text is scanned again up to there until it scans) or
+    cannot see (a NUL character), and then, if ``rest``, the approximation's tokens from there on."""
     nul = sql.find("\0")
     at = len(sql) if nul < 0 else nul
-    try:
-        raw = pg_scan(sql[:at])
-    except ParseError as e:
-        where = e.args[1] if len(e.args) > 1 and isinstance(e.args[1], int) else 0
-        at = where if 0 <= where < at else 0
+    raw: list[Any] = []
+    while True:
         try:
             raw = pg_scan(sql[:at])
-        except (ParseError, UnicodeError):
+            break
+        except ParseError as e:  # an error inside a token (a bad escape) is found again at its start
+            where = e.args[1] if len(e.args) > 1 and isinstance(e.args[1], int) else None
+            if where is None:  # no place given (an E'' escape making bad UTF-8, such as \0)
+                where = _last_clean_string_start(sql, at)
+            at = where if 0 <= where < at else 0
+        except UnicodeError:  # a lone surrogate (text decoded with surrogateescape)
             at, raw = 0, []
-    except UnicodeError:  # a lone surrogate (text decoded with surrogateescape)
-        at, raw = 0, []
+            break
     out = _shaped(sql, raw)
-    if at < len(sql):
+    if rest and at < len(sql):
         out.extend(Token(t.kind, t.text, t.start + at, t.end + at) for t in approximate_tokens(sql[at:]))
     return out
+
+
+def _last_clean_string_start(sql: str, at: int) -> int:
+    """Where the scanner stops when it gives no place for its error: the start of the string literal that
+    makes it (the last string start before which ``sql[:at]`` scans without such an error), found by
+    bisection over the string literals' starts (the error comes as soon as the bad literal ends, so a cut
+    before its start never raises it, a cut after its end always does)."""
+    starts = [0] + [t.start for t in approximate_tokens(sql[:at]) if t.kind == "string"]
+    lo, hi = 0, len(starts) - 1  # starts[lo] is known clean
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            pg_scan(sql[: starts[mid]])
+            clean = True
+        except ParseError as e:
+            clean = len(e.args) > 1 and isinstance(
+                e.args[1], int
+            )  # another error (one with a place) is not it
+        except UnicodeError:
+            clean = False
+        if clean:
+            lo = mid
+        else:
+            hi = mid - 1
+    return starts[lo]
 
 
 def _shaped(sql: str, raw: list[Any]) -> list[Token]:
