@@ -32,7 +32,14 @@ from typing import Any
 
 from pglast.parser import ParseError, parse_sql_json
 
-from pgtls.backends.embedded.sql.lexer import Token, closing_paren, tokens, top_level_items
+from pgtls.backends.embedded.sql.lexer import (
+    Token,
+    closing_paren,
+    quote_ident,
+    tokens,
+    top_level_items,
+    words_at,
+)
 
 Edit = tuple[int, int, str]
 Node = dict[str, Any]
@@ -195,10 +202,10 @@ def _multi_unnest(rf: Node, where: _Locator) -> list[Edit]:
     end = _alias_end(toks, closed + 1)
     if end is None:
         return []
-    cols = [f"unnest({a}) AS {_ident(n)}" for a, n in zip(texts, names, strict=False)]
+    cols = [f"unnest({a}) AS {quote_ident(n)}" for a, n in zip(texts, names, strict=False)]
     longest = ", ".join(f"len({a})" for a in texts)
-    cols.append(f"unnest(range(1, greatest({longest}) + 1)) AS {_ident(names[len(texts)])}")
-    return [(toks[i].start, toks[end].end, f"(SELECT {', '.join(cols)}) {_ident(alias['aliasname'])}")]
+    cols.append(f"unnest(range(1, greatest({longest}) + 1)) AS {quote_ident(names[len(texts)])}")
+    return [(toks[i].start, toks[end].end, f"(SELECT {', '.join(cols)}) {quote_ident(alias['aliasname'])}")]
 
 
 def _argument(node: Node, text: str) -> str:
@@ -213,19 +220,13 @@ def _argument(node: Node, text: str) -> str:
 
 def _alias_end(toks: list[Token], j: int) -> int | None:
     """The last token of ``WITH ORDINALITY [AS] alias [(names)]`` starting at token ``j``."""
-    up = [t.text.upper() for t in toks[j : j + 2]]
-    if up != ["WITH", "ORDINALITY"]:
+    if not words_at(toks, j, "WITH", "ORDINALITY"):
         return None
     j += 2
-    if j < len(toks) and toks[j].kind == "word" and toks[j].text.upper() == "AS":
+    if words_at(toks, j, "AS"):
         j += 1
     if j >= len(toks) or toks[j].kind not in ("word", "ident"):
         return None
     if j + 1 < len(toks) and toks[j + 1].text == "(":
         return closing_paren(toks, j + 1)
     return j
-
-
-def _ident(name: str) -> str:
-    """A name as the rewritten text spells it: quoted (the parser has already folded it)."""
-    return '"' + name.replace('"', '""') + '"'

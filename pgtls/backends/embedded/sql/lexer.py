@@ -7,7 +7,7 @@ the shape the rewrites were written for: an operator token (``->>``, ``::``, ``<
 per character, and the prefix of ``X''``/``B''``/``U&''``/``U&""`` as its own tokens (``X`` then the string).
 
 Where the scanner refuses the text (an unterminated string, comment or dollar quote, junk after a number) or
-cannot see past a character (NUL), the tokens from there on are :func:`approximate_tokens`', a hand-written
+cannot see past a character (NUL), the tokens from there on are :func:`approximate_tokens`, a hand-written
 approximation of scan.l with standard_conforming_strings on, in which unterminated literals run to the end
 of the text: the statement then reaches PostgreSQL's parser (or DuckDB's) and gets its error there.
 """
@@ -15,14 +15,14 @@ of the text: the statement then reaches PostgreSQL's parser (or DuckDB's) and ge
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from pglast.parser import ParseError
 from pglast.parser import scan as pg_scan
+
+from pgtls.backends.embedded.sql.textcache import TextCache
 
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
 _PARAM = re.compile(r"\$([0-9]+)")
@@ -82,6 +82,8 @@ TOKEN_CACHE_MAX_TOKENS = 512
 """Texts with more tokens are not remembered: a token costs about 130 bytes, so the cache holds at most
 TOKEN_CACHE_SIZE x TOKEN_CACHE_MAX_TOKENS of them (about 17 MB), whatever the texts are."""
 
+_token_cache: TextCache[tuple[Token, ...]] = TextCache(TOKEN_CACHE_SIZE)
+
 # PostgreSQL scanner token names whose text is punctuation (given one op token per character).
 _PUNCT_NAMES = frozenset(
     (
@@ -101,22 +103,13 @@ _PREFIXED = {"XCONST": 1, "BCONST": 1, "USCONST": 2, "UIDENT": 2}  # the prefix'
 
 def tokens(sql: str) -> list[Token]:
     """Tokens of ``sql`` (whitespace and comments dropped); see the module's docstring."""
-    with _token_lock:
-        hit = _token_cache.get(sql)
-        if hit is not None:
-            _token_cache.move_to_end(sql)
-            return list(hit)
+    hit = _token_cache.get(sql)
+    if hit is not None:
+        return list(hit)
     found = _read_tokens(sql)
     if len(found) <= TOKEN_CACHE_MAX_TOKENS:
-        with _token_lock:
-            _token_cache[sql] = tuple(found)
-            while len(_token_cache) > TOKEN_CACHE_SIZE:
-                _token_cache.popitem(last=False)
+        _token_cache.put(sql, tuple(found))
     return found
-
-
-_token_cache: OrderedDict[str, tuple[Token, ...]] = OrderedDict()
-_token_lock = threading.Lock()
 
 
 def iter_tokens(sql: str) -> Iterator[Token]:
@@ -126,9 +119,8 @@ def iter_tokens(sql: str) -> Iterator[Token]:
     if len(sql) <= SCAN_PREFIX:
         yield from tokens(sql)
         return
-    head = _read_tokens(
-        sql[:SCAN_PREFIX], rest=False
-    )  # where the cut leaves a literal open, nothing is settled
+    # only the scanner's tokens: what the approximation makes of a literal the cut leaves open is not final
+    head = _read_tokens(sql[:SCAN_PREFIX], rest=False)
     settled = _settled(sql, head)
     if not settled:
         yield from tokens(sql)
@@ -163,7 +155,7 @@ def _read_tokens(sql: str, rest: bool = True) -> list[Token]:
             raw = pg_scan(sql[:at])
             break
         except ParseError as e:  # an error inside a token (a bad escape) is found again at its start
-            where = e.args[1] if len(e.args) > 1 and isinstance(e.args[1], int) else None
+            where = _error_place(e)
             if where is None:  # no place given (an E'' escape making bad UTF-8, such as \0)
                 where = _last_clean_string_start(sql, at)
             at = where if 0 <= where < at else 0
@@ -174,6 +166,11 @@ def _read_tokens(sql: str, rest: bool = True) -> list[Token]:
     if rest and at < len(sql):
         out.extend(Token(t.kind, t.text, t.start + at, t.end + at) for t in approximate_tokens(sql[at:]))
     return out
+
+
+def _error_place(e: ParseError) -> int | None:
+    """Where in the text the scanner's error is (a character offset), or None when it names no place."""
+    return e.args[1] if len(e.args) > 1 and isinstance(e.args[1], int) else None
 
 
 def _last_clean_string_start(sql: str, at: int) -> int:
@@ -189,9 +186,8 @@ def _last_clean_string_start(sql: str, at: int) -> int:
             pg_scan(sql[: starts[mid]])
             clean = True
         except ParseError as e:
-            clean = len(e.args) > 1 and isinstance(
-                e.args[1], int
-            )  # another error (one with a place) is not it
+            # another error, one with a place (a literal the cut leaves open), is not the one sought
+            clean = _error_place(e) is not None
         except UnicodeError:
             clean = False
         if clean:

@@ -22,14 +22,13 @@ string is cached under its own text too, so the session's per-statement classifi
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from pglast.parser import ParseError, parse_sql_json
 from pglast.parser import split as pg_split
 
 from pgtls.backends.embedded.sql import lexer
+from pgtls.backends.embedded.sql.textcache import TextCache
 
 READ_CACHE_SIZE = 512
 """Query texts whose reading is remembered (least recently used dropped first)."""
@@ -69,36 +68,28 @@ class Piece:
     node: Node | None
 
 
-_cache: OrderedDict[str, tuple[Piece, ...]] = OrderedDict()
-_lock = threading.Lock()
+_cache: TextCache[tuple[Piece, ...]] = TextCache(READ_CACHE_SIZE)
 
 
 def read(sql: str) -> tuple[Piece, ...]:
     """The statements of ``sql`` (empty ones dropped, as PostgreSQL does), with their offsets and nodes."""
-    with _lock:
-        hit = _cache.get(sql)
-        if hit is not None:
-            _cache.move_to_end(sql)
-            return hit
+    hit = _cache.get(sql)
+    if hit is not None:
+        return hit
     pieces = _parse(sql)
     if pieces is None:
         pieces = tuple(Piece(off, text, None) for off, text in lexer.split_with_offsets(sql))
-    with _lock:
-        _remember(sql, pieces)
-        if len(pieces) > 1 or (pieces and pieces[0].sql != sql):
-            for p in pieces:
-                if p.node is not None and p.sql not in _cache:
-                    _remember(p.sql, (Piece(0, p.sql, p.node),))
+    _remember(sql, pieces)
+    if len(pieces) > 1 or (pieces and pieces[0].sql != sql):
+        for p in pieces:
+            if p.node is not None and p.sql not in _cache:
+                _remember(p.sql, (Piece(0, p.sql, p.node),))
     return pieces
 
 
 def _remember(sql: str, pieces: tuple[Piece, ...]) -> None:
-    if len(sql) > READ_CACHE_MAX_TEXT:
-        return
-    _cache[sql] = pieces
-    _cache.move_to_end(sql)
-    while len(_cache) > READ_CACHE_SIZE:
-        _cache.popitem(last=False)
+    if len(sql) <= READ_CACHE_MAX_TEXT:
+        _cache.put(sql, pieces)
 
 
 def split_with_offsets(sql: str) -> list[tuple[int, str]]:
