@@ -4,13 +4,19 @@ NegotiateProtocolVersion down to 3.2 for a newer minor; compared with PostgreSQL
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import struct
+import subprocess
 import threading
+import time
 
 import psycopg
 import pytest
 
 from pgtls.protocol.startup import cancel_request_packet, startup_packet
+from tests.pgserver import managed_pg_bin
 from tests.rawclient import Raw, parse_messages
 
 
@@ -77,3 +83,61 @@ def test_backend_key_data_bytes(relay_and_pg):
     body = next(b for k, b in msgs if k == b"K")
     (pid,) = struct.unpack("!i", body[:4])
     assert pid > 0 and len(set(body[4:])) > 4  # random bytes, not a padded 32-bit key
+
+
+def _psql(ours, *args: str, **kw: object) -> list[str]:
+    """psql 18 (the managed PostgreSQL's own, libpq 18) against pgtls, asking for protocol 3.2."""
+    return [
+        str(managed_pg_bin() / "psql"),
+        "-X",
+        "-d",
+        ours.dsn(max_protocol_version="3.2", **kw),
+        *args,
+    ]
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+
+
+def test_psql_18_negotiates_32_and_cancels(relay_and_pg):
+    """psql with libpq 18 and max_protocol_version=3.2: \\conninfo says 3.2, and Ctrl-C (SIGINT, which psql
+    turns into a CancelRequest with the 32-byte key it was given) cancels the running query."""
+    ours, _ = relay_and_pg
+    r = subprocess.run(
+        _psql(ours, "-c", r"\conninfo"), capture_output=True, text=True, timeout=30, env=_clean_env()
+    )
+    assert r.returncode == 0, r.stderr
+    version = re.search(r"Protocol Version\s*\|\s*(\S+)", r.stdout)
+    assert version is not None and version.group(1) == "3.2", r.stdout
+
+    tag = f"psql_cancel_{os.getpid()}"
+    p = subprocess.Popen(
+        _psql(ours, "-c", f"SELECT pg_sleep(30) /* {tag} */", application_name=tag),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_clean_env(),
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            running = ours.sql(
+                f"SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%{tag}%'"
+                " AND pid <> pg_backend_pid()"
+            )
+            if running[0][0] == "1":
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the query never started")
+        started = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert time.monotonic() - started < 10
+    assert p.returncode == 1, err
+    assert "canceling statement due to user request" in err
