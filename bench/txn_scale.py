@@ -29,7 +29,6 @@ import os
 import random
 import resource
 import ssl
-import struct
 import subprocess
 import sys
 import tempfile
@@ -42,34 +41,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._servers import PgBouncer, pgbouncer_binary, start_pgtls, start_postgres  # noqa: E402
-from tests import certset  # noqa: E402
+from tests import certset, scaleclient  # noqa: E402
 
-SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 TRANSACTION = "BEGIN; SELECT count(*) FROM pg_class WHERE relpages >= 0; COMMIT"
-
-
-def _startup() -> bytes:
-    body = struct.pack("!i", 196608) + b"user\0postgres\0database\0postgres\0\0"
-    return struct.pack("!i", len(body) + 4) + body
-
-
-def _query(sql: str) -> bytes:
-    q = sql.encode() + b"\0"
-    return b"Q" + struct.pack("!i", len(q) + 4) + q
-
-
-async def _read_to_ready(reader: asyncio.StreamReader) -> bool:
-    """Read messages up to ReadyForQuery; False on an ErrorResponse."""
-    ok = True
-    while True:
-        head = await reader.readexactly(5)
-        kind, length = head[:1], struct.unpack("!i", head[1:])[0]
-        body = await reader.readexactly(length - 4)
-        if kind == b"E":
-            ok = False
-        if kind == b"Z":
-            return ok
-        del body
 
 
 async def _client(
@@ -84,16 +58,7 @@ async def _client(
 ) -> None:
     try:
         async with gate:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(SSL_REQUEST)
-            await writer.drain()
-            if await reader.readexactly(1) != b"S":
-                raise RuntimeError("no TLS")
-            await writer.start_tls(ctx, server_hostname="localhost")
-            writer.write(_startup())
-            await writer.drain()
-            if not await _read_to_ready(reader):
-                raise RuntimeError("login refused")
+            reader, writer = await scaleclient.login(port, ctx)
         stats["connected"] += 1
         if stats["connected"] == stats["want"]:
             connected.set()
@@ -105,18 +70,18 @@ async def _client(
         return
     await start_txns.wait()
     deadline = time.monotonic() + hold
-    q = _query(TRANSACTION)
+    q = scaleclient.query(TRANSACTION)
     try:
         await asyncio.sleep(random.uniform(0, every))
         while time.monotonic() < deadline:
             t0 = time.perf_counter()
             writer.write(q)
-            ok = await _read_to_ready(reader)
+            ok = await scaleclient.read_to_ready(reader)
             stats["latencies"].append(time.perf_counter() - t0)
             if not ok:
                 stats["txn_errors"] += 1
             await asyncio.sleep(random.uniform(0.5 * every, 1.5 * every))
-        writer.write(b"X\0\0\0\x04")
+        writer.write(scaleclient.TERMINATE)
         writer.close()
     except Exception as e:  # noqa: BLE001
         stats["txn_errors"] += 1

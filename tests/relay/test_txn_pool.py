@@ -8,6 +8,7 @@ runs; one test per row of the session-state table (docs/relay.md, "Transaction p
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import re
 import resource
@@ -21,6 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests import scaleclient
 from tests.clients import pydrivers
 from tests.clients.harness import (
     HBA,
@@ -641,5 +643,95 @@ def test_idle_client_during_a_cluster_restart_gets_57p03_not_a_hang(certs, keys)
         assert wait_for(lambda: "the managed PostgreSQL is running again" in s.log(), timeout=30)
         with conn(s, keys) as again:
             assert again.execute("SELECT 3").fetchone() == (3,)
+    finally:
+        s.cleanup()
+
+
+# ---------------------------------------------------------------- scale: ten thousand idle TLS clients
+
+IDLE_CLIENTS = 10_000
+IDLE_CLIENT_PROCS = 2  # client processes (each holds its share on its own event loop)
+IDLE_HANDSHAKES = 100  # TLS handshakes in flight per client process
+IDLE_POOL = 5
+# About twice what bench/txn_scale.py measures for pgtls (29.3 KB per client; PgBouncer 15.5 KB).
+IDLE_KB_PER_CLIENT = 64
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _pool_backends(s: PgtlsServer) -> int:
+    """The cluster's backends serving clients (not pgtls's own admin sessions)."""
+    return int(
+        s.sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND application_name <> 'pgtls' AND pid <> pg_backend_pid()"
+        )[0][0]
+    )
+
+
+def test_10000_idle_tls_clients_are_held_with_bounded_memory(certs):
+    """Ten thousand TLS sessions (SSLRequest, TLS 1.3 verified against the root, trust login) held idle at
+    once on one pgtls process in transaction mode: every one logged in, pgtls holds a descriptor for each,
+    its memory grows by at most IDLE_KB_PER_CLIENT per client, the cluster sees no more than the pool; then
+    every session still answers a query, and once they have all gone pgtls's descriptors are back."""
+    need = IDLE_CLIENTS + 2000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), max(hard, need)))  # pgtls inherits it
+    s = txn_server(
+        certs,
+        max_connections=str(IDLE_CLIENTS + 100),
+        default_pool_size=str(IDLE_POOL),
+        query_wait_timeout="60",
+    )
+    try:
+        assert s.proc is not None
+        pid = s.proc.pid
+        rss_before, fds_before = _rss_kb(pid), _fds(pid)
+        ctx = multiprocessing.get_context("spawn")
+        logged_in, done, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+        share = IDLE_CLIENTS // IDLE_CLIENT_PROCS
+        procs = [
+            ctx.Process(
+                target=scaleclient.hold,
+                args=(s.port, share, str(certs.path("root_ca.crt")), IDLE_HANDSHAKES, logged_in, go, done),
+            )
+            for _ in range(IDLE_CLIENT_PROCS)
+        ]
+        for p in procs:
+            p.start()
+        try:
+            logins = [logged_in.get(timeout=300) for _ in procs]
+            assert sum(c for c, _, _ in logins) == IDLE_CLIENTS, logins
+            time.sleep(1)  # let the last logins' transient buffers go
+            held_fds = _fds(pid)
+            assert held_fds >= fds_before + IDLE_CLIENTS, (fds_before, held_fds)
+            kb = (_rss_kb(pid) - rss_before) / IDLE_CLIENTS
+            print(f"pgtls holds {IDLE_CLIENTS} idle TLS clients at {kb:.1f} KB each")
+            assert kb <= IDLE_KB_PER_CLIENT, kb
+            assert _pool_backends(s) <= IDLE_POOL
+            go.set()
+            answers = [done.get(timeout=300) for _ in procs]
+            assert sum(ok for ok, _ in answers) == IDLE_CLIENTS, answers
+        finally:
+            go.set()
+            for p in procs:
+                p.join(60)
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+        # Every client's descriptor is closed: pgtls keeps its pooled sessions (at most IDLE_POOL, opened
+        # when the clients' queries came) and its admin session's pair.
+        assert wait_for(lambda: _fds(pid) <= fds_before + IDLE_POOL + 2, timeout=30), (fds_before, _fds(pid))
+        problems = [line for line in s.log().splitlines() if "FATAL" in line or "ERROR" in line]
+        assert not problems, problems[:5]
     finally:
         s.cleanup()

@@ -8,6 +8,8 @@ import struct
 import time
 from collections.abc import Callable
 
+from tests import scaleclient
+
 
 def wait_for(cond: Callable[[], object], timeout: float = 10.0) -> bool:
     """Poll ``cond`` until it is true or ``timeout`` passes; its last answer."""
@@ -20,8 +22,7 @@ def wait_for(cond: Callable[[], object], timeout: float = 10.0) -> bool:
 
 
 def startup_message(user: str, database: str = "postgres") -> bytes:
-    body = struct.pack("!i", 196608) + f"user\0{user}\0database\0{database}\0\0".encode()
-    return struct.pack("!i", len(body) + 4) + body
+    return scaleclient.startup(user, database)
 
 
 def read_to_ready(sock: socket.socket) -> bytes:
