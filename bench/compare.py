@@ -1332,6 +1332,20 @@ def report(result: dict[str, Any], modes: list[str]) -> None:
                 f"  {a['aim']:40} {a['ratio']:.3f}x  (aim {a['op']} {a['target']:.1f}x of {a['reference']}{spread}): "
                 f"{status}"
             )
+            c = a.get("ceiling")
+            if c is not None and key == "aims_both_cores":
+                unit = "us/txn" if "TPS" in a["aim"] else "ms/conn"
+                print(
+                    f"  {'':40} on this machine: pgbench's own CPU {c['client_cpu_per_unit']:.3g} {unit} "
+                    f"({c['pgbench_threads']} threads, {c['cores']} cores) caps any server at "
+                    f"{c['zero_cost_server_ratio']:.2f}x, pgtls at its CPU at {c['at_pgtls_cpu_ratio']:.2f}x; "
+                    + (
+                        f"the aim needs server CPU <= {c['server_cpu_needed']:.3g} {unit} "
+                        f"(pgtls + its PostgreSQL: {c['pgtls_server_cpu']:.3g})"
+                        if c["reachable_here"]
+                        else "the aim is beyond this machine"
+                    )
+                )
 
 
 def round_values(row: dict[str, Any], key: str) -> list[float]:
@@ -1344,12 +1358,52 @@ def round_values(row: dict[str, Any], key: str) -> list[float]:
     return [r[key] for r in row.get("runs", [])]
 
 
+def client_ceiling(
+    pgtls_row: dict[str, Any],
+    ref_rate: float,
+    client_key: str,
+    server_key: str,
+    per_s: float,
+    cores: int,
+    jobs: int,
+) -> dict[str, Any] | None:
+    """How far a rate ratio can go on this machine, where the clients share the cores with the servers.
+
+    The clients' own CPU per unit of work (pgbench: TLS, and PBKDF2 for a SCRAM login; measured in the
+    pgtls runs, the same client work whatever the server) bounds every server's rate: at most ``jobs``
+    pgbench threads compute at once, on at most ``cores`` cores, so no server, even one costing nothing, goes
+    beyond min(cores, jobs) / client CPU.  With pgtls's measured server CPU the CPU bound is cores /
+    (client + server CPU).  Both as ratios to the reference's measured rate.  None without client figures."""
+    client = pgtls_row.get(client_key)
+    server = pgtls_row.get(server_key)
+    if not client or not server or not ref_rate:
+        return None
+    zero_server = min(cores, jobs) * per_s / client
+    at_pgtls_cpu = min(cores * per_s / (client + server), zero_server)
+    return {
+        "cores": cores,
+        "pgbench_threads": jobs,
+        "client_cpu_per_unit": round(client, 3),
+        "zero_cost_server_rate": round(zero_server, 1),
+        "zero_cost_server_ratio": round(zero_server / ref_rate, 3),
+        "at_pgtls_cpu_rate": round(at_pgtls_cpu, 1),
+        "at_pgtls_cpu_ratio": round(at_pgtls_cpu / ref_rate, 3),
+    }
+
+
 def aims(
-    parts: dict[str, list[dict]], modes: list[str], table: dict[str, tuple[str, float, str]] = AIMS
+    parts: dict[str, list[dict]],
+    modes: list[str],
+    table: dict[str, tuple[str, float, str]] = AIMS,
+    cores: int = os.cpu_count() or 1,
+    jobs: int = 2,
 ) -> list[dict[str, Any]]:
     out = []
 
-    def add(name: str, what: str, value_key: str, rows: list[dict]) -> None:
+    def add(
+        name: str, what: str, value_key: str, rows: list[dict], cost: tuple[str, str, float] | None = None
+    ) -> None:
+        """``cost``: (client CPU key, server CPU key, units of those per second) for a rate aim's ceiling."""
         if name not in table:
             return
         op, target, ref = table[name]
@@ -1359,27 +1413,42 @@ def aims(
         rt = by["pgtls"][value_key] / by[ref][value_key]
         mine, theirs = round_values(by["pgtls"], value_key), round_values(by[ref], value_key)
         per_round = [a / b for a, b in zip(mine, theirs, strict=False) if b]
-        out.append(
-            {
-                "aim": what,
-                "ratio": rt,
-                "op": op,
-                "target": target,
-                "reference": ref,
-                "met": rt >= target if op == ">=" else rt <= target,
-                "ratio_per_round": [round(x, 3) for x in per_round],
-            }
-        )
+        aim: dict[str, Any] = {
+            "aim": what,
+            "ratio": rt,
+            "op": op,
+            "target": target,
+            "reference": ref,
+            "met": rt >= target if op == ">=" else rt <= target,
+            "ratio_per_round": [round(x, 3) for x in per_round],
+        }
+        if cost is not None:
+            ceiling = client_ceiling(by["pgtls"], by[ref][value_key], *cost, cores, jobs)
+            if ceiling is not None:
+                ceiling["reachable_here"] = ceiling["zero_cost_server_ratio"] >= target
+                # The server CPU per unit at which the aim's rate, fully CPU-bound, would just fit here.
+                per_s, client = cost[2], ceiling["client_cpu_per_unit"]
+                ceiling["server_cpu_needed"] = round(
+                    cores * per_s / (target * by[ref][value_key]) - client, 3
+                )
+                ceiling["pgtls_server_cpu"] = round(by["pgtls"][cost[1]], 3)
+                aim["ceiling"] = ceiling
+        out.append(aim)
 
     if "connect" in parts:
         ref = {"postgres": "PostgreSQL direct", "pgbouncer": "PgBouncer"}[table["connect_rate"][2]]
-        add("connect_rate", f"TLS connects/s vs {ref}", "conn_per_s", parts["connect"])
+        conn_cost = ("client_cpu_ms_per_conn", "cpu_ms_per_conn", 1000.0)
+        add("connect_rate", f"TLS connects/s vs {ref}", "conn_per_s", parts["connect"], conn_cost)
         add("cpu_per_conn", "server CPU/conn vs PgBouncer+PostgreSQL", "cpu_ms_per_conn", parts["connect"])
     if "scram" in parts:
-        add("scram_rate", "SCRAM logins/s vs PostgreSQL direct", "conn_per_s", parts["scram"])
+        scram_cost = ("client_cpu_ms_per_conn", "cpu_ms_per_conn", 1000.0)
+        add("scram_rate", "SCRAM logins/s vs PostgreSQL direct", "conn_per_s", parts["scram"], scram_cost)
     if "select" in parts:
         for m in modes:
-            add("select_tps", f"select-only TPS -M {m} vs PgBouncer", f"tps_{m}", parts["select"])
+            select_cost = (f"client_cpu_us_per_txn_{m}", f"cpu_us_per_txn_{m}", 1e6)
+            add(
+                "select_tps", f"select-only TPS -M {m} vs PgBouncer", f"tps_{m}", parts["select"], select_cost
+            )
     if "copy" in parts:
         add("copy_mb_s", "COPY MB/s vs PgBouncer", "copy_mb_s", parts["copy"])
     return out
@@ -1732,8 +1801,8 @@ def main(argv: list[str] | None = None, **defaults: Any) -> int:
         "code": code,
         "servers": servers_info,
         "parts": parts,
-        "aims": aims(parts, args.modes),
-        "aims_both_cores": aims(parts, args.modes, AIMS_BOTH_CORES),
+        "aims": aims(parts, args.modes, jobs=args.jobs),
+        "aims_both_cores": aims(parts, args.modes, AIMS_BOTH_CORES, jobs=args.jobs),
         "elapsed_s": round(time.monotonic() - t0, 1),
     }
     if profiles:
