@@ -7,7 +7,8 @@ or direct-TLS ClientHello) are handed to the TLS engine explicitly.  asyncio's
 ``start_tls`` is avoided on purpose (it drops already-buffered bytes on 3.11).
 
 Handshake steps run in a worker thread: they do the public-key operations, and
-the event loop must stay free for other connections.
+the event loop must stay free for other connections.  When there is no other
+connection to keep waiting, or only cheap MACs are left, they run on the loop.
 """
 
 from __future__ import annotations
@@ -191,8 +192,12 @@ class Channel:
     def tls(self) -> bool:
         return self.sslobj is not None
 
-    async def start_tls(self, context: ssl.SSLContext, initial: bytes) -> None:
-        """Run the server handshake; ``initial`` are bytes already received (fed first)."""
+    async def start_tls(
+        self, context: ssl.SSLContext, initial: bytes, alone: Callable[[], bool] | None = None
+    ) -> None:
+        """Run the server handshake; ``initial`` are bytes already received (fed first).  A step goes to the
+        worker threads unless ``alone()`` says no other connection shares the loop (nothing to stall) or
+        what is left of the handshake is cheap."""
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         sslobj = context.wrap_bio(self._in, self._out, server_side=True)
         self.handshake_obj = sslobj
@@ -210,7 +215,7 @@ class Channel:
                     raise TlsFailed("EOF detected") from None
                 self._in.write(data)
             try:
-                if inline:
+                if inline or (alone is not None and alone()):
                     sslobj.do_handshake()
                 else:
                     await loop.run_in_executor(self.executor, sslobj.do_handshake)

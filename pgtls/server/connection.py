@@ -67,6 +67,8 @@ class ConnServer(AuthServer, Protocol):
     @property
     def tls_executor(self) -> Executor: ...
     @property
+    def connections(self) -> set[Any]: ...
+    @property
     def db_executor(self) -> Executor: ...
 
     def connection_done(self, conn: Any) -> None: ...
@@ -231,9 +233,14 @@ class Connection:
             self.inbuf += sm.take_buffer()
             return ev
 
+    def _alone(self) -> bool:
+        """No other client connection on this process's loop: nobody to stall, so the handshake's public-key
+        step runs on the loop instead of going to a worker thread and back."""
+        return len(self.server.connections) <= 1
+
     async def handshake(self, tls: tlsmod.TlsConfig, initial: bytes) -> None:
         try:
-            await self.channel.start_tls(tls.context, initial)
+            await self.channel.start_tls(tls.context, initial, alone=self._alone)
         except TlsFailed as e:
             err = tlsmod.accept_error(
                 e.exc if e.exc is not None else EOFError(), self.channel.handshake_obj, tls.protocol_range

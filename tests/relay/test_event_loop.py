@@ -3,6 +3,7 @@ relays as on asyncio's loop, and refuses a value it does not know."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -53,3 +54,21 @@ def test_unknown_event_loop_is_refused(pgtls_factory, monkeypatch):
         timeout=60,
     )
     assert r.returncode != 0 and "PGTLS_EVENT_LOOP must be asyncio or uvloop, not 'trio'" in r.stderr
+
+
+def test_a_lone_handshake_stays_on_the_loop_and_a_crowded_one_goes_to_a_thread(pgtls_factory, certs):
+    """The TLS handshake's public-key step goes to a worker thread only when another connection shares the
+    loop (it must not wait behind the signature); a lone connection's handshake runs on the loop, saving the
+    hand-off.  The worker pool starts its first thread at its first task, so the process's thread count
+    shows which happened."""
+    s: PgtlsServer = tls_server(certs, pgtls_factory())
+    assert s.proc is not None
+    tasks = f"/proc/{s.proc.pid}/task"
+    before = len(os.listdir(tasks))
+    for _ in range(3):
+        with psycopg.connect(s.dsn(sslmode="require")) as c:
+            assert c.execute("SELECT 1").fetchone() == (1,)
+    assert len(os.listdir(tasks)) == before, "a lone client's handshake went to a worker thread"
+    with psycopg.connect(s.dsn(sslmode="require")) as held, psycopg.connect(s.dsn(sslmode="require")) as c:
+        assert c.execute("SELECT 1").fetchone() == held.execute("SELECT 1").fetchone()
+    assert len(os.listdir(tasks)) > before, "a handshake beside another connection ran on the loop"
