@@ -1,6 +1,7 @@
 """Protocol 3.2 (PostgreSQL 18): 32-byte cancel keys for a client that asks for 3.2, 4-byte ones for 3.0,
-NegotiateProtocolVersion down to 3.2 for a newer minor; compared with PostgreSQL 18 run directly. A 3.2 client
-(libpq 18 with max_protocol_version=latest) cancels a query through pgtls with its long key."""
+NegotiateProtocolVersion down to 3.2 for a newer minor; compared with PostgreSQL 18 run directly. 3.2 clients
+(psycopg on libpq 18 with max_protocol_version=latest, psql 18 with max_protocol_version=3.2) cancel a query
+through pgtls with their long key."""
 
 from __future__ import annotations
 
