@@ -76,6 +76,10 @@ log_line_prefix = '%m [%p] cluster: '
 """
 
 
+# How long a postmaster that exited at start may take to have its last log lines passed on.
+LOG_DRAIN_TIMEOUT = 5.0
+
+
 class ClusterError(Exception):
     pass
 
@@ -290,6 +294,10 @@ class ManagedCluster:
         await self._spawn()
         if not await self._wait_ready():
             code = self.proc.returncode if self.proc is not None else None
+            if code is not None and self._log_task is not None:
+                # Its last lines (why it stopped) are passed on before pgtls says to look above.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._log_task), LOG_DRAIN_TIMEOUT)
             raise ClusterError(
                 f"the managed PostgreSQL did not start (exit code {code}); see its log lines above"
             )
