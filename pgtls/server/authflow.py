@@ -41,7 +41,7 @@ CLUSTER_SECRET_FILE = Path("global") / "pgtls_mock_secret"
 @dataclass(frozen=True)
 class AuthOutcome:
     is_superuser: bool
-    sent_ok: bool  # AuthenticationOk already sent
+    sent_ok: bool  # AuthenticationOk already sent, or held to go with what follows (Channel.hold)
     authn_id: str | None = None
     proven: ProvenSecret | None = field(default=None, repr=False)  # for the relay's upstream login
 
@@ -196,7 +196,7 @@ async def authenticate(conn: AuthConn, startup: Startup) -> AuthOutcome:
         raise AlreadyLogged(out.error)
     assert isinstance(out, Success)
     _log_lines(out.log)
-    conn.channel.send(out.send)
+    conn.channel.hold(out.send)  # goes out with the session's ParameterStatus messages, or an error
     role = roles.get(startup.user)
     err = check_login(role, startup.user)
     if err is not None:

@@ -187,6 +187,7 @@ class Channel:
         # thread -> loop output queue accounting
         self._cond = threading.Condition()
         self._inflight = 0
+        self._held = b""  # plaintext that goes out with the next send (see hold)
 
     @property
     def tls(self) -> bool:
@@ -243,6 +244,7 @@ class Channel:
 
     async def recv(self) -> bytes:
         """Next plaintext bytes (b'' at EOF)."""
+        self._release_held()  # the client may be waiting for it
         if self.sslobj is None:
             return await self.raw.recv()
         assert self._in is not None
@@ -275,6 +277,7 @@ class Channel:
         """From now on, hand every piece of plaintext the client sends to ``on_plain`` as it arrives (TLS
         records decrypted in the callback), and call ``on_eof`` once when the client's side ends.  Bytes
         already received but not read are handed over at once."""
+        self._release_held()
         raw = self.raw
         done = False
 
@@ -326,8 +329,21 @@ class Channel:
         if raw.eof:
             eof()
 
+    def hold(self, data: bytes) -> None:
+        """Plaintext that goes out with the next :meth:`send` (or before the next read, or at close): as
+        PostgreSQL does not flush NegotiateProtocolVersion, AuthenticationOk or SASLFinal on their own, the
+        client gets them in one TLS record with what follows, and wakes once."""
+        self._held += data
+
+    def _release_held(self) -> None:
+        if self._held:
+            self.send(b"")
+
     def send(self, data: bytes) -> None:
         """Queue plaintext for the client (event-loop thread only)."""
+        if self._held:
+            data = self._held + data
+            self._held = b""
         if not data:
             return
         if self.sslobj is None:
@@ -381,6 +397,7 @@ class Channel:
     def close(self) -> None:
         if self._closing:
             return
+        self._release_held()
         self._closing = True
         if self.sslobj is not None:
             try:

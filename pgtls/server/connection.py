@@ -265,7 +265,7 @@ class Connection:
         ch = self.channel
         if startup.needs_negotiation:
             # The newest minor version this server speaks that the client asked for (ProcessStartupPacket).
-            ch.send(
+            ch.hold(
                 m.negotiate_protocol_version(min(startup.minor, PROTOCOL_LATEST_MINOR), startup.unrecognized)
             )
         if self.server.shutting_down:

@@ -18,6 +18,7 @@ import pytest
 
 from pgtls.protocol.startup import cancel_request_packet, startup_packet
 from tests.pgserver import managed_pg_bin
+from tests.pgtlsserver import PgtlsServer
 from tests.rawclient import Raw, parse_messages
 
 
@@ -142,3 +143,35 @@ def test_psql_18_negotiates_32_and_cancels(relay_and_pg):
     assert time.monotonic() - started < 10
     assert p.returncode == 1, err
     assert "canceling statement due to user request" in err
+
+
+@pytest.fixture(scope="module")
+def tls_server(certs):
+    s = PgtlsServer().init()
+    s.copy_in(certs.path("server-chain.crt"), "server.crt", 0o644)
+    s.copy_in(certs.path("server.key"), "server.key", 0o600)
+    s.conf(ssl="on")
+    s.write("pg_hba.conf", "hostssl all all 127.0.0.1/32 trust\n")
+    s.start()
+    yield s
+    print(s.full_log()[-4000:])
+    s.cleanup()
+
+
+@pytest.mark.parametrize("extra", [{}, {"_pq_.unknown": "1"}])
+def test_the_login_reply_is_one_tls_record(tls_server, extra):
+    """As PostgreSQL (which flushes neither NegotiateProtocolVersion nor AuthenticationOk on their own), the
+    whole reply to a trust login -- up to ReadyForQuery -- comes in one TLS record: one read of the TLS
+    socket (OpenSSL returns at most one record per read) holds all of it."""
+    r = Raw(tls_server.port)
+    try:
+        r.send(struct.pack("!ii", 8, 80877103))
+        assert r.recv_exact(1) == b"S"
+        r.start_tls()
+        r.send(startup_packet({"user": "postgres", "database": "postgres", **extra}, minor=2))
+        first = r.s.recv(65536)
+        kinds = [k for k, _ in parse_messages(first)]
+        assert kinds[:2] == ([b"v", b"R"] if extra else [b"R", b"S"])  # NegotiateProtocolVersion first
+        assert first.endswith(b"Z\x00\x00\x00\x05I"), kinds
+    finally:
+        r.close()
