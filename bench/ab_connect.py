@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Two pgtls trees side by side: which connects faster, measured in pairs.
+
+This host's speed drifts by up to 2x over minutes, so a before/after comparison of a small change only
+holds when the two run in turns: both servers (one worker each, the same certificates) run at once and
+short ``pgbench -n -C -c N -j N -T 3`` runs alternate between them (the order flips every round).  Printed:
+conn/s and server CPU per connection (process tree: pgtls and its PostgreSQL) per run, and the paired
+medians new/old.
+
+    git worktree add /tmp/old HEAD~1     # or: mkdir /tmp/old && git archive REV | tar -x -C /tmp/old
+    .venv/bin/python bench/ab_connect.py --old /tmp/old [--clients 2] [--rounds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench._servers import client_env, run_pgbench, settle, start_pgtls, tree_cpu_seconds  # noqa: E402
+from tests import certset  # noqa: E402
+
+
+def start_from(tree: Path, certs: Any, cleanup: list[Callable[[], None]]) -> Any:
+    """pgtls of ``tree`` (``python -m pgtls`` puts the working directory first on the path)."""
+    cwd, saved = os.getcwd(), os.environ.get("PYTHONPATH")
+    os.chdir(tree)
+    os.environ["PYTHONPATH"] = str(tree)
+    try:
+        return start_pgtls(certs, cleanup, workers="1")
+    finally:
+        os.chdir(cwd)
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--old", type=Path, required=True, help="the tree to compare with (a checkout of pgtls)")
+    ap.add_argument("--new", type=Path, default=ROOT, help="the tree under test (default: this one)")
+    ap.add_argument("--clients", default="2", help="pgbench -c and -j")
+    ap.add_argument("--rounds", type=int, default=10)
+    args = ap.parse_args(argv)
+    cleanup: list[Callable[[], None]] = []
+    tmp = Path(tempfile.mkdtemp())
+    home = tmp / "home"
+    home.mkdir()
+    certs = certset.build(tmp / "c")
+    for p in (tmp / "c").rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    env = client_env(home)
+    sql = tmp / "select1.sql"
+    sql.write_text("SELECT 1;\n")
+    try:
+        servers = {
+            name: start_from(tree.resolve(), certs, cleanup)
+            for name, tree in (("old", args.old), ("new", args.new))
+        }
+        res: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
+        pgbench = ["-n", "-C", "-f", str(sql), "-c", args.clients, "-j", args.clients, "-T", "3"]
+        for r in range(args.rounds):
+            order = list(servers.items())
+            for name, s in order if r % 2 == 0 else reversed(order):
+                settle([s.proc.pid])
+                c0 = tree_cpu_seconds(s.proc.pid)
+                out = run_pgbench(s.port, env, pgbench, 60)
+                settle([s.proc.pid])
+                c1 = tree_cpu_seconds(s.proc.pid)
+                res[name].append((out["tps"], (c1 - c0) * 1000 / out["transactions"]))
+        for name, rows in res.items():
+            print(
+                f"{name}: conn/s {[round(x[0]) for x in rows]} median {statistics.median(x[0] for x in rows):.0f}"
+                f" | CPU ms/conn {[round(x[1], 2) for x in rows]} median {statistics.median(x[1] for x in rows):.3f}"
+            )
+        cpu = [b[1] / a[1] for a, b in zip(res["old"], res["new"], strict=True)]
+        rate = [b[0] / a[0] for a, b in zip(res["old"], res["new"], strict=True)]
+        print(
+            f"paired new/old CPU per connection: median {statistics.median(cpu):.3f} {[round(x, 3) for x in cpu]}"
+        )
+        print(f"paired new/old conn/s: median {statistics.median(rate):.3f} {[round(x, 3) for x in rate]}")
+    finally:
+        for c in reversed(cleanup):
+            try:
+                c()
+            except Exception as e:  # noqa: BLE001 - clean up everything else
+                print(f"cleanup: {e}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
