@@ -25,6 +25,7 @@ import ssl
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -241,6 +242,26 @@ def client_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.update(HOME=str(home), PGSSLMODE="require", PGCONNECT_TIMEOUT="10", PGAPPNAME="pgbench")
     return env
+
+
+def bench_workspace(prefix: str, cleanup: list[Callable[[], None]]) -> tuple[Path, dict[str, str], Path]:
+    """A work directory the postgres user can enter (removed at cleanup), pgbench's environment with an
+    empty HOME inside it (:func:`client_env`), and a pgbench script of one ``SELECT 1`` there."""
+    work = shared_tmpdir(prefix)
+    cleanup.append(lambda: shutil.rmtree(work, ignore_errors=True))
+    env = client_env(Path(tempfile.mkdtemp(prefix="home-", dir=work)))
+    script = work / "select1.sql"
+    script.write_text("SELECT 1;\n")
+    return work, env, script
+
+
+def run_cleanup(cleanup: list[Callable[[], None]]) -> None:
+    """The cleanup steps, newest first; one that fails is reported and the rest still run."""
+    for fn in reversed(cleanup):
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - keep stopping the others
+            print(f"cleanup: {e}", file=sys.stderr)
 
 
 def run_pgbench(

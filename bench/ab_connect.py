@@ -17,14 +17,20 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench._servers import client_env, run_pgbench, settle, start_pgtls, tree_cpu_seconds  # noqa: E402
+from bench._servers import (  # noqa: E402
+    bench_workspace,
+    run_cleanup,
+    run_pgbench,
+    settle,
+    start_pgtls,
+    tree_cpu_seconds,
+)
 from tests import certset  # noqa: E402
 
 
@@ -51,16 +57,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args(argv)
     cleanup: list[Callable[[], None]] = []
-    tmp = Path(tempfile.mkdtemp())
-    home = tmp / "home"
-    home.mkdir()
-    certs = certset.build(tmp / "c")
-    for p in (tmp / "c").rglob("*"):
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    env = client_env(home)
-    sql = tmp / "select1.sql"
-    sql.write_text("SELECT 1;\n")
+    work, env, sql = bench_workspace("pgtls-ab-", cleanup)
     try:
+        certs = certset.build(work / "certs")
         servers = {
             name: start_from(tree.resolve(), certs, cleanup)
             for name, tree in (("old", args.old), ("new", args.new))
@@ -88,11 +87,7 @@ def main(argv: list[str]) -> int:
         )
         print(f"paired new/old conn/s: median {statistics.median(rate):.3f} {[round(x, 3) for x in rate]}")
     finally:
-        for c in reversed(cleanup):
-            try:
-                c()
-            except Exception as e:  # noqa: BLE001 - clean up everything else
-                print(f"cleanup: {e}", file=sys.stderr)
+        run_cleanup(cleanup)
     return 0
 
 

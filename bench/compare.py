@@ -65,7 +65,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,9 +80,9 @@ from _servers import (  # noqa: E402
     TreeCpu,
     _procs,
     _tree,
+    bench_workspace,
     binary_version,
     child_pids,
-    client_env,
     comm,
     direct_pg_bindir,
     machine_busy_seconds,
@@ -94,6 +93,7 @@ from _servers import (  # noqa: E402
     psql_binary,
     psql_cmd,
     rss_mb,
+    run_cleanup,
     run_pgbench,
     settle,
     start_pgbouncer,
@@ -103,7 +103,6 @@ from _servers import (  # noqa: E402
 )
 
 from tests import certset  # noqa: E402
-from tests.pgserver import shared_tmpdir  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ALL_SERVERS = ("pgtls", "postgres", "pgbouncer")
@@ -1656,11 +1655,7 @@ def main(argv: list[str] | None = None, **defaults: Any) -> int:
             flush=True,
         )
     cleanup: list[Callable[[], None]] = []
-    work = shared_tmpdir("pgtls-bench-")
-    cleanup.append(lambda: shutil.rmtree(work, ignore_errors=True))
-    env = client_env(Path(tempfile.mkdtemp(prefix="home-", dir=work)))
-    script = work / "select1.sql"
-    script.write_text("SELECT 1;\n")
+    work, env, script = bench_workspace("pgtls-bench-", cleanup)
     t0 = time.monotonic()
     load_before = os.getloadavg()
     parts: dict[str, list[dict]] = {}
@@ -1757,11 +1752,7 @@ def main(argv: list[str] | None = None, **defaults: Any) -> int:
                         path, n, unit, scale, args.profile_top, args.sample_rate, cpu
                     )
     finally:
-        for fn in reversed(cleanup):
-            try:
-                fn()
-            except Exception as e:  # noqa: BLE001 - keep stopping the others
-                print(f"cleanup: {e}", file=sys.stderr)
+        run_cleanup(cleanup)
 
     result: dict[str, Any] = {
         "benchmark": "compare",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench._servers import (  # noqa: E402
-    client_env,
+    bench_workspace,
+    run_cleanup,
     run_pgbench,
     start_pgbouncer,
     start_pgtls,
@@ -46,16 +46,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("-T", type=int, default=4, help="seconds per run")
     args = ap.parse_args(argv)
     cleanup: list[Callable[[], None]] = []
-    tmp = Path(tempfile.mkdtemp())
-    home = tmp / "home"
-    home.mkdir()
-    certs = certset.build(tmp / "c")
-    for p in (tmp / "c").rglob("*"):
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    env = client_env(home)
-    sql = tmp / "select1.sql"
-    sql.write_text("SELECT 1;\n")
+    work, env, sql = bench_workspace("pgtls-scaling-", cleanup)
     try:
+        certs = certset.build(work / "certs")
         pgtls = start_pgtls(certs, cleanup, workers="1")
         pg = start_postgres(certs, cleanup)
         bouncer = start_pgbouncer(certs, pg, cleanup)
@@ -80,11 +73,7 @@ def main(argv: list[str]) -> int:
                     flush=True,
                 )
     finally:
-        for c in reversed(cleanup):
-            try:
-                c()
-            except Exception as e:  # noqa: BLE001 - clean up everything else
-                print(f"cleanup: {e}", file=sys.stderr)
+        run_cleanup(cleanup)
     return 0
 
 

@@ -16,9 +16,9 @@ import time
 import psycopg
 import pytest
 
-from pgtls.protocol.startup import cancel_request_packet, startup_packet
+from pgtls.protocol.startup import cancel_request_packet, ssl_request_packet, startup_packet
 from tests.pgserver import managed_pg_bin
-from tests.pgtlsserver import PgtlsServer
+from tests.pgtlsserver import tls_server
 from tests.rawclient import Raw, parse_messages
 
 
@@ -146,26 +146,21 @@ def test_psql_18_negotiates_32_and_cancels(relay_and_pg):
 
 
 @pytest.fixture(scope="module")
-def tls_server(certs):
-    s = PgtlsServer().init()
-    s.copy_in(certs.path("server-chain.crt"), "server.crt", 0o644)
-    s.copy_in(certs.path("server.key"), "server.key", 0o600)
-    s.conf(ssl="on")
-    s.write("pg_hba.conf", "hostssl all all 127.0.0.1/32 trust\n")
-    s.start()
+def trust_tls(certs):
+    s = tls_server(certs)
     yield s
     print(s.full_log()[-4000:])
     s.cleanup()
 
 
 @pytest.mark.parametrize("extra", [{}, {"_pq_.unknown": "1"}])
-def test_the_login_reply_is_one_tls_record(tls_server, extra):
+def test_the_login_reply_is_one_tls_record(trust_tls, extra):
     """As PostgreSQL (which flushes neither NegotiateProtocolVersion nor AuthenticationOk on their own), the
     whole reply to a trust login -- up to ReadyForQuery -- comes in one TLS record: one read of the TLS
     socket (OpenSSL returns at most one record per read) holds all of it."""
-    r = Raw(tls_server.port)
+    r = Raw(trust_tls.port)
     try:
-        r.send(struct.pack("!ii", 8, 80877103))
+        r.send(ssl_request_packet())
         assert r.recv_exact(1) == b"S"
         r.start_tls()
         r.send(startup_packet({"user": "postgres", "database": "postgres", **extra}, minor=2))
