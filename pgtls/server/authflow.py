@@ -41,7 +41,6 @@ CLUSTER_SECRET_FILE = Path("global") / "pgtls_mock_secret"
 @dataclass(frozen=True)
 class AuthOutcome:
     is_superuser: bool
-    sent_ok: bool  # AuthenticationOk already sent, or held to go with what follows (Channel.hold)
     authn_id: str | None = None
     proven: ProvenSecret | None = field(default=None, repr=False)  # for the relay's upstream login
 
@@ -209,9 +208,7 @@ async def authenticate(conn: AuthConn, startup: Startup) -> AuthOutcome:
         raise PgError(
             TOO_MANY_CONNECTIONS, f'too many connections for role "{startup.user}"', severity="FATAL"
         )
-    return AuthOutcome(
-        is_superuser=bool(role and role.superuser), sent_ok=True, authn_id=out.authn_id, proven=out.proven
-    )
+    return AuthOutcome(is_superuser=bool(role and role.superuser), authn_id=out.authn_id, proven=out.proven)
 
 
 def reserved_slots_check(server: AuthServer, roles: Any, user: str) -> None:

@@ -313,7 +313,7 @@ class Connection:
             )
             entry.session = session
             parameters = session.startup_parameters()
-        out: list[bytes] = [] if ident.sent_ok else [m.auth_ok()]
+        out: list[bytes] = []  # after AuthenticationOk, which authenticate() held (Channel.hold)
         for name, value in parameters:
             out.append(m.parameter_status(name, value))
         out.append(m.backend_key_data(info.pid, entry.cancel_key))
