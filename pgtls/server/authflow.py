@@ -9,13 +9,11 @@ worker thread, never on the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import struct
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -29,6 +27,7 @@ from pgtls.errors import PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
 from pgtls.protocol import messages as m
 from pgtls.protocol.startup import Closed, Startup
 from pgtls.server.channel import Channel, RawConn
+from pgtls.server.offload import Offload
 from pgtls.server.registry import SessionRegistry
 from pgtls.server.snapshot import Snapshot
 from pgtls.server.stats import Stats
@@ -53,7 +52,7 @@ class AuthServer(Protocol):
     @property
     def cluster_secret(self) -> bytes: ...
     @property
-    def preauth_executor(self) -> Executor: ...
+    def preauth_offload(self) -> Offload: ...
     @property
     def registry(self) -> SessionRegistry: ...
     @property
@@ -117,7 +116,6 @@ def _log_lines(lines: tuple[LogLine, ...]) -> None:
 async def authenticate(conn: AuthConn, startup: Startup) -> AuthOutcome:
     server = conn.server
     snap = conn.snap
-    loop = asyncio.get_running_loop()
     # The relay asks PostgreSQL's pg_authid per login (nothing cached); the embedded backend has its store.
     roles = await server.role_lookup(startup.user, startup.database)
     facts = ConnFacts(
@@ -155,9 +153,7 @@ async def authenticate(conn: AuthConn, startup: Startup) -> AuthOutcome:
     gone = threading.Event()
     try:
         if needs_lookups(snap.hba):
-            mr = await loop.run_in_executor(
-                server.preauth_executor, _unless_gone, gone, match_detail, snap.hba, facts, roles
-            )
+            mr = await server.preauth_offload.run(_unless_gone, gone, match_detail, snap.hba, facts, roles)
         else:
             mr = match_detail(snap.hba, facts, roles)
         flow = AuthFlow(
@@ -177,9 +173,7 @@ async def authenticate(conn: AuthConn, startup: Startup) -> AuthOutcome:
             if too_long:
                 out = flow.too_long()
             elif flow.blocking:
-                out = await loop.run_in_executor(
-                    server.preauth_executor, _unless_gone, gone, flow.step, body, kind
-                )
+                out = await server.preauth_offload.run(_unless_gone, gone, flow.step, body, kind)
             else:
                 out = flow.step(body, kind)
     finally:

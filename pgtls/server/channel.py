@@ -19,7 +19,8 @@ import ssl
 import threading
 import typing
 from collections.abc import Callable
-from concurrent.futures import Executor
+
+from pgtls.server.offload import Offload
 
 # Pause reading when this much unconsumed input is queued (flow control against a flooding client).
 READ_HIGH_WATER = 1 << 20
@@ -175,9 +176,9 @@ class TlsFailed(Exception):
 class Channel:
     """Plaintext view of a connection: TLS (if started) is applied transparently."""
 
-    def __init__(self, raw: RawConn, executor: Executor | None) -> None:
+    def __init__(self, raw: RawConn, offload: Offload | None) -> None:
         self.raw = raw
-        self.executor = executor
+        self.offload = offload
         self.sslobj: ssl.SSLObject | None = None
         self._in: ssl.MemoryBIO | None = None
         self._out: ssl.MemoryBIO | None = None
@@ -204,8 +205,8 @@ class Channel:
         self.handshake_obj = sslobj
         if initial:
             self._in.write(initial)
-        loop = asyncio.get_running_loop()
-        inline = self.executor is None
+        offload = self.offload
+        inline = offload is None
         while True:
             if not self._in.pending:
                 # Nothing to feed the engine yet: wait here rather than spend a thread hand-off on a
@@ -216,10 +217,10 @@ class Channel:
                     raise TlsFailed("EOF detected") from None
                 self._in.write(data)
             try:
-                if inline or (alone is not None and alone()):
+                if inline or offload is None or (alone is not None and alone()):
                     sslobj.do_handshake()
                 else:
-                    await loop.run_in_executor(self.executor, sslobj.do_handshake)
+                    await offload.run(sslobj.do_handshake)
                 break
             except ssl.SSLWantReadError:
                 inline = inline or _rest_is_cheap(context, sslobj)

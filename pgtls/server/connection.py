@@ -41,6 +41,7 @@ from pgtls.protocol.startup import (
 from pgtls.server import admin
 from pgtls.server.authflow import AlreadyLogged, AuthOutcome, AuthServer, authenticate
 from pgtls.server.channel import Channel, RawConn, TlsFailed
+from pgtls.server.offload import Offload
 from pgtls.server.registry import Entry
 from pgtls.server.snapshot import Snapshot
 from pgtls.server.state import ADMIN_DATABASE
@@ -65,7 +66,7 @@ class ConnServer(AuthServer, Protocol):
     @property
     def shutting_down_fast(self) -> bool: ...
     @property
-    def tls_executor(self) -> Executor: ...
+    def tls_offload(self) -> Offload: ...
     @property
     def connections(self) -> set[Any]: ...
     @property
@@ -81,7 +82,7 @@ class Connection:
         self.server = server
         self.raw = raw
         self.snap: Snapshot = server.snapshot
-        self.channel = Channel(raw, server.tls_executor)
+        self.channel = Channel(raw, server.tls_offload)
         self.entry: Entry | None = None
         self.tls_facts: tlsmod.ConnectionFacts | None = None
         self.tls_config: tlsmod.TlsConfig | None = (

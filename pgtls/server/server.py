@@ -31,6 +31,7 @@ from pgtls.config.settings import Settings, load_settings, reload_settings
 from pgtls.osproc import SHUTDOWN_SIGNALS
 from pgtls.server.channel import RawConn
 from pgtls.server.listeners import ListenError, bind_tcp, bind_unix
+from pgtls.server.offload import Offload
 from pgtls.server.pidfile import PidFile
 from pgtls.server.registry import SessionRegistry
 from pgtls.server.reloadanswer import ensure_run_dir, process_answer, read_answer, write_answer
@@ -132,10 +133,8 @@ class Server:
         self.db_executor = ThreadPoolExecutor(
             max_workers=int(s["max_connections"]) + 8, thread_name_prefix="pgtls-db"
         )
-        self.tls_executor = ThreadPoolExecutor(max_workers=TLS_WORKERS, thread_name_prefix="pgtls-tls")
-        self.preauth_executor = ThreadPoolExecutor(
-            max_workers=PREAUTH_WORKERS, thread_name_prefix="pgtls-auth"
-        )
+        self.tls_offload = Offload(TLS_WORKERS, "pgtls-tls")
+        self.preauth_offload = Offload(PREAUTH_WORKERS, "pgtls-auth")
         self.reload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgtls-reload")
         from pgtls.auth.roles import RoleStore
         from pgtls.server.authflow import cluster_secret
@@ -627,8 +626,10 @@ class Server:
             log.log("database system is shut down")
 
     def close_executors(self) -> None:
-        for ex in (self.db_executor, self.tls_executor, self.preauth_executor, self.reload_executor):
+        for ex in (self.db_executor, self.reload_executor):
             ex.shutdown(wait=False, cancel_futures=True)
+        self.tls_offload.close()
+        self.preauth_offload.close()
 
     async def _shutdown_relay(self, mode: str) -> None:
         """Relayed sessions end the way PostgreSQL ends them: its backends send the FATAL (57P01 on a
