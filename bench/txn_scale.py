@@ -40,7 +40,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._servers import PgBouncer, pgbouncer_binary, start_pgtls, start_postgres  # noqa: E402
+from bench._servers import (  # noqa: E402
+    PgBouncer,
+    pgbouncer_binary,
+    run_cleanup,
+    start_pgtls,
+    start_postgres,
+)
 from tests import certset, scaleclient  # noqa: E402
 
 TRANSACTION = "BEGIN; SELECT count(*) FROM pg_class WHERE relpages >= 0; COMMIT"
@@ -363,11 +369,7 @@ def main() -> int:
                 )
             )
     finally:
-        for c in reversed(cleanup):
-            try:
-                c()
-            except Exception:  # noqa: BLE001
-                pass
+        run_cleanup(cleanup)
     by = {r["server"]: r for r in rows}
     if "pgtls" in by and "pgbouncer" in by:
         a, b2 = by["pgtls"], by["pgbouncer"]
