@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Two pgtls trees side by side: which connects faster, measured in pairs.
+"""Two pgtls trees side by side: which connects (or, with ``--select``, relays) faster, measured in pairs.
 
 This host's speed drifts by up to 2x over minutes, so a before/after comparison of a small change only
 holds when the two run in turns: both servers (one worker each, the same certificates) run at once and
@@ -9,6 +9,7 @@ medians new/old.
 
     git worktree add /tmp/old HEAD~1     # or: mkdir /tmp/old && git archive REV | tar -x -C /tmp/old
     .venv/bin/python bench/ab_connect.py --old /tmp/old [--clients 2] [--rounds 10]
+    .venv/bin/python bench/ab_connect.py --old /tmp/old --select simple --clients 8   # pgbench -S -c 8 -j 2
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench._servers import (  # noqa: E402
     bench_workspace,
+    pgbench_binary,
     run_cleanup,
     run_pgbench,
     settle,
@@ -53,7 +56,12 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--old", type=Path, required=True, help="the tree to compare with (a checkout of pgtls)")
     ap.add_argument("--new", type=Path, default=ROOT, help="the tree under test (default: this one)")
-    ap.add_argument("--clients", default="2", help="pgbench -c and -j")
+    ap.add_argument("--clients", default="2", help="pgbench -c and -j (-j at most 2 with --select)")
+    ap.add_argument(
+        "--select",
+        choices=("simple", "extended"),
+        help="instead of connects: select-only transactions (pgbench -i -s 1 first; -S -M MODE)",
+    )
     ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args(argv)
     cleanup: list[Callable[[], None]] = []
@@ -65,7 +73,28 @@ def main(argv: list[str]) -> int:
             for name, tree in (("old", args.old), ("new", args.new))
         }
         res: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
-        pgbench = ["-n", "-C", "-f", str(sql), "-c", args.clients, "-j", args.clients, "-T", "3"]
+        if args.select:
+            for s in servers.values():
+                init = [
+                    pgbench_binary(),
+                    "-i",
+                    "-s",
+                    "1",
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(s.port),
+                    "-U",
+                    "postgres",
+                ]
+                subprocess.run([*init, "postgres"], env=env, check=True, capture_output=True, timeout=120)
+            jobs = str(min(2, int(args.clients)))
+            pgbench = ["-n", "-S", "-M", args.select, "-c", args.clients, "-j", jobs, "-T", "3"]
+            unit, scale = "txn", 1e6  # CPU in us per transaction
+        else:
+            pgbench = ["-n", "-C", "-f", str(sql), "-c", args.clients, "-j", args.clients, "-T", "3"]
+            unit, scale = "conn", 1e3  # CPU in ms per connection
         for r in range(args.rounds):
             order = list(servers.items())
             for name, s in order if r % 2 == 0 else reversed(order):
@@ -74,18 +103,19 @@ def main(argv: list[str]) -> int:
                 out = run_pgbench(s.port, env, pgbench, 60)
                 settle([s.proc.pid])
                 c1 = tree_cpu_seconds(s.proc.pid)
-                res[name].append((out["tps"], (c1 - c0) * 1000 / out["transactions"]))
+                res[name].append((out["tps"], (c1 - c0) * scale / out["transactions"]))
         for name, rows in res.items():
             print(
-                f"{name}: conn/s {[round(x[0]) for x in rows]} median {statistics.median(x[0] for x in rows):.0f}"
-                f" | CPU ms/conn {[round(x[1], 2) for x in rows]} median {statistics.median(x[1] for x in rows):.3f}"
+                f"{name}: {unit}/s {[round(x[0]) for x in rows]} median {statistics.median(x[0] for x in rows):.0f}"
+                f" | CPU {'us' if args.select else 'ms'}/{unit} {[round(x[1], 2) for x in rows]}"
+                f" median {statistics.median(x[1] for x in rows):.3f}"
             )
         cpu = [b[1] / a[1] for a, b in zip(res["old"], res["new"], strict=True)]
         rate = [b[0] / a[0] for a, b in zip(res["old"], res["new"], strict=True)]
         print(
-            f"paired new/old CPU per connection: median {statistics.median(cpu):.3f} {[round(x, 3) for x in cpu]}"
+            f"paired new/old CPU per {unit}: median {statistics.median(cpu):.3f} {[round(x, 3) for x in cpu]}"
         )
-        print(f"paired new/old conn/s: median {statistics.median(rate):.3f} {[round(x, 3) for x in rate]}")
+        print(f"paired new/old {unit}/s: median {statistics.median(rate):.3f} {[round(x, 3) for x in rate]}")
     finally:
         run_cleanup(cleanup)
     return 0
