@@ -264,6 +264,27 @@ def run_cleanup(cleanup: list[Callable[[], None]]) -> None:
             print(f"cleanup: {e}", file=sys.stderr)
 
 
+def pgbench_init(port: int, env: dict[str, str], scale: int = 1, host: str = "127.0.0.1") -> None:
+    """``pgbench -i -q -s scale`` in database postgres as postgres; pgbench's output in the error if it fails."""
+    cmd = [
+        pgbench_binary(),
+        "-i",
+        "-q",
+        "-s",
+        str(scale),
+        "-h",
+        host,
+        "-p",
+        str(port),
+        "-U",
+        "postgres",
+        "postgres",
+    ]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"pgbench -i failed on {host}:{port}:\n{r.stdout}{r.stderr}")
+
+
 def run_pgbench(
     port: int, env: dict[str, str], args: list[str], timeout: float, user: str = "postgres"
 ) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench._servers import (  # noqa: E402
     bench_workspace,
-    pgbench_binary,
+    pgbench_init,
     run_cleanup,
     run_pgbench,
     settle,
@@ -75,20 +74,7 @@ def main(argv: list[str]) -> int:
         res: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
         if args.select:
             for s in servers.values():
-                init = [
-                    pgbench_binary(),
-                    "-i",
-                    "-s",
-                    "1",
-                    "-q",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(s.port),
-                    "-U",
-                    "postgres",
-                ]
-                subprocess.run([*init, "postgres"], env=env, check=True, capture_output=True, timeout=120)
+                pgbench_init(s.port, env)
             jobs = str(min(2, int(args.clients)))
             pgbench = ["-n", "-S", "-M", args.select, "-c", args.clients, "-j", jobs, "-T", "3"]
             unit, scale = "txn", 1e6  # CPU in us per transaction

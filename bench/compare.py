@@ -88,6 +88,7 @@ from _servers import (  # noqa: E402
     machine_busy_seconds,
     own_children_cpu_seconds,
     pgbench_binary,
+    pgbench_init,
     pgbouncer_binary,
     psql,
     psql_binary,
@@ -456,27 +457,7 @@ def load_select_data(t: Target, args: argparse.Namespace, env: dict[str, str]) -
     t0 = time.perf_counter()
     host, port = t.setup_at
     if t.dialect == "postgres":
-        r = subprocess.run(
-            [
-                pgbench_binary(),
-                "-i",
-                "-q",
-                "-s",
-                str(args.scale),
-                "-h",
-                host,
-                "-p",
-                str(port),
-                "-U",
-                "postgres",
-                "postgres",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if r.returncode != 0:
-            raise RuntimeError(f"pgbench -i failed on {t.name}:\n{r.stdout}{r.stderr}")
+        pgbench_init(port, env, args.scale, host)
     else:  # the DuckDB backend: the tables pgbench -S reads, built with SQL (pgbench -i's DDL is PostgreSQL's)
         n = 100_000 * args.scale
         psql(t.port, "DROP TABLE IF EXISTS pgbench_accounts; DROP TABLE IF EXISTS pgbench_branches", env)

@@ -27,6 +27,7 @@ from bench._servers import (  # noqa: E402
     bench_workspace,
     child_pids,
     pgbench_binary,
+    pgbench_init,
     run_cleanup,
     start_pgbouncer,
     start_pgtls,
@@ -103,25 +104,7 @@ def main(argv: list[str]) -> int:
         bouncer = start_pgbouncer(certs, pg, cleanup)
         assert pgtls.proc is not None and bouncer.proc is not None and pg.proc is not None
         for port in (pgtls.port, pg.port):
-            subprocess.run(
-                [
-                    pgbench_binary(),
-                    "-i",
-                    "-s",
-                    "1",
-                    "-q",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "-U",
-                    "postgres",
-                    "postgres",
-                ],
-                env=env,
-                check=True,
-                capture_output=True,
-            )
+            pgbench_init(port, env)
         targets = {
             "pgtls": (pgtls.port, pgtls.proc.pid, pgtls.postmaster_pid()),
             "pgbouncer": (bouncer.port, bouncer.proc.pid, pg.proc.pid),
