@@ -1711,8 +1711,8 @@ def main(argv: list[str] | None = None, **defaults: Any) -> int:
             server_pid = server.proc.pid
             server.stop()  # SIGINT: fast shutdown; the cProfile launcher writes what is left on the way out
             for name, path in args.profile_files.items():
-                if name == "connect":
-                    row, n, unit, scale, key = parts["connect"][0], 0, "conn", 1000, "cpu_ms_per_conn_by_part"
+                if name in ("connect", "scram"):  # connection parts: rows of connect_part
+                    row, n, unit, scale, key = parts[name][0], 0, "conn", 1000, "cpu_ms_per_conn_by_part"
                     n = row["connections"]
                     cpu = row[key].get("pgtls_process", 0) * n / scale
                 else:
