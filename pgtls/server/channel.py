@@ -206,7 +206,7 @@ class Channel:
         if initial:
             self._in.write(initial)
         offload = self.offload
-        inline = offload is None
+        inline = False  # the rest of the handshake is cheap (see _rest_is_cheap)
         while True:
             if not self._in.pending:
                 # Nothing to feed the engine yet: wait here rather than spend a thread hand-off on a

@@ -5,8 +5,8 @@ connections of the loop) and the blocking pre-authentication work (PBKDF2, host-
 lookups) run here.  ``loop.run_in_executor`` with a ``ThreadPoolExecutor`` does the
 same through a ``concurrent.futures.Future`` (a condition variable, a work item, a
 second future chained back to the loop); on this 2-core machine that costs about
-twice as much CPU per hand-off as a queue item and a ``call_soon_threadsafe``
-(``bench/README.md``: 88 vs 45 µs per hop, thread wake-ups included).
+60% more CPU per hand-off than a queue item and a ``call_soon_threadsafe``
+(``bench/handoff.py``: 79-89 vs 51-55 µs per hand-off, thread wake-ups included).
 
 Threads start when work arrives and no thread is idle, up to ``max_threads``; work
 beyond that waits in the queue.  A result that arrives after its caller stopped
