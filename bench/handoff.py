@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """What one hand-off of a login step to a thread and back costs: ``loop.run_in_executor`` with a
-``ThreadPoolExecutor`` against pgtls's ``Offload`` (pgtls/server/offload.py), on uvloop as pgtls runs.
+``ThreadPoolExecutor`` against pgtls's ``Offload`` (pgtls/server/offload.py), on the event loop pgtls runs on
+(uvloop unless ``PGTLS_EVENT_LOOP=asyncio``).
 
     .venv/bin/python bench/handoff.py [-n 20000] [--rounds 3]
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pgtls.server.eventloop import run_event_loop  # noqa: E402
 from pgtls.server.offload import Offload  # noqa: E402
 
 
@@ -47,16 +49,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("-n", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args(argv)
-    try:
-        import uvloop
-
-        run = uvloop.run
-    except ImportError:
-        run = asyncio.run
     for r in range(args.rounds):
         for name, fn in (("ThreadPoolExecutor", _executor), ("Offload", _offload)):
             c0, t0 = time.process_time(), time.perf_counter()
-            run(fn(args.n))
+            run_event_loop(fn(args.n))
             cpu, wall = time.process_time() - c0, time.perf_counter() - t0
             print(
                 f"round {r + 1} {name:18} CPU {cpu / args.n * 1e6:6.1f} us/hand-off  "

@@ -4,8 +4,8 @@
     .venv/bin/python bench/relay_path.py [-n 20000] [--rounds 3]
 
 A real ``RelaySession`` between a real ``Channel`` (TLS 1.3 session made with the test certificates, memory
-BIOs) and a real ``UpstreamConn``, on uvloop; only the two sockets are replaced by transports that count
-bytes.  Each transaction feeds one client TLS record (a simple Query, or Parse/Bind/Describe/Execute/Sync
+BIOs) and a real ``UpstreamConn``, on pgtls's event loop (``pgtls.server.eventloop``); only the two sockets
+are replaced by transports that count bytes.  Each transaction feeds one client TLS record (a simple Query, or Parse/Bind/Describe/Execute/Sync
 as ``pgbench -M extended`` sends) and one upstream reply (RowDescription, DataRow, CommandComplete,
 ReadyForQuery) and the session decrypts, walks, forwards, encrypts.  The floor is the same decrypt and
 encrypt done straight on the SSL object.  Everything stays in the CPU's caches here, which a real
@@ -30,6 +30,7 @@ from bench._servers import CERT, KEY  # noqa: E402
 from pgtls.backends.relay.session import RelaySession  # noqa: E402
 from pgtls.backends.relay.upstream import UpstreamConn  # noqa: E402
 from pgtls.server.channel import Channel, RawConn  # noqa: E402
+from pgtls.server.eventloop import run_event_loop  # noqa: E402
 from tests import certset  # noqa: E402
 
 SQL = b"SELECT abalance FROM pgbench_accounts WHERE aid = "
@@ -156,12 +157,7 @@ def relayed(certs: certset.CertSet, mode: str, n: int) -> float:
         task.cancel()
         return spent / n
 
-    try:
-        import uvloop
-
-        return uvloop.run(run())
-    except ImportError:
-        return asyncio.run(run())
+    return run_event_loop(run())
 
 
 def floor(certs: certset.CertSet, mode: str, n: int) -> float:

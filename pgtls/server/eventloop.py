@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 EVENT_LOOP_ENV = "PGTLS_EVENT_LOOP"
+T = TypeVar("T")
 
 
-def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
+def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` on uvloop when it is installed (the default: measurably less CPU per connection and per
     transaction, docs/architecture.md), or on asyncio's own loop; ``PGTLS_EVENT_LOOP=asyncio|uvloop``
     chooses (uvloop then must be installed)."""
