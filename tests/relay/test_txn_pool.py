@@ -549,7 +549,7 @@ def _rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
-    return 0
+    raise AssertionError(f"no VmRSS for {pid}")
 
 
 async def _idle_clients(port: int, n: int, rootcert: str, hold: Any) -> int:
@@ -649,19 +649,12 @@ def test_idle_client_during_a_cluster_restart_gets_57p03_not_a_hang(certs, keys)
 
 # ---------------------------------------------------------------- scale: ten thousand idle TLS clients
 
-IDLE_CLIENTS = 10_000
+SCALE_CLIENTS = 10_000
 IDLE_CLIENT_PROCS = 2  # client processes (each holds its share on its own event loop)
 IDLE_HANDSHAKES = 100  # TLS handshakes in flight per client process
 IDLE_POOL = 5
 # About twice what bench/txn_scale.py measures for pgtls (29.3 KB per client; PgBouncer 15.5 KB).
 IDLE_KB_PER_CLIENT = 64
-
-
-def _rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 def _fds(pid: int) -> int:
@@ -683,12 +676,12 @@ def test_10000_idle_tls_clients_are_held_with_bounded_memory(certs):
     once on one pgtls process in transaction mode: every one logged in, pgtls holds a descriptor for each,
     its memory grows by at most IDLE_KB_PER_CLIENT per client, the cluster sees no more than the pool; then
     every session still answers a query, and once they have all gone pgtls's descriptors are back."""
-    need = IDLE_CLIENTS + 2000
+    need = SCALE_CLIENTS + 2000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), max(hard, need)))  # pgtls inherits it
     s = txn_server(
         certs,
-        max_connections=str(IDLE_CLIENTS + 100),
+        max_connections=str(SCALE_CLIENTS + 100),
         default_pool_size=str(IDLE_POOL),
         query_wait_timeout="60",
     )
@@ -698,7 +691,7 @@ def test_10000_idle_tls_clients_are_held_with_bounded_memory(certs):
         rss_before, fds_before = _rss_kb(pid), _fds(pid)
         ctx = multiprocessing.get_context("spawn")
         logged_in, done, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-        share = IDLE_CLIENTS // IDLE_CLIENT_PROCS
+        share = SCALE_CLIENTS // IDLE_CLIENT_PROCS
         procs = [
             ctx.Process(
                 target=scaleclient.hold,
@@ -710,17 +703,17 @@ def test_10000_idle_tls_clients_are_held_with_bounded_memory(certs):
             p.start()
         try:
             logins = [logged_in.get(timeout=300) for _ in procs]
-            assert sum(c for c, _, _ in logins) == IDLE_CLIENTS, logins
+            assert sum(c for c, _, _ in logins) == SCALE_CLIENTS, logins
             time.sleep(1)  # let the last logins' transient buffers go
             held_fds = _fds(pid)
-            assert held_fds >= fds_before + IDLE_CLIENTS, (fds_before, held_fds)
-            kb = (_rss_kb(pid) - rss_before) / IDLE_CLIENTS
-            print(f"pgtls holds {IDLE_CLIENTS} idle TLS clients at {kb:.1f} KB each")
+            assert held_fds >= fds_before + SCALE_CLIENTS, (fds_before, held_fds)
+            kb = (_rss_kb(pid) - rss_before) / SCALE_CLIENTS
+            print(f"pgtls holds {SCALE_CLIENTS} idle TLS clients at {kb:.1f} KB each")
             assert kb <= IDLE_KB_PER_CLIENT, kb
             assert _pool_backends(s) <= IDLE_POOL
             go.set()
             answers = [done.get(timeout=300) for _ in procs]
-            assert sum(ok for ok, _ in answers) == IDLE_CLIENTS, answers
+            assert sum(ok for ok, _ in answers) == SCALE_CLIENTS, answers
         finally:
             go.set()
             for p in procs:
