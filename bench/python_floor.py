@@ -14,10 +14,12 @@ that does almost nothing else.
 
     .venv/bin/python bench/python_floor.py [--rounds 3] [-T 4] [--select-time 8]
 
-Three variants add one piece of pgtls's login each (``FLOORS``): ``floor+offload`` does the first handshake
-step (the public-key work) in a thread of pgtls's own ``Offload``, as pgtls does when another connection
-shares its loop; ``floor+2rt`` makes two round trips per login on a shared privileged upstream session (a
-prepared ``SELECT``, where pgtls runs its role lookup and its identity-row upsert); ``floor+both`` both.
+Variants add one piece of pgtls's login each (``FLOORS``): ``floor+offload`` does the first handshake step
+(the public-key work) in a thread of pgtls's own ``Offload``, as pgtls does when another connection shares
+its loop; ``floor+noop`` hands a no-op to that thread at the same point and does the handshake on the loop
+(the hand-off's own cost); ``floor+2rt`` makes two round trips per login on a shared privileged upstream
+session (a prepared ``SELECT``, where pgtls runs its role lookup and its identity-row upsert);
+``floor+both`` the hand-off with the handshake and the round trips.
 
 The servers (the floors and PgBouncer in front of the same PostgreSQL, pgtls with one worker and its managed
 cluster) take turns over ``pgbench -n -C -c 2 -j 2`` (TLS connects, ``SELECT 1``), and the bare floor, pgtls
@@ -66,6 +68,7 @@ UPSTREAM_POOL = 12
 # its two round trips to PostgreSQL per login (role lookup and identity row; here a prepared SELECT each).
 FLOORS = {
     "floor": "",
+    "floor+noop": "noop",
     "floor+offload": "offload",
     "floor+2rt": "roundtrips=2",
     "floor+both": "offload,roundtrips=2",
@@ -170,6 +173,11 @@ class Extras:
     offload: Offload | None = None  # the first handshake step in a thread
     admin: Admin | None = None  # login round trips on the privileged session
     round_trips: int = 0
+    noop: bool = False  # the hand-off without the work: a no-op in the thread, the handshake on the loop
+
+
+def _nothing() -> None:
+    return None
 
 
 class Client(asyncio.Protocol):
@@ -266,10 +274,13 @@ class Client(asyncio.Protocol):
     def _handshake_in_thread(self) -> None:
         """pgtls's crowded path: the handshake step with the public-key work goes to a thread and back."""
         assert self.tls is not None and self.extras.offload is not None
+        self.state, self.stepped = 6, True
+        if self.extras.noop:
+            self.extras.offload.run(_nothing).add_done_callback(self._back_from_nothing)
+            return
         for chunk in self.held:
             self.inc.write(chunk)
         self.held.clear()
-        self.state, self.stepped = 6, True
         tls = self.tls
 
         def step() -> bool:
@@ -294,6 +305,15 @@ class Client(asyncio.Protocol):
                 self.data_received(chunk)
 
         self.extras.offload.run(step).add_done_callback(done)
+
+    def _back_from_nothing(self, _f: asyncio.Future[None]) -> None:
+        """The hand-off alone (variant noop): the thread did nothing; the handshake step runs here."""
+        if self.state != 6:
+            return
+        self.state = 1
+        held, self.held = self.held, []
+        for chunk in held:
+            self.data_received(chunk)
 
     async def _login(self) -> None:
         """pgtls's login round trips to PostgreSQL (role lookup, identity row), as prepared statements on a
@@ -342,8 +362,9 @@ async def serve(port: int, cert: str, key: str, upstream_socket: str, variant: s
 
     extras = Extras()
     for item in filter(None, variant.split(",")):
-        if item == "offload":
+        if item in ("offload", "noop"):
             extras.offload = Offload(4, "floor-tls")
+            extras.noop = item == "noop"
         elif item.startswith("roundtrips="):
             extras.round_trips = int(item.split("=", 1)[1])
             _, extras.admin = await loop.create_unix_connection(Admin, upstream_socket)
