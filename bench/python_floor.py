@@ -63,7 +63,7 @@ def _msg(kind: bytes, body: bytes) -> bytes:
 
 PREPARE = _msg(b"P", b"floor\0SELECT $1::int\0\0\0") + _msg(b"S", b"")
 BIND_EXECUTE = _msg(b"B", b"\0floor\0\0\0\0\x01\0\0\0\x011\0\0") + _msg(b"E", b"\0\0\0\0\0") + _msg(b"S", b"")
-UPSTREAM_POOL = 12
+UPSTREAM_POOL = 12  # sessions opened at start (pgbench uses at most 8 at once here)
 # The floor and its variants, each one more piece of pgtls's login: its crowded handshake's thread hand-off,
 # its two round trips to PostgreSQL per login (role lookup and identity row; here a prepared SELECT each).
 FLOORS = {
@@ -72,7 +72,7 @@ FLOORS = {
     "floor+offload": "offload",
     "floor+2rt": "roundtrips=2",
     "floor+both": "offload,roundtrips=2",
-}  # sessions opened at start (pgbench uses at most 8 at once here)
+}
 READ_SIZE = 65536
 
 
