@@ -46,19 +46,16 @@ def transaction_command(s: SessionContext, st: Statement) -> Result:
         s.cursors.end_transaction(commit=not failed)
         _end_gucs(s, commit=not failed)
         if failed:
-            s.transaction_ended(commit=False)
-            s.rollback_quietly()
+            _abandon(s)
             return tag("ROLLBACK")
         try:
             s.fkeys.before_commit(s.cur)
             s.cur.execute("COMMIT")
         except PgError:
-            s.transaction_ended(commit=False)
-            s.rollback_quietly()
+            _abandon(s)
             raise
         except duckdb.Error as e:
-            s.transaction_ended(commit=False)
-            s.rollback_quietly()
+            _abandon(s)
             raise sqlerrors.translate(e) from None
         s.transaction_ended(commit=True)
         return tag("COMMIT")
@@ -120,6 +117,13 @@ def rollback_to_savepoint(s: SessionContext, name: str) -> Result:
     for canon in s.gucs.restore(sp.gucs):
         s.setting_changed(canon)
     return tag("ROLLBACK")
+
+
+def _abandon(s: SessionContext) -> None:
+    """A COMMIT that ends in a rollback (of a failed block, or when the commit itself fails): the
+    transaction's notifications and locks go, and DuckDB's transaction is rolled back."""
+    s.transaction_ended(commit=False)
+    s.rollback_quietly()
 
 
 def _end_gucs(s: SessionContext, commit: bool) -> None:
