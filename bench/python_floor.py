@@ -19,7 +19,9 @@ Variants add one piece of pgtls's login each (``FLOORS``): ``floor+offload`` doe
 its loop; ``floor+noop`` hands a no-op to that thread at the same point and does the handshake on the loop
 (the hand-off's own cost); ``floor+2rt`` makes two round trips per login on a shared privileged upstream
 session (a prepared ``SELECT``, where pgtls runs its role lookup and its identity-row upsert);
-``floor+both`` the hand-off with the handshake and the round trips.
+``floor+both`` the hand-off with the handshake and the round trips; ``floor+task`` is the bare floor with its
+login written as pgtls writes its own (a coroutine per connection awaiting each step under a login timeout,
+and the reset awaited), to see what that style costs.
 
 The servers (the floors and PgBouncer in front of the same PostgreSQL, pgtls with one worker and its managed
 cluster) take turns over ``pgbench -n -C -c 2 -j 2`` (TLS connects, ``SELECT 1``), and the bare floor, pgtls
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import functools
 import socket
 import ssl
@@ -68,6 +71,7 @@ UPSTREAM_POOL = 12  # sessions opened at start (pgbench uses at most 8 at once h
 # its two round trips to PostgreSQL per login (role lookup and identity row; here a prepared SELECT each).
 FLOORS = {
     "floor": "",
+    "floor+task": "task",
     "floor+noop": "noop",
     "floor+offload": "offload",
     "floor+2rt": "roundtrips=2",
@@ -108,6 +112,7 @@ class Upstream(asyncio.Protocol):
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.greeting = b""  # ParameterStatus + BackendKeyData, replayed to each client
         self.resetting = False
+        self.reset_done: asyncio.Future[None] | None = None  # for a client that waits for the reset
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
@@ -121,6 +126,9 @@ class Upstream(asyncio.Protocol):
             if data.endswith(RFQ_IDLE):
                 self.resetting = False
                 self.pool.append(self)
+                if self.reset_done is not None:
+                    self.reset_done.set_result(None)
+                    self.reset_done = None
         elif not self.ready.done():
             self.login += data
             if self.login.endswith(RFQ_IDLE):
@@ -350,6 +358,147 @@ class Client(asyncio.Protocol):
         self._leave()
 
 
+LOGIN_TIMEOUT = 60.0
+RESET_TIMEOUT = 10.0
+
+
+class TaskClient(asyncio.Protocol):
+    """The bare floor's login written the way pgtls writes its own (variant task): one coroutine per
+    connection that awaits each step (the SSLRequest's bytes, each handshake flight, the startup packet, the
+    relay's end, the reset's answer) under a login timeout, with bytes handed to it through a future; the
+    relay itself stays in the protocol callbacks, as in pgtls."""
+
+    def __init__(self, ctx: ssl.SSLContext, take: Callable[[], Upstream | None]) -> None:
+        self.ctx = ctx
+        self.take = take
+        self.transport: asyncio.Transport | None = None
+        self.inbox = bytearray()  # raw bytes not yet taken by the coroutine
+        self.waiter: asyncio.Future[None] | None = None
+        self.eof = False
+        self.relaying = False
+        self.inc = ssl.MemoryBIO()
+        self.out = ssl.MemoryBIO()
+        self.tls: ssl.SSLObject | None = None
+        self.upstream: Upstream | None = None
+        self.buf = bytearray()  # plaintext not yet relayed
+        self.ended: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
+        self.task = asyncio.ensure_future(self.run())
+
+    def data_received(self, data: bytes) -> None:
+        if self.relaying:
+            self._relay(data)
+            return
+        self.inbox += data
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self._wake()
+        if self.ended is not None and not self.ended.done():
+            self.ended.set_result(None)
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def recv(self) -> bytes:
+        while not self.inbox:
+            if self.eof:
+                raise ConnectionError("client gone")
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+            self.waiter = None
+        data = bytes(self.inbox)
+        self.inbox.clear()
+        return data
+
+    def send(self, data: bytes) -> None:
+        assert self.tls is not None and self.transport is not None
+        self.tls.write(data)
+        self.transport.write(self.out.read())
+
+    def _decrypt(self) -> None:
+        assert self.tls is not None
+        try:
+            while chunk := self.tls.read(READ_SIZE):
+                self.buf += chunk
+        except ssl.SSLWantReadError:
+            pass
+
+    async def _login(self) -> None:
+        assert self.transport is not None
+        raw = bytearray()
+        while len(raw) < 8:
+            raw += await self.recv()
+        if struct.unpack_from("!ii", raw) != (8, SSL_REQUEST):
+            raise ConnectionError("not an SSLRequest")
+        self.transport.write(b"S")
+        self.tls = self.ctx.wrap_bio(self.inc, self.out, server_side=True)
+        self.inc.write(bytes(raw[8:]))
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if self.out.pending:
+                    self.transport.write(self.out.read())
+                self.inc.write(await self.recv())
+        if self.out.pending:
+            self.transport.write(self.out.read())
+        while True:
+            self._decrypt()
+            if len(self.buf) >= 4 and len(self.buf) >= int.from_bytes(self.buf[:4], "big"):
+                break
+            self.inc.write(await self.recv())
+        del self.buf[: int.from_bytes(self.buf[:4], "big")]
+        up = self.take()
+        if up is None:
+            raise ConnectionError("no idle upstream session")
+        self.upstream, up.client = up, cast(Client, self)
+        self.send(AUTH_OK + up.greeting + RFQ_IDLE)
+
+    def _relay(self, data: bytes) -> None:
+        if data:
+            self.inc.write(data)
+        self._decrypt()
+        out, terminated = _split(self.buf)
+        assert self.upstream is not None and self.upstream.transport is not None
+        if out:
+            self.upstream.transport.write(out)
+        if terminated and self.ended is not None and not self.ended.done():
+            self.ended.set_result(None)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(LOGIN_TIMEOUT):
+                await self._login()
+            self.ended = loop.create_future()
+            self.relaying = True
+            if self.inbox or self.buf:
+                pending = bytes(self.inbox)
+                self.inbox.clear()
+                self._relay(pending)
+            await self.ended
+        except (ConnectionError, ssl.SSLError, TimeoutError):
+            pass
+        finally:
+            self.relaying = False
+            up, self.upstream = self.upstream, None
+            if up is not None:
+                up.reset_done = loop.create_future()
+                up.release()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RESET_TIMEOUT):
+                        await up.reset_done
+            assert self.transport is not None
+            self.transport.close()
+
+
 async def serve(port: int, cert: str, key: str, upstream_socket: str, variant: str) -> None:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
@@ -361,8 +510,11 @@ async def serve(port: int, cert: str, key: str, upstream_socket: str, variant: s
         pool.append(up)
 
     extras = Extras()
+    task = False
     for item in filter(None, variant.split(",")):
-        if item in ("offload", "noop"):
+        if item == "task":
+            task = True
+        elif item in ("offload", "noop"):
             extras.offload = Offload(4, "floor-tls")
             extras.noop = item == "noop"
         elif item.startswith("roundtrips="):
@@ -375,7 +527,10 @@ async def serve(port: int, cert: str, key: str, upstream_socket: str, variant: s
     def take() -> Upstream | None:
         return pool.pop() if pool else None
 
-    server = await loop.create_server(lambda: Client(ctx, take, extras), "127.0.0.1", port, backlog=1024)
+    def client() -> asyncio.Protocol:
+        return TaskClient(ctx, take) if task else Client(ctx, take, extras)
+
+    server = await loop.create_server(client, "127.0.0.1", port, backlog=1024)
     print("ready", flush=True)
     await server.serve_forever()
 
