@@ -598,7 +598,7 @@ class BenchPgtls(PgtlsServer):
         logf = open(self.logfile, "ab")
         self.proc = subprocess.Popen(
             [
-                sys.executable,
+                self.python,
                 str(Path(__file__).resolve()),
                 "--profile-out",
                 str(self.profile_out),
@@ -648,12 +648,16 @@ def start_pgtls(
     cluster_conf: dict[str, str] | None = None,
     hba: str = HBA,
     files: dict[str, tuple[str, int]] | None = None,
+    python: str | None = None,
     **conf: str,
 ) -> BenchPgtls:
     """pgtls with ssl=on and the certificate set's chain; ``cluster_conf``: lines for the managed cluster's
     own postgresql.conf (DIR/cluster/postgresql.conf); ``files``: name -> (text, mode) written into the data
-    directory before the start (``{datadir}`` in ``conf`` values is that directory)."""
+    directory before the start (``{datadir}`` in ``conf`` values is that directory); ``python``: the
+    interpreter that runs pgtls (default: this one)."""
     s = BenchPgtls(profile_out)
+    if python is not None:
+        s.python = python
     cleanup.append(s.cleanup)
     s.init(backend=backend)
     if cluster_conf and backend == "postgresql":

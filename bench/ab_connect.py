@@ -10,6 +10,12 @@ medians new/old.
     git worktree add /tmp/old HEAD~1     # or: mkdir /tmp/old && git archive REV | tar -x -C /tmp/old
     .venv/bin/python bench/ab_connect.py --old /tmp/old [--clients 2] [--rounds 10]
     .venv/bin/python bench/ab_connect.py --old /tmp/old --select simple --clients 8   # pgbench -S -c 8 -j 2
+
+With ``--old-python`` / ``--new-python`` the two sides differ by the interpreter that runs pgtls instead
+(or as well): the same tree under two CPython builds, each a venv with pgtls's dependencies installed:
+
+    /usr/bin/python3.11 -m venv /tmp/venv-deb && /tmp/venv-deb/bin/pip install -e '.[test]'
+    .venv/bin/python bench/ab_connect.py --new-python /tmp/venv-deb/bin/python --rounds 12
 """
 
 from __future__ import annotations
@@ -36,13 +42,14 @@ from bench._servers import (  # noqa: E402
 from tests import certset  # noqa: E402
 
 
-def start_from(tree: Path, certs: Any, cleanup: list[Callable[[], None]]) -> Any:
-    """pgtls of ``tree`` (``python -m pgtls`` puts the working directory first on the path)."""
+def start_from(tree: Path, python: str, certs: Any, cleanup: list[Callable[[], None]]) -> Any:
+    """pgtls of ``tree`` run by ``python`` (``python -m pgtls`` puts the working directory first on the
+    path)."""
     cwd, saved = os.getcwd(), os.environ.get("PYTHONPATH")
     os.chdir(tree)
     os.environ["PYTHONPATH"] = str(tree)
     try:
-        return start_pgtls(certs, cleanup, workers="1")
+        return start_pgtls(certs, cleanup, workers="1", python=python)
     finally:
         os.chdir(cwd)
         if saved is None:
@@ -53,8 +60,10 @@ def start_from(tree: Path, certs: Any, cleanup: list[Callable[[], None]]) -> Any
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--old", type=Path, required=True, help="the tree to compare with (a checkout of pgtls)")
+    ap.add_argument("--old", type=Path, default=ROOT, help="the tree to compare with (default: this one)")
     ap.add_argument("--new", type=Path, default=ROOT, help="the tree under test (default: this one)")
+    ap.add_argument("--old-python", default=sys.executable, help="the interpreter of the old side")
+    ap.add_argument("--new-python", default=sys.executable, help="the interpreter of the new side")
     ap.add_argument("--clients", default="2", help="pgbench -c and -j (-j at most 2 with --select)")
     ap.add_argument(
         "--select",
@@ -63,13 +72,18 @@ def main(argv: list[str]) -> int:
     )
     ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args(argv)
+    if args.old.resolve() == args.new.resolve() and args.old_python == args.new_python:
+        ap.error("nothing to compare: give --old (another tree) or --old-python/--new-python")
     cleanup: list[Callable[[], None]] = []
     work, env, sql = bench_workspace("pgtls-ab-", cleanup)
     try:
         certs = certset.build(work / "certs")
         servers = {
-            name: start_from(tree.resolve(), certs, cleanup)
-            for name, tree in (("old", args.old), ("new", args.new))
+            name: start_from(tree.resolve(), python, certs, cleanup)
+            for name, tree, python in (
+                ("old", args.old, args.old_python),
+                ("new", args.new, args.new_python),
+            )
         }
         res: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
         if args.select:

@@ -66,6 +66,7 @@ class PgtlsServer(ServerDir):
     def __init__(self, base: Path | None = None, *, superuser: str = "postgres") -> None:
         super().__init__(base, "pgtls-srv-", superuser)
         self.backend = "postgresql"
+        self.python = sys.executable  # the interpreter that runs pgtls (bench/ab_connect.py may pick another)
         self._queued_sql: list[tuple[str, str]] = []
 
     def init(self, *, tls: bool = False, backend: str = "postgresql") -> PgtlsServer:
@@ -147,7 +148,7 @@ class PgtlsServer(ServerDir):
         logf = open(self.logfile, "ab")
         env = dict(os.environ)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pgtls", "serve", "-D", str(self.datadir), *(args or [])],
+            [self.python, "-m", "pgtls", "serve", "-D", str(self.datadir), *(args or [])],
             stdout=logf,
             stderr=logf,
             stdin=stdin if stdin is not None else subprocess.DEVNULL,
