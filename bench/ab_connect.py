@@ -16,14 +16,25 @@ With ``--old-python`` / ``--new-python`` the two sides differ by the interpreter
 
     /usr/bin/python3.11 -m venv /tmp/venv-deb && /tmp/venv-deb/bin/pip install -e '.[test]'
     .venv/bin/python bench/ab_connect.py --new-python /tmp/venv-deb/bin/python --rounds 12
+
+With ``--idle N`` the figure is memory instead: both servers in transaction mode (so an idle client holds
+no PostgreSQL backend), and in each round N TLS clients (SSLRequest, TLS 1.3, trust login, a minimal
+asyncio client: ``tests/scaleclient.py``) log in to one server and stay idle while its resident memory is
+read; printed is the growth per client in KB (after a warm-up of a few clients), and the paired ratio.
+
+    .venv/bin/python bench/ab_connect.py --old /tmp/old --idle 3000 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import resource
+import ssl
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,29 +44,60 @@ sys.path.insert(0, str(ROOT))
 from bench._servers import (  # noqa: E402
     bench_workspace,
     pgbench_init,
+    rss_mb,
     run_cleanup,
     run_pgbench,
     settle,
     start_pgtls,
     tree_cpu_seconds,
 )
-from tests import certset  # noqa: E402
+from tests import certset, scaleclient  # noqa: E402
+
+IDLE_HANDSHAKES = 100  # --idle: TLS handshakes in flight at once
+IDLE_SETTLE = 1.5  # --idle: seconds between the last login and reading the memory
 
 
-def start_from(tree: Path, python: str, certs: Any, cleanup: list[Callable[[], None]]) -> Any:
+def start_from(tree: Path, python: str, certs: Any, cleanup: list[Callable[[], None]], **conf: str) -> Any:
     """pgtls of ``tree`` run by ``python`` (``python -m pgtls`` puts the working directory first on the
     path)."""
     cwd, saved = os.getcwd(), os.environ.get("PYTHONPATH")
     os.chdir(tree)
     os.environ["PYTHONPATH"] = str(tree)
     try:
-        return start_pgtls(certs, cleanup, workers="1", python=python)
+        return start_pgtls(certs, cleanup, workers="1", python=python, **conf)
     finally:
         os.chdir(cwd)
         if saved is None:
             del os.environ["PYTHONPATH"]
         else:
             os.environ["PYTHONPATH"] = saved
+
+
+async def _hold_idle(port: int, ctx: ssl.SSLContext, n: int, pid: int) -> float:
+    """Log ``n`` TLS clients in, read pgtls's resident memory (MB) while they are idle, then let them go."""
+    gate = asyncio.Semaphore(IDLE_HANDSHAKES)
+
+    async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with gate:
+            return await scaleclient.login(port, ctx)
+
+    conns = await asyncio.gather(*(one() for _ in range(n)))
+    await asyncio.sleep(IDLE_SETTLE)
+    mb = rss_mb(pid)
+    for _reader, writer in conns:
+        writer.write(scaleclient.TERMINATE)
+        writer.close()
+    await asyncio.sleep(0.5)
+    return mb
+
+
+def idle_kb_per_client(s: Any, ctx: ssl.SSLContext, n: int) -> float:
+    """pgtls's memory growth per idle TLS client (KB), after a few clients have warmed it up."""
+    pid = s.proc.pid
+    asyncio.run(_hold_idle(s.port, ctx, min(50, n), pid))
+    time.sleep(1)
+    before = rss_mb(pid)
+    return (asyncio.run(_hold_idle(s.port, ctx, n, pid)) - before) * 1024 / n
 
 
 def main(argv: list[str]) -> int:
@@ -70,21 +112,47 @@ def main(argv: list[str]) -> int:
         choices=("simple", "extended"),
         help="instead of connects: select-only transactions (pgbench -i -s 1 first; -S -M MODE)",
     )
+    ap.add_argument(
+        "--idle",
+        type=int,
+        metavar="N",
+        help="instead of connects: memory per idle TLS client, N clients held (transaction mode)",
+    )
     ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args(argv)
     if args.old.resolve() == args.new.resolve() and args.old_python == args.new_python:
         ap.error("nothing to compare: give --old (another tree) or --old-python/--new-python")
+    conf: dict[str, str] = {}
+    if args.idle:
+        conf = {"pool_mode": "transaction", "max_connections": str(args.idle + 100)}
+        need = 2 * args.idle + 1000  # this process's client ends, and pgtls's (it inherits the limit)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), max(hard, need)))
     cleanup: list[Callable[[], None]] = []
     work, env, sql = bench_workspace("pgtls-ab-", cleanup)
     try:
         certs = certset.build(work / "certs")
-        servers = {
-            name: start_from(tree.resolve(), python, certs, cleanup)
-            for name, tree, python in (
-                ("old", args.old, args.old_python),
-                ("new", args.new, args.new_python),
-            )
-        }
+        sides = {"old": (args.old.resolve(), args.old_python), "new": (args.new.resolve(), args.new_python)}
+        if args.idle:
+            # A fresh server per measurement: a process keeps the memory its last crowd freed and would
+            # serve the next one from it.
+            ctx = ssl.create_default_context(cafile=certs.path("root_ca.crt"))
+            kb: dict[str, list[float]] = {name: [] for name in sides}
+            for r in range(args.rounds):
+                for name in ("old", "new") if r % 2 == 0 else ("new", "old"):
+                    s = start_from(*sides[name], certs, cleanup, **conf)
+                    try:
+                        kb[name].append(idle_kb_per_client(s, ctx, args.idle))
+                    finally:
+                        s.cleanup()
+            for name, per in kb.items():
+                print(
+                    f"{name}: KB per idle client {[round(x, 2) for x in per]} median {statistics.median(per):.2f}"
+                )
+            ratio = [b / a for a, b in zip(kb["old"], kb["new"], strict=True)]
+            print(f"paired new/old memory per idle client: median {statistics.median(ratio):.3f}")
+            return 0
+        servers = {name: start_from(*side, certs, cleanup, **conf) for name, side in sides.items()}
         res: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
         if args.select:
             for s in servers.values():

@@ -185,8 +185,9 @@ class Channel:
         self.direct_tls = False
         self.handshake_obj: ssl.SSLObject | None = None  # kept for verify-failure details
         self._closing = False
-        # thread -> loop output queue accounting
-        self._cond = threading.Condition()
+        # thread -> loop output queue accounting (made by threadsafe_sender: only the DuckDB backend's
+        # threads send from outside the loop, and a Condition is about 1.3 KB per idle client)
+        self._cond: threading.Condition | None = None
         self._inflight = 0
         self._held = b""  # plaintext that goes out with the next send (see hold)
 
@@ -361,6 +362,9 @@ class Channel:
 
     def threadsafe_sender(self, loop: asyncio.AbstractEventLoop) -> Callable[[bytes], None]:
         """A ``send`` for worker threads: ordered, with back-pressure at SEND_HIGH_WATER."""
+        if self._cond is None:
+            self._cond = threading.Condition()
+        cond = self._cond
 
         def _write(data: bytes) -> None:
             self.send(data)
@@ -372,9 +376,9 @@ class Channel:
         def send(data: bytes) -> None:
             if not data:
                 return
-            with self._cond:
+            with cond:
                 while self._inflight > SEND_HIGH_WATER and not self.raw.lost:
-                    self._cond.wait(1.0)
+                    cond.wait(1.0)
                 if self.raw.lost:
                     return
                 self._inflight += len(data)
@@ -387,9 +391,11 @@ class Channel:
         self._release(n)
 
     def _release(self, n: int) -> None:
-        with self._cond:
+        cond = self._cond
+        assert cond is not None  # only threadsafe_sender's sends are counted
+        with cond:
             self._inflight -= n
-            self._cond.notify_all()
+            cond.notify_all()
 
     @property
     def closing(self) -> bool:
@@ -407,8 +413,9 @@ class Channel:
                 pass
             self._flush_tls()
         self.raw.close()
-        with self._cond:
-            self._cond.notify_all()
+        if self._cond is not None:
+            with self._cond:
+                self._cond.notify_all()
 
 
 def _ssl_reason(e: ssl.SSLError) -> str:
