@@ -26,6 +26,12 @@ from pgtls.server.offload import Offload
 READ_HIGH_WATER = 1 << 20
 # A worker thread that produces output blocks when this much is queued for the client.
 SEND_HIGH_WATER = 4 << 20
+# Plaintext goes through the TLS engine at most this much at a time, each piece's records taken out of the
+# memory BIO before the next goes in (and received TLS bytes go in at most this much at a time): an OpenSSL
+# memory BIO keeps the largest buffer it ever held, so without pieces every client would keep, for as long
+# as it stays connected, as much memory as its largest reply or read (bench/README.md, "Where an idle
+# client's memory goes").  One TLS record holds 16 KiB of plaintext.
+TLS_PIECE = 1 << 14
 
 
 class RawConn(asyncio.Protocol):
@@ -149,6 +155,10 @@ class RawConn(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.lost and data:
             self.transport.write(data)
+
+    def writelines(self, parts: list[bytes]) -> None:
+        if self.transport is not None and not self.lost and parts:
+            self.transport.writelines(parts)
 
     async def drain(self) -> None:
         while self._write_paused and not self.lost:
@@ -298,16 +308,30 @@ class Channel:
             assert inbio is not None and outbio is not None
 
             def sink(data: bytes) -> None:
-                if data:
-                    inbio.write(data)
+                n = len(data)
+                if n <= TLS_PIECE:  # the usual case: all of it at once
+                    if n:
+                        inbio.write(data)
+                    fed, view = n, None
+                else:
+                    view = memoryview(data)
+                    inbio.write(view[:TLS_PIECE])
+                    fed = TLS_PIECE
                 parts = []
                 try:
                     while True:
-                        chunk = sslobj.read(1 << 17)
+                        try:
+                            chunk = sslobj.read(1 << 17)
+                        except ssl.SSLWantReadError:
+                            if fed >= n or view is None:
+                                raise
+                            inbio.write(view[fed : fed + TLS_PIECE])
+                            fed = min(fed + TLS_PIECE, n)
+                            continue
                         if not chunk:  # close_notify
                             raise ssl.SSLZeroReturnError
                         parts.append(chunk)
-                        if not inbio.pending and not sslobj.pending():
+                        if fed >= n and not inbio.pending and not sslobj.pending():
                             break  # all decrypted: no second read just to be told WantRead
                 except ssl.SSLWantReadError:
                     pass
@@ -351,11 +375,24 @@ class Channel:
         if self.sslobj is None:
             self.raw.write(data)
             return
-        try:
-            self.sslobj.write(data)
-        except ssl.SSLError:
+        if len(data) <= TLS_PIECE:
+            try:
+                self.sslobj.write(data)
+            except ssl.SSLError:
+                return
+            self._flush_tls()
             return
-        self._flush_tls()
+        sslobj, outbio = self.sslobj, self._out
+        assert outbio is not None
+        view = memoryview(data)
+        records = []
+        try:
+            for start in range(0, len(data), TLS_PIECE):
+                sslobj.write(view[start : start + TLS_PIECE])
+                records.append(outbio.read())
+        except ssl.SSLError:
+            pass  # what was encrypted still goes out: the records after it would follow it in sequence
+        self.raw.writelines(records)
 
     async def drain(self) -> None:
         await self.raw.drain()

@@ -12,6 +12,8 @@ import multiprocessing
 import os
 import re
 import resource
+import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -616,6 +618,80 @@ def test_thousands_of_idle_tls_clients_cost_little(certs, keys):
         print(f"pgtls: {per_client:.1f} KB per idle TLS client, {seen['backends']} backends")
         assert per_client < MAX_KB_PER_IDLE_CLIENT
         assert seen["backends"] <= 1
+    finally:
+        s.cleanup()
+
+
+LARGE_IO_CLIENTS = 200
+LARGE_IO_UPLOAD = 300_000  # bytes of the query each client sends
+LARGE_IO_REPLY = 1_000_000  # bytes of the value each client gets back
+# Measured 2026-12-07 with this test: 71.5 KB per idle client (of which ~28 KB any idle client costs, the
+# rest the TLS engine's pieces and the allocator's leftovers); 420.7 KB before TLS_PIECE, when every client
+# kept memory BIOs the size of its largest read and reply.
+MAX_KB_PER_CLIENT_AFTER_LARGE_IO = 150
+
+
+async def _large_io_then_idle(port: int, n: int, rootcert: str, hold: Any) -> int:
+    """``n`` TLS clients log in; one at a time (so no two large messages are in memory at once), each sends
+    a large query and reads its large reply; ``hold()`` runs while all are idle; the number whose reply was
+    right."""
+    ctx = ssl.create_default_context(cafile=rootcert)
+    gate, one_at_a_time = asyncio.Semaphore(50), asyncio.Lock()
+    sql = f"SELECT length('{'y' * LARGE_IO_UPLOAD}'), repeat('x', {LARGE_IO_REPLY})"
+    right = 0
+
+    async def one() -> asyncio.StreamWriter:
+        nonlocal right
+        async with gate:
+            reader, writer = await scaleclient.login(port, ctx, user="alice")
+            async with one_at_a_time:
+                writer.write(scaleclient.query(sql))
+                rows = []
+                while True:
+                    head = await reader.readexactly(5)
+                    body = await reader.readexactly(struct.unpack("!i", head[1:])[0] - 4)
+                    if head[:1] == b"D":
+                        rows.append(body)
+                    if head[:1] == b"Z":
+                        break
+            # DataRow: 2 columns, each length-prefixed
+            (n1,) = struct.unpack("!i", rows[0][2:6])
+            first = rows[0][6 : 6 + n1]
+            (n2,) = struct.unpack("!i", rows[0][6 + n1 : 10 + n1])
+            right += len(rows) == 1 and first == str(LARGE_IO_UPLOAD).encode() and n2 == LARGE_IO_REPLY
+            return writer
+
+    writers = await asyncio.gather(*(one() for _ in range(n)))
+    await asyncio.get_running_loop().run_in_executor(None, hold)
+    for writer in writers:
+        writer.write(scaleclient.TERMINATE)
+        writer.close()
+    return right
+
+
+def test_large_messages_leave_an_idle_client_small(certs, keys):
+    """Each of 200 TLS clients sends a 300 KB query and reads a 1 MB reply, then stays idle: pgtls's memory
+    per idle client stays bounded (the TLS engine takes plaintext and received bytes in pieces, so no
+    client keeps a buffer the size of its largest message)."""
+    _more_descriptors()
+    s = txn_server(certs, max_connections=str(LARGE_IO_CLIENTS + 50))
+    try:
+        assert s.proc is not None
+        with conn(s, keys) as c:  # warm: the pool's first session and its ParameterStatus
+            c.execute("SELECT 1")
+        time.sleep(0.5)
+        before = _rss_kb(s.proc.pid)
+        seen: dict[str, int] = {}
+
+        def hold() -> None:
+            time.sleep(1)
+            seen["rss"] = _rss_kb(s.proc.pid)  # type: ignore[union-attr]
+
+        right = asyncio.run(_large_io_then_idle(s.port, LARGE_IO_CLIENTS, str(keys / "root_ca.crt"), hold))
+        assert right == LARGE_IO_CLIENTS
+        per_client = (seen["rss"] - before) / LARGE_IO_CLIENTS
+        print(f"pgtls: {per_client:.1f} KB per idle TLS client after a large query and reply each")
+        assert per_client < MAX_KB_PER_CLIENT_AFTER_LARGE_IO
     finally:
         s.cleanup()
 
