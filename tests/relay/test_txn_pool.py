@@ -17,7 +17,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,9 @@ def test_pool_full_waits_then_53300(server, keys):
 # ---------------------------------------------------------------- named prepared statements
 
 
+FOLLOW_ROUNDS = 30
+
+
 def test_prepared_statements_follow_the_client(server, keys):
     """psycopg with prepare_threshold=0 names every statement; other clients' open transactions hold the
     server a client used last, so its next statements run on another one."""
@@ -195,15 +198,23 @@ def test_prepared_statements_follow_the_client(server, keys):
     blockers = [conn(server, keys) for _ in range(POOL - 1)]
     try:
         seen: set[int] = set()
-        for r in range(POOL):
+        for r in range(FOLLOW_ROUNDS):
             for i, c in enumerate(clients):
                 row = c.execute("SELECT %s::int * 2, pg_backend_pid()", [r * 10 + i]).fetchone()
                 assert row[0] == 2 * (r * 10 + i)
                 seen.add(row[1])
-            if r < len(blockers):
-                blockers[r].execute("BEGIN")
-                blockers[r].execute("SELECT 1")  # holds the warmest idle server: the last one used
-        assert len(seen) == POOL
+            if len(seen) == POOL:
+                break
+            # A blocker's open transaction holds a server (usually the warmest idle one, the last one used,
+            # though not always when a release and the blocker's BEGIN cross); taking turns until the clients
+            # have run on every server.
+            b = blockers[r % len(blockers)]
+            if b.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
+                b.execute("COMMIT")
+            else:
+                b.execute("BEGIN")
+                b.execute("SELECT 1")
+        assert len(seen) == POOL, seen
         with clients[0].transaction():
             got = clients[0].execute("SELECT name FROM pg_prepared_statements").fetchall()
         # the server-side names are pgtls's, one per statement text
@@ -594,32 +605,44 @@ async def _idle_clients(port: int, n: int, rootcert: str, hold: Any) -> int:
     return ok
 
 
-def test_thousands_of_idle_tls_clients_cost_little(certs, keys):
-    """1,000 TLS clients logged in and idle in transaction mode: pgtls's memory grows by a bounded amount per
-    client and no PostgreSQL backend is held for them; each then runs a query."""
+def _memory_per_client(
+    certs: Any, keys: Path, n: int, clients: Callable[[int, str, Callable[[], None]], Any]
+) -> tuple[float, int, Any]:
+    """A transaction-mode pgtls; ``clients(port, rootcert, hold)`` brings ``n`` clients and calls ``hold()``
+    while they are all idle.  Returns pgtls's memory growth per client (KB), the PostgreSQL backends seen
+    during ``hold()``, and what ``clients`` returned."""
     _more_descriptors()
-    s = txn_server(certs, max_connections=str(IDLE_CLIENTS + 50))
+    s = txn_server(certs, max_connections=str(n + 50))
     try:
         assert s.proc is not None
+        pid = s.proc.pid
         with conn(s, keys) as c:  # warm: the pool's first session and its ParameterStatus
             c.execute("SELECT 1")
         time.sleep(0.5)
-        before = _rss_kb(s.proc.pid)
+        before = _rss_kb(pid)
         seen: dict[str, int] = {}
 
         def hold() -> None:
             time.sleep(1)
-            seen["rss"] = _rss_kb(s.proc.pid)  # type: ignore[union-attr]
+            seen["rss"] = _rss_kb(pid)
             seen["backends"] = backends(s)
 
-        ok = asyncio.run(_idle_clients(s.port, IDLE_CLIENTS, str(keys / "root_ca.crt"), hold))
-        assert ok == IDLE_CLIENTS
-        per_client = (seen["rss"] - before) / IDLE_CLIENTS
-        print(f"pgtls: {per_client:.1f} KB per idle TLS client, {seen['backends']} backends")
-        assert per_client < MAX_KB_PER_IDLE_CLIENT
-        assert seen["backends"] <= 1
+        got = asyncio.run(clients(s.port, str(keys / "root_ca.crt"), hold))
+        return (seen["rss"] - before) / n, seen["backends"], got
     finally:
         s.cleanup()
+
+
+def test_thousands_of_idle_tls_clients_cost_little(certs, keys):
+    """1,000 TLS clients logged in and idle in transaction mode: pgtls's memory grows by a bounded amount per
+    client and no PostgreSQL backend is held for them; each then runs a query."""
+    per_client, held, ok = _memory_per_client(
+        certs, keys, IDLE_CLIENTS, lambda port, root, hold: _idle_clients(port, IDLE_CLIENTS, root, hold)
+    )
+    assert ok == IDLE_CLIENTS
+    print(f"pgtls: {per_client:.1f} KB per idle TLS client, {held} backends")
+    assert per_client < MAX_KB_PER_IDLE_CLIENT
+    assert held <= 1
 
 
 LARGE_IO_CLIENTS = 200
@@ -673,27 +696,15 @@ def test_large_messages_leave_an_idle_client_small(certs, keys):
     """Each of 200 TLS clients sends a 300 KB query and reads a 1 MB reply, then stays idle: pgtls's memory
     per idle client stays bounded (the TLS engine takes plaintext and received bytes in pieces, so no
     client keeps a buffer the size of its largest message)."""
-    _more_descriptors()
-    s = txn_server(certs, max_connections=str(LARGE_IO_CLIENTS + 50))
-    try:
-        assert s.proc is not None
-        with conn(s, keys) as c:  # warm: the pool's first session and its ParameterStatus
-            c.execute("SELECT 1")
-        time.sleep(0.5)
-        before = _rss_kb(s.proc.pid)
-        seen: dict[str, int] = {}
-
-        def hold() -> None:
-            time.sleep(1)
-            seen["rss"] = _rss_kb(s.proc.pid)  # type: ignore[union-attr]
-
-        right = asyncio.run(_large_io_then_idle(s.port, LARGE_IO_CLIENTS, str(keys / "root_ca.crt"), hold))
-        assert right == LARGE_IO_CLIENTS
-        per_client = (seen["rss"] - before) / LARGE_IO_CLIENTS
-        print(f"pgtls: {per_client:.1f} KB per idle TLS client after a large query and reply each")
-        assert per_client < MAX_KB_PER_CLIENT_AFTER_LARGE_IO
-    finally:
-        s.cleanup()
+    per_client, _held, right = _memory_per_client(
+        certs,
+        keys,
+        LARGE_IO_CLIENTS,
+        lambda port, root, hold: _large_io_then_idle(port, LARGE_IO_CLIENTS, root, hold),
+    )
+    assert right == LARGE_IO_CLIENTS
+    print(f"pgtls: {per_client:.1f} KB per idle TLS client after a large query and reply each")
+    assert per_client < MAX_KB_PER_CLIENT_AFTER_LARGE_IO
 
 
 def test_idle_client_during_a_cluster_restart_gets_57p03_not_a_hang(certs, keys):
