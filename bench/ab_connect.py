@@ -75,18 +75,10 @@ def start_from(tree: Path, python: str, certs: Any, cleanup: list[Callable[[], N
 
 async def _hold_idle(port: int, ctx: ssl.SSLContext, n: int, pid: int) -> float:
     """Log ``n`` TLS clients in, read pgtls's resident memory (MB) while they are idle, then let them go."""
-    gate = asyncio.Semaphore(IDLE_HANDSHAKES)
-
-    async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        async with gate:
-            return await scaleclient.login(port, ctx)
-
-    conns = await asyncio.gather(*(one() for _ in range(n)))
+    sessions = await scaleclient.login_many(port, ctx, n, IDLE_HANDSHAKES)
     await asyncio.sleep(IDLE_SETTLE)
     mb = rss_mb(pid)
-    for _reader, writer in conns:
-        writer.write(scaleclient.TERMINATE)
-        writer.close()
+    scaleclient.terminate_all(sessions)
     await asyncio.sleep(0.5)
     return mb
 

@@ -12,6 +12,7 @@ import asyncio
 import resource
 import ssl
 import struct
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
@@ -28,23 +29,27 @@ def query(sql: str) -> bytes:
     return b"Q" + struct.pack("!i", len(q) + 4) + q
 
 
-async def read_to_ready(reader: asyncio.StreamReader) -> bool:
-    """Read messages up to ReadyForQuery; False if an ErrorResponse came before it."""
-    ok = True
+async def messages_to_ready(reader: asyncio.StreamReader) -> list[tuple[str, bytes]]:
+    """The messages (type, body) up to and with ReadyForQuery."""
+    out = []
     while True:
         head = await reader.readexactly(5)
-        kind, length = head[:1], struct.unpack("!i", head[1:])[0]
-        await reader.readexactly(length - 4)
-        if kind == b"E":
-            ok = False
-        if kind == b"Z":
-            return ok
+        kind = head[:1].decode()
+        out.append((kind, await reader.readexactly(struct.unpack("!i", head[1:])[0] - 4)))
+        if kind == "Z":
+            return out
+
+
+async def read_to_ready(reader: asyncio.StreamReader) -> bool:
+    """Read messages up to ReadyForQuery; False if an ErrorResponse came before it."""
+    return all(kind != "E" for kind, _body in await messages_to_ready(reader))
 
 
 async def login(
-    port: int, ctx: ssl.SSLContext, user: str = "postgres", database: str = "postgres"
+    port: int, ctx: ssl.SSLContext, user: str = "postgres", database: str = "postgres", pipelined: bytes = b""
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A TLS session on 127.0.0.1:``port`` (SSLRequest, then TLS with SNI ``localhost``), logged in and idle."""
+    """A TLS session on 127.0.0.1:``port`` (SSLRequest, then TLS with SNI ``localhost``), logged in and idle;
+    ``pipelined`` (messages) is sent with the startup packet, and its replies are left to read."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(SSL_REQUEST)
@@ -52,7 +57,7 @@ async def login(
         if await reader.readexactly(1) != b"S":
             raise RuntimeError("the server refused TLS")
         await writer.start_tls(ctx, server_hostname="localhost")
-        writer.write(startup(user, database))
+        writer.write(startup(user, database) + pipelined)
         await writer.drain()
         if not await read_to_ready(reader):
             raise RuntimeError("login refused")
@@ -60,6 +65,41 @@ async def login(
         writer.close()
         raise
     return reader, writer
+
+
+Session = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def login_many(
+    port: int,
+    ctx: ssl.SSLContext,
+    n: int,
+    concurrency: int,
+    user: str = "postgres",
+    pipelined: bytes = b"",
+    then: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]] | None = None,
+    return_exceptions: bool = False,
+) -> list[Any]:
+    """``n`` TLS sessions logged in as ``user`` (:func:`login`, ``pipelined`` sent with each startup packet), at most ``concurrency`` logins (and
+    ``then(reader, writer)``, run on each session once it is in) at a time.  The sessions in order; with
+    ``return_exceptions`` a failed one is its exception instead of the first failure raised."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> Session:
+        async with gate:
+            reader, writer = await login(port, ctx, user=user, pipelined=pipelined)
+            if then is not None:
+                await then(reader, writer)
+            return reader, writer
+
+    return await asyncio.gather(*(one() for _ in range(n)), return_exceptions=return_exceptions)
+
+
+def terminate_all(sessions: list[Session]) -> None:
+    """Send Terminate on every session and close it."""
+    for _reader, writer in sessions:
+        writer.write(TERMINATE)
+        writer.close()
 
 
 def hold(port: int, n: int, rootcert: str, concurrency: int, logged_in: Any, go: Any, done: Any) -> None:
@@ -80,12 +120,7 @@ def hold(port: int, n: int, rootcert: str, concurrency: int, logged_in: Any, go:
     async def main() -> None:
         ctx = ssl.create_default_context(cafile=rootcert)
         gate = asyncio.Semaphore(concurrency)
-
-        async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-            async with gate:
-                return await login(port, ctx)
-
-        sessions = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+        sessions = await login_many(port, ctx, n, concurrency, return_exceptions=True)
         live = [s for s in sessions if not isinstance(s, BaseException)]
         errors = [repr(s)[:200] for s in sessions if isinstance(s, BaseException)]
         logged_in.put((len(live), len(errors), errors[:3]))

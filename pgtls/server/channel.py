@@ -27,10 +27,11 @@ READ_HIGH_WATER = 1 << 20
 # A worker thread that produces output blocks when this much is queued for the client.
 SEND_HIGH_WATER = 4 << 20
 # Plaintext goes through the TLS engine at most this much at a time, each piece's records taken out of the
-# memory BIO before the next goes in (and received TLS bytes go in at most this much at a time): an OpenSSL
-# memory BIO keeps the largest buffer it ever held, so without pieces every client would keep, for as long
-# as it stays connected, as much memory as its largest reply or read (bench/README.md, "Where an idle
-# client's memory goes").  One TLS record holds 16 KiB of plaintext.
+# memory BIO before the next goes in, and received TLS bytes go in at most this much at a time (in the
+# handshake, in reads and in a relay's callback alike): an OpenSSL memory BIO keeps the largest buffer it
+# ever held, so without pieces every client would keep, for as long as it stays connected, as much memory
+# as its largest reply or read (bench/README.md, "Where an idle client's memory goes").  One TLS record
+# holds 16 KiB of plaintext.
 TLS_PIECE = 1 << 14
 
 
@@ -135,9 +136,10 @@ class RawConn(asyncio.Protocol):
                 w.set_result(None)
         self._drain_waiters.clear()
 
-    async def recv(self) -> bytes:
-        """All bytes received so far (waiting if none); b'' at EOF."""
-        while not self.inbox:
+    async def recv(self, limit: int = 0) -> bytes:
+        """The bytes received so far, at most ``limit`` of them if given (waiting if none); b'' at EOF."""
+        inbox = self.inbox
+        while not inbox:
             if self.eof:
                 return b""
             self._waiter = asyncio.get_running_loop().create_future()
@@ -145,8 +147,14 @@ class RawConn(asyncio.Protocol):
                 await self._waiter
             finally:
                 self._waiter = None
-        data = bytes(self.inbox)
-        self.inbox.clear()
+        if limit and len(inbox) > limit:
+            data = bytes(inbox[:limit])
+            del inbox[:limit]
+            if len(inbox) > READ_HIGH_WATER:
+                return data
+        else:
+            data = bytes(inbox)
+            inbox.clear()
         if self._reading_paused and self.transport and not self.lost:
             self.transport.resume_reading()
             self._reading_paused = False
@@ -214,8 +222,8 @@ class Channel:
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         sslobj = context.wrap_bio(self._in, self._out, server_side=True)
         self.handshake_obj = sslobj
-        if initial:
-            self._in.write(initial)
+        if initial:  # read again below, TLS_PIECE at a time
+            self.raw.inbox[:0] = initial
         offload = self.offload
         inline = False  # the rest of the handshake is cheap (see _rest_is_cheap)
         while True:
@@ -223,7 +231,7 @@ class Channel:
                 # Nothing to feed the engine yet: wait here rather than spend a thread hand-off on a
                 # handshake step that could only ask for more data.
                 self._flush_tls()
-                data = await self.raw.recv()
+                data = await self.raw.recv(TLS_PIECE)
                 if not data:
                     raise TlsFailed("EOF detected") from None
                 self._in.write(data)
@@ -236,7 +244,7 @@ class Channel:
             except ssl.SSLWantReadError:
                 inline = inline or _rest_is_cheap(context, sslobj)
                 self._flush_tls()
-                data = await self.raw.recv()
+                data = await self.raw.recv(TLS_PIECE)
                 if not data:
                     raise TlsFailed("EOF detected") from None
                 self._in.write(data)
@@ -263,7 +271,7 @@ class Channel:
         while True:
             if not self._in.pending and not self.sslobj.pending():
                 # Nothing to decrypt: wait for bytes instead of asking OpenSSL (which would raise WantRead).
-                raw = await self.raw.recv()
+                raw = await self.raw.recv(TLS_PIECE)
                 if not raw:
                     return b""
                 self._in.write(raw)
@@ -273,7 +281,7 @@ class Channel:
                     return data
                 return b""  # clean TLS close_notify
             except ssl.SSLWantReadError:
-                raw = await self.raw.recv()
+                raw = await self.raw.recv(TLS_PIECE)
                 if not raw:
                     return b""
                 self._in.write(raw)

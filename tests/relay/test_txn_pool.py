@@ -13,7 +13,6 @@ import os
 import re
 import resource
 import ssl
-import struct
 import subprocess
 import threading
 import time
@@ -36,6 +35,7 @@ from tests.clients.harness import (
 )
 from tests.clients.scenario import CHECKS_EXPECTED
 from tests.pgtlsserver import PgtlsServer
+from tests.pgwire_util import decode, rows
 from tests.relay.util import wait_for
 
 POOL = 3  # server connections per (role, database): far fewer than the clients below
@@ -568,40 +568,14 @@ def _rss_kb(pid: int) -> int:
 async def _idle_clients(port: int, n: int, rootcert: str, hold: Any) -> int:
     """Open ``n`` TLS sessions (SSLRequest, trust login), call ``hold()`` while all are open, run one
     query on each, close them; the number that worked end to end."""
-    import ssl
-    import struct
-
     ctx = ssl.create_default_context(cafile=rootcert)
-    gate = asyncio.Semaphore(100)
-    body = struct.pack("!i", 196608) + b"user\0alice\0database\0postgres\0\0"
-    startup = struct.pack("!i", len(body) + 4) + body
-
-    async def to_ready(reader: asyncio.StreamReader) -> bytes:
-        while True:
-            head = await reader.readexactly(5)
-            data = await reader.readexactly(struct.unpack("!i", head[1:])[0] - 4)
-            if head[:1] == b"Z":
-                return data
-
-    async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        async with gate:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(struct.pack("!ii", 8, 80877103))
-            assert await reader.readexactly(1) == b"S"
-            await writer.start_tls(ctx, server_hostname="localhost")
-            writer.write(startup)
-            await to_ready(reader)
-            return reader, writer
-
-    conns = await asyncio.gather(*(one() for _ in range(n)))
+    sessions = await scaleclient.login_many(port, ctx, n, 100, user="alice")
     await asyncio.get_running_loop().run_in_executor(None, hold)
     ok = 0
-    for reader, writer in conns:
-        writer.write(b"Q\0\0\0\x0dSELECT 1\0")
-        if await to_ready(reader) == b"I":
-            ok += 1
-        writer.write(b"X\0\0\0\x04")
-        writer.close()
+    for reader, writer in sessions:
+        writer.write(scaleclient.query("SELECT 1"))
+        ok += (await scaleclient.messages_to_ready(reader))[-1] == ("Z", b"I")
+    scaleclient.terminate_all(sessions)
     return ok
 
 
@@ -650,7 +624,8 @@ LARGE_IO_UPLOAD = 300_000  # bytes of the query each client sends
 LARGE_IO_REPLY = 1_000_000  # bytes of the value each client gets back
 # Measured 2026-12-07 with this test: 71.5 KB per idle client (of which ~28 KB any idle client costs, the
 # rest the TLS engine's pieces and the allocator's leftovers); 420.7 KB before TLS_PIECE, when every client
-# kept memory BIOs the size of its largest read and reply.
+# kept memory BIOs the size of its largest read and reply.  The query sent with the login: 82-85 KB, 250.7
+# before the handshake and the reads during login fed the TLS engine in pieces too.
 MAX_KB_PER_CLIENT_AFTER_LARGE_IO = 150
 
 
@@ -659,36 +634,20 @@ async def _large_io_then_idle(port: int, n: int, rootcert: str, hold: Any) -> in
     a large query and reads its large reply; ``hold()`` runs while all are idle; the number whose reply was
     right."""
     ctx = ssl.create_default_context(cafile=rootcert)
-    gate, one_at_a_time = asyncio.Semaphore(50), asyncio.Lock()
+    one_at_a_time = asyncio.Lock()
     sql = f"SELECT length('{'y' * LARGE_IO_UPLOAD}'), repeat('x', {LARGE_IO_REPLY})"
     right = 0
 
-    async def one() -> asyncio.StreamWriter:
+    async def large_io(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal right
-        async with gate:
-            reader, writer = await scaleclient.login(port, ctx, user="alice")
-            async with one_at_a_time:
-                writer.write(scaleclient.query(sql))
-                rows = []
-                while True:
-                    head = await reader.readexactly(5)
-                    body = await reader.readexactly(struct.unpack("!i", head[1:])[0] - 4)
-                    if head[:1] == b"D":
-                        rows.append(body)
-                    if head[:1] == b"Z":
-                        break
-            # DataRow: 2 columns, each length-prefixed
-            (n1,) = struct.unpack("!i", rows[0][2:6])
-            first = rows[0][6 : 6 + n1]
-            (n2,) = struct.unpack("!i", rows[0][6 + n1 : 10 + n1])
-            right += len(rows) == 1 and first == str(LARGE_IO_UPLOAD).encode() and n2 == LARGE_IO_REPLY
-            return writer
+        async with one_at_a_time:
+            writer.write(scaleclient.query(sql))
+            got = rows([decode(kind, body) for kind, body in await scaleclient.messages_to_ready(reader)])
+        right += got == [[str(LARGE_IO_UPLOAD), "x" * LARGE_IO_REPLY]]
 
-    writers = await asyncio.gather(*(one() for _ in range(n)))
+    sessions = await scaleclient.login_many(port, ctx, n, 50, user="alice", then=large_io)
     await asyncio.get_running_loop().run_in_executor(None, hold)
-    for writer in writers:
-        writer.write(scaleclient.TERMINATE)
-        writer.close()
+    scaleclient.terminate_all(sessions)
     return right
 
 
@@ -704,6 +663,40 @@ def test_large_messages_leave_an_idle_client_small(certs, keys):
     )
     assert right == LARGE_IO_CLIENTS
     print(f"pgtls: {per_client:.1f} KB per idle TLS client after a large query and reply each")
+    assert per_client < MAX_KB_PER_CLIENT_AFTER_LARGE_IO
+
+
+async def _large_login_then_idle(port: int, n: int, rootcert: str, hold: Any) -> int:
+    """``n`` TLS clients, one at a time (so the allocator's leftovers of many uploads at once do not count),
+    send a large query with their startup packet and read its answer, then stay idle while ``hold()`` runs;
+    the number whose answer was right."""
+    ctx = ssl.create_default_context(cafile=rootcert)
+    right = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal right
+        got = rows([decode(kind, body) for kind, body in await scaleclient.messages_to_ready(reader)])
+        right += got == [[str(LARGE_IO_UPLOAD)]]
+
+    query = scaleclient.query(f"SELECT length('{'y' * LARGE_IO_UPLOAD}')")
+    sessions = await scaleclient.login_many(port, ctx, n, 1, user="alice", pipelined=query, then=answer)
+    await asyncio.get_running_loop().run_in_executor(None, hold)
+    scaleclient.terminate_all(sessions)
+    return right
+
+
+def test_a_large_query_sent_with_the_login_leaves_an_idle_client_small(certs, keys):
+    """Each of 200 TLS clients sends a 300 KB query together with its startup packet (so the bytes reach the
+    TLS engine before the relay takes over), then stays idle: its memory stays bounded as in the test
+    above (received bytes go into the TLS engine in pieces in the handshake and in every read too)."""
+    per_client, _held, right = _memory_per_client(
+        certs,
+        keys,
+        LARGE_IO_CLIENTS,
+        lambda port, root, hold: _large_login_then_idle(port, LARGE_IO_CLIENTS, root, hold),
+    )
+    assert right == LARGE_IO_CLIENTS
+    print(f"pgtls: {per_client:.1f} KB per idle TLS client after a large query sent with the login")
     assert per_client < MAX_KB_PER_CLIENT_AFTER_LARGE_IO
 
 
