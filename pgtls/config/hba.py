@@ -17,6 +17,7 @@ Matching is pure: DNS and interface lookups needed by host names, ``samehost`` a
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from collections.abc import Sequence
@@ -26,6 +27,11 @@ from typing import Protocol, TypedDict
 
 from pgtls.config.authtokens import AuthToken, TokenizedLine, compile_auth_regex, tokenize_file, tokenize_text
 from pgtls.config.hba_net import SYSTEM_RESOLVER, HostCheck, IPAddr, Resolver, check_ip, parse_ip
+
+# Client addresses whose parsed form is kept (clients mostly come from a few addresses; parsing one with
+# ipaddress costs about as much as the rest of an hba match).  A bound, so no stream of addresses grows it.
+CLIENT_ADDRESS_CACHE = 1024
+_client_ip = functools.lru_cache(maxsize=CLIENT_ADDRESS_CACHE)(parse_ip)
 
 CONN_TYPES = ("local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
 SUPPORTED_METHODS = ("trust", "reject", "password", "md5", "scram-sha-256", "cert")
@@ -539,7 +545,7 @@ def match_detail(
     rules: HbaRules, conn: ConnFacts, roles: RoleMembership, resolver: Resolver = SYSTEM_RESOLVER
 ) -> MatchResult:
     """check_hba(): the first matching line, plus the host-name lookup detail for logs."""
-    client = None if conn.local or conn.addr is None else parse_ip(conn.addr.split("%", 1)[0])
+    client = None if conn.local or conn.addr is None else _client_ip(conn.addr.split("%", 1)[0])
     hostcheck = HostCheck(client, resolver)
     for hba in rules.lines:
         if hba.conn_type == "local":

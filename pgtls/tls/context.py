@@ -26,6 +26,7 @@ queued error, as PostgreSQL reports it.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import ssl
@@ -423,4 +424,9 @@ def channel_binding_data(config: TlsConfig) -> bytes | None:
     """H(DER of the server leaf) for SCRAM tls-server-end-point, or None when no hash is defined."""
     if config.channel_binding_hash is None:
         return None
-    return hashlib.new(config.channel_binding_hash, config.leaf_der).digest()
+    return _leaf_digest(config.channel_binding_hash, config.leaf_der)
+
+
+@functools.lru_cache(maxsize=16)  # one per server certificate in use (SNI hosts, a reload's new one)
+def _leaf_digest(hash_name: str, leaf_der: bytes) -> bytes:
+    return hashlib.new(hash_name, leaf_der).digest()
