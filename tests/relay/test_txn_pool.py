@@ -651,21 +651,6 @@ async def _large_io_then_idle(port: int, n: int, rootcert: str, hold: Any) -> in
     return right
 
 
-def test_large_messages_leave_an_idle_client_small(certs, keys):
-    """Each of 200 TLS clients sends a 300 KB query and reads a 1 MB reply, then stays idle: pgtls's memory
-    per idle client stays bounded (the TLS engine takes plaintext and received bytes in pieces, so no
-    client keeps a buffer the size of its largest message)."""
-    per_client, _held, right = _memory_per_client(
-        certs,
-        keys,
-        LARGE_IO_CLIENTS,
-        lambda port, root, hold: _large_io_then_idle(port, LARGE_IO_CLIENTS, root, hold),
-    )
-    assert right == LARGE_IO_CLIENTS
-    print(f"pgtls: {per_client:.1f} KB per idle TLS client after a large query and reply each")
-    assert per_client < MAX_KB_PER_CLIENT_AFTER_LARGE_IO
-
-
 async def _large_login_then_idle(port: int, n: int, rootcert: str, hold: Any) -> int:
     """``n`` TLS clients, one at a time (so the allocator's leftovers of many uploads at once do not count),
     send a large query with their startup packet and read its answer, then stay idle while ``hold()`` runs;
@@ -685,18 +670,22 @@ async def _large_login_then_idle(port: int, n: int, rootcert: str, hold: Any) ->
     return right
 
 
-def test_a_large_query_sent_with_the_login_leaves_an_idle_client_small(certs, keys):
-    """Each of 200 TLS clients sends a 300 KB query together with its startup packet (so the bytes reach the
-    TLS engine before the relay takes over), then stays idle: its memory stays bounded as in the test
-    above (received bytes go into the TLS engine in pieces in the handshake and in every read too)."""
+@pytest.mark.parametrize(
+    "clients",
+    [_large_io_then_idle, _large_login_then_idle],
+    ids=["large_query_and_reply", "large_query_sent_with_the_login"],
+)
+def test_large_messages_leave_an_idle_client_small(certs, keys, clients):
+    """Each of 200 TLS clients sends a 300 KB query (after its login, then reading a 1 MB reply; or together
+    with its startup packet, so the bytes reach the TLS engine before the relay takes over), then stays
+    idle: pgtls's memory per idle client stays bounded (the TLS engine takes plaintext and received bytes in
+    pieces in the handshake, in every read and in the relay, so no client keeps a buffer the size of its
+    largest message)."""
     per_client, _held, right = _memory_per_client(
-        certs,
-        keys,
-        LARGE_IO_CLIENTS,
-        lambda port, root, hold: _large_login_then_idle(port, LARGE_IO_CLIENTS, root, hold),
+        certs, keys, LARGE_IO_CLIENTS, lambda port, root, hold: clients(port, LARGE_IO_CLIENTS, root, hold)
     )
     assert right == LARGE_IO_CLIENTS
-    print(f"pgtls: {per_client:.1f} KB per idle TLS client after a large query sent with the login")
+    print(f"pgtls: {per_client:.1f} KB per idle TLS client after {clients.__name__}")
     assert per_client < MAX_KB_PER_CLIENT_AFTER_LARGE_IO
 
 
