@@ -22,7 +22,9 @@ no PostgreSQL backend), and in each round N TLS clients (SSLRequest, TLS 1.3, tr
 asyncio client: ``tests/scaleclient.py``) log in to one server and stay idle while its resident memory is
 read; printed is the growth per client in KB (after a warm-up of a few clients), and the paired ratio.
 
-    .venv/bin/python bench/ab_connect.py --old /tmp/old --idle 3000 --rounds 3
+    .venv/bin/python bench/ab_connect.py --old /tmp/old --idle 3000 --rounds 3 [--idle-query]
+
+(``--idle-query``: each client runs one ``SELECT 1`` first, so it has taken a server and given it back.)
 """
 
 from __future__ import annotations
@@ -73,9 +75,16 @@ def start_from(tree: Path, python: str, certs: Any, cleanup: list[Callable[[], N
             os.environ["PYTHONPATH"] = saved
 
 
-async def _hold_idle(port: int, ctx: ssl.SSLContext, n: int, pid: int) -> float:
-    """Log ``n`` TLS clients in, read pgtls's resident memory (MB) while they are idle, then let them go."""
-    sessions = await scaleclient.login_many(port, ctx, n, IDLE_HANDSHAKES)
+async def _one_query(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(scaleclient.query("SELECT 1"))
+    if not await scaleclient.read_to_ready(reader):
+        raise RuntimeError("SELECT 1 failed")
+
+
+async def _hold_idle(port: int, ctx: ssl.SSLContext, n: int, pid: int, query: bool) -> float:
+    """Log ``n`` TLS clients in (each running one query first if ``query``), read pgtls's resident memory
+    (MB) while they are idle, then let them go."""
+    sessions = await scaleclient.login_many(port, ctx, n, IDLE_HANDSHAKES, then=_one_query if query else None)
     await asyncio.sleep(IDLE_SETTLE)
     mb = rss_mb(pid)
     scaleclient.terminate_all(sessions)
@@ -83,13 +92,13 @@ async def _hold_idle(port: int, ctx: ssl.SSLContext, n: int, pid: int) -> float:
     return mb
 
 
-def idle_kb_per_client(s: Any, ctx: ssl.SSLContext, n: int) -> float:
+def idle_kb_per_client(s: Any, ctx: ssl.SSLContext, n: int, query: bool) -> float:
     """pgtls's memory growth per idle TLS client (KB), after a few clients have warmed it up."""
     pid = s.proc.pid
-    asyncio.run(_hold_idle(s.port, ctx, min(50, n), pid))
+    asyncio.run(_hold_idle(s.port, ctx, min(50, n), pid, query))
     time.sleep(1)
     before = rss_mb(pid)
-    return (asyncio.run(_hold_idle(s.port, ctx, n, pid)) - before) * 1024 / n
+    return (asyncio.run(_hold_idle(s.port, ctx, n, pid, query)) - before) * 1024 / n
 
 
 def main(argv: list[str]) -> int:
@@ -109,6 +118,11 @@ def main(argv: list[str]) -> int:
         type=int,
         metavar="N",
         help="instead of connects: memory per idle TLS client, N clients held (transaction mode)",
+    )
+    ap.add_argument(
+        "--idle-query",
+        action="store_true",
+        help="with --idle: each client runs one SELECT 1 (takes and gives back a server) before idling",
     )
     ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args(argv)
@@ -134,7 +148,7 @@ def main(argv: list[str]) -> int:
                 for name in ("old", "new") if r % 2 == 0 else ("new", "old"):
                     s = start_from(*sides[name], certs, cleanup, **conf)
                     try:
-                        kb[name].append(idle_kb_per_client(s, ctx, args.idle))
+                        kb[name].append(idle_kb_per_client(s, ctx, args.idle, args.idle_query))
                     finally:
                         s.cleanup()
             for name, per in kb.items():

@@ -22,6 +22,7 @@ with instrumented(__name__):
 
 def _state(msgs: list[bytes], warm: bool) -> tuple[txnwire.TxnState, bytes]:
     s = txnwire.TxnState(lambda: 3)
+    s.attached(txnwire.ServerStatements())
     if warm:  # every statement the client names is already on this server connection
         for m in msgs:
             if m[:1] == b"P" and b"\0" in m[5:]:

@@ -78,7 +78,7 @@ class TxnRelaySession:
         self.client = txnwire.ClientMessages()
         self.held: list[bytes] = []
         self.held_bytes = 0
-        self.pins: set[str] = set()  # kinds of session state that keep the client on its connection
+        self.pins: frozenset[str] = frozenset()  # kinds of session state that keep the client on its server
         # Kinds a statement ended, applied once it is known to have worked: (kinds, errors seen when sent).
         self._releasing: tuple[frozenset[str], int] | None = None
         self.released = False
@@ -284,7 +284,7 @@ class TxnRelaySession:
         conn.holder = self
         self.conn = conn
         self.transactions += 1
-        self.state.cache = conn.statements
+        self.state.attached(conn.statements)
         conn.on_resume = self._upstream_writable
         conn.attach(self._from_server, self._lost)
         if self._paused_client:
@@ -340,7 +340,7 @@ class TxnRelaySession:
             self._paused_upstream = False
             conn.resume_reading()
         self.conn = None
-        self.state.cache = txnwire.ServerStatements()
+        self.state.detached()
         with contextlib.suppress(RuntimeError):
             self.pool.release(conn, reusable)
 

@@ -28,6 +28,8 @@ from __future__ import annotations
 import collections
 import hashlib
 import struct
+import types
+import typing
 from collections.abc import Callable
 
 from pgtls.errors import PROTOCOL_VIOLATION, PgError
@@ -132,6 +134,15 @@ class ServerStatements:
         self.names.clear()
 
 
+# While a client has no server connection attached it owes nothing and knows no server's statements: these
+# two stand in for its queue and its server's statements, shared by every such client (an empty deque
+# costs about 0.7 KB, an OrderedDict and its holder another 0.2, per idle client).  Neither can be changed,
+# so a path that wrongly added to them would fail loudly instead of leaking into other clients.
+_NO_QUEUE: collections.deque[int] = typing.cast("collections.deque[int]", ())
+_NO_SERVER = ServerStatements.__new__(ServerStatements)
+_NO_SERVER.names = typing.cast("collections.OrderedDict[str, None]", types.MappingProxyType({}))
+
+
 class TxnState:
     """One client's side of transaction pooling: its statements, and the replies owed on its current server."""
 
@@ -139,11 +150,11 @@ class TxnState:
         self.statements: dict[
             str, tuple[str, bytes]
         ] = {}  # client name -> (server name, Parse body after name)
-        self.queue: collections.deque[int] = collections.deque()
+        self.queue: collections.deque[int] = _NO_QUEUE  # a deque of its own while a server is attached
         self.skipping = False  # the server had an error and skips messages until Sync
         self.status = "I"  # the last ReadyForQuery's transaction status
         self.synced = True  # the last message sent on was a sync point (Query, Sync, FunctionCall)
-        self.cache = ServerStatements()  # the statements of the server connection now attached
+        self.cache = _NO_SERVER  # the statements of the server connection now attached
         # names of the Parses in the queue (made at the first one: an empty deque is ~0.7 KB per idle client)
         self._preparing: collections.deque[str] | None = None
         self.added_parses = 0  # statements pgtls prepared on a server before a Bind or Describe of them
@@ -155,6 +166,18 @@ class TxnState:
         self._remaining = 0
         self._header = bytearray()
         self._kind = 0
+
+    def attached(self, statements: ServerStatements) -> None:
+        """A server connection (whose prepared statements are ``statements``) now serves the client."""
+        self.cache = statements
+        if self.queue is _NO_QUEUE:
+            self.queue = collections.deque()
+
+    def detached(self) -> None:
+        """The server connection went back to the pool, at an idle point (nothing owed)."""
+        assert not self.queue
+        self.cache = _NO_SERVER
+        self.queue = _NO_QUEUE
 
     @property
     def idle(self) -> bool:

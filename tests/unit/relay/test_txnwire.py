@@ -61,7 +61,16 @@ def split_messages(data: bytes) -> list[bytes]:
 
 
 def state(limit: int = 200) -> tw.TxnState:
-    return tw.TxnState(lambda: limit)
+    """A client's state with a server connection (that has prepared nothing yet) attached."""
+    s = tw.TxnState(lambda: limit)
+    s.attached(tw.ServerStatements())
+    return s
+
+
+def another_server(s: tw.TxnState) -> None:
+    """The server connection goes back at an idle point; the next transaction gets another one."""
+    s.detached()
+    s.attached(tw.ServerStatements())
 
 
 def feed_cut(s: tw.TxnState, data: bytes, cuts: list[int]) -> bytes:
@@ -139,7 +148,7 @@ def test_statement_follows_the_client_to_another_server(cuts):
     s = state()
     s.to_server([parse("s1", "SELECT 1"), SYNC])
     s.from_server(PC + ready())
-    s.cache = tw.ServerStatements()  # the next transaction gets another server connection
+    another_server(s)
     out, _ = s.to_server([bind("s1"), EXECUTE, SYNC])
     sname = tw.server_name(b"SELECT 1\0" + struct.pack("!h", 0))
     assert out == parse(sname, "SELECT 1") + bind(sname) + EXECUTE + SYNC
@@ -185,7 +194,7 @@ def test_error_skips_made_up_answers_until_sync_and_forgets_the_failed_statement
     s = state()
     s.to_server([parse("a", "SELECT 1"), SYNC])
     s.from_server(PC + ready())
-    s.cache = tw.ServerStatements()
+    another_server(s)
     # Bind of "a" on a new server needs a Parse; it fails (the table is gone); the fake for "b" must not show
     out, _ = s.to_server([bind("a"), EXECUTE, parse("b", "SELECT 1"), SYNC])
     assert s.from_server(ERROR + ready()) == ERROR + ready()
