@@ -164,6 +164,19 @@ class AsyncSession(Protocol):
         ...
 
 
+class DetachedSession(AsyncSession, Protocol):
+    """A session that relays in callbacks alone and needs no task while its client idles."""
+
+    def start(self, channel: ClientStream, pending: bytearray, on_end: Callable[[], None]) -> None:
+        """Relay from now on (``pending``: bytes already read); ``on_end()`` is called on the loop once the client
+        or the upstream ended the session, and :meth:`finish_run` is then due."""
+        ...
+
+    async def finish_run(self) -> None:
+        """What :meth:`AsyncSession.run` does after the relay ended (may raise what ``run`` raises)."""
+        ...
+
+
 class AsyncBackend(Protocol):
     is_async: bool  # True
 

@@ -21,7 +21,16 @@ from typing import Any, Protocol, cast
 
 from pgtls import log
 from pgtls import tls as tlsmod
-from pgtls.backends.base import AsyncBackend, AsyncSession, Backend, Send, Session, SessionInfo, TlsInfo
+from pgtls.backends.base import (
+    AsyncBackend,
+    AsyncSession,
+    Backend,
+    DetachedSession,
+    Send,
+    Session,
+    SessionInfo,
+    TlsInfo,
+)
 from pgtls.errors import ADMIN_SHUTDOWN, INTERNAL_ERROR, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS, PgError
 from pgtls.protocol import messages as m
 from pgtls.protocol.limits import PQ_LARGE_MESSAGE_LIMIT, PQ_SMALL_MESSAGE_LIMIT
@@ -104,39 +113,55 @@ class Connection:
 
     # --- top level ---
     async def run(self) -> None:
+        detached = False  # the session relays in callbacks alone; _after_detached finishes the connection
         try:
-            if self.server.log_aspect(self.snap, "receipt"):
-                if self.raw.is_unix:
-                    log.log("connection received: host=[local]")
-                else:
-                    log.log(f"connection received: host={self.host} port={self.port}")
-            timeout = float(self.settings["authentication_timeout"])
-            try:
-                async with asyncio.timeout(timeout):
-                    startup = await self.negotiate()
-                    if startup is None:
-                        return
-                    ident = await self.begin_session(startup)
-            except TimeoutError:
-                return  # PostgreSQL exits silently on authentication timeout
-            await self.open_session(startup, ident)
-            await self.session_loop()
-        except PgError as e:
-            self.send_error(e)
-        except LogOnly as e:
-            log.log(e.message)
-        except Closed as e:
-            if e.log:
-                log.log(e.log)
-        except TlsFailed:
-            pass
-        except (ConnectionError, OSError):
-            pass
+            detached = await self._serve()
         except Exception as e:  # noqa: BLE001 - one connection's bug must never take the server down
-            log.log(f"unexpected error on connection from host={self.host}: {type(e).__name__}: {e}")
-            self.channel.send(m.error_response(PgError(INTERNAL_ERROR, "internal error", severity="FATAL")))
+            self._ended_by(e)
+        finally:
+            if not detached:
+                await self.finish()
+
+    async def _serve(self) -> bool:
+        if self.server.log_aspect(self.snap, "receipt"):
+            if self.raw.is_unix:
+                log.log("connection received: host=[local]")
+            else:
+                log.log(f"connection received: host={self.host} port={self.port}")
+        timeout = float(self.settings["authentication_timeout"])
+        try:
+            async with asyncio.timeout(timeout):
+                startup = await self.negotiate()
+                if startup is None:
+                    return False
+                ident = await self.begin_session(startup)
+        except TimeoutError:
+            return False  # PostgreSQL exits silently on authentication timeout
+        await self.open_session(startup, ident)
+        return await self.session_loop()
+
+    async def _after_detached(self, session: DetachedSession) -> None:
+        try:
+            await session.finish_run()
+        except Exception as e:  # noqa: BLE001 - as in run
+            self._ended_by(e)
         finally:
             await self.finish()
+
+    def _ended_by(self, e: Exception) -> None:
+        """What the connection's end by ``e`` logs and tells the client."""
+        if isinstance(e, PgError):
+            self.send_error(e)
+        elif isinstance(e, LogOnly):
+            log.log(e.message)
+        elif isinstance(e, Closed):
+            if e.log:
+                log.log(e.log)
+        elif isinstance(e, (TlsFailed, ConnectionError, OSError)):
+            pass
+        else:
+            log.log(f"unexpected error on connection from host={self.host}: {type(e).__name__}: {e}")
+            self.channel.send(m.error_response(PgError(INTERNAL_ERROR, "internal error", severity="FATAL")))
 
     def send_error(self, e: PgError) -> None:
         if not isinstance(e, AlreadyLogged):
@@ -356,14 +381,25 @@ class Connection:
             buf += data
 
     # --- the session ---
-    async def session_loop(self) -> None:
+    async def session_loop(self) -> bool:
+        """Serve the session; True when it goes on in callbacks alone (its end is handled then)."""
         entry = self.entry
         assert entry is not None and entry.session is not None
         if self.server.is_async:
             entry.state = "active"
+            if hasattr(entry.session, "finish_run"):
+                # Transaction pooling: an idle client holds no task (and no coroutine frames) until it leaves.
+                detached = cast(DetachedSession, entry.session)
+                loop = asyncio.get_running_loop()
+
+                def on_end() -> None:
+                    loop.create_task(self._after_detached(detached))
+
+                detached.start(self.channel, self.inbuf, on_end)
+                return True
             relayed = cast(AsyncSession, entry.session)
             await relayed.run(self.channel, self.inbuf, lambda: self.server.shutting_down_fast)
-            return
+            return False
         session = cast(Session, entry.session)  # not is_async: a blocking Session
         loop = asyncio.get_running_loop()
         send = self.channel.threadsafe_sender(loop)
@@ -381,7 +417,7 @@ class Connection:
         while True:
             first = await self.read_message(buf, PQ_LARGE_MESSAGE_LIMIT)
             if first is None:
-                return
+                return False
             batch = [first]
             while (more := take_message(buf, PQ_LARGE_MESSAGE_LIMIT)) is not None:
                 batch.append(more)
@@ -400,7 +436,7 @@ class Connection:
             if batch:
                 await self.run_batch(session, batch, send)
             if terminate or self.server.shutting_down_fast:
-                return
+                return False
 
     async def run_batch(self, session: Session, batch: list[tuple[bytes, bytes]], send: Send) -> None:
         if not batch:

@@ -97,10 +97,11 @@ class TxnRelaySession:
         return self._parameters
 
     # --- the relay ------------------------------------------------------------------------------
-    async def run(self, channel: ClientStream, pending: bytearray, stopping: Callable[[], bool]) -> None:
+    def start(self, channel: ClientStream, pending: bytearray, on_end: Callable[[], None]) -> None:
+        """Relay in the protocol callbacks from now on, with no task held while the client idles;
+        ``on_end()`` is called once the session ended, and :meth:`finish_run` is then due."""
         self._channel = channel
-        loop = asyncio.get_running_loop()
-        done = self._done = loop.create_future()
+        done = self._done = asyncio.get_running_loop().create_future()
         raw = channel.raw
 
         def client_writable() -> None:
@@ -114,20 +115,41 @@ class TxnRelaySession:
             pending.clear()
             self._from_client(data)
         channel.relay(self._from_client, self._end)
+        done.add_done_callback(lambda _f: on_end())  # last: if anything above raised, nobody is told twice
+
+    async def run(self, channel: ClientStream, pending: bytearray, stopping: Callable[[], bool]) -> None:
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_end() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        self.start(channel, pending, on_end)
         try:
-            await done
+            await ended
         finally:
-            unhook_client(raw)
-            if self._attaching is not None and not self._attaching.done():
-                self._attaching.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._attaching
+            await self._unhook()
+        await self._after_end()
+
+    async def finish_run(self) -> None:
+        await self._unhook()
+        await self._after_end()
+
+    async def _unhook(self) -> None:
+        assert self._channel is not None
+        unhook_client(self._channel.raw)
+        if self._attaching is not None and not self._attaching.done():
+            self._attaching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._attaching
+
+    async def _after_end(self) -> None:
         if self.client_error is not None:
             raise self.client_error
         conn = self.conn
         if self.client.terminated and conn is not None and self.state.queue and not conn.closed:
             # Terminate after a request: the client still reads the reply first.
-            answered = loop.create_future()
+            answered = asyncio.get_running_loop().create_future()
             self._answered = answered
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(RESET_TIMEOUT):
