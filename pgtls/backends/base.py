@@ -148,13 +148,11 @@ class ClientStream(Protocol):
     def close(self) -> None: ...
 
 
-class AsyncSession(Protocol):
+class AsyncSessionBase(Protocol):
+    """What every session of an asyncio backend offers, however it relays."""
+
     def parameters(self) -> list[tuple[str, str]]:
         """ParameterStatus pairs for the client, as the upstream session reports them."""
-        ...
-
-    async def run(self, channel: ClientStream, pending: bytearray, stopping: Callable[[], bool]) -> None:
-        """Relay until the client or the upstream ends the session; ``pending`` holds bytes already read."""
         ...
 
     async def cancel(self) -> None: ...
@@ -164,7 +162,13 @@ class AsyncSession(Protocol):
         ...
 
 
-class DetachedSession(AsyncSession, Protocol):
+class AsyncSession(AsyncSessionBase, Protocol):
+    async def run(self, channel: ClientStream, pending: bytearray, stopping: Callable[[], bool]) -> None:
+        """Relay until the client or the upstream ends the session; ``pending`` holds bytes already read."""
+        ...
+
+
+class DetachedSession(AsyncSessionBase, Protocol):
     """A session that relays in callbacks alone and needs no task while its client idles."""
 
     def start(self, channel: ClientStream, pending: bytearray, on_end: Callable[[], None]) -> None:
@@ -173,7 +177,7 @@ class DetachedSession(AsyncSession, Protocol):
         ...
 
     async def finish_run(self) -> None:
-        """What :meth:`AsyncSession.run` does after the relay ended (may raise what ``run`` raises)."""
+        """The end of the session's relay, once ``on_end`` was called (may raise as ``run`` does)."""
         ...
 
 
@@ -187,7 +191,7 @@ class AsyncBackend(Protocol):
         that serves ``database``."""
         ...
 
-    async def open(self, info: SessionInfo) -> AsyncSession:
+    async def open(self, info: SessionInfo) -> AsyncSession | DetachedSession:
         """A session for an authenticated client; raises PgError (FATAL) if it cannot."""
         ...
 

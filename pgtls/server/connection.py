@@ -24,6 +24,7 @@ from pgtls import tls as tlsmod
 from pgtls.backends.base import (
     AsyncBackend,
     AsyncSession,
+    AsyncSessionBase,
     Backend,
     DetachedSession,
     Send,
@@ -176,7 +177,7 @@ class Connection:
                 session = entry.session
                 try:
                     if self.server.is_async:
-                        await cast(AsyncSession, session).release(fast=self.server.shutting_down_fast)
+                        await cast(AsyncSessionBase, session).release(fast=self.server.shutting_down_fast)
                     else:
                         await asyncio.get_running_loop().run_in_executor(
                             self.server.db_executor, cast(Session, session).close

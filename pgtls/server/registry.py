@@ -14,7 +14,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 
-from pgtls.backends.base import AsyncSession, Session, SessionInfo
+from pgtls.backends.base import AsyncSession, DetachedSession, Session, SessionInfo
 from pgtls.protocol.startup import MAX_CANCEL_KEY_LENGTH
 from pgtls.server.shared import SharedState
 
@@ -27,7 +27,7 @@ class Entry:
     cancel_key: bytes
     state: str = "idle"
     query: str = ""
-    session: Session | AsyncSession | None = None  # AsyncSession: when the server's backend is_async
+    session: Session | AsyncSession | DetachedSession | None = None  # the last two: when the backend is_async
     backend_start: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
 

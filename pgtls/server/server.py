@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pgtls import log
-from pgtls.backends.base import AsyncBackend, AsyncSession, Backend, Session
+from pgtls.backends.base import AsyncBackend, AsyncSessionBase, Backend, Session
 from pgtls.config.conffile import ConfigError
 from pgtls.config.settings import Settings, load_settings, reload_settings
 from pgtls.osproc import SHUTDOWN_SIGNALS
@@ -363,7 +363,7 @@ class Server:
             log.log(f"wrong key in cancel request for process {pid}")
             return
         if self.is_async:
-            await cast(AsyncSession, entry.session).cancel()
+            await cast(AsyncSessionBase, entry.session).cancel()
             return
         await asyncio.get_running_loop().run_in_executor(None, cast(Session, entry.session).cancel)
 

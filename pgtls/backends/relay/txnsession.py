@@ -117,33 +117,13 @@ class TxnRelaySession:
         channel.relay(self._from_client, self._end)
         done.add_done_callback(lambda _f: on_end())  # last: if anything above raised, nobody is told twice
 
-    async def run(self, channel: ClientStream, pending: bytearray, stopping: Callable[[], bool]) -> None:
-        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def on_end() -> None:
-            if not ended.done():
-                ended.set_result(None)
-
-        self.start(channel, pending, on_end)
-        try:
-            await ended
-        finally:
-            await self._unhook()
-        await self._after_end()
-
     async def finish_run(self) -> None:
-        await self._unhook()
-        await self._after_end()
-
-    async def _unhook(self) -> None:
         assert self._channel is not None
         unhook_client(self._channel.raw)
         if self._attaching is not None and not self._attaching.done():
             self._attaching.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._attaching
-
-    async def _after_end(self) -> None:
         if self.client_error is not None:
             raise self.client_error
         conn = self.conn
