@@ -90,6 +90,14 @@ class TlsConfig:
     # Server-side SNI (pgtls.tls.sni.SniHosts): every host's configuration; this one is the first entry's.
     sni: Any = field(default=None, compare=False)
 
+    @functools.cached_property
+    def channel_binding(self) -> bytes | None:
+        """H(DER of the server leaf) for SCRAM tls-server-end-point (computed at first use, once per loaded
+        configuration), or None when no hash is defined."""
+        if self.channel_binding_hash is None:
+            return None
+        return hashlib.new(self.channel_binding_hash, self.leaf_der).digest()
+
     def for_context(self, context: ssl.SSLContext) -> TlsConfig:
         """The configuration a handshake ended up with (SNI may have switched its context)."""
         if self.sni is None or context is self.context:
@@ -422,11 +430,4 @@ def build_tls_config(
 
 def channel_binding_data(config: TlsConfig) -> bytes | None:
     """H(DER of the server leaf) for SCRAM tls-server-end-point, or None when no hash is defined."""
-    if config.channel_binding_hash is None:
-        return None
-    return _leaf_digest(config.channel_binding_hash, config.leaf_der)
-
-
-@functools.lru_cache(maxsize=16)  # one per server certificate in use (SNI hosts, a reload's new one)
-def _leaf_digest(hash_name: str, leaf_der: bytes) -> bytes:
-    return hashlib.new(hash_name, leaf_der).digest()
+    return config.channel_binding
